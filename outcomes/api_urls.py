@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from outcomes import apis
+
+router = DefaultRouter()
+router.include_root_view = False
+router.register("measures", apis.MeasureViewSet, basename="measure")
+
+urlpatterns = [
+    path("", include(router.urls)),
+    path(
+        "nodes/<int:node_id>/measures/",
+        apis.NodeMeasuresView.as_view(),
+        name="node-measures",
+    ),
+]

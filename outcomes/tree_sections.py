@@ -1,0 +1,22 @@
+"""Registers measures as a section of the tree document (see valuetree/sections.py)."""
+
+from __future__ import annotations
+
+from valuetree import sections
+
+
+def register() -> None:
+    from outcomes.selectors import measure_history, measures_by_node
+    from outcomes.serializers import MeasureItemSerializer
+    from outcomes.services import measure_create_at
+
+    sections.register(
+        sections.NodeSection(
+            key="measures",
+            fetch=measures_by_node,
+            item_serializer=MeasureItemSerializer,
+            create=measure_create_at,
+            history=measure_history,
+            history_model="measure",
+        )
+    )

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from valuetree import apis
+
+router = DefaultRouter()
+router.register("trees", apis.TreeViewSet, basename="tree")
+router.register("nodes", apis.NodeViewSet, basename="node")
+router.register("domains", apis.DomainViewSet, basename="domain")
+router.register("data-products", apis.DataProductViewSet, basename="data-product")
+
+members = DefaultRouter(trailing_slash=True)
+members.include_root_view = False
+members.register("members", apis.MembershipViewSet, basename="tree-member")
+
+urlpatterns = [
+    path("", include(router.urls)),
+    path("trees/<slug:tree_slug>/", include(members.urls)),
+]

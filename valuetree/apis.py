@@ -1,0 +1,424 @@
+"""REST API for trees, nodes, memberships, domains and data products.
+
+Access: a tree the caller may not see answers 404 (its existence is not leaked); a
+tree the caller sees but may not change answers 403; no credentials answer 401.
+Views are thin: serializers validate, services write, selectors read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import ValidationError as DRFValidationError
+from rest_framework.parsers import BaseParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from valuetree import interchange, selectors, services
+from valuetree.models import DataProduct, DataProductLink, Domain, Membership, Node, ValueTree
+from valuetree.serializers import (
+    DataProductLinkSerializer,
+    DataProductSerializer,
+    DomainSerializer,
+    HistoryEntrySerializer,
+    MembershipSerializer,
+    MembershipUpdateSerializer,
+    NodeCreateSerializer,
+    NodeMoveSerializer,
+    NodeSerializer,
+    TreeListSerializer,
+    TreeSerializer,
+)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Let services raise Django's ValidationError: it becomes a 400 with field messages."""
+    if isinstance(exc, DjangoValidationError):
+        exc = DRFValidationError(serializers.as_serializer_error(exc))
+    return drf_exception_handler(exc, context)
+
+
+def json_response(data: Any, *, status_code: int = 200) -> HttpResponse:
+    return HttpResponse(
+        orjson.dumps(data, default=_json_default),
+        status=status_code,
+        content_type="application/json",
+    )
+
+
+def _json_default(value: Any) -> Any:
+    # Decimal amounts: numbers in JSON, like the rest of the API.
+    return float(value)
+
+
+def require_role(tree: ValueTree, roles: frozenset[str]) -> None:
+    if tree.caller_role not in roles:
+        raise PermissionDenied(f"Your role in this tree ({tree.caller_role}) does not allow this.")
+
+
+def tree_for_request(
+    request: Request, *, slug: str | None = None, pk: int | None = None
+) -> ValueTree:
+    """The tree with the caller's role, or 404 when the caller may not see it."""
+    lookup = {"slug": slug} if slug is not None else {"pk": pk}
+    return get_object_or_404(selectors.trees_for_user(request.user), **lookup)
+
+
+class RawBodyParser(BaseParser):
+    """Hands the request body to the view untouched (tree documents in JSON or YAML)."""
+
+    media_type = "*/*"
+
+    def parse(
+        self, stream: Any, media_type: str | None = None, parser_context: Any = None
+    ) -> bytes:
+        return stream.read()
+
+
+TREE_DOCUMENT_SCHEMA = inline_serializer(
+    "TreeDocument",
+    fields={
+        "id": serializers.IntegerField(),
+        "slug": serializers.SlugField(),
+        "name": serializers.CharField(),
+        "vision": serializers.CharField(),
+        "description": serializers.CharField(),
+        "goals": serializers.ListField(
+            child=serializers.DictField(),
+            help_text="Nodes with their fields, `measures` and `children` (bets, then initiatives).",
+        ),
+    },
+)
+
+IMPORT_ERROR_SCHEMA = inline_serializer(
+    "ImportErrors",
+    fields={
+        "detail": serializers.CharField(),
+        "errors": serializers.ListField(child=serializers.DictField()),
+    },
+)
+
+
+class TreeViewSet(viewsets.ModelViewSet):
+    """Value trees. Anyone logged in may create one and becomes its owner."""
+
+    lookup_field = "slug"
+    search_fields = ["name", "vision"]
+    ordering_fields = ["name", "created_at", "updated_at"]
+
+    def get_queryset(self) -> QuerySet[ValueTree]:
+        if self.action == "list":
+            return selectors.tree_list(user=self.request.user)
+        return selectors.trees_for_user(self.request.user)
+
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        return TreeListSerializer if self.action == "list" else TreeSerializer
+
+    @extend_schema(responses=TREE_DOCUMENT_SCHEMA)
+    def retrieve(self, request: Request, slug: str) -> HttpResponse:
+        tree = tree_for_request(request, slug=slug)
+        document = selectors.tree_get(tree=tree)
+        document["caller_role"] = tree.caller_role
+        return json_response(document)
+
+    def perform_create(self, serializer: TreeSerializer) -> None:
+        tree = services.tree_create(owner=self.request.user, **serializer.validated_data)
+        tree.caller_role = "owner"
+        serializer.instance = tree
+
+    def perform_update(self, serializer: TreeSerializer) -> None:
+        require_role(serializer.instance, selectors.MANAGE_ROLES)
+        services.tree_update(tree=serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance: ValueTree) -> None:
+        require_role(instance, selectors.MANAGE_ROLES)
+        services.tree_delete(tree=instance)
+
+    @extend_schema(request=NodeCreateSerializer, responses={201: NodeSerializer})
+    @action(detail=True, methods=["post"], url_path="nodes")
+    def create_node(self, request: Request, slug: str) -> Response:
+        """Add a node: a goal (no parent), a bet under a goal, an initiative under a bet."""
+        tree = tree_for_request(request, slug=slug)
+        require_role(tree, selectors.EDIT_ROLES)
+        serializer = NodeCreateSerializer(data=request.data, context={"tree": tree})
+        serializer.is_valid(raise_exception=True)
+        node = services.node_create(tree=tree, **serializer.validated_data)
+        return Response(NodeSerializer(node).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=HistoryEntrySerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def history(self, request: Request, slug: str) -> Response:
+        """Who changed what in this tree, its nodes and measures, newest first."""
+        tree = tree_for_request(request, slug=slug)
+        entries = selectors.tree_history(tree=tree)
+        return Response(HistoryEntrySerializer(entries, many=True).data)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=["json", "yaml"], default="json")],
+        responses={
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            (200, "application/yaml"): OpenApiTypes.STR,
+        },
+    )
+    @action(detail=True, methods=["get"])
+    def export(self, request: Request, slug: str) -> HttpResponse:
+        """The tree as a document that `import` reads back: JSON (default) or YAML."""
+        tree = tree_for_request(request, slug=slug)
+        fmt = request.query_params.get("format", "json")
+        if fmt not in interchange.FORMATS:
+            raise DRFValidationError({"format": f"Use one of: {', '.join(interchange.FORMATS)}."})
+        body, content_type = interchange.tree_export_text(tree=tree, fmt=fmt)
+        response = HttpResponse(body, content_type=content_type)
+        response["Content-Disposition"] = f'attachment; filename="{tree.slug}.{fmt}"'
+        return response
+
+    @extend_schema(
+        request={"application/json": OpenApiTypes.OBJECT, "application/yaml": OpenApiTypes.STR},
+        parameters=[OpenApiParameter("slug", str, description="Import under this slug instead.")],
+        responses={201: TreeSerializer, 400: IMPORT_ERROR_SCHEMA},
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="import",
+        parser_classes=[MultiPartParser, RawBodyParser],
+    )
+    def import_tree(self, request: Request) -> Response:
+        """Create a tree from a JSON or YAML document (the body, or a `file` upload).
+
+        Nothing is written unless the whole document is valid; errors name the field
+        and, for YAML, the line."""
+        upload = (
+            request.FILES.get("file") if request.content_type.startswith("multipart/") else None
+        )
+        raw = upload.read() if upload else request.data
+        name = upload.name if upload else ""
+        fmt = interchange.guess_format(content_type=request.content_type, filename=name)
+        try:
+            tree = interchange.tree_import_text(
+                raw, fmt=fmt, owner=request.user, slug=request.query_params.get("slug")
+            )
+        except interchange.ImportFailed as failed:
+            return Response(failed.as_dict(), status=status.HTTP_400_BAD_REQUEST)
+        tree.caller_role = "owner"
+        return Response(TreeSerializer(tree).data, status=status.HTTP_201_CREATED)
+
+
+class MembershipViewSet(viewsets.ModelViewSet):
+    """Members of a tree. Everyone who reads the tree sees them; owners manage them."""
+
+    serializer_class = MembershipSerializer
+    pagination_class = None
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    queryset = Membership.objects.none()  # for the schema; requests use get_queryset
+
+    def tree(self) -> ValueTree:
+        if not hasattr(self, "_tree"):
+            self._tree = tree_for_request(self.request, slug=self.kwargs["tree_slug"])
+        return self._tree
+
+    def get_queryset(self) -> QuerySet[Membership]:
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        return Membership.objects.filter(tree=self.tree()).select_related("user")
+
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        return (
+            MembershipUpdateSerializer if self.action == "partial_update" else MembershipSerializer
+        )
+
+    def perform_create(self, serializer: MembershipSerializer) -> None:
+        require_role(self.tree(), selectors.MANAGE_ROLES)
+        serializer.instance = services.membership_set(tree=self.tree(), **serializer.validated_data)
+
+    def perform_update(self, serializer: MembershipSerializer) -> None:
+        require_role(self.tree(), selectors.MANAGE_ROLES)
+        serializer.instance = services.membership_set(
+            tree=self.tree(), user=serializer.instance.user, role=serializer.validated_data["role"]
+        )
+
+    def perform_destroy(self, instance: Membership) -> None:
+        require_role(self.tree(), selectors.MANAGE_ROLES)
+        services.membership_remove(membership=instance)
+
+
+class NodeViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Nodes of the trees you can see. Create them with `POST /api/trees/{slug}/nodes/`."""
+
+    serializer_class = NodeSerializer
+    filterset_fields = {
+        "tree__slug": ["exact"],
+        "kind": ["exact"],
+        "status": ["exact"],
+        "parent": ["exact", "isnull"],
+    }
+    search_fields = ["title", "description", "hypothesis"]
+    ordering_fields = ["title", "created_at", "updated_at", "position"]
+
+    def get_queryset(self) -> QuerySet[Node]:
+        return selectors.nodes_for_user(self.request.user).select_related(
+            "tree", "owner", "accountable"
+        )
+
+    def tree_of(self, node: Node) -> ValueTree:
+        return tree_for_request(self.request, pk=node.tree_id)
+
+    def perform_update(self, serializer: NodeSerializer) -> None:
+        require_role(self.tree_of(serializer.instance), selectors.EDIT_ROLES)
+        services.node_update(node=serializer.instance, **serializer.validated_data)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("cascade", bool, description="Also delete the descendants.")]
+    )
+    def destroy(self, request: Request, pk: str) -> Response:
+        node = self.get_object()
+        require_role(self.tree_of(node), selectors.EDIT_ROLES)
+        cascade = request.query_params.get("cascade", "").lower() in {"1", "true", "yes"}
+        services.node_delete(node=node, cascade=cascade)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=NodeMoveSerializer, responses=NodeSerializer)
+    @action(detail=True, methods=["post"])
+    def move(self, request: Request, pk: str) -> Response:
+        """Move a node and its subtree under a new parent (null: a goal's place), at a position."""
+        node = self.get_object()
+        require_role(self.tree_of(node), selectors.EDIT_ROLES)
+        serializer = NodeMoveSerializer(data=request.data, context={"tree_id": node.tree_id})
+        serializer.is_valid(raise_exception=True)
+        node = services.node_move(node=node, **serializer.validated_data)
+        return Response(NodeSerializer(node).data)
+
+    @extend_schema(responses=HistoryEntrySerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def history(self, request: Request, pk: str) -> Response:
+        node = self.get_object()
+        entries = selectors.history_entries(
+            Node.history.filter(id=node.pk), model="node", limit=200
+        )
+        return Response(HistoryEntrySerializer(entries, many=True).data)
+
+
+class DomainViewSet(viewsets.ModelViewSet):
+    """Data mesh domains: everyone reads them; staff manage them."""
+
+    serializer_class = DomainSerializer
+    queryset = Domain.objects.all()
+    lookup_field = "slug"
+    search_fields = ["name", "description", "owning_team"]
+
+    def check_write(self) -> None:
+        if not self.request.user.is_staff:
+            raise PermissionDenied("Only staff manage domains.")
+
+    def perform_create(self, serializer: DomainSerializer) -> None:
+        self.check_write()
+        serializer.instance = services.domain_create(**serializer.validated_data)
+
+    def perform_update(self, serializer: DomainSerializer) -> None:
+        self.check_write()
+        services.domain_update(domain=serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance: Domain) -> None:
+        self.check_write()
+        services.domain_delete(domain=instance)
+
+
+class DataProductViewSet(viewsets.ModelViewSet):
+    """Data products: public to everyone logged in (discovery is public); anyone may
+    propose one; its owner (or staff) changes it."""
+
+    serializer_class = DataProductSerializer
+    lookup_field = "slug"
+    filterset_fields = {
+        "domain__slug": ["exact"],
+        "stage": ["exact", "in"],
+        "product_type": ["exact"],
+    }
+    search_fields = ["name", "description", "purpose", "owning_team"]
+    ordering_fields = ["name", "stage", "created_at", "updated_at"]
+
+    def get_queryset(self) -> QuerySet[DataProduct]:
+        return selectors.data_product_list()
+
+    def check_owner(self, product: DataProduct) -> None:
+        user = self.request.user
+        if not (user.is_staff or product.owner_id == user.pk):
+            raise PermissionDenied("Only the data product's owner or staff may change it.")
+
+    def perform_create(self, serializer: DataProductSerializer) -> None:
+        data = dict(serializer.validated_data)
+        data.setdefault("owner", self.request.user)
+        serializer.instance = services.data_product_create(**data)
+
+    def perform_update(self, serializer: DataProductSerializer) -> None:
+        self.check_owner(serializer.instance)
+        services.data_product_update(product=serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance: DataProduct) -> None:
+        self.check_owner(instance)
+        services.data_product_delete(product=instance)
+
+    @extend_schema(
+        request=DataProductLinkSerializer,
+        responses={200: DataProductLinkSerializer(many=True), 201: DataProductLinkSerializer},
+    )
+    @action(detail=True, methods=["get", "post"])
+    def links(self, request: Request, slug: str) -> Response:
+        """The nodes this product serves (that you can see); POST links it to a node
+        of a tree you edit."""
+        product = self.get_object()
+        visible = selectors.nodes_for_user(request.user)
+        context = {"visible_nodes": visible}
+        if request.method == "GET":
+            links = DataProductLink.objects.filter(data_product=product, node__in=visible)
+            return Response(DataProductLinkSerializer(links, many=True, context=context).data)
+        serializer = DataProductLinkSerializer(data=request.data, context=context)
+        serializer.is_valid(raise_exception=True)
+        node = serializer.validated_data["node"]
+        require_role(tree_for_request(request, pk=node.tree_id), selectors.EDIT_ROLES)
+        link = services.data_product_link(
+            product=product, node=node, role=serializer.validated_data["role"]
+        )
+        return Response(
+            DataProductLinkSerializer(link, context=context).data, status=status.HTTP_201_CREATED
+        )
+
+    @extend_schema(responses={204: None})
+    @action(detail=True, methods=["delete"], url_path=r"links/(?P<link_id>\d+)")
+    def unlink(self, request: Request, slug: str, link_id: str) -> Response:
+        product = self.get_object()
+        link = get_object_or_404(
+            DataProductLink.objects.filter(
+                data_product=product, node__in=selectors.nodes_for_user(request.user)
+            ),
+            pk=link_id,
+        )
+        require_role(tree_for_request(request, pk=link.node.tree_id), selectors.EDIT_ROLES)
+        services.data_product_unlink(link=link)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses=HistoryEntrySerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def history(self, request: Request, slug: str) -> Response:
+        product = self.get_object()
+        entries = selectors.history_entries(
+            DataProduct.history.filter(id=product.pk), model="data_product", limit=200
+        )
+        return Response(HistoryEntrySerializer(entries, many=True).data)

@@ -1,0 +1,452 @@
+"""Import and export of a whole tree as a JSON or YAML document.
+
+The document (version 1)::
+
+    version: 1
+    slug: diagnostics
+    name: …
+    vision: …
+    description: …
+    goals:
+      - kind: goal            # optional: the depth decides, a wrong kind is an error
+        title: …
+        owner: alice          # usernames
+        measures: [...]       # each registered section (outcomes adds measures)
+        data_products: [{data_product: lab-results, role: produces}]
+        children: [...]       # bets, then initiatives
+
+An import is validated whole before anything is written, then written in one
+transaction: a bad document writes nothing. Errors name the field by its path
+(``goals[0].children[2].title``) and, for YAML, its line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import yaml
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from rest_framework import serializers
+
+from valuetree import sections, selectors, services
+from valuetree.models import (
+    CHILD_KIND,
+    DataProduct,
+    DataProductLink,
+    LinkRole,
+    Node,
+    NodeStatus,
+    ValueTree,
+)
+
+DOCUMENT_VERSION = 1
+FORMATS = ("json", "yaml")
+MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
+_YAML_TYPES = ("yaml", "yml", "x-yaml")
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = self.path or "document"
+        if self.line is not None:
+            where += f" (line {self.line})"
+        return f"{where}: {self.message}"
+
+
+class ImportFailed(Exception):
+    """The document was refused; nothing was written."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "detail": "The tree document is invalid; nothing was imported.",
+            "errors": [
+                {"path": p.path, "line": p.line, "message": p.message} for p in self.problems
+            ],
+        }
+
+
+# --- Parsing -------------------------------------------------------------------------
+
+
+def guess_format(*, content_type: str = "", filename: str = "") -> str:
+    lowered = (content_type or "").lower()
+    if filename.lower().rsplit(".", 1)[-1] in _YAML_TYPES or any(t in lowered for t in _YAML_TYPES):
+        return "yaml"
+    return "json"
+
+
+def _yaml_lines(text: str) -> dict[str, int]:
+    """Map every path in a YAML document to its 1-based line."""
+    lines: dict[str, int] = {}
+
+    def walk(node: yaml.Node, path: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                child = f"{path}.{key_node.value}" if path else str(key_node.value)
+                lines[child] = key_node.start_mark.line + 1
+                walk(value_node, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                child = f"{path}[{index}]"
+                lines[child] = item.start_mark.line + 1
+                walk(item, child)
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is not None:
+        walk(root, "")
+    return lines
+
+
+def parse(raw: bytes | str, *, fmt: str) -> tuple[Any, dict[str, int]]:
+    """Decode a document; a syntax error is an ImportFailed naming the line."""
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise ImportFailed(
+            [Problem("", f"The document is larger than {MAX_DOCUMENT_BYTES} bytes.")]
+        )
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ImportFailed([Problem("", "The document is not UTF-8 text.")]) from None
+    if fmt == "yaml":
+        try:
+            return yaml.safe_load(raw), _yaml_lines(raw)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            message = getattr(error, "problem", None) or str(error)
+            raise ImportFailed(
+                [Problem("", f"Not valid YAML: {message}.", mark.line + 1 if mark else None)]
+            ) from None
+    try:
+        return orjson.loads(raw), {}
+    except orjson.JSONDecodeError as error:
+        # orjson's error is a json.JSONDecodeError, which knows the line.
+        assert isinstance(error, json.JSONDecodeError)
+        raise ImportFailed([Problem("", f"Not valid JSON: {error.msg}.", error.lineno)]) from None
+
+
+# --- Validation ----------------------------------------------------------------------
+
+
+class TreeDocumentSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    slug = serializers.SlugField(max_length=100)
+    name = serializers.CharField(max_length=200)
+    vision = serializers.CharField()
+    description = serializers.CharField(allow_blank=True, required=False, default="")
+    goals = serializers.ListField(child=serializers.JSONField(), required=False, default=list)
+
+    def validate_version(self, value: int) -> int:
+        if value != DOCUMENT_VERSION:
+            raise serializers.ValidationError(f"Only version {DOCUMENT_VERSION} is understood.")
+        return value
+
+
+class NodeDocumentSerializer(serializers.Serializer):
+    kind = serializers.CharField(required=False)
+    title = serializers.CharField(max_length=300)
+    description = serializers.CharField(allow_blank=True, required=False, default="")
+    hypothesis = serializers.CharField(allow_blank=True, required=False, default="")
+    owner = serializers.CharField(allow_null=True, required=False, default=None)
+    accountable = serializers.CharField(allow_null=True, required=False, default=None)
+    investment_amount = serializers.DecimalField(
+        max_digits=16, decimal_places=2, allow_null=True, required=False, default=None
+    )
+    investment_unit = serializers.CharField(
+        max_length=30, allow_blank=True, required=False, default=""
+    )
+    expected_value_amount = serializers.DecimalField(
+        max_digits=16, decimal_places=2, allow_null=True, required=False, default=None
+    )
+    expected_value_unit = serializers.CharField(
+        max_length=30, allow_blank=True, required=False, default=""
+    )
+    confidence = serializers.IntegerField(
+        min_value=0, max_value=100, allow_null=True, required=False, default=None
+    )
+    weight = serializers.FloatField(min_value=0, required=False, default=1.0)
+    status = serializers.ChoiceField(choices=NodeStatus.choices, required=False, default="proposed")
+    data_products = serializers.ListField(
+        child=serializers.JSONField(), required=False, default=list
+    )
+    children = serializers.ListField(child=serializers.JSONField(), required=False, default=list)
+
+
+class DataProductLinkDocumentSerializer(serializers.Serializer):
+    data_product = serializers.SlugField()
+    role = serializers.ChoiceField(choices=LinkRole.choices)
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _flatten(errors: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            child = path if key in ("non_field_errors", "__all__") else _join(path, key)
+            yield from _flatten(value, child)
+    elif isinstance(errors, list):
+        for index, value in enumerate(errors):
+            if isinstance(value, dict | list):
+                yield from _flatten(value, _join(path, index))
+            else:
+                yield path, str(value)
+    else:
+        yield path, str(errors)
+
+
+@dataclass
+class _PlannedNode:
+    path: str
+    kind: str
+    fields: dict[str, Any]
+    sections: dict[str, list[dict[str, Any]]]
+    links: list[dict[str, Any]]
+    children: list[_PlannedNode]
+
+
+class _Validator:
+    """Walks a decoded document and collects every problem before anything is written."""
+
+    def __init__(self, lines: dict[str, int]) -> None:
+        self.lines = lines
+        self.problems: list[Problem] = []
+        self.usernames: dict[str, str] = {}  # username -> path of first use
+        self.product_slugs: dict[str, str] = {}
+
+    def add(self, path: str, message: str) -> None:
+        line = None
+        probe = path
+        while probe:
+            if probe in self.lines:
+                line = self.lines[probe]
+                break
+            probe = probe.rsplit(".", 1)[0] if "." in probe else probe.rsplit("[", 1)[0]
+            if probe == path:
+                break
+        self.problems.append(Problem(path, message, line))
+
+    def check(self, serializer: serializers.Serializer, data: Any, path: str) -> dict | None:
+        if not isinstance(data, dict):
+            self.add(path, "Expected a mapping of fields.")
+            return None
+        unknown = set(data) - set(serializer.fields)
+        for key in sorted(unknown, key=str):
+            self.add(_join(path, str(key)), "Unknown field.")
+        if not serializer.is_valid():
+            for where, message in _flatten(serializer.errors, path):
+                self.add(where, message)
+            return None
+        return dict(serializer.validated_data) if not unknown else None
+
+    def node(self, data: Any, path: str, kind: str) -> _PlannedNode | None:
+        section_list = sections.registered()
+        serializer = NodeDocumentSerializer(data=data)
+        # Section keys are fields too; they are validated item by item below.
+        for section in section_list:
+            serializer.fields[section.key] = serializers.ListField(
+                child=serializers.JSONField(), required=False, default=list
+            )
+        fields = self.check(serializer, data, path)
+        children_data = data.get("children", []) if isinstance(data, dict) else []
+        if fields is None:
+            # Still look inside, so one run reports problems at every depth.
+            fields = {}
+        declared = fields.pop("kind", None)
+        if declared is not None and declared != kind:
+            self.add(_join(path, "kind"), f"Expected {kind!r} at this depth, found {declared!r}.")
+        for field in ("owner", "accountable"):
+            if fields.get(field):
+                self.usernames.setdefault(fields[field], _join(path, field))
+        if kind == "goal" and fields.get("hypothesis"):
+            self.add(
+                _join(path, "hypothesis"), "Goals carry no hypothesis; bets and initiatives do."
+            )
+        items: dict[str, list[dict[str, Any]]] = {}
+        for section in section_list:
+            raw_items = fields.pop(section.key, [])
+            items[section.key] = []
+            for index, item in enumerate(raw_items if isinstance(raw_items, list) else []):
+                checked = self.check(
+                    section.item_serializer(data=item), item, _join(_join(path, section.key), index)
+                )
+                if checked is not None:
+                    items[section.key].append(checked)
+        links = []
+        for index, item in enumerate(fields.pop("data_products", [])):
+            item_path = _join(_join(path, "data_products"), index)
+            checked = self.check(DataProductLinkDocumentSerializer(data=item), item, item_path)
+            if checked is not None:
+                self.product_slugs.setdefault(checked["data_product"], item_path)
+                links.append(checked)
+        fields.pop("children", None)
+        child_kind = CHILD_KIND[kind]
+        children: list[_PlannedNode] = []
+        if children_data and child_kind is None:
+            self.add(_join(path, "children"), "Initiatives are leaves: nothing goes under them.")
+        elif isinstance(children_data, list):
+            for index, child in enumerate(children_data):
+                planned = self.node(child, _join(_join(path, "children"), index), child_kind)
+                if planned is not None:
+                    children.append(planned)
+        return _PlannedNode(path, kind, fields, items, links, children)
+
+
+def validate(
+    data: Any, lines: dict[str, int]
+) -> tuple[dict[str, Any], list[_PlannedNode], dict, dict]:
+    """Check the whole document; return the tree fields, the planned goals and the
+    users and data products it names, or raise ImportFailed with every problem."""
+    validator = _Validator(lines)
+    header = validator.check(TreeDocumentSerializer(data=data), data, "")
+    goals: list[_PlannedNode] = []
+    if isinstance(data, dict) and isinstance(data.get("goals"), list):
+        for index, goal in enumerate(data["goals"]):
+            planned = validator.node(goal, _join("goals", index), "goal")
+            if planned is not None:
+                goals.append(planned)
+    users = {
+        user.get_username(): user
+        for user in get_user_model().objects.filter(username__in=list(validator.usernames))
+    }
+    for username, path in validator.usernames.items():
+        if username not in users:
+            validator.add(path, f"No user named {username!r}.")
+    products = {
+        product.slug: product
+        for product in DataProduct.objects.filter(slug__in=list(validator.product_slugs))
+    }
+    for slug, path in validator.product_slugs.items():
+        if slug not in products:
+            validator.add(_join(path, "data_product"), f"No data product with slug {slug!r}.")
+    if validator.problems or header is None:
+        raise ImportFailed(validator.problems)
+    return header, goals, users, products
+
+
+# --- Import and export ---------------------------------------------------------------
+
+
+def tree_import(
+    data: Any,
+    *,
+    owner: AbstractBaseUser,
+    lines: dict[str, int] | None = None,
+    slug: str | None = None,
+) -> ValueTree:
+    """Create a tree from a decoded document, all or nothing."""
+    if slug:
+        data = {**data, "slug": slug} if isinstance(data, dict) else data
+    header, goals, users, products = validate(data, lines or {})
+    header.pop("version")
+    header.pop("goals")
+    section_by_key = {section.key: section for section in sections.registered()}
+    path = ""
+    try:
+        with transaction.atomic():
+            tree = services.tree_create(owner=owner, **header)
+            pending: list[tuple[_PlannedNode, Node | None]] = [(goal, None) for goal in goals]
+            links = []
+            while pending:
+                planned, parent = pending.pop(0)
+                path = planned.path
+                fields = dict(planned.fields)
+                for field in ("owner", "accountable"):
+                    fields[field] = users.get(fields[field]) if fields.get(field) else None
+                node = services.node_create(tree=tree, parent=parent, kind=planned.kind, **fields)
+                for key, items in planned.sections.items():
+                    for position, item in enumerate(items):
+                        path = _join(_join(planned.path, key), position)
+                        section_by_key[key].create(node.pk, position, item)
+                for link in planned.links:
+                    links.append(
+                        DataProductLink(
+                            node=node,
+                            data_product=products[link["data_product"]],
+                            role=link["role"],
+                        )
+                    )
+                pending.extend((child, node) for child in planned.children)
+            path = "data_products"
+            for link in links:
+                link.full_clean()
+                link.save()
+    except ValidationError as error:
+        problems = [
+            Problem(where, message)
+            for where, message in _flatten(serializers.as_serializer_error(error), path)
+        ]
+        raise ImportFailed(problems) from None
+    return tree
+
+
+def tree_import_text(
+    raw: bytes | str, *, fmt: str, owner: AbstractBaseUser, slug: str | None = None
+) -> ValueTree:
+    data, lines = parse(raw, fmt=fmt)
+    return tree_import(data, owner=owner, lines=lines, slug=slug)
+
+
+_NODE_EXPORT_DROP = {"id", "parent_id", "position", "created_at", "updated_at", "children"}
+
+
+def _plain(value: Any) -> Any:
+    return float(value) if isinstance(value, Decimal) else value
+
+
+def tree_export(*, tree: ValueTree) -> dict[str, Any]:
+    """The tree as a version-1 document: what ``tree_import`` reads back."""
+    document = selectors.tree_get(tree=tree)
+    links_by_node: dict[int, list[dict[str, str]]] = {}
+    for link in selectors.data_product_links_for_tree(tree_id=tree.pk):
+        links_by_node.setdefault(link["node_id"], []).append(
+            {"data_product": link["data_product__slug"], "role": link["role"]}
+        )
+    excluded = {section.key: section.export_exclude for section in sections.registered()}
+
+    def export_node(node: dict[str, Any]) -> dict[str, Any]:
+        out = {key: _plain(value) for key, value in node.items() if key not in _NODE_EXPORT_DROP}
+        for key, drop in excluded.items():
+            out[key] = [
+                {k: _plain(v) for k, v in item.items() if k not in drop} for item in node[key]
+            ]
+        out["data_products"] = links_by_node.get(node["id"], [])
+        out["children"] = [export_node(child) for child in node["children"]]
+        return out
+
+    return {
+        "version": DOCUMENT_VERSION,
+        "slug": tree.slug,
+        "name": tree.name,
+        "vision": tree.vision,
+        "description": tree.description,
+        "goals": [export_node(goal) for goal in document["goals"]],
+    }
+
+
+def tree_export_text(*, tree: ValueTree, fmt: str) -> tuple[bytes, str]:
+    document = tree_export(tree=tree)
+    if fmt == "yaml":
+        text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+        return text.encode("utf-8"), "application/yaml; charset=utf-8"
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2), "application/json"

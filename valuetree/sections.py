@@ -1,0 +1,46 @@
+"""Per-node sections that other apps contribute to the tree document.
+
+``valuetree`` never imports ``outcomes`` (DESIGN.md §2), yet the whole-tree read, the
+export and the import carry each node's measures. An app registers a section here in
+its ``AppConfig.ready()``; the tree selector and the interchange code call every
+registered section.
+
+A section must fetch a whole tree's items in one query, so the tree read stays at a
+fixed number of queries whatever the tree's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import QuerySet
+from rest_framework import serializers
+
+
+@dataclass(frozen=True)
+class NodeSection:
+    key: str
+    # tree id -> {node id: [item, …]} in API representation, with one query.
+    fetch: Callable[[int], dict[int, list[dict[str, Any]]]]
+    # Validates one imported item (DRF serializer, so errors name the field).
+    item_serializer: type[serializers.Serializer]
+    # Creates one validated item: (node id, position, fields). Raises ValidationError.
+    create: Callable[[int, int, dict[str, Any]], Any]
+    # tree id -> the django-simple-history records of the section's items in that tree.
+    history: Callable[[int], QuerySet[Any]]
+    history_model: str
+    # Keys of a fetched item that an export leaves out (ids, timestamps).
+    export_exclude: frozenset[str] = frozenset({"id", "created_at", "updated_at"})
+
+
+_sections: dict[str, NodeSection] = {}
+
+
+def register(section: NodeSection) -> None:
+    _sections[section.key] = section
+
+
+def registered() -> list[NodeSection]:
+    return list(_sections.values())
