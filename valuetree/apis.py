@@ -177,7 +177,7 @@ class TreeViewSet(viewsets.ModelViewSet):
         tree = tree_for_request(request, slug=slug)
         fmt = request.query_params.get("format", "json")
         if fmt not in interchange.FORMATS:
-            raise DRFValidationError({"format": f"Use one of: {', '.join(interchange.FORMATS)}."})
+            raise DRFValidationError({"format": [f"Use one of: {', '.join(interchange.FORMATS)}."]})
         body, content_type = interchange.tree_export_text(tree=tree, fmt=fmt)
         response = HttpResponse(body, content_type=content_type)
         response["Content-Disposition"] = f'attachment; filename="{tree.slug}.{fmt}"'

@@ -145,13 +145,28 @@ def parse(raw: bytes | str, *, fmt: str) -> tuple[Any, dict[str, int]]:
 # --- Validation ----------------------------------------------------------------------
 
 
+class _Item(serializers.Field):
+    """Any value, passed through: nested items are validated one by one afterwards
+    (YAML gives dates as dates, which a JSONField would refuse)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+def _items() -> serializers.ListField:
+    return serializers.ListField(child=_Item(), required=False, default=list)
+
+
 class TreeDocumentSerializer(serializers.Serializer):
     version = serializers.IntegerField()
     slug = serializers.SlugField(max_length=100)
     name = serializers.CharField(max_length=200)
     vision = serializers.CharField()
     description = serializers.CharField(allow_blank=True, required=False, default="")
-    goals = serializers.ListField(child=serializers.JSONField(), required=False, default=list)
+    goals = _items()
 
     def validate_version(self, value: int) -> int:
         if value != DOCUMENT_VERSION:
@@ -183,10 +198,8 @@ class NodeDocumentSerializer(serializers.Serializer):
     )
     weight = serializers.FloatField(min_value=0, required=False, default=1.0)
     status = serializers.ChoiceField(choices=NodeStatus.choices, required=False, default="proposed")
-    data_products = serializers.ListField(
-        child=serializers.JSONField(), required=False, default=list
-    )
-    children = serializers.ListField(child=serializers.JSONField(), required=False, default=list)
+    data_products = _items()
+    children = _items()
 
 
 class DataProductLinkDocumentSerializer(serializers.Serializer):
@@ -235,16 +248,18 @@ class _Validator:
         self.product_slugs: dict[str, str] = {}
 
     def add(self, path: str, message: str) -> None:
-        line = None
+        self.problems.append(Problem(path, message, self.line_of(path)))
+
+    def line_of(self, path: str) -> int | None:
+        """The line of ``path``, or of the nearest enclosing item that has one
+        (a missing field is reported at its mapping)."""
         probe = path
         while probe:
             if probe in self.lines:
-                line = self.lines[probe]
-                break
-            probe = probe.rsplit(".", 1)[0] if "." in probe else probe.rsplit("[", 1)[0]
-            if probe == path:
-                break
-        self.problems.append(Problem(path, message, line))
+                return self.lines[probe]
+            cut = max(probe.rfind("."), probe.rfind("["))
+            probe = probe[:cut] if cut > 0 else ""
+        return None
 
     def check(self, serializer: serializers.Serializer, data: Any, path: str) -> dict | None:
         if not isinstance(data, dict):
@@ -264,9 +279,7 @@ class _Validator:
         serializer = NodeDocumentSerializer(data=data)
         # Section keys are fields too; they are validated item by item below.
         for section in section_list:
-            serializer.fields[section.key] = serializers.ListField(
-                child=serializers.JSONField(), required=False, default=list
-            )
+            serializer.fields[section.key] = _items()
         fields = self.check(serializer, data, path)
         children_data = data.get("children", []) if isinstance(data, dict) else []
         if fields is None:

@@ -59,10 +59,15 @@ def trees_for_user(user: User) -> QuerySet[ValueTree]:
 
 def tree_list(*, user: User) -> QuerySet[ValueTree]:
     """Visible trees with their goal, bet and initiative counts, in one query."""
-    return trees_for_user(user).annotate(
-        goal_count=Count("nodes", filter=Q(nodes__kind=NodeKind.GOAL)),
-        bet_count=Count("nodes", filter=Q(nodes__kind=NodeKind.BET)),
-        initiative_count=Count("nodes", filter=Q(nodes__kind=NodeKind.INITIATIVE)),
+    # Explicit order: Meta.ordering does not apply to a GROUP BY query.
+    return (
+        trees_for_user(user)
+        .annotate(
+            goal_count=Count("nodes", filter=Q(nodes__kind=NodeKind.GOAL)),
+            bet_count=Count("nodes", filter=Q(nodes__kind=NodeKind.BET)),
+            initiative_count=Count("nodes", filter=Q(nodes__kind=NodeKind.INITIATIVE)),
+        )
+        .order_by("name", "id")
     )
 
 

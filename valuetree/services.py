@@ -108,6 +108,10 @@ def membership_remove(*, membership: Membership) -> None:
 # --- Nodes ---------------------------------------------------------------------------
 
 
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
 def _check_placement(*, tree_id: int, kind: str, parent: Node | None) -> None:
     """Refuse a node of ``kind`` under ``parent`` unless the kind rules allow it."""
     wanted = PARENT_KIND.get(kind)
@@ -116,16 +120,32 @@ def _check_placement(*, tree_id: int, kind: str, parent: Node | None) -> None:
     if parent is None:
         if wanted is not None:
             raise ValidationError(
-                {"parent": f"A {kind} must sit under a {wanted}; only goals hang under the vision."}
+                {
+                    "parent": f"{_a(kind).capitalize()} must sit under {_a(wanted)}; "
+                    "only goals hang under the vision."
+                }
             )
         return
     if parent.tree_id != tree_id:
         raise ValidationError({"parent": "The parent belongs to another tree."})
     if parent.kind != wanted:
-        allowed = "the vision" if wanted is None else f"a {wanted}"
+        allowed = "the vision" if wanted is None else _a(wanted)
         raise ValidationError(
-            {"parent": f"A {kind} must sit under {allowed}, not under a {parent.kind}."}
+            {
+                "parent": f"{_a(kind).capitalize()} must sit under {allowed}, "
+                f"not under {_a(parent.kind)}."
+            }
         )
+
+
+def _lock_tree_structure(*, tree_id: int) -> None:
+    """Serialise structural edits (create, move, delete) within one tree.
+
+    Sibling positions are read (MAX) and then shifted; two concurrent edits under the
+    same parent could otherwise both take the same position. Locking the tree row is
+    one query and keeps every structural edit a constant number of queries.
+    """
+    list(ValueTree.objects.select_for_update().filter(pk=tree_id).values_list("pk"))
 
 
 def _sibling_count(*, tree_id: int, parent_id: int | None) -> int:
@@ -160,6 +180,7 @@ def node_create(
         if kind is None:
             raise ValidationError({"parent": "Initiatives are leaves: nothing goes under them."})
     _check_placement(tree_id=tree.pk, kind=kind, parent=parent)
+    _lock_tree_structure(tree_id=tree.pk)
     parent_id = parent.pk if parent else None
     count = _sibling_count(tree_id=tree.pk, parent_id=parent_id)
     if position is None or position >= count:
@@ -192,7 +213,8 @@ def node_move(*, node: Node, parent: Node | None, position: int | None = None) -
     also rule out cycles: a node's descendants are of deeper kinds than any parent it
     may take, and a node can never be its own parent.
     """
-    node = Node.objects.select_for_update().get(pk=node.pk)
+    _lock_tree_structure(tree_id=node.tree_id)
+    node = Node.objects.get(pk=node.pk)  # fresh position, read under the lock
     if parent is not None and parent.pk == node.pk:
         raise ValidationError({"parent": "A node cannot be its own parent."})
     _check_placement(tree_id=node.tree_id, kind=node.kind, parent=parent)
@@ -235,6 +257,7 @@ def node_delete(*, node: Node, cascade: bool = False) -> int:
     Returns how many descendants went with it. Killing work is a status
     (``node_update(status="killed")``), not a deletion: deletion is for mistakes.
     """
+    _lock_tree_structure(tree_id=node.tree_id)
     descendants = node_descendant_count(node=node)
     if descendants and not cascade:
         raise ValidationError(
@@ -243,7 +266,8 @@ def node_delete(*, node: Node, cascade: bool = False) -> int:
                 "confirm the cascade to delete them too, or mark it killed instead."
             }
         )
-    tree_id, parent_id, position = node.tree_id, node.parent_id, node.position
+    tree_id, parent_id = node.tree_id, node.parent_id
+    position = Node.objects.values_list("position", flat=True).get(pk=node.pk)
     node.delete()
     _shift(tree_id=tree_id, parent_id=parent_id, start=position + 1, end=None, by=-1)
     return descendants

@@ -8,7 +8,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -17,313 +16,865 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Domain',
+            name="Domain",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, unique=True)),
-                ('slug', models.SlugField(max_length=100, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('owning_team', models.CharField(blank=True, max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, unique=True)),
+                ("slug", models.SlugField(max_length=100, unique=True)),
+                ("description", models.TextField(blank=True)),
+                ("owning_team", models.CharField(blank=True, max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='ValueTree',
+            name="ValueTree",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('slug', models.SlugField(max_length=100, unique=True)),
-                ('vision', models.TextField(help_text='The vision statement at the root of the tree.')),
-                ('description', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("slug", models.SlugField(max_length=100, unique=True)),
+                (
+                    "vision",
+                    models.TextField(help_text="The vision statement at the root of the tree."),
+                ),
+                ("description", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['name', 'id'],
-                'permissions': [('read_all_trees', 'Can read every value tree (organisation-wide leadership role)')],
+                "ordering": ["name", "id"],
+                "permissions": [
+                    (
+                        "read_all_trees",
+                        "Can read every value tree (organisation-wide leadership role)",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='DataProduct',
+            name="DataProduct",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('slug', models.SlugField(max_length=100, unique=True)),
-                ('owning_team', models.CharField(blank=True, max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('purpose', models.TextField(blank=True)),
-                ('product_type', models.CharField(choices=[('source_aligned', 'Source-aligned'), ('aggregate', 'Aggregate'), ('consumer_aligned', 'Consumer-aligned')], default='source_aligned', max_length=20)),
-                ('stage', models.CharField(choices=[('discovery', 'Discovery'), ('design', 'Design'), ('build', 'Build'), ('live', 'Live'), ('deprecated', 'Deprecated'), ('retired', 'Retired')], default='discovery', max_length=12)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('owner', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='owned_data_products', to=settings.AUTH_USER_MODEL)),
-                ('domain', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='data_products', to='valuetree.domain')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("slug", models.SlugField(max_length=100, unique=True)),
+                ("owning_team", models.CharField(blank=True, max_length=200)),
+                ("description", models.TextField(blank=True)),
+                ("purpose", models.TextField(blank=True)),
+                (
+                    "product_type",
+                    models.CharField(
+                        choices=[
+                            ("source_aligned", "Source-aligned"),
+                            ("aggregate", "Aggregate"),
+                            ("consumer_aligned", "Consumer-aligned"),
+                        ],
+                        default="source_aligned",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "stage",
+                    models.CharField(
+                        choices=[
+                            ("discovery", "Discovery"),
+                            ("design", "Design"),
+                            ("build", "Build"),
+                            ("live", "Live"),
+                            ("deprecated", "Deprecated"),
+                            ("retired", "Retired"),
+                        ],
+                        default="discovery",
+                        max_length=12,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="owned_data_products",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "domain",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="data_products",
+                        to="valuetree.domain",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name', 'id'],
+                "ordering": ["name", "id"],
             },
         ),
         migrations.CreateModel(
-            name='HistoricalDataProduct',
+            name="HistoricalDataProduct",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('slug', models.SlugField(max_length=100)),
-                ('owning_team', models.CharField(blank=True, max_length=200)),
-                ('description', models.TextField(blank=True)),
-                ('purpose', models.TextField(blank=True)),
-                ('product_type', models.CharField(choices=[('source_aligned', 'Source-aligned'), ('aggregate', 'Aggregate'), ('consumer_aligned', 'Consumer-aligned')], default='source_aligned', max_length=20)),
-                ('stage', models.CharField(choices=[('discovery', 'Discovery'), ('design', 'Design'), ('build', 'Build'), ('live', 'Live'), ('deprecated', 'Deprecated'), ('retired', 'Retired')], default='discovery', max_length=12)),
-                ('created_at', models.DateTimeField(blank=True, editable=False)),
-                ('updated_at', models.DateTimeField(blank=True, editable=False)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('domain', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='valuetree.domain')),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('owner', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("slug", models.SlugField(max_length=100)),
+                ("owning_team", models.CharField(blank=True, max_length=200)),
+                ("description", models.TextField(blank=True)),
+                ("purpose", models.TextField(blank=True)),
+                (
+                    "product_type",
+                    models.CharField(
+                        choices=[
+                            ("source_aligned", "Source-aligned"),
+                            ("aggregate", "Aggregate"),
+                            ("consumer_aligned", "Consumer-aligned"),
+                        ],
+                        default="source_aligned",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "stage",
+                    models.CharField(
+                        choices=[
+                            ("discovery", "Discovery"),
+                            ("design", "Design"),
+                            ("build", "Build"),
+                            ("live", "Live"),
+                            ("deprecated", "Deprecated"),
+                            ("retired", "Retired"),
+                        ],
+                        default="discovery",
+                        max_length=12,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(blank=True, editable=False)),
+                ("updated_at", models.DateTimeField(blank=True, editable=False)),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "domain",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="valuetree.domain",
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical data product',
-                'verbose_name_plural': 'historical data products',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical data product",
+                "verbose_name_plural": "historical data products",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalValueTree',
+            name="HistoricalValueTree",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('slug', models.SlugField(max_length=100)),
-                ('vision', models.TextField(help_text='The vision statement at the root of the tree.')),
-                ('description', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(blank=True, editable=False)),
-                ('updated_at', models.DateTimeField(blank=True, editable=False)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("slug", models.SlugField(max_length=100)),
+                (
+                    "vision",
+                    models.TextField(help_text="The vision statement at the root of the tree."),
+                ),
+                ("description", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(blank=True, editable=False)),
+                ("updated_at", models.DateTimeField(blank=True, editable=False)),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical value tree',
-                'verbose_name_plural': 'historical value trees',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical value tree",
+                "verbose_name_plural": "historical value trees",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='Node',
+            name="Node",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('kind', models.CharField(choices=[('goal', 'Goal'), ('bet', 'Bet'), ('initiative', 'Initiative')], max_length=12)),
-                ('title', models.CharField(max_length=300)),
-                ('description', models.TextField(blank=True, help_text='The outcome this node stands for.')),
-                ('hypothesis', models.TextField(blank=True, help_text='Bets and initiatives: We believe that … will result in …; we will know when …')),
-                ('investment_amount', models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True)),
-                ('investment_unit', models.CharField(blank=True, help_text='EUR, USD, person-weeks…', max_length=30)),
-                ('expected_value_amount', models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True)),
-                ('expected_value_unit', models.CharField(blank=True, max_length=30)),
-                ('confidence', models.PositiveSmallIntegerField(blank=True, help_text='How sure we are, 0–100.', null=True, validators=[django.core.validators.MaxValueValidator(100)])),
-                ('weight', models.FloatField(default=1.0, validators=[django.core.validators.MinValueValidator(0.0)])),
-                ('status', models.CharField(choices=[('proposed', 'Proposed'), ('active', 'Active'), ('done', 'Done'), ('killed', 'Killed')], default='proposed', max_length=10)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('accountable', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='accountable_nodes', to=settings.AUTH_USER_MODEL)),
-                ('owner', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='owned_nodes', to=settings.AUTH_USER_MODEL)),
-                ('parent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='children', to='valuetree.node')),
-                ('tree', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='nodes', to='valuetree.valuetree')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveIntegerField(default=0)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("goal", "Goal"), ("bet", "Bet"), ("initiative", "Initiative")],
+                        max_length=12,
+                    ),
+                ),
+                ("title", models.CharField(max_length=300)),
+                (
+                    "description",
+                    models.TextField(blank=True, help_text="The outcome this node stands for."),
+                ),
+                (
+                    "hypothesis",
+                    models.TextField(
+                        blank=True,
+                        help_text="Bets and initiatives: We believe that … will result in …; we will know when …",
+                    ),
+                ),
+                (
+                    "investment_amount",
+                    models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True),
+                ),
+                (
+                    "investment_unit",
+                    models.CharField(
+                        blank=True, help_text="EUR, USD, person-weeks…", max_length=30
+                    ),
+                ),
+                (
+                    "expected_value_amount",
+                    models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True),
+                ),
+                ("expected_value_unit", models.CharField(blank=True, max_length=30)),
+                (
+                    "confidence",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        help_text="How sure we are, 0–100.",
+                        null=True,
+                        validators=[django.core.validators.MaxValueValidator(100)],
+                    ),
+                ),
+                (
+                    "weight",
+                    models.FloatField(
+                        default=1.0, validators=[django.core.validators.MinValueValidator(0.0)]
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("proposed", "Proposed"),
+                            ("active", "Active"),
+                            ("done", "Done"),
+                            ("killed", "Killed"),
+                        ],
+                        default="proposed",
+                        max_length=10,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "accountable",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="accountable_nodes",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="owned_nodes",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "parent",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="children",
+                        to="valuetree.node",
+                    ),
+                ),
+                (
+                    "tree",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="nodes",
+                        to="valuetree.valuetree",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['tree_id', 'parent_id', 'position', 'id'],
+                "ordering": ["tree_id", "parent_id", "position", "id"],
             },
         ),
         migrations.CreateModel(
-            name='HistoricalDataProductLink',
+            name="HistoricalDataProductLink",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('role', models.CharField(choices=[('produces', 'Produces'), ('uses', 'Uses')], max_length=10)),
-                ('created_at', models.DateTimeField(blank=True, editable=False)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('data_product', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='valuetree.dataproduct')),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('node', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='valuetree.node')),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("produces", "Produces"), ("uses", "Uses")], max_length=10
+                    ),
+                ),
+                ("created_at", models.DateTimeField(blank=True, editable=False)),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "data_product",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="valuetree.dataproduct",
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "node",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="valuetree.node",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical data product link',
-                'verbose_name_plural': 'historical data product links',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical data product link",
+                "verbose_name_plural": "historical data product links",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='DataProductLink',
+            name="DataProductLink",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('produces', 'Produces'), ('uses', 'Uses')], max_length=10)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('data_product', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='links', to='valuetree.dataproduct')),
-                ('node', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='data_product_links', to='valuetree.node')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("produces", "Produces"), ("uses", "Uses")], max_length=10
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "data_product",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="links",
+                        to="valuetree.dataproduct",
+                    ),
+                ),
+                (
+                    "node",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="data_product_links",
+                        to="valuetree.node",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['node_id', 'data_product__name'],
+                "ordering": ["node_id", "data_product__name"],
             },
         ),
         migrations.CreateModel(
-            name='OutputPort',
+            name="OutputPort",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('kind', models.CharField(help_text='table, api, file, stream, dashboard…', max_length=50)),
-                ('location', models.CharField(blank=True, max_length=500)),
-                ('data_product', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='output_ports', to='valuetree.dataproduct')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "kind",
+                    models.CharField(
+                        help_text="table, api, file, stream, dashboard…", max_length=50
+                    ),
+                ),
+                ("location", models.CharField(blank=True, max_length=500)),
+                (
+                    "data_product",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="output_ports",
+                        to="valuetree.dataproduct",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['data_product_id', 'name'],
+                "ordering": ["data_product_id", "name"],
             },
         ),
         migrations.CreateModel(
-            name='Membership',
+            name="Membership",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('owner', 'Owner'), ('editor', 'Editor'), ('viewer', 'Viewer')], max_length=10)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tree_memberships', to=settings.AUTH_USER_MODEL)),
-                ('tree', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='valuetree.valuetree')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("owner", "Owner"), ("editor", "Editor"), ("viewer", "Viewer")],
+                        max_length=10,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="tree_memberships",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "tree",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to="valuetree.valuetree",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['tree_id', 'user__username'],
+                "ordering": ["tree_id", "user__username"],
             },
         ),
         migrations.CreateModel(
-            name='HistoricalNode',
+            name="HistoricalNode",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('kind', models.CharField(choices=[('goal', 'Goal'), ('bet', 'Bet'), ('initiative', 'Initiative')], max_length=12)),
-                ('title', models.CharField(max_length=300)),
-                ('description', models.TextField(blank=True, help_text='The outcome this node stands for.')),
-                ('hypothesis', models.TextField(blank=True, help_text='Bets and initiatives: We believe that … will result in …; we will know when …')),
-                ('investment_amount', models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True)),
-                ('investment_unit', models.CharField(blank=True, help_text='EUR, USD, person-weeks…', max_length=30)),
-                ('expected_value_amount', models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True)),
-                ('expected_value_unit', models.CharField(blank=True, max_length=30)),
-                ('confidence', models.PositiveSmallIntegerField(blank=True, help_text='How sure we are, 0–100.', null=True, validators=[django.core.validators.MaxValueValidator(100)])),
-                ('weight', models.FloatField(default=1.0, validators=[django.core.validators.MinValueValidator(0.0)])),
-                ('status', models.CharField(choices=[('proposed', 'Proposed'), ('active', 'Active'), ('done', 'Done'), ('killed', 'Killed')], default='proposed', max_length=10)),
-                ('created_at', models.DateTimeField(blank=True, editable=False)),
-                ('updated_at', models.DateTimeField(blank=True, editable=False)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('accountable', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('owner', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('parent', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='valuetree.node')),
-                ('tree', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='valuetree.valuetree')),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveIntegerField(default=0)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("goal", "Goal"), ("bet", "Bet"), ("initiative", "Initiative")],
+                        max_length=12,
+                    ),
+                ),
+                ("title", models.CharField(max_length=300)),
+                (
+                    "description",
+                    models.TextField(blank=True, help_text="The outcome this node stands for."),
+                ),
+                (
+                    "hypothesis",
+                    models.TextField(
+                        blank=True,
+                        help_text="Bets and initiatives: We believe that … will result in …; we will know when …",
+                    ),
+                ),
+                (
+                    "investment_amount",
+                    models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True),
+                ),
+                (
+                    "investment_unit",
+                    models.CharField(
+                        blank=True, help_text="EUR, USD, person-weeks…", max_length=30
+                    ),
+                ),
+                (
+                    "expected_value_amount",
+                    models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True),
+                ),
+                ("expected_value_unit", models.CharField(blank=True, max_length=30)),
+                (
+                    "confidence",
+                    models.PositiveSmallIntegerField(
+                        blank=True,
+                        help_text="How sure we are, 0–100.",
+                        null=True,
+                        validators=[django.core.validators.MaxValueValidator(100)],
+                    ),
+                ),
+                (
+                    "weight",
+                    models.FloatField(
+                        default=1.0, validators=[django.core.validators.MinValueValidator(0.0)]
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("proposed", "Proposed"),
+                            ("active", "Active"),
+                            ("done", "Done"),
+                            ("killed", "Killed"),
+                        ],
+                        default="proposed",
+                        max_length=10,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(blank=True, editable=False)),
+                ("updated_at", models.DateTimeField(blank=True, editable=False)),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "accountable",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "parent",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="valuetree.node",
+                    ),
+                ),
+                (
+                    "tree",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="valuetree.valuetree",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical node',
-                'verbose_name_plural': 'historical nodes',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical node",
+                "verbose_name_plural": "historical nodes",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalMembership',
+            name="HistoricalMembership",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('role', models.CharField(choices=[('owner', 'Owner'), ('editor', 'Editor'), ('viewer', 'Viewer')], max_length=10)),
-                ('created_at', models.DateTimeField(blank=True, editable=False)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('user', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('tree', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='valuetree.valuetree')),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("owner", "Owner"), ("editor", "Editor"), ("viewer", "Viewer")],
+                        max_length=10,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(blank=True, editable=False)),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "tree",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="valuetree.valuetree",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical membership',
-                'verbose_name_plural': 'historical memberships',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical membership",
+                "verbose_name_plural": "historical memberships",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.AddConstraint(
-            model_name='dataproduct',
-            constraint=models.CheckConstraint(condition=models.Q(('stage__in', ['discovery', 'design', 'build', 'live', 'deprecated', 'retired'])), name='data_product_stage_valid'),
+            model_name="dataproduct",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("stage__in", ["discovery", "design", "build", "live", "deprecated", "retired"])
+                ),
+                name="data_product_stage_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='dataproduct',
-            constraint=models.CheckConstraint(condition=models.Q(('product_type__in', ['source_aligned', 'aggregate', 'consumer_aligned'])), name='data_product_type_valid'),
+            model_name="dataproduct",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("product_type__in", ["source_aligned", "aggregate", "consumer_aligned"])
+                ),
+                name="data_product_type_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='dataproductlink',
-            constraint=models.UniqueConstraint(fields=('data_product', 'node', 'role'), name='data_product_link_unique'),
+            model_name="dataproductlink",
+            constraint=models.UniqueConstraint(
+                fields=("data_product", "node", "role"), name="data_product_link_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='dataproductlink',
-            constraint=models.CheckConstraint(condition=models.Q(('role__in', ['produces', 'uses'])), name='data_product_link_role_valid'),
+            model_name="dataproductlink",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("role__in", ["produces", "uses"])),
+                name="data_product_link_role_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='outputport',
-            constraint=models.UniqueConstraint(fields=('data_product', 'name'), name='output_port_unique_name'),
+            model_name="outputport",
+            constraint=models.UniqueConstraint(
+                fields=("data_product", "name"), name="output_port_unique_name"
+            ),
         ),
         migrations.AddIndex(
-            model_name='node',
-            index=models.Index(fields=['tree', 'parent', 'position'], name='valuetree_n_tree_id_2c3d81_idx'),
+            model_name="node",
+            index=models.Index(
+                fields=["tree", "parent", "position"], name="valuetree_n_tree_id_2c3d81_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='node',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['goal', 'bet', 'initiative'])), name='node_kind_valid'),
+            model_name="node",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind__in", ["goal", "bet", "initiative"])),
+                name="node_kind_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='node',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['proposed', 'active', 'done', 'killed'])), name='node_status_valid'),
+            model_name="node",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["proposed", "active", "done", "killed"])),
+                name="node_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='node',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('kind', 'goal'), ('parent__isnull', True)), models.Q(models.Q(('kind', 'goal'), _negated=True), ('parent__isnull', False)), _connector='OR'), name='node_goal_iff_no_parent'),
+            model_name="node",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("kind", "goal"), ("parent__isnull", True)),
+                    models.Q(models.Q(("kind", "goal"), _negated=True), ("parent__isnull", False)),
+                    _connector="OR",
+                ),
+                name="node_goal_iff_no_parent",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='node',
-            constraint=models.CheckConstraint(condition=models.Q(('parent', models.F('pk')), _negated=True), name='node_not_own_parent'),
+            model_name="node",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("parent", models.F("pk")), _negated=True),
+                name="node_not_own_parent",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='node',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('kind', 'goal'), _negated=True), ('hypothesis', ''), _connector='OR'), name='node_goal_has_no_hypothesis'),
+            model_name="node",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("kind", "goal"), _negated=True), ("hypothesis", ""), _connector="OR"
+                ),
+                name="node_goal_has_no_hypothesis",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='node',
-            constraint=models.CheckConstraint(condition=models.Q(('confidence__isnull', True), ('confidence__lte', 100), _connector='OR'), name='node_confidence_0_100'),
+            model_name="node",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("confidence__isnull", True), ("confidence__lte", 100), _connector="OR"
+                ),
+                name="node_confidence_0_100",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='node',
-            constraint=models.CheckConstraint(condition=models.Q(('weight__gte', 0)), name='node_weight_not_negative'),
+            model_name="node",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("weight__gte", 0)), name="node_weight_not_negative"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='membership',
-            constraint=models.UniqueConstraint(fields=('tree', 'user'), name='membership_unique_user'),
+            model_name="membership",
+            constraint=models.UniqueConstraint(
+                fields=("tree", "user"), name="membership_unique_user"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='membership',
-            constraint=models.CheckConstraint(condition=models.Q(('role__in', ['owner', 'editor', 'viewer'])), name='membership_role_valid'),
+            model_name="membership",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("role__in", ["owner", "editor", "viewer"])),
+                name="membership_role_valid",
+            ),
         ),
     ]

@@ -1,0 +1,356 @@
+"""Benchmark: the whole-tree read and subtree moves (DESIGN.md §7).
+
+Run from the repository root::
+
+    .venv/bin/python bench/tree.py [--runs 7] [--measures 0] [--profile]
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/valuetree_bench .venv/bin/python bench/tree.py
+
+It creates a throw-away test database (SQLite in memory, or ``test_<name>_<pid>`` on
+PostgreSQL), builds a 10,010-node tree (10 goals × 10 bets × 99 initiatives) and
+prints one JSON object on stdout; progress and diagnostics go to stderr.
+
+Figures:
+
+- ``api_get``: ``GET /api/trees/<slug>/`` through DRF's APIClient with
+  ``force_authenticate``, so the counted queries are the endpoint's own (a session
+  login adds the session and user rows, reported as ``queries_with_session_login``).
+- ``bare_values_orjson``: the baseline of the same run, ``values()`` of the same node
+  columns plus ``orjson.dumps``; the ratio between the two medians is the figure the
+  design holds to ≤ 2, because wall time alone is too noisy on shared machines.
+- ``move``: ``services.node_move`` of a bet with 10 and with 1,000 initiatives (only
+  bets and initiatives have parents, so a bet is the largest subtree that can move),
+  plus a goal reorder.
+
+The exit code is 0 when targets are missed (the figures are the point) and non-zero
+when something fails, including a response that does not hold the whole tree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import io
+import json
+import os
+import pstats
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
+
+import django  # noqa: E402
+
+django.setup()
+
+import orjson  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import (  # noqa: E402
+    CaptureQueriesContext,
+    setup_test_environment,
+    teardown_test_environment,
+)
+from rest_framework.test import APIClient  # noqa: E402
+
+from outcomes.models import Measure  # noqa: E402
+from outcomes.selectors import MEASURE_COLUMNS  # noqa: E402
+from tests.factories import bulk_tree, make_role_users, make_tree  # noqa: E402
+from valuetree import selectors  # noqa: E402
+from valuetree.apis import json_response  # noqa: E402
+from valuetree.models import Node, NodeKind, ValueTree  # noqa: E402
+from valuetree.services import node_move  # noqa: E402
+
+GOALS, BETS, INITIATIVES = 10, 10, 99
+MAX_QUERIES = 3
+MAX_RATIO = 2.0
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def check(condition: bool, message: str) -> None:
+    # Not `assert`: a benchmark whose document is wrong must fail even under -O.
+    if not condition:
+        raise RuntimeError(message)
+
+
+def median_ms(samples: list[float]) -> float:
+    return round(statistics.median(samples), 3)
+
+
+def timed_ms(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """Milliseconds ``fn`` took, and what it returned."""
+    # Collect first so one run does not pay for the garbage of the previous one.
+    gc.collect()
+    start = time.perf_counter()
+    result = fn()
+    return (time.perf_counter() - start) * 1000, result
+
+
+def is_transaction_control(sql: str) -> bool:
+    return sql.split(None, 1)[0].upper() in {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
+
+
+def count_queries(fn: Callable[[], Any]) -> tuple[int, list[str]]:
+    with CaptureQueriesContext(connection) as captured:
+        fn()
+    return len(captured.captured_queries), [q["sql"] for q in captured.captured_queries]
+
+
+def log_queries(label: str, statements: list[str]) -> None:
+    log(f"{label}: {len(statements)} queries")
+    for sql in statements:
+        log(f"    {sql[:160]}{'…' if len(sql) > 160 else ''}")
+
+
+def walk(nodes: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for node in nodes:
+        yield node
+        yield from walk(node["children"])
+
+
+def build_move_tree(users: dict[str, Any]) -> dict[str, Any]:
+    """A tree whose first goal holds a bet with 10 initiatives and one with 1,000; the
+    second goal holds a few bets, so a move shifts real sibling rows at both ends."""
+    tree = make_tree(users, slug="moves", name="Moves")
+    source, target = Node.objects.bulk_create(
+        Node(tree=tree, kind=NodeKind.GOAL, title=f"Goal {g}", position=g) for g in range(2)
+    )
+    small, large, *_ = Node.objects.bulk_create(
+        [
+            Node(tree=tree, parent=source, kind=NodeKind.BET, title="Bet small", position=0),
+            Node(tree=tree, parent=source, kind=NodeKind.BET, title="Bet large", position=1),
+            *(
+                Node(tree=tree, parent=target, kind=NodeKind.BET, title=f"Bet {b}", position=b)
+                for b in range(5)
+            ),
+        ]
+    )
+    for bet, size in ((small, 10), (large, 1000)):
+        Node.objects.bulk_create(
+            Node(tree=tree, parent=bet, kind=NodeKind.INITIATIVE, title=f"I {i}", position=i)
+            for i in range(size)
+        )
+    return {"source": source, "target": target, 10: small, 1000: large}
+
+
+def measure_moves(users: dict[str, Any], runs: int) -> dict[str, Any]:
+    built = build_move_tree(users)
+    results: dict[str, Any] = {}
+    for size in (10, 1000):
+        bet = built[size]
+        counts: list[int] = []
+        data_counts: list[int] = []
+        samples: list[float] = []
+        for run in range(runs):
+            # Back and forth, so every run is a real move between two goals.
+            parent = built["target"] if run % 2 == 0 else built["source"]
+            with CaptureQueriesContext(connection) as captured:
+                elapsed, _ = timed_ms(partial(node_move, node=bet, parent=parent, position=0))
+            samples.append(elapsed)
+            statements = [q["sql"] for q in captured.captured_queries]
+            counts.append(len(statements))
+            data_counts.append(sum(not is_transaction_control(sql) for sql in statements))
+            if run == 0:
+                log_queries(f"move bet with {size} initiatives", statements)
+            moved = Node.objects.get(pk=bet.pk)
+            check(
+                moved.parent_id == parent.pk and moved.position == 0,
+                f"bet {bet.pk} should sit first under goal {parent.pk} after the move",
+            )
+            check(
+                Node.objects.filter(parent=bet).count() == size,
+                f"bet {bet.pk} lost initiatives in the move",
+            )
+        results[f"descendants_{size}"] = {
+            "queries": max(counts),
+            "queries_per_run": sorted(set(counts)),
+            "queries_without_begin_commit": max(data_counts),
+            "median_ms": median_ms(samples),
+            "runs": runs,
+        }
+    return results
+
+
+def measure_goal_reorder(tree: ValueTree) -> dict[str, Any]:
+    last = Node.objects.filter(tree=tree, kind=NodeKind.GOAL).order_by("-position").first()
+    queries, statements = count_queries(lambda: node_move(node=last, parent=None, position=0))
+    log_queries("goal reorder (last to first)", statements)
+    data_queries = sum(not is_transaction_control(sql) for sql in statements)
+    positions = dict(
+        Node.objects.filter(tree=tree, kind=NodeKind.GOAL).values_list("pk", "position")
+    )
+    check(positions[last.pk] == 0, "the reordered goal should be first")
+    check(
+        sorted(positions.values()) == list(range(len(positions))),
+        f"goal positions should stay 0..n-1, got {sorted(positions.values())}",
+    )
+    return {"queries": queries, "queries_without_begin_commit": data_queries}
+
+
+def profile_api(get: Callable[[], Any], top: int = 35) -> None:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    get()
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+    log(out.getvalue())
+
+
+def run(runs: int, measures: int, profile: bool) -> dict[str, Any]:
+    users = make_role_users()
+    tree = make_tree(users, slug="big", name="Big")
+    started = time.perf_counter()
+    bulk_tree(tree, goals=GOALS, bets=BETS, initiatives=INITIATIVES, measures=measures)
+    nodes = Node.objects.filter(tree=tree).count()
+    log(f"built {nodes} nodes in {time.perf_counter() - started:.1f}s")
+    check(nodes == GOALS + GOALS * BETS + GOALS * BETS * INITIATIVES, f"built {nodes} nodes")
+
+    url = f"/api/trees/{tree.slug}/"
+    api = APIClient()
+    api.force_authenticate(users["owner"])
+
+    def api_get() -> Any:
+        response = api.get(url)
+        check(response.status_code == 200, f"GET {url} answered {response.status_code}")
+        return response
+
+    def bare() -> bytes:
+        rows = list(Node.objects.filter(tree=tree).values(*selectors.NODE_COLUMNS))
+        if not measures:
+            return orjson.dumps(rows, default=float)
+        # The document carries the measures too, so the baseline fetches the same rows.
+        items = list(Measure.objects.filter(node__tree=tree).values(*MEASURE_COLUMNS))
+        return orjson.dumps({"nodes": rows, "measures": items}, default=float)
+
+    # Warm-up, and proof that the document holds every node and their measures.
+    document = orjson.loads(api_get().content)
+    in_document = sum(1 for _ in walk(document["goals"]))
+    check(in_document == nodes, f"the document holds {in_document} of {nodes} nodes")
+    if measures:
+        in_document = sum(len(node.get("measures", [])) for node in walk(document["goals"]))
+        expected = GOALS * BETS * INITIATIVES * measures
+        check(in_document == expected, f"the document holds {in_document} of {expected} measures")
+    bare()
+
+    api_queries, statements = count_queries(api_get)
+    log_queries("GET (force_authenticate)", statements)
+
+    session = Client()
+    session.force_login(users["owner"])
+    session_queries, statements = count_queries(
+        lambda: check(session.get(url).status_code == 200, "session GET failed")
+    )
+    log_queries("GET (force_login session)", statements)
+
+    loaded = selectors.trees_for_user(users["owner"]).get(pk=tree.pk)
+    selector_queries, statements = count_queries(lambda: selectors.tree_get(tree=loaded))
+    log_queries("tree_get alone", statements)
+    bare_queries, _ = count_queries(bare)
+
+    # Interleaved, so drift on a noisy machine hits both sides alike.
+    api_samples: list[float] = []
+    bare_samples: list[float] = []
+    selector_samples: list[float] = []
+    render_samples: list[float] = []
+    for _ in range(runs):
+        elapsed, response = timed_ms(api_get)
+        api_samples.append(elapsed)
+        bare_samples.append(timed_ms(bare)[0])
+        elapsed, document = timed_ms(partial(selectors.tree_get, tree=loaded))
+        selector_samples.append(elapsed)
+        render_samples.append(timed_ms(partial(json_response, document))[0])
+
+    if profile:
+        profile_api(api_get)
+
+    api_median = median_ms(api_samples)
+    bare_median = median_ms(bare_samples)
+    ratio = round(api_median / bare_median, 3)
+
+    moves = measure_moves(users, runs)
+    moves["goal_reorder"] = measure_goal_reorder(tree)
+    move_equal = (
+        moves["descendants_10"]["queries_per_run"] == moves["descendants_1000"]["queries_per_run"]
+    )
+
+    return {
+        "benchmark": "tree",
+        "database": connection.vendor,
+        "django": django.get_version(),
+        "nodes": nodes,
+        "shape": {"goals": GOALS, "bets_per_goal": BETS, "initiatives_per_bet": INITIATIVES},
+        "measures": {"per_initiative": measures, "total": GOALS * BETS * INITIATIVES * measures},
+        "api_get": {
+            "queries": api_queries,
+            "median_ms": api_median,
+            "runs": runs,
+            "warmups": 1,
+            "auth": "APIClient.force_authenticate (no auth queries)",
+            "queries_with_session_login": session_queries,
+            "response_bytes": len(response.content),
+        },
+        "selector_queries": selector_queries,
+        "breakdown_median_ms": {
+            "tree_get": median_ms(selector_samples),
+            "json_response": median_ms(render_samples),
+        },
+        "bare_values_orjson": {
+            "median_ms": bare_median,
+            "queries": bare_queries,
+            "runs": runs,
+            "includes_measures": bool(measures),
+        },
+        "ratio_api_to_bare": ratio,
+        "move": moves,
+        "targets": {"max_queries": MAX_QUERIES, "max_ratio": MAX_RATIO, "move_equal": True},
+        "met": {
+            "max_queries": api_queries <= MAX_QUERIES,
+            "max_ratio": ratio <= MAX_RATIO,
+            "move_equal": move_equal,
+        },
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7, help="timed runs after one warm-up")
+    parser.add_argument("--measures", type=int, default=0, help="measures per initiative")
+    parser.add_argument("--profile", action="store_true", help="cProfile one GET to stderr")
+    args = parser.parse_args()
+    if args.runs < 1 or args.measures < 0:
+        parser.error("--runs must be ≥ 1 and --measures ≥ 0")
+
+    # DEBUG off: a debug cursor would record every query and skew the timings.
+    setup_test_environment(debug=False)
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("postgresql"):
+        # A name of our own, so a concurrent bench or test run is never clobbered.
+        db.setdefault("TEST", {})["NAME"] = f"test_{db['NAME']}_{os.getpid()}"
+    old_name = db["NAME"]
+    connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    try:
+        result = run(args.runs, args.measures, args.profile)
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+        teardown_test_environment()
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

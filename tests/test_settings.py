@@ -1,0 +1,107 @@
+"""Production settings come only from the environment and pass `check --deploy`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import env_bool, env_int, env_list
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCTION_ENV = {
+    "DJANGO_SETTINGS_MODULE": "config.settings.base",
+    "DEBUG": "0",
+    "SECRET_KEY": "x7Jq2-production-like-secret-9fK3mZp0vR8tL1wB6yN4cH5dG2sA7eQ0uI",
+    "ALLOWED_HOSTS": "valuetree.example.com",
+}
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE"}
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_deploy_passes_with_production_environment(tmp_path):
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING", **PRODUCTION_ENV, DATA_DIR=str(tmp_path)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+
+
+def test_check_deploy_flags_an_insecure_override(tmp_path):
+    result = manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        **PRODUCTION_ENV,
+        DATA_DIR=str(tmp_path),
+        SESSION_COOKIE_SECURE="0",
+    )
+    assert result.returncode != 0
+    assert "security.W012" in result.stderr + result.stdout
+
+
+def test_missing_secret_key_refuses_to_start_without_debug(tmp_path):
+    env = {**PRODUCTION_ENV, "SECRET_KEY": "", "DATA_DIR": str(tmp_path)}
+    result = manage("check", **env)
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off." in result.stderr
+
+
+def test_bad_boolean_names_the_variable(tmp_path):
+    result = manage("check", **{**PRODUCTION_ENV, "DEBUG": "maybe"}, DATA_DIR=str(tmp_path))
+    assert result.returncode != 0
+    assert "DEBUG must be a boolean" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("helper", "value", "expected"),
+    [
+        (env_bool, "yes", True),
+        (env_bool, "0", False),
+        (env_int, "42", 42),
+        (env_list, " a.example, b.example ,", ["a.example", "b.example"]),
+    ],
+)
+def test_env_helpers_parse(monkeypatch, helper, value, expected):
+    monkeypatch.setenv("VT_TEST_VAR", value)
+    default = [] if helper is env_list else 0
+    assert helper("VT_TEST_VAR", default) == expected
+
+
+@pytest.mark.parametrize(("helper", "value"), [(env_bool, "perhaps"), (env_int, "12x")])
+def test_env_helpers_refuse_bad_values(monkeypatch, helper, value):
+    monkeypatch.setenv("VT_TEST_VAR", value)
+    with pytest.raises(ImproperlyConfigured, match="VT_TEST_VAR"):
+        helper("VT_TEST_VAR", 0)
+
+
+def test_database_url_selects_postgresql_engine(tmp_path):
+    code = "from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])"
+    result = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=ROOT,
+        env={**os.environ, **PRODUCTION_ENV, "DATABASE_URL": "postgres://u@db.example:5432/vt"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "django.db.backends.postgresql", result.stderr
