@@ -213,15 +213,16 @@ def _join(path: str, key: str | int) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _flatten(errors: Any, path: str) -> Iterator[tuple[str, str]]:
+def flatten_errors(errors: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """DRF's nested error structure as (path, message) pairs: ``goals[0].title``."""
     if isinstance(errors, dict):
         for key, value in errors.items():
             child = path if key in ("non_field_errors", "__all__") else _join(path, key)
-            yield from _flatten(value, child)
+            yield from flatten_errors(value, child)
     elif isinstance(errors, list):
         for index, value in enumerate(errors):
             if isinstance(value, dict | list):
-                yield from _flatten(value, _join(path, index))
+                yield from flatten_errors(value, _join(path, index))
             else:
                 yield path, str(value)
     else:
@@ -269,7 +270,7 @@ class _Validator:
         for key in sorted(unknown, key=str):
             self.add(_join(path, str(key)), "Unknown field.")
         if not serializer.is_valid():
-            for where, message in _flatten(serializer.errors, path):
+            for where, message in flatten_errors(serializer.errors, path):
                 self.add(where, message)
             return None
         return dict(serializer.validated_data) if not unknown else None
@@ -407,7 +408,7 @@ def tree_import(
     except ValidationError as error:
         problems = [
             Problem(where, message)
-            for where, message in _flatten(serializers.as_serializer_error(error), path)
+            for where, message in flatten_errors(serializers.as_serializer_error(error), path)
         ]
         raise ImportFailed(problems) from None
     return tree
