@@ -5,7 +5,9 @@ from rest_framework.routers import DefaultRouter
 
 from outcomes import apis
 
+# JSON only: no `.json` suffix twins (and `?format=` belongs to the tree export).
 router = DefaultRouter()
+router.include_format_suffixes = False
 router.include_root_view = False
 router.register("measures", apis.MeasureViewSet, basename="measure")
 

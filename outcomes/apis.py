@@ -13,11 +13,12 @@ from rest_framework.response import Response
 from outcomes import selectors, services
 from outcomes.models import Measure
 from outcomes.serializers import MeasureSerializer
-from valuetree.apis import require_role, tree_for_request
+from valuetree.apis import RoleCheckedWrites, require_role, tree_for_request
 from valuetree.selectors import EDIT_ROLES, nodes_for_user
 
 
 class MeasureViewSet(
+    RoleCheckedWrites,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
@@ -39,13 +40,13 @@ class MeasureViewSet(
     def get_queryset(self) -> QuerySet[Measure]:
         return selectors.measures_for_user(self.request.user)
 
-    def perform_update(self, serializer: MeasureSerializer) -> None:
-        measure = serializer.instance
+    def check_write(self, measure: Measure) -> None:
         require_role(tree_for_request(self.request, pk=measure.node.tree_id), EDIT_ROLES)
-        services.measure_update(measure=measure, **serializer.validated_data)
+
+    def perform_update(self, serializer: MeasureSerializer) -> None:
+        services.measure_update(measure=serializer.instance, **serializer.validated_data)
 
     def perform_destroy(self, instance: Measure) -> None:
-        require_role(tree_for_request(self.request, pk=instance.node.tree_id), EDIT_ROLES)
         services.measure_delete(measure=instance)
 
 

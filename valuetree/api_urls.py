@@ -5,7 +5,9 @@ from rest_framework.routers import DefaultRouter
 
 from valuetree import apis
 
+# JSON only: no `.json` suffix twins (and `?format=` belongs to the tree export).
 router = DefaultRouter()
+router.include_format_suffixes = False
 router.register("trees", apis.TreeViewSet, basename="tree")
 router.register("nodes", apis.NodeViewSet, basename="node")
 router.register("domains", apis.DomainViewSet, basename="domain")
@@ -13,6 +15,7 @@ router.register("data-products", apis.DataProductViewSet, basename="data-product
 
 members = DefaultRouter(trailing_slash=True)
 members.include_root_view = False
+members.include_format_suffixes = False
 members.register("members", apis.MembershipViewSet, basename="tree-member")
 
 urlpatterns = [

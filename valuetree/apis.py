@@ -21,6 +21,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.parsers import BaseParser, MultiPartParser
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -75,6 +76,25 @@ def tree_for_request(
     return get_object_or_404(selectors.trees_for_user(request.user), **lookup)
 
 
+class RoleCheckedWrites:
+    """Checks the caller's right to change an object before its input is validated.
+
+    DRF runs object permissions inside ``get_object()``, before the serializer: a
+    viewer who may not edit gets 403, not field messages about a change they could
+    never make.
+    """
+
+    write_actions = frozenset({"update", "partial_update", "destroy"})
+
+    def check_object_permissions(self, request: Request, obj: Any) -> None:
+        super().check_object_permissions(request, obj)
+        if self.action in self.write_actions:
+            self.check_write(obj)
+
+    def check_write(self, obj: Any) -> None:
+        raise NotImplementedError
+
+
 class RawBodyParser(BaseParser):
     """Hands the request body to the view untouched (tree documents in JSON or YAML)."""
 
@@ -110,7 +130,7 @@ IMPORT_ERROR_SCHEMA = inline_serializer(
 )
 
 
-class TreeViewSet(viewsets.ModelViewSet):
+class TreeViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
     """Value trees. Anyone logged in may create one and becomes its owner."""
 
     lookup_field = "slug"
@@ -137,12 +157,13 @@ class TreeViewSet(viewsets.ModelViewSet):
         tree.caller_role = "owner"
         serializer.instance = tree
 
+    def check_write(self, tree: ValueTree) -> None:
+        require_role(tree, selectors.MANAGE_ROLES)
+
     def perform_update(self, serializer: TreeSerializer) -> None:
-        require_role(serializer.instance, selectors.MANAGE_ROLES)
         services.tree_update(tree=serializer.instance, **serializer.validated_data)
 
     def perform_destroy(self, instance: ValueTree) -> None:
-        require_role(instance, selectors.MANAGE_ROLES)
         services.tree_delete(tree=instance)
 
     @extend_schema(request=NodeCreateSerializer, responses={201: NodeSerializer})
@@ -238,22 +259,28 @@ class MembershipViewSet(viewsets.ModelViewSet):
             MembershipUpdateSerializer if self.action == "partial_update" else MembershipSerializer
         )
 
+    def check_permissions(self, request: Request) -> None:
+        super().check_permissions(request)  # 401 first
+        if getattr(self, "swagger_fake_view", False):
+            return
+        tree = self.tree()  # 404 for a tree the caller cannot see, before any input is read
+        if request.method not in SAFE_METHODS:
+            require_role(tree, selectors.MANAGE_ROLES)
+
     def perform_create(self, serializer: MembershipSerializer) -> None:
-        require_role(self.tree(), selectors.MANAGE_ROLES)
         serializer.instance = services.membership_set(tree=self.tree(), **serializer.validated_data)
 
     def perform_update(self, serializer: MembershipSerializer) -> None:
-        require_role(self.tree(), selectors.MANAGE_ROLES)
         serializer.instance = services.membership_set(
             tree=self.tree(), user=serializer.instance.user, role=serializer.validated_data["role"]
         )
 
     def perform_destroy(self, instance: Membership) -> None:
-        require_role(self.tree(), selectors.MANAGE_ROLES)
         services.membership_remove(membership=instance)
 
 
 class NodeViewSet(
+    RoleCheckedWrites,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
@@ -277,11 +304,12 @@ class NodeViewSet(
             "tree", "owner", "accountable"
         )
 
-    def tree_of(self, node: Node) -> ValueTree:
-        return tree_for_request(self.request, pk=node.tree_id)
+    write_actions = RoleCheckedWrites.write_actions | {"move"}
+
+    def check_write(self, node: Node) -> None:
+        require_role(tree_for_request(self.request, pk=node.tree_id), selectors.EDIT_ROLES)
 
     def perform_update(self, serializer: NodeSerializer) -> None:
-        require_role(self.tree_of(serializer.instance), selectors.EDIT_ROLES)
         services.node_update(node=serializer.instance, **serializer.validated_data)
 
     @extend_schema(
@@ -289,7 +317,6 @@ class NodeViewSet(
     )
     def destroy(self, request: Request, pk: str) -> Response:
         node = self.get_object()
-        require_role(self.tree_of(node), selectors.EDIT_ROLES)
         cascade = request.query_params.get("cascade", "").lower() in {"1", "true", "yes"}
         services.node_delete(node=node, cascade=cascade)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -299,7 +326,6 @@ class NodeViewSet(
     def move(self, request: Request, pk: str) -> Response:
         """Move a node and its subtree under a new parent (null: a goal's place), at a position."""
         node = self.get_object()
-        require_role(self.tree_of(node), selectors.EDIT_ROLES)
         serializer = NodeMoveSerializer(data=request.data, context={"tree_id": node.tree_id})
         serializer.is_valid(raise_exception=True)
         node = services.node_move(node=node, **serializer.validated_data)
@@ -323,24 +349,22 @@ class DomainViewSet(viewsets.ModelViewSet):
     lookup_field = "slug"
     search_fields = ["name", "description", "owning_team"]
 
-    def check_write(self) -> None:
-        if not self.request.user.is_staff:
+    def check_permissions(self, request: Request) -> None:
+        super().check_permissions(request)  # 401 first
+        if request.method not in SAFE_METHODS and not request.user.is_staff:
             raise PermissionDenied("Only staff manage domains.")
 
     def perform_create(self, serializer: DomainSerializer) -> None:
-        self.check_write()
         serializer.instance = services.domain_create(**serializer.validated_data)
 
     def perform_update(self, serializer: DomainSerializer) -> None:
-        self.check_write()
         services.domain_update(domain=serializer.instance, **serializer.validated_data)
 
     def perform_destroy(self, instance: Domain) -> None:
-        self.check_write()
         services.domain_delete(domain=instance)
 
 
-class DataProductViewSet(viewsets.ModelViewSet):
+class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
     """Data products: public to everyone logged in (discovery is public); anyone may
     propose one; its owner (or staff) changes it."""
 
@@ -357,7 +381,7 @@ class DataProductViewSet(viewsets.ModelViewSet):
     def get_queryset(self) -> QuerySet[DataProduct]:
         return selectors.data_product_list()
 
-    def check_owner(self, product: DataProduct) -> None:
+    def check_write(self, product: DataProduct) -> None:
         user = self.request.user
         if not (user.is_staff or product.owner_id == user.pk):
             raise PermissionDenied("Only the data product's owner or staff may change it.")
@@ -368,11 +392,9 @@ class DataProductViewSet(viewsets.ModelViewSet):
         serializer.instance = services.data_product_create(**data)
 
     def perform_update(self, serializer: DataProductSerializer) -> None:
-        self.check_owner(serializer.instance)
         services.data_product_update(product=serializer.instance, **serializer.validated_data)
 
     def perform_destroy(self, instance: DataProduct) -> None:
-        self.check_owner(instance)
         services.data_product_delete(product=instance)
 
     @extend_schema(

@@ -8,69 +8,188 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('valuetree', '0001_initial'),
+        ("valuetree", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='HistoricalMeasure',
+            name="HistoricalMeasure",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('unit', models.CharField(blank=True, help_text='%, EUR, days, count…', max_length=50)),
-                ('direction', models.CharField(choices=[('increase', 'Increase'), ('decrease', 'Decrease'), ('at_least', 'At least'), ('at_most', 'At most')], max_length=10)),
-                ('baseline_value', models.FloatField()),
-                ('baseline_date', models.DateField()),
-                ('target_value', models.FloatField()),
-                ('target_date', models.DateField()),
-                ('kind', models.CharField(choices=[('leading', 'Leading'), ('lagging', 'Lagging')], default='lagging', max_length=10)),
-                ('weight', models.FloatField(default=1.0, validators=[django.core.validators.MinValueValidator(0.0)])),
-                ('is_guardrail', models.BooleanField(default=False, help_text="A guardrail can only lower its node's verdict.")),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(blank=True, editable=False)),
-                ('updated_at', models.DateTimeField(blank=True, editable=False)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('history_user', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('node', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='valuetree.node')),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "unit",
+                    models.CharField(blank=True, help_text="%, EUR, days, count…", max_length=50),
+                ),
+                (
+                    "direction",
+                    models.CharField(
+                        choices=[
+                            ("increase", "Increase"),
+                            ("decrease", "Decrease"),
+                            ("at_least", "At least"),
+                            ("at_most", "At most"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("baseline_value", models.FloatField()),
+                ("baseline_date", models.DateField()),
+                ("target_value", models.FloatField()),
+                ("target_date", models.DateField()),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("leading", "Leading"), ("lagging", "Lagging")],
+                        default="lagging",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "weight",
+                    models.FloatField(
+                        default=1.0, validators=[django.core.validators.MinValueValidator(0.0)]
+                    ),
+                ),
+                (
+                    "is_guardrail",
+                    models.BooleanField(
+                        default=False, help_text="A guardrail can only lower its node's verdict."
+                    ),
+                ),
+                ("position", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(blank=True, editable=False)),
+                ("updated_at", models.DateTimeField(blank=True, editable=False)),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "history_user",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "node",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="valuetree.node",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical measure',
-                'verbose_name_plural': 'historical measures',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical measure",
+                "verbose_name_plural": "historical measures",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='Measure',
+            name="Measure",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('unit', models.CharField(blank=True, help_text='%, EUR, days, count…', max_length=50)),
-                ('direction', models.CharField(choices=[('increase', 'Increase'), ('decrease', 'Decrease'), ('at_least', 'At least'), ('at_most', 'At most')], max_length=10)),
-                ('baseline_value', models.FloatField()),
-                ('baseline_date', models.DateField()),
-                ('target_value', models.FloatField()),
-                ('target_date', models.DateField()),
-                ('kind', models.CharField(choices=[('leading', 'Leading'), ('lagging', 'Lagging')], default='lagging', max_length=10)),
-                ('weight', models.FloatField(default=1.0, validators=[django.core.validators.MinValueValidator(0.0)])),
-                ('is_guardrail', models.BooleanField(default=False, help_text="A guardrail can only lower its node's verdict.")),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('node', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='measures', to='valuetree.node')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "unit",
+                    models.CharField(blank=True, help_text="%, EUR, days, count…", max_length=50),
+                ),
+                (
+                    "direction",
+                    models.CharField(
+                        choices=[
+                            ("increase", "Increase"),
+                            ("decrease", "Decrease"),
+                            ("at_least", "At least"),
+                            ("at_most", "At most"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("baseline_value", models.FloatField()),
+                ("baseline_date", models.DateField()),
+                ("target_value", models.FloatField()),
+                ("target_date", models.DateField()),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("leading", "Leading"), ("lagging", "Lagging")],
+                        default="lagging",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "weight",
+                    models.FloatField(
+                        default=1.0, validators=[django.core.validators.MinValueValidator(0.0)]
+                    ),
+                ),
+                (
+                    "is_guardrail",
+                    models.BooleanField(
+                        default=False, help_text="A guardrail can only lower its node's verdict."
+                    ),
+                ),
+                ("position", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "node",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="measures",
+                        to="valuetree.node",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['node_id', 'position', 'id'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('direction__in', ['increase', 'decrease', 'at_least', 'at_most'])), name='measure_direction_valid'), models.CheckConstraint(condition=models.Q(('kind__in', ['leading', 'lagging'])), name='measure_kind_valid'), models.CheckConstraint(condition=models.Q(('target_date__gt', models.F('baseline_date'))), name='measure_target_after_baseline'), models.CheckConstraint(condition=models.Q(('weight__gte', 0)), name='measure_weight_not_negative')],
+                "ordering": ["node_id", "position", "id"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("direction__in", ["increase", "decrease", "at_least", "at_most"])
+                        ),
+                        name="measure_direction_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("kind__in", ["leading", "lagging"])),
+                        name="measure_kind_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("target_date__gt", models.F("baseline_date"))),
+                        name="measure_target_after_baseline",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("weight__gte", 0)), name="measure_weight_not_negative"
+                    ),
+                ],
             },
         ),
     ]

@@ -1,0 +1,647 @@
+"""Every API endpoint × every role → the status it must answer (DESIGN.md §7).
+
+The rules, in the order they apply: not logged in → 401; a tree the caller may not
+see → 404 (its existence is not leaked); visible but not allowed → 403; a body that
+fails validation → 400 with field messages.
+
+Roles: per tree ``owner`` (everything, manages members), ``editor`` (nodes and
+measures), ``viewer`` (reads); ``leadership`` reads every tree and edits nothing;
+``outsider`` is logged in with no role; ``anonymous`` has no credentials. Domains are
+written by staff only; data products are changed by their owner (here the tree's
+owner) only. A new ``/api/`` route without a case below fails
+``test_every_api_route_has_a_permission_case``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from django.contrib.auth.models import AbstractBaseUser
+from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, resolve, reverse
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from outcomes.models import Measure
+from outcomes.services import measure_create
+from tests.factories import ROLES as USER_ROLES
+from valuetree import services
+from valuetree.models import (
+    DataProduct,
+    DataProductLink,
+    Domain,
+    Membership,
+    Node,
+    ValueTree,
+)
+
+ROLES = (*USER_ROLES, "anonymous")
+# Public by design: the OpenAPI schema and its docs page.
+PUBLIC_ROUTES = {"api-schema": "/api/schema/", "api-docs": "/api/docs/"}
+
+
+@dataclass
+class World:
+    """Fresh objects for one request: DELETEs cannot leak into other cases."""
+
+    users: dict[str, AbstractBaseUser]
+    tree: ValueTree
+    goal: Node
+    bet: Node
+    initiative: Node
+    measure: Measure
+    domain: Domain  # owns the product
+    spare_domain: Domain  # owns nothing, so only permissions can stop its deletion
+    product: DataProduct
+    link: DataProductLink
+    viewer_membership: Membership
+
+
+@pytest.fixture
+def world(users, tree) -> World:
+    goal = services.node_create(tree=tree, parent=None, title="Grow revenue")
+    bet = services.node_create(tree=tree, parent=goal, title="Self-service checkout")
+    initiative = services.node_create(tree=tree, parent=bet, title="One-click reorder")
+    measure = measure_create(
+        node=initiative,
+        name="Reorder rate",
+        unit="%",
+        direction="increase",
+        baseline_value=10,
+        baseline_date="2026-01-01",
+        target_value=20,
+        target_date="2027-01-01",
+    )
+    domain = services.domain_create(name="Sales", slug="sales")
+    spare_domain = services.domain_create(name="Logistics", slug="logistics")
+    product = services.data_product_create(
+        name="Orders", slug="orders", domain=domain, owner=users["owner"]
+    )
+    link = services.data_product_link(product=product, node=initiative, role="produces")
+    return World(
+        users=users,
+        tree=tree,
+        goal=goal,
+        bet=bet,
+        initiative=initiative,
+        measure=measure,
+        domain=domain,
+        spare_domain=spare_domain,
+        product=product,
+        link=link,
+        viewer_membership=Membership.objects.get(tree=tree, user=users["viewer"]),
+    )
+
+
+# --- Expected statuses -----------------------------------------------------------------
+
+
+def statuses(
+    *, owner: int, editor: int, viewer: int, leadership: int, outsider: int
+) -> dict[str, int]:
+    return {
+        "owner": owner,
+        "editor": editor,
+        "viewer": viewer,
+        "leadership": leadership,
+        "outsider": outsider,
+        "anonymous": 401,
+    }
+
+
+def everyone(ok: int) -> dict[str, int]:
+    """Anyone logged in, whatever their roles."""
+    return statuses(owner=ok, editor=ok, viewer=ok, leadership=ok, outsider=ok)
+
+
+def tree_readers(ok: int = 200) -> dict[str, int]:
+    return statuses(owner=ok, editor=ok, viewer=ok, leadership=ok, outsider=404)
+
+
+def tree_editors(ok: int) -> dict[str, int]:
+    return statuses(owner=ok, editor=ok, viewer=403, leadership=403, outsider=404)
+
+
+def tree_owners(ok: int) -> dict[str, int]:
+    return statuses(owner=ok, editor=403, viewer=403, leadership=403, outsider=404)
+
+
+def product_owner(ok: int) -> dict[str, int]:
+    return statuses(owner=ok, editor=403, viewer=403, leadership=403, outsider=403)
+
+
+STAFF_ONLY = everyone(403)  # none of the six role users is staff
+
+
+# --- Request bodies --------------------------------------------------------------------
+
+
+def measure_body(w: World) -> dict[str, Any]:
+    return {
+        "name": "Basket size",
+        "unit": "EUR",
+        "direction": "increase",
+        "baseline_value": 30,
+        "baseline_date": "2026-01-01",
+        "target_value": 45,
+        "target_date": "2027-01-01",
+    }
+
+
+def tree_document(w: World) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "slug": "imported",
+        "name": "Imported",
+        "vision": "An imported vision",
+        "goals": [{"title": "Imported goal", "children": [{"title": "Imported bet"}]}],
+    }
+
+
+# --- The matrix ------------------------------------------------------------------------
+
+Builder = Callable[[World], Any]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    route: str  # URL name; the request's URL must resolve to it
+    method: str
+    url: Builder
+    expected: dict[str, int]
+    body: Builder | None = None
+    # The key a 400 must name (a field message; ``errors`` for the import document).
+    field: str | None = None
+
+
+# The ``*-invalid`` cases pin the order of the rules: a caller who may not write gets
+# 403 (or 404 for a hidden tree) whatever the body; only a caller who may write learns
+# what is wrong with it (400). Otherwise field messages answer people who cannot act
+# on them, and e.g. the members endpoint tells any logged-in user which usernames exist.
+
+
+def tree_url(suffix: str = "") -> Builder:
+    return lambda w: f"/api/trees/{w.tree.slug}/{suffix}"
+
+
+def node_url(suffix: str = "") -> Builder:
+    return lambda w: f"/api/nodes/{w.initiative.pk}/{suffix}"
+
+
+def product_url(suffix: str = "") -> Builder:
+    return lambda w: f"/api/data-products/{w.product.slug}/{suffix}"
+
+
+def member_url(w: World) -> str:
+    return f"/api/trees/{w.tree.slug}/members/{w.viewer_membership.pk}/"
+
+
+def measure_url(w: World) -> str:
+    return f"/api/measures/{w.measure.pk}/"
+
+
+def domain_url(w: World) -> str:
+    return f"/api/domains/{w.spare_domain.slug}/"
+
+
+CASES = [
+    Case("api-root", "api-root", "GET", lambda w: "/api/", everyone(200)),
+    # Trees
+    Case("tree-list", "tree-list", "GET", lambda w: "/api/trees/", everyone(200)),
+    Case(
+        "tree-create",
+        "tree-list",
+        "POST",
+        lambda w: "/api/trees/",
+        everyone(201),
+        body=lambda w: {"slug": "new-tree", "name": "New tree", "vision": "Another vision"},
+    ),
+    Case(
+        "tree-create-invalid",
+        "tree-list",
+        "POST",
+        lambda w: "/api/trees/",
+        everyone(400),
+        body=lambda w: {"slug": "not a slug", "name": "New tree", "vision": "Another vision"},
+        field="slug",
+    ),
+    Case(
+        "tree-import",
+        "tree-import-tree",
+        "POST",
+        lambda w: "/api/trees/import/",
+        everyone(201),
+        body=tree_document,
+    ),
+    Case(
+        "tree-import-invalid",
+        "tree-import-tree",
+        "POST",
+        lambda w: "/api/trees/import/",
+        everyone(400),
+        body=lambda w: {**tree_document(w), "vision": ""},
+        field="errors",
+    ),
+    Case("tree-retrieve", "tree-detail", "GET", tree_url(), tree_readers()),
+    Case(
+        "tree-update",
+        "tree-detail",
+        "PUT",
+        tree_url(),
+        tree_owners(200),
+        body=lambda w: {"slug": w.tree.slug, "name": "Tree v2", "vision": "A sharper vision"},
+    ),
+    Case(
+        "tree-partial-update",
+        "tree-detail",
+        "PATCH",
+        tree_url(),
+        tree_owners(200),
+        body=lambda w: {"name": "Renamed"},
+    ),
+    Case(
+        "tree-partial-update-invalid",
+        "tree-detail",
+        "PATCH",
+        tree_url(),
+        statuses(owner=400, editor=403, viewer=403, leadership=403, outsider=404),
+        body=lambda w: {"slug": "not a slug"},
+        field="slug",
+    ),
+    Case("tree-destroy", "tree-detail", "DELETE", tree_url(), tree_owners(204)),
+    Case(
+        "tree-create-node",
+        "tree-create-node",
+        "POST",
+        tree_url("nodes/"),
+        tree_editors(201),
+        body=lambda w: {"parent": w.bet.pk, "title": "Saved baskets"},
+    ),
+    Case(
+        "tree-create-node-invalid",
+        "tree-create-node",
+        "POST",
+        tree_url("nodes/"),
+        statuses(owner=400, editor=400, viewer=403, leadership=403, outsider=404),
+        body=lambda w: {"parent": w.initiative.pk, "title": "Under a leaf"},
+        field="parent",
+    ),
+    Case("tree-export-json", "tree-export", "GET", tree_url("export/?format=json"), tree_readers()),
+    Case("tree-export-yaml", "tree-export", "GET", tree_url("export/?format=yaml"), tree_readers()),
+    Case("tree-history", "tree-history", "GET", tree_url("history/"), tree_readers()),
+    # Members
+    Case("member-list", "tree-member-list", "GET", tree_url("members/"), tree_readers()),
+    Case(
+        "member-create",
+        "tree-member-list",
+        "POST",
+        tree_url("members/"),
+        tree_owners(201),
+        body=lambda w: {"user": "outsider", "role": "viewer"},
+    ),
+    Case(
+        "member-create-invalid",
+        "tree-member-list",
+        "POST",
+        tree_url("members/"),
+        statuses(owner=400, editor=403, viewer=403, leadership=403, outsider=404),
+        body=lambda w: {"user": "outsider", "role": "boss"},
+        field="role",
+    ),
+    Case("member-retrieve", "tree-member-detail", "GET", member_url, tree_readers()),
+    Case(
+        "member-partial-update",
+        "tree-member-detail",
+        "PATCH",
+        member_url,
+        tree_owners(200),
+        body=lambda w: {"role": "editor"},
+    ),
+    Case("member-destroy", "tree-member-detail", "DELETE", member_url, tree_owners(204)),
+    # Nodes
+    Case("node-list", "node-list", "GET", lambda w: "/api/nodes/", everyone(200)),
+    Case("node-retrieve", "node-detail", "GET", node_url(), tree_readers()),
+    Case(
+        "node-update",
+        "node-detail",
+        "PUT",
+        node_url(),
+        tree_editors(200),
+        body=lambda w: {"title": "Two-click reorder", "hypothesis": "We believe that…"},
+    ),
+    Case(
+        "node-partial-update",
+        "node-detail",
+        "PATCH",
+        node_url(),
+        tree_editors(200),
+        body=lambda w: {"status": "active"},
+    ),
+    Case(
+        "node-partial-update-invalid",
+        "node-detail",
+        "PATCH",
+        node_url(),
+        statuses(owner=400, editor=400, viewer=403, leadership=403, outsider=404),
+        body=lambda w: {"confidence": 101},
+        field="confidence",
+    ),
+    Case("node-destroy", "node-detail", "DELETE", node_url(), tree_editors(204)),
+    Case(
+        "node-move",
+        "node-move",
+        "POST",
+        node_url("move/"),
+        tree_editors(200),
+        body=lambda w: {"parent": w.bet.pk, "position": 0},
+    ),
+    Case("node-history", "node-history", "GET", node_url("history/"), tree_readers()),
+    # Measures
+    Case("node-measure-list", "node-measures", "GET", node_url("measures/"), tree_readers()),
+    Case(
+        "node-measure-create",
+        "node-measures",
+        "POST",
+        node_url("measures/"),
+        tree_editors(201),
+        body=measure_body,
+    ),
+    Case(
+        "node-measure-create-invalid",
+        "node-measures",
+        "POST",
+        node_url("measures/"),
+        statuses(owner=400, editor=400, viewer=403, leadership=403, outsider=404),
+        body=lambda w: {**measure_body(w), "target_value": 1},
+        field="target_value",
+    ),
+    Case("measure-list", "measure-list", "GET", lambda w: "/api/measures/", everyone(200)),
+    Case("measure-retrieve", "measure-detail", "GET", measure_url, tree_readers()),
+    Case(
+        "measure-update",
+        "measure-detail",
+        "PUT",
+        measure_url,
+        tree_editors(200),
+        body=measure_body,
+    ),
+    Case(
+        "measure-partial-update",
+        "measure-detail",
+        "PATCH",
+        measure_url,
+        tree_editors(200),
+        body=lambda w: {"weight": 2},
+    ),
+    Case(
+        "measure-partial-update-invalid",
+        "measure-detail",
+        "PATCH",
+        measure_url,
+        statuses(owner=400, editor=400, viewer=403, leadership=403, outsider=404),
+        body=lambda w: {"weight": -1},
+        field="weight",
+    ),
+    Case("measure-destroy", "measure-detail", "DELETE", measure_url, tree_editors(204)),
+    # Domains
+    Case("domain-list", "domain-list", "GET", lambda w: "/api/domains/", everyone(200)),
+    Case(
+        "domain-create",
+        "domain-list",
+        "POST",
+        lambda w: "/api/domains/",
+        STAFF_ONLY,
+        body=lambda w: {"slug": "payments", "name": "Payments"},
+    ),
+    Case(
+        "domain-create-invalid",
+        "domain-list",
+        "POST",
+        lambda w: "/api/domains/",
+        STAFF_ONLY,
+        body=lambda w: {"slug": "not a slug", "name": "Payments"},
+    ),
+    Case("domain-retrieve", "domain-detail", "GET", domain_url, everyone(200)),
+    Case(
+        "domain-update",
+        "domain-detail",
+        "PUT",
+        domain_url,
+        STAFF_ONLY,
+        body=lambda w: {"slug": "logistics", "name": "Logistics & returns"},
+    ),
+    Case(
+        "domain-partial-update",
+        "domain-detail",
+        "PATCH",
+        domain_url,
+        STAFF_ONLY,
+        body=lambda w: {"owning_team": "Team Parcel"},
+    ),
+    Case("domain-destroy", "domain-detail", "DELETE", domain_url, STAFF_ONLY),
+    # Data products
+    Case(
+        "product-list", "data-product-list", "GET", lambda w: "/api/data-products/", everyone(200)
+    ),
+    Case(
+        "product-create",
+        "data-product-list",
+        "POST",
+        lambda w: "/api/data-products/",
+        everyone(201),
+        body=lambda w: {"slug": "returns", "name": "Returns", "domain": w.domain.slug},
+    ),
+    Case("product-retrieve", "data-product-detail", "GET", product_url(), everyone(200)),
+    Case(
+        "product-update",
+        "data-product-detail",
+        "PUT",
+        product_url(),
+        product_owner(200),
+        body=lambda w: {"slug": w.product.slug, "name": "Orders v2", "domain": w.domain.slug},
+    ),
+    Case(
+        "product-partial-update",
+        "data-product-detail",
+        "PATCH",
+        product_url(),
+        product_owner(200),
+        body=lambda w: {"stage": "design"},
+    ),
+    Case(
+        "product-partial-update-invalid",
+        "data-product-detail",
+        "PATCH",
+        product_url(),
+        statuses(owner=400, editor=403, viewer=403, leadership=403, outsider=403),
+        body=lambda w: {"stage": "bogus"},
+        field="stage",
+    ),
+    Case("product-destroy", "data-product-detail", "DELETE", product_url(), product_owner(204)),
+    Case("product-history", "data-product-history", "GET", product_url("history/"), everyone(200)),
+    Case("product-links", "data-product-links", "GET", product_url("links/"), everyone(200)),
+    Case(
+        "product-link",
+        "data-product-links",
+        "POST",
+        product_url("links/"),
+        # The outsider cannot see the node: it "does not exist" for them (400, no leak).
+        statuses(owner=201, editor=201, viewer=403, leadership=403, outsider=400),
+        body=lambda w: {"node": w.bet.pk, "role": "uses"},
+        field="node",
+    ),
+    Case(
+        "product-unlink",
+        "data-product-unlink",
+        "DELETE",
+        lambda w: f"/api/data-products/{w.product.slug}/links/{w.link.pk}/",
+        tree_editors(204),
+    ),
+]
+
+
+def send(client: APIClient, method: str, url: str, body: Any = None) -> Any:
+    if method == "GET":
+        return client.get(url)  # a query string stays in the URL
+    return getattr(client, method.lower())(url, body, format="json")
+
+
+def client_as(world: World, role: str) -> APIClient:
+    client = APIClient()
+    if role != "anonymous":
+        client.force_authenticate(world.users[role])
+    return client
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("case", "role"),
+    [pytest.param(case, role, id=f"{case.id}-{role}") for case in CASES for role in ROLES],
+)
+def test_permission_matrix(world, case, role):
+    url = case.url(world)
+    assert resolve(urlsplit(url).path).url_name == case.route
+    body = case.body(world) if case.body else None
+
+    response = send(client_as(world, role), case.method, url, body)
+
+    assert response.status_code == case.expected[role], response.content[:500]
+    if role == "anonymous":
+        assert response.headers["WWW-Authenticate"] == "Token"
+    if response.status_code == 400 and case.field is not None:
+        assert case.field in response.json()
+
+
+# --- Every route is in the matrix ------------------------------------------------------
+
+
+def view_methods(callback: Any) -> set[str]:
+    """The HTTP methods a URL pattern's view answers (HEAD, OPTIONS aside)."""
+    view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
+    if view_class is None:  # a function view: at least its GET needs a case
+        return {"GET"}
+    allowed = {m for m in view_class.http_method_names if m not in {"head", "options", "trace"}}
+    actions = getattr(callback, "actions", None)  # a viewset: the router's method map
+    methods = (
+        allowed & set(actions)
+        if actions is not None
+        else {m for m in allowed if hasattr(view_class, m)}
+    )
+    return {m.upper() for m in methods}
+
+
+def api_endpoints() -> set[tuple[str, str]]:
+    """(URL name, method) for every pattern under /api/ except the public ones."""
+    found: set[tuple[str, str]] = set()
+
+    def walk(patterns: list[Any], prefix: str) -> None:
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, route)
+            elif isinstance(pattern, URLPattern) and route.startswith("api/"):
+                name = pattern.name or route  # an unnamed route can never be covered
+                if name not in PUBLIC_ROUTES:
+                    found.update((name, method) for method in view_methods(pattern.callback))
+
+    walk(get_resolver().url_patterns, "")
+    return found
+
+
+def test_every_api_route_has_a_permission_case():
+    endpoints = api_endpoints()
+    covered = {(case.route, case.method) for case in CASES}
+    assert ("tree-detail", "DELETE") in endpoints  # the walk found the routers
+    assert endpoints - covered == set(), "endpoints without a permission case"
+    assert covered - endpoints == set(), "cases for endpoints that no longer exist"
+
+
+def test_case_ids_are_unique():
+    ids = [case.id for case in CASES]
+    assert len(ids) == len(set(ids))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", sorted(PUBLIC_ROUTES))
+def test_schema_and_docs_are_public(name):
+    url = PUBLIC_ROUTES[name]
+    assert resolve(url).url_name == name
+    assert APIClient().get(url).status_code == 200
+
+
+def test_no_format_suffix_twins_are_published(world):
+    """The routers publish no ``/api/trees/{slug}.json`` twins: the API is JSON only
+    and ``?format=`` belongs to the tree export. (Twins once crashed with a 500.)"""
+    for case in CASES:
+        match = resolve(urlsplit(case.url(world)).path)
+        with pytest.raises(NoReverseMatch):
+            reverse(match.url_name, kwargs={**match.kwargs, "format": "json"})
+    response = client_as(world, "owner").get(f"/api/trees/{world.tree.slug}.json")
+    assert response.status_code == 404
+
+
+# --- A hidden tree looks exactly like a missing one ------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("real", "missing"),
+    [
+        (tree_url(), lambda w: "/api/trees/no-such-tree/"),
+        (tree_url("members/"), lambda w: "/api/trees/no-such-tree/members/"),
+        (node_url(), lambda w: "/api/nodes/999999/"),
+        (measure_url, lambda w: "/api/measures/999999/"),
+    ],
+    ids=["tree", "members", "node", "measure"],
+)
+def test_outsider_cannot_tell_a_hidden_object_from_a_missing_one(world, real, missing):
+    client = client_as(world, "outsider")
+    hidden = client.get(real(world))
+    absent = client.get(missing(world))
+    assert (hidden.status_code, hidden.json()) == (absent.status_code, absent.json())
+    assert hidden.status_code == 404
+
+
+# --- Token authentication --------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("valid", 200), ("Token 0000000000000000000000000000000000000000", 401)],
+    ids=["right-token", "wrong-token"],
+)
+def test_token_authentication(users, tree, header, expected):
+    token = Token.objects.create(user=users["viewer"])
+    if header == "valid":
+        header = f"Token {token.key}"
+    response = APIClient().get("/api/trees/", HTTP_AUTHORIZATION=header)
+    assert response.status_code == expected
+    if expected == 200:
+        assert [t["slug"] for t in response.json()["results"]] == [tree.slug]
+    else:
+        assert response.headers["WWW-Authenticate"] == "Token"
