@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from outcomes.models import Direction, Measure
-from valuetree.models import Node, NodeKind
+from valuetree.models import Node
 
 MEASURE_FIELDS = (
     "name",
@@ -49,8 +49,6 @@ def _measure_build(*, node_id: int, position: int, fields: dict[str, Any]) -> Me
 
 @transaction.atomic
 def measure_create(*, node: Node, **fields: Any) -> Measure:
-    if node.kind not in (NodeKind.GOAL, NodeKind.BET, NodeKind.INITIATIVE):
-        raise ValidationError({"node": "Measures belong to goals, bets and initiatives."})
     top = Measure.objects.filter(node=node).aggregate(top=Max("position"))["top"]
     measure = _measure_build(node_id=node.pk, position=0 if top is None else top + 1, fields=fields)
     measure.save()

@@ -46,7 +46,8 @@ NODE_FIELDS = (
 )
 
 
-def _apply(instance: Any, fields: dict[str, Any], allowed: Sequence[str]) -> None:
+def apply_fields(instance: Any, fields: dict[str, Any], allowed: Sequence[str]) -> None:
+    """Set ``fields`` on ``instance``, refusing any this service does not let change."""
     unknown = set(fields) - set(allowed)
     if unknown:
         raise ValidationError(dict.fromkeys(unknown, "This field cannot be changed here."))
@@ -69,7 +70,7 @@ def tree_create(
 
 
 def tree_update(*, tree: ValueTree, **fields: Any) -> ValueTree:
-    _apply(tree, fields, TREE_FIELDS)
+    apply_fields(tree, fields, TREE_FIELDS)
     tree.full_clean()
     tree.save()
     return tree
@@ -188,7 +189,7 @@ def node_create(
     elif position < 0:
         raise ValidationError({"position": "Position must be 0 or more."})
     node = Node(tree=tree, parent=parent, kind=kind, title=title, position=position)
-    _apply(node, fields, NODE_FIELDS)
+    apply_fields(node, fields, NODE_FIELDS)
     node.full_clean()
     if position < count:
         _shift(tree_id=tree.pk, parent_id=parent_id, start=position, end=None, by=1)
@@ -198,7 +199,7 @@ def node_create(
 
 def node_update(*, node: Node, **fields: Any) -> Node:
     """Change a node's own fields. Its place in the tree changes only by ``node_move``."""
-    _apply(node, fields, NODE_FIELDS)
+    apply_fields(node, fields, NODE_FIELDS)
     node.full_clean()
     node.save()
     return node
@@ -291,14 +292,14 @@ DATA_PRODUCT_FIELDS = (
 
 def domain_create(**fields: Any) -> Domain:
     domain = Domain()
-    _apply(domain, fields, DOMAIN_FIELDS)
+    apply_fields(domain, fields, DOMAIN_FIELDS)
     domain.full_clean()
     domain.save()
     return domain
 
 
 def domain_update(*, domain: Domain, **fields: Any) -> Domain:
-    _apply(domain, fields, DOMAIN_FIELDS)
+    apply_fields(domain, fields, DOMAIN_FIELDS)
     domain.full_clean()
     domain.save()
     return domain
@@ -331,7 +332,7 @@ def data_product_create(
     *, output_ports: list[dict[str, Any]] | None = None, **fields: Any
 ) -> DataProduct:
     product = DataProduct()
-    _apply(product, fields, DATA_PRODUCT_FIELDS)
+    apply_fields(product, fields, DATA_PRODUCT_FIELDS)
     product.full_clean()
     product.save()
     _replace_output_ports(product=product, ports=output_ports or [])
@@ -343,7 +344,7 @@ def data_product_update(
     *, product: DataProduct, output_ports: list[dict[str, Any]] | None = None, **fields: Any
 ) -> DataProduct:
     """Change a data product; ``output_ports``, when given, replaces the ports."""
-    _apply(product, fields, DATA_PRODUCT_FIELDS)
+    apply_fields(product, fields, DATA_PRODUCT_FIELDS)
     product.full_clean()
     product.save()
     if output_ports is not None:
