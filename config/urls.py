@@ -11,5 +11,6 @@ urlpatterns = [
     path("api/", include("valuetree.api_urls")),
     path("api/", include("outcomes.api_urls")),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("outcomes.urls")),
     path("", include("valuetree.urls")),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from typing import Any
 
 from django.db.models import QuerySet
@@ -29,14 +30,15 @@ MEASURE_COLUMNS = (
 )
 
 
-def measures_by_node(tree_id: int) -> dict[int, list[dict[str, Any]]]:
-    """Every measure of a tree, grouped by node, in one query."""
+def measures_by_node(
+    tree_id: int, node_ids: Collection[int] | None = None
+) -> dict[int, list[dict[str, Any]]]:
+    """The measures of a tree (or of some of its nodes), grouped by node, in one query."""
     grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    rows = (
-        Measure.objects.filter(node__tree_id=tree_id)
-        .order_by("node_id", "position", "id")
-        .values(*MEASURE_COLUMNS)
-    )
+    measures = Measure.objects.filter(node__tree_id=tree_id)
+    if node_ids is not None:
+        measures = measures.filter(node_id__in=node_ids)
+    rows = measures.order_by("node_id", "position", "id").values(*MEASURE_COLUMNS)
     for row in rows:
         grouped[row.pop("node_id")].append(row)
     return grouped

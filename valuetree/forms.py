@@ -50,6 +50,11 @@ class TreeForm(forms.ModelForm):
 class NodeForm(forms.ModelForm):
     owner = UsernameField()
     accountable = UsernameField()
+    # Ranges on the form too, so they show with the other field errors.
+    confidence = forms.IntegerField(
+        min_value=0, max_value=100, required=False, help_text="How sure we are, 0–100."
+    )
+    weight = forms.FloatField(min_value=0, initial=1.0)
 
     class Meta:
         model = Node

@@ -11,7 +11,7 @@ fixed number of queries whatever the tree's size.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +22,9 @@ from rest_framework import serializers
 @dataclass(frozen=True)
 class NodeSection:
     key: str
-    # tree id -> {node id: [item, …]} in API representation, with one query.
-    fetch: Callable[[int], dict[int, list[dict[str, Any]]]]
+    # (tree id, node ids or None for all) -> {node id: [item, …]} in API
+    # representation, with one query.
+    fetch: Callable[[int, Collection[int] | None], dict[int, list[dict[str, Any]]]]
     # Validates one imported item (DRF serializer, so errors name the field).
     item_serializer: type[serializers.Serializer]
     # Creates one validated item: (node id, position, fields). Raises ValidationError.

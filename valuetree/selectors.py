@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,11 +101,13 @@ NODE_COLUMNS = (
 _RENAMED = {"owner__username": "owner", "accountable__username": "accountable"}
 
 
-def node_rows(*, tree_id: int) -> list[dict[str, Any]]:
-    """Every node of a tree as a flat dict, ordered for assembly. One query."""
-    rows = list(
-        Node.objects.filter(tree_id=tree_id).order_by("position", "id").values(*NODE_COLUMNS)
-    )
+def node_rows(*, tree_id: int, node_ids: Collection[int] | None = None) -> list[dict[str, Any]]:
+    """Every node of a tree (or the given ones) as flat dicts, ordered for assembly.
+    One query."""
+    nodes = Node.objects.filter(tree_id=tree_id)
+    if node_ids is not None:
+        nodes = nodes.filter(pk__in=node_ids)
+    rows = list(nodes.order_by("position", "id").values(*NODE_COLUMNS))
     for row in rows:
         for old, new in _RENAMED.items():
             row[new] = row.pop(old)
@@ -119,13 +122,7 @@ def tree_get(*, tree: ValueTree) -> dict[str, Any]:
     costs two queries whatever its size (three with the tree row itself).
     """
     rows = node_rows(tree_id=tree.pk)
-    section_items = {s.key: s.fetch(tree.pk) for s in sections.registered()}
-    by_id: dict[int, dict[str, Any]] = {}
-    for row in rows:
-        for key, items in section_items.items():
-            row[key] = items.get(row["id"], [])
-        row["children"] = []
-        by_id[row["id"]] = row
+    by_id = _with_sections(rows, tree_id=tree.pk, node_ids=None)
     goals: list[dict[str, Any]] = []
     for row in rows:
         parent_id = row["parent_id"]
@@ -140,6 +137,28 @@ def tree_get(*, tree: ValueTree) -> dict[str, Any]:
         "updated_at": tree.updated_at,
         "goals": goals,
     }
+
+
+def _with_sections(
+    rows: list[dict[str, Any]], *, tree_id: int, node_ids: Collection[int] | None
+) -> dict[int, dict[str, Any]]:
+    """Attach each registered section's items and an empty ``children`` list to the
+    rows; return them by id."""
+    section_items = {s.key: s.fetch(tree_id, node_ids) for s in sections.registered()}
+    by_id: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        for key, items in section_items.items():
+            row[key] = items.get(row["id"], [])
+        row["children"] = []
+        by_id[row["id"]] = row
+    return by_id
+
+
+def node_card_get(*, node: Node) -> dict[str, Any]:
+    """One node as it appears in the tree document (without its children): for
+    re-drawing a single node after an edit. Two queries."""
+    [row] = node_rows(tree_id=node.tree_id, node_ids=[node.pk])
+    return _with_sections([row], tree_id=node.tree_id, node_ids=[node.pk])[node.pk]
 
 
 def node_descendant_count(*, node: Node) -> int:

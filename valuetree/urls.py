@@ -7,7 +7,26 @@ from valuetree.views import catalogue, trees
 app_name = "valuetree"
 urlpatterns = [
     path("", trees.home, name="home"),
-    # Tree page and node editing routes: added with their views (issue 3, in progress).
+    path("trees/new/", trees.tree_create, name="tree-create"),
+    path("trees/<slug:slug>/", trees.tree_page, name="tree"),
+    path("trees/<slug:slug>/settings/", trees.tree_settings, name="tree-settings"),
+    path(
+        "trees/<slug:slug>/members/<int:membership_id>/",
+        trees.member_update,
+        name="member-update",
+    ),
+    path("trees/<slug:slug>/nodes/new/", trees.node_create, name="node-create"),
+    path("nodes/<int:node_id>/", trees.node_panel, name="node"),
+    path("nodes/<int:node_id>/edit/", trees.node_edit, name="node-edit"),
+    path("nodes/<int:node_id>/status/", trees.node_status, name="node-status"),
+    path("nodes/<int:node_id>/move/", trees.node_move, name="node-move"),
+    path("nodes/<int:node_id>/delete/", trees.node_delete, name="node-delete"),
+    path(
+        "nodes/<int:node_id>/data-products/",
+        trees.node_data_products,
+        name="node-data-products",
+    ),
+    path("links/<int:link_id>/delete/", trees.link_delete, name="link-delete"),
     path("data-products/", catalogue.data_product_list, name="data-product-list"),
     path("data-products/new/", catalogue.data_product_create, name="data-product-create"),
     path("data-products/<slug:slug>/", catalogue.data_product_detail, name="data-product"),

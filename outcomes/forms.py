@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from django import forms
+
+from outcomes.models import Measure
+from outcomes.services import MEASURE_FIELDS
+
+
+class MeasureForm(forms.ModelForm):
+    class Meta:
+        model = Measure
+        fields = list(MEASURE_FIELDS)
+        widgets = {
+            "baseline_date": forms.DateInput(attrs={"type": "date"}),
+            "target_date": forms.DateInput(attrs={"type": "date"}),
+        }
+        labels = {"is_guardrail": "Guardrail (can only lower the node's verdict)"}
+
+    def _post_clean(self) -> None:
+        # The service validates the measure (and its cross-field rules) once.
+        pass
