@@ -29,37 +29,32 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import gc
 import io
 import json
-import os
 import pstats
-import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
-
-import django  # noqa: E402
-
-django.setup()
-
+import django  # noqa: E402  (after _common, which sets Django up)
 import orjson  # noqa: E402
-from django.conf import settings  # noqa: E402
+from _common import (
+    check,
+    count_queries,
+    database_vendor,
+    is_transaction_control,
+    log,
+    log_queries,
+    median_ms,
+    throwaway_database,
+    timed_ms,
+    walk,
+)
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.test.utils import (  # noqa: E402
-    CaptureQueriesContext,
-    setup_test_environment,
-    teardown_test_environment,
-)
+from django.test.utils import CaptureQueriesContext  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
 from outcomes.models import Measure  # noqa: E402
@@ -73,51 +68,6 @@ from valuetree.services import node_move  # noqa: E402
 GOALS, BETS, INITIATIVES = 10, 10, 99
 MAX_QUERIES = 3
 MAX_RATIO = 2.0
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def check(condition: bool, message: str) -> None:
-    # Not `assert`: a benchmark whose document is wrong must fail even under -O.
-    if not condition:
-        raise RuntimeError(message)
-
-
-def median_ms(samples: list[float]) -> float:
-    return round(statistics.median(samples), 3)
-
-
-def timed_ms(fn: Callable[[], Any]) -> tuple[float, Any]:
-    """Milliseconds ``fn`` took, and what it returned."""
-    # Collect first so one run does not pay for the garbage of the previous one.
-    gc.collect()
-    start = time.perf_counter()
-    result = fn()
-    return (time.perf_counter() - start) * 1000, result
-
-
-def is_transaction_control(sql: str) -> bool:
-    return sql.split(None, 1)[0].upper() in {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
-
-
-def count_queries(fn: Callable[[], Any]) -> tuple[int, list[str]]:
-    with CaptureQueriesContext(connection) as captured:
-        fn()
-    return len(captured.captured_queries), [q["sql"] for q in captured.captured_queries]
-
-
-def log_queries(label: str, statements: list[str]) -> None:
-    log(f"{label}: {len(statements)} queries")
-    for sql in statements:
-        log(f"    {sql[:160]}{'…' if len(sql) > 160 else ''}")
-
-
-def walk(nodes: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for node in nodes:
-        yield node
-        yield from walk(node["children"])
 
 
 def build_move_tree(users: dict[str, Any]) -> dict[str, Any]:
@@ -290,7 +240,7 @@ def run(runs: int, measures: int, profile: bool) -> dict[str, Any]:
 
     return {
         "benchmark": "tree",
-        "database": connection.vendor,
+        "database": database_vendor(),
         "django": django.get_version(),
         "nodes": nodes,
         "shape": {"goals": GOALS, "bets_per_goal": BETS, "initiatives_per_bet": INITIATIVES},
@@ -335,19 +285,8 @@ def main() -> int:
     if args.runs < 1 or args.measures < 0:
         parser.error("--runs must be ≥ 1 and --measures ≥ 0")
 
-    # DEBUG off: a debug cursor would record every query and skew the timings.
-    setup_test_environment(debug=False)
-    db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("postgresql"):
-        # A name of our own, so a concurrent bench or test run is never clobbered.
-        db.setdefault("TEST", {})["NAME"] = f"test_{db['NAME']}_{os.getpid()}"
-    old_name = db["NAME"]
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
-    try:
+    with throwaway_database():
         result = run(args.runs, args.measures, args.profile)
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
-        teardown_test_environment()
     print(json.dumps(result))
     return 0
 
