@@ -36,6 +36,10 @@
         handle: ".node__handle",
         draggable: "li.node",
         animation: 120,
+        // Nested lists, as in SortableJS's own nested example: without these a drop
+        // over a parent card rarely reaches the parent's list.
+        fallbackOnBody: true,
+        swapThreshold: 0.65,
         onEnd(event) {
           const item = event.item;
           const to = event.to;
