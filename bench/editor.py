@@ -54,7 +54,7 @@ def measure(size: str, shape: tuple[int, int, int], users: dict[str, Any], runs:
 
     # Warm-up, and proof that the page draws every node with its edit controls.
     html = get(page_url).content.decode()
-    check(html.count('class="node__card"') == nodes, "the page does not draw every node")
+    check(html.count('id="card-') == nodes, "the page does not draw every node")
     check("node__handle" in html, "the page has no edit controls")
     get(api_url)
     page_queries, _ = count_queries(lambda: get(page_url))

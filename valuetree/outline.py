@@ -68,6 +68,12 @@ def node_card(node: dict[str, Any], *, slug: str, can_edit: bool) -> str:
             if child_kind
             else ""
         )
+        quick = "".join(
+            f'<button type="button" class="link-button" hx-post="/nodes/{node_id}/status/" '
+            f'hx-vals=\'{{"status": "{status}"}}\' hx-swap="none">{label}</button>'
+            for status, label in (("done", "Mark done"), ("killed", "Kill"))
+            if node["status"] != status
+        )
         actions = (
             f'<span class="node__actions">{add}'
             f'<a href="/nodes/{node_id}/edit/" hx-get="/nodes/{node_id}/edit/" '
@@ -75,7 +81,7 @@ def node_card(node: dict[str, Any], *, slug: str, can_edit: bool) -> str:
             f'<a href="/nodes/{node_id}/move/" hx-get="/nodes/{node_id}/move/" '
             f'hx-target="#dialog-body">Move…</a>'
             f'<a href="/nodes/{node_id}/delete/" hx-get="/nodes/{node_id}/delete/" '
-            f'hx-target="#dialog-body">Delete</a></span>'
+            f'hx-target="#dialog-body">Delete</a>{quick}</span>'
         )
     handle = (
         '<span class="node__handle" title="Drag to move" aria-hidden="true">⠿</span>'
@@ -83,7 +89,7 @@ def node_card(node: dict[str, Any], *, slug: str, can_edit: bool) -> str:
         else ""
     )
     return (
-        f'<div class="node__card" id="card-{node_id}">{handle}'
+        f'<div class="node__card node__card--{node["status"]}" id="card-{node_id}">{handle}'
         f'<span class="node__kind">{KIND_LABELS[kind]}</span> '
         f'<a class="node__title" href="/nodes/{node_id}/">{_e(node["title"])}</a> '
         f'<span class="node__meta">{" ".join(meta)}</span> '

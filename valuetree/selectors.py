@@ -59,11 +59,18 @@ def trees_for_user(user: User) -> QuerySet[ValueTree]:
 
 
 def tree_list(*, user: User) -> QuerySet[ValueTree]:
-    """Visible trees with their goal, bet and initiative counts, in one query."""
+    """Visible trees with their (first) owner and goal, bet and initiative counts, in
+    one query."""
+    first_owner = (
+        Membership.objects.filter(tree=OuterRef("pk"), role=Role.OWNER)
+        .order_by("created_at", "id")
+        .values("user__username")[:1]
+    )
     # Explicit order: Meta.ordering does not apply to a GROUP BY query.
     return (
         trees_for_user(user)
         .annotate(
+            owner_username=Subquery(first_owner),
             goal_count=Count("nodes", filter=Q(nodes__kind=NodeKind.GOAL)),
             bet_count=Count("nodes", filter=Q(nodes__kind=NodeKind.BET)),
             initiative_count=Count("nodes", filter=Q(nodes__kind=NodeKind.INITIATIVE)),

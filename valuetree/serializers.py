@@ -48,12 +48,19 @@ class TreeSerializer(serializers.ModelSerializer):
 
 
 class TreeListSerializer(TreeSerializer):
+    owner = serializers.CharField(source="owner_username", read_only=True, allow_null=True)
     goal_count = serializers.IntegerField(read_only=True)
     bet_count = serializers.IntegerField(read_only=True)
     initiative_count = serializers.IntegerField(read_only=True)
 
     class Meta(TreeSerializer.Meta):
-        fields = [*TreeSerializer.Meta.fields, "goal_count", "bet_count", "initiative_count"]
+        fields = [
+            *TreeSerializer.Meta.fields,
+            "owner",
+            "goal_count",
+            "bet_count",
+            "initiative_count",
+        ]
 
 
 class NodeSerializer(serializers.ModelSerializer):

@@ -51,7 +51,7 @@ class TestTreePage:
         with django_assert_num_queries(5):
             response = client.get(f"/trees/{tree.slug}/")
         assert response.status_code == 200
-        assert response.content.decode().count('class="node__card"') == (
+        assert response.content.decode().count('id="card-') == (
             size[0] + size[0] * size[1] + size[0] * size[1] * size[2]
         )
 
@@ -152,10 +152,24 @@ class TestNodeForms:
         )
         html = response.content.decode()
         assert html.startswith(
-            f'<div class="node__card" hx-swap-oob="outerHTML" id="card-{shape["bet"].pk}">'
+            f'<div hx-swap-oob="outerHTML" class="node__card node__card--active" '
+            f'id="card-{shape["bet"].pk}">'
         )
         assert "Bet renamed" in html
         assert 'id="outline"' not in html
+
+    def test_inline_kill_redraws_the_card_struck_through(self, tree, shape, as_role):
+        html = as_role("editor").get(f"/trees/{tree.slug}/").content.decode()
+        assert (
+            f'hx-post="/nodes/{shape["bet"].pk}/status/" hx-vals=\'{{"status": "killed"}}\'' in html
+        )
+        response = as_role("editor").post(
+            f"/nodes/{shape['bet'].pk}/status/", {"status": "killed"}, HTTP_HX_REQUEST="true"
+        )
+        card = response.content.decode()
+        assert card.startswith('<div hx-swap-oob="outerHTML" class="node__card node__card--killed"')
+        assert "Kill</button>" not in card.split("</div>")[0]
+        assert "Mark done</button>" in card
 
     def test_kill_is_a_status(self, tree, shape, as_role):
         response = as_role("editor").post(f"/nodes/{shape['bet'].pk}/status/", {"status": "killed"})
@@ -308,6 +322,7 @@ class TestPanelAndSettings:
         client = as_role("viewer")
         html = client.get("/").content.decode()
         assert f'href="/trees/{tree.slug}/"' in html
+        assert "<td>owner</td>" in html  # the tree's owner, by username
         response = client.post("/trees/new/", {"name": "Mine", "slug": "mine", "vision": "Better"})
         assert response.status_code == 302
         assert Membership.objects.get(tree__slug="mine").role == "owner"

@@ -92,7 +92,7 @@ def _done(
     if redraw == "card" and node is not None:
         card = outline.node_card(
             selectors.node_card_get(node=node), slug=tree.slug, can_edit=True
-        ).replace('class="node__card"', 'class="node__card" hx-swap-oob="outerHTML"', 1)
+        ).replace('<div class="node__card', '<div hx-swap-oob="outerHTML" class="node__card', 1)
         body = card
     else:
         body = f'<div id="outline" hx-swap-oob="innerHTML">{_outline_html(tree)}</div>'
