@@ -4,9 +4,10 @@ from django import forms
 
 from outcomes.models import Measure
 from outcomes.services import MEASURE_FIELDS
+from valuetree.forms import ServiceModelForm
 
 
-class MeasureForm(forms.ModelForm):
+class MeasureForm(ServiceModelForm):
     class Meta:
         model = Measure
         fields = list(MEASURE_FIELDS)
@@ -15,7 +16,3 @@ class MeasureForm(forms.ModelForm):
             "target_date": forms.DateInput(attrs={"type": "date"}),
         }
         labels = {"is_guardrail": "Guardrail (can only lower the node's verdict)"}
-
-    def _post_clean(self) -> None:
-        # The service validates the measure (and its cross-field rules) once.
-        pass

@@ -7,7 +7,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
-from valuetree.models import Membership, Node, Role, ValueTree
+from valuetree.models import DataProduct, Domain, LifecycleStage, Membership, Node, Role, ValueTree
 
 User = get_user_model()
 
@@ -36,6 +36,31 @@ class UsernameField(forms.ModelChoiceField):
         return f"{full_name} ({obj.get_username()})" if full_name else obj.get_username()
 
 
+class ServiceModelForm(forms.ModelForm):
+    """A ModelForm whose instance a service validates and saves.
+
+    The form checks its fields; the service runs ``full_clean()`` and the rules that
+    need more than one field, so the ModelForm's own instance validation is skipped
+    (errors would be reported twice). Username choices start on the current user.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            # The ModelForm's initial is the user's id, but the choices are usernames:
+            # without this an edit would show no owner and save it as empty.
+            related_id = getattr(self.instance, f"{name}_id", None)
+            if (
+                isinstance(field, UsernameField)
+                and related_id is not None
+                and self.initial.get(name) == related_id
+            ):
+                self.initial[name] = getattr(self.instance, name)
+
+    def _post_clean(self) -> None:
+        pass
+
+
 class TreeForm(forms.ModelForm):
     class Meta:
         model = ValueTree
@@ -47,7 +72,7 @@ class TreeForm(forms.ModelForm):
         help_texts = {"slug": "Letters, digits and hyphens; used in the tree's address."}
 
 
-class NodeForm(forms.ModelForm):
+class NodeForm(ServiceModelForm):
     owner = UsernameField()
     accountable = UsernameField()
     # Ranges on the form too, so they show with the other field errors.
@@ -97,11 +122,6 @@ class NodeForm(forms.ModelForm):
             ):
                 del self.fields[name]
 
-    def _post_clean(self) -> None:
-        # The services validate the model (kind rules need the parent); skip the
-        # ModelForm's own instance validation so errors are not reported twice.
-        pass
-
 
 class MembershipForm(forms.Form):
     user = forms.ModelChoiceField(
@@ -111,10 +131,106 @@ class MembershipForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
 
 
-class MembershipRoleForm(forms.ModelForm):
+class MembershipRoleForm(ServiceModelForm):
     class Meta:
         model = Membership
         fields = ["role"]
 
-    def _post_clean(self) -> None:
-        pass
+
+# --- Data products ---------------------------------------------------------------------
+
+
+class DataProductFilterForm(forms.Form):
+    """The catalogue's filters. Read from the query string, so a filtered list is a
+    link that can be shared and works without JavaScript."""
+
+    domain = forms.ModelChoiceField(
+        queryset=Domain.objects.order_by("name"),
+        to_field_name="slug",
+        required=False,
+        empty_label="All domains",
+    )
+    stage = forms.ChoiceField(
+        label="Lifecycle stage",
+        choices=[("", "All stages"), *LifecycleStage.choices],
+        required=False,
+    )
+    q = forms.CharField(label="Search", required=False, max_length=200, strip=True)
+
+
+class DataProductForm(ServiceModelForm):
+    owner = UsernameField()
+
+    class Meta:
+        model = DataProduct
+        fields = [
+            "name",
+            "slug",
+            "domain",
+            "owner",
+            "owning_team",
+            "description",
+            "purpose",
+            "product_type",
+            "stage",
+        ]
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 3}),
+            "purpose": forms.Textarea(attrs={"rows": 2}),
+        }
+        labels = {"product_type": "Product type", "stage": "Lifecycle stage"}
+        help_texts = {
+            "slug": "Letters, digits and hyphens; used in the product's address.",
+            "purpose": "What it is for: the decisions or outcomes it serves.",
+        }
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        # Someone must answer for a product; an ownerless one only staff could change.
+        self.fields["owner"].required = True
+        self.fields["owner"].empty_label = "Choose an owner"
+        self.fields["domain"].empty_label = "Choose a domain"
+
+
+class OutputPortForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    kind = forms.CharField(
+        max_length=50,
+        widget=forms.TextInput(attrs={"placeholder": "table, api, file, stream…"}),
+    )
+    location = forms.CharField(max_length=500, required=False)
+
+
+class BaseOutputPortFormSet(forms.BaseFormSet):
+    def clean(self) -> None:
+        if any(self.errors):
+            return  # a row's own errors first; the names may not be known yet
+        # Checked here as well as in the service so the message sits with the ports.
+        names = [port["name"] for port in self.ports()]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValidationError(f"Port names must be unique: {', '.join(duplicates)}.")
+
+    def add_fields(self, form: forms.Form, index: int | None) -> None:
+        super().add_fields(form, index)
+        if "DELETE" in form.fields:
+            form.fields["DELETE"].label = "Remove this port"
+
+    def ports(self) -> list[dict[str, str]]:
+        """The ports to keep, as the service takes them: blank extra rows and rows
+        marked for removal left out."""
+        return [
+            {key: form.cleaned_data[key] for key in ("name", "kind", "location")}
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        ]
+
+
+OutputPortFormSet = forms.formset_factory(
+    OutputPortForm,
+    formset=BaseOutputPortFormSet,
+    extra=1,
+    can_delete=True,
+    # A blank new row has nothing to remove.
+    can_delete_extra=False,
+)

@@ -138,6 +138,8 @@ def render_outline(document: dict[str, Any], *, can_edit: bool) -> SafeString:
     for goal in document["goals"]:
         _node(parts, goal, slug=slug, can_edit=can_edit)
     parts.append("</ul>")
+    if not document["goals"]:
+        parts.append('<p class="muted">This tree has no goals yet.</p>')
     return mark_safe("".join(parts))  # noqa: S308 — every user value is escaped above
 
 

@@ -6,7 +6,7 @@
 
   // A form loaded into the dialog opens it and takes the focus.
   document.body.addEventListener("htmx:afterSwap", (event) => {
-    if (event.detail.target.id === "dialog-body") {
+    if (event.detail.target.id === "dialog-body" && event.detail.target.innerHTML.trim()) {
       const d = dialog();
       if (d && !d.open) d.showModal();
       const first = d && d.querySelector("input:not([type=hidden]), select, textarea");
@@ -14,17 +14,24 @@
     }
   });
 
-  // The server says a change is done: close the dialog, focus what changed.
+  // The server says a change is done: close the dialog, focus what changed. The
+  // element may arrive with a swap that has not settled yet, so the focus waits
+  // until it exists.
+  let pendingFocus = null;
+  function applyFocus() {
+    const target = pendingFocus && document.querySelector(pendingFocus);
+    if (target) {
+      target.focus();
+      pendingFocus = null;
+    }
+  }
   document.body.addEventListener("vt:close-dialog", (event) => {
     const d = dialog();
     if (d && d.open) d.close();
-    const selector = event.detail && event.detail.focus;
-    // Focus after the out-of-band swaps of the same response have settled.
-    setTimeout(() => {
-      const target = selector && document.querySelector(selector);
-      if (target) target.focus();
-    }, 0);
+    pendingFocus = (event.detail && event.detail.focus) || null;
+    setTimeout(applyFocus, 0);
   });
+  document.body.addEventListener("htmx:afterSettle", () => setTimeout(applyFocus, 0));
 
   function makeSortable(root) {
     if (!window.Sortable) return;
@@ -35,7 +42,9 @@
         group: "nodes", // one group: a drop that breaks the kind rules reaches the server, which refuses it
         handle: ".node__handle",
         draggable: "li.node",
-        animation: 120,
+        // No sliding animation for people who ask for reduced motion.
+        animation: window.matchMedia("(prefers-reduced-motion: reduce)").matches ? 0 : 120,
+        emptyInsertThreshold: 24, // an empty list (a goal with no bets yet) is easy to hit
         // Nested lists, as in SortableJS's own nested example: without these a drop
         // over a parent card rarely reaches the parent's list.
         fallbackOnBody: true,

@@ -113,7 +113,7 @@ class TestNodeForms:
         html = response.content.decode()
         assert 'id="outline" hx-swap-oob="innerHTML"' in html
         assert f'id="card-{bet.pk}"' in html
-        trigger = json.loads(response["HX-Trigger"])
+        trigger = json.loads(response["HX-Trigger-After-Settle"])
         assert trigger == {"vt:close-dialog": {"focus": f"#card-{bet.pk} .node__title"}}
 
     def test_add_a_goal_without_javascript_redirects(self, tree, as_role):
@@ -136,6 +136,11 @@ class TestNodeForms:
         assert "This field is required." in html
         assert "Ensure this value is less than or equal to 100." in html
         assert snapshot() == before
+
+    def test_edit_form_starts_on_the_current_owner(self, tree, shape, users, as_role):
+        services.node_update(node=shape["bet"], owner=users["editor"])
+        html = as_role("editor").get(f"/nodes/{shape['bet'].pk}/edit/").content.decode()
+        assert '<option value="editor" selected>' in html
 
     def test_goal_form_has_no_hypothesis(self, tree, shape, as_role):
         html = as_role("editor").get(f"/nodes/{shape['goal'].pk}/edit/").content.decode()

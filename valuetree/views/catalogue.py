@@ -1,27 +1,191 @@
-"""The data product catalogue: list with filters, detail, create and edit."""
+"""The data product catalogue: list with filters, detail, create and edit.
+
+Discovery is public: everyone logged in reads every data product; its owner (or
+staff) changes it, as in the API. One view and one template serve the list page
+and, for htmx, only its results table.
+"""
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
+from django.views.decorators.vary import vary_on_headers
 
-from valuetree import selectors
+from valuetree import selectors, services
+from valuetree.forms import (
+    BaseOutputPortFormSet,
+    DataProductFilterForm,
+    DataProductForm,
+    OutputPortFormSet,
+    add_service_errors,
+)
+from valuetree.models import DataProduct, DataProductLink, Domain
+
+PORTS_PREFIX = "ports"
+ANOTHER_PORT = "_another_port"
+
+
+def _can_edit(user: selectors.User, product: DataProduct) -> bool:
+    # The same rule as DataProductViewSet.check_write.
+    return bool(user.is_staff or (product.owner_id is not None and product.owner_id == user.pk))
+
+
+def _catalogue(
+    user: selectors.User, *, domain: Domain | None, stage: str, query: str
+) -> QuerySet[DataProduct]:
+    """The filtered catalogue with what each row shows, in one query whatever its
+    size. Linked nodes are counted only in trees the user may read, as on the
+    detail page.
+
+    A read that belongs in selectors.py (``data_product_list`` takes no filters
+    yet); here until that module is free to change."""
+    products = (
+        selectors.data_product_list()
+        .prefetch_related(None)  # counted below; the ports themselves are not shown
+        .annotate(
+            port_count=Count("output_ports", distinct=True),
+            node_count=Count(
+                "links__node",
+                filter=Q(links__node__in=selectors.nodes_for_user(user).values("pk")),
+                distinct=True,
+            ),
+        )
+        # Meta.ordering does not apply to a GROUP BY query.
+        .order_by("name", "id")
+    )
+    if domain is not None:
+        products = products.filter(domain=domain)
+    if stage:
+        products = products.filter(stage=stage)
+    if query:
+        products = products.filter(
+            Q(name__icontains=query) | Q(purpose__icontains=query) | Q(description__icontains=query)
+        )
+    return products
+
+
+# Browsers cache by URL: the page and its htmx fragment must not be mixed up when
+# the user goes back to a filtered list.
+@vary_on_headers("HX-Request")
+@login_required
+def data_product_list(request: HttpRequest) -> HttpResponse:
+    form = DataProductFilterForm(request.GET)
+    form.is_valid()  # an unknown domain or stage is reported and ignored, not a 500
+    filters = form.cleaned_data
+    products = _catalogue(
+        request.user,
+        domain=filters.get("domain"),
+        stage=filters.get("stage", ""),
+        query=filters.get("q", ""),
+    )
+    # A history restore asks for the whole page although it comes from htmx.
+    fragment = request.htmx and not request.htmx.history_restore_request
+    return render(
+        request,
+        "valuetree/catalogue/_rows.html" if fragment else "valuetree/catalogue/list.html",
+        {"form": form, "products": products, "filtered": any(filters.values())},
+    )
 
 
 @login_required
-def data_product_list(request: HttpRequest) -> HttpResponse:
-    products = selectors.data_product_list()
-    return render(request, "valuetree/catalogue/list.html", {"products": products})
-
-
-def data_product_create(request: HttpRequest) -> HttpResponse:
-    raise NotImplementedError  # being built: data product forms
-
-
 def data_product_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    raise NotImplementedError
+    product = get_object_or_404(selectors.data_product_list(), slug=slug)
+    # Only nodes of trees the viewer may read: a product may serve trees the viewer
+    # must not learn about.
+    links = (
+        DataProductLink.objects.filter(
+            data_product=product, node__in=selectors.nodes_for_user(request.user)
+        )
+        .select_related("node__tree")
+        .order_by("node__tree__name", "node__title", "node_id", "role")
+    )
+    return render(
+        request,
+        "valuetree/catalogue/detail.html",
+        {"product": product, "links": links, "can_edit": _can_edit(request.user, product)},
+    )
 
 
+def _form_page(
+    request: HttpRequest,
+    *,
+    form: DataProductForm,
+    ports: BaseOutputPortFormSet,
+    product: DataProduct | None,
+) -> HttpResponse:
+    return render(
+        request,
+        "valuetree/catalogue/form.html",
+        {"form": form, "ports": ports, "product": product},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+def _saved(request: HttpRequest, product: DataProduct, message: str) -> HttpResponse:
+    messages.success(request, message)
+    if ANOTHER_PORT in request.POST and _can_edit(request.user, product):
+        return redirect("valuetree:data-product-edit", slug=product.slug)
+    return redirect("valuetree:data-product", slug=product.slug)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def data_product_create(request: HttpRequest) -> HttpResponse:
+    """Anyone logged in may propose a data product; they own it unless they name
+    another owner."""
+    if request.method != "POST":
+        return _form_page(
+            request,
+            form=DataProductForm(initial={"owner": request.user}),
+            ports=OutputPortFormSet(prefix=PORTS_PREFIX),
+            product=None,
+        )
+    form = DataProductForm(request.POST)
+    ports = OutputPortFormSet(request.POST, prefix=PORTS_PREFIX)
+    if form.is_valid() and ports.is_valid():
+        try:
+            product = services.data_product_create(output_ports=ports.ports(), **form.cleaned_data)
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            return _saved(request, product, f"Data product “{product.name}” created.")
+    return _form_page(request, form=form, ports=ports, product=None)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
 def data_product_edit(request: HttpRequest, slug: str) -> HttpResponse:
-    raise NotImplementedError
+    product = get_object_or_404(DataProduct.objects.select_related("owner"), slug=slug)
+    if not _can_edit(request.user, product):
+        raise PermissionDenied("Only the data product's owner or staff may change it.")
+    if request.method != "POST":
+        current = [
+            {"name": port.name, "kind": port.kind, "location": port.location}
+            for port in product.output_ports.all()
+        ]
+        return _form_page(
+            request,
+            form=DataProductForm(instance=product),
+            ports=OutputPortFormSet(initial=current, prefix=PORTS_PREFIX),
+            product=product,
+        )
+    form = DataProductForm(request.POST, instance=product)
+    ports = OutputPortFormSet(request.POST, prefix=PORTS_PREFIX)
+    if form.is_valid() and ports.is_valid():
+        try:
+            services.data_product_update(
+                product=product, output_ports=ports.ports(), **form.cleaned_data
+            )
+        except ValidationError as error:
+            # The service set the refused values on the object; the page (title,
+            # links) must show the product as it is stored.
+            product.refresh_from_db()
+            add_service_errors(form, error)
+        else:
+            return _saved(request, product, f"Data product “{product.name}” saved.")
+    return _form_page(request, form=form, ports=ports, product=product)

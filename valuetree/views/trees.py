@@ -98,7 +98,9 @@ def _done(
         body = f'<div id="outline" hx-swap-oob="innerHTML">{_outline_html(tree)}</div>'
     body += f'<div id="messages" hx-swap-oob="innerHTML"><p class="message message--success" role="status">{outline._e(message)}</p></div>'
     response = HttpResponse(body)
-    trigger_client_event(response, CLOSE_DIALOG, {"focus": focus} if focus else {})
+    # After the swaps settle: an event fired on arrival would close the dialog before
+    # the (empty) dialog body is swapped in.
+    trigger_client_event(response, CLOSE_DIALOG, {"focus": focus} if focus else {}, after="settle")
     return response
 
 
@@ -159,7 +161,6 @@ def tree_page(request: HttpRequest, slug: str) -> HttpResponse:
             "drawing": drawing,
             "can_edit": can_edit,
             "can_manage": tree.caller_role in selectors.MANAGE_ROLES,
-            "goal_count": len(document["goals"]),
         },
     )
 

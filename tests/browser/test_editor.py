@@ -1,0 +1,148 @@
+"""The tree editor in a real Chromium: a product owner's journey, a viewer's page and
+user text that stays text.
+
+Not yet here: drag-and-drop driven by Playwright's synthesized mouse. It works by
+hand and in exploratory runs, but SortableJS's nested lists reorder as the pointer
+crosses them, and no pointer path tried gave a result stable enough for CI (see the
+closing note of issue 3). Moves are covered through the keyboard menu here and
+through the move endpoint, refusals included, in tests/valuetree/test_tree_pages.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from playwright.sync_api import Locator, Page, expect
+
+from outcomes.models import Measure
+from tests.factories import make_role_users, make_tree, make_user
+from valuetree import services
+from valuetree.models import DataProductLink, Node
+
+TALL = {"width": 1400, "height": 3000}  # drags need both ends on screen
+
+
+def card(page: Page, title: str) -> Locator:
+    return page.locator(".node__card", has=page.get_by_role("link", name=title, exact=True))
+
+
+def add_child(page: Page, button: Locator, title: str) -> None:
+    button.click()
+    dialog = page.locator("dialog[open]")
+    expect(dialog.get_by_label("Title")).to_be_focused()
+    dialog.get_by_label("Title").fill(title)
+    dialog.locator("button.primary").click()
+    expect(page.locator("dialog[open]")).to_have_count(0)
+    expect(card(page, title)).to_be_visible()
+
+
+def test_a_new_product_owner_builds_a_tree(page: Page, login: Callable, requested_urls):
+    make_user("pat", first_name="Pat")
+    domain = services.domain_create(name="Laboratory", slug="lab")
+    services.data_product_create(name="Lab results", slug="lab-results", domain=domain)
+    page.set_viewport_size(TALL)
+    login(page, "pat", "pw-pat")
+
+    # A tree from the home page.
+    page.get_by_label("Name").fill("Faster diagnostics")
+    page.get_by_label("Slug").fill("faster")
+    page.get_by_label("Vision").fill("Every result on time")
+    page.get_by_role("button", name="Create tree").click()
+    expect(page.get_by_role("heading", name="Faster diagnostics")).to_be_visible()
+
+    # Goal → bet → initiative, and a second bet, each in place.
+    add_child(page, page.get_by_role("link", name="Add goal"), "Results reach clinicians sooner")
+    goal = card(page, "Results reach clinicians sooner")
+    add_child(page, goal.get_by_role("link", name="Add bet"), "Track samples in real time")
+    add_child(page, goal.get_by_role("link", name="Add bet"), "Balance analyser load")
+    bet = card(page, "Track samples in real time")
+    add_child(page, bet.get_by_role("link", name="Add initiative"), "Publish sample events")
+    other = card(page, "Balance analyser load")
+    add_child(page, other.get_by_role("link", name="Add initiative"), "Courier re-routing pilot")
+    # Focus lands on what was just added.
+    expect(card(page, "Courier re-routing pilot").locator(".node__title")).to_be_focused()
+
+    # A measure and a data product on the initiative's page.
+    card(page, "Publish sample events").get_by_role("link", name="Publish sample events").click()
+    page.get_by_role("link", name="Add a measure").click()
+    page.get_by_label("Name").fill("Labs streaming events")
+    page.get_by_label("Unit").fill("labs")
+    page.get_by_label("Direction").select_option("increase")
+    page.get_by_label("Baseline value").fill("0")
+    page.get_by_label("Baseline date").fill("2026-01-01")
+    page.get_by_label("Target value").fill("3")
+    page.get_by_label("Target date").fill("2026-12-31")
+    page.get_by_role("button", name="Add measure").click()
+    expect(page.get_by_role("cell", name="Labs streaming events")).to_be_visible()
+    page.wait_for_load_state()  # htmx (deferred) has bound the search box
+    page.get_by_label("Find a data product to link").fill("results")
+    results = page.get_by_role("list", name="Matching data products")
+    expect(results.get_by_text("Lab results", exact=True)).to_be_visible()
+    results.get_by_role("button", name="Link").click()
+    expect(page.get_by_role("link", name="Lab results")).to_be_visible()
+
+    # Move the initiative to the other bet with the keyboard menu, reload: it stayed.
+    page.get_by_role("link", name="← Faster diagnostics").click()
+    page.wait_for_load_state()
+    initiative_id = Node.objects.get(title="Publish sample events").pk
+    other_bet_id = Node.objects.get(title="Balance analyser load").pk
+    card(page, "Publish sample events").get_by_role("link", name="Move…").click()
+    dialog = page.locator("dialog[open]")
+    expect(dialog.get_by_label("New parent")).to_be_focused()
+    dialog.get_by_label("New parent").select_option(str(other_bet_id))
+    dialog.get_by_role("button", name="Move", exact=True).press("Enter")
+    expect(page.locator("#messages")).to_contain_text("“Publish sample events” moved.")
+    expect(card(page, "Publish sample events").locator(".node__title")).to_be_focused()
+    page.reload()
+    moved = page.locator(f"#children-{other_bet_id}")
+    expect(moved.get_by_role("link", name="Publish sample events")).to_be_visible()
+    expect(moved.get_by_text("Labs streaming events: 0 → 3 labs")).to_be_visible()
+    assert page.locator(f"#children-{other_bet_id} > li").count() == 2
+    assert initiative_id == Node.objects.get(parent_id=other_bet_id, position=1).pk
+
+    initiative_row = Node.objects.get(title="Publish sample events")
+    assert initiative_row.parent.title == "Balance analyser load"
+    assert Node.objects.filter(parent=initiative_row.parent).count() == 2
+    assert list(Measure.objects.values_list("node__title", "target_value")) == [
+        ("Publish sample events", 3.0)
+    ]
+    assert DataProductLink.objects.get().node_id == initiative_row.pk
+    origin = page.url.split("/trees/")[0]
+    assert all(url.startswith(origin) for url in requested_urls)
+
+
+def _shaped_tree():
+    users = make_role_users()
+    tree = make_tree(users)
+    goal = services.node_create(tree=tree, parent=None, title="Goal one")
+    bet_a = services.node_create(tree=tree, parent=goal, title="Bet A")
+    bet_b = services.node_create(tree=tree, parent=goal, title="Bet B")
+    for title in ("B1", "B2"):
+        services.node_create(tree=tree, parent=bet_b, title=title)
+    services.node_create(tree=tree, parent=bet_a, title="A1")
+    return tree
+
+
+def test_a_viewer_sees_no_edit_controls(page: Page, login: Callable):
+    tree = _shaped_tree()
+    login(page, "viewer", "pw-viewer")
+    page.goto(f"/trees/{tree.slug}/")
+    expect(card(page, "B2")).to_be_visible()
+    assert page.locator(".node__actions, .node__handle, dialog").count() == 0
+    expect(page.get_by_role("link", name="Add goal")).to_have_count(0)
+    page.goto(f"/nodes/{Node.objects.get(title='B2').pk}/")
+    expect(page.get_by_role("heading", name="Initiative B2")).to_be_visible()
+    expect(page.get_by_role("link", name="Add a measure")).to_have_count(0)
+    expect(page.get_by_role("button", name="Mark killed")).to_have_count(0)
+
+
+def test_a_script_title_is_shown_as_text(page: Page, login: Callable):
+    tree = _shaped_tree()
+    services.node_update(node=Node.objects.get(title="B1"), title="<script>alert(1)</script>")
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    login(page, "editor", "pw-editor")
+    for view in ("outline", "diagram"):
+        page.goto(f"/trees/{tree.slug}/?view={view}")
+        expect(page.get_by_text("<script>alert(1)</script>")).to_be_visible()
+    assert dialogs == []
