@@ -382,8 +382,7 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
         return selectors.data_product_list()
 
     def check_write(self, product: DataProduct) -> None:
-        user = self.request.user
-        if not (user.is_staff or product.owner_id == user.pk):
+        if not selectors.data_product_can_edit(self.request.user, product):
             raise PermissionDenied("Only the data product's owner or staff may change it.")
 
     def perform_create(self, serializer: DataProductSerializer) -> None:

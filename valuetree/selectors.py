@@ -14,6 +14,7 @@ from valuetree import sections
 from valuetree.models import (
     DataProduct,
     DataProductLink,
+    Domain,
     Membership,
     Node,
     NodeKind,
@@ -187,6 +188,42 @@ def data_product_links_for_tree(*, tree_id: int) -> list[dict[str, Any]]:
 
 def data_product_list() -> QuerySet[DataProduct]:
     return DataProduct.objects.select_related("domain", "owner").prefetch_related("output_ports")
+
+
+def data_product_can_edit(user: User, product: DataProduct) -> bool:
+    """Its owner and staff change a data product (the browser and the API alike)."""
+    return bool(user.is_staff or (product.owner_id is not None and product.owner_id == user.pk))
+
+
+def data_product_catalogue(
+    user: User, *, domain: Domain | None, stage: str, query: str
+) -> QuerySet[DataProduct]:
+    """The filtered catalogue with what each row shows, in one query whatever its
+    size. Linked nodes are counted only in trees the user may read, as on the
+    detail page."""
+    products = (
+        data_product_list()
+        .prefetch_related(None)  # counted below; the ports themselves are not shown
+        .annotate(
+            port_count=Count("output_ports", distinct=True),
+            node_count=Count(
+                "links__node",
+                filter=Q(links__node__in=nodes_for_user(user).values("pk")),
+                distinct=True,
+            ),
+        )
+        # Meta.ordering does not apply to a GROUP BY query.
+        .order_by("name", "id")
+    )
+    if domain is not None:
+        products = products.filter(domain=domain)
+    if stage:
+        products = products.filter(stage=stage)
+    if query:
+        products = products.filter(
+            Q(name__icontains=query) | Q(purpose__icontains=query) | Q(description__icontains=query)
+        )
+    return products
 
 
 @dataclass(frozen=True)

@@ -322,8 +322,15 @@ def _replace_output_ports(*, product: DataProduct, ports: list[dict[str, Any]]) 
         )
     product.output_ports.all().delete()
     new_ports = [OutputPort(data_product=product, **port) for port in ports]
-    for port in new_ports:
-        port.full_clean(exclude=["data_product"], validate_unique=False)
+    for number, port in enumerate(new_ports, start=1):
+        try:
+            port.full_clean(exclude=["data_product"], validate_unique=False)
+        except ValidationError as error:
+            # Reported under output_ports: a port's "name" is not the product's.
+            problems = "; ".join(
+                f"{field}: {' '.join(m)}" for field, m in error.message_dict.items()
+            )
+            raise ValidationError({"output_ports": f"Port {number}: {problems}"}) from None
     OutputPort.objects.bulk_create(new_ports)
 
 

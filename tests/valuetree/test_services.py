@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from valuetree import services
-from valuetree.models import Membership, Node
+from valuetree.models import DataProduct, Membership, Node
 
 
 def positions(tree, parent):
@@ -212,3 +212,16 @@ class TestMembership:
         with pytest.raises(ValidationError):
             services.membership_set(tree=tree, user=users["outsider"], role="admin")
         assert not Membership.objects.filter(user=users["outsider"]).exists()
+
+
+@pytest.mark.django_db
+def test_a_bad_output_port_is_reported_under_output_ports():
+    domain = services.domain_create(name="Lab", slug="lab")
+    with pytest.raises(ValidationError) as error:
+        services.data_product_create(
+            name="P", slug="p", domain=domain, output_ports=[{"name": "", "kind": "table"}]
+        )
+    assert error.value.message_dict == {
+        "output_ports": ["Port 1: name: This field cannot be blank."]
+    }
+    assert not DataProduct.objects.exists()

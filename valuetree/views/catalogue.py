@@ -10,7 +10,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
@@ -24,49 +23,10 @@ from valuetree.forms import (
     OutputPortFormSet,
     add_service_errors,
 )
-from valuetree.models import DataProduct, DataProductLink, Domain
+from valuetree.models import DataProduct, DataProductLink
 
 PORTS_PREFIX = "ports"
 ANOTHER_PORT = "_another_port"
-
-
-def _can_edit(user: selectors.User, product: DataProduct) -> bool:
-    # The same rule as DataProductViewSet.check_write.
-    return bool(user.is_staff or (product.owner_id is not None and product.owner_id == user.pk))
-
-
-def _catalogue(
-    user: selectors.User, *, domain: Domain | None, stage: str, query: str
-) -> QuerySet[DataProduct]:
-    """The filtered catalogue with what each row shows, in one query whatever its
-    size. Linked nodes are counted only in trees the user may read, as on the
-    detail page.
-
-    A read that belongs in selectors.py (``data_product_list`` takes no filters
-    yet); here until that module is free to change."""
-    products = (
-        selectors.data_product_list()
-        .prefetch_related(None)  # counted below; the ports themselves are not shown
-        .annotate(
-            port_count=Count("output_ports", distinct=True),
-            node_count=Count(
-                "links__node",
-                filter=Q(links__node__in=selectors.nodes_for_user(user).values("pk")),
-                distinct=True,
-            ),
-        )
-        # Meta.ordering does not apply to a GROUP BY query.
-        .order_by("name", "id")
-    )
-    if domain is not None:
-        products = products.filter(domain=domain)
-    if stage:
-        products = products.filter(stage=stage)
-    if query:
-        products = products.filter(
-            Q(name__icontains=query) | Q(purpose__icontains=query) | Q(description__icontains=query)
-        )
-    return products
 
 
 # Browsers cache by URL: the page and its htmx fragment must not be mixed up when
@@ -77,7 +37,7 @@ def data_product_list(request: HttpRequest) -> HttpResponse:
     form = DataProductFilterForm(request.GET)
     form.is_valid()  # an unknown domain or stage is reported and ignored, not a 500
     filters = form.cleaned_data
-    products = _catalogue(
+    products = selectors.data_product_catalogue(
         request.user,
         domain=filters.get("domain"),
         stage=filters.get("stage", ""),
@@ -107,7 +67,11 @@ def data_product_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "valuetree/catalogue/detail.html",
-        {"product": product, "links": links, "can_edit": _can_edit(request.user, product)},
+        {
+            "product": product,
+            "links": links,
+            "can_edit": selectors.data_product_can_edit(request.user, product),
+        },
     )
 
 
@@ -128,7 +92,7 @@ def _form_page(
 
 def _saved(request: HttpRequest, product: DataProduct, message: str) -> HttpResponse:
     messages.success(request, message)
-    if ANOTHER_PORT in request.POST and _can_edit(request.user, product):
+    if ANOTHER_PORT in request.POST and selectors.data_product_can_edit(request.user, product):
         return redirect("valuetree:data-product-edit", slug=product.slug)
     return redirect("valuetree:data-product", slug=product.slug)
 
@@ -161,7 +125,7 @@ def data_product_create(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def data_product_edit(request: HttpRequest, slug: str) -> HttpResponse:
     product = get_object_or_404(DataProduct.objects.select_related("owner"), slug=slug)
-    if not _can_edit(request.user, product):
+    if not selectors.data_product_can_edit(request.user, product):
         raise PermissionDenied("Only the data product's owner or staff may change it.")
     if request.method != "POST":
         current = [
