@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from valuetree.models import DataProduct, Domain, LifecycleStage, Membership, Node, Role, ValueTree
+from valuetree.services import NODE_FIELDS
 
 User = get_user_model()
 
@@ -83,20 +84,7 @@ class NodeForm(ServiceModelForm):
 
     class Meta:
         model = Node
-        fields = [
-            "title",
-            "description",
-            "hypothesis",
-            "owner",
-            "accountable",
-            "investment_amount",
-            "investment_unit",
-            "expected_value_amount",
-            "expected_value_unit",
-            "confidence",
-            "weight",
-            "status",
-        ]
+        fields = list(NODE_FIELDS)  # what node_update lets change
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2}),
             "hypothesis": forms.Textarea(
