@@ -54,7 +54,8 @@ def node_card(node: dict[str, Any], *, slug: str, can_edit: bool) -> str:
     node_id = node["id"]
     kind = node["kind"]
     child_kind = CHILD_KIND[kind]
-    meta = [f'<span class="badge status status--{node["status"]}">{node["status"]}</span>']
+    status = _e(node["status"])
+    meta = [f'<span class="badge status status--{status}">{status}</span>']
     if node["owner"]:
         meta.append(f'<span class="node__owner">{_e(node["owner"])}</span>')
     if node["confidence"] is not None:
@@ -89,7 +90,7 @@ def node_card(node: dict[str, Any], *, slug: str, can_edit: bool) -> str:
         else ""
     )
     return (
-        f'<div class="node__card node__card--{node["status"]}" id="card-{node_id}">{handle}'
+        f'<div class="node__card node__card--{status}" id="card-{node_id}">{handle}'
         f'<span class="node__kind">{KIND_LABELS[kind]}</span> '
         f'<a class="node__title" href="/nodes/{node_id}/">{_e(node["title"])}</a> '
         f'<span class="node__meta">{" ".join(meta)}</span> '
@@ -102,7 +103,7 @@ def _node(parts: list[str], node: dict[str, Any], *, slug: str, can_edit: bool) 
     node_id = node["id"]
     kind = node["kind"]
     parts.append(
-        f'<li class="node node--{kind} node--{node["status"]}" id="node-{node_id}" '
+        f'<li class="node node--{_e(kind)} node--{_e(node["status"])}" id="node-{node_id}" '
         f'data-node-id="{node_id}" data-kind="{kind}">'
     )
     parts.append(node_card(node, slug=slug, can_edit=can_edit))
@@ -146,7 +147,7 @@ def render_outline(document: dict[str, Any], *, can_edit: bool) -> SafeString:
 def _box(parts: list[str], node: dict[str, Any]) -> None:
     kind = node["kind"]
     parts.append(
-        f'<div class="branch"><a class="box box--{kind} status--{node["status"]}" '
+        f'<div class="branch"><a class="box box--{_e(kind)} status--{_e(node["status"])}" '
         f'href="/nodes/{node["id"]}/"><span class="box__kind">{KIND_LABELS[kind]}</span>'
         f'<span class="box__title">{_e(node["title"])}</span>'
         f'<span class="verdict" data-verdict=""></span></a>'

@@ -98,7 +98,8 @@ def test_a_new_product_owner_builds_a_tree(page: Page, login: Callable, requeste
     expect(moved.get_by_role("link", name="Publish sample events")).to_be_visible()
     expect(moved.get_by_text("Labs streaming events: 0 → 3 labs")).to_be_visible()
     assert page.locator(f"#children-{other_bet_id} > li").count() == 2
-    assert initiative_id == Node.objects.get(parent_id=other_bet_id, position=1).pk
+    # The form keeps the node's position (0) unless told otherwise.
+    assert initiative_id == Node.objects.get(parent_id=other_bet_id, position=0).pk
 
     initiative_row = Node.objects.get(title="Publish sample events")
     assert initiative_row.parent.title == "Balance analyser load"
@@ -146,3 +147,18 @@ def test_a_script_title_is_shown_as_text(page: Page, login: Callable):
         page.goto(f"/trees/{tree.slug}/?view={view}")
         expect(page.get_by_text("<script>alert(1)</script>")).to_be_visible()
     assert dialogs == []
+
+
+def test_a_dialog_form_shows_its_errors(page: Page, login: Callable):
+    tree = _shaped_tree()
+    login(page, "editor", "pw-editor")
+    page.goto(f"/trees/{tree.slug}/")
+    page.wait_for_load_state()
+    card(page, "Bet A").get_by_role("link", name="Edit").click()
+    dialog = page.locator("dialog[open]")
+    # Spaces pass the browser's `required` check; the server refuses them (a 422).
+    dialog.get_by_label("Title").fill("   ")
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog.get_by_text("This field is required.")).to_be_visible()
+    expect(dialog.get_by_label("Title")).to_have_attribute("aria-invalid", "true")
+    assert Node.objects.filter(title="Bet A").exists()

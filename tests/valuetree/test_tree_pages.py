@@ -131,7 +131,7 @@ class TestNodeForms:
             f"/nodes/{shape['bet'].pk}/edit/",
             {"title": "", "status": "active", "weight": 1, "confidence": 150},
         )
-        assert response.status_code == 400
+        assert response.status_code == 422  # htmx swaps 422 into the dialog
         html = response.content.decode()
         assert "This field is required." in html
         assert "Ensure this value is less than or equal to 100." in html
@@ -141,6 +141,37 @@ class TestNodeForms:
         services.node_update(node=shape["bet"], owner=users["editor"])
         html = as_role("editor").get(f"/nodes/{shape['bet'].pk}/edit/").content.decode()
         assert '<option value="editor" selected>' in html
+
+    @pytest.mark.parametrize(("parent", "status"), [("abc", 404), ("999999", 404)])
+    def test_bad_parent_is_a_404(self, tree, as_role, parent, status):
+        response = as_role("editor").get(f"/trees/{tree.slug}/nodes/new/?parent={parent}")
+        assert response.status_code == status
+
+    def test_nothing_can_be_added_under_an_initiative(self, tree, shape, as_role):
+        url = f"/trees/{tree.slug}/nodes/new/?parent={shape['initiative'].pk}"
+        response = as_role("editor").post(url, {"title": "x", "status": "active", "weight": 1})
+        assert response.status_code == 400
+        assert not Node.objects.filter(title="x").exists()
+
+    def test_refused_edit_does_not_show_the_unsaved_title(self, tree, shape, as_role, monkeypatch):
+        from django.core.exceptions import ValidationError
+
+        def refuse(*, node, **fields):
+            for name, value in fields.items():
+                setattr(node, name, value)
+            raise ValidationError({"title": "Refused for the test."})
+
+        monkeypatch.setattr(services, "node_update", refuse)
+        response = as_role("editor").post(
+            f"/nodes/{shape['bet'].pk}/edit/", {"title": "Unsaved", "status": "active", "weight": 1}
+        )
+        html = response.content.decode()
+        assert "Refused for the test." in html
+        assert "Edit bet “Bet A”" in html
+
+    def test_move_form_starts_at_the_current_position(self, tree, shape, as_role):
+        html = as_role("editor").get(f"/nodes/{shape['other_goal'].pk}/move/").content.decode()
+        assert 'name="position" type="number" min="0" inputmode="numeric" value="1"' in html
 
     def test_goal_form_has_no_hypothesis(self, tree, shape, as_role):
         html = as_role("editor").get(f"/nodes/{shape['goal'].pk}/edit/").content.decode()
@@ -259,10 +290,11 @@ class TestMoves:
         assert Node.objects.get(pk=shape["bet"].pk).parent_id == shape["other_goal"].pk
 
     @pytest.mark.parametrize("data", [{"parent": "abc"}, {"parent": "999999"}, {"position": "-x"}])
-    def test_nonsense_move_input_is_a_400(self, tree, shape, as_role, data):
+    def test_nonsense_move_input_is_refused(self, tree, shape, as_role, data):
         before = snapshot()
         response = as_role("editor").post(f"/nodes/{shape['bet'].pk}/move/", data)
-        assert response.status_code == 400
+        assert response.status_code == 422
+        assert "Choose a parent from this tree" in response.content.decode()
         assert snapshot() == before
 
 
@@ -322,6 +354,15 @@ class TestPanelAndSettings:
         last_owner = Membership.objects.get(tree=tree, user=users["owner"])
         owner.post(f"/trees/{tree.slug}/members/{last_owner.pk}/", {"remove": "1"})
         assert Membership.objects.filter(pk=last_owner.pk).exists()
+
+    def test_an_owner_who_steps_down_lands_on_the_tree(self, tree, users, as_role):
+        services.membership_set(tree=tree, user=users["editor"], role="owner")
+        me = Membership.objects.get(tree=tree, user=users["owner"])
+        response = as_role("owner").post(
+            f"/trees/{tree.slug}/members/{me.pk}/", {f"m{me.pk}-role": "viewer"}
+        )
+        assert response["Location"] == f"/trees/{tree.slug}/"
+        assert Membership.objects.get(pk=me.pk).role == "viewer"
 
     def test_home_lists_trees_and_creates_one(self, tree, as_role):
         client = as_role("viewer")

@@ -14,7 +14,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -37,6 +37,7 @@ from valuetree.models import (
     Membership,
     Node,
     NodeStatus,
+    Role,
     ValueTree,
 )
 
@@ -75,6 +76,15 @@ def _outline_html(tree: ValueTree) -> str:
     return outline.render_outline(document, can_edit=tree.caller_role in selectors.EDIT_ROLES)
 
 
+def _message_html(text: str, *, level: str = "success") -> str:
+    """The page's message area, replaced out of band."""
+    role = "alert" if level == "error" else "status"
+    return (
+        f'<div id="messages" hx-swap-oob="innerHTML"><p class="message message--{level}" '
+        f'role="{role}">{outline._e(text)}</p></div>'
+    )
+
+
 def _done(
     request: HttpRequest,
     tree: ValueTree,
@@ -96,7 +106,7 @@ def _done(
         body = card
     else:
         body = f'<div id="outline" hx-swap-oob="innerHTML">{_outline_html(tree)}</div>'
-    body += f'<div id="messages" hx-swap-oob="innerHTML"><p class="message message--success" role="status">{outline._e(message)}</p></div>'
+    body += _message_html(message)
     response = HttpResponse(body)
     # After the swaps settle: an event fired on arrival would close the dialog before
     # the (empty) dialog body is swapped in.
@@ -234,6 +244,13 @@ def member_update(request: HttpRequest, slug: str, membership_id: int) -> HttpRe
             messages.success(request, f"{username} is now {form.cleaned_data['role']}.")
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
+    if membership.user_id == request.user.pk:
+        # An owner who stepped down (or left) may no longer open the settings.
+        role = Membership.objects.filter(pk=membership.pk).values_list("role", flat=True).first()
+        if role is None:
+            return redirect("valuetree:home")
+        if role != Role.OWNER:
+            return redirect("valuetree:tree", slug=tree.slug)
     return redirect("valuetree:tree-settings", slug=tree.slug)
 
 
@@ -245,11 +262,13 @@ def node_create(request: HttpRequest, slug: str) -> HttpResponse:
     """Add a child of the right kind under ``?parent=`` (none: a goal)."""
     tree = _tree(request, slug=slug)
     _require(tree, selectors.EDIT_ROLES)
-    parent_id = request.GET.get("parent") or request.POST.get("parent") or None
+    parent_id = request.GET.get("parent") or request.POST.get("parent") or ""
+    if parent_id and not parent_id.isdigit():
+        raise Http404("No such parent.")
     parent = get_object_or_404(Node, tree=tree, pk=parent_id) if parent_id else None
     kind = CHILD_KIND[parent.kind if parent else None]
     if kind is None:
-        raise PermissionDenied("Initiatives are leaves: nothing goes under them.")
+        return HttpResponseBadRequest("Initiatives are leaves: nothing goes under them.")
     form = NodeForm(request.POST or None, kind=kind)
     if request.method == "POST" and form.is_valid():
         try:
@@ -274,7 +293,7 @@ def node_create(request: HttpRequest, slug: str) -> HttpResponse:
             "parent": parent,
             "action": reverse("valuetree:node-create", args=[tree.slug]),
         },
-        status=400 if form.errors else 200,
+        status=422 if form.errors else 200,
     )
 
 
@@ -284,7 +303,8 @@ def node_edit(request: HttpRequest, node_id: int) -> HttpResponse:
     form = NodeForm(request.POST or None, instance=node, kind=node.kind)
     if request.method == "POST" and form.is_valid():
         try:
-            services.node_update(node=node, **form.cleaned_data)
+            # A copy: a refused change must not show on the page as if saved.
+            node = services.node_update(node=Node.objects.get(pk=node.pk), **form.cleaned_data)
         except ValidationError as error:
             add_service_errors(form, error)
         else:
@@ -306,7 +326,7 @@ def node_edit(request: HttpRequest, node_id: int) -> HttpResponse:
             "kind": node.kind,
             "action": reverse("valuetree:node-edit", args=[node.pk]),
         },
-        status=400 if form.errors else 200,
+        status=422 if form.errors else 200,
     )
 
 
@@ -316,10 +336,15 @@ def node_status(request: HttpRequest, node_id: int) -> HttpResponse:
     """Mark a node killed, done, active or proposed. Killing keeps it in the history."""
     node, tree = _editable_node(request, node_id)
     status = request.POST.get("status", "")
-    if status not in NodeStatus.values:
-        messages.error(request, f"Unknown status {status!r}.")
+    try:
+        if status not in NodeStatus.values:
+            raise ValidationError(f"Unknown status {status!r}.")
+        services.node_update(node=node, status=status)
+    except ValidationError as error:
+        if request.htmx:
+            return HttpResponse(_message_html(" ".join(error.messages), level="error"))
+        messages.error(request, " ".join(error.messages))
         return redirect("valuetree:node", node_id=node.pk)
-    services.node_update(node=node, status=status)
     return _done(request, tree, f"“{node.title}” is now {status}.", redraw="card", node=node)
 
 
@@ -364,13 +389,11 @@ def node_move(request: HttpRequest, node_id: int) -> HttpResponse:
         if request.htmx and request.POST.get("via") == "drag":
             # The drop already moved the item on screen: put the outline back as the
             # database has it and say why the move was refused.
-            response = HttpResponse(
+            return HttpResponse(
                 f'<div id="outline" hx-swap-oob="innerHTML">{_outline_html(tree)}</div>'
-                f'<div id="messages" hx-swap-oob="innerHTML"><p class="message message--error" '
-                f'role="alert">Move refused: {outline._e(error)}</p></div>'
+                + _message_html(f"Move refused: {error}", level="error")
             )
-            return response
-    siblings_hint = Node.objects.filter(tree=tree, parent_id=node.parent_id).count()
+    sibling_count = Node.objects.filter(tree=tree, parent_id=node.parent_id).count()
     return _form_page(
         request,
         "valuetree/node_move.html",
@@ -379,9 +402,9 @@ def node_move(request: HttpRequest, node_id: int) -> HttpResponse:
             "node": node,
             "choices": _parent_choices(node),
             "error": error,
-            "siblings_hint": siblings_hint,
+            "sibling_count": sibling_count,
         },
-        status=400 if error else 200,
+        status=422 if error else 200,
     )
 
 
