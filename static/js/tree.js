@@ -33,13 +33,48 @@
   });
   document.body.addEventListener("htmx:afterSettle", () => setTimeout(applyFocus, 0));
 
+  // Where the pointer last was during a drag: a drop's own coordinates are not
+  // reliable in every browser.
+  let lastPointer = null;
+  document.addEventListener(
+    "dragover",
+    (event) => {
+      lastPointer = [event.clientX, event.clientY];
+    },
+    true, // capture: SortableJS stops the event's propagation
+  );
+
+  const article = (word) => (/^[aeiou]/.test(word) ? `an ${word}` : `a ${word}`);
+
+  // Dropped over a list of another kind: nothing moved; say why, with the server's
+  // kind rules (data-parent-kinds on the outline).
+  function explainRefusal(item) {
+    const under = lastPointer && document.elementFromPoint(...lastPointer);
+    const list = under && under.closest("ul.children");
+    const kind = item.dataset.kind;
+    if (!list || list.dataset.childKind === kind) return;
+    const parent = JSON.parse(outline().dataset.parentKinds)[kind];
+    const text = `Move refused: ${article(kind)} must sit under ${parent ? article(parent) : "the vision"}.`;
+    const p = document.createElement("p");
+    p.className = "message message--error";
+    p.setAttribute("role", "alert");
+    p.textContent = text;
+    document.getElementById("messages").replaceChildren(p);
+  }
+
   function makeSortable(root) {
     if (!window.Sortable) return;
     root.querySelectorAll("ul.children").forEach((list) => {
       if (list.dataset.sortable) return;
       list.dataset.sortable = "1";
       window.Sortable.create(list, {
-        group: "nodes", // one group: a drop that breaks the kind rules reaches the server, which refuses it
+        // A list takes only items of the kind it holds, so passing over a list of
+        // another kind (a goal's bets, on the way to another bet's initiatives)
+        // changes nothing. The server still enforces the rules for every move.
+        group: {
+          name: "nodes",
+          put: (to, from, dragged) => to.el.dataset.childKind === dragged.dataset.kind,
+        },
         handle: ".node__handle",
         draggable: "li.node",
         // No sliding animation for people who ask for reduced motion.
@@ -52,7 +87,10 @@
         onEnd(event) {
           const item = event.item;
           const to = event.to;
-          if (event.from === to && event.oldIndex === event.newIndex) return;
+          if (event.from === to && event.oldIndex === event.newIndex) {
+            explainRefusal(item);
+            return;
+          }
           window.htmx.ajax("POST", `/nodes/${item.dataset.nodeId}/move/`, {
             target: "#outline",
             swap: "none", // the response re-draws the outline out of band

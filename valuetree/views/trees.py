@@ -8,6 +8,7 @@ out-of-band swaps. Without JavaScript every link and form is a plain page.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import messages
@@ -171,6 +172,8 @@ def tree_page(request: HttpRequest, slug: str) -> HttpResponse:
             "drawing": drawing,
             "can_edit": can_edit,
             "can_manage": tree.caller_role in selectors.MANAGE_ROLES,
+            # The kind rules, so a refused drop can say why (the server enforces them).
+            "parent_kinds": json.dumps(PARENT_KIND),
         },
     )
 
