@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from valuetree.models import DataProduct, Domain, LifecycleStage, Membership, Node, Role, ValueTree
-from valuetree.services import NODE_FIELDS
+from valuetree.services import DATA_PRODUCT_FIELDS, NODE_FIELDS
 
 User = get_user_model()
 
@@ -151,17 +151,7 @@ class DataProductForm(ServiceModelForm):
 
     class Meta:
         model = DataProduct
-        fields = [
-            "name",
-            "slug",
-            "domain",
-            "owner",
-            "owning_team",
-            "description",
-            "purpose",
-            "product_type",
-            "stage",
-        ]
+        fields = list(DATA_PRODUCT_FIELDS)  # what the data product services let change
         widgets = {
             "description": forms.Textarea(attrs={"rows": 3}),
             "purpose": forms.Textarea(attrs={"rows": 2}),
