@@ -112,11 +112,19 @@ class NodeForm(ServiceModelForm):
 
 
 class MembershipForm(forms.Form):
-    user = forms.ModelChoiceField(
-        queryset=User.objects.filter(is_active=True).order_by("username"),
-        to_field_name="username",
-    )
+    """Add a member. Only people not yet in the tree are offered: roles of members
+    are changed in the members table."""
+
+    user = forms.ModelChoiceField(queryset=User.objects.none(), to_field_name="username")
     role = forms.ChoiceField(choices=Role.choices)
+
+    def __init__(self, *args: object, tree: ValueTree, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["user"].queryset = (
+            User.objects.filter(is_active=True)
+            .exclude(tree_memberships__tree=tree)
+            .order_by("username")
+        )
 
 
 class MembershipRoleForm(ServiceModelForm):

@@ -355,6 +355,16 @@ class TestPanelAndSettings:
         owner.post(f"/trees/{tree.slug}/members/{last_owner.pk}/", {"remove": "1"})
         assert Membership.objects.filter(pk=last_owner.pk).exists()
 
+    def test_adding_an_existing_member_is_refused_not_a_silent_role_change(
+        self, tree, users, as_role
+    ):
+        response = as_role("owner").post(
+            f"/trees/{tree.slug}/settings/", {"member-user": "editor", "member-role": "viewer"}
+        )
+        assert response.status_code == 400
+        assert "Select a valid choice." in response.content.decode()
+        assert Membership.objects.get(tree=tree, user=users["editor"]).role == "editor"
+
     def test_an_owner_who_steps_down_lands_on_the_tree(self, tree, users, as_role):
         services.membership_set(tree=tree, user=users["editor"], role="owner")
         me = Membership.objects.get(tree=tree, user=users["owner"])

@@ -184,7 +184,7 @@ def tree_settings(request: HttpRequest, slug: str) -> HttpResponse:
     tree = _tree(request, slug=slug)
     _require(tree, selectors.MANAGE_ROLES)
     tree_form = TreeForm(instance=tree, prefix="tree")
-    member_form = MembershipForm(prefix="member")
+    member_form = MembershipForm(prefix="member", tree=tree)
     status = 200
     if request.method == "POST":
         if "tree-name" in request.POST:
@@ -200,7 +200,7 @@ def tree_settings(request: HttpRequest, slug: str) -> HttpResponse:
                     messages.success(request, "Tree updated.")
                     return redirect("valuetree:tree-settings", slug=tree.slug)
         else:
-            member_form = MembershipForm(request.POST, prefix="member")
+            member_form = MembershipForm(request.POST, prefix="member", tree=tree)
             if member_form.is_valid():
                 try:
                     services.membership_set(tree=tree, **member_form.cleaned_data)
