@@ -207,6 +207,28 @@ class TestNodeForms:
         assert "Kill</button>" not in card.split("</div>")[0]
         assert "Mark done</button>" in card
 
+    def test_actions_started_on_the_node_page_return_there(self, tree, shape, as_role):
+        client = as_role("editor")
+        bet = shape["bet"].pk
+        page = client.get(f"/nodes/{bet}/").content.decode()
+        assert f'href="/nodes/{bet}/edit/?return=node"' in page
+        edit_form = client.get(f"/nodes/{bet}/edit/?return=node").content.decode()
+        assert f'action="/nodes/{bet}/edit/?return=node"' in edit_form
+        saved = client.post(
+            f"/nodes/{bet}/edit/?return=node", {"title": "Bet A", "status": "active", "weight": 1}
+        )
+        assert saved["Location"] == f"/nodes/{bet}/"
+        killed = client.post(f"/nodes/{bet}/status/", {"status": "killed", "return": "node"})
+        assert killed["Location"] == f"/nodes/{bet}/"
+        moved = client.post(
+            f"/nodes/{bet}/move/?return=node", {"parent": shape["other_goal"].pk, "position": ""}
+        )
+        assert moved["Location"] == f"/nodes/{bet}/"
+        # From the tree page, back to the tree.
+        assert client.post(f"/nodes/{bet}/status/", {"status": "done"})["Location"] == (
+            f"/trees/{tree.slug}/"
+        )
+
     def test_kill_is_a_status(self, tree, shape, as_role):
         response = as_role("editor").post(f"/nodes/{shape['bet'].pk}/status/", {"status": "killed"})
         assert response.status_code == 302

@@ -99,6 +99,8 @@ def _done(
     node's card or the whole outline out of band; without, redirect to the tree."""
     if not request.htmx:
         messages.success(request, message)
+        if node is not None and _returns_to_node(request):
+            return redirect("valuetree:node", node_id=node.pk)
         return redirect("valuetree:tree", slug=tree.slug)
     if redraw == "card" and node is not None:
         card = outline.node_card(
@@ -113,6 +115,12 @@ def _done(
     # the (empty) dialog body is swapped in.
     trigger_client_event(response, CLOSE_DIALOG, {"focus": focus} if focus else {}, after="settle")
     return response
+
+
+def _returns_to_node(request: HttpRequest) -> bool:
+    """The action started on the node's page, which the user goes back to (a fixed
+    flag rather than a URL, so nothing can redirect elsewhere)."""
+    return "node" in (request.GET.get("return"), request.POST.get("return"))
 
 
 def _form_page(
@@ -327,7 +335,8 @@ def node_edit(request: HttpRequest, node_id: int) -> HttpResponse:
             "form": form,
             "node": node,
             "kind": node.kind,
-            "action": reverse("valuetree:node-edit", args=[node.pk]),
+            "action": reverse("valuetree:node-edit", args=[node.pk])
+            + ("?return=node" if _returns_to_node(request) else ""),
         },
         status=422 if form.errors else 200,
     )
@@ -387,6 +396,7 @@ def node_move(request: HttpRequest, node_id: int) -> HttpResponse:
                 tree,
                 f"“{node.title}” moved.",
                 redraw="outline",
+                node=node,
                 focus=f"#card-{node.pk} .node__title",
             )
         if request.htmx and request.POST.get("via") == "drag":
