@@ -152,12 +152,17 @@ def _box(parts: list[str], node: dict[str, Any]) -> None:
         f'<span class="box__title">{_e(node["title"])}</span>'
         f'<span class="verdict" data-verdict=""></span></a>'
     )
-    if node["children"]:
+    _kids(parts, node["children"])
+    parts.append("</div>")
+
+
+def _kids(parts: list[str], children: list[dict[str, Any]]) -> None:
+    """The column of boxes to the right of a parent."""
+    if children:
         parts.append('<div class="kids">')
-        for child in node["children"]:
+        for child in children:
             _box(parts, child)
         parts.append("</div>")
-    parts.append("</div>")
 
 
 def render_diagram(document: dict[str, Any]) -> SafeString:
@@ -167,10 +172,6 @@ def render_diagram(document: dict[str, Any]) -> SafeString:
         f'<span class="box__kind">Vision</span><span class="box__title">'
         f"{_e(document['vision'])}</span></div>"
     ]
-    if document["goals"]:
-        parts.append('<div class="kids">')
-        for goal in document["goals"]:
-            _box(parts, goal)
-        parts.append("</div>")
+    _kids(parts, document["goals"])
     parts.append("</div></div>")
     return mark_safe("".join(parts))  # noqa: S308 — every user value is escaped above

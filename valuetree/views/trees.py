@@ -124,10 +124,16 @@ def _returns_to_node(request: HttpRequest) -> bool:
 
 
 def _form_page(
-    request: HttpRequest, template: str, context: dict[str, Any], *, status: int = 200
+    request: HttpRequest, template: str, context: dict[str, Any], *, status: int | None = None
 ) -> HttpResponse:
-    """A form as a full page, or only its body for the dialog when htmx asks."""
+    """A form as a full page, or only its body for the dialog when htmx asks.
+
+    A form with errors answers 422, which the page's htmx config swaps into the
+    dialog (htmx 2 swaps no other 4xx)."""
     context["in_dialog"] = bool(request.htmx)
+    if status is None:
+        form = context.get("form")
+        status = 422 if form is not None and form.errors else 200
     return render(request, template, context, status=status)
 
 
@@ -304,7 +310,6 @@ def node_create(request: HttpRequest, slug: str) -> HttpResponse:
             "parent": parent,
             "action": reverse("valuetree:node-create", args=[tree.slug]),
         },
-        status=422 if form.errors else 200,
     )
 
 
@@ -338,7 +343,6 @@ def node_edit(request: HttpRequest, node_id: int) -> HttpResponse:
             "action": reverse("valuetree:node-edit", args=[node.pk])
             + ("?return=node" if _returns_to_node(request) else ""),
         },
-        status=422 if form.errors else 200,
     )
 
 
