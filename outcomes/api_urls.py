@@ -10,6 +10,8 @@ router = DefaultRouter()
 router.include_format_suffixes = False
 router.include_root_view = False
 router.register("measures", apis.MeasureViewSet, basename="measure")
+router.register("metric-sources", apis.MetricSourceViewSet, basename="metric-source")
+router.register("metrics", apis.MetricViewSet, basename="metric")
 
 urlpatterns = [
     path("", include(router.urls)),

@@ -1,18 +1,37 @@
-"""REST API for measures. Reading follows the tree's visibility; editing needs the
-owner or editor role in the measure's tree."""
+"""REST API for measures, metric sources, metrics and their observations.
+
+Reading follows the tree's visibility; changing anything, pushing values or asking for a
+pull needs the owner or editor role in the tree.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
-from rest_framework import generics, mixins, status, viewsets
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import BaseParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from outcomes import selectors, services
-from outcomes.models import Measure
-from outcomes.serializers import MeasureSerializer
+from outcomes import pulling, selectors, services
+from outcomes.models import Measure, Metric, MetricSource, PullTrigger
+from outcomes.serializers import (
+    MeasureSerializer,
+    MetricSerializer,
+    MetricSourceSerializer,
+    MetricSourceUpdateSerializer,
+    MetricUpdateSerializer,
+    ObservationSerializer,
+    PullRunSerializer,
+    PushedValueSerializer,
+    PushResultSerializer,
+)
 from valuetree.apis import RoleCheckedWrites, require_role, tree_for_request
 from valuetree.selectors import EDIT_ROLES, nodes_for_user
 
@@ -74,3 +93,192 @@ class NodeMeasuresView(generics.ListCreateAPIView):
     def get(self, request: Request, node_id: int) -> Response:
         get_object_or_404(nodes_for_user(request.user), pk=node_id)
         return super().get(request, node_id=node_id)
+
+
+class MetricSourceViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
+    """Where a tree's numbers live. Credentials go in, never come out."""
+
+    filterset_fields = {"tree__slug": ["exact"], "kind": ["exact"]}
+    search_fields = ["name"]
+    ordering_fields = ["name", "created_at"]
+
+    def get_queryset(self) -> QuerySet[MetricSource]:
+        return selectors.metric_sources_for_user(self.request.user)
+
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        if self.action in {"update", "partial_update"}:
+            return MetricSourceUpdateSerializer
+        return MetricSourceSerializer
+
+    def check_write(self, source: MetricSource) -> None:
+        require_role(tree_for_request(self.request, pk=source.tree_id), EDIT_ROLES)
+
+    def perform_create(self, serializer: MetricSourceSerializer) -> None:
+        data = dict(serializer.validated_data)
+        tree = tree_for_request(self.request, pk=data.pop("tree").pk)
+        require_role(tree, EDIT_ROLES)
+        serializer.instance = services.metric_source_create(
+            tree=tree, owner=self.request.user, **data
+        )
+
+    def perform_update(self, serializer: MetricSourceSerializer) -> None:
+        services.metric_source_update(source=serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance: MetricSource) -> None:
+        services.metric_source_delete(source=instance)
+
+
+class CSVParser(BaseParser):
+    """`text/csv` bodies for pushing values: a `period,value` header, then one value a line."""
+
+    media_type = "text/csv"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> str:
+        try:
+            return stream.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ValidationError("The CSV must be UTF-8 text.") from None
+
+
+MAX_CSV_BYTES = 5 * 1024 * 1024
+
+
+def raw_points_from_request(request: Request) -> tuple[list[Any], Any, str]:
+    """The pushed values, how to name one in an error, and the trigger to record."""
+    data = request.data
+    if isinstance(data, str):
+        points, lines = pulling.csv_points(data)
+        return points, lambda index: f"Line {lines[index]}", PullTrigger.UPLOAD
+    if "file" in request.FILES:
+        upload = request.FILES["file"]
+        if upload.size > MAX_CSV_BYTES:
+            raise ValidationError({"file": "The file is larger than 5 MiB; split it."})
+        try:
+            text = upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ValidationError({"file": "The CSV must be UTF-8 text."}) from None
+        points, lines = pulling.csv_points(text)
+        return points, lambda index: f"Line {lines[index]}", PullTrigger.UPLOAD
+    items = data.get("observations", data) if isinstance(data, dict) else data
+    many = isinstance(items, list)
+    serializer = PushedValueSerializer(data=items, many=many)
+    serializer.is_valid(raise_exception=True)
+    rows = serializer.validated_data if many else [serializer.validated_data]
+    points = [(row["period"], row["value"]) for row in rows]
+    return points, (lambda index: f"observations[{index}]" if many else "value"), PullTrigger.PUSH
+
+
+class MetricViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
+    """Metrics: what to pull, how often, and how healthy the pulls are."""
+
+    filterset_fields = {
+        "source": ["exact"],
+        "source__tree__slug": ["exact"],
+        "is_active": ["exact"],
+    }
+    search_fields = ["name"]
+    ordering_fields = ["name", "next_pull_at", "last_success_at"]
+    write_actions = RoleCheckedWrites.write_actions | {"pull"}
+
+    def get_queryset(self) -> QuerySet[Metric]:
+        return selectors.metrics_for_user(self.request.user)
+
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        if self.action in {"update", "partial_update"}:
+            return MetricUpdateSerializer
+        return MetricSerializer
+
+    def check_write(self, metric: Metric) -> None:
+        require_role(tree_for_request(self.request, pk=metric.source.tree_id), EDIT_ROLES)
+
+    def perform_create(self, serializer: MetricSerializer) -> None:
+        data = dict(serializer.validated_data)
+        source = get_object_or_404(
+            selectors.metric_sources_for_user(self.request.user), pk=data.pop("source").pk
+        )
+        require_role(tree_for_request(self.request, pk=source.tree_id), EDIT_ROLES)
+        serializer.instance = services.metric_create(source=source, **data)
+
+    def perform_update(self, serializer: MetricSerializer) -> None:
+        services.metric_update(metric=serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance: Metric) -> None:
+        services.metric_delete(metric=instance)
+
+    @extend_schema(
+        request=None,
+        responses={202: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT},
+        description="Queue a pull now. 409 when a pull of this metric is already queued or running.",
+    )
+    @action(detail=True, methods=["post"])
+    def pull(self, request: Request, pk: str) -> Response:
+        metric = self.get_object()
+        if not pulling.metric_pull_now(metric=metric):
+            return Response(
+                {"detail": "A pull of this metric is already queued or running."},
+                status=status.HTTP_409_CONFLICT,
+            )
+        return Response({"detail": "Pull queued."}, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        methods=["get"],
+        parameters=[
+            OpenApiParameter(
+                "since", OpenApiTypes.DATETIME, description="Periods from (inclusive)."
+            ),
+            OpenApiParameter("until", OpenApiTypes.DATETIME, description="Periods before."),
+        ],
+        responses=ObservationSerializer(many=True),
+    )
+    @extend_schema(
+        methods=["post"],
+        request={
+            "application/json": PushedValueSerializer(many=True),
+            "text/csv": OpenApiTypes.STR,
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            },
+        },
+        responses={201: PushResultSerializer},
+        description=(
+            "Send values to a push metric: one `{period, value}`, a list of them, "
+            "`{observations: [...]}`, a `text/csv` body or a CSV `file` upload with a "
+            "`period,value` header. All or nothing; a period sent again replaces its value."
+        ),
+    )
+    @action(
+        detail=True,
+        methods=["get", "post"],
+        parser_classes=[JSONParser, CSVParser, MultiPartParser],
+    )
+    def observations(self, request: Request, pk: str) -> Response:
+        metric = self.get_object()
+        if request.method == "GET":
+            bounds = {}
+            for name in ("since", "until"):
+                if request.query_params.get(name):
+                    field = serializers.DateTimeField()
+                    try:
+                        bounds[name] = field.to_internal_value(request.query_params[name])
+                    except serializers.ValidationError as error:
+                        raise serializers.ValidationError({name: error.detail}) from None
+            rows = selectors.metric_observations(metric, **bounds)
+            page = self.paginate_queryset(rows)
+            return self.get_paginated_response(ObservationSerializer(page, many=True).data)
+        require_role(tree_for_request(request, pk=metric.source.tree_id), EDIT_ROLES)
+        points, describe, trigger = raw_points_from_request(request)
+        run = pulling.observations_push(
+            metric=metric, raw_points=points, trigger=trigger, user=request.user, describe=describe
+        )
+        return Response(
+            {"pull_run": run.pk, "values_written": run.values_written},
+            status=status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(responses=PullRunSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="pull-runs")
+    def pull_runs(self, request: Request, pk: str) -> Response:
+        metric = self.get_object()
+        page = self.paginate_queryset(selectors.metric_pull_runs(metric))
+        return self.get_paginated_response(PullRunSerializer(page, many=True).data)

@@ -1,10 +1,15 @@
-"""Measures of success attached to value tree nodes.
+"""Measures of success attached to value tree nodes, and the metrics that feed them.
 
-Pulled metrics, observations, verdicts and reviews build on these (DESIGN.md §3–5).
+A MetricSource (one per place the numbers live) has Metrics; each pull of a metric is a
+PullRun and writes Observations, one per (metric, period). Verdicts and reviews build
+on these (DESIGN.md §3–5).
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
@@ -34,6 +39,14 @@ class Measure(models.Model):
     target_date = models.DateField()
     kind = models.CharField(max_length=10, choices=MeasureKind.choices, default=MeasureKind.LAGGING)
     weight = models.FloatField(default=1.0, validators=[MinValueValidator(0.0)])
+    metric = models.ForeignKey(
+        "Metric",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="measures",
+        help_text="Where this measure's numbers come from.",
+    )
     is_guardrail = models.BooleanField(
         default=False, help_text="A guardrail can only lower its node's verdict."
     )
@@ -61,3 +74,192 @@ class Measure(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class SourceKind(models.TextChoices):
+    PUSH = "push", "Push (API, CSV, check-in)"
+    HTTP_JSON = "http_json", "HTTP JSON"
+    SQL = "sql", "SQL warehouse"
+    PROMETHEUS = "prometheus", "Prometheus"
+
+
+class MetricSource(models.Model):
+    """Where numbers live: a connection (URL, headers) plus encrypted credentials."""
+
+    tree = models.ForeignKey(
+        "valuetree.ValueTree", on_delete=models.CASCADE, related_name="metric_sources"
+    )
+    kind = models.CharField(max_length=20, choices=SourceKind.choices)
+    name = models.CharField(max_length=200)
+    config = models.JSONField(default=dict, blank=True)
+    # A Fernet token of the credentials' JSON (outcomes/credentials.py). Never returned
+    # by the API, never logged, never copied into history.
+    credentials_encrypted = models.TextField(blank=True, default="")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="metric_sources",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords(excluded_fields=["credentials_encrypted"])
+
+    class Meta:
+        ordering = ["tree_id", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tree", "name"], name="metric_source_name_unique"),
+            models.CheckConstraint(
+                condition=Q(kind__in=SourceKind.values), name="metric_source_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Granularity(models.TextChoices):
+    """The length of one period: every value is filed under the start of its period."""
+
+    MINUTE = "minute", "Minute"
+    HOUR = "hour", "Hour"
+    DAY = "day", "Day"
+    WEEK = "week", "Week (from Monday)"
+    MONTH = "month", "Month"
+
+
+class Metric(models.Model):
+    source = models.ForeignKey(MetricSource, on_delete=models.CASCADE, related_name="metrics")
+    name = models.CharField(max_length=200)
+    # SQL text, a PromQL expression or the JSONPath of the value, by source kind;
+    # `options` holds the rest (HTTP path, period JSONPath, Prometheus mode and step).
+    query = models.TextField(blank=True, default="")
+    options = models.JSONField(default=dict, blank=True)
+    unit = models.CharField(max_length=50, blank=True)
+    granularity = models.CharField(
+        max_length=10, choices=Granularity.choices, default=Granularity.DAY
+    )
+    schedule_interval = models.DurationField(
+        null=True, blank=True, help_text="Pull this often (or give a cron expression)."
+    )
+    schedule_cron = models.CharField(
+        max_length=100, blank=True, help_text="Five-field cron, e.g. '0 6 * * 1-5'."
+    )
+    timezone = models.CharField(max_length=64, default="UTC")
+    expected_frequency = models.DurationField(
+        null=True,
+        blank=True,
+        help_text="A new value is expected at least this often; older means stale.",
+    )
+    is_active = models.BooleanField(default=True)
+    # The schedule and its claim: beat claims due metrics with a conditional UPDATE.
+    next_pull_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    claimed_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Health, written with queryset updates by the pull path.
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords(
+        excluded_fields=[
+            "next_pull_at",
+            "claimed_at",
+            "last_success_at",
+            "last_failure_at",
+            "last_error",
+            "consecutive_failures",
+            "updated_at",
+        ]
+    )
+
+    class Meta:
+        ordering = ["source_id", "name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "name"], name="metric_name_unique"),
+            models.CheckConstraint(
+                condition=Q(granularity__in=Granularity.values), name="metric_granularity_valid"
+            ),
+            models.CheckConstraint(
+                condition=~(Q(schedule_interval__isnull=False) & ~Q(schedule_cron="")),
+                name="metric_one_schedule",
+            ),
+            models.CheckConstraint(
+                condition=Q(schedule_interval__isnull=True)
+                | Q(schedule_interval__gte=timedelta(minutes=1)),
+                name="metric_interval_at_least_a_minute",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Observation(models.Model):
+    """One value of a metric for one period. Written by upsert: a period has one row."""
+
+    metric = models.ForeignKey(Metric, on_delete=models.CASCADE, related_name="observations")
+    period_start = models.DateTimeField()
+    value = models.FloatField()
+    pulled_at = models.DateTimeField()
+    pull_run = models.ForeignKey(
+        "PullRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="observations"
+    )
+
+    class Meta:
+        ordering = ["metric_id", "period_start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["metric", "period_start"], name="observation_one_per_period"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric_id} @ {self.period_start:%Y-%m-%d %H:%M}: {self.value}"
+
+
+class PullTrigger(models.TextChoices):
+    SCHEDULE = "schedule", "Schedule"
+    MANUAL = "manual", "Pull now"
+    SWEEPER = "sweeper", "Re-queued after a lost pull"
+    PUSH = "push", "Pushed"
+    UPLOAD = "upload", "CSV upload"
+    CHECK_IN = "check_in", "Check-in"
+
+
+class PullStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    ABANDONED = "abandoned", "Abandoned (worker lost)"
+
+
+class PullRun(models.Model):
+    """One attempt to get values for a metric: pulled, pushed or uploaded."""
+
+    metric = models.ForeignKey(Metric, on_delete=models.CASCADE, related_name="pull_runs")
+    trigger = models.CharField(max_length=20, choices=PullTrigger.choices)
+    status = models.CharField(max_length=20, choices=PullStatus.choices, default=PullStatus.RUNNING)
+    attempt = models.PositiveIntegerField(default=1)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    values_written = models.PositiveIntegerField(default=0)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            models.Index(fields=["metric", "-started_at"], name="pull_run_metric_recent"),
+            models.Index(fields=["status", "started_at"], name="pull_run_status_started"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric_id} {self.status} at {self.started_at:%Y-%m-%d %H:%M:%S}"

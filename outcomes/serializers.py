@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from outcomes.models import Measure
+from outcomes.models import Measure, Metric, MetricSource, Observation, PullRun
+from outcomes.selectors import expected_frequency, metric_health
+from valuetree.models import ValueTree
 
 MEASURE_API_FIELDS = [
     "id",
@@ -17,6 +19,7 @@ MEASURE_API_FIELDS = [
     "kind",
     "weight",
     "is_guardrail",
+    "metric",
     "created_at",
     "updated_at",
 ]
@@ -35,5 +38,139 @@ class MeasureItemSerializer(serializers.ModelSerializer):
     class Meta:
         model = Measure
         fields = [
-            f for f in MEASURE_API_FIELDS if f not in {"id", "node", "created_at", "updated_at"}
+            f
+            for f in MEASURE_API_FIELDS
+            # A metric id means nothing in another installation: documents leave it out.
+            if f not in {"id", "node", "metric", "created_at", "updated_at"}
+        ]
+
+
+class MetricSourceSerializer(serializers.ModelSerializer):
+    """A metric source. `credentials` are write-only: they are encrypted and never shown;
+    leave them out of an update to keep the stored ones, send `{}` to remove them."""
+
+    tree = serializers.SlugRelatedField(slug_field="slug", queryset=ValueTree.objects.all())
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    credentials = serializers.JSONField(write_only=True, required=False)
+    has_credentials = serializers.SerializerMethodField()
+
+    class Meta:
+        model = MetricSource
+        fields = [
+            "id",
+            "tree",
+            "kind",
+            "name",
+            "config",
+            "credentials",
+            "has_credentials",
+            "owner",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "owner", "created_at", "updated_at"]
+
+    def get_has_credentials(self, source: MetricSource) -> bool:
+        return bool(source.credentials_encrypted)
+
+
+class MetricSourceUpdateSerializer(MetricSourceSerializer):
+    """The tree and kind of a source are fixed once it exists."""
+
+    class Meta(MetricSourceSerializer.Meta):
+        read_only_fields = ["id", "tree", "kind", "owner", "created_at", "updated_at"]
+
+
+class MetricSerializer(serializers.ModelSerializer):
+    source = serializers.PrimaryKeyRelatedField(queryset=MetricSource.objects.all())
+    health = serializers.SerializerMethodField(
+        help_text="paused, unhealthy, waiting (no value yet), stale or healthy."
+    )
+    effective_expected_frequency = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Metric
+        fields = [
+            "id",
+            "source",
+            "name",
+            "query",
+            "options",
+            "unit",
+            "granularity",
+            "schedule_interval",
+            "schedule_cron",
+            "timezone",
+            "expected_frequency",
+            "effective_expected_frequency",
+            "is_active",
+            "health",
+            "next_pull_at",
+            "last_success_at",
+            "last_failure_at",
+            "last_error",
+            "consecutive_failures",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = [
+            "id",
+            "next_pull_at",
+            "last_success_at",
+            "last_failure_at",
+            "last_error",
+            "consecutive_failures",
+            "created_at",
+            "updated_at",
+        ]
+
+    def get_health(self, metric: Metric) -> str:
+        return metric_health(metric)
+
+    def get_effective_expected_frequency(self, metric: Metric) -> float | None:
+        """Seconds after the last success when the metric counts as stale."""
+        frequency = expected_frequency(metric)
+        return frequency.total_seconds() if frequency else None
+
+
+class MetricUpdateSerializer(MetricSerializer):
+    class Meta(MetricSerializer.Meta):
+        read_only_fields = [*MetricSerializer.Meta.read_only_fields, "source"]
+
+
+class ObservationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Observation
+        fields = ["period_start", "value", "pulled_at", "pull_run"]
+
+
+class PushedValueSerializer(serializers.Serializer):
+    """One value sent to a push metric. Without a period it is the current period's value."""
+
+    period = serializers.CharField(required=False, allow_null=True, default=None)
+    value = serializers.JSONField()
+
+
+class PushResultSerializer(serializers.Serializer):
+    pull_run = serializers.IntegerField()
+    values_written = serializers.IntegerField()
+
+
+class PullRunSerializer(serializers.ModelSerializer):
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = PullRun
+        fields = [
+            "id",
+            "metric",
+            "trigger",
+            "status",
+            "attempt",
+            "started_at",
+            "finished_at",
+            "duration_ms",
+            "values_written",
+            "error",
+            "user",
         ]

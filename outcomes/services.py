@@ -1,4 +1,4 @@
-"""Writes to measures."""
+"""Writes to measures, metric sources and metrics."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
+from django.utils import timezone
 
-from outcomes.models import Direction, Measure
-from valuetree.models import Node
+from outcomes import connectors
+from outcomes.credentials import credentials_encrypt, credentials_rotate
+from outcomes.models import Direction, Measure, Metric, MetricSource, SourceKind
+from outcomes.pulling import next_pull_after, schedule_validate
+from valuetree.models import Node, ValueTree
 
 MEASURE_FIELDS = (
     "name",
@@ -22,12 +26,15 @@ MEASURE_FIELDS = (
     "kind",
     "weight",
     "is_guardrail",
+    "metric",
 )
 
 
 def measure_validate(measure: Measure) -> None:
     """Field checks plus the rules that tie fields together, with messages a user can act on."""
     measure.full_clean()
+    if measure.metric_id is not None and measure.metric.source.tree_id != measure.node.tree_id:
+        raise ValidationError({"metric": "Choose a metric of this tree."})
     if measure.direction == Direction.INCREASE and measure.target_value <= measure.baseline_value:
         raise ValidationError(
             {"target_value": "An 'increase' measure needs a target above its baseline."}
@@ -75,3 +82,140 @@ def measure_create_at(node_id: int, position: int, fields: dict[str, Any]) -> Me
     measure = _measure_build(node_id=node_id, position=position, fields=fields)
     measure.save()
     return measure
+
+
+# --- Metric sources -------------------------------------------------------------------
+
+SOURCE_FIELDS = ("kind", "name", "config")
+METRIC_FIELDS = (
+    "name",
+    "query",
+    "options",
+    "unit",
+    "granularity",
+    "schedule_interval",
+    "schedule_cron",
+    "timezone",
+    "expected_frequency",
+    "is_active",
+)
+
+
+def _source_validate(source: MetricSource, credentials: dict[str, Any]) -> None:
+    source.full_clean(exclude=["credentials_encrypted"])
+    if not isinstance(source.config, dict):
+        raise ValidationError({"config": "The configuration must be an object."})
+    if not isinstance(credentials, dict):
+        raise ValidationError({"credentials": "The credentials must be an object."})
+    connectors.get(source.kind).validate_source(source.config, credentials)
+
+
+@transaction.atomic
+def metric_source_create(
+    *,
+    tree: ValueTree,
+    kind: str,
+    name: str,
+    config: dict[str, Any] | None = None,
+    credentials: dict[str, Any] | None = None,
+    owner: Any = None,
+) -> MetricSource:
+    source = MetricSource(tree=tree, kind=kind, name=name, config=config or {}, owner=owner)
+    _source_validate(source, credentials or {})
+    source.credentials_encrypted = credentials_encrypt(credentials or {})
+    source.save()
+    return source
+
+
+@transaction.atomic
+def metric_source_update(
+    *, source: MetricSource, credentials: dict[str, Any] | None = None, **fields: Any
+) -> MetricSource:
+    """Change a source. `credentials=None` keeps the stored ones; `{}` clears them."""
+    from outcomes.credentials import credentials_decrypt
+
+    unknown = set(fields) - {"name", "config", "owner"}
+    if unknown:
+        raise ValidationError(dict.fromkeys(sorted(unknown), "This field cannot be changed here."))
+    for name, value in fields.items():
+        setattr(source, name, value)
+    kept = credentials is None
+    effective = credentials_decrypt(source.credentials_encrypted) if kept else credentials
+    _source_validate(source, effective)
+    if not kept:
+        source.credentials_encrypted = credentials_encrypt(credentials)
+    source.save()
+    return source
+
+
+def metric_source_delete(*, source: MetricSource) -> None:
+    source.delete()
+
+
+def credentials_rotate_all() -> int:
+    """Re-encrypt every source's credentials with the newest key; how many were rewritten."""
+    rotated = 0
+    for source in MetricSource.objects.exclude(credentials_encrypted="").only(
+        "id", "credentials_encrypted"
+    ):
+        MetricSource.objects.filter(pk=source.pk).update(
+            credentials_encrypted=credentials_rotate(source.credentials_encrypted)
+        )
+        rotated += 1
+    return rotated
+
+
+# --- Metrics --------------------------------------------------------------------------
+
+
+def _metric_validate(metric: Metric) -> None:
+    # The schedule first: its messages say more than the constraints that back it up.
+    schedule_validate(
+        interval=metric.schedule_interval,
+        cron=metric.schedule_cron,
+        zone_name=metric.timezone,
+        pulled=metric.source.kind != SourceKind.PUSH,
+    )
+    metric.full_clean(exclude=["source"])
+    if not isinstance(metric.options, dict):
+        raise ValidationError({"options": "The options must be an object."})
+    connectors.get(metric.source.kind).validate_metric(metric.query, metric.options)
+
+
+def _check_fields(fields: dict[str, Any]) -> None:
+    unknown = set(fields) - set(METRIC_FIELDS)
+    if unknown:
+        raise ValidationError(dict.fromkeys(sorted(unknown), "Unknown field."))
+
+
+@transaction.atomic
+def metric_create(*, source: MetricSource, **fields: Any) -> Metric:
+    """A new metric; a pulled one is due at once, so its first value comes within a minute."""
+    _check_fields(fields)
+    metric = Metric(source=source, **fields)
+    _metric_validate(metric)
+    if source.kind != SourceKind.PUSH and metric.is_active:
+        metric.next_pull_at = timezone.now()
+    metric.save()
+    return metric
+
+
+@transaction.atomic
+def metric_update(*, metric: Metric, **fields: Any) -> Metric:
+    _check_fields(fields)
+    schedule_changed = any(
+        name in fields and fields[name] != getattr(metric, name)
+        for name in ("schedule_interval", "schedule_cron", "timezone", "is_active")
+    )
+    for name, value in fields.items():
+        setattr(metric, name, value)
+    _metric_validate(metric)
+    if schedule_changed:
+        pulled = metric.source.kind != SourceKind.PUSH and metric.is_active
+        metric.next_pull_at = next_pull_after(metric, timezone.now()) if pulled else None
+    metric.save()
+    return metric
+
+
+def metric_delete(*, metric: Metric) -> None:
+    metric.delete()

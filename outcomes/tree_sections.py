@@ -18,5 +18,7 @@ def register() -> None:
             create=measure_create_at,
             history=measure_history,
             history_model="measure",
+            # A metric id means nothing in another installation.
+            export_exclude=frozenset({"id", "metric_id", "created_at", "updated_at"}),
         )
     )

@@ -73,3 +73,25 @@ def bulk_tree(
             for m in range(measures)
         )
     return [*goal_rows, *bet_rows, *initiative_rows]
+
+
+def make_metric(
+    tree: ValueTree,
+    *,
+    kind: str = "push",
+    source_name: str = "Source",
+    config: dict | None = None,
+    credentials: dict | None = None,
+    **fields: object,
+):
+    """A metric in a new (or the same-named existing) source of the tree, through the services."""
+    from outcomes.models import MetricSource
+    from outcomes.services import metric_create, metric_source_create
+
+    source = MetricSource.objects.filter(tree=tree, name=source_name).first()
+    if source is None:
+        source = metric_source_create(
+            tree=tree, kind=kind, name=source_name, config=config, credentials=credentials
+        )
+    fields.setdefault("name", f"Metric {source.metrics.count() + 1}")
+    return metric_create(source=source, **fields)

@@ -1,8 +1,9 @@
 """Settings for every environment; production differs only by environment variables.
 
 Variables: DEBUG, SECRET_KEY, ALLOWED_HOSTS, CSRF_TRUSTED_ORIGINS, DATABASE_URL,
-REDIS_URL, DATA_DIR, SECURE_SSL_REDIRECT, SECURE_HSTS_SECONDS, EMAIL_URL-less mail
-settings (DEFAULT_FROM_EMAIL). See README.md.
+REDIS_URL, DATA_DIR, CREDENTIALS_KEYS, METRICS_ALLOWED_HOSTS and the METRICS_* /
+PULL_* limits, SECURE_SSL_REDIRECT, SECURE_HSTS_SECONDS, mail settings
+(DEFAULT_FROM_EMAIL). See README.md.
 """
 
 from __future__ import annotations
@@ -91,9 +92,81 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded database is shared by the web server and the worker's threads:
+    # WAL lets readers run beside a writer, IMMEDIATE transactions queue writers up
+    # behind the busy timeout instead of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Celery: Redis in production; an embedded broker on disk when REDIS_URL is unset. ---
 REDIS_URL = env_str("REDIS_URL", "")
+BROKER_DIR = DATA_DIR / "broker"
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or REDIS_URL or "filesystem://"
+if CELERY_BROKER_URL == "filesystem://":
+    # Kombu's file transport: messages are files in the data folder, so the worker and
+    # beat started by `make run` share them without any server (not for production).
+    for _folder in ("queue", "processed"):
+        (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+else:
+    # An unacknowledged message (its worker died) is delivered again after this long.
+    # It must exceed the longest task; the pull sweeper recovers sooner (PULL_STUCK_AFTER).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
+    }
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TIMEZONE = "UTC"
+# Tasks are acknowledged after they finish and given back if their worker dies;
+# each worker thread takes one message at a time.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 60)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 90)
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_ROUTES = {
+    "outcomes.tasks.pull_metric": {"queue": "pulls"},
+    "outcomes.tasks.evaluate_measures": {"queue": "verdicts"},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# One schedule list. Each metric's own schedule lives in the database; beat only fans out.
+CELERY_BEAT_SCHEDULE = {
+    "pull-due-metrics": {"task": "outcomes.tasks.pull_due_metrics", "schedule": 60.0},
+    "sweep-stuck-pulls": {"task": "outcomes.tasks.sweep_stuck_pulls", "schedule": 60.0},
+}
+
+# --- Metrics: limits of a pull, outbound HTTP policy, source credentials. ---
+METRICS_FETCH_TIMEOUT = env_int("METRICS_FETCH_TIMEOUT", 10)  # seconds, whole request
+METRICS_MAX_RESPONSE_BYTES = env_int("METRICS_MAX_RESPONSE_BYTES", 1024 * 1024)
+METRICS_MAX_POINTS = env_int("METRICS_MAX_POINTS", 10_000)
+# Hosts (or host:port) that may resolve to private or loopback addresses. Every other
+# outbound address must be public; checked when connecting, redirects included.
+METRICS_ALLOWED_HOSTS = env_list("METRICS_ALLOWED_HOSTS", [])
+METRICS_UNHEALTHY_AFTER = env_int("METRICS_UNHEALTHY_AFTER", 3)  # consecutive failures
+PULL_MAX_RETRIES = env_int("PULL_MAX_RETRIES", 3)
+# A pull claimed longer ago than this never finished (its worker died): queue it again.
+PULL_STUCK_AFTER = env_int("PULL_STUCK_AFTER_SECONDS", 15 * 60)
+# Fernet keys for source credentials, newest first; older keys still decrypt, and
+# `manage.py rotate_credentials` re-encrypts everything with the newest.
+CREDENTIALS_KEYS = env_list("CREDENTIALS_KEYS", [])
+if not CREDENTIALS_KEYS and not DEBUG:
+    raise ImproperlyConfigured(
+        "CREDENTIALS_KEYS must be set when DEBUG is off (generate one with "
+        "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`)."
+    )
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -173,6 +246,9 @@ SPECTACULAR_SETTINGS = {
         "DataProductLinkRoleEnum": "valuetree.models.LinkRole",
         "NodeKindEnum": "valuetree.models.NodeKind",
         "MeasureKindEnum": "outcomes.models.MeasureKind",
+        "SourceKindEnum": "outcomes.models.SourceKind",
+        "PullStatusEnum": "outcomes.models.PullStatus",
+        "NodeStatusEnum": "valuetree.models.NodeStatus",
     },
 }
 

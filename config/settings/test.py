@@ -8,6 +8,9 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
+os.environ.setdefault("CREDENTIALS_KEYS", "dGVzdC1vbmx5LWNyZWRlbnRpYWxzLWtleS0wMTIzNDU=")
+# Unit tests queue tasks in memory; the worker tests point this at a real Redis.
+os.environ.setdefault("CELERY_BROKER_URL", "memory://")
 
 from config.settings.base import *  # noqa: E402,F403
 

@@ -1,0 +1,59 @@
+"""The one small interface every connector implements.
+
+A connector knows how to talk to one kind of source and nothing else: it checks its
+own configuration and returns raw `(period, value)` pairs. Turning those into numbers
+and periods, refusing NaN, storing, scheduling and health are shared (outcomes/pulling.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+# What a connector returns: (period or None, value) with both still raw. A period of
+# None means "now" (a single current value); a period may be a datetime, a date, an
+# ISO 8601 string or a Unix timestamp in seconds. The value may be a number or a
+# string holding one; anything else is refused by the shared validation.
+RawPoint = tuple[Any, Any]
+
+
+class PullError(Exception):
+    """A pull failed for a reason a user can act on; the message says what to change."""
+
+
+class TransientPullError(PullError):
+    """A failure that may pass on its own (timeout, refused connection, 5xx, 429).
+
+    Only these are retried, with backoff and jitter.
+    """
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    """Everything a connector may use for one pull."""
+
+    config: Mapping[str, Any]  # the source's connection settings
+    credentials: Mapping[str, Any]  # decrypted; never put into an error message
+    query: str  # the metric's query: SQL, PromQL or the value's JSONPath
+    options: Mapping[str, Any]  # the metric's kind-specific options
+    since: datetime  # aware; the start of the window of interest
+    until: datetime  # aware; now
+    step_seconds: int  # the metric's granularity, for range queries
+    timeout: float = 10.0  # seconds for the whole fetch
+    max_bytes: int = 1024 * 1024  # the largest response a connector may read
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Connector(Protocol):
+    kind: str
+
+    def validate_source(self, config: dict[str, Any], credentials: dict[str, Any]) -> None:
+        """Raise django ValidationError (keys: `config.<name>` / `credentials.<name>`)."""
+
+    def validate_metric(self, query: str, options: dict[str, Any]) -> None:
+        """Raise django ValidationError (keys: `query` / `options.<name>`)."""
+
+    def fetch(self, request: FetchRequest) -> list[RawPoint]:
+        """The raw points, or PullError / TransientPullError with an actionable message."""

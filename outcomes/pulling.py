@@ -1,0 +1,491 @@
+"""The pull path, shared by every connector (DESIGN.md §4).
+
+Schedule → claim → fetch → validate → upsert → PullRun and health → queue evaluation.
+
+- The database is the schedule: each metric has `next_pull_at`; beat claims due
+  metrics with a conditional UPDATE and queues one task per claimed metric.
+- A claim (`claimed_at`) lasts until the pull finishes, retries included. A claim older
+  than PULL_STUCK_AFTER belongs to a pull whose worker died: the sweeper queues it again.
+- Observations are upserted on (metric, period_start), so pulling or pushing a period
+  twice leaves one row; a failed pull writes no observation at all.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronsim import CronSim, CronSimError
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, Max
+from django.utils import timezone
+
+from outcomes import connectors
+from outcomes.connectors import FetchRequest, PullError, RawPoint, TransientPullError
+from outcomes.credentials import CredentialsUnreadable, credentials_decrypt
+from outcomes.models import (
+    Granularity,
+    Measure,
+    Metric,
+    Observation,
+    PullRun,
+    PullStatus,
+    PullTrigger,
+    SourceKind,
+)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+GRANULARITY_SECONDS = {
+    Granularity.MINUTE: 60,
+    Granularity.HOUR: 3600,
+    Granularity.DAY: 86_400,
+    Granularity.WEEK: 7 * 86_400,
+    Granularity.MONTH: 30 * 86_400,
+}
+# The first pull of a metric asks for at most this much history.
+FIRST_PULL_LOOKBACK = timedelta(days=365)
+
+
+@dataclass(frozen=True)
+class Point:
+    period_start: datetime  # aware, UTC, the start of the metric's period
+    value: float
+
+
+class PointError(PullError):
+    """One point of a batch is unusable; `index` says which (0-based)."""
+
+    def __init__(self, index: int, detail: str) -> None:
+        super().__init__(f"Value {index + 1}: {detail}")
+        self.index = index
+        self.detail = detail
+
+
+# --- Periods and values ---------------------------------------------------------------
+
+
+def metric_zone(metric: Metric) -> ZoneInfo:
+    return ZoneInfo(metric.timezone)
+
+
+def period_start(moment: datetime, granularity: str, zone: ZoneInfo) -> datetime:
+    """The start (in UTC) of the period holding `moment`, with periods cut in `zone`."""
+    local = moment.astimezone(zone)
+    if granularity == Granularity.MINUTE:
+        start = local.replace(second=0, microsecond=0)
+    elif granularity == Granularity.HOUR:
+        start = local.replace(minute=0, second=0, microsecond=0)
+    else:
+        day = local.date()
+        if granularity == Granularity.WEEK:
+            day -= timedelta(days=day.weekday())
+        elif granularity == Granularity.MONTH:
+            day = day.replace(day=1)
+        start = datetime.combine(day, dt_time(0), tzinfo=zone)
+    return start.astimezone(UTC)
+
+
+def parse_value(raw: Any) -> float:
+    """A finite float, or ValueError with a message a user can act on."""
+    if isinstance(raw, bool) or raw is None:
+        raise ValueError(f"{raw!r} is not a number.")
+    if isinstance(raw, int | float | Decimal):
+        value = float(raw)
+    elif isinstance(raw, str):
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError(f"{raw[:50]!r} is not a number.") from None
+    else:
+        raise ValueError(f"a {type(raw).__name__} is not a number.")
+    if not math.isfinite(value):
+        raise ValueError(f"{raw!r} is not a finite number (NaN and infinity are refused).")
+    return value
+
+
+def parse_period(raw: Any, zone: ZoneInfo) -> datetime:
+    """An aware datetime from a datetime, date, ISO 8601 text or Unix seconds."""
+    if isinstance(raw, datetime):
+        return raw if raw.tzinfo else raw.replace(tzinfo=zone)
+    if isinstance(raw, date):
+        return datetime.combine(raw, dt_time(0), tzinfo=zone)
+    if isinstance(raw, int | float | Decimal) and not isinstance(raw, bool):
+        try:
+            return datetime.fromtimestamp(float(raw), tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"{raw!r} is not a usable Unix timestamp.") from None
+    if isinstance(raw, str):
+        text = raw.strip()
+        try:
+            return parse_period(float(text), zone)
+        except ValueError:
+            pass
+        try:
+            return parse_period(datetime.fromisoformat(text), zone)
+        except ValueError:
+            raise ValueError(
+                f"period {raw[:50]!r} is not a date, an ISO 8601 time or a Unix timestamp."
+            ) from None
+    raise ValueError(f"period {raw!r} is not a date, an ISO 8601 time or a Unix timestamp.")
+
+
+def points_validate(
+    raw_points: Sequence[RawPoint], *, metric: Metric, now: datetime
+) -> list[Point]:
+    """Numbers and periods from raw points; PointError/PullError for anything unusable.
+
+    A point without a period is the current value. Periods are cut to the metric's
+    granularity; two values in one period, a future period or too many points are errors.
+    """
+    if not raw_points:
+        raise PullError("The source returned no values.")
+    limit = settings.METRICS_MAX_POINTS
+    if len(raw_points) > limit:
+        raise PullError(
+            f"The source returned {len(raw_points):,} values; at most {limit:,} are taken "
+            "at once (METRICS_MAX_POINTS). Narrow the query with :since / :until or a step."
+        )
+    zone = metric_zone(metric)
+    current = period_start(now, metric.granularity, zone)
+    points: dict[datetime, Point] = {}
+    for index, (raw_period, raw_value) in enumerate(raw_points):
+        try:
+            value = parse_value(raw_value)
+            moment = now if raw_period is None else parse_period(raw_period, zone)
+        except ValueError as error:
+            raise PointError(index, str(error)) from None
+        start = period_start(moment, metric.granularity, zone)
+        if start > current:
+            raise PointError(index, f"period {start:%Y-%m-%d %H:%M} UTC is in the future.")
+        if start in points:
+            raise PointError(
+                index,
+                f"a second value for the period starting {start:%Y-%m-%d %H:%M} UTC "
+                f"(the metric's granularity is one {metric.granularity}).",
+            )
+        points[start] = Point(start, value)
+    return sorted(points.values(), key=lambda point: point.period_start)
+
+
+# --- Schedule -------------------------------------------------------------------------
+
+
+def schedule_validate(
+    *, interval: timedelta | None, cron: str, zone_name: str, pulled: bool
+) -> None:
+    errors: dict[str, str] = {}
+    try:
+        ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        errors["timezone"] = f"Unknown time zone {zone_name!r}; use an IANA name like Europe/Paris."
+    if not pulled:
+        if interval or cron:
+            errors["schedule_interval"] = "A push metric has no schedule: values are sent to it."
+    elif interval and cron:
+        errors["schedule_cron"] = "Give an interval or a cron expression, not both."
+    elif not interval and not cron:
+        errors["schedule_interval"] = "A pulled metric needs an interval or a cron expression."
+    elif interval and interval < timedelta(minutes=1):
+        errors["schedule_interval"] = "The shortest interval is one minute."
+    elif cron:
+        try:
+            CronSim(cron, timezone.now())
+        except CronSimError as error:
+            errors["schedule_cron"] = f"Not a valid cron expression: {error}"
+    if errors:
+        raise ValidationError(errors)
+
+
+def next_pull_after(metric: Metric, moment: datetime) -> datetime | None:
+    """The first scheduled pull strictly after `moment` (None for push metrics)."""
+    if metric.schedule_interval:
+        step = metric.schedule_interval.total_seconds()
+        # Aligned to the epoch, so "every hour" pulls on the hour, whoever claims it.
+        slots = math.floor((moment - EPOCH).total_seconds() / step) + 1
+        return EPOCH + timedelta(seconds=slots * step)
+    if metric.schedule_cron:
+        return next(CronSim(metric.schedule_cron, moment.astimezone(metric_zone(metric))))
+    return None
+
+
+def metrics_claim_due(*, now: datetime | None = None, limit: int = 5000) -> list[int]:
+    """Claim the metrics that are due, one conditional UPDATE each; the ids claimed.
+
+    Two beats (or a beat and a slow one) cannot both claim a metric: the UPDATE only
+    matches while the metric is unclaimed and still due at the time that was read.
+    """
+    now = now or timezone.now()
+    due = (
+        Metric.objects.filter(is_active=True, claimed_at__isnull=True, next_pull_at__lte=now)
+        .exclude(source__kind=SourceKind.PUSH)
+        .order_by("next_pull_at")
+        .only("id", "next_pull_at", "schedule_interval", "schedule_cron", "timezone")[:limit]
+    )
+    claimed = []
+    for metric in due:
+        changed = Metric.objects.filter(
+            pk=metric.pk, claimed_at__isnull=True, next_pull_at=metric.next_pull_at
+        ).update(claimed_at=now, next_pull_at=next_pull_after(metric, now))
+        if changed:
+            claimed.append(metric.pk)
+    return claimed
+
+
+def metric_claim(*, metric: Metric, now: datetime | None = None) -> bool:
+    """Claim one metric for a pull now; False when a pull is already queued or running."""
+    if metric.source.kind == SourceKind.PUSH:
+        raise ValidationError("A push metric is not pulled: send values to it instead.")
+    now = now or timezone.now()
+    return bool(Metric.objects.filter(pk=metric.pk, claimed_at__isnull=True).update(claimed_at=now))
+
+
+def metric_pull_now(*, metric: Metric) -> bool:
+    """Queue a pull of one metric after the current transaction commits."""
+    from outcomes import tasks
+
+    if not metric_claim(metric=metric):
+        return False
+    transaction.on_commit(lambda: tasks.pull_metric.delay(metric.pk, PullTrigger.MANUAL))
+    return True
+
+
+def metrics_sweep_stuck(*, now: datetime | None = None) -> list[int]:
+    """Re-claim metrics whose pull never finished; the ids to queue again.
+
+    Their running PullRuns are closed as abandoned, so the history says what happened.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.PULL_STUCK_AFTER)
+    PullRun.objects.filter(status=PullStatus.RUNNING, started_at__lt=cutoff).update(
+        status=PullStatus.ABANDONED,
+        finished_at=now,
+        error="The worker stopped before this pull finished; the pull was queued again.",
+    )
+    requeued = []
+    for metric_id, claimed_at in Metric.objects.filter(claimed_at__lt=cutoff).values_list(
+        "id", "claimed_at"
+    ):
+        if Metric.objects.filter(pk=metric_id, claimed_at=claimed_at).update(claimed_at=now):
+            requeued.append(metric_id)
+    return requeued
+
+
+# --- Pulling --------------------------------------------------------------------------
+
+
+def _redact(message: str, secrets: Iterable[Any]) -> str:
+    """Credentials never reach a PullRun, the metric's last error or a log line."""
+    for secret in secrets:
+        if isinstance(secret, dict):
+            message = _redact(message, secret.values())
+        elif isinstance(secret, str) and len(secret) >= 4:
+            message = message.replace(secret, "***")
+    return message
+
+
+def fetch_request(metric: Metric, credentials: dict[str, Any], now: datetime) -> FetchRequest:
+    latest = metric.observations.aggregate(latest=Max("period_start"))["latest"]
+    step = GRANULARITY_SECONDS[Granularity(metric.granularity)]
+    lookback = min(FIRST_PULL_LOOKBACK, timedelta(seconds=step * 1000))
+    return FetchRequest(
+        config=metric.source.config,
+        credentials=credentials,
+        query=metric.query,
+        options=metric.options,
+        since=latest or now - lookback,
+        until=now,
+        step_seconds=step,
+        timeout=float(settings.METRICS_FETCH_TIMEOUT),
+        max_bytes=settings.METRICS_MAX_RESPONSE_BYTES,
+        extra={"max_points": settings.METRICS_MAX_POINTS},
+    )
+
+
+def metric_pull(
+    *, metric_id: int, trigger: str, attempt: int = 1, final_attempt: bool = True
+) -> PullRun | None:
+    """Pull one claimed metric: a PullRun row whatever happens, observations on success.
+
+    Returns None when there is nothing to do (the metric is gone, or no longer claimed
+    because this message was delivered twice and the first delivery finished). Raises
+    TransientPullError, after recording the failed attempt, when a retry may help and
+    this is not the final attempt; the claim is then kept for the retry.
+    """
+    metric = Metric.objects.select_related("source").filter(pk=metric_id).first()
+    if metric is None or metric.claimed_at is None:
+        return None
+    now = timezone.now()
+    run = PullRun.objects.create(metric=metric, trigger=trigger, attempt=attempt, started_at=now)
+    started = time.monotonic()
+    credentials: dict[str, Any] = {}
+    try:
+        try:
+            credentials = credentials_decrypt(metric.source.credentials_encrypted)
+        except CredentialsUnreadable as error:
+            raise PullError(str(error)) from None
+        request = fetch_request(metric, credentials, now)
+        raw_points = connectors.get(metric.source.kind).fetch(request)
+        points = points_validate(raw_points, metric=metric, now=now)
+    except PullError as error:
+        retry = isinstance(error, TransientPullError) and not final_attempt
+        message = _redact(str(error), credentials.values())
+        if retry:
+            message += " It will be tried again."
+        _pull_failed(metric, run, message, started, release_claim=not retry)
+        if retry:
+            raise
+        return run
+    except BaseException:
+        # A bug or a time limit, not the source's fault: close the run, then let the
+        # worker log the traceback.
+        _pull_failed(metric, run, "Unexpected error (see the worker log).", started, True)
+        raise
+    with transaction.atomic():
+        written = observations_write(metric=metric, points=points, run=run, pulled_at=now)
+        _run_finish(run, PullStatus.SUCCEEDED, started, values_written=written)
+        Metric.objects.filter(pk=metric.pk).update(
+            claimed_at=None, last_success_at=now, consecutive_failures=0, last_error=""
+        )
+        _queue_evaluation(metric.pk)
+    return run
+
+
+def _run_finish(run: PullRun, status: str, started: float, **fields: Any) -> None:
+    run.status = status
+    run.finished_at = timezone.now()
+    run.duration_ms = round((time.monotonic() - started) * 1000)
+    for name, value in fields.items():
+        setattr(run, name, value)
+    run.save(
+        update_fields=["status", "finished_at", "duration_ms", *fields],
+    )
+
+
+def _pull_failed(
+    metric: Metric, run: PullRun, message: str, started: float, release_claim: bool
+) -> None:
+    with transaction.atomic():
+        _run_finish(run, PullStatus.FAILED, started, error=message)
+        health: dict[str, Any] = {
+            "last_failure_at": run.finished_at,
+            "last_error": message,
+            "consecutive_failures": F("consecutive_failures") + 1,
+        }
+        if release_claim:
+            health["claimed_at"] = None
+        Metric.objects.filter(pk=metric.pk).update(**health)
+
+
+def _queue_evaluation(metric_id: int) -> None:
+    from outcomes import tasks
+
+    measure_ids = list(Measure.objects.filter(metric_id=metric_id).values_list("id", flat=True))
+    if measure_ids:
+        transaction.on_commit(lambda: tasks.evaluate_measures.delay(measure_ids))
+
+
+def observations_write(
+    *, metric: Metric, points: Sequence[Point], run: PullRun | None, pulled_at: datetime
+) -> int:
+    """Upsert one row per (metric, period): a period pulled again gets the newer value."""
+    Observation.objects.bulk_create(
+        [
+            Observation(
+                metric=metric,
+                period_start=point.period_start,
+                value=point.value,
+                pulled_at=pulled_at,
+                pull_run=run,
+            )
+            for point in points
+        ],
+        update_conflicts=True,
+        unique_fields=["metric", "period_start"],
+        update_fields=["value", "pulled_at", "pull_run"],
+        batch_size=1000,
+    )
+    return len(points)
+
+
+# --- Pushing: the API, CSV uploads and check-ins --------------------------------------
+
+
+@transaction.atomic
+def observations_push(
+    *,
+    metric: Metric,
+    raw_points: Sequence[RawPoint],
+    trigger: str = PullTrigger.PUSH,
+    user: Any = None,
+    describe: Any = None,
+) -> PullRun:
+    """Store values sent to a push metric, all or nothing, recorded as a PullRun.
+
+    `describe(index)` names a point in error messages ("line 4", "observations[2]").
+    """
+    if metric.source.kind != SourceKind.PUSH:
+        raise ValidationError(
+            f"This metric is pulled from its source ({metric.source.get_kind_display()}); "
+            "values can only be sent to a metric of a push source."
+        )
+    now = timezone.now()
+    try:
+        points = points_validate(raw_points, metric=metric, now=now)
+    except PointError as error:
+        where = describe(error.index) if describe else f"Value {error.index + 1}"
+        raise ValidationError(f"{where}: {error.detail}") from None
+    except PullError as error:
+        raise ValidationError(str(error)) from None
+    run = PullRun.objects.create(
+        metric=metric,
+        trigger=trigger,
+        status=PullStatus.SUCCEEDED,
+        started_at=now,
+        finished_at=now,
+        duration_ms=0,
+        values_written=len(points),
+        user=user if getattr(user, "is_authenticated", False) else None,
+    )
+    observations_write(metric=metric, points=points, run=run, pulled_at=now)
+    Metric.objects.filter(pk=metric.pk).update(
+        last_success_at=now, consecutive_failures=0, last_error=""
+    )
+    _queue_evaluation(metric.pk)
+    return run
+
+
+def csv_points(text: str) -> tuple[list[RawPoint], list[int]]:
+    """Raw points from CSV text with a `period,value` header, and each point's line."""
+    rows = csv.reader(io.StringIO(text))
+    header = next(rows, None)
+    if header is None:
+        raise ValidationError("The file is empty; it needs a header line 'period,value'.")
+    names = [name.strip().lower() for name in header]
+    if "period" not in names or "value" not in names:
+        raise ValidationError(
+            f"Line 1: the header must name the columns 'period' and 'value', got {', '.join(header)!r}."
+        )
+    period_at, value_at = names.index("period"), names.index("value")
+    points: list[RawPoint] = []
+    lines: list[int] = []
+    for line, row in enumerate(rows, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(names):
+            raise ValidationError(f"Line {line}: {len(row)} columns, the header has {len(names)}.")
+        points.append((row[period_at], row[value_at]))
+        lines.append(line)
+    if not points:
+        raise ValidationError("The file has a header but no values.")
+    return points, lines

@@ -1,0 +1,60 @@
+"""Celery tasks: thin; they take ids and call the pull path (outcomes/pulling.py)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+
+from outcomes import pulling
+from outcomes.connectors import TransientPullError
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(ignore_result=True)
+def pull_due_metrics() -> int:
+    """Beat, every minute: claim the metrics that are due and queue one pull each."""
+    claimed = pulling.metrics_claim_due()
+    for metric_id in claimed:
+        pull_metric.delay(metric_id, "schedule")
+    return len(claimed)
+
+
+@shared_task(ignore_result=True)
+def sweep_stuck_pulls() -> int:
+    """Beat, every minute: queue again the pulls whose worker died or whose message was lost."""
+    requeued = pulling.metrics_sweep_stuck()
+    for metric_id in requeued:
+        pull_metric.delay(metric_id, "sweeper")
+    if requeued:
+        logger.warning("Re-queued %d pulls that never finished: %s", len(requeued), requeued)
+    return len(requeued)
+
+
+@shared_task(
+    bind=True,
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # Only errors that may pass on their own; a bad query fails at once.
+    autoretry_for=(TransientPullError,),
+    max_retries=settings.PULL_MAX_RETRIES,
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+)
+def pull_metric(self, metric_id: int, trigger: str = "schedule") -> None:
+    pulling.metric_pull(
+        metric_id=metric_id,
+        trigger=trigger,
+        attempt=self.request.retries + 1,
+        final_attempt=self.request.retries >= self.max_retries,
+    )
+
+
+@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def evaluate_measures(measure_ids: list[int]) -> None:
+    """Queued after new observations commit. The verdict engine (issue 5) evaluates here."""
+    logger.info("New observations for measures %s", measure_ids)
