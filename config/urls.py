@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -14,3 +15,7 @@ urlpatterns = [
     path("", include("outcomes.urls")),
     path("", include("valuetree.urls")),
 ]
+if settings.DEMO_ENDPOINTS:
+    from outcomes.demo import live_metrics_view
+
+    urlpatterns.append(path("demo/live-metrics/", live_metrics_view, name="demo-live-metrics"))

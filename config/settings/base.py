@@ -110,12 +110,13 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or REDIS_URL or "filesystem
 if CELERY_BROKER_URL == "filesystem://":
     # Kombu's file transport: messages are files in the data folder, so the worker and
     # beat started by `make run` share them without any server (not for production).
-    for _folder in ("queue", "processed"):
+    for _folder in ("queue", "processed", "control"):
         (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 else:
@@ -155,6 +156,10 @@ METRICS_MAX_POINTS = env_int("METRICS_MAX_POINTS", 10_000)
 # Hosts (or host:port) that may resolve to private or loopback addresses. Every other
 # outbound address must be public; checked when connecting, redirects included.
 METRICS_ALLOWED_HOSTS = env_list("METRICS_ALLOWED_HOSTS", [])
+# SQLite warehouses may only be read from these folders (never the app's own database).
+METRICS_SQLITE_DIRS = env_list("METRICS_SQLITE_DIRS", [str(DATA_DIR / "warehouses")])
+# Serve /demo/live-metrics/, the endpoint the demo's HTTP JSON source reads.
+DEMO_ENDPOINTS = env_bool("DEMO_ENDPOINTS", DEBUG)
 METRICS_UNHEALTHY_AFTER = env_int("METRICS_UNHEALTHY_AFTER", 3)  # consecutive failures
 PULL_MAX_RETRIES = env_int("PULL_MAX_RETRIES", 3)
 # A pull claimed longer ago than this never finished (its worker died): queue it again.

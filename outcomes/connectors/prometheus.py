@@ -1,0 +1,160 @@
+"""Prometheus: a PromQL query through the HTTP API, answered by exactly one series.
+
+Source:  config {"url": Prometheus's base address, "headers": {name: value}},
+         credentials {"headers": {name: value}} (secret), as for http_json.
+Metric:  query = PromQL;
+         options {"mode": "instant" (the current value, the default) or "range" (one
+                  value per step over the window), "step": seconds between range values
+                  (default: the metric's granularity)}.
+
+Values are returned as Prometheus sends them, strings such as "0.97" or "NaN": the
+shared validation turns them into numbers and refuses NaN with its own message.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from django.core.exceptions import ValidationError
+
+from outcomes.connectors import http
+from outcomes.connectors.base import FetchRequest, PullError, RawPoint
+
+_OPTIONS = ("mode", "step")
+_MODES = ("instant", "range")
+# Prometheus answers these with a JSON body that says what is wrong with the query.
+_QUERY_ERROR_STATUSES = (400, 422)
+
+
+def _unix(moment: datetime) -> str:
+    return f"{moment.timestamp():.3f}".rstrip("0").rstrip(".")
+
+
+def _unexpected(what: str) -> PullError:
+    return PullError(
+        f"Prometheus gave an answer of an unexpected shape ({what}); check that the address "
+        "is Prometheus's (or a compatible API's) base address."
+    )
+
+
+def _one_series(result: Any, query: str) -> dict[str, Any]:
+    if not isinstance(result, list):
+        raise _unexpected("the result is not a list of series")
+    if not result:
+        raise PullError(
+            "The query returned no series; check the metric name and labels, or widen "
+            "the time window."
+        )
+    if len(result) > 1:
+        raise PullError(
+            f"The query returned {len(result)} series but a metric needs exactly one; "
+            f"aggregate them, e.g. sum({query})."
+        )
+    series = result[0]
+    if not isinstance(series, dict):
+        raise _unexpected("a series is not an object")
+    return series
+
+
+def _sample(sample: Any) -> tuple[Any, Any]:
+    if not (isinstance(sample, list) and len(sample) == 2):
+        raise _unexpected("a sample is not [timestamp, value]")
+    return sample[0], sample[1]
+
+
+class PrometheusConnector:
+    kind = "prometheus"
+
+    def validate_source(self, config: dict[str, Any], credentials: dict[str, Any]) -> None:
+        http.validate_http_source(config, credentials)
+
+    def validate_metric(self, query: str, options: dict[str, Any]) -> None:
+        errors: dict[str, list[str]] = {}
+        if not isinstance(query, str) or not query.strip():
+            errors["query"] = ["Enter a PromQL query, e.g. sum(rate(http_requests_total[5m]))."]
+        for name in options:
+            if name not in _OPTIONS:
+                errors[f"options.{name}"] = ["Unknown option: the options are mode and step."]
+        if options.get("mode", "instant") not in _MODES:
+            errors["options.mode"] = ['The mode is "instant" or "range".']
+        step = options.get("step")
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step <= 0):
+            errors["options.step"] = ["The step is a whole number of seconds above 0."]
+        if errors:
+            raise ValidationError(errors)
+
+    def fetch(self, request: FetchRequest) -> list[RawPoint]:
+        base = request.config["url"].rstrip("/")
+        if request.options.get("mode", "instant") == "range":
+            step = request.options.get("step") or request.step_seconds
+            parameters = {
+                "query": request.query,
+                "start": _unix(request.since),
+                "end": _unix(request.until),
+                "step": str(step),
+            }
+            data = self._get(f"{base}/api/v1/query_range?{urlencode(parameters)}", request)
+            if data.get("resultType") != "matrix":
+                raise _unexpected(f"a range query returned {data.get('resultType')!r}")
+            values = _one_series(data.get("result"), request.query).get("values")
+            if not isinstance(values, list):
+                raise _unexpected("the series has no values")
+            return [_sample(sample) for sample in values]
+
+        parameters = {"query": request.query, "time": _unix(request.until)}
+        data = self._get(f"{base}/api/v1/query?{urlencode(parameters)}", request)
+        result_type = data.get("resultType")
+        if result_type == "scalar":
+            return [(None, _sample(data.get("result"))[1])]
+        if result_type == "vector":
+            series = _one_series(data.get("result"), request.query)
+            if "value" not in series:
+                # Native histograms come as "histogram" instead of "value".
+                raise PullError(
+                    "The series holds no plain value (a native histogram?); reduce it to a "
+                    "number, e.g. with histogram_quantile(0.9, ...)."
+                )
+            return [(None, _sample(series["value"])[1])]
+        if result_type == "matrix":
+            raise PullError(
+                "The query returned a range vector; drop the [range] selector or aggregate "
+                'it (e.g. rate(...[5m])), or set options.mode to "range".'
+            )
+        if result_type == "string":
+            raise PullError("The query returned a string, not a number.")
+        raise _unexpected(f"resultType {result_type!r}")
+
+    def _get(self, url: str, request: FetchRequest) -> dict[str, Any]:
+        """The `data` of a successful answer; PullError with Prometheus's own reason if not."""
+        response = http.http_get(
+            url,
+            headers=http.merge_headers(
+                {"Accept": "application/json"},
+                http.source_headers(request.config, request.credentials),
+            ),
+            timeout=request.timeout,
+            max_bytes=request.max_bytes,
+            accept=_QUERY_ERROR_STATUSES,
+        )
+        try:
+            answer = http.parse_json(response.body)
+        except PullError:
+            if response.status in _QUERY_ERROR_STATUSES:
+                # Not Prometheus's JSON error: a proxy in front of it, most likely.
+                raise PullError(
+                    f"The source answered HTTP {response.status} without a Prometheus error; "
+                    "check the address."
+                ) from None
+            raise
+        if not isinstance(answer, dict):
+            raise _unexpected("the answer is not a JSON object")
+        if answer.get("status") == "error":
+            raise PullError(f"Prometheus refused the query: {answer.get('error')}")
+        if answer.get("status") != "success" or not isinstance(answer.get("data"), dict):
+            raise _unexpected("no successful status and data")
+        return answer["data"]
+
+
+CONNECTOR = PrometheusConnector()

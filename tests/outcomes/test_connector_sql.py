@@ -1,0 +1,482 @@
+"""The SQL connector against a real PostgreSQL and a SQLite file.
+
+PostgreSQL tests use a scratch database of their own (not Django's test database) at
+127.0.0.1:5432 with trust auth. Without PostgreSQL they are skipped, except on CI where
+a missing database must not pass unnoticed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import psycopg
+import pytest
+from django.core.exceptions import ValidationError
+from psycopg import sql
+
+from outcomes.connectors.base import FetchRequest, PullError, TransientPullError
+from outcomes.connectors.sql import CONNECTOR
+
+WAREHOUSE = "valuetree_warehouse_test"
+PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "connect_timeout": 3}
+PG_URL = f"postgresql://postgres@127.0.0.1:5432/{WAREHOUSE}"
+SECRET = "s3cret-value"
+
+DAILY = {
+    date(2024, 1, 1): Decimal("1.50"),
+    date(2024, 1, 2): Decimal("2.25"),
+    date(2024, 1, 3): Decimal("3.00"),
+    date(2024, 1, 4): Decimal("4.75"),
+    date(2024, 1, 5): Decimal("5.50"),
+}
+SINCE = datetime(2024, 1, 2, 12, tzinfo=UTC)
+UNTIL = datetime(2024, 1, 4, 12, tzinfo=UTC)
+
+
+def fetch_request(
+    url: str,
+    query: str,
+    *,
+    credentials: dict[str, str] | None = None,
+    timeout: float = 5.0,
+    max_points: int | None = None,
+) -> FetchRequest:
+    return FetchRequest(
+        config={"url": url},
+        credentials=credentials or {},
+        query=query,
+        options={},
+        since=SINCE,
+        until=UNTIL,
+        step_seconds=86400,
+        timeout=timeout,
+        extra={} if max_points is None else {"max_points": max_points},
+    )
+
+
+def error_chain(error: BaseException | None) -> str:
+    """Every message in the exception and its causes, as a log would show them."""
+    messages = []
+    while error is not None:
+        messages.append(f"{error!s} {error!r}")
+        error = error.__cause__ or error.__context__
+    return "\n".join(messages)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def reach(settings, tmp_path):
+    """Local databases (any port) and SQLite files in the test's folder or /srv are allowed."""
+    settings.METRICS_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.METRICS_SQLITE_DIRS = [str(tmp_path), "/srv"]
+
+
+@pytest.fixture(scope="module")
+def warehouse() -> Iterator[str]:
+    try:
+        admin = psycopg.connect(**PG_ADMIN, dbname="postgres", autocommit=True)
+    except psycopg.OperationalError as error:
+        reason = (
+            f"PostgreSQL at 127.0.0.1:5432 is unreachable ({error}): "
+            "the SQL connector's PostgreSQL tests did NOT run"
+        )
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    name = sql.Identifier(WAREHOUSE)
+    with admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
+        # Dates compare with the timestamptz :since/:until in the session's time zone.
+        admin.execute(sql.SQL("ALTER DATABASE {} SET timezone TO 'UTC'").format(name))
+    with psycopg.connect(**PG_ADMIN, dbname=WAREHOUSE, autocommit=True) as db:
+        db.execute("CREATE TABLE daily (day date PRIMARY KEY, value numeric(12, 2) NOT NULL)")
+        with db.cursor() as cursor:
+            cursor.executemany("INSERT INTO daily VALUES (%s, %s)", list(DAILY.items()))
+    yield PG_URL
+    with psycopg.connect(**PG_ADMIN, dbname="postgres", autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+
+
+def daily_rows() -> int:
+    with psycopg.connect(**PG_ADMIN, dbname=WAREHOUSE) as db:
+        return db.execute("SELECT count(*) FROM daily").fetchone()[0]
+
+
+# --- PostgreSQL: results ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        PG_URL,
+        PG_URL.replace("postgresql://", "postgresql+psycopg://"),
+        PG_URL.replace("postgresql://", "postgres://"),
+    ],
+)
+def test_single_value(warehouse, url):
+    points = CONNECTOR.fetch(fetch_request(url, "SELECT sum(value) FROM daily"))
+
+    assert points == [(None, Decimal("17.00"))]
+
+
+def test_time_series(warehouse):
+    points = CONNECTOR.fetch(fetch_request(warehouse, "SELECT day, value FROM daily ORDER BY day"))
+
+    assert points == list(DAILY.items())
+
+
+@pytest.mark.parametrize(
+    ("where", "days"),
+    [
+        ("day >= :since AND day < :until", [3, 4]),
+        ("day >= :since", [3, 4, 5]),
+        ("day < :until", [1, 2, 3, 4]),
+    ],
+)
+def test_since_and_until_are_bound(warehouse, where, days):
+    query = f"SELECT day, value FROM daily WHERE {where} ORDER BY day"
+
+    points = CONNECTOR.fetch(fetch_request(warehouse, query))
+
+    assert [period for period, _ in points] == [date(2024, 1, day) for day in days]
+
+
+@pytest.mark.parametrize(
+    ("query", "value"),
+    [
+        ("SELECT 1.5::numeric", Decimal("1.5")),
+        ("SELECT 42", 42),
+        ("SELECT 2.5::float8", 2.5),
+        ("SELECT '7'", "7"),
+        # A percent sign must reach PostgreSQL as is (psycopg's placeholders are %s).
+        ("SELECT count(*) FROM daily WHERE day::text LIKE '2024-01-0%'", 5),
+    ],
+)
+def test_values_are_returned_raw(warehouse, query, value):
+    [(period, got)] = CONNECTOR.fetch(fetch_request(warehouse, query))
+
+    assert period is None
+    assert got == value
+    assert type(got) is type(value)
+
+
+@pytest.mark.parametrize(
+    "query", ["SELECT day, value FROM daily WHERE false", "SELECT value FROM daily WHERE false"]
+)
+def test_no_rows_is_an_empty_list(warehouse, query):
+    assert CONNECTOR.fetch(fetch_request(warehouse, query)) == []
+
+
+def test_max_points_is_the_limit(warehouse):
+    query = "SELECT day, value FROM daily ORDER BY day"
+
+    assert len(CONNECTOR.fetch(fetch_request(warehouse, query, max_points=5))) == 5
+    with pytest.raises(PullError, match="returned more than 4 rows"):
+        CONNECTOR.fetch(fetch_request(warehouse, query, max_points=4))
+
+
+# --- PostgreSQL: refusals --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "statement"),
+    [
+        ("INSERT INTO daily VALUES ('2024-02-01', 9)", "INSERT"),
+        # PostgreSQL names the outer statement when a CTE writes.
+        ("WITH d AS (DELETE FROM daily RETURNING 1) SELECT count(*) FROM d", "SELECT"),
+        ("UPDATE daily SET value = 0", "UPDATE"),
+        ("CREATE TABLE sneaky (x int)", "CREATE TABLE"),
+        ("DROP TABLE daily", "DROP TABLE"),
+    ],
+)
+def test_writes_are_refused(warehouse, query, statement):
+    with pytest.raises(PullError) as caught:
+        CONNECTOR.fetch(fetch_request(warehouse, query))
+
+    assert type(caught.value) is PullError
+    assert f"cannot execute {statement} in a read-only transaction" in str(caught.value)
+    assert str(caught.value).endswith("metric queries may only read.")
+    assert daily_rows() == len(DAILY)
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["COMMIT; DELETE FROM daily", "ROLLBACK; DELETE FROM daily; SELECT 1"],
+)
+def test_several_statements_cannot_escape_the_read_only_transaction(warehouse, query):
+    with pytest.raises(PullError, match="must be a single statement"):
+        CONNECTOR.fetch(fetch_request(warehouse, query))
+
+    assert daily_rows() == len(DAILY)
+
+
+def test_statement_timeout(warehouse):
+    with pytest.raises(PullError) as caught:
+        CONNECTOR.fetch(fetch_request(warehouse, "SELECT pg_sleep(5)", timeout=1))
+
+    assert type(caught.value) is PullError
+    assert "The query ran longer than 1 s (METRICS_FETCH_TIMEOUT)" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        (
+            "SELECT day, value, value * 2 AS doubled FROM daily",
+            "The query returned 3 columns (day, value, doubled): return one value",
+        ),
+        ("SELECT value FROM daily", "The query returned 5 rows of one column: return one value"),
+        ("SET LOCAL work_mem = '8MB'", "The query returned no result"),
+        ("SELEC 1", 'The query failed: syntax error at or near "SELEC"'),
+        ("SELECT x FROM nowhere", 'The query failed: relation "nowhere" does not exist'),
+    ],
+)
+def test_unusable_queries(warehouse, query, message):
+    with pytest.raises(PullError) as caught:
+        CONNECTOR.fetch(fetch_request(warehouse, query))
+
+    assert type(caught.value) is PullError
+    assert message in str(caught.value)
+
+
+def test_unreachable_server_is_transient():
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/{WAREHOUSE}"
+
+    with pytest.raises(TransientPullError, match="Could not connect to the database"):
+        CONNECTOR.fetch(fetch_request(url, "SELECT 1", timeout=2))
+
+
+@pytest.mark.parametrize(
+    ("url", "error_type", "message"),
+    [
+        (
+            "postgresql://postgres@127.0.0.1:5432/valuetree_no_such_database",
+            PullError,
+            'database "valuetree_no_such_database" does not exist',
+        ),
+        ("postgresql://postgres@127.0.0.1:{port}/x", TransientPullError, "Connection refused"),
+    ],
+)
+def test_password_never_appears_in_errors(warehouse, url, error_type, message):
+    url = url.format(port=free_port())
+
+    with pytest.raises(PullError) as caught:
+        CONNECTOR.fetch(fetch_request(url, "SELECT 1", credentials={"password": SECRET}))
+
+    assert type(caught.value) is error_type
+    assert message in str(caught.value)
+    assert SECRET not in error_chain(caught.value)
+
+
+# --- SQLite ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sqlite_warehouse(tmp_path):
+    path = tmp_path / "warehouse.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE daily (day TEXT PRIMARY KEY, value REAL NOT NULL)")
+        db.executemany(
+            "INSERT INTO daily VALUES (?, ?)",
+            [(day.isoformat(), float(value)) for day, value in DAILY.items()],
+        )
+    db.close()
+    return path
+
+
+def sqlite_rows(path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("SELECT count(*) FROM daily").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_sqlite_single_value(sqlite_warehouse):
+    url = f"sqlite:///{sqlite_warehouse}"
+
+    assert CONNECTOR.fetch(fetch_request(url, "SELECT sum(value) FROM daily")) == [(None, 17.0)]
+
+
+def test_sqlite_time_series_with_since_and_until(sqlite_warehouse):
+    url = f"sqlite:///{sqlite_warehouse}"
+    query = "SELECT day, value FROM daily WHERE day >= :since AND day < :until ORDER BY day"
+
+    points = CONNECTOR.fetch(fetch_request(url, query))
+
+    assert points == [("2024-01-03", 3.0), ("2024-01-04", 4.75)]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["INSERT INTO daily VALUES ('2024-02-01', 9)", "DELETE FROM daily", "CREATE TABLE t (x)"],
+)
+def test_sqlite_writes_are_refused(sqlite_warehouse, query):
+    with pytest.raises(PullError) as caught:
+        CONNECTOR.fetch(fetch_request(f"sqlite:///{sqlite_warehouse}", query))
+
+    assert "attempt to write a readonly database" in str(caught.value)
+    assert str(caught.value).endswith("metric queries may only read.")
+    assert sqlite_rows(sqlite_warehouse) == len(DAILY)
+
+
+def test_sqlite_deadline(sqlite_warehouse):
+    # Counts far beyond what 0.2 s allows; the progress handler stops it.
+    query = (
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000000) "
+        "SELECT count(*) FROM n"
+    )
+
+    with pytest.raises(PullError) as caught:
+        CONNECTOR.fetch(fetch_request(f"sqlite:///{sqlite_warehouse}", query, timeout=0.2))
+
+    assert "The query ran longer than 0.2 s (METRICS_FETCH_TIMEOUT)" in str(caught.value)
+
+
+def test_sqlite_missing_file_is_not_created(tmp_path):
+    path = tmp_path / "typo.sqlite3"
+
+    with pytest.raises(PullError, match="There is no SQLite database file at"):
+        CONNECTOR.fetch(fetch_request(f"sqlite:///{path}", "SELECT 1"))
+
+    assert not path.exists()
+
+
+# --- Validation ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "credentials"),
+    [
+        ({"url": "postgresql://reader@db:5432/warehouse"}, {}),
+        ({"url": "postgresql+psycopg://reader@db/warehouse"}, {"password": "x"}),
+        ({"url": "sqlite:////srv/warehouse.sqlite3"}, {}),
+    ],
+)
+def test_valid_source(config, credentials):
+    assert CONNECTOR.validate_source(config, credentials) is None
+
+
+@pytest.mark.parametrize(
+    ("config", "credentials", "key", "message"),
+    [
+        (
+            {"url": "postgresql://reader:hunter2@db/warehouse"},
+            {},
+            "config.url",
+            "put it in the credentials: the URL is stored unencrypted",
+        ),
+        (
+            {"url": "postgresql://reader@db/warehouse?password=hunter2"},
+            {},
+            "config.url",
+            "put it in the credentials",
+        ),
+        ({"url": "not a url"}, {}, "config.url", "Not a SQLAlchemy URL"),
+        ({"url": "postgresql://db:port/warehouse"}, {}, "config.url", "Not a SQLAlchemy URL"),
+        ({}, {}, "config.url", "Enter a SQLAlchemy URL"),
+        ({"url": "nosuchdb://reader@db/w"}, {}, "config.url", "for nosuchdb is not installed"),
+        (
+            {"url": "trino://reader@trino:8080/hive"},
+            {},
+            "config.url",
+            'pip install "trino[sqlalchemy]"',
+        ),
+        ({"url": "snowflake://reader@account/db"}, {}, "config.url", "snowflake-sqlalchemy"),
+        ({"url": "mysql+pymysql://reader@db/w"}, {}, "config.url", 'pip install "PyMySQL"'),
+        ({"url": "postgresql+asyncpg://reader@db/w"}, {}, "config.url", "asyncio driver"),
+        ({"url": "sqlite:////srv/warehouse.sqlite3", "host": "db"}, {}, "config.host", "Unknown setting"),
+        ({"url": "sqlite:////srv/warehouse.sqlite3"}, {"token": "x"}, "credentials.token", "Unknown credential"),
+        ({"url": "sqlite:////srv/warehouse.sqlite3"}, {"password": 1234}, "credentials.password", "must be text"),
+    ],
+)
+def test_invalid_source(config, credentials, key, message):
+    with pytest.raises(ValidationError) as caught:
+        CONNECTOR.validate_source(config, credentials)
+
+    assert list(caught.value.message_dict) == [key]
+    assert message in caught.value.message_dict[key][0]
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT 1",
+        "SELECT day, value FROM daily WHERE day >= :since AND day < :until",
+        "SELECT day::date, '\\:literal' FROM daily",
+    ],
+)
+def test_valid_metric(query):
+    assert CONNECTOR.validate_metric(query, {}) is None
+
+
+@pytest.mark.parametrize(
+    ("query", "options", "key", "message"),
+    [
+        ("", {}, "query", "Enter the SQL query"),
+        ("  \n ", {}, "query", "Enter the SQL query"),
+        ("SELECT :team", {}, "query", "Unknown parameter :team"),
+        ("SELECT 1", {"step": 60}, "options.step", "Unknown option"),
+    ],
+)
+def test_invalid_metric(query, options, key, message):
+    with pytest.raises(ValidationError) as caught:
+        CONNECTOR.validate_metric(query, options)
+
+    assert list(caught.value.message_dict) == [key]
+    assert message in caught.value.message_dict[key][0]
+
+
+# --- Where a source may point -----------------------------------------------------------
+
+
+def test_a_local_database_is_refused_unless_allowed(warehouse, settings):
+    settings.METRICS_ALLOWED_HOSTS = []
+    with pytest.raises(PullError, match=r"Refused to connect to 127.0.0.1 \(loopback address\)"):
+        CONNECTOR.fetch(fetch_request(PG_URL, "SELECT 1"))
+    # The allow-list names host and port: another port of the same host stays refused.
+    settings.METRICS_ALLOWED_HOSTS = ["127.0.0.1:6543"]
+    with pytest.raises(PullError, match="loopback address"):
+        CONNECTOR.fetch(fetch_request(PG_URL, "SELECT 1"))
+
+
+def test_a_name_resolving_inside_is_refused(monkeypatch):
+    from outcomes.connectors import http
+
+    monkeypatch.setattr(http, "resolve", lambda host, port: ["10.1.2.3"])
+    with pytest.raises(PullError, match=r"10.1.2.3 \(private address\) for warehouse.example"):
+        CONNECTOR.fetch(fetch_request("postgresql://reader@warehouse.example/dw", "SELECT 1"))
+
+
+def test_a_socket_connection_is_refused():
+    with pytest.raises(PullError, match="host name"):
+        CONNECTOR.fetch(fetch_request("postgresql://postgres@/postgres", "SELECT 1"))
+
+
+def test_sqlite_outside_the_allowed_folders_is_refused(tmp_path, settings):
+    from django.db import connection
+
+    outside = tmp_path.parent / "elsewhere.sqlite3"
+    sqlite3.connect(outside).close()
+    for url in (f"sqlite:///{outside}", f"sqlite:///{tmp_path}/../elsewhere.sqlite3"):
+        with pytest.raises(PullError, match="METRICS_SQLITE_DIRS"):
+            CONNECTOR.fetch(fetch_request(url, "SELECT 1"))
+        with pytest.raises(ValidationError, match="METRICS_SQLITE_DIRS"):
+            CONNECTOR.validate_source({"url": url}, {})
+    # Never the app's own database, wherever it is.
+    own = connection.settings_dict["NAME"]
+    if connection.vendor == "sqlite" and os.path.isabs(own):
+        with pytest.raises(ValidationError, match="METRICS_SQLITE_DIRS"):
+            CONNECTOR.validate_source({"url": f"sqlite:///{own}"}, {})
