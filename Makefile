@@ -15,11 +15,9 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED)
 
-## Set up, load the demo organisation and serve on http://127.0.0.1:8000
+## Set up, load the demo organisation and serve on http://127.0.0.1:8000 with a worker and beat
 run: install
-	DEBUG=$${DEBUG:-1} $(PY) manage.py migrate --noinput
-	DEBUG=$${DEBUG:-1} $(PY) manage.py load_demo
-	DEBUG=$${DEBUG:-1} $(PY) manage.py runserver $${PORT:-127.0.0.1:8000}
+	scripts/run
 
 ## Set up and run the whole suite, on SQLite and on PostgreSQL
 test: install

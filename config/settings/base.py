@@ -145,7 +145,7 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # One schedule list. Each metric's own schedule lives in the database; beat only fans out.
 CELERY_BEAT_SCHEDULE = {
-    "pull-due-metrics": {"task": "outcomes.tasks.pull_due_metrics", "schedule": 60.0},
+    "pull-due-metrics": {"task": "outcomes.tasks.pull_due_metrics", "schedule": 30.0},
     "sweep-stuck-pulls": {"task": "outcomes.tasks.sweep_stuck_pulls", "schedule": 60.0},
 }
 
