@@ -1,10 +1,38 @@
+"""Browser forms for measures, metric sources, metrics and the values sent to push metrics.
+
+The forms turn fields into the shapes the services take (a source's config and
+credentials, a metric's options and schedule); the services and connectors enforce the
+rules, and `add_mapped_errors` shows their errors next to the field they are about.
+"""
+
 from __future__ import annotations
 
-from django import forms
+from datetime import timedelta
+from typing import Any
 
-from outcomes.models import Measure
+from django import forms
+from django.core.exceptions import ValidationError
+
+from outcomes.models import Granularity, Measure, Metric, MetricSource, SourceKind
 from outcomes.services import MEASURE_FIELDS
 from valuetree.forms import ServiceModelForm
+
+# The largest CSV a browser upload takes; the API takes bigger batches.
+CSV_MAX_BYTES = 2 * 1024 * 1024
+
+
+def add_mapped_errors(
+    form: forms.BaseForm, error: ValidationError, fields: dict[str, str] | None = None
+) -> None:
+    """Show a service's ValidationError on the form. Keys such as `config.url` or
+    `options.path` are renamed through `fields`; a key the form has no field for goes
+    to the top of the form."""
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error.messages)
+        return
+    for key, messages in error.message_dict.items():
+        name = (fields or {}).get(key, key)
+        form.add_error(name if name in form.fields else None, messages)
 
 
 class MeasureForm(ServiceModelForm):
@@ -15,4 +43,369 @@ class MeasureForm(ServiceModelForm):
             "baseline_date": forms.DateInput(attrs={"type": "date"}),
             "target_date": forms.DateInput(attrs={"type": "date"}),
         }
-        labels = {"is_guardrail": "Guardrail (can only lower the node's verdict)"}
+        labels = {
+            "is_guardrail": "Guardrail (can only lower the node's verdict)",
+            "metric": "Metric",
+        }
+        help_texts = {"metric": "Where this measure's numbers come from (optional)."}
+
+    def __init__(self, *args: Any, metrics: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["metric"]
+        field.queryset = metrics
+        field.empty_label = "No metric (values come from elsewhere)"
+        field.label_from_instance = lambda metric: f"{metric.source.name} › {metric.name}"
+
+
+# --- Metric sources -------------------------------------------------------------------
+
+
+def headers_from_lines(text: str) -> dict[str, str]:
+    """{name: value} from "Name: value" lines. Errors name the line, never a value,
+    because the lines may be secret."""
+    headers: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, colon, value = line.partition(":")
+        name = name.strip()
+        if not colon or not name:
+            raise ValidationError(f"Line {number}: write each header as “Name: value”.")
+        if name.lower() in (known.lower() for known in headers):
+            raise ValidationError(f"Line {number}: the header {name} is given twice.")
+        headers[name] = value.strip()
+    return headers
+
+
+def headers_to_lines(headers: Any) -> str:
+    if not isinstance(headers, dict):
+        return ""
+    return "\n".join(f"{name}: {value}" for name, value in headers.items())
+
+
+class WriteOnlyTextarea(forms.Textarea):
+    """A textarea that never renders a value: what was typed into it is not sent back
+    in the page, not even when the form comes back with errors."""
+
+    def format_value(self, value: Any) -> None:
+        return None
+
+
+# Where a connector's error keys show on the source form.
+SOURCE_ERROR_FIELDS = {
+    "config.url": "url",
+    "config.headers": "headers",
+    "credentials.headers": "secret_headers",
+    "credentials.password": "password",
+}
+
+
+class MetricSourceForm(forms.Form):
+    """A source's connection, by kind. Credentials are write-only: an edit shows whether
+    some are stored, never what they are, and blank fields keep them."""
+
+    kind = forms.ChoiceField(choices=SourceKind.choices, initial=SourceKind.HTTP_JSON)
+    name = forms.CharField(max_length=200)
+    url = forms.CharField(
+        label="Address",
+        required=False,
+        max_length=2000,
+        help_text=(
+            "HTTP JSON and Prometheus: the base address, starting with https://. "
+            "SQL: a SQLAlchemy URL without the password, e.g. "
+            "postgresql://reader@db:5432/warehouse. Push: leave empty."
+        ),
+    )
+    headers = forms.CharField(
+        label="Headers (not secret)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Accept: application/json"}),
+        help_text="HTTP JSON and Prometheus: one per line, as “Name: value”.",
+    )
+    secret_headers = forms.CharField(
+        label="Secret headers",
+        required=False,
+        strip=False,
+        widget=WriteOnlyTextarea(
+            attrs={"rows": 2, "placeholder": "Authorization: Bearer …", "autocomplete": "off"}
+        ),
+        help_text="HTTP JSON and Prometheus: one per line, stored encrypted.",
+    )
+    password = forms.CharField(
+        label="SQL password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="SQL: the database password, stored encrypted.",
+    )
+
+    def __init__(self, *args: Any, source: MetricSource | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.source = source
+        if source is None:
+            return
+        # A source's kind is fixed: its metrics' queries are written for it.
+        self.fields["kind"].disabled = True
+        self.fields["kind"].help_text = "The kind of a source cannot change."
+        config = source.config if isinstance(source.config, dict) else {}
+        self.initial.update(
+            kind=source.kind,
+            name=source.name,
+            url=config.get("url", ""),
+            headers=headers_to_lines(config.get("headers", {})),
+        )
+        stored = bool(source.credentials_encrypted)
+        for name in ("secret_headers", "password"):
+            self.fields[name].help_text += (
+                " Stored; leave blank to keep." if stored else " None stored."
+            )
+        if stored:
+            self.fields["clear_credentials"] = forms.BooleanField(
+                label="Remove the stored credentials", required=False
+            )
+
+    def clean_headers(self) -> dict[str, str]:
+        return headers_from_lines(self.cleaned_data["headers"])
+
+    def clean_secret_headers(self) -> dict[str, str]:
+        return headers_from_lines(self.cleaned_data["secret_headers"])
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("clear_credentials") and (data.get("secret_headers") or data.get("password")):
+            self.add_error(
+                "clear_credentials",
+                "Either remove the stored credentials or enter new ones, not both.",
+            )
+        return data
+
+    def config(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        config: dict[str, Any] = {}
+        if data["url"]:
+            config["url"] = data["url"]
+        if data["headers"]:
+            config["headers"] = data["headers"]
+        return config
+
+    def credentials(self) -> dict[str, Any] | None:
+        """The credentials to store; None keeps the stored ones (an edit left blank)."""
+        data = self.cleaned_data
+        entered: dict[str, Any] = {}
+        if data["secret_headers"]:
+            entered["headers"] = data["secret_headers"]
+        if data["password"]:
+            entered["password"] = data["password"]
+        if self.source is None:
+            return entered
+        if data.get("clear_credentials"):
+            return {}
+        return entered or None
+
+    def add_service_errors(self, error: ValidationError) -> None:
+        add_mapped_errors(self, error, SOURCE_ERROR_FIELDS)
+
+
+# --- Metrics --------------------------------------------------------------------------
+
+QUERY_LABELS = {
+    SourceKind.HTTP_JSON: ("JSONPath of the value", "e.g. $.data.value, or $.data[*].value"),
+    SourceKind.PROMETHEUS: (
+        "PromQL query",
+        "It must return exactly one series, e.g. sum(rate(http_requests_total[5m])).",
+    ),
+    SourceKind.SQL: (
+        "SQL query",
+        "One value, or (period, value) rows; :since and :until bound the window.",
+    ),
+}
+# Which option fields each kind has, beyond the common ones.
+KIND_FIELDS = {
+    SourceKind.PUSH: (),
+    SourceKind.HTTP_JSON: ("query", "path", "period_path"),
+    SourceKind.PROMETHEUS: ("query", "mode", "step"),
+    SourceKind.SQL: ("query",),
+}
+OPTION_FIELDS = ("path", "period_path", "mode", "step")
+SCHEDULE_FIELDS = ("interval_minutes", "schedule_cron")
+METRIC_ERROR_FIELDS = {
+    "schedule_interval": "interval_minutes",
+    "expected_frequency": "expected_hours",
+    "options.path": "path",
+    "options.period_path": "period_path",
+    "options.mode": "mode",
+    "options.step": "step",
+}
+
+
+class MetricForm(forms.Form):
+    """A metric of a source: its query and options (by the source's kind), schedule and
+    the period its values are filed under."""
+
+    name = forms.CharField(max_length=200)
+    query = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    path = forms.CharField(
+        label="Path",
+        required=False,
+        max_length=2000,
+        help_text="Appended to the source's address; may carry a query string, e.g. /stats?team=a.",
+    )
+    period_path = forms.CharField(
+        label="JSONPath of the periods",
+        required=False,
+        max_length=500,
+        help_text="Optional: one period per value, e.g. $.data[*].date. Empty: the value is now's.",
+    )
+    mode = forms.ChoiceField(
+        choices=[("instant", "Instant: the current value"), ("range", "Range: a value per step")],
+        initial="instant",
+    )
+    step = forms.IntegerField(
+        label="Step (seconds)",
+        required=False,
+        min_value=1,
+        help_text="Range mode: seconds between values. Empty: the granularity.",
+    )
+    unit = forms.CharField(max_length=50, required=False, help_text="%, EUR, days, count…")
+    granularity = forms.ChoiceField(
+        choices=Granularity.choices,
+        initial=Granularity.DAY,
+        help_text="Each value is filed under the start of its period.",
+    )
+    interval_minutes = forms.IntegerField(
+        label="Pull every (minutes)",
+        required=False,
+        min_value=1,
+        help_text="Give an interval or a cron expression.",
+    )
+    schedule_cron = forms.CharField(
+        label="Or on a cron schedule",
+        required=False,
+        max_length=100,
+        help_text="Five fields, e.g. 0 6 * * 1-5 (06:00 on weekdays, in the time zone below).",
+    )
+    timezone = forms.CharField(
+        label="Time zone",
+        max_length=64,
+        initial="UTC",
+        help_text="An IANA name like Europe/Paris: periods and cron times are cut in it.",
+    )
+    expected_hours = forms.FloatField(
+        label="Expect a new value at least every (hours)",
+        required=False,
+        min_value=0.02,
+        help_text="Older than this, the metric is stale. Empty: twice the pull interval.",
+    )
+    is_active = forms.BooleanField(
+        label="Active", required=False, initial=True, help_text="A paused metric is not pulled."
+    )
+
+    def __init__(self, *args: Any, kind: str, metric: Metric | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.kind = kind
+        keep = set(KIND_FIELDS[SourceKind(kind)])
+        for name in ("query", *OPTION_FIELDS):
+            if name not in keep:
+                del self.fields[name]
+        if kind == SourceKind.PUSH:
+            for name in SCHEDULE_FIELDS:
+                del self.fields[name]
+            self.fields["expected_hours"].help_text = "Older than this, the metric is stale."
+            self.fields["is_active"].help_text = "A paused metric shows as paused."
+        else:
+            label, help_text = QUERY_LABELS[SourceKind(kind)]
+            self.fields["query"].label = label
+            self.fields["query"].help_text = help_text
+            self.fields["query"].required = True
+        if metric is not None:
+            self.initial.update(_metric_initial(metric))
+
+    def clean_timezone(self) -> str:
+        return self.cleaned_data["timezone"].strip()
+
+    def service_fields(self) -> dict[str, Any]:
+        """The metric's fields as metric_create / metric_update take them."""
+        data = self.cleaned_data
+        options: dict[str, Any] = {}
+        if self.kind == SourceKind.HTTP_JSON:
+            options.update({name: data[name] for name in ("path", "period_path") if data[name]})
+        elif self.kind == SourceKind.PROMETHEUS:
+            options["mode"] = data["mode"]
+            if data["step"] is not None:
+                options["step"] = data["step"]
+        minutes = data.get("interval_minutes")
+        hours = data["expected_hours"]
+        return {
+            "name": data["name"],
+            "query": data.get("query", ""),
+            "options": options,
+            "unit": data["unit"],
+            "granularity": data["granularity"],
+            "schedule_interval": timedelta(minutes=minutes) if minutes else None,
+            "schedule_cron": data.get("schedule_cron", "").strip(),
+            "timezone": data["timezone"],
+            "expected_frequency": timedelta(hours=hours) if hours else None,
+            "is_active": data["is_active"],
+        }
+
+    def add_service_errors(self, error: ValidationError) -> None:
+        add_mapped_errors(self, error, METRIC_ERROR_FIELDS)
+
+
+def _metric_initial(metric: Metric) -> dict[str, Any]:
+    options = metric.options if isinstance(metric.options, dict) else {}
+    initial: dict[str, Any] = {
+        "name": metric.name,
+        "query": metric.query,
+        "path": options.get("path", ""),
+        "period_path": options.get("period_path", ""),
+        "mode": options.get("mode", "instant"),
+        "step": options.get("step"),
+        "unit": metric.unit,
+        "granularity": metric.granularity,
+        "schedule_cron": metric.schedule_cron,
+        "timezone": metric.timezone,
+        "is_active": metric.is_active,
+    }
+    if metric.schedule_interval:
+        initial["interval_minutes"] = round(metric.schedule_interval.total_seconds() / 60)
+    if metric.expected_frequency:
+        initial["expected_hours"] = f"{metric.expected_frequency.total_seconds() / 3600:g}"
+    return initial
+
+
+# --- Values sent to push metrics ------------------------------------------------------
+
+
+class CsvUploadForm(forms.Form):
+    file = forms.FileField(
+        label="CSV file",
+        help_text=(
+            "A header line period,value, then one value per line; periods as dates "
+            "(2026-03-01) or ISO times. All or nothing: a bad line stores no value."
+        ),
+    )
+
+    def clean_file(self) -> str:
+        """The file's text (the field's cleaned value is its content, not the upload)."""
+        upload = self.cleaned_data["file"]
+        if upload.size > CSV_MAX_BYTES:
+            raise ValidationError(
+                f"The file is {upload.size / 1024 / 1024:.1f} MB; a browser upload takes at "
+                f"most {CSV_MAX_BYTES // 1024 // 1024} MB. Split it, or send it to the API."
+            )
+        try:
+            return upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ValidationError("The file is not UTF-8 text; save it as CSV (UTF-8).") from None
+
+
+class CheckInForm(forms.Form):
+    value = forms.FloatField(label="Value")
+    period = forms.CharField(
+        label="Period",
+        required=False,
+        max_length=50,
+        widget=forms.TextInput(attrs={"placeholder": "now"}),
+        help_text="Empty: now. Or a date such as 2026-03-01 (in the metric's time zone).",
+    )

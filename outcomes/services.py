@@ -176,7 +176,7 @@ def _metric_validate(metric: Metric) -> None:
         zone_name=metric.timezone,
         pulled=metric.source.kind != SourceKind.PUSH,
     )
-    metric.full_clean(exclude=["source"])
+    metric.full_clean()
     if not isinstance(metric.options, dict):
         raise ValidationError({"options": "The options must be an object."})
     connectors.get(metric.source.kind).validate_metric(metric.query, metric.options)

@@ -1,28 +1,80 @@
-"""Measures in the browser: add, edit and remove them from a node's page."""
+"""Measures and metrics in the browser.
+
+Measures are added, edited and removed from a node's page. Each tree has a metrics page
+(sources, metrics with their health, recent pulls); each metric has a page with a chart
+of its values and, for a push metric, a CSV upload and a check-in form. Readers of the
+tree see them; owners and editors change them. Without JavaScript every form is a plain
+page and the chart's values are in a table.
+"""
 
 from __future__ import annotations
+
+import csv
+import html
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from outcomes import services
-from outcomes.forms import MeasureForm
-from outcomes.models import Measure
+from outcomes import pulling, selectors, services
+from outcomes.forms import CheckInForm, CsvUploadForm, MeasureForm, MetricForm, MetricSourceForm
+from outcomes.models import Measure, Metric, MetricSource, PullTrigger, SourceKind
 from valuetree.forms import add_service_errors
-from valuetree.models import Node
+from valuetree.models import Node, ValueTree
 from valuetree.selectors import EDIT_ROLES, nodes_for_user, trees_for_user
+
+# The metric page charts at most this many of the newest values, and lists fewer.
+CHART_POINTS = 2000
+TABLE_POINTS = 50
+RECENT_RUNS = 25
+MESSAGE_LEVELS = {"success": messages.SUCCESS, "info": messages.INFO, "error": messages.ERROR}
+
+# --- Access ---------------------------------------------------------------------------
+
+
+def _tree(request: HttpRequest, **lookup: Any) -> ValueTree:
+    """The tree with the caller's role, or 404 when the caller may not read it."""
+    return get_object_or_404(trees_for_user(request.user), **lookup)
+
+
+def _require_edit(tree: ValueTree) -> None:
+    if tree.caller_role not in EDIT_ROLES:
+        raise PermissionDenied(f"Your role in this tree ({tree.caller_role}) does not allow this.")
+
+
+def _source(request: HttpRequest, source_id: int) -> tuple[MetricSource, ValueTree]:
+    """A source the caller may change (404 when they may not see it, 403 when they may
+    only read it)."""
+    source = get_object_or_404(MetricSource, pk=source_id)
+    tree = _tree(request, pk=source.tree_id)
+    _require_edit(tree)
+    return source, tree
+
+
+def _metric(
+    request: HttpRequest, metric_id: int, *, edit: bool = False
+) -> tuple[Metric, ValueTree]:
+    metric = get_object_or_404(Metric.objects.select_related("source"), pk=metric_id)
+    tree = _tree(request, pk=metric.source.tree_id)
+    if edit:
+        _require_edit(tree)
+    return metric, tree
 
 
 def _editable_node(request: HttpRequest, node_id: int) -> Node:
     node = get_object_or_404(nodes_for_user(request.user), pk=node_id)
-    tree = trees_for_user(request.user).get(pk=node.tree_id)
-    if tree.caller_role not in EDIT_ROLES:
-        raise PermissionDenied(f"Your role in this tree ({tree.caller_role}) does not allow this.")
+    _require_edit(_tree(request, pk=node.tree_id))
     return node
+
+
+# --- Measures -------------------------------------------------------------------------
 
 
 def _measure_form(
@@ -39,7 +91,7 @@ def _measure_form(
 @login_required
 def measure_create(request: HttpRequest, node_id: int) -> HttpResponse:
     node = _editable_node(request, node_id)
-    form = MeasureForm(request.POST or None)
+    form = MeasureForm(request.POST or None, metrics=selectors.tree_metric_choices(node.tree_id))
     if request.method == "POST" and form.is_valid():
         try:
             measure = services.measure_create(node=node, **form.cleaned_data)
@@ -55,7 +107,11 @@ def measure_create(request: HttpRequest, node_id: int) -> HttpResponse:
 def measure_edit(request: HttpRequest, measure_id: int) -> HttpResponse:
     measure = get_object_or_404(Measure, pk=measure_id, node__in=nodes_for_user(request.user))
     node = _editable_node(request, measure.node_id)
-    form = MeasureForm(request.POST or None, instance=measure)
+    form = MeasureForm(
+        request.POST or None,
+        instance=measure,
+        metrics=selectors.tree_metric_choices(node.tree_id),
+    )
     if request.method == "POST" and form.is_valid():
         try:
             services.measure_update(measure=measure, **form.cleaned_data)
@@ -75,3 +131,373 @@ def measure_delete(request: HttpRequest, measure_id: int) -> HttpResponse:
     services.measure_delete(measure=measure)
     messages.success(request, f"Measure “{measure.name}” removed.")
     return redirect("valuetree:node", node_id=node.pk)
+
+
+# --- The tree's metrics page ------------------------------------------------------------
+
+
+def duration_words(duration: timedelta) -> str:
+    """ "15 minutes", "hour", "2 days": the largest whole unit that fits."""
+    seconds = round(duration.total_seconds())
+    for size, unit in ((604_800, "week"), (86_400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return unit if count == 1 else f"{count} {unit}s"
+    return f"{seconds} seconds"
+
+
+def schedule_words(metric: Metric) -> str:
+    if metric.source.kind == SourceKind.PUSH:
+        return "Pushed: values are sent to it"
+    if metric.schedule_interval:
+        return f"Every {duration_words(metric.schedule_interval)}"
+    if metric.schedule_cron:
+        return f"Cron {metric.schedule_cron} ({metric.timezone})"
+    return "No schedule"
+
+
+@login_required
+def tree_metrics(request: HttpRequest, slug: str) -> HttpResponse:
+    """The tree's sources, its metrics with their health and last value, and recent pulls."""
+    tree = _tree(request, slug=slug)
+    page = selectors.tree_metrics(tree)
+    for metric in page["metrics"]:
+        metric.schedule_words = schedule_words(metric)
+    return render(
+        request,
+        "outcomes/tree_metrics.html",
+        {"tree": tree, "can_edit": tree.caller_role in EDIT_ROLES, **page},
+    )
+
+
+@login_required
+@require_POST
+def metric_pull(request: HttpRequest, metric_id: int) -> HttpResponse:
+    """Queue a pull now. With htmx the button's cell is swapped for a short message;
+    without, back to the page the button was on."""
+    metric, tree = _metric(request, metric_id, edit=True)
+    status = 200
+    try:
+        queued = pulling.metric_pull_now(metric=metric)
+    except ValidationError as error:
+        text, level, status = " ".join(error.messages), "error", 422
+    else:
+        if queued:
+            text, level = "Pull queued; reload in a moment to see the result.", "success"
+        else:
+            text, level = "A pull of this metric is already queued or running.", "info"
+    if request.htmx:
+        return render(
+            request,
+            "outcomes/_pull.html",
+            {
+                "metric": metric,
+                "pull_message": text,
+                "pull_level": level,
+                "return_to": "metric" if request.POST.get("return") == "metric" else "",
+            },
+            status=status,
+        )
+    messages.add_message(request, MESSAGE_LEVELS[level], text)
+    if request.POST.get("return") == "metric":
+        return redirect("outcomes:metric", metric_id=metric.pk)
+    return redirect("outcomes:tree-metrics", slug=tree.slug)
+
+
+# --- Sources --------------------------------------------------------------------------
+
+
+def _form_page(
+    request: HttpRequest, template: str, context: dict[str, Any], form: Any
+) -> HttpResponse:
+    return render(request, template, context, status=400 if form.errors else 200)
+
+
+@login_required
+def source_create(request: HttpRequest, slug: str) -> HttpResponse:
+    tree = _tree(request, slug=slug)
+    _require_edit(tree)
+    form = MetricSourceForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            source = services.metric_source_create(
+                tree=tree,
+                kind=form.cleaned_data["kind"],
+                name=form.cleaned_data["name"],
+                config=form.config(),
+                credentials=form.credentials(),
+                owner=request.user,
+            )
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            messages.success(request, f"Source “{source.name}” added. Now add its metrics.")
+            return redirect("outcomes:tree-metrics", slug=tree.slug)
+    return _form_page(
+        request, "outcomes/source_form.html", {"tree": tree, "form": form, "source": None}, form
+    )
+
+
+@login_required
+def source_edit(request: HttpRequest, source_id: int) -> HttpResponse:
+    source, tree = _source(request, source_id)
+    form = MetricSourceForm(request.POST or None, source=source)
+    if request.method == "POST" and form.is_valid():
+        try:
+            # A copy: a refused change must not show on the page as if saved.
+            services.metric_source_update(
+                source=MetricSource.objects.get(pk=source.pk),
+                name=form.cleaned_data["name"],
+                config=form.config(),
+                credentials=form.credentials(),
+            )
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            messages.success(request, f"Source “{form.cleaned_data['name']}” saved.")
+            return redirect("outcomes:tree-metrics", slug=tree.slug)
+    return _form_page(
+        request, "outcomes/source_form.html", {"tree": tree, "form": form, "source": source}, form
+    )
+
+
+@login_required
+def source_delete(request: HttpRequest, source_id: int) -> HttpResponse:
+    """Ask first, saying how many metrics (and their values) go with the source."""
+    source, tree = _source(request, source_id)
+    if request.method == "POST":
+        services.metric_source_delete(source=source)
+        messages.success(request, f"Source “{source.name}” and its metrics deleted.")
+        return redirect("outcomes:tree-metrics", slug=tree.slug)
+    return render(
+        request,
+        "outcomes/source_delete.html",
+        {
+            "tree": tree,
+            "source": source,
+            "metric_count": source.metrics.count(),
+            "measure_count": Measure.objects.filter(metric__source=source).count(),
+        },
+    )
+
+
+# --- Metrics --------------------------------------------------------------------------
+
+
+@login_required
+def metric_create(request: HttpRequest, source_id: int) -> HttpResponse:
+    source, tree = _source(request, source_id)
+    form = MetricForm(request.POST or None, kind=source.kind)
+    if request.method == "POST" and form.is_valid():
+        try:
+            metric = services.metric_create(source=source, **form.service_fields())
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            messages.success(request, f"Metric “{metric.name}” added.")
+            return redirect("outcomes:metric", metric_id=metric.pk)
+    return _form_page(
+        request,
+        "outcomes/metric_form.html",
+        {"tree": tree, "source": source, "form": form, "metric": None},
+        form,
+    )
+
+
+@login_required
+def metric_edit(request: HttpRequest, metric_id: int) -> HttpResponse:
+    metric, tree = _metric(request, metric_id, edit=True)
+    form = MetricForm(request.POST or None, kind=metric.source.kind, metric=metric)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.metric_update(
+                metric=Metric.objects.select_related("source").get(pk=metric.pk),
+                **form.service_fields(),
+            )
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            messages.success(request, f"Metric “{form.cleaned_data['name']}” saved.")
+            return redirect("outcomes:metric", metric_id=metric.pk)
+    return _form_page(
+        request,
+        "outcomes/metric_form.html",
+        {"tree": tree, "source": metric.source, "form": form, "metric": metric},
+        form,
+    )
+
+
+@login_required
+def metric_delete(request: HttpRequest, metric_id: int) -> HttpResponse:
+    """Ask first, saying how many values go and which measures lose their metric."""
+    metric, tree = _metric(request, metric_id, edit=True)
+    if request.method == "POST":
+        services.metric_delete(metric=metric)
+        messages.success(request, f"Metric “{metric.name}” and its values deleted.")
+        return redirect("outcomes:tree-metrics", slug=tree.slug)
+    return render(
+        request,
+        "outcomes/metric_delete.html",
+        {
+            "tree": tree,
+            "metric": metric,
+            "observation_count": metric.observations.count(),
+            "measures": metric.measures.select_related("node").order_by("node__title", "name"),
+        },
+    )
+
+
+def observation_figure(metric: Metric, points: Sequence[tuple[datetime, float]]) -> dict[str, Any]:
+    """A Plotly figure of the values, periods shown in the metric's time zone.
+
+    User text is HTML-escaped: Plotly draws some tags found in labels.
+    """
+    zone = ZoneInfo(metric.timezone)
+    unit = html.escape(metric.unit)
+    return {
+        "data": [
+            {
+                "type": "scatter",
+                "mode": "lines+markers",
+                "name": html.escape(metric.name),
+                "x": [start.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") for start, _ in points],
+                "y": [value for _, value in points],
+                "hovertemplate": f"%{{y}} {unit}<br>%{{x}}<extra></extra>",
+            }
+        ],
+        "layout": {
+            "margin": {"t": 16, "r": 16, "b": 48, "l": 64},
+            "height": 320,
+            "showlegend": False,
+            "xaxis": {"type": "date", "title": {"text": f"Period start ({metric.timezone})"}},
+            "yaxis": {"title": {"text": unit or "Value"}, "rangemode": "tozero"},
+        },
+        "config": {"displaylogo": False, "responsive": True},
+    }
+
+
+def _metric_page(
+    request: HttpRequest,
+    metric: Metric,
+    tree: ValueTree,
+    *,
+    upload_form: CsvUploadForm | None = None,
+    check_in_form: CheckInForm | None = None,
+) -> HttpResponse:
+    newest = selectors.metric_observations(metric).order_by("-period_start")
+    points = list(newest.values_list("period_start", "value")[:CHART_POINTS])[::-1]
+    metric.health = selectors.metric_health(metric)
+    metric.schedule_words = schedule_words(metric)
+    if metric.expected_frequency:
+        metric.expected_words = duration_words(metric.expected_frequency)
+    invalid = bool(upload_form and upload_form.errors) or bool(
+        check_in_form and check_in_form.errors
+    )
+    return render(
+        request,
+        "outcomes/metric.html",
+        {
+            "tree": tree,
+            "metric": metric,
+            "is_push": metric.source.kind == SourceKind.PUSH,
+            "can_edit": tree.caller_role in EDIT_ROLES,
+            "figure": observation_figure(metric, points),
+            "table": points[-TABLE_POINTS:][::-1],
+            "observation_count": len(points),
+            "chart_limit": CHART_POINTS,
+            "runs": selectors.metric_pull_runs(metric)[:RECENT_RUNS],
+            "measures": metric.measures.select_related("node").order_by("node__title", "name"),
+            "upload_form": upload_form or CsvUploadForm(),
+            "check_in_form": check_in_form or CheckInForm(),
+        },
+        status=400 if invalid else 200,
+    )
+
+
+@login_required
+def metric_page(request: HttpRequest, metric_id: int) -> HttpResponse:
+    metric, tree = _metric(request, metric_id)
+    return _metric_page(request, metric, tree)
+
+
+# --- Values sent by people: CSV uploads and check-ins -----------------------------------
+
+
+@login_required
+@require_POST
+def metric_upload(request: HttpRequest, metric_id: int) -> HttpResponse:
+    """Store a CSV of values, all or nothing; an error names the line to fix."""
+    metric, tree = _metric(request, metric_id, edit=True)
+    form = CsvUploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            raw_points, lines = pulling.csv_points(form.cleaned_data["file"])
+            run = pulling.observations_push(
+                metric=metric,
+                raw_points=raw_points,
+                trigger=PullTrigger.UPLOAD,
+                user=request.user,
+                describe=lambda index: f"Line {lines[index]}",
+            )
+        except csv.Error as error:
+            form.add_error("file", f"The file is not readable as CSV: {error}.")
+        except ValidationError as error:
+            form.add_error("file", error.messages)
+        else:
+            count = run.values_written
+            messages.success(request, f"{count} value{'s' if count != 1 else ''} stored.")
+            return redirect("outcomes:metric", metric_id=metric.pk)
+    return _metric_page(request, metric, tree, upload_form=form)
+
+
+def _check_in(request: HttpRequest, metric: Metric, form: CheckInForm) -> bool:
+    """Store one value from a valid check-in form; False (errors on the form) if refused."""
+    data = form.cleaned_data
+    try:
+        pulling.observations_push(
+            metric=metric,
+            raw_points=[(data["period"] or None, data["value"])],
+            trigger=PullTrigger.CHECK_IN,
+            user=request.user,
+            describe=lambda index: "Check-in",
+        )
+    except ValidationError as error:
+        form.add_error(None, error.messages)
+        return False
+    unit = f" {metric.unit}" if metric.unit else ""
+    messages.success(request, f"Checked in {data['value']:g}{unit} for “{metric.name}”.")
+    return True
+
+
+@login_required
+@require_POST
+def metric_check_in(request: HttpRequest, metric_id: int) -> HttpResponse:
+    metric, tree = _metric(request, metric_id, edit=True)
+    form = CheckInForm(request.POST)
+    if form.is_valid() and _check_in(request, metric, form):
+        return redirect("outcomes:metric", metric_id=metric.pk)
+    return _metric_page(request, metric, tree, check_in_form=form)
+
+
+@login_required
+def measure_check_in(request: HttpRequest, measure_id: int) -> HttpResponse:
+    """Check in a value for the push metric behind a measure (the node page's form)."""
+    measure = get_object_or_404(
+        Measure.objects.select_related("node", "metric__source"),
+        pk=measure_id,
+        node__in=nodes_for_user(request.user),
+    )
+    tree = _tree(request, pk=measure.node.tree_id)
+    _require_edit(tree)
+    metric = measure.metric
+    if metric is None or metric.source.kind != SourceKind.PUSH:
+        raise Http404("This measure's values are not checked in: it has no push metric.")
+    form = CheckInForm(request.POST or None)
+    if request.method == "POST" and form.is_valid() and _check_in(request, metric, form):
+        return redirect("valuetree:node", node_id=measure.node_id)
+    return render(
+        request,
+        "outcomes/check_in.html",
+        {"tree": tree, "measure": measure, "metric": metric, "form": form},
+        status=400 if form.errors else 200,
+    )

@@ -396,9 +396,24 @@ def test_valid_source(config, credentials):
         ({"url": "snowflake://reader@account/db"}, {}, "config.url", "snowflake-sqlalchemy"),
         ({"url": "mysql+pymysql://reader@db/w"}, {}, "config.url", 'pip install "PyMySQL"'),
         ({"url": "postgresql+asyncpg://reader@db/w"}, {}, "config.url", "asyncio driver"),
-        ({"url": "sqlite:////srv/warehouse.sqlite3", "host": "db"}, {}, "config.host", "Unknown setting"),
-        ({"url": "sqlite:////srv/warehouse.sqlite3"}, {"token": "x"}, "credentials.token", "Unknown credential"),
-        ({"url": "sqlite:////srv/warehouse.sqlite3"}, {"password": 1234}, "credentials.password", "must be text"),
+        (
+            {"url": "sqlite:////srv/warehouse.sqlite3", "host": "db"},
+            {},
+            "config.host",
+            "Unknown setting",
+        ),
+        (
+            {"url": "sqlite:////srv/warehouse.sqlite3"},
+            {"token": "x"},
+            "credentials.token",
+            "Unknown credential",
+        ),
+        (
+            {"url": "sqlite:////srv/warehouse.sqlite3"},
+            {"password": 1234},
+            "credentials.password",
+            "must be text",
+        ),
     ],
 )
 def test_invalid_source(config, credentials, key, message):

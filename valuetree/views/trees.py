@@ -457,7 +457,7 @@ def node_panel(request: HttpRequest, node_id: int) -> HttpResponse:
         {
             "tree": tree,
             "node": node,
-            "measures": node.measures.all(),
+            "measures": node.measures.select_related("metric__source"),
             "links": links,
             "history": history,
             "can_edit": tree.caller_role in selectors.EDIT_ROLES,
