@@ -28,7 +28,7 @@ from cronsim import CronSim, CronSimError
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import Exists, F, Max, OuterRef
 from django.utils import timezone
 
 from outcomes import connectors
@@ -294,8 +294,15 @@ def _redact(message: str, secrets: Iterable[Any]) -> str:
     return message
 
 
-def fetch_request(metric: Metric, credentials: dict[str, Any], now: datetime) -> FetchRequest:
-    latest = metric.observations.aggregate(latest=Max("period_start"))["latest"]
+def fetch_request(
+    metric: Metric, credentials: dict[str, Any], now: datetime, *, window: bool = True
+) -> FetchRequest:
+    """What a connector gets. `since` is the newest stored period (it may still be
+    filling) or, on a first pull, the lookback; connectors that ignore the window
+    (`uses_window = False`) are spared the query."""
+    latest = None
+    if window:
+        latest = metric.observations.aggregate(latest=Max("period_start"))["latest"]
     step = GRANULARITY_SECONDS[Granularity(metric.granularity)]
     lookback = min(FIRST_PULL_LOOKBACK, timedelta(seconds=step * 1000))
     return FetchRequest(
@@ -322,7 +329,12 @@ def metric_pull(
     TransientPullError, after recording the failed attempt, when a retry may help and
     this is not the final attempt; the claim is then kept for the retry.
     """
-    metric = Metric.objects.select_related("source").filter(pk=metric_id).first()
+    metric = (
+        Metric.objects.select_related("source")
+        .annotate(has_measures=Exists(Measure.objects.filter(metric=OuterRef("pk"))))
+        .filter(pk=metric_id)
+        .first()
+    )
     if metric is None or metric.claimed_at is None:
         return None
     now = timezone.now()
@@ -334,8 +346,9 @@ def metric_pull(
             credentials = credentials_decrypt(metric.source.credentials_encrypted)
         except CredentialsUnreadable as error:
             raise PullError(str(error)) from None
-        request = fetch_request(metric, credentials, now)
-        raw_points = connectors.get(metric.source.kind).fetch(request)
+        connector = connectors.get(metric.source.kind)
+        request = fetch_request(metric, credentials, now, window=connector.uses_window)
+        raw_points = connector.fetch(request)
         points = points_validate(raw_points, metric=metric, now=now)
     except PullError as error:
         retry = isinstance(error, TransientPullError) and not final_attempt
@@ -357,7 +370,8 @@ def metric_pull(
         Metric.objects.filter(pk=metric.pk).update(
             claimed_at=None, last_success_at=now, consecutive_failures=0, last_error=""
         )
-        _queue_evaluation(metric.pk)
+        if metric.has_measures:
+            _queue_evaluation(metric.pk)
     return run
 
 

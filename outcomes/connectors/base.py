@@ -48,6 +48,9 @@ class FetchRequest:
 
 class Connector(Protocol):
     kind: str
+    # Whether fetch() reads FetchRequest.since; when False the pull skips finding the
+    # newest stored period (a query) and `since` is only the lookback.
+    uses_window: bool
 
     def validate_source(self, config: dict[str, Any], credentials: dict[str, Any]) -> None:
         """Raise django ValidationError (keys: `config.<name>` / `credentials.<name>`)."""

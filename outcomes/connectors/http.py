@@ -19,6 +19,7 @@ possible server-side request forgery. The defences:
 from __future__ import annotations
 
 import contextlib
+import heapq
 import http.client
 import ipaddress
 import json
@@ -168,7 +169,8 @@ class _Deadline:
     """One request's time budget; when it runs out, its sockets are shut down.
 
     Shutting the socket down wakes a thread blocked in a read, whatever the HTTP
-    library is in the middle of (status line, headers, chunk sizes, body).
+    library is in the middle of (status line, headers, chunk sizes, body). One watchdog
+    thread serves every deadline: a thread per request cost more than the request.
     """
 
     def __init__(self, seconds: float) -> None:
@@ -177,8 +179,6 @@ class _Deadline:
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self.expired = False
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
 
     def remaining(self) -> float:
         return self._at - time.monotonic()
@@ -190,7 +190,7 @@ class _Deadline:
         if expired:
             _shut(sock)
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
         with self._lock:
             self.expired = True
             sockets = list(self._sockets)
@@ -198,11 +198,52 @@ class _Deadline:
             _shut(sock)
 
     def __enter__(self) -> _Deadline:
-        self._timer.start()
+        _WATCHDOG.watch(self, self._at)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
+        _WATCHDOG.forget(self)
+
+
+class _Watchdog:
+    """Expires deadlines when their time comes, from one daemon thread started on demand."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._heap: list[tuple[float, int, _Deadline]] = []
+        self._live: set[int] = set()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: _Deadline, at: float) -> None:
+        with self._condition:
+            heapq.heappush(self._heap, (at, id(deadline), deadline))
+            self._live.add(id(deadline))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="http-deadlines", daemon=True
+                )
+                self._thread.start()
+            self._condition.notify()
+
+    def forget(self, deadline: _Deadline) -> None:
+        with self._condition:
+            self._live.discard(id(deadline))
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while self._heap and id(self._heap[0][2]) not in self._live:
+                    heapq.heappop(self._heap)  # finished in time
+                wait = self._heap[0][0] - time.monotonic() if self._heap else None
+                if wait is None or wait > 0:
+                    self._condition.wait(wait)
+                    continue
+                _, key, deadline = heapq.heappop(self._heap)
+                self._live.discard(key)
+            deadline.expire()
+
+
+_WATCHDOG = _Watchdog()
 
 
 def _shut(sock: socket.socket) -> None:

@@ -124,6 +124,7 @@ class _UrlProblem(Exception):
 
 class SqlConnector:
     kind = "sql"
+    uses_window = True
 
     def validate_source(self, config: dict[str, Any], credentials: dict[str, Any]) -> None:
         errors: dict[str, str] = {}

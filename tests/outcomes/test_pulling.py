@@ -25,6 +25,7 @@ class FakeConnector:
     """Answers with whatever the test sets: a list of raw points or an exception."""
 
     kind = "sql"
+    uses_window = True
 
     def __init__(self) -> None:
         self.answer: list | Exception = [(None, 1.0)]
