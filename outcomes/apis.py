@@ -113,6 +113,13 @@ class MetricSourceViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
     def check_write(self, source: MetricSource) -> None:
         require_role(tree_for_request(self.request, pk=source.tree_id), EDIT_ROLES)
 
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # The role first (404 hidden tree, 403 no right), then the body's field rules.
+        slug = request.data.get("tree") if isinstance(request.data, dict) else None
+        if isinstance(slug, str):
+            require_role(tree_for_request(request, slug=slug), EDIT_ROLES)
+        return super().create(request, *args, **kwargs)
+
     def perform_create(self, serializer: MetricSourceSerializer) -> None:
         data = dict(serializer.validated_data)
         tree = tree_for_request(self.request, pk=data.pop("tree").pk)
@@ -190,6 +197,16 @@ class MetricViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
 
     def check_write(self, metric: Metric) -> None:
         require_role(tree_for_request(self.request, pk=metric.source.tree_id), EDIT_ROLES)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # The role first (404 hidden source, 403 no right), then the body's field rules.
+        source_id = request.data.get("source") if isinstance(request.data, dict) else None
+        if isinstance(source_id, int) and not isinstance(source_id, bool):
+            source = get_object_or_404(
+                selectors.metric_sources_for_user(request.user), pk=source_id
+            )
+            require_role(tree_for_request(request, pk=source.tree_id), EDIT_ROLES)
+        return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer: MetricSerializer) -> None:
         data = dict(serializer.validated_data)

@@ -57,4 +57,12 @@ def credentials_decrypt(token: str) -> dict[str, Any]:
 
 def credentials_rotate(token: str) -> str:
     """The same credentials, encrypted with the newest key."""
-    return _fernet().rotate(token.encode()).decode() if token else ""
+    if not token:
+        return ""
+    try:
+        return _fernet().rotate(token.encode()).decode()
+    except InvalidToken:
+        raise CredentialsUnreadable(
+            "Some credentials cannot be decrypted with any key in CREDENTIALS_KEYS; keep "
+            "the key they were written with in the list until they are rotated."
+        ) from None

@@ -77,6 +77,8 @@ class MetricSourceSerializer(serializers.ModelSerializer):
 class MetricSourceUpdateSerializer(MetricSourceSerializer):
     """The tree and kind of a source are fixed once it exists."""
 
+    tree = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
     class Meta(MetricSourceSerializer.Meta):
         read_only_fields = ["id", "tree", "kind", "owner", "created_at", "updated_at"]
 
@@ -134,6 +136,10 @@ class MetricSerializer(serializers.ModelSerializer):
 
 
 class MetricUpdateSerializer(MetricSerializer):
+    """A metric stays in its source."""
+
+    source = serializers.PrimaryKeyRelatedField(read_only=True)
+
     class Meta(MetricSerializer.Meta):
         read_only_fields = [*MetricSerializer.Meta.read_only_fields, "source"]
 

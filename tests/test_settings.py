@@ -105,3 +105,10 @@ def test_database_url_selects_postgresql_engine(tmp_path):
         timeout=60,
     )
     assert result.stdout.strip() == "django.db.backends.postgresql", result.stderr
+
+
+def test_missing_credentials_keys_refuse_to_start_without_debug(tmp_path):
+    env = {**PRODUCTION_ENV, "CREDENTIALS_KEYS": "", "DATA_DIR": str(tmp_path)}
+    result = manage("check", **env)
+    assert result.returncode != 0
+    assert "CREDENTIALS_KEYS must be set when DEBUG is off" in result.stderr

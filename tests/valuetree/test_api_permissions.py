@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,9 +26,10 @@ from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, r
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from outcomes.models import Measure
+from outcomes.models import Measure, Metric, MetricSource
 from outcomes.services import measure_create
 from tests.factories import ROLES as USER_ROLES
+from tests.factories import make_metric
 from valuetree import services
 from valuetree.models import (
     DataProduct,
@@ -58,6 +60,12 @@ class World:
     product: DataProduct
     link: DataProductLink
     viewer_membership: Membership
+    push_metric: Metric  # in a push source
+    pulled_metric: Metric  # in an HTTP JSON source (never actually fetched here)
+
+    @property
+    def push_source(self) -> MetricSource:
+        return self.push_metric.source
 
 
 @pytest.fixture
@@ -93,6 +101,16 @@ def world(users, tree) -> World:
         product=product,
         link=link,
         viewer_membership=Membership.objects.get(tree=tree, user=users["viewer"]),
+        push_metric=make_metric(tree, kind="push", source_name="Check-ins", name="Pushed"),
+        pulled_metric=make_metric(
+            tree,
+            kind="http_json",
+            source_name="KPI API",
+            config={"url": "https://kpi.example.com"},
+            query="$.value",
+            schedule_interval=timedelta(hours=1),
+            name="Pulled",
+        ),
     )
 
 
@@ -202,6 +220,14 @@ def member_url(w: World) -> str:
 
 def measure_url(w: World) -> str:
     return f"/api/measures/{w.measure.pk}/"
+
+
+def source_url(w: World) -> str:
+    return f"/api/metric-sources/{w.push_source.pk}/"
+
+
+def metric_url(suffix: str = "", pulled: bool = False) -> Builder:
+    return lambda w: f"/api/metrics/{(w.pulled_metric if pulled else w.push_metric).pk}/{suffix}"
 
 
 def domain_url(w: World) -> str:
@@ -407,6 +433,125 @@ CASES = [
         field="weight",
     ),
     Case("measure-destroy", "measure-detail", "DELETE", measure_url, tree_editors(204)),
+    # Metric sources and metrics
+    Case(
+        "source-list", "metric-source-list", "GET", lambda w: "/api/metric-sources/", everyone(200)
+    ),
+    Case(
+        "source-create",
+        "metric-source-list",
+        "POST",
+        lambda w: "/api/metric-sources/",
+        tree_editors(201),
+        body=lambda w: {"tree": w.tree.slug, "kind": "push", "name": "Survey"},
+    ),
+    Case(
+        "source-create-invalid",
+        "metric-source-list",
+        "POST",
+        lambda w: "/api/metric-sources/",
+        statuses(owner=400, editor=400, viewer=403, leadership=403, outsider=404),
+        body=lambda w: {"tree": w.tree.slug, "kind": "carrier-pigeon", "name": "Survey"},
+        field="kind",
+    ),
+    Case("source-retrieve", "metric-source-detail", "GET", source_url, tree_readers()),
+    Case(
+        "source-update",
+        "metric-source-detail",
+        "PUT",
+        source_url,
+        tree_editors(200),
+        body=lambda w: {"tree": w.tree.slug, "kind": "push", "name": "Check-ins v2", "config": {}},
+    ),
+    Case(
+        "source-partial-update",
+        "metric-source-detail",
+        "PATCH",
+        source_url,
+        tree_editors(200),
+        body=lambda w: {"name": "Monthly check-ins"},
+    ),
+    Case(
+        "source-partial-update-invalid",
+        "metric-source-detail",
+        "PATCH",
+        source_url,
+        statuses(owner=400, editor=400, viewer=403, leadership=403, outsider=404),
+        body=lambda w: {"config": {"url": "https://example.com"}},
+        field="config",
+    ),
+    Case("source-destroy", "metric-source-detail", "DELETE", source_url, tree_editors(204)),
+    Case("metric-list", "metric-list", "GET", lambda w: "/api/metrics/", everyone(200)),
+    Case(
+        "metric-create",
+        "metric-list",
+        "POST",
+        lambda w: "/api/metrics/",
+        tree_editors(201),
+        body=lambda w: {"source": w.push_source.pk, "name": "NPS"},
+    ),
+    Case(
+        "metric-create-invalid",
+        "metric-list",
+        "POST",
+        lambda w: "/api/metrics/",
+        statuses(owner=400, editor=400, viewer=403, leadership=403, outsider=404),
+        body=lambda w: {"source": w.push_source.pk, "name": "NPS", "schedule_cron": "0 * * * *"},
+        field="schedule_interval",
+    ),
+    Case("metric-retrieve", "metric-detail", "GET", metric_url(), tree_readers()),
+    Case(
+        "metric-update",
+        "metric-detail",
+        "PUT",
+        metric_url(),
+        tree_editors(200),
+        body=lambda w: {"source": w.push_source.pk, "name": "Pushed v2", "unit": "%"},
+    ),
+    Case(
+        "metric-partial-update",
+        "metric-detail",
+        "PATCH",
+        metric_url(),
+        tree_editors(200),
+        body=lambda w: {"unit": "EUR"},
+    ),
+    Case(
+        "metric-partial-update-invalid",
+        "metric-detail",
+        "PATCH",
+        metric_url(),
+        statuses(owner=400, editor=400, viewer=403, leadership=403, outsider=404),
+        body=lambda w: {"timezone": "Mars/Olympus"},
+        field="timezone",
+    ),
+    Case("metric-destroy", "metric-detail", "DELETE", metric_url(), tree_editors(204)),
+    Case("metric-pull", "metric-pull", "POST", metric_url("pull/", pulled=True), tree_editors(202)),
+    Case(
+        "metric-observations",
+        "metric-observations",
+        "GET",
+        metric_url("observations/"),
+        tree_readers(),
+    ),
+    Case(
+        "metric-push",
+        "metric-observations",
+        "POST",
+        metric_url("observations/"),
+        tree_editors(201),
+        body=lambda w: {"period": "2026-01-01", "value": 42},
+    ),
+    Case(
+        "metric-push-invalid",
+        "metric-observations",
+        "POST",
+        metric_url("observations/"),
+        statuses(owner=400, editor=400, viewer=403, leadership=403, outsider=404),
+        body=lambda w: {"period": "2026-01-01", "value": "forty-two"},
+        field="non_field_errors",
+    ),
+    Case("metric-pull-runs", "metric-pull-runs", "GET", metric_url("pull-runs/"), tree_readers()),
     # Domains
     Case("domain-list", "domain-list", "GET", lambda w: "/api/domains/", everyone(200)),
     Case(
