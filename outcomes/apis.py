@@ -115,7 +115,7 @@ class MetricSourceViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         # The role first (404 hidden tree, 403 no right), then the body's field rules.
-        slug = request.data.get("tree") if isinstance(request.data, dict) else None
+        slug = request.data.get("tree") if hasattr(request.data, "get") else None
         if isinstance(slug, str):
             require_role(tree_for_request(request, slug=slug), EDIT_ROLES)
         return super().create(request, *args, **kwargs)
@@ -135,19 +135,22 @@ class MetricSourceViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
         services.metric_source_delete(source=instance)
 
 
+MAX_CSV_BYTES = 5 * 1024 * 1024
+
+
 class CSVParser(BaseParser):
     """`text/csv` bodies for pushing values: a `period,value` header, then one value a line."""
 
     media_type = "text/csv"
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> str:
+        body = stream.read(MAX_CSV_BYTES + 1)
+        if len(body) > MAX_CSV_BYTES:
+            raise ValidationError("The CSV is larger than 5 MiB; send it in parts.")
         try:
-            return stream.read().decode("utf-8-sig")
+            return body.decode("utf-8-sig")
         except UnicodeDecodeError:
             raise ValidationError("The CSV must be UTF-8 text.") from None
-
-
-MAX_CSV_BYTES = 5 * 1024 * 1024
 
 
 def raw_points_from_request(request: Request) -> tuple[list[Any], Any, str]:
@@ -172,7 +175,7 @@ def raw_points_from_request(request: Request) -> tuple[list[Any], Any, str]:
     serializer.is_valid(raise_exception=True)
     rows = serializer.validated_data if many else [serializer.validated_data]
     points = [(row["period"], row["value"]) for row in rows]
-    return points, (lambda index: f"observations[{index}]" if many else "value"), PullTrigger.PUSH
+    return points, (lambda index: f"observations[{index}]" if many else ""), PullTrigger.PUSH
 
 
 class MetricViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
@@ -200,10 +203,11 @@ class MetricViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         # The role first (404 hidden source, 403 no right), then the body's field rules.
-        source_id = request.data.get("source") if isinstance(request.data, dict) else None
-        if isinstance(source_id, int) and not isinstance(source_id, bool):
+        source_id = request.data.get("source") if hasattr(request.data, "get") else None
+        if not isinstance(source_id, bool) and str(source_id).strip().isdigit():
+            # Text or number alike: a hidden source and a missing one both answer 404.
             source = get_object_or_404(
-                selectors.metric_sources_for_user(request.user), pk=source_id
+                selectors.metric_sources_for_user(request.user), pk=int(source_id)
             )
             require_role(tree_for_request(request, pk=source.tree_id), EDIT_ROLES)
         return super().create(request, *args, **kwargs)

@@ -453,12 +453,19 @@ def observations_push(
             f"This metric is pulled from its source ({metric.source.get_kind_display()}); "
             "values can only be sent to a metric of a push source."
         )
+    limit = settings.METRICS_MAX_POINTS
+    if len(raw_points) > limit:
+        raise ValidationError(
+            f"{len(raw_points):,} values at once; at most {limit:,} are taken "
+            "(METRICS_MAX_POINTS): send them in parts."
+        )
     now = timezone.now()
     try:
         points = points_validate(raw_points, metric=metric, now=now)
     except PointError as error:
         where = describe(error.index) if describe else f"Value {error.index + 1}"
-        raise ValidationError(f"{where}: {error.detail}") from None
+        detail = error.detail[:1].upper() + error.detail[1:]
+        raise ValidationError(f"{where}: {error.detail}" if where else detail) from None
     except PullError as error:
         raise ValidationError(str(error)) from None
     run = PullRun.objects.create(

@@ -9,6 +9,7 @@ from typing import Any
 
 from cronsim import CronSim
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
@@ -137,7 +138,7 @@ def latest_observations(metric_ids: Collection[int]) -> dict[int, Observation]:
     if not metric_ids:
         return {}
     newest = Observation.objects.filter(metric_id__in=metric_ids)
-    if connection_is_postgres():
+    if connection.vendor == "postgresql":
         rows = newest.order_by("metric_id", "-period_start").distinct("metric_id")
     else:
         rows = newest.filter(
@@ -148,12 +149,6 @@ def latest_observations(metric_ids: Collection[int]) -> dict[int, Observation]:
             )
         )
     return {row.metric_id: row for row in rows}
-
-
-def connection_is_postgres() -> bool:
-    from django.db import connection
-
-    return connection.vendor == "postgresql"
 
 
 def metric_observations(
@@ -180,9 +175,3 @@ def tree_metric_choices(tree_id: int) -> QuerySet[Metric]:
         .select_related("source")
         .order_by("source__name", "name")
     )
-
-
-def failing_metric_count(tree: ValueTree) -> int:
-    return Metric.objects.filter(
-        source__tree=tree, consecutive_failures__gte=settings.METRICS_UNHEALTHY_AFTER
-    ).count()

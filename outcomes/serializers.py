@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from outcomes.models import Measure, Metric, MetricSource, Observation, PullRun
 from outcomes.selectors import expected_frequency, metric_health
+from outcomes.services import METRIC_FIELDS
 from valuetree.models import ValueTree
 
 MEASURE_API_FIELDS = [
@@ -92,29 +93,6 @@ class MetricSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Metric
-        fields = [
-            "id",
-            "source",
-            "name",
-            "query",
-            "options",
-            "unit",
-            "granularity",
-            "schedule_interval",
-            "schedule_cron",
-            "timezone",
-            "expected_frequency",
-            "effective_expected_frequency",
-            "is_active",
-            "health",
-            "next_pull_at",
-            "last_success_at",
-            "last_failure_at",
-            "last_error",
-            "consecutive_failures",
-            "created_at",
-            "updated_at",
-        ]
         read_only_fields = [
             "id",
             "next_pull_at",
@@ -124,6 +102,15 @@ class MetricSerializer(serializers.ModelSerializer):
             "consecutive_failures",
             "created_at",
             "updated_at",
+        ]
+        # What can be written is what the service takes.
+        fields = [
+            "id",
+            "source",
+            *METRIC_FIELDS,
+            "effective_expected_frequency",
+            "health",
+            *read_only_fields[1:],
         ]
 
     def get_health(self, metric: Metric) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.http import HttpResponse
@@ -24,6 +25,7 @@ from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from valuetree import interchange, selectors, services
@@ -44,9 +46,17 @@ from valuetree.serializers import (
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """Let services raise Django's ValidationError: it becomes a 400 with field messages."""
+    """Let services raise Django's ValidationError: it becomes a 400 with field messages.
+
+    Django's key for errors of no one field (``__all__``) becomes DRF's
+    (``non_field_errors``), so a client meets one key whichever layer refused.
+    """
     if isinstance(exc, DjangoValidationError):
-        exc = DRFValidationError(serializers.as_serializer_error(exc))
+        detail = serializers.as_serializer_error(exc)
+        if NON_FIELD_ERRORS in detail:
+            key = api_settings.NON_FIELD_ERRORS_KEY
+            detail[key] = [*detail.get(key, []), *detail.pop(NON_FIELD_ERRORS)]
+        exc = DRFValidationError(detail)
     return drf_exception_handler(exc, context)
 
 

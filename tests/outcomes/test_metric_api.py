@@ -130,15 +130,20 @@ def test_a_patch_without_credentials_keeps_them_and_empty_credentials_remove_the
     assert source.credentials_encrypted == ""
 
 
-@pytest.mark.parametrize("changes", [{"kind": "push"}, {"tree": "other"}])
-def test_the_kind_and_tree_of_a_source_cannot_be_changed(users, tree, editor, changes):
+@pytest.mark.parametrize(
+    "changes", [{"kind": "push"}, {"tree": "other"}, {"tree": "hidden"}, {"tree": "nope"}]
+)
+def test_the_kind_and_tree_of_a_source_are_read_only(users, tree, editor, hidden_tree, changes):
     make_tree(users, slug="other", name="Other")
     source_id = editor.post("/api/metric-sources/", HTTP_SOURCE).json()["id"]
 
-    editor.patch(f"/api/metric-sources/{source_id}/", {**changes, "name": "Renamed"})
+    response = editor.patch(f"/api/metric-sources/{source_id}/", {**changes, "name": "Renamed"})
 
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["name"], body["kind"], body["tree"]) == ("Renamed", "http_json", "tree")
     source = MetricSource.objects.select_related("tree").get()
-    assert (source.kind, source.tree.slug) == ("http_json", "tree")
+    assert (source.name, source.kind, source.tree.slug) == ("Renamed", "http_json", "tree")
 
 
 @pytest.mark.parametrize(
@@ -162,8 +167,12 @@ def test_a_bad_source_is_refused_naming_the_field(tree, editor, changes, field):
     assert not MetricSource.objects.exists()
 
 
-def test_a_source_cannot_be_created_in_a_tree_the_caller_cannot_see(tree, editor, hidden_tree):
-    response = editor.post("/api/metric-sources/", {**HTTP_SOURCE, "tree": "hidden"})
+@pytest.mark.parametrize("slug", ["hidden", "nope"])
+def test_a_source_cannot_be_created_in_a_tree_the_caller_cannot_see(
+    tree, editor, hidden_tree, slug
+):
+    # A hidden tree and no tree at all answer alike: the API does not tell them apart.
+    response = editor.post("/api/metric-sources/", {**HTTP_SOURCE, "tree": slug})
 
     assert response.status_code == 404
     assert not MetricSource.objects.exists()
@@ -246,13 +255,58 @@ def test_a_bad_metric_is_refused_naming_the_fields(tree, editor, kind, fields, k
     assert not Metric.objects.exists()
 
 
-def test_a_metric_cannot_be_created_in_a_source_the_caller_cannot_see(tree, editor, hidden_tree):
+@pytest.mark.parametrize(
+    ("which", "as_text"),
+    [
+        ("hidden", False),
+        ("missing", False),
+        ("hidden", True),
+        ("missing", True),
+    ],
+)
+def test_a_metric_cannot_be_created_in_a_source_the_caller_cannot_see(
+    tree, editor, hidden_tree, which, as_text
+):
     hidden_source = services.metric_source_create(tree=hidden_tree, kind="push", name="Hidden")
+    source_id = hidden_source.pk if which == "hidden" else hidden_source.pk + 1000
+    if as_text:
+        source_id = str(source_id)
 
-    response = editor.post("/api/metrics/", {"source": hidden_source.pk, "name": "Peek"})
+    response = editor.post("/api/metrics/", {"source": source_id, "name": "Peek"})
 
+    # A hidden source and no source at all answer alike: the API does not tell them apart.
     assert response.status_code == 404
     assert not Metric.objects.exists()
+
+
+def test_the_source_of_a_metric_is_read_only(users, tree, push_metric, editor):
+    source_id = push_metric.source_id
+    other_source = services.metric_source_create(tree=tree, kind="push", name="Other")
+
+    response = editor.patch(
+        f"/api/metrics/{push_metric.pk}/", {"source": other_source.pk, "unit": "users"}
+    )
+
+    assert response.status_code == 200, response.content
+    assert response.json()["source"] == source_id
+    push_metric.refresh_from_db()
+    assert (push_metric.source_id, push_metric.unit) == (source_id, "users")
+
+
+@pytest.mark.parametrize(
+    ("url", "body"),
+    [
+        ("/api/metric-sources/", lambda metric: {"tree": "tree", "kind": "push", "name": "Pushed"}),
+        ("/api/metrics/", lambda metric: {"source": metric.source_id, "name": "Signups"}),
+    ],
+    ids=["source", "metric"],
+)
+def test_a_name_is_unique_within_its_tree_or_source(push_metric, editor, url, body):
+    response = editor.post(url, body(push_metric))
+
+    assert response.status_code == 400
+    assert "must make a unique set" in json.dumps(response.json())
+    assert (MetricSource.objects.count(), Metric.objects.count()) == (1, 1)
 
 
 def test_a_viewer_cannot_create_a_metric(users, tree, client_for):
@@ -359,10 +413,13 @@ def test_a_single_value_is_pushed(push_metric, editor):
 
 
 def test_a_value_without_period_is_the_current_period(push_metric, editor):
+    before = timezone.now().date().isoformat()
     response = editor.post(observations_url(push_metric), {"value": 7})
+    after = timezone.now().date().isoformat()
 
     assert response.status_code == 201, response.content
-    assert stored(push_metric) == [(timezone.now().date().isoformat(), 7.0)]
+    [(period, value)] = stored(push_metric)
+    assert (period in {before, after}, value) == (True, 7.0)
 
 
 def test_a_period_pushed_again_replaces_its_value(push_metric, editor):
@@ -391,12 +448,12 @@ def test_a_period_pushed_again_replaces_its_value(push_metric, editor):
             [{"period": "2026-03-01", "value": "1e400"}, {"period": "2026-03-02", "value": 2}],
             "observations[0]: '1e400' is not a finite number",
         ),
-        ({"period": "2026-03-01", "value": True}, "value: True is not a number."),
+        ({"period": "2026-03-01", "value": True}, "True is not a number."),
         ({"period": "2026-03-01", "value": None}, "may not be null"),
-        ({"period": "yesterday", "value": 1}, "value: period 'yesterday' is not a date"),
+        ({"period": "yesterday", "value": 1}, "Period 'yesterday' is not a date"),
         (
             {"period": "2999-01-01", "value": 1},
-            "value: period 2999-01-01 00:00 UTC is in the future",
+            "Period 2999-01-01 00:00 UTC is in the future",
         ),
         (
             [{"period": "2026-03-01", "value": 1}, {"period": "2026-03-01T12:00:00Z", "value": 2}],
@@ -415,16 +472,24 @@ def test_a_bad_json_push_stores_nothing_and_names_the_item(push_metric, editor, 
 
 
 @pytest.mark.parametrize(
-    "raw",
+    ("raw", "message"),
     [
-        '[{"period": "2026-03-01", "value": 1}, {"period": "2026-03-02", "value": NaN}]',
-        '[{"period": "2026-03-01", "value": 1}, {"period": "2026-03-02", "value": 1e400}]',
+        (
+            '[{"period": "2026-03-01", "value": 1}, {"period": "2026-03-02", "value": NaN}]',
+            "JSON parse error",
+        ),
+        (
+            '[{"period": "2026-03-01", "value": 1}, {"period": "2026-03-02", "value": 1e400}]',
+            # Out of float range: the parser makes it infinity, refused as the second item.
+            '{"1": {"value": ',
+        ),
     ],
 )
-def test_non_finite_json_numbers_are_refused(push_metric, editor, raw):
+def test_non_finite_json_numbers_are_refused(push_metric, editor, raw, message):
     response = editor.post(observations_url(push_metric), raw, content_type="application/json")
 
     assert response.status_code == 400
+    assert message in json.dumps(response.json()), response.json()
     assert not Observation.objects.exists()
     assert not PullRun.objects.exists()
 
@@ -658,9 +723,30 @@ def test_the_schema_never_shows_credentials_in_a_response(schema):
     assert "has_credentials" in components["MetricSource"]["properties"]
     assert "credentials" not in components["MetricSource"]["properties"]
     assert "credentials" in components["MetricSourceRequest"]["properties"]
+    # An update may replace the credentials but not move the source or change its kind.
+    patch = components["PatchedMetricSourceUpdateRequest"]["properties"]
+    assert "credentials" in patch
+    assert {"tree", "kind"} & set(patch) == set()
     leaking = [
         name
         for name, component in components.items()
         if not name.endswith("Request") and "credentials" in component.get("properties", {})
     ]
     assert leaking == []
+
+
+def test_a_csv_body_over_the_size_cap_is_refused_before_parsing(push_metric, editor):
+    body = "period,value\n" + "2026-03-01,1\n" * (5 * 1024 * 1024 // 13 + 10)
+    response = editor.post(observations_url(push_metric), data=body, content_type="text/csv")
+    assert response.status_code == 400
+    assert "larger than 5 MiB" in json.dumps(response.json())
+    assert not Observation.objects.exists()
+
+
+def test_too_many_pushed_values_get_a_message_about_pushing(push_metric, editor, settings):
+    settings.METRICS_MAX_POINTS = 2
+    body = "period,value\n2026-03-01,1\n2026-03-02,2\n2026-03-03,3\n"
+    response = editor.post(observations_url(push_metric), data=body, content_type="text/csv")
+    assert response.status_code == 400
+    assert "3 values at once; at most 2" in json.dumps(response.json())
+    assert not Observation.objects.exists()
