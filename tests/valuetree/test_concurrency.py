@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_creates_under_one_parent_get_distinct_positions():
     tree = make_tree(make_role_users())
     goal = services.node_create(tree=tree, parent=None, title="Goal")
