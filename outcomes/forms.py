@@ -276,6 +276,7 @@ class MetricForm(forms.Form):
         label="Pull every (minutes)",
         required=False,
         min_value=1,
+        max_value=366 * 24 * 60,
         help_text="Give an interval or a cron expression.",
     )
     schedule_cron = forms.CharField(
@@ -294,6 +295,7 @@ class MetricForm(forms.Form):
         label="Expect a new value at least every (hours)",
         required=False,
         min_value=0.02,
+        max_value=3660 * 24,
         help_text="Older than this, the metric is stale. Empty: twice the pull interval.",
     )
     is_active = forms.BooleanField(

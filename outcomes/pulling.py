@@ -28,7 +28,7 @@ from cronsim import CronSim, CronSimError
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Exists, F, Max, OuterRef
+from django.db.models import Exists, F, Max, OuterRef, QuerySet
 from django.utils import timezone
 
 from outcomes import connectors
@@ -46,6 +46,8 @@ from outcomes.models import (
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+UNIX_TIME_RANGE = (946_684_800, 4_102_444_800)  # 2000-01-01 to 2100-01-01
+LONGEST_SCHEDULE = timedelta(days=366)
 GRANULARITY_SECONDS = {
     Granularity.MINUTE: 60,
     Granularity.HOUR: 3600,
@@ -101,7 +103,10 @@ def parse_value(raw: Any) -> float:
     if isinstance(raw, bool) or raw is None:
         raise ValueError(f"{raw!r} is not a number.")
     if isinstance(raw, int | float | Decimal):
-        value = float(raw)
+        try:
+            value = float(raw)
+        except OverflowError:
+            raise ValueError("the number is too large.") from None
     elif isinstance(raw, str):
         try:
             value = float(raw.strip())
@@ -121,19 +126,26 @@ def parse_period(raw: Any, zone: ZoneInfo) -> datetime:
     if isinstance(raw, date):
         return datetime.combine(raw, dt_time(0), tzinfo=zone)
     if isinstance(raw, int | float | Decimal) and not isinstance(raw, bool):
-        try:
-            return datetime.fromtimestamp(float(raw), tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            raise ValueError(f"{raw!r} is not a usable Unix timestamp.") from None
+        seconds = float(raw)
+        # A number is a Unix time only where one is plausible: 20240101 (a date key)
+        # or 2024 (a year) would otherwise be filed under 1970 without a word.
+        if not UNIX_TIME_RANGE[0] <= seconds <= UNIX_TIME_RANGE[1]:
+            raise ValueError(
+                f"period {raw!r} is not a Unix timestamp between 2000 and 2100; "
+                "give a date such as 2026-03-01."
+            )
+        return datetime.fromtimestamp(seconds, tz=UTC)
     if isinstance(raw, str):
         text = raw.strip()
         try:
-            return parse_period(float(text), zone)
+            return parse_period(datetime.fromisoformat(text), zone)
         except ValueError:
             pass
         try:
-            return parse_period(datetime.fromisoformat(text), zone)
-        except ValueError:
+            return parse_period(float(text), zone)
+        except ValueError as error:
+            if "Unix timestamp between" in str(error):
+                raise
             raise ValueError(
                 f"period {raw[:50]!r} is not a date, an ISO 8601 time or a Unix timestamp."
             ) from None
@@ -141,12 +153,13 @@ def parse_period(raw: Any, zone: ZoneInfo) -> datetime:
 
 
 def points_validate(
-    raw_points: Sequence[RawPoint], *, metric: Metric, now: datetime
+    raw_points: Sequence[RawPoint], *, metric: Metric, now: datetime, keep_last: bool = False
 ) -> list[Point]:
     """Numbers and periods from raw points; PointError/PullError for anything unusable.
 
     A point without a period is the current value. Periods are cut to the metric's
-    granularity; two values in one period, a future period or too many points are errors.
+    granularity; a future period or too many points are errors, and so are two values in
+    one period, unless `keep_last` (samples of a range query: the last one stands).
     """
     if not raw_points:
         raise PullError("The source returned no values.")
@@ -168,7 +181,7 @@ def points_validate(
         start = period_start(moment, metric.granularity, zone)
         if start > current:
             raise PointError(index, f"period {start:%Y-%m-%d %H:%M} UTC is in the future.")
-        if start in points:
+        if start in points and not keep_last:
             raise PointError(
                 index,
                 f"a second value for the period starting {start:%Y-%m-%d %H:%M} UTC "
@@ -198,6 +211,12 @@ def schedule_validate(
         errors["schedule_interval"] = "A pulled metric needs an interval or a cron expression."
     elif interval and interval < timedelta(minutes=1):
         errors["schedule_interval"] = "The shortest interval is one minute."
+    elif interval and interval > LONGEST_SCHEDULE:
+        errors["schedule_interval"] = "The longest interval is 366 days."
+    elif cron and len(cron.split()) != 5:
+        errors["schedule_cron"] = (
+            "A cron expression has five fields: minute hour day-of-month month weekday."
+        )
     elif cron:
         try:
             CronSim(cron, timezone.now())
@@ -219,15 +238,19 @@ def next_pull_after(metric: Metric, moment: datetime) -> datetime | None:
     return None
 
 
-def metrics_claim_due(*, now: datetime | None = None, limit: int = 5000) -> list[int]:
-    """Claim the metrics that are due, one conditional UPDATE each; the ids claimed.
+def metrics_claim_due(
+    *, now: datetime | None = None, limit: int = 5000, among: QuerySet[Metric] | None = None
+) -> list[int]:
+    """Claim the metrics that are due (of `among`, default all), one conditional UPDATE
+    each; the ids claimed.
 
     Two beats (or a beat and a slow one) cannot both claim a metric: the UPDATE only
     matches while the metric is unclaimed and still due at the time that was read.
     """
     now = now or timezone.now()
     due = (
-        Metric.objects.filter(is_active=True, claimed_at__isnull=True, next_pull_at__lte=now)
+        (Metric.objects.all() if among is None else among)
+        .filter(is_active=True, claimed_at__isnull=True, next_pull_at__lte=now)
         .exclude(source__kind=SourceKind.PUSH)
         .order_by("next_pull_at")
         .only("id", "next_pull_at", "schedule_interval", "schedule_cron", "timezone")[:limit]
@@ -349,7 +372,9 @@ def metric_pull(
         connector = connectors.get(metric.source.kind)
         request = fetch_request(metric, credentials, now, window=connector.uses_window)
         raw_points = connector.fetch(request)
-        points = points_validate(raw_points, metric=metric, now=now)
+        points = points_validate(
+            raw_points, metric=metric, now=now, keep_last=connector.samples_periods
+        )
     except PullError as error:
         retry = isinstance(error, TransientPullError) and not final_attempt
         message = _redact(str(error), credentials.values())
@@ -391,13 +416,11 @@ def _pull_failed(
 ) -> None:
     with transaction.atomic():
         _run_finish(run, PullStatus.FAILED, started, error=message)
-        health: dict[str, Any] = {
-            "last_failure_at": run.finished_at,
-            "last_error": message,
-            "consecutive_failures": F("consecutive_failures") + 1,
-        }
+        health: dict[str, Any] = {"last_failure_at": run.finished_at, "last_error": message}
         if release_claim:
+            # A pull fails once, however many attempts it took: retries are not failures.
             health["claimed_at"] = None
+            health["consecutive_failures"] = F("consecutive_failures") + 1
         Metric.objects.filter(pk=metric.pk).update(**health)
 
 
@@ -488,7 +511,14 @@ def observations_push(
 
 def csv_points(text: str) -> tuple[list[RawPoint], list[int]]:
     """Raw points from CSV text with a `period,value` header, and each point's line."""
-    rows = csv.reader(io.StringIO(text))
+    rows = csv.reader(io.StringIO(text, newline=""))
+    try:
+        return _csv_points(rows)
+    except csv.Error as error:
+        raise ValidationError(f"Line {rows.line_num}: not readable as CSV ({error}).") from None
+
+
+def _csv_points(rows: Any) -> tuple[list[RawPoint], list[int]]:
     header = next(rows, None)
     if header is None:
         raise ValidationError("The file is empty; it needs a header line 'period,value'.")
@@ -500,7 +530,8 @@ def csv_points(text: str) -> tuple[list[RawPoint], list[int]]:
     period_at, value_at = names.index("period"), names.index("value")
     points: list[RawPoint] = []
     lines: list[int] = []
-    for line, row in enumerate(rows, start=2):
+    for row in rows:
+        line = rows.line_num
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(names):

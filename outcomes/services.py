@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -140,12 +141,39 @@ def metric_source_update(
     for name, value in fields.items():
         setattr(source, name, value)
     kept = credentials is None
+    if (
+        kept
+        and source.credentials_encrypted
+        and _origin(source.config) != _origin(MetricSource.objects.get(pk=source.pk).config)
+    ):
+        # Stored secrets go only where they were entered for: otherwise an editor who
+        # never saw them could point the source at a server of their own and read them.
+        raise ValidationError(
+            {
+                "credentials": "The address changed: enter the credentials again (or send "
+                "{} to remove them); stored ones are never sent to a new address."
+            }
+        )
     effective = credentials_decrypt(source.credentials_encrypted) if kept else credentials
     _source_validate(source, effective)
     if not kept:
         source.credentials_encrypted = credentials_encrypt(credentials)
     source.save()
     return source
+
+
+def _origin(config: Any) -> tuple[str, str, int | None] | None:
+    """Scheme, host and port of a source's URL (SQLAlchemy or HTTP), to compare."""
+    from urllib.parse import urlsplit
+
+    url = config.get("url") if isinstance(config, dict) else None
+    if not isinstance(url, str):
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        return (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port)
+    except ValueError:
+        return ("", url, None)
 
 
 def metric_source_delete(*, source: MetricSource) -> None:
@@ -177,6 +205,12 @@ def _metric_validate(metric: Metric) -> None:
         pulled=metric.source.kind != SourceKind.PUSH,
     )
     metric.full_clean()
+    if metric.expected_frequency is not None and not (
+        timedelta(minutes=1) <= metric.expected_frequency <= timedelta(days=3660)
+    ):
+        raise ValidationError(
+            {"expected_frequency": "Give between one minute and ten years (3660 days)."}
+        )
     if not isinstance(metric.options, dict):
         raise ValidationError({"options": "The options must be an object."})
     connectors.get(metric.source.kind).validate_metric(metric.query, metric.options)
@@ -210,10 +244,14 @@ def metric_update(*, metric: Metric, **fields: Any) -> Metric:
     for name, value in fields.items():
         setattr(metric, name, value)
     _metric_validate(metric)
+    # Only what the caller changed: the claim and health columns belong to the pull
+    # path, and this copy of them may be stale.
+    changed = [*fields, "updated_at"]
     if schedule_changed:
         pulled = metric.source.kind != SourceKind.PUSH and metric.is_active
         metric.next_pull_at = next_pull_after(metric, timezone.now()) if pulled else None
-    metric.save()
+        changed.append("next_pull_at")
+    metric.save(update_fields=changed)
     return metric
 
 

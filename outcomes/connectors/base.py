@@ -51,6 +51,9 @@ class Connector(Protocol):
     # Whether fetch() reads FetchRequest.since; when False the pull skips finding the
     # newest stored period (a query) and `since` is only the lookback.
     uses_window: bool
+    # Whether fetch() returns samples (a range query) of which several may fall in one
+    # period: then the last one stands instead of the pull failing.
+    samples_periods: bool
 
     def validate_source(self, config: dict[str, Any], credentials: dict[str, Any]) -> None:
         """Raise django ValidationError (keys: `config.<name>` / `credentials.<name>`)."""

@@ -165,7 +165,7 @@ def checked_addresses(host: str, port: int) -> list[str]:
 # -- Connections -------------------------------------------------------------------------
 
 
-class _Deadline:
+class Deadline:
     """One request's time budget; when it runs out, its sockets are shut down.
 
     Shutting the socket down wakes a thread blocked in a read, whatever the HTTP
@@ -197,7 +197,7 @@ class _Deadline:
         for sock in sockets:
             _shut(sock)
 
-    def __enter__(self) -> _Deadline:
+    def __enter__(self) -> Deadline:
         _WATCHDOG.watch(self, self._at)
         return self
 
@@ -210,11 +210,11 @@ class _Watchdog:
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
-        self._heap: list[tuple[float, int, _Deadline]] = []
+        self._heap: list[tuple[float, int, Deadline]] = []
         self._live: set[int] = set()
         self._thread: threading.Thread | None = None
 
-    def watch(self, deadline: _Deadline, at: float) -> None:
+    def watch(self, deadline: Deadline, at: float) -> None:
         with self._condition:
             heapq.heappush(self._heap, (at, id(deadline), deadline))
             self._live.add(id(deadline))
@@ -225,7 +225,7 @@ class _Watchdog:
                 self._thread.start()
             self._condition.notify()
 
-    def forget(self, deadline: _Deadline) -> None:
+    def forget(self, deadline: Deadline) -> None:
         with self._condition:
             self._live.discard(id(deadline))
 
@@ -295,7 +295,7 @@ class _GuardedConnectionMixin:
     socket_options: Any
     sock: socket.socket | None
 
-    def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, deadline: Deadline, **kwargs: Any) -> None:
         self._deadline = deadline
         super().__init__(*args, **kwargs)
 
@@ -340,7 +340,7 @@ class _GuardedHTTPSConnectionPool(HTTPSConnectionPool):
 class _GuardedPoolManager(PoolManager):
     """A pool manager for one request (redirects included), all on one deadline."""
 
-    def __init__(self, deadline: _Deadline) -> None:
+    def __init__(self, deadline: Deadline) -> None:
         super().__init__(num_pools=MAX_REDIRECTS + 1)
         self.pool_classes_by_scheme = {
             "http": _GuardedHTTPConnectionPool,
@@ -482,7 +482,7 @@ def http_get(
     request_headers = merge_headers({"User-Agent": _USER_AGENT}, headers or {})
 
     original = urlsplit(url)
-    with _Deadline(timeout) as deadline:
+    with Deadline(timeout) as deadline:
         manager = _GuardedPoolManager(deadline)
         try:
             for _ in range(MAX_REDIRECTS + 1):
@@ -518,7 +518,7 @@ def _get_once(
     manager: _GuardedPoolManager,
     url: str,
     headers: Mapping[str, str],
-    deadline: _Deadline,
+    deadline: Deadline,
     max_bytes: int,
     accept: Collection[int],
 ) -> Response | str:
@@ -553,7 +553,7 @@ def _get_once(
         response.close()
 
 
-def _read_body(response: Any, url: str, deadline: _Deadline, max_bytes: int) -> bytes:
+def _read_body(response: Any, url: str, deadline: Deadline, max_bytes: int) -> bytes:
     declared = response.headers.get("Content-Length")
     if declared and declared.strip().isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)
@@ -638,7 +638,7 @@ def _too_large(max_bytes: int) -> PullError:
     )
 
 
-def _timeout(url: str, deadline: _Deadline) -> TransientPullError:
+def _timeout(url: str, deadline: Deadline) -> TransientPullError:
     return TransientPullError(
         f"No complete answer from {_display(url)} within {deadline.seconds:g} s."
     )
@@ -659,7 +659,7 @@ def _status_error(status: int, url: str) -> PullError:
     return PullError(f"{answered}.")
 
 
-def _transport_error(error: Exception, url: str, deadline: _Deadline) -> PullError:
+def _transport_error(error: Exception, url: str, deadline: Deadline) -> PullError:
     if deadline.expired or deadline.remaining() <= 0:
         return _timeout(url, deadline)
     parts = urlsplit(url)

@@ -67,6 +67,7 @@ def _scalar(value: Any, query: str, what: str) -> Any:
 class HttpJsonConnector:
     kind = "http_json"
     uses_window = False  # the URL is fixed: it answers with what it has
+    samples_periods = False
 
     def validate_source(self, config: dict[str, Any], credentials: dict[str, Any]) -> None:
         http.validate_http_source(config, credentials)

@@ -67,6 +67,7 @@ def _sample(sample: Any) -> tuple[Any, Any]:
 class PrometheusConnector:
     kind = "prometheus"
     uses_window = True
+    samples_periods = True
 
     def validate_source(self, config: dict[str, Any], credentials: dict[str, Any]) -> None:
         http.validate_http_source(config, credentials)

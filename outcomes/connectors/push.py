@@ -12,6 +12,7 @@ from outcomes.connectors.base import FetchRequest, PullError, RawPoint
 class PushConnector:
     kind = "push"
     uses_window = False
+    samples_periods = False
 
     def validate_source(self, config: dict[str, Any], credentials: dict[str, Any]) -> None:
         if config or credentials:

@@ -46,6 +46,8 @@ from __future__ import annotations
 
 import math
 import os
+import socket
+import sqlite3
 import time
 from datetime import UTC
 from typing import Any
@@ -125,6 +127,7 @@ class _UrlProblem(Exception):
 class SqlConnector:
     kind = "sql"
     uses_window = True
+    samples_periods = False
 
     def validate_source(self, config: dict[str, Any], credentials: dict[str, Any]) -> None:
         errors: dict[str, str] = {}
@@ -201,6 +204,14 @@ def _parse_url(raw: object) -> tuple[URL, type[Dialect]]:
             "Remove the password from the URL and put it in the credentials: "
             "the URL is stored unencrypted."
         )
+    unknown = sorted(set(url.query) - URL_QUERY_KEYS)
+    if unknown:
+        # Driver options in the URL can open files or change what the driver trusts
+        # (MySQL's local_infile lets a server read this server's files).
+        raise _UrlProblem(
+            f"The URL option {unknown[0]!r} is not accepted; allowed: "
+            f"{', '.join(sorted(URL_QUERY_KEYS))}."
+        )
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
     try:
@@ -272,6 +283,20 @@ def _require_sqlite_file(url: URL) -> None:
 
 
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433}
+# Dialects whose URL "host" names an account or project, not an address to check.
+ACCOUNT_DIALECTS = {"snowflake", "bigquery", "databricks"}
+# The only options a SQL URL may carry (TLS, names, where to look).
+URL_QUERY_KEYS = {
+    "sslmode",
+    "sslrootcert",
+    "application_name",
+    "charset",
+    "warehouse",
+    "role",
+    "schema",
+    "catalog",
+    "http_path",
+}
 
 
 def _checked_host(url: URL, dialect: type[Dialect]) -> dict[str, Any]:
@@ -282,6 +307,13 @@ def _checked_host(url: URL, dialect: type[Dialect]) -> dict[str, Any]:
             "Give the database's host name in the URL; a local socket connection is refused."
         )
     port = url.port or DEFAULT_PORTS.get(dialect.name, 443)
+    if dialect.name in ACCOUNT_DIALECTS:
+        if http.host_allowed(url.host, port):
+            return {}
+        raise PullError(
+            f"A {dialect.name} URL names an account ({url.host}), not an address this "
+            f"server can check: an operator must allow it in METRICS_ALLOWED_HOSTS."
+        )
     addresses = http.checked_addresses(url.host, port)
     if dialect.name == "postgresql" and dialect.driver == "psycopg":
         return {"hostaddr": addresses[0]}
@@ -318,8 +350,11 @@ def _run(
     except DBAPIError as error:
         raise _connect_error(error, password) from error
     # Leaving this block closes the connection without a commit: whatever the query did
-    # is rolled back, also on the error paths.
-    with connection:
+    # is rolled back, also on the error paths. The deadline shuts the socket down on
+    # the client side too: a server that never answers must not hold a worker thread.
+    with connection, http.Deadline(timeout + 1) as deadline:
+        if sock := _driver_socket(connection):
+            deadline.track(sock)
         try:
             _guard(connection, timeout)
             result = connection.execute(statement, params)
@@ -336,6 +371,31 @@ def _run(
     return columns, rows
 
 
+def _driver_socket(connection: Connection) -> socket.socket | None:
+    """A duplicate of the driver's socket, to shut down at the deadline (psycopg, PyMySQL)."""
+    raw = connection.connection.driver_connection
+    fileno = getattr(getattr(raw, "pgconn", None), "socket", None)
+    if fileno is None and isinstance(getattr(raw, "_sock", None), socket.socket):
+        fileno = raw._sock.fileno()
+    if not isinstance(fileno, int) or fileno < 0:
+        return None
+    return socket.socket(fileno=os.dup(fileno))
+
+
+# SQLite actions a metric query may take: reading, and the functions it reads with.
+_SQLITE_ALLOWED = {
+    sqlite3.SQLITE_SELECT,
+    sqlite3.SQLITE_READ,
+    sqlite3.SQLITE_FUNCTION,
+    sqlite3.SQLITE_RECURSIVE,
+}
+
+
+def _sqlite_authorizer(action: int, *args: Any) -> int:
+    # query_only still lets ATTACH create a file anywhere: only reads get through.
+    return sqlite3.SQLITE_OK if action in _SQLITE_ALLOWED else sqlite3.SQLITE_DENY
+
+
 def _guard(connection: Connection, timeout: float) -> None:
     """Make the database refuse writes and stop the query at the deadline, where it can."""
     dialect = connection.dialect
@@ -349,6 +409,7 @@ def _guard(connection: Connection, timeout: float) -> None:
         raw.execute("PRAGMA query_only = ON")
         deadline = time.monotonic() + timeout
         raw.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+        raw.set_authorizer(_sqlite_authorizer)
     elif dialect.name in ("mysql", "mariadb"):
         connection.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
         if getattr(dialect, "is_mariadb", False):
@@ -403,6 +464,7 @@ def _query_error(error: DBAPIError, timeout: float, password: str) -> PullError:
         or mysql_code == MYSQL_READ_ONLY
         or "read-only transaction" in lowered
         or "readonly database" in lowered
+        or "not authorized" in lowered  # the SQLite authorizer: only reads pass
     ):
         return PullError(f"The query tried to write ({message}); metric queries may only read.")
     if (

@@ -48,6 +48,22 @@ def answer(path: str, headers: dict) -> tuple[int, dict, dict]:
     )
 
 
+def wait_for_dead_backends(timeout: float = 20) -> None:
+    """Until the killed worker's database sessions are gone: a statement it sent just
+    before the kill may still commit until then."""
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.1)
+    pytest.fail("the killed worker's database sessions did not go away")
+
+
 def test_no_observation_is_lost_or_doubled_when_the_worker_and_redis_die(tree, tmp_path, settings):
     redis = RedisServer(tmp_path)
     redis.start()
@@ -91,6 +107,7 @@ def test_no_observation_is_lost_or_doubled_when_the_worker_and_redis_die(tree, t
                 )
                 time.sleep(0.05)
             worker.kill()
+            wait_for_dead_backends()
             done_at_crash = PullRun.objects.filter(status=PullStatus.SUCCEEDED).count()
             in_flight_at_crash = PullRun.objects.filter(status=PullStatus.RUNNING).count()
             redis.restart()

@@ -108,13 +108,23 @@ def test_a_patch_without_credentials_keeps_them_and_empty_credentials_remove_the
     source_id = editor.post("/api/metric-sources/", HTTP_SOURCE).json()["id"]
     url = f"/api/metric-sources/{source_id}/"
 
-    renamed = editor.patch(url, {"name": "Renamed", "config": {"url": "https://stats.example.com"}})
+    renamed = editor.patch(
+        url, {"name": "Renamed", "config": {"url": "https://api.example.com/v2"}}
+    )
     assert renamed.status_code == 200, renamed.content
     assert SECRET.encode() not in renamed.content
     assert renamed.json()["has_credentials"] is True
     source = MetricSource.objects.get()
-    assert (source.name, source.config) == ("Renamed", {"url": "https://stats.example.com"})
+    assert (source.name, source.config) == ("Renamed", {"url": "https://api.example.com/v2"})
     assert credentials_decrypt(source.credentials_encrypted) == HTTP_SOURCE["credentials"]
+
+    # Stored credentials never follow the source to another host: that would hand them
+    # to whoever runs it.
+    moved = editor.patch(url, {"config": {"url": "https://collector.attacker.example"}})
+    assert moved.status_code == 400
+    assert "enter the credentials again" in moved.json()["credentials"][0]
+    source.refresh_from_db()
+    assert source.config == {"url": "https://api.example.com/v2"}
 
     replaced = editor.patch(url, {"credentials": {"headers": {"X-Key": "other-token"}}})
     assert replaced.status_code == 200, replaced.content

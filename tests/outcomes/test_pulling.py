@@ -26,6 +26,7 @@ class FakeConnector:
 
     kind = "sql"
     uses_window = True
+    samples_periods = False
 
     def __init__(self) -> None:
         self.answer: list | Exception = [(None, 1.0)]
@@ -249,13 +250,26 @@ def test_claim_due_claims_each_due_metric_once(metric, push_metric, tree, fake):
     assert metric.next_pull_at == pulling.next_pull_after(metric, now)
 
 
-def test_the_claim_is_conditional_on_what_was_read(metric):
-    """Two beats that read the same due row: only the first UPDATE matches."""
-    read_at = metric.next_pull_at
-    first = Metric.objects.filter(pk=metric.pk, claimed_at__isnull=True, next_pull_at=read_at)
-    assert first.update(claimed_at=timezone.now(), next_pull_at=read_at + timedelta(hours=1)) == 1
-    second = Metric.objects.filter(pk=metric.pk, claimed_at__isnull=True, next_pull_at=read_at)
-    assert second.update(claimed_at=timezone.now()) == 0
+def test_the_claim_is_conditional_on_what_was_read(metric, monkeypatch):
+    """Two beats read the same due row; the second beat's UPDATE must match nothing.
+
+    The first beat claims (and releases, as a finished pull would) while the second is
+    between its read and its UPDATE: without the condition on the read `next_pull_at`,
+    the second would claim the metric again.
+    """
+    real_next = pulling.next_pull_after
+    nested: list = []
+
+    def first_beat_runs_in_between(m, moment):
+        if not nested:
+            nested.append("running")
+            nested.append(pulling.metrics_claim_due(now=moment))
+            Metric.objects.filter(pk=m.pk).update(claimed_at=None)
+        return real_next(m, moment)
+
+    monkeypatch.setattr(pulling, "next_pull_after", first_beat_runs_in_between)
+    assert pulling.metrics_claim_due() == []
+    assert nested == ["running", [metric.pk]]
 
 
 def test_pull_now_claims_once_and_queues_after_commit(
@@ -505,3 +519,83 @@ def test_csv_points_keep_line_numbers():
 def test_csv_points_refuse_bad_files(text, message):
     with pytest.raises(ValidationError, match=message):
         pulling.csv_points(text)
+
+
+@pytest.mark.parametrize(
+    ("fields", "key", "message"),
+    [
+        ({"schedule_interval": timedelta(days=3_000_000)}, "schedule_interval", "366 days"),
+        ({"schedule_cron": "* * * * * *"}, "schedule_cron", "five fields"),
+    ],
+)
+def test_schedules_that_would_overflow_or_beat_the_minute_are_refused(
+    tree, fake, fields, key, message
+):
+    with pytest.raises(ValidationError) as error:
+        make_metric(tree, kind="sql", query="select 1", **fields)
+    assert message in error.value.message_dict[key][0]
+
+
+@pytest.mark.parametrize("raw", [20240101, "2024", 2024, "1700000000000"])
+def test_date_keys_and_years_are_not_read_as_unix_times(raw):
+    with pytest.raises(ValueError, match="not a Unix timestamp between 2000 and 2100"):
+        pulling.parse_period(raw, AMS)
+
+
+def test_a_number_too_large_for_a_float_is_refused_not_crashed():
+    with pytest.raises(ValueError, match="too large"):
+        pulling.parse_value(10**400)
+
+
+def test_range_samples_keep_the_last_value_of_a_period(metric):
+    now = datetime(2026, 3, 4, 10, 30, tzinfo=UTC)
+    points = pulling.points_validate(
+        [("2026-03-01T00:00:00Z", 1), ("2026-03-01T23:00:00Z", 2)],
+        metric=metric,
+        now=now,
+        keep_last=True,
+    )
+    assert [(p.period_start.day, p.value) for p in points] == [(1, 2.0)]
+
+
+def test_retried_attempts_count_as_one_failure(metric, fake):
+    fake.answer = TransientPullError("Connection refused")
+    with pytest.raises(TransientPullError):
+        pulling.metric_pull(metric_id=claimed(metric).pk, trigger="schedule", final_attempt=False)
+    metric.refresh_from_db()
+    assert metric.consecutive_failures == 0
+    pulling.metric_pull(metric_id=metric.pk, trigger="schedule", attempt=2)
+    metric.refresh_from_db()
+    assert metric.consecutive_failures == 1
+
+
+def test_an_edit_does_not_overwrite_the_claim_or_health(metric):
+    from outcomes.services import metric_update
+
+    stale_copy = Metric.objects.get(pk=metric.pk)
+    claimed(metric)
+    Metric.objects.filter(pk=metric.pk).update(consecutive_failures=2, last_error="boom")
+    metric_update(metric=stale_copy, unit="%")
+    metric.refresh_from_db()
+    assert metric.unit == "%"
+    assert metric.claimed_at is not None
+    assert (metric.consecutive_failures, metric.last_error) == (2, "boom")
+
+
+def test_claiming_among_some_metrics_leaves_the_others_due(metric, tree, fake):
+    other = make_metric(
+        tree,
+        kind="sql",
+        source_name="Other",
+        query="select 2",
+        schedule_interval=timedelta(hours=1),
+    )
+    assert pulling.metrics_claim_due(among=Metric.objects.filter(pk=other.pk)) == [other.pk]
+    metric.refresh_from_db()
+    assert metric.claimed_at is None
+    assert metric.next_pull_at <= timezone.now()
+
+
+def test_csv_that_is_not_csv_is_a_line_numbered_error():
+    with pytest.raises(ValidationError, match=r"Line \d+: not readable as CSV"):
+        pulling.csv_points("period,value\n2026-03-01," + "x" * 200_000 + "\n")

@@ -39,7 +39,7 @@ class Command(BaseCommand):
         if metric or all:
             ids = [m.pk for m in chosen.filter(is_active=True) if pulling.metric_claim(metric=m)]
         else:
-            ids = [pk for pk in pulling.metrics_claim_due() if chosen.filter(pk=pk).exists()]
+            ids = pulling.metrics_claim_due(among=chosen)
         failed = 0
         for metric_id in ids:
             run = pulling.metric_pull(metric_id=metric_id, trigger=PullTrigger.MANUAL)
