@@ -50,6 +50,10 @@ class Measure(models.Model):
     is_guardrail = models.BooleanField(
         default=False, help_text="A guardrail can only lower its node's verdict."
     )
+    is_value_measure = models.BooleanField(
+        default=False,
+        help_text="Its delivered fraction turns the node's expected value into realised value.",
+    )
     position = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -263,3 +267,87 @@ class PullRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.metric_id} {self.status} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class VerdictStatus(models.TextChoices):
+    ACHIEVED = "achieved", "Achieved"
+    ON_TRACK = "on_track", "On track"
+    AT_RISK = "at_risk", "At risk"
+    OFF_TRACK = "off_track", "Off track"
+    MISSED = "missed", "Missed"
+    NO_DATA = "no_data", "No data"
+    STALE = "stale", "Stale"
+
+
+class VerdictPolicy(models.Model):
+    """A tree's tolerance bands: how far behind plan still counts as on track / at risk."""
+
+    tree = models.OneToOneField(
+        "valuetree.ValueTree", on_delete=models.CASCADE, related_name="verdict_policy"
+    )
+    on_track_within = models.FloatField(
+        default=0.05,
+        validators=[MinValueValidator(0.0)],
+        help_text="Fraction of the baseline→target distance a measure may trail its plan "
+        "and still be on track.",
+    )
+    at_risk_within = models.FloatField(
+        default=0.15,
+        validators=[MinValueValidator(0.0)],
+        help_text="Trailing by more than this is off track.",
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(on_track_within__gte=0)
+                & Q(at_risk_within__gte=F("on_track_within"))
+                & Q(at_risk_within__lte=1),
+                name="verdict_policy_bands_ordered",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tree_id}: {self.on_track_within} / {self.at_risk_within}"
+
+
+class Verdict(models.Model):
+    """One evaluation of a measure at a moment, kept as history.
+
+    `observation_ids` are the rows it used (the latest gives the progress, all of them
+    the forecast), so every number can be traced to its evidence.
+    """
+
+    measure = models.ForeignKey(Measure, on_delete=models.CASCADE, related_name="verdicts")
+    evaluated_at = models.DateTimeField()
+    as_of = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=VerdictStatus.choices)
+    judged_status = models.CharField(max_length=10, choices=VerdictStatus.choices)
+    progress = models.FloatField(null=True, blank=True)
+    expected_progress = models.FloatField()
+    latest_value = models.FloatField(null=True, blank=True)
+    latest_period = models.DateTimeField(null=True, blank=True)
+    observation_ids = models.JSONField(default=list, blank=True)
+    forecast_value = models.FloatField(null=True, blank=True)
+    forecast_low = models.FloatField(null=True, blank=True)
+    forecast_high = models.FloatField(null=True, blank=True)
+    forecast_probability = models.FloatField(null=True, blank=True)
+    forecast_note = models.CharField(max_length=200, blank=True, default="")
+    is_current = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["measure_id", "-evaluated_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["measure"],
+                condition=Q(is_current=True),
+                name="verdict_one_current_per_measure",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=VerdictStatus.values), name="verdict_status_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["measure", "-evaluated_at"], name="verdict_history")]
+
+    def __str__(self) -> str:
+        return f"{self.measure_id} {self.status} as of {self.as_of:%Y-%m-%d}"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,15 @@ from django.db import connection
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from outcomes.models import Measure, Metric, MetricSource, Observation, PullRun, SourceKind
+from outcomes.models import (
+    Measure,
+    Metric,
+    MetricSource,
+    Observation,
+    PullRun,
+    SourceKind,
+    Verdict,
+)
 from valuetree.models import Node, ValueTree
 from valuetree.selectors import nodes_for_user, trees_for_user
 
@@ -30,6 +39,7 @@ MEASURE_COLUMNS = (
     "kind",
     "weight",
     "is_guardrail",
+    "is_value_measure",
     "metric_id",
     "created_at",
     "updated_at",
@@ -175,3 +185,101 @@ def tree_metric_choices(tree_id: int) -> QuerySet[Metric]:
         .select_related("source")
         .order_by("source__name", "name")
     )
+
+
+# --- Verdicts and roll-ups ------------------------------------------------------------
+
+
+@dataclass
+class NodeOutcome:
+    """A node's rolled-up verdict and value (see outcomes/verdicts.py for the rules)."""
+
+    status: str
+    score: float | None
+    # A node's own figure where it has one, else the sum of its children's: a bet's
+    # expected value already covers its initiatives, so the two are never added.
+    expected_value: float | None
+    realised_value: float | None
+    investment: float | None
+
+
+@dataclass
+class _Status:
+    status: str  # what verdicts.roll_up reads of a measure's verdict
+
+
+def tree_outcomes(tree_ids: Collection[int]) -> dict[int, NodeOutcome]:
+    """Every node's outcome in these trees, from the current verdicts, in three queries."""
+    from outcomes import verdicts
+
+    nodes = list(
+        Node.objects.filter(tree_id__in=list(tree_ids))
+        .order_by()
+        .values("id", "parent_id", "kind", "investment_amount", "expected_value_amount")
+    )
+    measures = list(
+        Measure.objects.filter(node__tree_id__in=list(tree_ids))
+        .order_by()
+        .values("id", "node_id", "is_guardrail", "weight", "is_value_measure")
+    )
+    current = {
+        row["measure_id"]: row
+        for row in Verdict.objects.filter(
+            is_current=True, measure__node__tree_id__in=list(tree_ids)
+        )
+        .order_by()
+        .values("measure_id", "status", "progress")
+    }
+    own: dict[int, list[tuple[_Status, Any]]] = defaultdict(list)
+    delivered: dict[int, float] = {}
+    for measure in measures:
+        verdict = current.get(measure["id"])
+        status = verdict["status"] if verdict else "no_data"
+        spec = _RollUpSpec(measure["is_guardrail"], measure["weight"])
+        own[measure["node_id"]].append((_Status(status), spec))
+        if measure["is_value_measure"] and verdict and verdict["progress"] is not None:
+            delivered[measure["node_id"]] = verdict["progress"]
+    children: dict[int | None, list[dict[str, Any]]] = defaultdict(list)
+    for node in nodes:
+        children[node["parent_id"]].append(node)
+    depth = {"initiative": 0, "bet": 1, "goal": 2}
+    outcomes: dict[int, NodeOutcome] = {}
+    for node in sorted(nodes, key=lambda n: depth[n["kind"]]):
+        kids = [outcomes[child["id"]] for child in children[node["id"]]]
+        score = verdicts.roll_up(
+            [verdicts.NodeScore(kid.status, kid.score) for kid in kids], own[node["id"]]
+        )
+        expected = _amount(node["expected_value_amount"])
+        if expected is not None:
+            fraction = delivered.get(node["id"])
+            realised = None if fraction is None else expected * fraction
+        else:
+            expected = _total(kid.expected_value for kid in kids)
+            realised = _total(kid.realised_value for kid in kids)
+        investment = _amount(node["investment_amount"])
+        if investment is None:
+            investment = _total(kid.investment for kid in kids)
+        outcomes[node["id"]] = NodeOutcome(
+            score.status, score.score, expected, realised, investment
+        )
+    return outcomes
+
+
+@dataclass
+class _RollUpSpec:
+    is_guardrail: bool
+    weight: float
+
+
+def _amount(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _total(values: Iterable[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return sum(known) if known else None
+
+
+def measure_verdicts(measure: Measure) -> QuerySet[Verdict]:
+    """A measure's verdict history, newest first."""
+    return Verdict.objects.filter(measure=measure).order_by("-evaluated_at", "-id")

@@ -20,6 +20,7 @@ MEASURE_API_FIELDS = [
     "kind",
     "weight",
     "is_guardrail",
+    "is_value_measure",
     "metric",
     "created_at",
     "updated_at",

@@ -27,6 +27,7 @@ MEASURE_FIELDS = (
     "kind",
     "weight",
     "is_guardrail",
+    "is_value_measure",
     "metric",
 )
 

@@ -7,7 +7,7 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from outcomes import pulling
+from outcomes import evaluation, pulling
 from outcomes.connectors import TransientPullError
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,12 @@ def pull_metric(self, metric_id: int, trigger: str = "schedule") -> None:
 
 
 @shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
-def evaluate_measures(measure_ids: list[int]) -> None:
-    """Queued after new observations commit. The verdict engine (issue 5) evaluates here."""
-    logger.info("New observations for measures %s", measure_ids)
+def evaluate_measures(measure_ids: list[int]) -> int:
+    """Queued after new observations commit: new verdicts for the measures they feed."""
+    return evaluation.measures_evaluate(measure_ids=measure_ids)
+
+
+@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def evaluate_all_measures() -> int:
+    """Beat, daily: dates move even when values don't (plans advance, data goes stale)."""
+    return evaluation.measures_evaluate()

@@ -21,4 +21,6 @@ urlpatterns = [
     path("metrics/<int:metric_id>/pull/", views.metric_pull, name="metric-pull"),
     path("metrics/<int:metric_id>/upload/", views.metric_upload, name="metric-upload"),
     path("metrics/<int:metric_id>/check-in/", views.metric_check_in, name="metric-check-in"),
+    path("dashboard/", views.dashboard, name="dashboard"),
+    path("dashboard/measures/<int:measure_id>/", views.dashboard_measure, name="dashboard-measure"),
 ]

@@ -23,6 +23,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from outcomes import dashboard as dashboard_selectors
 from outcomes import pulling, selectors, services
 from outcomes.forms import CheckInForm, CsvUploadForm, MeasureForm, MetricForm, MetricSourceForm
 from outcomes.models import Measure, Metric, MetricSource, PullTrigger, SourceKind
@@ -500,4 +501,54 @@ def measure_check_in(request: HttpRequest, measure_id: int) -> HttpResponse:
         "outcomes/check_in.html",
         {"tree": tree, "measure": measure, "metric": metric, "form": form},
         status=400 if form.errors else 200,
+    )
+
+
+# --- Leadership outcome dashboard -------------------------------------------------------
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Every readable tree's outcomes, filtered by tree, domain and period (GET)."""
+    portfolio = dashboard_selectors.dashboard_portfolio(user=request.user, params=request.GET)
+    counts = dashboard_selectors.status_counts(portfolio)
+    return render(
+        request,
+        "outcomes/dashboard.html",
+        {
+            "portfolio": portfolio,
+            "filters": portfolio.filters,
+            "periods": dashboard_selectors.PERIODS,
+            "figures": dashboard_selectors.dashboard_figures(portfolio),
+            "status_rows": [
+                (dashboard_selectors.STATUS_LABELS[status], colour, counts[status])
+                for status, colour in dashboard_selectors.STATUS_COLOURS.items()
+            ],
+            "goal_rows": dashboard_selectors.goal_values(portfolio),
+            "attention": dashboard_selectors.attention_rows(portfolio),
+        },
+    )
+
+
+@login_required
+def dashboard_measure(request: HttpRequest, measure_id: int) -> HttpResponse:
+    """One measure: baseline, target, plan, observations and forecast band."""
+    measure = dashboard_selectors.measure_for_user(request.user, measure_id)
+    if measure is None:
+        raise Http404("No such measure in a tree you may read.")
+    detail = dashboard_selectors.measure_detail(measure)
+    status = detail["verdict"]["status"] if detail["verdict"] else "no_data"
+    return render(
+        request,
+        "outcomes/dashboard_measure.html",
+        {
+            "measure": measure,
+            "detail": detail,
+            "verdict": detail["verdict"],
+            "status": status,
+            "status_label": dashboard_selectors.STATUS_LABELS[status],
+            "status_colour": dashboard_selectors.status_colour(status),
+            "figure": dashboard_selectors.measure_figure(measure, detail),
+            "table": detail["points"][-TABLE_POINTS:][::-1],
+        },
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_list, env_str
@@ -144,12 +145,18 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_ROUTES = {
     "outcomes.tasks.pull_metric": {"queue": "pulls"},
     "outcomes.tasks.evaluate_measures": {"queue": "verdicts"},
+    "outcomes.tasks.evaluate_all_measures": {"queue": "verdicts"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # One schedule list. Each metric's own schedule lives in the database; beat only fans out.
 CELERY_BEAT_SCHEDULE = {
     "pull-due-metrics": {"task": "outcomes.tasks.pull_due_metrics", "schedule": 30.0},
     "sweep-stuck-pulls": {"task": "outcomes.tasks.sweep_stuck_pulls", "schedule": 60.0},
+    "evaluate-all-measures": {
+        "task": "outcomes.tasks.evaluate_all_measures",
+        "schedule": crontab(minute=10, hour=2),
+        "options": {"queue": "verdicts"},
+    },
 }
 
 # --- Metrics: limits of a pull, outbound HTTP policy, source credentials. ---

@@ -1,0 +1,649 @@
+"""The leadership outcome dashboard: selectors and Plotly figures, built on the server.
+
+Figures are plain dicts (``{"data", "layout", "config"}``) handed to the vendored
+plotly.js by ``static/js/charts.js``; the Plotly Python package is not used. Everything
+is read with ``values()`` in a fixed number of queries, whatever the portfolio's size:
+
+1. the readable trees (``trees_for_user``), 2. domains for the filter, 3. nodes (with a
+"linked to the chosen domain" flag), 4. measures with their current verdict's status,
+5–7. ``tree_outcomes`` (nodes, measures, current verdicts) for the roll-ups. With the
+session and the user that is nine queries per page.
+
+Size: every figure stays well under 200 kB for a 10,000-node portfolio because the
+figures that would grow with the portfolio are capped:
+
+* the sunburst adds levels (trees, goals, bets, initiatives) breadth-first while the
+  total stays within ``SUNBURST_MAX_SEGMENTS``; a level that does not fit whole is
+  left out, so a large portfolio shows goals and bets (a bet's colour is its rolled-up
+  status, which already includes its initiatives) and the hover text says how many
+  nodes below are not drawn;
+* bubbles are bets (not initiatives), the ``BUBBLE_MAX_POINTS`` largest by investment;
+* goal bars are the ``GOAL_MAX_BARS`` goals with the largest expected value, the rest
+  summed into one "Other goals" bar;
+* labels are cut to ``LABEL_MAX_CHARS``.
+
+Filters (GET): ``tree`` (one readable tree), ``domain`` (keep the nodes linked to a
+data product of that domain, with their ancestors and descendants) and ``period``
+(keep the measures whose target date falls in it, and the nodes that carry such a
+measure, with their ancestors and descendants). Node figures show each kept node's
+rolled-up outcome over all its measures.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from django.db.models import Exists, OuterRef, Q, Subquery
+from django.utils import timezone
+
+from outcomes.models import Measure, Observation, Verdict, VerdictStatus
+from outcomes.selectors import NodeOutcome, tree_outcomes
+from valuetree.models import DataProductLink, Domain, Node
+from valuetree.selectors import trees_for_user
+
+# One colour per verdict status, used by every figure here and by the tree editor's
+# verdict slot (a node's rolled-up status). Colour-blind-safe enough: the two greens
+# differ in lightness and every status is also named in hover text and tables.
+STATUS_COLOURS: dict[str, str] = {
+    VerdictStatus.ACHIEVED: "#1b7837",
+    VerdictStatus.ON_TRACK: "#5aae61",
+    VerdictStatus.AT_RISK: "#f1a340",
+    VerdictStatus.OFF_TRACK: "#d6604d",
+    VerdictStatus.MISSED: "#8e0152",
+    VerdictStatus.NO_DATA: "#bababa",
+    VerdictStatus.STALE: "#8073ac",
+}
+STATUS_LABELS: dict[str, str] = dict(VerdictStatus.choices)
+# Worst first: the order of the "needs attention" list.
+ATTENTION_ORDER = ("missed", "off_track", "at_risk", "stale")
+TREE_COLOUR = "#ffffff"
+
+SUNBURST_MAX_SEGMENTS = 1500
+BUBBLE_MAX_POINTS = 500
+GOAL_MAX_BARS = 30
+ATTENTION_MAX_ROWS = 25
+LABEL_MAX_CHARS = 40
+MEASURE_MAX_OBSERVATIONS = 2000
+
+CONFIG = {"displaylogo": False, "responsive": True}
+
+
+def status_colour(status: str | None) -> str:
+    """The colour of a status (no verdict yet counts as ``no_data``)."""
+    return STATUS_COLOURS.get(status or VerdictStatus.NO_DATA, STATUS_COLOURS["no_data"])
+
+
+# --- Filters ---------------------------------------------------------------------------
+
+PERIODS: dict[str, str] = {
+    "": "Any target date",
+    "overdue": "Target date passed",
+    "next-90": "Due in the next 90 days",
+    "this-year": "Due this year",
+    "next-year": "Due next year",
+}
+
+
+def period_range(period: str, today: date) -> tuple[date | None, date | None]:
+    """The target dates (inclusive) a period keeps; (None, None) keeps them all."""
+    if period == "overdue":
+        return None, today - timedelta(days=1)
+    if period == "next-90":
+        return today, today + timedelta(days=90)
+    if period == "this-year":
+        return date(today.year, 1, 1), date(today.year, 12, 31)
+    if period == "next-year":
+        return date(today.year + 1, 1, 1), date(today.year + 1, 12, 31)
+    return None, None
+
+
+@dataclass
+class DashboardFilters:
+    tree_id: int | None = None
+    domain_id: int | None = None
+    period: str = ""
+    errors: list[str] = field(default_factory=list)
+
+
+def _int_or_none(raw: str | None) -> int | None:
+    try:
+        return int(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def filters_from(params: Any, *, tree_ids: Iterable[int], domain_ids: Iterable[int]) -> DashboardFilters:
+    """Filters from GET parameters; a value that names nothing readable is dropped with
+    a message instead of failing the page."""
+    filters = DashboardFilters()
+    tree_id = _int_or_none(params.get("tree"))
+    if tree_id is not None and tree_id in set(tree_ids):
+        filters.tree_id = tree_id
+    elif params.get("tree"):
+        filters.errors.append("That tree does not exist or you may not read it; showing all trees.")
+    domain_id = _int_or_none(params.get("domain"))
+    if domain_id is not None and domain_id in set(domain_ids):
+        filters.domain_id = domain_id
+    elif params.get("domain"):
+        filters.errors.append("That domain does not exist; showing every domain.")
+    period = params.get("period") or ""
+    if period in PERIODS:
+        filters.period = period
+    else:
+        filters.errors.append("Unknown period; showing any target date.")
+    return filters
+
+
+# --- Selector --------------------------------------------------------------------------
+
+
+@dataclass
+class Portfolio:
+    """What the dashboard draws: rows as dicts, keyed by id."""
+
+    trees: list[dict[str, Any]]  # every readable tree (for the filter form)
+    domains: list[dict[str, Any]]
+    shown_tree_ids: list[int]
+    nodes: dict[int, dict[str, Any]]  # kept nodes only
+    hidden_children: dict[int, int]  # node id -> children not kept by the filters
+    measures: list[dict[str, Any]]  # kept measures, with "status"
+    outcomes: dict[int, NodeOutcome]
+    filters: DashboardFilters
+
+
+def dashboard_portfolio(*, user: Any, params: Any, today: date | None = None) -> Portfolio:
+    today = today or timezone.localdate()
+    trees = list(trees_for_user(user).order_by("name", "id").values("id", "name", "slug"))
+    domains = list(Domain.objects.order_by("name").values("id", "name"))
+    filters = filters_from(
+        params, tree_ids=[t["id"] for t in trees], domain_ids=[d["id"] for d in domains]
+    )
+    shown = [filters.tree_id] if filters.tree_id else [t["id"] for t in trees]
+
+    node_rows = Node.objects.filter(tree_id__in=shown).order_by("tree_id", "position", "id")
+    columns = ["id", "tree_id", "parent_id", "kind", "title"]
+    if filters.domain_id:
+        node_rows = node_rows.annotate(
+            linked=Exists(
+                DataProductLink.objects.filter(
+                    node=OuterRef("pk"), data_product__domain_id=filters.domain_id
+                )
+            )
+        )
+        columns.append("linked")
+    nodes = {row["id"]: row for row in node_rows.values(*columns)}
+
+    current = Verdict.objects.filter(measure=OuterRef("pk"), is_current=True)
+    measure_rows = Measure.objects.filter(node__tree_id__in=shown).order_by("node_id", "position", "id")
+    start, end = period_range(filters.period, today)
+    if start:
+        measure_rows = measure_rows.filter(target_date__gte=start)
+    if end:
+        measure_rows = measure_rows.filter(target_date__lte=end)
+    measures = list(
+        measure_rows.annotate(status=Subquery(current.values("status")[:1])).values(
+            "id", "node_id", "name", "unit", "target_date", "status"
+        )
+    )
+    for measure in measures:
+        measure["status"] = measure["status"] or VerdictStatus.NO_DATA
+
+    matches: list[set[int]] = []
+    if filters.domain_id:
+        matches.append({node_id for node_id, row in nodes.items() if row["linked"]})
+    if filters.period:
+        matches.append({measure["node_id"] for measure in measures})
+    kept = set(nodes)
+    for matched in matches:
+        kept &= _with_kin(nodes, matched)
+    measures = [m for m in measures if m["node_id"] in kept]
+
+    hidden: Counter[int] = Counter(
+        row["parent_id"] for node_id, row in nodes.items() if node_id not in kept and row["parent_id"]
+    )
+    return Portfolio(
+        trees=trees,
+        domains=domains,
+        shown_tree_ids=shown,
+        nodes={node_id: nodes[node_id] for node_id in nodes if node_id in kept},
+        hidden_children=dict(hidden),
+        measures=measures,
+        outcomes=tree_outcomes(shown) if shown else {},
+        filters=filters,
+    )
+
+
+def _with_kin(nodes: dict[int, dict[str, Any]], matched: set[int]) -> set[int]:
+    """The matched nodes with their ancestors and descendants."""
+    kept = set()
+    for node_id in matched:
+        current: int | None = node_id
+        while current is not None and current not in kept:
+            kept.add(current)
+            current = nodes[current]["parent_id"]
+    children: dict[int, list[int]] = defaultdict(list)
+    for node_id, row in nodes.items():
+        if row["parent_id"]:
+            children[row["parent_id"]].append(node_id)
+    stack = list(matched)
+    visited: set[int] = set()
+    while stack:
+        node_id = stack.pop()
+        if node_id in visited:
+            continue
+        visited.add(node_id)
+        kept.update(children[node_id])
+        stack.extend(children[node_id])
+    return kept
+
+
+def attention_rows(portfolio: Portfolio) -> list[dict[str, Any]]:
+    """The worst measures first (missed, off track, at risk, stale), capped."""
+    rank = {status: index for index, status in enumerate(ATTENTION_ORDER)}
+    rows = [m for m in portfolio.measures if m["status"] in rank]
+    rows.sort(key=lambda m: (rank[m["status"]], m["target_date"], m["id"]))
+    for row in rows:
+        node = portfolio.nodes.get(row["node_id"])
+        row["node_title"] = node["title"] if node else ""
+        row["status_label"] = STATUS_LABELS[row["status"]]
+        row["colour"] = STATUS_COLOURS[row["status"]]
+    return rows[:ATTENTION_MAX_ROWS]
+
+
+# --- Figures ---------------------------------------------------------------------------
+
+
+def _label(text: str) -> str:
+    """User text for Plotly, which draws some HTML tags in labels: escaped and cut."""
+    if len(text) > LABEL_MAX_CHARS:
+        text = text[: LABEL_MAX_CHARS - 1] + "…"
+    return html.escape(text)
+
+
+def _layout(**extra: Any) -> dict[str, Any]:
+    return {"margin": {"t": 24, "r": 16, "b": 56, "l": 64}, "height": 360, **extra}
+
+
+def status_counts(portfolio: Portfolio) -> dict[str, int]:
+    counts = Counter(m["status"] for m in portfolio.measures)
+    return {status: counts.get(status, 0) for status in STATUS_COLOURS}
+
+
+def status_counts_figure(portfolio: Portfolio) -> dict[str, Any]:
+    counts = status_counts(portfolio)
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "name": "Measures",
+                "x": [STATUS_LABELS[s] for s in counts],
+                "y": list(counts.values()),
+                "marker": {"color": [STATUS_COLOURS[s] for s in counts]},
+                "hovertemplate": "%{x}: %{y} measures<extra></extra>",
+            }
+        ],
+        "layout": _layout(showlegend=False, yaxis={"title": {"text": "Measures"}}),
+        "config": CONFIG,
+    }
+
+
+def goal_values(portfolio: Portfolio) -> list[dict[str, Any]]:
+    """Expected and realised value per goal, largest expected first; the rest summed."""
+    many_trees = len(portfolio.shown_tree_ids) > 1
+    tree_names = {t["id"]: t["name"] for t in portfolio.trees}
+    rows = []
+    for node_id, node in portfolio.nodes.items():
+        if node["kind"] != "goal":
+            continue
+        outcome = portfolio.outcomes.get(node_id)
+        title = node["title"]
+        if many_trees:
+            title = f"{tree_names.get(node['tree_id'], '')} · {title}"
+        rows.append(
+            {
+                "id": node_id,
+                "title": title,
+                "colour": status_colour(outcome.status if outcome else None),
+                "status": outcome.status if outcome else VerdictStatus.NO_DATA,
+                "expected": (outcome.expected_value if outcome else None) or 0.0,
+                "realised": (outcome.realised_value if outcome else None) or 0.0,
+            }
+        )
+    rows.sort(key=lambda row: (-row["expected"], row["id"]))
+    if len(rows) > GOAL_MAX_BARS:
+        rest = rows[GOAL_MAX_BARS - 1 :]
+        rows = rows[: GOAL_MAX_BARS - 1]
+        rows.append(
+            {
+                "id": None,
+                "title": f"Other goals ({len(rest)})",
+                "status": VerdictStatus.NO_DATA,
+                "colour": STATUS_COLOURS[VerdictStatus.NO_DATA],
+                "expected": sum(r["expected"] for r in rest),
+                "realised": sum(r["realised"] for r in rest),
+            }
+        )
+    return rows
+
+
+def goal_value_figure(portfolio: Portfolio) -> dict[str, Any]:
+    rows = goal_values(portfolio)
+    # Plotly merges equal category labels, so equal titles get the goal's id.
+    seen: Counter[str] = Counter(_label(row["title"]) for row in rows)
+    labels = [
+        _label(row["title"]) + (f" (#{row['id']})" if seen[_label(row["title"])] > 1 else "")
+        for row in rows
+    ]
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "name": "Expected value",
+                "x": labels,
+                "y": [row["expected"] for row in rows],
+                "marker": {"color": "#9ecae1"},
+            },
+            {
+                "type": "bar",
+                "name": "Realised value",
+                "x": labels,
+                "y": [row["realised"] for row in rows],
+                "marker": {"color": [status_colour(row["status"]) for row in rows]},
+            },
+        ],
+        "layout": _layout(barmode="group", yaxis={"title": {"text": "Value"}}, xaxis={"automargin": True}),
+        "config": CONFIG,
+    }
+
+
+def investment_bubble_figure(portfolio: Portfolio) -> dict[str, Any]:
+    """Bets: investment (x) against expected value (y); the bubble's area is realised
+    value; one trace per status so the legend names the colours."""
+    bets = []
+    for node_id, node in portfolio.nodes.items():
+        outcome = portfolio.outcomes.get(node_id)
+        if node["kind"] != "bet" or outcome is None:
+            continue
+        if outcome.investment is None or outcome.expected_value is None:
+            continue
+        bets.append((node, outcome))
+    bets.sort(key=lambda pair: (-(pair[1].investment or 0), pair[0]["id"]))
+    bets = bets[:BUBBLE_MAX_POINTS]
+    largest = max((o.realised_value or 0 for _, o in bets), default=0) or 1
+    by_status: dict[str, list[tuple[dict[str, Any], NodeOutcome]]] = defaultdict(list)
+    for node, outcome in bets:
+        by_status[outcome.status].append((node, outcome))
+    data = []
+    for status in STATUS_COLOURS:
+        points = by_status.get(status)
+        if not points:
+            continue
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": STATUS_LABELS[status],
+                "x": [round(o.investment, 2) for _, o in points],
+                "y": [round(o.expected_value, 2) for _, o in points],
+                "text": [_label(n["title"]) for n, _ in points],
+                "customdata": [round(o.realised_value or 0, 2) for _, o in points],
+                "marker": {
+                    "color": STATUS_COLOURS[status],
+                    "size": [round(8 + 32 * ((o.realised_value or 0) / largest) ** 0.5, 1) for _, o in points],
+                    "line": {"width": 1, "color": "#333"},
+                    "opacity": 0.8,
+                },
+                "hovertemplate": "%{text}<br>Investment %{x}<br>Expected %{y}"
+                "<br>Realised %{customdata}<extra>" + STATUS_LABELS[status] + "</extra>",
+            }
+        )
+    return {
+        "data": data,
+        "layout": _layout(
+            xaxis={"title": {"text": "Investment"}, "rangemode": "tozero"},
+            yaxis={"title": {"text": "Expected value"}, "rangemode": "tozero"},
+            legend={"title": {"text": "Verdict"}},
+        ),
+        "config": CONFIG,
+    }
+
+
+def sunburst_rows(portfolio: Portfolio) -> list[dict[str, Any]]:
+    """Segments for the sunburst: tree roots, then whole levels while they fit."""
+    tree_names = {t["id"]: t["name"] for t in portfolio.trees}
+    by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for node in portfolio.nodes.values():
+        by_kind[node["kind"]].append(node)
+    tree_ids = sorted({n["tree_id"] for n in portfolio.nodes.values()}, key=lambda t: tree_names.get(t, ""))
+    rows: list[dict[str, Any]] = []
+    for tree_id in tree_ids:
+        rows.append(
+            {
+                "id": f"t{tree_id}",
+                "parent": "",
+                "label": tree_names.get(tree_id, ""),
+                "status": None,
+                "hidden": 0,
+            }
+        )
+    kinds = ("goal", "bet", "initiative")
+    included: list[str] = []
+    for kind in kinds:
+        if len(rows) + len(by_kind[kind]) > SUNBURST_MAX_SEGMENTS:
+            break
+        included.append(kind)
+        for node in by_kind[kind]:
+            outcome = portfolio.outcomes.get(node["id"])
+            rows.append(
+                {
+                    "id": f"n{node['id']}",
+                    "parent": f"n{node['parent_id']}" if node["parent_id"] else f"t{node['tree_id']}",
+                    "label": node["title"],
+                    "status": outcome.status if outcome else VerdictStatus.NO_DATA,
+                    "hidden": portfolio.hidden_children.get(node["id"], 0),
+                    "kind": kind,
+                }
+            )
+    # Children of the last level drawn are not shown: count them for the hover text.
+    child_count: Counter[int] = Counter(
+        n["parent_id"] for n in portfolio.nodes.values() if n["kind"] not in included and n["parent_id"]
+    )
+    for row in rows:
+        if row["id"].startswith("n"):
+            row["hidden"] += child_count.get(int(row["id"][1:]), 0)
+    return rows
+
+
+def sunburst_figure(portfolio: Portfolio) -> dict[str, Any]:
+    rows = sunburst_rows(portfolio)
+    return {
+        "data": [
+            {
+                "type": "sunburst",
+                "ids": [r["id"] for r in rows],
+                "parents": [r["parent"] for r in rows],
+                "labels": [_label(r["label"]) for r in rows],
+                "marker": {
+                    "colors": [TREE_COLOUR if r["status"] is None else STATUS_COLOURS[r["status"]] for r in rows],
+                    "line": {"color": "#fff", "width": 1},
+                },
+                "customdata": [
+                    [
+                        STATUS_LABELS[r["status"]] if r["status"] else "Tree",
+                        f"{r['hidden']} below not drawn" if r["hidden"] else "",
+                    ]
+                    for r in rows
+                ],
+                "hovertemplate": "%{label}<br>%{customdata[0]}<br>%{customdata[1]}<extra></extra>",
+                "maxdepth": 3,
+                "insidetextorientation": "radial",
+            }
+        ],
+        "layout": {"margin": {"t": 8, "r": 8, "b": 8, "l": 8}, "height": 520},
+        "config": CONFIG,
+    }
+
+
+def dashboard_figures(portfolio: Portfolio) -> dict[str, dict[str, Any]]:
+    return {
+        "status_counts": status_counts_figure(portfolio),
+        "goal_values": goal_value_figure(portfolio),
+        "bubbles": investment_bubble_figure(portfolio),
+        "sunburst": sunburst_figure(portfolio),
+    }
+
+
+# --- One measure -----------------------------------------------------------------------
+
+
+def decision_markers(measure: Measure) -> list[dict[str, Any]]:
+    """Hook for decision markers on the measure chart: ``[{"date", "label"}]``.
+
+    There is no Decision model yet, so there are no markers. When one exists, read the
+    decisions of the measure's node here (one query) and ``measure_figure`` draws them
+    as vertical lines with a label.
+    """
+    return []
+
+
+def measure_detail(measure: Measure) -> dict[str, Any]:
+    """The evidence of one measure: its newest observations and its current verdict."""
+    points: list[tuple[Any, float]] = []
+    if measure.metric_id:
+        newest = (
+            Observation.objects.filter(metric_id=measure.metric_id)
+            .order_by("-period_start")
+            .values_list("period_start", "value")[:MEASURE_MAX_OBSERVATIONS]
+        )
+        points = list(newest)[::-1]
+    verdict = (
+        Verdict.objects.filter(measure=measure, is_current=True)
+        .values(
+            "status",
+            "progress",
+            "expected_progress",
+            "latest_value",
+            "latest_period",
+            "forecast_value",
+            "forecast_low",
+            "forecast_high",
+            "forecast_probability",
+            "forecast_note",
+            "as_of",
+        )
+        .first()
+    )
+    return {"points": points, "verdict": verdict, "decisions": decision_markers(measure)}
+
+
+def measure_figure(measure: Measure, detail: dict[str, Any]) -> dict[str, Any]:
+    """Planned trajectory, observations, forecast band and decisions of one measure."""
+    unit = html.escape(measure.unit)
+    baseline_day = measure.baseline_date.isoformat()
+    target_day = measure.target_date.isoformat()
+    verdict = detail["verdict"]
+    points = detail["points"]
+    status = verdict["status"] if verdict else VerdictStatus.NO_DATA
+    data: list[dict[str, Any]] = [
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": "Planned trajectory",
+            "x": [baseline_day, target_day],
+            "y": [measure.baseline_value, measure.target_value],
+            "line": {"dash": "dash", "color": "#555"},
+            "marker": {"symbol": ["circle", "star"], "size": [8, 14]},
+            "text": ["Baseline", "Target"],
+            "hovertemplate": "%{text}: %{y} " + unit + "<br>%{x}<extra></extra>",
+        },
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": "Observations",
+            "x": [start.strftime("%Y-%m-%d %H:%M:%S") for start, _ in points],
+            "y": [value for _, value in points],
+            "line": {"color": status_colour(status)},
+            "hovertemplate": "%{y} " + unit + "<br>%{x}<extra></extra>",
+        },
+    ]
+    if verdict and verdict["forecast_low"] is not None and verdict["forecast_high"] is not None:
+        origin_x = (verdict["latest_period"] or timezone.now()).strftime("%Y-%m-%d %H:%M:%S")
+        origin_y = verdict["latest_value"] if verdict["latest_value"] is not None else verdict["forecast_value"]
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "Forecast band (80 %)",
+                "x": [origin_x, target_day, target_day, origin_x],
+                "y": [origin_y, verdict["forecast_high"], verdict["forecast_low"], origin_y],
+                "fill": "toself",
+                "fillcolor": "rgba(128, 115, 172, 0.2)",
+                "line": {"width": 0},
+                "hoverinfo": "skip",
+            }
+        )
+        if verdict["forecast_value"] is not None:
+            data.append(
+                {
+                    "type": "scatter",
+                    "mode": "lines+markers",
+                    "name": "Forecast",
+                    "x": [origin_x, target_day],
+                    "y": [origin_y, verdict["forecast_value"]],
+                    "line": {"dash": "dot", "color": "#8073ac"},
+                    "error_y": {
+                        "type": "data",
+                        "symmetric": False,
+                        "array": [0, verdict["forecast_high"] - verdict["forecast_value"]],
+                        "arrayminus": [0, verdict["forecast_value"] - verdict["forecast_low"]],
+                    },
+                    "hovertemplate": "Forecast %{y} " + unit + "<br>%{x}<extra></extra>",
+                }
+            )
+    shapes = []
+    annotations = []
+    for decision in detail["decisions"]:
+        day = decision["date"].isoformat()
+        shapes.append(
+            {
+                "type": "line",
+                "xref": "x",
+                "yref": "paper",
+                "x0": day,
+                "x1": day,
+                "y0": 0,
+                "y1": 1,
+                "line": {"color": "#333", "dash": "dot", "width": 1},
+            }
+        )
+        annotations.append(
+            {"x": day, "y": 1, "xref": "x", "yref": "paper", "text": _label(decision["label"]), "showarrow": False}
+        )
+    return {
+        "data": data,
+        "layout": _layout(
+            xaxis={"type": "date", "title": {"text": "Date"}},
+            yaxis={"title": {"text": unit or "Value"}},
+            shapes=shapes,
+            annotations=annotations,
+            legend={"orientation": "h", "y": -0.25},
+            height=420,
+        ),
+        "config": CONFIG,
+    }
+
+
+def measure_for_user(user: Any, measure_id: int) -> Measure | None:
+    """A measure in a tree the user may read, with its node and tree, or None."""
+    return (
+        Measure.objects.filter(
+            Q(pk=measure_id), node__tree__in=trees_for_user(user).values("pk")
+        )
+        .select_related("node", "node__tree", "metric")
+        .first()
+    )

@@ -1,0 +1,135 @@
+"""Evaluating measures in bulk: observations in, stored verdicts out (DESIGN.md §5).
+
+The arithmetic is in outcomes/verdicts.py; this module only feeds it from the database
+and stores what it says. A batch of measures costs a constant number of queries: the
+measures, their trees' tolerances, the newest observations of their metrics (at most
+FORECAST_MAX_POINTS each, by a window function), then one UPDATE and one INSERT.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+
+from outcomes import verdicts
+from outcomes.models import Measure, Observation, Verdict, VerdictPolicy
+from outcomes.pulling import GRANULARITY_SECONDS
+from outcomes.selectors import expected_frequency
+
+BATCH = 2000
+
+
+def _batches(ids: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
+
+
+def _staleness(metric: Any) -> timedelta | None:
+    """How old the newest period may start before the measure is stale: the metric's
+    expected frequency plus one period (a daily value starts at midnight)."""
+    frequency = expected_frequency(metric)
+    if frequency is None:
+        return None
+    return frequency + timedelta(seconds=GRANULARITY_SECONDS[metric.granularity])
+
+
+def _recent_observations(
+    metric_ids: Iterable[int], at: datetime
+) -> dict[int, list[tuple[int, datetime, float]]]:
+    """The newest observations up to `at` of each metric, oldest first, in one query."""
+    ranked = (
+        Observation.objects.filter(metric_id__in=list(metric_ids), period_start__lte=at)
+        .annotate(
+            rank=Window(
+                RowNumber(), partition_by=[F("metric_id")], order_by=F("period_start").desc()
+            )
+        )
+        .filter(rank__lte=verdicts.FORECAST_MAX_POINTS)
+        .values_list("metric_id", "id", "period_start", "value")
+    )
+    grouped: dict[int, list[tuple[int, datetime, float]]] = defaultdict(list)
+    for metric_id, observation_id, period, value in ranked:
+        grouped[metric_id].append((observation_id, period, value))
+    for rows in grouped.values():
+        rows.sort(key=lambda row: row[1])
+    return grouped
+
+
+def measures_evaluate(
+    *, measure_ids: Iterable[int] | None = None, at: datetime | None = None
+) -> int:
+    """Evaluate measures (default: all) as of `at` (default: now); how many verdicts."""
+    at = at or timezone.now()
+    ids = list(
+        Measure.objects.values_list("id", flat=True)
+        if measure_ids is None
+        else Measure.objects.filter(pk__in=list(measure_ids)).values_list("id", flat=True)
+    )
+    written = 0
+    for batch in _batches(sorted(ids), BATCH):
+        written += _evaluate_batch(batch, at)
+    return written
+
+
+def _evaluate_batch(ids: list[int], at: datetime) -> int:
+    measures = list(
+        Measure.objects.filter(pk__in=ids)
+        .select_related("metric")
+        .annotate(tree_id=F("node__tree_id"))
+    )
+    tolerances = {
+        policy.tree_id: verdicts.Tolerance(policy.on_track_within, policy.at_risk_within)
+        for policy in VerdictPolicy.objects.filter(tree_id__in={m.tree_id for m in measures})
+    }
+    observations = _recent_observations({m.metric_id for m in measures if m.metric_id}, at)
+    now = timezone.now()
+    new = []
+    for measure in measures:
+        spec = verdicts.MeasureSpec(
+            direction=measure.direction,
+            baseline_value=measure.baseline_value,
+            baseline_date=measure.baseline_date,
+            target_value=measure.target_value,
+            target_date=measure.target_date,
+            is_guardrail=measure.is_guardrail,
+            weight=measure.weight,
+            expected_frequency=_staleness(measure.metric) if measure.metric else None,
+        )
+        rows_used = observations.get(measure.metric_id, [])
+        verdict = verdicts.evaluate(
+            spec,
+            [(period, value) for _, period, value in rows_used],
+            at,
+            tolerances.get(measure.tree_id, verdicts.DEFAULT_TOLERANCE),
+        )
+        forecast = verdict.forecast
+        new.append(
+            Verdict(
+                measure_id=measure.pk,
+                evaluated_at=now,
+                as_of=at,
+                status=verdict.status,
+                judged_status=verdict.judged_status or verdict.status,
+                progress=verdict.progress,
+                expected_progress=verdict.expected_progress,
+                latest_value=verdict.latest_value,
+                latest_period=verdict.latest_period,
+                observation_ids=[rows_used[index][0] for index in verdict.used_indexes],
+                forecast_value=forecast.value,
+                forecast_low=forecast.low,
+                forecast_high=forecast.high,
+                forecast_probability=forecast.probability,
+                forecast_note=(forecast.reason or "")[:200],
+            )
+        )
+    with transaction.atomic():
+        Verdict.objects.filter(measure_id__in=ids, is_current=True).update(is_current=False)
+        Verdict.objects.bulk_create(new, batch_size=1000)
+    return len(new)
