@@ -117,7 +117,9 @@ def _int_or_none(raw: str | None) -> int | None:
         return None
 
 
-def filters_from(params: Any, *, tree_ids: Iterable[int], domain_ids: Iterable[int]) -> DashboardFilters:
+def filters_from(
+    params: Any, *, tree_ids: Iterable[int], domain_ids: Iterable[int]
+) -> DashboardFilters:
     """Filters from GET parameters; a value that names nothing readable is dropped with
     a message instead of failing the page."""
     filters = DashboardFilters()
@@ -179,7 +181,9 @@ def dashboard_portfolio(*, user: Any, params: Any, today: date | None = None) ->
     nodes = {row["id"]: row for row in node_rows.values(*columns)}
 
     current = Verdict.objects.filter(measure=OuterRef("pk"), is_current=True)
-    measure_rows = Measure.objects.filter(node__tree_id__in=shown).order_by("node_id", "position", "id")
+    measure_rows = Measure.objects.filter(node__tree_id__in=shown).order_by(
+        "node_id", "position", "id"
+    )
     start, end = period_range(filters.period, today)
     if start:
         measure_rows = measure_rows.filter(target_date__gte=start)
@@ -204,7 +208,9 @@ def dashboard_portfolio(*, user: Any, params: Any, today: date | None = None) ->
     measures = [m for m in measures if m["node_id"] in kept]
 
     hidden: Counter[int] = Counter(
-        row["parent_id"] for node_id, row in nodes.items() if node_id not in kept and row["parent_id"]
+        row["parent_id"]
+        for node_id, row in nodes.items()
+        if node_id not in kept and row["parent_id"]
     )
     return Portfolio(
         trees=trees,
@@ -356,7 +362,9 @@ def goal_value_figure(portfolio: Portfolio) -> dict[str, Any]:
                 "marker": {"color": [status_colour(row["status"]) for row in rows]},
             },
         ],
-        "layout": _layout(barmode="group", yaxis={"title": {"text": "Value"}}, xaxis={"automargin": True}),
+        "layout": _layout(
+            barmode="group", yaxis={"title": {"text": "Value"}}, xaxis={"automargin": True}
+        ),
         "config": CONFIG,
     }
 
@@ -394,7 +402,10 @@ def investment_bubble_figure(portfolio: Portfolio) -> dict[str, Any]:
                 "customdata": [round(o.realised_value or 0, 2) for _, o in points],
                 "marker": {
                     "color": STATUS_COLOURS[status],
-                    "size": [round(8 + 32 * ((o.realised_value or 0) / largest) ** 0.5, 1) for _, o in points],
+                    "size": [
+                        round(8 + 32 * ((o.realised_value or 0) / largest) ** 0.5, 1)
+                        for _, o in points
+                    ],
                     "line": {"width": 1, "color": "#333"},
                     "opacity": 0.8,
                 },
@@ -419,7 +430,9 @@ def sunburst_rows(portfolio: Portfolio) -> list[dict[str, Any]]:
     by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for node in portfolio.nodes.values():
         by_kind[node["kind"]].append(node)
-    tree_ids = sorted({n["tree_id"] for n in portfolio.nodes.values()}, key=lambda t: tree_names.get(t, ""))
+    tree_ids = sorted(
+        {n["tree_id"] for n in portfolio.nodes.values()}, key=lambda t: tree_names.get(t, "")
+    )
     rows: list[dict[str, Any]] = []
     for tree_id in tree_ids:
         rows.append(
@@ -442,7 +455,9 @@ def sunburst_rows(portfolio: Portfolio) -> list[dict[str, Any]]:
             rows.append(
                 {
                     "id": f"n{node['id']}",
-                    "parent": f"n{node['parent_id']}" if node["parent_id"] else f"t{node['tree_id']}",
+                    "parent": f"n{node['parent_id']}"
+                    if node["parent_id"]
+                    else f"t{node['tree_id']}",
                     "label": node["title"],
                     "status": outcome.status if outcome else VerdictStatus.NO_DATA,
                     "hidden": portfolio.hidden_children.get(node["id"], 0),
@@ -451,7 +466,9 @@ def sunburst_rows(portfolio: Portfolio) -> list[dict[str, Any]]:
             )
     # Children of the last level drawn are not shown: count them for the hover text.
     child_count: Counter[int] = Counter(
-        n["parent_id"] for n in portfolio.nodes.values() if n["kind"] not in included and n["parent_id"]
+        n["parent_id"]
+        for n in portfolio.nodes.values()
+        if n["kind"] not in included and n["parent_id"]
     )
     for row in rows:
         if row["id"].startswith("n"):
@@ -469,7 +486,10 @@ def sunburst_figure(portfolio: Portfolio) -> dict[str, Any]:
                 "parents": [r["parent"] for r in rows],
                 "labels": [_label(r["label"]) for r in rows],
                 "marker": {
-                    "colors": [TREE_COLOUR if r["status"] is None else STATUS_COLOURS[r["status"]] for r in rows],
+                    "colors": [
+                        TREE_COLOUR if r["status"] is None else STATUS_COLOURS[r["status"]]
+                        for r in rows
+                    ],
                     "line": {"color": "#fff", "width": 1},
                 },
                 "customdata": [
@@ -573,7 +593,11 @@ def measure_figure(measure: Measure, detail: dict[str, Any]) -> dict[str, Any]:
     ]
     if verdict and verdict["forecast_low"] is not None and verdict["forecast_high"] is not None:
         origin_x = (verdict["latest_period"] or timezone.now()).strftime("%Y-%m-%d %H:%M:%S")
-        origin_y = verdict["latest_value"] if verdict["latest_value"] is not None else verdict["forecast_value"]
+        origin_y = (
+            verdict["latest_value"]
+            if verdict["latest_value"] is not None
+            else verdict["forecast_value"]
+        )
         data.append(
             {
                 "type": "scatter",
@@ -622,7 +646,14 @@ def measure_figure(measure: Measure, detail: dict[str, Any]) -> dict[str, Any]:
             }
         )
         annotations.append(
-            {"x": day, "y": 1, "xref": "x", "yref": "paper", "text": _label(decision["label"]), "showarrow": False}
+            {
+                "x": day,
+                "y": 1,
+                "xref": "x",
+                "yref": "paper",
+                "text": _label(decision["label"]),
+                "showarrow": False,
+            }
         )
     return {
         "data": data,
@@ -641,9 +672,7 @@ def measure_figure(measure: Measure, detail: dict[str, Any]) -> dict[str, Any]:
 def measure_for_user(user: Any, measure_id: int) -> Measure | None:
     """A measure in a tree the user may read, with its node and tree, or None."""
     return (
-        Measure.objects.filter(
-            Q(pk=measure_id), node__tree__in=trees_for_user(user).values("pk")
-        )
+        Measure.objects.filter(Q(pk=measure_id), node__tree__in=trees_for_user(user).values("pk"))
         .select_related("node", "node__tree", "metric")
         .first()
     )

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Window
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -43,22 +44,48 @@ def _staleness(metric: Any) -> timedelta | None:
 def _recent_observations(
     metric_ids: Iterable[int], at: datetime
 ) -> dict[int, list[tuple[int, datetime, float]]]:
-    """The newest observations up to `at` of each metric, oldest first, in one query."""
-    ranked = (
-        Observation.objects.filter(metric_id__in=list(metric_ids), period_start__lte=at)
-        .annotate(
-            rank=Window(
-                RowNumber(), partition_by=[F("metric_id")], order_by=F("period_start").desc()
-            )
+    """The newest observations up to `at` of each metric, oldest first, in one query.
+
+    Periods come as seconds since the epoch: the driver parses a timestamp about thirty
+    times slower than a number.
+    """
+    ids = sorted(set(metric_ids))
+    limit = verdicts.FORECAST_MAX_POINTS
+    if not ids:
+        return {}
+    if connection.vendor == "postgresql":
+        # One index probe per metric (metric_id, period_start): a window function would
+        # number every observation of every metric first.
+        sql = (
+            "SELECT m.id, o.id, EXTRACT(EPOCH FROM o.period_start), o.value "
+            "FROM unnest(%s::bigint[]) AS m(id) CROSS JOIN LATERAL ("
+            "  SELECT id, period_start, value FROM outcomes_observation"
+            "  WHERE metric_id = m.id AND period_start <= %s"
+            "  ORDER BY period_start DESC LIMIT %s) AS o"
         )
-        .filter(rank__lte=verdicts.FORECAST_MAX_POINTS)
-        .values_list("metric_id", "id", "period_start", "value")
-    )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [ids, at, limit])
+            rows = cursor.fetchall()
+    else:
+        rows = (
+            Observation.objects.filter(metric_id__in=ids, period_start__lte=at)
+            .annotate(
+                rank=Window(
+                    RowNumber(), partition_by=[F("metric_id")], order_by=F("period_start").desc()
+                ),
+                epoch=RawSQL(
+                    "CAST(strftime('%%s', outcomes_observation.period_start) AS INTEGER)", ()
+                ),
+            )
+            .filter(rank__lte=limit)
+            .values_list("metric_id", "id", "epoch", "value")
+        )
     grouped: dict[int, list[tuple[int, datetime, float]]] = defaultdict(list)
-    for metric_id, observation_id, period, value in ranked:
+    for metric_id, observation_id, epoch, value in rows:
+        period = datetime.fromtimestamp(float(epoch), tz=UTC)
         grouped[metric_id].append((observation_id, period, value))
-    for rows in grouped.values():
-        rows.sort(key=lambda row: row[1])
+    for series in grouped.values():
+        series.sort(key=lambda row: row[1])
     return grouped
 
 
