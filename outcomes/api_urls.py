@@ -12,6 +12,7 @@ router.include_root_view = False
 router.register("measures", apis.MeasureViewSet, basename="measure")
 router.register("metric-sources", apis.MetricSourceViewSet, basename="metric-source")
 router.register("metrics", apis.MetricViewSet, basename="metric")
+router.register("verdicts", apis.VerdictViewSet, basename="verdict")
 
 urlpatterns = [
     path("", include(router.urls)),
@@ -19,5 +20,12 @@ urlpatterns = [
         "nodes/<int:node_id>/measures/",
         apis.NodeMeasuresView.as_view(),
         name="node-measures",
+    ),
+    # Under /api/trees/ but served here, so valuetree does not import outcomes.
+    path("trees/<slug:slug>/outcomes/", apis.TreeOutcomesView.as_view(), name="tree-outcomes"),
+    path(
+        "trees/<slug:slug>/verdict-policy/",
+        apis.TreeVerdictPolicyView.as_view(),
+        name="tree-verdict-policy",
     ),
 ]

@@ -6,34 +6,53 @@ pull needs the owner or editor role in the tree.
 
 from __future__ import annotations
 
+import csv
+import io
+from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
+import django_filters
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import BaseParser, JSONParser, MultiPartParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from outcomes import pulling, selectors, services
-from outcomes.models import Measure, Metric, MetricSource, PullTrigger
+from outcomes import evaluation, pulling, selectors, services
+from outcomes.models import Measure, Metric, MetricSource, PullTrigger, Verdict, VerdictPolicy
+from outcomes.models import VerdictStatus as VerdictStatusChoices
 from outcomes.serializers import (
+    CurrentVerdictSerializer,
     MeasureSerializer,
     MetricSerializer,
     MetricSourceSerializer,
     MetricSourceUpdateSerializer,
     MetricUpdateSerializer,
+    NodeOutcomeSerializer,
     ObservationSerializer,
     PullRunSerializer,
     PushedValueSerializer,
     PushResultSerializer,
+    VerdictPolicySerializer,
+    VerdictSerializer,
 )
-from valuetree.apis import RoleCheckedWrites, require_role, tree_for_request
-from valuetree.selectors import EDIT_ROLES, nodes_for_user
+from valuetree.apis import RoleCheckedWrites, json_response, require_role, tree_for_request
+from valuetree.selectors import EDIT_ROLES, node_rows, nodes_for_user, trees_for_user
 
 
 class MeasureViewSet(
@@ -56,6 +75,8 @@ class MeasureViewSet(
     search_fields = ["name"]
     ordering_fields = ["name", "target_date", "created_at"]
 
+    write_actions = RoleCheckedWrites.write_actions | {"evaluate"}
+
     def get_queryset(self) -> QuerySet[Measure]:
         return selectors.measures_for_user(self.request.user)
 
@@ -67,6 +88,23 @@ class MeasureViewSet(
 
     def perform_destroy(self, instance: Measure) -> None:
         services.measure_delete(measure=instance)
+
+    @extend_schema(filters=False, responses=VerdictSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def verdicts(self, request: Request, pk: str) -> Response:
+        """The measure's verdict history, newest first, each with the observations it used."""
+        measure = self.get_object()
+        page = self.paginate_queryset(selectors.measure_verdicts(measure))
+        return self.get_paginated_response(VerdictSerializer(page, many=True).data)
+
+    @extend_schema(request=None, responses={200: VerdictSerializer})
+    @action(detail=True, methods=["post"])
+    def evaluate(self, request: Request, pk: str) -> Response:
+        """Evaluate the measure now (owner or editor); answers the new current verdict."""
+        measure = self.get_object()
+        evaluation.measures_evaluate(measure_ids=[measure.pk])
+        verdict = Verdict.objects.get(measure=measure, is_current=True)
+        return Response(VerdictSerializer(verdict).data)
 
 
 class NodeMeasuresView(generics.ListCreateAPIView):
@@ -303,3 +341,185 @@ class MetricViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
         metric = self.get_object()
         page = self.paginate_queryset(selectors.metric_pull_runs(metric))
         return self.get_paginated_response(PullRunSerializer(page, many=True).data)
+
+
+# --- Verdicts, roll-ups and tolerance bands ----------------------------------------------
+
+# The CSV export's columns, in order: (header, path in the verdict's values()).
+VERDICT_CSV_COLUMNS = (
+    ("tree", "measure__node__tree__slug"),
+    ("node_id", "measure__node_id"),
+    ("node_title", "measure__node__title"),
+    ("measure_id", "measure_id"),
+    ("measure_name", "measure__name"),
+    ("status", "status"),
+    ("progress", "progress"),
+    ("expected_progress", "expected_progress"),
+    ("latest_value", "latest_value"),
+    ("latest_period", "latest_period"),
+    ("forecast_value", "forecast_value"),
+    ("forecast_low", "forecast_low"),
+    ("forecast_high", "forecast_high"),
+    ("forecast_probability", "forecast_probability"),
+    ("as_of", "as_of"),
+    ("evaluated_at", "evaluated_at"),
+)
+# A spreadsheet runs a cell that starts with one of these as a formula.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a spreadsheet may safely open it: text that would start a formula is
+    quoted with a leading apostrophe; numbers stay numbers."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+class _Echo:
+    """A file-like object whose write returns the line, for streaming csv.writer rows."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+class CSVRenderer(BaseRenderer):
+    """Lets `Accept: text/csv` reach the export; errors come out as a one-column CSV."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(
+        self, data: Any, accepted_media_type: Any = None, renderer_context: Any = None
+    ) -> Any:
+        if isinstance(data, str | bytes):
+            return data
+        detail = data.get("detail", data) if isinstance(data, dict) else data
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["detail"])
+        writer.writerow([csv_cell(str(detail))])
+        return buffer.getvalue().encode(self.charset)
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IdFilter(django_filters.NumberFilter):
+    """A row id: an integer in the schema (a NumberFilter would document a float)."""
+
+
+class CurrentVerdictFilter(django_filters.FilterSet):
+    tree = django_filters.CharFilter(field_name="measure__node__tree__slug", label="Tree slug.")
+    node = IdFilter(field_name="measure__node_id", label="Node id.")
+    measure = IdFilter(field_name="measure_id", label="Measure id.")
+    status = django_filters.ChoiceFilter(choices=VerdictStatusChoices.choices)
+
+    class Meta:
+        model = Verdict
+        fields = ["tree", "node", "measure", "status"]
+
+
+class VerdictViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """The current verdict of every measure in the trees you may read.
+
+    The history of one measure is at `GET /api/measures/{id}/verdicts/`."""
+
+    serializer_class = CurrentVerdictSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = CurrentVerdictFilter
+
+    def get_queryset(self) -> QuerySet[Verdict]:
+        return (
+            Verdict.objects.filter(
+                is_current=True,
+                measure__node__tree__in=trees_for_user(self.request.user).values("pk"),
+            )
+            .select_related("measure__node__tree")
+            .order_by("measure__node__tree__slug", "measure__node_id", "measure__position", "id")
+        )
+
+    @extend_schema(
+        filters=True,
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="A header line, then one verdict a line: "
+                + ", ".join(name for name, _ in VERDICT_CSV_COLUMNS)
+                + ". Text that a spreadsheet would run as a formula starts with `'`.",
+            )
+        },
+    )
+    @action(detail=False, methods=["get"], renderer_classes=[JSONRenderer, CSVRenderer])
+    def export(self, request: Request) -> StreamingHttpResponse:
+        """The current verdicts as CSV, with the same filters as the list."""
+        rows = (
+            self.filter_queryset(self.get_queryset())
+            .values_list(*(path for _, path in VERDICT_CSV_COLUMNS))
+            .iterator(chunk_size=2000)
+        )
+
+        def lines() -> Iterator[str]:
+            writer = csv.writer(_Echo())
+            yield writer.writerow([name for name, _ in VERDICT_CSV_COLUMNS])
+            for row in rows:
+                yield writer.writerow([csv_cell(value) for value in row])
+
+        response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="verdicts.csv"'
+        return response
+
+
+class TreeOutcomesView(APIView):
+    """Every node's rolled-up status, score and value, goals first then depth-first."""
+
+    @extend_schema(responses=NodeOutcomeSerializer(many=True))
+    def get(self, request: Request, slug: str) -> HttpResponse:
+        tree = tree_for_request(request, slug=slug)
+        outcomes = selectors.tree_outcomes([tree.pk])
+        children: dict[int | None, list[dict[str, Any]]] = defaultdict(list)
+        for row in node_rows(tree_id=tree.pk):  # ordered by position within a parent
+            children[row["parent_id"]].append(row)
+        result: list[dict[str, Any]] = []
+        stack = list(reversed(children[None]))
+        while stack:
+            node = stack.pop()
+            outcome = outcomes[node["id"]]
+            result.append(
+                {
+                    "node": node["id"],
+                    "parent": node["parent_id"],
+                    "kind": node["kind"],
+                    "title": node["title"],
+                    "status": outcome.status,
+                    "score": outcome.score,
+                    "expected_value": outcome.expected_value,
+                    "realised_value": outcome.realised_value,
+                    "investment": outcome.investment,
+                }
+            )
+            stack.extend(reversed(children[node["id"]]))
+        return json_response(result)
+
+
+class TreeVerdictPolicyView(APIView):
+    """A tree's tolerance bands (the defaults until someone sets them). Changing them
+    re-evaluates the tree's measures."""
+
+    @extend_schema(responses=VerdictPolicySerializer)
+    def get(self, request: Request, slug: str) -> Response:
+        tree = tree_for_request(request, slug=slug)
+        policy = VerdictPolicy.objects.filter(tree=tree).first() or VerdictPolicy(tree=tree)
+        return Response(VerdictPolicySerializer(policy).data)
+
+    @extend_schema(request=VerdictPolicySerializer, responses=VerdictPolicySerializer)
+    def put(self, request: Request, slug: str) -> Response:
+        tree = tree_for_request(request, slug=slug)
+        require_role(tree, EDIT_ROLES)
+        serializer = VerdictPolicySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        policy = services.verdict_policy_set(tree_id=tree.pk, **serializer.validated_data)
+        return Response(VerdictPolicySerializer(policy).data)

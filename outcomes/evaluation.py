@@ -20,11 +20,26 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from outcomes import verdicts
-from outcomes.models import Measure, Observation, Verdict, VerdictPolicy
+from outcomes.models import Measure, Metric, Observation, Verdict, VerdictPolicy
 from outcomes.pulling import GRANULARITY_SECONDS
 from outcomes.selectors import expected_frequency
 
 BATCH = 2000
+MEASURE_COLUMNS = (
+    "id",
+    "direction",
+    "baseline_value",
+    "baseline_date",
+    "target_value",
+    "target_date",
+    "is_guardrail",
+    "weight",
+    "metric_id",
+    "metric__expected_frequency",
+    "metric__schedule_interval",
+    "metric__schedule_cron",
+    "metric__granularity",
+)
 
 
 def _batches(ids: list[int], size: int) -> Iterator[list[int]]:
@@ -106,40 +121,54 @@ def measures_evaluate(
 
 
 def _evaluate_batch(ids: list[int], at: datetime) -> int:
+    # Plain rows, not model instances: at 10,000 measures the instances cost more
+    # than the arithmetic.
     measures = list(
         Measure.objects.filter(pk__in=ids)
-        .select_related("metric")
         .annotate(tree_id=F("node__tree_id"))
+        .values(*MEASURE_COLUMNS, "tree_id")
     )
     tolerances = {
         policy.tree_id: verdicts.Tolerance(policy.on_track_within, policy.at_risk_within)
-        for policy in VerdictPolicy.objects.filter(tree_id__in={m.tree_id for m in measures})
+        for policy in VerdictPolicy.objects.filter(tree_id__in={m["tree_id"] for m in measures})
     }
-    observations = _recent_observations({m.metric_id for m in measures if m.metric_id}, at)
+    staleness = {
+        m["metric_id"]: _staleness(
+            Metric(
+                expected_frequency=m["metric__expected_frequency"],
+                schedule_interval=m["metric__schedule_interval"],
+                schedule_cron=m["metric__schedule_cron"] or "",
+                granularity=m["metric__granularity"],
+            )
+        )
+        for m in measures
+        if m["metric_id"]
+    }
+    observations = _recent_observations(staleness.keys(), at)
     now = timezone.now()
     new = []
     for measure in measures:
         spec = verdicts.MeasureSpec(
-            direction=measure.direction,
-            baseline_value=measure.baseline_value,
-            baseline_date=measure.baseline_date,
-            target_value=measure.target_value,
-            target_date=measure.target_date,
-            is_guardrail=measure.is_guardrail,
-            weight=measure.weight,
-            expected_frequency=_staleness(measure.metric) if measure.metric else None,
+            direction=measure["direction"],
+            baseline_value=measure["baseline_value"],
+            baseline_date=measure["baseline_date"],
+            target_value=measure["target_value"],
+            target_date=measure["target_date"],
+            is_guardrail=measure["is_guardrail"],
+            weight=measure["weight"],
+            expected_frequency=staleness.get(measure["metric_id"]),
         )
-        rows_used = observations.get(measure.metric_id, [])
+        rows_used = observations.get(measure["metric_id"], [])
         verdict = verdicts.evaluate(
             spec,
             [(period, value) for _, period, value in rows_used],
             at,
-            tolerances.get(measure.tree_id, verdicts.DEFAULT_TOLERANCE),
+            tolerances.get(measure["tree_id"], verdicts.DEFAULT_TOLERANCE),
         )
         forecast = verdict.forecast
         new.append(
             Verdict(
-                measure_id=measure.pk,
+                measure_id=measure["id"],
                 evaluated_at=now,
                 as_of=at,
                 status=verdict.status,

@@ -22,6 +22,7 @@ from outcomes.models import (
     PullRun,
     SourceKind,
     Verdict,
+    VerdictStatus,
 )
 from valuetree.models import Node, ValueTree
 from valuetree.selectors import nodes_for_user, trees_for_user
@@ -283,3 +284,14 @@ def _total(values: Iterable[float | None]) -> float | None:
 def measure_verdicts(measure: Measure) -> QuerySet[Verdict]:
     """A measure's verdict history, newest first."""
     return Verdict.objects.filter(measure=measure).order_by("-evaluated_at", "-id")
+
+
+def node_statuses(tree_id: int) -> dict[int, tuple[str, str]]:
+    """The verdict slot of every node of a tree: (status, label), from the roll-up."""
+    statuses = {}
+    for node_id, outcome in tree_outcomes([tree_id]).items():
+        label = VerdictStatus(outcome.status).label
+        if outcome.score is not None:
+            label += f" (score {outcome.score:.2f})"
+        statuses[node_id] = (outcome.status, label)
+    return statuses

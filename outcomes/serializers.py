@@ -2,10 +2,19 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from outcomes.models import Measure, Metric, MetricSource, Observation, PullRun
+from outcomes.models import (
+    Measure,
+    Metric,
+    MetricSource,
+    Observation,
+    PullRun,
+    Verdict,
+    VerdictPolicy,
+    VerdictStatus,
+)
 from outcomes.selectors import expected_frequency, metric_health
 from outcomes.services import METRIC_FIELDS
-from valuetree.models import ValueTree
+from valuetree.models import NodeKind, ValueTree
 
 MEASURE_API_FIELDS = [
     "id",
@@ -168,3 +177,95 @@ class PullRunSerializer(serializers.ModelSerializer):
             "error",
             "user",
         ]
+
+
+VERDICT_API_FIELDS = [
+    "id",
+    "measure",
+    "evaluated_at",
+    "as_of",
+    "status",
+    "judged_status",
+    "progress",
+    "expected_progress",
+    "latest_value",
+    "latest_period",
+    "observation_ids",
+    "forecast_value",
+    "forecast_low",
+    "forecast_high",
+    "forecast_probability",
+    "forecast_note",
+    "is_current",
+]
+
+
+class VerdictSerializer(serializers.ModelSerializer):
+    """One evaluation of a measure. `judged_status` is what the numbers say; it differs
+    from `status` only when the data is stale."""
+
+    observation_ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        read_only=True,
+        help_text="The observations this verdict used (the evidence): "
+        "`GET /api/metrics/{id}/observations/` lists them.",
+    )
+
+    class Meta:
+        model = Verdict
+        fields = VERDICT_API_FIELDS
+        read_only_fields = VERDICT_API_FIELDS
+
+
+class CurrentVerdictSerializer(VerdictSerializer):
+    """A measure's current verdict with where it sits: tree, node and measure name."""
+
+    tree = serializers.SlugRelatedField(
+        source="measure.node.tree", slug_field="slug", read_only=True
+    )
+    node = serializers.IntegerField(source="measure.node_id", read_only=True)
+    node_title = serializers.CharField(source="measure.node.title", read_only=True)
+    measure_name = serializers.CharField(source="measure.name", read_only=True)
+
+    class Meta(VerdictSerializer.Meta):
+        fields = ["tree", "node", "node_title", "measure_name", *VERDICT_API_FIELDS]
+
+
+class NodeOutcomeSerializer(serializers.Serializer):
+    """A node's rolled-up verdict and value (documentation of the roll-up's rows)."""
+
+    node = serializers.IntegerField()
+    parent = serializers.IntegerField(allow_null=True)
+    kind = serializers.ChoiceField(choices=NodeKind.choices)
+    title = serializers.CharField()
+    status = serializers.ChoiceField(choices=VerdictStatus.choices)
+    score = serializers.FloatField(
+        allow_null=True, help_text="0–1 from its measures and children, by weight."
+    )
+    expected_value = serializers.FloatField(allow_null=True)
+    realised_value = serializers.FloatField(
+        allow_null=True, help_text="Expected value × the value measure's delivered fraction."
+    )
+    investment = serializers.FloatField(allow_null=True)
+
+
+class VerdictPolicySerializer(serializers.ModelSerializer):
+    """A tree's tolerance bands, as fractions of the baseline→target distance:
+    0 ≤ on_track_within ≤ at_risk_within ≤ 1."""
+
+    on_track_within = serializers.FloatField(min_value=0.0, max_value=1.0)
+    at_risk_within = serializers.FloatField(min_value=0.0, max_value=1.0)
+
+    class Meta:
+        model = VerdictPolicy
+        fields = ["on_track_within", "at_risk_within"]
+
+    def validate(self, attrs: dict[str, float]) -> dict[str, float]:
+        if attrs["at_risk_within"] < attrs["on_track_within"]:
+            raise serializers.ValidationError(
+                {
+                    "at_risk_within": "Must be at least on_track_within: at risk starts "
+                    "where on track ends."
+                }
+            )
+        return attrs

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from outcomes import connectors
 from outcomes.credentials import credentials_encrypt, credentials_rotate
-from outcomes.models import Direction, Measure, Metric, MetricSource, SourceKind
+from outcomes.models import Direction, Measure, Metric, MetricSource, SourceKind, VerdictPolicy
 from outcomes.pulling import next_pull_after, schedule_validate
 from valuetree.models import Node, ValueTree
 
@@ -258,3 +258,25 @@ def metric_update(*, metric: Metric, **fields: Any) -> Metric:
 
 def metric_delete(*, metric: Metric) -> None:
     metric.delete()
+
+
+# --- Verdict policy -------------------------------------------------------------------
+
+
+def verdict_policy_set(
+    *, tree_id: int, on_track_within: float, at_risk_within: float
+) -> VerdictPolicy:
+    """Set a tree's tolerance bands and queue new verdicts for its measures: the bands
+    change statuses now, not at the next daily run."""
+    from outcomes import tasks
+
+    bands = {"on_track_within": on_track_within, "at_risk_within": at_risk_within}
+    VerdictPolicy(tree_id=tree_id, **bands).full_clean(validate_unique=False)
+    with transaction.atomic():
+        policy, _ = VerdictPolicy.objects.update_or_create(tree_id=tree_id, defaults=bands)
+        measure_ids = list(
+            Measure.objects.filter(node__tree_id=tree_id).values_list("id", flat=True)
+        )
+        if measure_ids:
+            transaction.on_commit(lambda: tasks.evaluate_measures.delay(measure_ids))
+    return policy

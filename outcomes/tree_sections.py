@@ -6,7 +6,7 @@ from valuetree import sections
 
 
 def register() -> None:
-    from outcomes.selectors import measure_history, measures_by_node
+    from outcomes.selectors import measure_history, measures_by_node, node_statuses
     from outcomes.serializers import MeasureItemSerializer
     from outcomes.services import measure_create_at
 
@@ -22,3 +22,4 @@ def register() -> None:
             export_exclude=frozenset({"id", "metric_id", "created_at", "updated_at"}),
         )
     )
+    sections.register_node_statuses(node_statuses)

@@ -23,4 +23,5 @@ urlpatterns = [
     path("metrics/<int:metric_id>/check-in/", views.metric_check_in, name="metric-check-in"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("dashboard/measures/<int:measure_id>/", views.dashboard_measure, name="dashboard-measure"),
+    path("trees/<slug:slug>/think-again/", views.tree_think_again, name="tree-think-again"),
 ]

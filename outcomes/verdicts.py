@@ -113,7 +113,7 @@ GUARDRAIL_CAP[MISSED] = GUARDRAIL_CAP[OFF_TRACK]
 FORECAST_MIN_POINTS = 3
 # The last 30 observations give 435 pairwise slopes: the trend follows recent
 # behaviour, and 10,000 measures forecast in about a second.
-FORECAST_MAX_POINTS = 16  # 120 slope pairs: robust enough, and 10,000 measures stay fast
+FORECAST_MAX_POINTS = 12  # 66 slope pairs: robust enough, and 10,000 measures stay fast
 FORECAST_LEVEL = 0.8
 
 # Float noise allowed at band edges, so "exactly at the tolerance" is on the inner side.

@@ -27,6 +27,7 @@ from outcomes import dashboard as dashboard_selectors
 from outcomes import pulling, selectors, services
 from outcomes.forms import CheckInForm, CsvUploadForm, MeasureForm, MetricForm, MetricSourceForm
 from outcomes.models import Measure, Metric, MetricSource, PullTrigger, SourceKind
+from outcomes.think_again import think_again
 from valuetree.forms import add_service_errors
 from valuetree.models import Node, ValueTree
 from valuetree.selectors import EDIT_ROLES, nodes_for_user, trees_for_user
@@ -552,3 +553,14 @@ def dashboard_measure(request: HttpRequest, measure_id: int) -> HttpResponse:
             "table": detail["points"][-TABLE_POINTS:][::-1],
         },
     )
+
+
+# --- Think again ----------------------------------------------------------------------
+
+
+@login_required
+def tree_think_again(request: HttpRequest, slug: str) -> HttpResponse:
+    """What in the tree deserves a second look: missed bets, unmeasured initiatives,
+    measures without numbers, stale or failing metrics, unused data products."""
+    tree = _tree(request, slug=slug)
+    return render(request, "outcomes/think_again.html", {"tree": tree, "items": think_again(tree)})

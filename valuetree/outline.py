@@ -49,7 +49,18 @@ def _measures(measures: list[dict[str, Any]]) -> str:
     return f'<ul class="node__measures" aria-label="Measures">{"".join(items)}</ul>'
 
 
-def node_card(node: dict[str, Any], *, slug: str, can_edit: bool) -> str:
+def _verdict(verdicts: dict[int, tuple[str, str]] | None, node_id: int) -> str:
+    status, label = (verdicts or {}).get(node_id, ("", "No verdict yet"))
+    return f'<span class="verdict" data-verdict="{_e(status)}" title="{_e(label)}"></span>'
+
+
+def node_card(
+    node: dict[str, Any],
+    *,
+    slug: str,
+    can_edit: bool,
+    verdicts: dict[int, tuple[str, str]] | None = None,
+) -> str:
     """The card of one node: what it is, who owns it, its measures, its actions."""
     node_id = node["id"]
     kind = node["kind"]
@@ -94,19 +105,26 @@ def node_card(node: dict[str, Any], *, slug: str, can_edit: bool) -> str:
         f'<span class="node__kind">{KIND_LABELS[kind]}</span> '
         f'<a class="node__title" href="/nodes/{node_id}/">{_e(node["title"])}</a> '
         f'<span class="node__meta">{" ".join(meta)}</span> '
-        f'<span class="verdict" data-verdict="" title="No verdict yet"></span>'
+        f"{_verdict(verdicts, node_id)}"
         f"{_measures(node['measures'])}{actions}</div>"
     )
 
 
-def _node(parts: list[str], node: dict[str, Any], *, slug: str, can_edit: bool) -> None:
+def _node(
+    parts: list[str],
+    node: dict[str, Any],
+    *,
+    slug: str,
+    can_edit: bool,
+    verdicts: dict[int, tuple[str, str]] | None = None,
+) -> None:
     node_id = node["id"]
     kind = node["kind"]
     parts.append(
         f'<li class="node node--{_e(kind)} node--{_e(node["status"])}" id="node-{node_id}" '
         f'data-node-id="{node_id}" data-kind="{kind}">'
     )
-    parts.append(node_card(node, slug=slug, can_edit=can_edit))
+    parts.append(node_card(node, slug=slug, can_edit=can_edit, verdicts=verdicts))
     child_kind = CHILD_KIND[kind]
     if child_kind:
         children = node["children"]
@@ -117,7 +135,7 @@ def _node(parts: list[str], node: dict[str, Any], *, slug: str, can_edit: bool) 
             f'data-child-kind="{child_kind}">'
         )
         for child in children:
-            _node(parts, child, slug=slug, can_edit=can_edit)
+            _node(parts, child, slug=slug, can_edit=can_edit, verdicts=verdicts)
         parts.append("</ul></details>")
     parts.append("</li>")
 
@@ -129,7 +147,12 @@ def node_item(node: dict[str, Any], *, slug: str, can_edit: bool) -> SafeString:
     return mark_safe("".join(parts))  # noqa: S308 — every user value is escaped above
 
 
-def render_outline(document: dict[str, Any], *, can_edit: bool) -> SafeString:
+def render_outline(
+    document: dict[str, Any],
+    *,
+    can_edit: bool,
+    verdicts: dict[int, tuple[str, str]] | None = None,
+) -> SafeString:
     """The whole tree as nested lists: goals, their bets, their initiatives."""
     slug = document["slug"]
     parts = [
@@ -137,41 +160,45 @@ def render_outline(document: dict[str, Any], *, can_edit: bool) -> SafeString:
         f'data-child-kind="goal" aria-label="Goals of {_e(document["name"])}">'
     ]
     for goal in document["goals"]:
-        _node(parts, goal, slug=slug, can_edit=can_edit)
+        _node(parts, goal, slug=slug, can_edit=can_edit, verdicts=verdicts)
     parts.append("</ul>")
     if not document["goals"]:
         parts.append('<p class="muted">This tree has no goals yet.</p>')
     return mark_safe("".join(parts))  # noqa: S308 — every user value is escaped above
 
 
-def _box(parts: list[str], node: dict[str, Any]) -> None:
+def _box(parts: list[str], node: dict[str, Any], verdicts: dict[int, tuple[str, str]]) -> None:
     kind = node["kind"]
     parts.append(
         f'<div class="branch"><a class="box box--{_e(kind)} status--{_e(node["status"])}" '
         f'href="/nodes/{node["id"]}/"><span class="box__kind">{KIND_LABELS[kind]}</span>'
         f'<span class="box__title">{_e(node["title"])}</span>'
-        f'<span class="verdict" data-verdict=""></span></a>'
+        f"{_verdict(verdicts, node['id'])}</a>"
     )
-    _kids(parts, node["children"])
+    _kids(parts, node["children"], verdicts)
     parts.append("</div>")
 
 
-def _kids(parts: list[str], children: list[dict[str, Any]]) -> None:
+def _kids(
+    parts: list[str], children: list[dict[str, Any]], verdicts: dict[int, tuple[str, str]]
+) -> None:
     """The column of boxes to the right of a parent."""
     if children:
         parts.append('<div class="kids">')
         for child in children:
-            _box(parts, child)
+            _box(parts, child, verdicts)
         parts.append("</div>")
 
 
-def render_diagram(document: dict[str, Any]) -> SafeString:
+def render_diagram(
+    document: dict[str, Any], *, verdicts: dict[int, tuple[str, str]] | None = None
+) -> SafeString:
     """The tree drawn left to right: vision → goals → bets → initiatives."""
     parts = [
         '<div class="diagram"><div class="branch"><div class="box box--vision">'
         f'<span class="box__kind">Vision</span><span class="box__title">'
         f"{_e(document['vision'])}</span></div>"
     ]
-    _kids(parts, document["goals"])
+    _kids(parts, document["goals"], verdicts or {})
     parts.append("</div></div>")
     return mark_safe("".join(parts))  # noqa: S308 — every user value is escaped above

@@ -45,3 +45,22 @@ def register(section: NodeSection) -> None:
 
 def registered() -> list[NodeSection]:
     return list(_sections.values())
+
+
+# --- Node statuses ------------------------------------------------------------------------
+# The verdict slot on every node card is filled by whoever registers a provider (outcomes
+# does): tree id -> {node id: (status, label)}, in a constant number of queries.
+
+NodeStatuses = Callable[[int], dict[int, tuple[str, str]]]
+_status_providers: list[NodeStatuses] = []
+
+
+def register_node_statuses(provider: NodeStatuses) -> None:
+    _status_providers.append(provider)
+
+
+def node_statuses(tree_id: int) -> dict[int, tuple[str, str]]:
+    statuses: dict[int, tuple[str, str]] = {}
+    for provider in _status_providers:
+        statuses.update(provider(tree_id))
+    return statuses

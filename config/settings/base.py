@@ -264,6 +264,7 @@ SPECTACULAR_SETTINGS = {
         "SourceKindEnum": "outcomes.models.SourceKind",
         "PullStatusEnum": "outcomes.models.PullStatus",
         "NodeStatusEnum": "valuetree.models.NodeStatus",
+        "VerdictStatusEnum": "outcomes.models.VerdictStatus",
     },
 }
 

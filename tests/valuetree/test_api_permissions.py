@@ -552,6 +552,54 @@ CASES = [
         field="non_field_errors",
     ),
     Case("metric-pull-runs", "metric-pull-runs", "GET", metric_url("pull-runs/"), tree_readers()),
+    # Verdicts, roll-ups and tolerance bands
+    Case(
+        "measure-verdicts",
+        "measure-verdicts",
+        "GET",
+        lambda w: f"/api/measures/{w.measure.pk}/verdicts/",
+        tree_readers(),
+    ),
+    Case(
+        "measure-evaluate",
+        "measure-evaluate",
+        "POST",
+        lambda w: f"/api/measures/{w.measure.pk}/evaluate/",
+        tree_editors(200),
+    ),
+    Case("verdict-list", "verdict-list", "GET", lambda w: "/api/verdicts/", everyone(200)),
+    Case(
+        "verdict-export",
+        "verdict-export",
+        "GET",
+        lambda w: f"/api/verdicts/export/?tree={w.tree.slug}",
+        everyone(200),
+    ),
+    Case("tree-outcomes", "tree-outcomes", "GET", tree_url("outcomes/"), tree_readers()),
+    Case(
+        "tree-verdict-policy",
+        "tree-verdict-policy",
+        "GET",
+        tree_url("verdict-policy/"),
+        tree_readers(),
+    ),
+    Case(
+        "tree-verdict-policy-update",
+        "tree-verdict-policy",
+        "PUT",
+        tree_url("verdict-policy/"),
+        tree_editors(200),
+        body=lambda w: {"on_track_within": 0.1, "at_risk_within": 0.2},
+    ),
+    Case(
+        "tree-verdict-policy-update-invalid",
+        "tree-verdict-policy",
+        "PUT",
+        tree_url("verdict-policy/"),
+        statuses(owner=400, editor=400, viewer=403, leadership=403, outsider=404),
+        body=lambda w: {"on_track_within": 0.3, "at_risk_within": 0.1},
+        field="at_risk_within",
+    ),
     # Domains
     Case("domain-list", "domain-list", "GET", lambda w: "/api/domains/", everyone(200)),
     Case(
@@ -760,8 +808,14 @@ def test_no_format_suffix_twins_are_published(world):
         (tree_url("members/"), lambda w: "/api/trees/no-such-tree/members/"),
         (node_url(), lambda w: "/api/nodes/999999/"),
         (measure_url, lambda w: "/api/measures/999999/"),
+        (tree_url("outcomes/"), lambda w: "/api/trees/no-such-tree/outcomes/"),
+        (tree_url("verdict-policy/"), lambda w: "/api/trees/no-such-tree/verdict-policy/"),
+        (
+            lambda w: f"/api/measures/{w.measure.pk}/verdicts/",
+            lambda w: "/api/measures/999999/verdicts/",
+        ),
     ],
-    ids=["tree", "members", "node", "measure"],
+    ids=["tree", "members", "node", "measure", "outcomes", "verdict-policy", "verdicts"],
 )
 def test_outsider_cannot_tell_a_hidden_object_from_a_missing_one(world, real, missing):
     client = client_as(world, "outsider")

@@ -47,8 +47,9 @@ class TestTreePage:
         bulk_tree(tree, goals=size[0], bets=size[1], initiatives=size[2], measures=1)
         client = Client()
         client.force_login(users["editor"])
-        # session, user, tree with role, nodes, measures
-        with django_assert_num_queries(5):
+        # session, user, tree with role, nodes, measures; the verdict slots: nodes,
+        # measures and current verdicts (outcomes' roll-up)
+        with django_assert_num_queries(8):
             response = client.get(f"/trees/{tree.slug}/")
         assert response.status_code == 200
         assert response.content.decode().count('id="card-') == (

@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import trigger_client_event
 
-from valuetree import outline, selectors, services
+from valuetree import outline, sections, selectors, services
 from valuetree.forms import (
     MembershipForm,
     MembershipRoleForm,
@@ -74,7 +74,11 @@ def _editable_node(request: HttpRequest, node_id: int) -> tuple[Node, ValueTree]
 
 def _outline_html(tree: ValueTree) -> str:
     document = selectors.tree_get(tree=tree)
-    return outline.render_outline(document, can_edit=tree.caller_role in selectors.EDIT_ROLES)
+    return outline.render_outline(
+        document,
+        can_edit=tree.caller_role in selectors.EDIT_ROLES,
+        verdicts=sections.node_statuses(tree.pk),
+    )
 
 
 def _message_html(text: str, *, level: str = "success") -> str:
@@ -104,7 +108,10 @@ def _done(
         return redirect("valuetree:tree", slug=tree.slug)
     if redraw == "card" and node is not None:
         card = outline.node_card(
-            selectors.node_card_get(node=node), slug=tree.slug, can_edit=True
+            selectors.node_card_get(node=node),
+            slug=tree.slug,
+            can_edit=True,
+            verdicts=sections.node_statuses(tree.pk),
         ).replace('<div class="node__card', '<div hx-swap-oob="outerHTML" class="node__card', 1)
         body = card
     else:
@@ -172,10 +179,11 @@ def tree_page(request: HttpRequest, slug: str) -> HttpResponse:
     view = "diagram" if request.GET.get("view") == "diagram" else "outline"
     document = selectors.tree_get(tree=tree)
     can_edit = tree.caller_role in selectors.EDIT_ROLES
+    verdicts = sections.node_statuses(tree.pk)
     drawing = (
-        outline.render_diagram(document)
+        outline.render_diagram(document, verdicts=verdicts)
         if view == "diagram"
-        else outline.render_outline(document, can_edit=can_edit)
+        else outline.render_outline(document, can_edit=can_edit, verdicts=verdicts)
     )
     return render(
         request,
