@@ -3,7 +3,10 @@
 Run from the repository root::
 
     .venv/bin/python bench/verdicts.py [--measures 10000] [--per-metric 100]
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/valuetree .venv/bin/python bench/verdicts.py
+
+It runs on PostgreSQL, the production database, unless DATABASE_URL says otherwise
+(on the embedded SQLite the same run measured a ratio of about 14: no LATERAL probe,
+and inserts limited to ~60 rows by SQLite's bound-parameter cap).
 
 10,000 measures, each on its own metric with 100 daily observations (1,000,000 in
 all). It times `measures_evaluate()` over all of them (verdicts with forecasts,
@@ -16,10 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import UTC, datetime
 
-from _common import (
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/valuetree")
+
+from _common import (  # noqa: E402
     check,
     count_queries,
     database_vendor,

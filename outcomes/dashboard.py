@@ -522,13 +522,29 @@ def dashboard_figures(portfolio: Portfolio) -> dict[str, dict[str, Any]]:
 
 
 def decision_markers(measure: Measure) -> list[dict[str, Any]]:
-    """Hook for decision markers on the measure chart: ``[{"date", "label"}]``.
-
-    There is no Decision model yet, so there are no markers. When one exists, read the
-    decisions of the measure's node here (one query) and ``measure_figure`` draws them
-    as vertical lines with a label.
+    """Decisions taken on the measure's node and its parent, as chart markers:
+    ``[{"date", "label"}]``, one per status change (persevere, done, kill…) recorded in
+    the nodes' history, oldest first. One query.
     """
-    return []
+    node = measure.node
+    rows = (
+        Node.history.filter(id__in=[node.pk, node.parent_id])
+        .order_by("id", "history_date", "history_id")
+        .values("id", "title", "status", "history_date")
+    )
+    markers = []
+    previous: dict[int, str] = {}
+    for row in rows:
+        before = previous.get(row["id"])
+        if before is not None and before != row["status"]:
+            markers.append(
+                {
+                    "date": row["history_date"],
+                    "label": f"{row['title'][:40]}: {before} → {row['status']}",
+                }
+            )
+        previous[row["id"]] = row["status"]
+    return sorted(markers, key=lambda marker: marker["date"])
 
 
 def measure_detail(measure: Measure) -> dict[str, Any]:

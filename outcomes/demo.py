@@ -27,6 +27,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 
 from outcomes import pulling, services
+from outcomes.evaluation import measures_evaluate
 from outcomes.models import Measure, Metric, MetricSource, PullTrigger, SourceKind
 from valuetree.models import ValueTree
 
@@ -201,6 +202,12 @@ def load_demo_metrics(*, base_url: str, today: date | None = None) -> dict[str, 
         pulling.observations_push(
             metric=checked_in, raw_points=months, trigger=PullTrigger.CHECK_IN
         )
+    # Verdicts from the start: the pulls add theirs within a minute.
+    transaction.on_commit(
+        lambda: measures_evaluate(
+            measure_ids=Measure.objects.filter(node__tree=tree).values_list("id", flat=True)
+        )
+    )
     return {
         "tree": tree,
         "warehouse": path,

@@ -136,10 +136,17 @@ def test_pull_metrics_names_an_unknown_metric(db):
 # --- The demo -------------------------------------------------------------------------
 
 
-def test_demo_metrics_load_link_measures_and_pull_offline(db, tmp_path, settings):
+def test_demo_metrics_load_link_measures_and_pull_offline(
+    db, tmp_path, settings, django_capture_on_commit_callbacks
+):
+    from outcomes.models import Verdict
+
     settings.METRICS_SQLITE_DIRS = [str(tmp_path)]
     run("load_demo")
-    output = run("load_demo_metrics")
+    with django_capture_on_commit_callbacks(execute=True):
+        output = run("load_demo_metrics")
+    # Every demo measure has a verdict from the start.
+    assert Verdict.objects.filter(is_current=True).count() == Measure.objects.count()
     assert "Demo metrics: 6 metrics in tree helix-diagnostics" in output
     assert Measure.objects.filter(metric__isnull=False).count() == 6
     kinds = sorted(MetricSource.objects.values_list("kind", flat=True))

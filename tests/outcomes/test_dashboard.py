@@ -331,7 +331,37 @@ def test_the_measure_figure_has_plan_observations_and_forecast(client, users, tr
     assert band["x"][1:3] == ["2026-12-31", "2026-12-31"]
     assert band["y"][1:3] == [verdict.forecast_high, verdict.forecast_low]
     assert traces["Forecast"]["y"][-1] == verdict.forecast_value
-    assert dashboard.decision_markers(measure) == []  # no Decision model yet
+    assert dashboard.decision_markers(measure) == []  # no decision taken yet
+
+
+def test_decisions_on_the_node_are_marked_on_the_measure_chart(client, users, tree):
+    from valuetree.services import node_update
+
+    node = goal(tree, "Checkout <b>goal</b>")
+    measure = Measure.objects.create(
+        node=node,
+        name="Reorder rate",
+        direction="increase",
+        baseline_value=10,
+        baseline_date=dt.date(2026, 1, 1),
+        target_value=40,
+        target_date=dt.date(2026, 12, 31),
+    )
+    node_update(node=node, status="active")
+    node_update(node=node, title="Checkout <b>goal</b>", confidence=60)  # not a decision
+    node_update(node=node, status="killed")
+
+    markers = dashboard.decision_markers(Measure.objects.select_related("node").get(pk=measure.pk))
+    assert [marker["label"] for marker in markers] == [
+        "Checkout <b>goal</b>: proposed → active",
+        "Checkout <b>goal</b>: active → killed",
+    ]
+    client.force_login(users["viewer"])
+    response = client.get(f"/dashboard/measures/{measure.pk}/")
+    layout = figure_from(response, "measure-figure")["layout"]
+    assert len(layout["shapes"]) == 2
+    texts = [annotation["text"] for annotation in layout["annotations"]]
+    assert any("active → killed" in text and "<b>" not in text for text in texts)
 
 
 def test_a_measure_without_values_draws_only_its_plan(client, users, tree):
