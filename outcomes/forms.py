@@ -411,3 +411,24 @@ class CheckInForm(forms.Form):
         widget=forms.TextInput(attrs={"placeholder": "now"}),
         help_text="Empty: now. Or a date such as 2026-03-01 (in the metric's time zone).",
     )
+
+
+class VerdictPolicyForm(forms.Form):
+    """A tree's tolerance bands, as percentages of the baseline→target distance."""
+
+    on_track_percent = forms.FloatField(
+        label="On track while trailing the plan by at most (%)",
+        min_value=0,
+        max_value=100,
+        help_text="E.g. 5: a measure 5 points of its way behind plan is still on track.",
+    )
+    at_risk_percent = forms.FloatField(
+        label="At risk while trailing by at most (%)",
+        min_value=0,
+        max_value=100,
+        help_text="Further behind than this is off track.",
+    )
+    FIELDS = {"on_track_within": "on_track_percent", "at_risk_within": "at_risk_percent"}
+
+    def bands(self) -> dict[str, float]:
+        return {band: self.cleaned_data[field] / 100 for band, field in self.FIELDS.items()}

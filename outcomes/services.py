@@ -271,6 +271,10 @@ def verdict_policy_set(
     from outcomes import tasks
 
     bands = {"on_track_within": on_track_within, "at_risk_within": at_risk_within}
+    if not 0 <= on_track_within <= at_risk_within <= 1:
+        raise ValidationError(
+            {"at_risk_within": "Give 0 ≤ the on-track band ≤ the at-risk band ≤ 100 %."}
+        )
     VerdictPolicy(tree_id=tree_id, **bands).full_clean(validate_unique=False)
     with transaction.atomic():
         policy, _ = VerdictPolicy.objects.update_or_create(tree_id=tree_id, defaults=bands)

@@ -24,4 +24,9 @@ urlpatterns = [
     path("dashboard/", views.dashboard, name="dashboard"),
     path("dashboard/measures/<int:measure_id>/", views.dashboard_measure, name="dashboard-measure"),
     path("trees/<slug:slug>/think-again/", views.tree_think_again, name="tree-think-again"),
+    path(
+        "trees/<slug:slug>/verdict-policy/",
+        views.tree_verdict_policy,
+        name="tree-verdict-policy",
+    ),
 ]

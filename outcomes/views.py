@@ -25,8 +25,15 @@ from django.views.decorators.http import require_POST
 
 from outcomes import dashboard as dashboard_selectors
 from outcomes import pulling, selectors, services
-from outcomes.forms import CheckInForm, CsvUploadForm, MeasureForm, MetricForm, MetricSourceForm
-from outcomes.models import Measure, Metric, MetricSource, PullTrigger, SourceKind
+from outcomes.forms import (
+    CheckInForm,
+    CsvUploadForm,
+    MeasureForm,
+    MetricForm,
+    MetricSourceForm,
+    VerdictPolicyForm,
+)
+from outcomes.models import Measure, Metric, MetricSource, PullTrigger, SourceKind, VerdictPolicy
 from outcomes.think_again import think_again
 from valuetree.forms import add_service_errors
 from valuetree.models import Node, ValueTree
@@ -563,4 +570,43 @@ def tree_think_again(request: HttpRequest, slug: str) -> HttpResponse:
     """What in the tree deserves a second look: missed bets, unmeasured initiatives,
     measures without numbers, stale or failing metrics, unused data products."""
     tree = _tree(request, slug=slug)
-    return render(request, "outcomes/think_again.html", {"tree": tree, "items": think_again(tree)})
+    context = {"tree": tree, "items": think_again(tree), "can_edit": tree.caller_role in EDIT_ROLES}
+    return render(request, "outcomes/think_again.html", context)
+
+
+@login_required
+def tree_verdict_policy(request: HttpRequest, slug: str) -> HttpResponse:
+    """The tree's tolerance bands (owners and editors); saving re-evaluates its measures."""
+    tree = _tree(request, slug=slug)
+    _require_edit(tree)
+    current = VerdictPolicy.objects.filter(tree=tree).first() or VerdictPolicy(tree=tree)
+    form = VerdictPolicyForm(
+        request.POST or None,
+        initial={
+            "on_track_percent": round(current.on_track_within * 100, 2),
+            "at_risk_percent": round(current.at_risk_within * 100, 2),
+        },
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.verdict_policy_set(tree_id=tree.pk, **form.bands())
+        except ValidationError as error:
+            add_service_errors(form, _percent_errors(error))
+        else:
+            messages.success(
+                request, "Tolerance bands saved; the tree's verdicts are being redone."
+            )
+            return redirect("outcomes:tree-think-again", slug=tree.slug)
+    return _form_page(request, "outcomes/verdict_policy.html", {"tree": tree, "form": form}, form)
+
+
+def _percent_errors(error: ValidationError) -> ValidationError:
+    """The service's field names, as the form's."""
+    if not hasattr(error, "error_dict"):
+        return error
+    return ValidationError(
+        {
+            VerdictPolicyForm.FIELDS.get(field, field): messages_
+            for field, messages_ in error.error_dict.items()
+        }
+    )
