@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,7 +33,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from outcomes import evaluation, pulling, selectors, services
-from outcomes.models import Measure, Metric, MetricSource, PullTrigger, Verdict, VerdictPolicy
+from outcomes.models import Measure, Metric, MetricSource, PullTrigger, Verdict
 from outcomes.models import VerdictStatus as VerdictStatusChoices
 from outcomes.serializers import (
     CurrentVerdictSerializer,
@@ -52,7 +51,7 @@ from outcomes.serializers import (
     VerdictSerializer,
 )
 from valuetree.apis import RoleCheckedWrites, json_response, require_role, tree_for_request
-from valuetree.selectors import EDIT_ROLES, node_rows, nodes_for_user, trees_for_user
+from valuetree.selectors import EDIT_ROLES, nodes_for_user
 
 
 class MeasureViewSet(
@@ -433,14 +432,7 @@ class VerdictViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     filterset_class = CurrentVerdictFilter
 
     def get_queryset(self) -> QuerySet[Verdict]:
-        return (
-            Verdict.objects.filter(
-                is_current=True,
-                measure__node__tree__in=trees_for_user(self.request.user).values("pk"),
-            )
-            .select_related("measure__node__tree")
-            .order_by("measure__node__tree__slug", "measure__node_id", "measure__position", "id")
-        )
+        return selectors.current_verdicts_for_user(self.request.user)
 
     @extend_schema(
         filters=True,
@@ -479,30 +471,7 @@ class TreeOutcomesView(APIView):
     @extend_schema(responses=NodeOutcomeSerializer(many=True))
     def get(self, request: Request, slug: str) -> HttpResponse:
         tree = tree_for_request(request, slug=slug)
-        outcomes = selectors.tree_outcomes([tree.pk])
-        children: dict[int | None, list[dict[str, Any]]] = defaultdict(list)
-        for row in node_rows(tree_id=tree.pk):  # ordered by position within a parent
-            children[row["parent_id"]].append(row)
-        result: list[dict[str, Any]] = []
-        stack = list(reversed(children[None]))
-        while stack:
-            node = stack.pop()
-            outcome = outcomes[node["id"]]
-            result.append(
-                {
-                    "node": node["id"],
-                    "parent": node["parent_id"],
-                    "kind": node["kind"],
-                    "title": node["title"],
-                    "status": outcome.status,
-                    "score": outcome.score,
-                    "expected_value": outcome.expected_value,
-                    "realised_value": outcome.realised_value,
-                    "investment": outcome.investment,
-                }
-            )
-            stack.extend(reversed(children[node["id"]]))
-        return json_response(result)
+        return json_response(selectors.tree_outcome_rows(tree))
 
 
 class TreeVerdictPolicyView(APIView):
@@ -512,7 +481,7 @@ class TreeVerdictPolicyView(APIView):
     @extend_schema(responses=VerdictPolicySerializer)
     def get(self, request: Request, slug: str) -> Response:
         tree = tree_for_request(request, slug=slug)
-        policy = VerdictPolicy.objects.filter(tree=tree).first() or VerdictPolicy(tree=tree)
+        policy = selectors.verdict_policy_get(tree)
         return Response(VerdictPolicySerializer(policy).data)
 
     @extend_schema(request=VerdictPolicySerializer, responses=VerdictPolicySerializer)

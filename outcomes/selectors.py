@@ -22,10 +22,11 @@ from outcomes.models import (
     PullRun,
     SourceKind,
     Verdict,
+    VerdictPolicy,
     VerdictStatus,
 )
 from valuetree.models import Node, ValueTree
-from valuetree.selectors import nodes_for_user, trees_for_user
+from valuetree.selectors import node_rows, nodes_for_user, trees_for_user
 
 MEASURE_COLUMNS = (
     "id",
@@ -295,3 +296,47 @@ def node_statuses(tree_id: int) -> dict[int, tuple[str, str]]:
             label += f" (score {outcome.score:.2f})"
         statuses[node_id] = (outcome.status, label)
     return statuses
+
+
+def verdict_policy_get(tree: ValueTree) -> VerdictPolicy:
+    """The tree's tolerance bands: as saved, or the defaults (unsaved)."""
+    return VerdictPolicy.objects.filter(tree=tree).first() or VerdictPolicy(tree=tree)
+
+
+def current_verdicts_for_user(user: Any) -> QuerySet[Verdict]:
+    """The current verdict of every measure in the trees the user may read."""
+    return (
+        Verdict.objects.filter(
+            is_current=True, measure__node__tree__in=trees_for_user(user).values("pk")
+        )
+        .select_related("measure__node__tree")
+        .order_by("measure__node__tree__slug", "measure__node_id", "measure__position", "id")
+    )
+
+
+def tree_outcome_rows(tree: ValueTree) -> list[dict[str, Any]]:
+    """Every node's rolled-up outcome, goals first then depth-first (the outline's order)."""
+    outcomes = tree_outcomes([tree.pk])
+    children: dict[int | None, list[dict[str, Any]]] = defaultdict(list)
+    for row in node_rows(tree_id=tree.pk):  # ordered by position within a parent
+        children[row["parent_id"]].append(row)
+    result: list[dict[str, Any]] = []
+    stack = list(reversed(children[None]))
+    while stack:
+        node = stack.pop()
+        outcome = outcomes[node["id"]]
+        result.append(
+            {
+                "node": node["id"],
+                "parent": node["parent_id"],
+                "kind": node["kind"],
+                "title": node["title"],
+                "status": outcome.status,
+                "score": outcome.score,
+                "expected_value": outcome.expected_value,
+                "realised_value": outcome.realised_value,
+                "investment": outcome.investment,
+            }
+        )
+        stack.extend(reversed(children[node["id"]]))
+    return result

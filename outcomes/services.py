@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -11,7 +12,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from outcomes import connectors
-from outcomes.credentials import credentials_encrypt, credentials_rotate
+from outcomes.credentials import credentials_decrypt, credentials_encrypt, credentials_rotate
 from outcomes.models import Direction, Measure, Metric, MetricSource, SourceKind, VerdictPolicy
 from outcomes.pulling import next_pull_after, schedule_validate
 from valuetree.models import Node, ValueTree
@@ -134,8 +135,6 @@ def metric_source_update(
     *, source: MetricSource, credentials: dict[str, Any] | None = None, **fields: Any
 ) -> MetricSource:
     """Change a source. `credentials=None` keeps the stored ones; `{}` clears them."""
-    from outcomes.credentials import credentials_decrypt
-
     unknown = set(fields) - {"name", "config", "owner"}
     if unknown:
         raise ValidationError(dict.fromkeys(sorted(unknown), "This field cannot be changed here."))
@@ -165,8 +164,6 @@ def metric_source_update(
 
 def _origin(config: Any) -> tuple[str, str, int | None] | None:
     """Scheme, host and port of a source's URL (SQLAlchemy or HTTP), to compare."""
-    from urllib.parse import urlsplit
-
     url = config.get("url") if isinstance(config, dict) else None
     if not isinstance(url, str):
         return None

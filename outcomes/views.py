@@ -9,7 +9,6 @@ page and the chart's values are in a table.
 
 from __future__ import annotations
 
-import csv
 import html
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -33,7 +32,7 @@ from outcomes.forms import (
     MetricSourceForm,
     VerdictPolicyForm,
 )
-from outcomes.models import Measure, Metric, MetricSource, PullTrigger, SourceKind, VerdictPolicy
+from outcomes.models import Measure, Metric, MetricSource, PullTrigger, SourceKind
 from outcomes.think_again import think_again
 from valuetree.forms import add_service_errors
 from valuetree.models import Node, ValueTree
@@ -448,8 +447,6 @@ def metric_upload(request: HttpRequest, metric_id: int) -> HttpResponse:
                 user=request.user,
                 describe=lambda index: f"Line {lines[index]}",
             )
-        except csv.Error as error:
-            form.add_error("file", f"The file is not readable as CSV: {error}.")
         except ValidationError as error:
             form.add_error("file", error.messages)
         else:
@@ -579,7 +576,7 @@ def tree_verdict_policy(request: HttpRequest, slug: str) -> HttpResponse:
     """The tree's tolerance bands (owners and editors); saving re-evaluates its measures."""
     tree = _tree(request, slug=slug)
     _require_edit(tree)
-    current = VerdictPolicy.objects.filter(tree=tree).first() or VerdictPolicy(tree=tree)
+    current = selectors.verdict_policy_get(tree)
     form = VerdictPolicyForm(
         request.POST or None,
         initial={
