@@ -197,6 +197,12 @@ class LifecycleStage(models.TextChoices):
     RETIRED = "retired", "Retired"
 
 
+# The stages shown on the public discovery board.
+PLANNED_STAGES = (LifecycleStage.DISCOVERY, LifecycleStage.DESIGN)
+# Stages in which a product should no longer be relied on.
+ENDING_STAGES = (LifecycleStage.DEPRECATED, LifecycleStage.RETIRED)
+
+
 class DataProduct(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
@@ -217,6 +223,15 @@ class DataProduct(models.Model):
     stage = models.CharField(
         max_length=12, choices=LifecycleStage.choices, default=LifecycleStage.DISCOVERY
     )
+    version = models.CharField(max_length=50, blank=True, help_text="The product's version.")
+    duplicate_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="duplicates",
+        help_text="The product this one duplicates; set by the “duplicate of…” action.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -232,7 +247,15 @@ class DataProduct(models.Model):
                 condition=Q(product_type__in=DataProductType.values),
                 name="data_product_type_valid",
             ),
+            models.CheckConstraint(
+                condition=~Q(duplicate_of=models.F("pk")), name="data_product_not_own_duplicate"
+            ),
         ]
+
+    @property
+    def is_public_plan(self) -> bool:
+        """Discovery and design happen in the open, on the board."""
+        return self.stage in PLANNED_STAGES
 
     def __str__(self) -> str:
         return self.name
@@ -254,6 +277,143 @@ class OutputPort(models.Model):
 
     def __str__(self) -> str:
         return f"{self.data_product}: {self.name}"
+
+
+class DataContract(models.Model):
+    """The data contract of one output port, as in Bitol ODCS: what the port serves
+    (schema), how well (SLA properties), who answers for it (team) and where it is
+    served (servers). The JSON parts keep ODCS's own shapes, validated on import."""
+
+    output_port = models.OneToOneField(
+        OutputPort, on_delete=models.CASCADE, related_name="contract"
+    )
+    contract_id = models.CharField(
+        max_length=200, unique=True, help_text="The contract's ODCS id."
+    )
+    name = models.CharField(max_length=200, blank=True)
+    version = models.CharField(max_length=50, default="1.0.0")
+    status = models.CharField(max_length=20, default="draft")
+    purpose = models.TextField(blank=True)
+    schema = models.JSONField(default=list, blank=True)
+    sla_properties = models.JSONField(default=list, blank=True)
+    team = models.JSONField(default=list, blank=True)
+    servers = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["contract_id"]
+
+    def __str__(self) -> str:
+        return self.name or self.contract_id
+
+
+class LifecycleTransition(models.Model):
+    """A data product moving from one lifecycle stage to another: who, when, why.
+    ``from_stage`` is empty for the stage a product was created in."""
+
+    data_product = models.ForeignKey(
+        DataProduct, on_delete=models.CASCADE, related_name="transitions"
+    )
+    from_stage = models.CharField(max_length=12, choices=LifecycleStage.choices, blank=True)
+    to_stage = models.CharField(max_length=12, choices=LifecycleStage.choices)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="data_product_transitions",
+    )
+    note = models.TextField(blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["data_product_id", "at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.data_product}: {self.from_stage or 'new'} → {self.to_stage}"
+
+
+class ConsumerInterest(models.Model):
+    """A team waiting for a planned data product: who, why, and the initiative the
+    product would serve. It shows on the product (who is waiting) and on the
+    initiative (what it waits for)."""
+
+    data_product = models.ForeignKey(
+        DataProduct, on_delete=models.CASCADE, related_name="interests"
+    )
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="consumer_interests")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="consumer_interests",
+    )
+    team = models.CharField(max_length=200)
+    purpose = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["data_product_id", "created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["data_product", "node"], name="consumer_interest_unique_node"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team} waits for {self.data_product}"
+
+
+class NotificationKind(models.TextChoices):
+    SIMILAR_PRODUCT = "similar_product", "Similar data product"
+    DEPRECATION = "deprecation", "Data product deprecated"
+    INTEREST = "interest", "Early consumer"
+    DUPLICATE = "duplicate", "Marked as a duplicate"
+
+
+class Notification(models.Model):
+    """An in-app message to one user (also sent by e-mail when they have an address)."""
+
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    kind = models.CharField(max_length=20, choices=NotificationKind.choices)
+    subject = models.CharField(max_length=300)
+    body = models.TextField(blank=True)
+    url = models.CharField(max_length=500, blank=True)
+    data_product = models.ForeignKey(
+        DataProduct,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+    )
+    related_product = models.ForeignKey(
+        DataProduct,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["recipient", "read_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=NotificationKind.values), name="notification_kind_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"To {self.recipient}: {self.subject}"
 
 
 class LinkRole(models.TextChoices):

@@ -314,15 +314,20 @@ def domain_delete(*, domain: Domain) -> None:
 
 
 def _replace_output_ports(*, product: DataProduct, ports: list[dict[str, Any]]) -> None:
+    """Make the product's ports exactly ``ports``, matched by name: a kept port keeps
+    its row (and so its data contract), a port left out is deleted."""
     names = [port["name"] for port in ports]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ValidationError(
             {"output_ports": f"Port names must be unique: {', '.join(duplicates)}."}
         )
-    product.output_ports.all().delete()
-    new_ports = [OutputPort(data_product=product, **port) for port in ports]
-    for number, port in enumerate(new_ports, start=1):
+    existing = {port.name: port for port in product.output_ports.all()}
+    wanted: list[OutputPort] = []
+    for number, fields in enumerate(ports, start=1):
+        port = existing.get(fields["name"]) or OutputPort(data_product=product)
+        for name, value in fields.items():
+            setattr(port, name, value)
         try:
             port.full_clean(exclude=["data_product"], validate_unique=False)
         except ValidationError as error:
@@ -331,7 +336,12 @@ def _replace_output_ports(*, product: DataProduct, ports: list[dict[str, Any]]) 
                 f"{field}: {' '.join(m)}" for field, m in error.message_dict.items()
             )
             raise ValidationError({"output_ports": f"Port {number}: {problems}"}) from None
-    OutputPort.objects.bulk_create(new_ports)
+        wanted.append(port)
+    product.output_ports.exclude(name__in=names).delete()
+    OutputPort.objects.bulk_create([port for port in wanted if port.pk is None])
+    kept = [port for port in wanted if port.pk is not None]
+    if kept:
+        OutputPort.objects.bulk_update(kept, ["kind", "location"])
 
 
 @transaction.atomic
