@@ -39,6 +39,7 @@ from outcomes.serializers import (
     CurrentVerdictSerializer,
     MeasureSerializer,
     MetricSerializer,
+    MetricSourceFromPortSerializer,
     MetricSourceSerializer,
     MetricSourceUpdateSerializer,
     MetricUpdateSerializer,
@@ -51,6 +52,7 @@ from outcomes.serializers import (
     VerdictSerializer,
 )
 from valuetree.apis import RoleCheckedWrites, json_response, require_role, tree_for_request
+from valuetree.models import DataProduct
 from valuetree.selectors import EDIT_ROLES, nodes_for_user
 
 
@@ -170,6 +172,41 @@ class MetricSourceViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
 
     def perform_destroy(self, instance: MetricSource) -> None:
         services.metric_source_delete(source=instance)
+
+    @extend_schema(request=MetricSourceFromPortSerializer, responses={201: MetricSourceSerializer})
+    @action(detail=False, methods=["post"], url_path="from-port")
+    def from_port(self, request: Request) -> Response:
+        """A SQL source reading the server that a data product output port's data contract
+        names (owner or editor of the tree). The server's type, host and database make
+        the URL; `credentials` take the password. Errors name `port` and `server`."""
+        # The role first (404 hidden tree, 403 no right), then the body's field rules.
+        slug = request.data.get("tree") if hasattr(request.data, "get") else None
+        if isinstance(slug, str):
+            require_role(tree_for_request(request, slug=slug), EDIT_ROLES)
+        serializer = MetricSourceFromPortSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        tree = tree_for_request(request, slug=data["tree"])
+        require_role(tree, EDIT_ROLES)
+        product = DataProduct.objects.filter(slug=data["data_product"]).first()
+        if product is None:
+            raise ValidationError({"data_product": "There is no data product with this slug."})
+        port = product.output_ports.select_related("data_product").filter(name=data["port"]).first()
+        if port is None:
+            names = ", ".join(product.output_ports.values_list("name", flat=True)) or "none"
+            raise ValidationError(
+                {"port": f"{product.name} has no output port “{data['port']}”; its ports: {names}."}
+            )
+        source = services.metric_source_from_port(
+            tree=tree,
+            port=port,
+            server=data.get("server") or None,
+            name=data.get("name", ""),
+            username=data.get("username", ""),
+            credentials=data.get("credentials"),
+            owner=request.user,
+        )
+        return Response(MetricSourceSerializer(source).data, status=status.HTTP_201_CREATED)
 
 
 MAX_CSV_BYTES = 5 * 1024 * 1024

@@ -206,6 +206,77 @@ class MetricSourceForm(forms.Form):
         add_mapped_errors(self, error, SOURCE_ERROR_FIELDS)
 
 
+# Where the port service's error keys show on the form.
+PORT_SOURCE_ERROR_FIELDS = {
+    "port": "server",
+    "server": "server",
+    "credentials.password": "password",
+}
+
+
+def server_words(server: dict[str, Any]) -> str:
+    """ "prod: postgresql at db.example.com": enough to tell a contract's servers apart."""
+    where = next(
+        (
+            str(server[key])
+            for key in ("host", "account", "project", "path", "database", "location")
+            if server.get(key)
+        ),
+        "",
+    )
+    kind = server.get("type") or "unknown type"
+    return f"{server.get('server') or '(unnamed)'}: {kind}{f' at {where}' if where else ''}"
+
+
+class MetricSourceFromPortForm(forms.Form):
+    """A SQL source from a data product's output port: one choice names the port and a
+    server of its data contract, as "<port id>:<server name>"."""
+
+    server = forms.ChoiceField(
+        label="Data product port and server",
+        help_text="Products linked to this tree come first. The server's address comes "
+        "from the port's data contract.",
+    )
+    name = forms.CharField(
+        max_length=200,
+        required=False,
+        help_text="Leave empty for “product: port”.",
+    )
+    username = forms.CharField(
+        label="Database user",
+        max_length=200,
+        required=False,
+        help_text="An account that may only read. Not used for SQLite files.",
+    )
+    password = forms.CharField(
+        label="Password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Stored encrypted, never shown again.",
+    )
+
+    def __init__(self, *args: Any, ports: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ports = {port.pk: port for port in ports}
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for port in ports:
+            group = "Linked to this tree" if port.is_linked else "Other data products"
+            for server in port.servers:
+                value = f"{port.pk}:{server.get('server') or ''}"
+                label = f"{port.data_product.name} › {port.name} — {server_words(server)}"
+                groups.setdefault(group, []).append((value, label))
+        self.fields["server"].choices = [("", "Choose a port and server"), *groups.items()]
+
+    def clean_server(self) -> tuple[Any, str]:
+        """The port and the server's name."""
+        port_id, _, server = self.cleaned_data["server"].partition(":")
+        return self.ports[int(port_id)], server
+
+    def add_service_errors(self, error: ValidationError) -> None:
+        add_mapped_errors(self, error, PORT_SOURCE_ERROR_FIELDS)
+
+
 # --- Metrics --------------------------------------------------------------------------
 
 QUERY_LABELS = {

@@ -106,6 +106,15 @@ class MetricSource(models.Model):
         blank=True,
         related_name="metric_sources",
     )
+    # The data product's port whose contract server the source was made from
+    # (services.metric_source_from_port); the connection itself lives in `config`.
+    output_port = models.ForeignKey(
+        "valuetree.OutputPort",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="metric_sources",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -11,7 +11,7 @@ from typing import Any
 from cronsim import CronSim
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from outcomes.models import (
@@ -25,7 +25,7 @@ from outcomes.models import (
     VerdictPolicy,
     VerdictStatus,
 )
-from valuetree.models import Node, ValueTree
+from valuetree.models import DataProductLink, Node, OutputPort, ValueTree
 from valuetree.selectors import node_rows, nodes_for_user, trees_for_user
 
 MEASURE_COLUMNS = (
@@ -76,7 +76,7 @@ def measure_history(tree_id: int) -> QuerySet[Any]:
 
 def metric_sources_for_user(user: Any) -> QuerySet[MetricSource]:
     return MetricSource.objects.filter(tree__in=trees_for_user(user).values("pk")).select_related(
-        "tree", "owner"
+        "tree", "owner", "output_port__data_product"
     )
 
 
@@ -121,7 +121,7 @@ def tree_metrics(tree: ValueTree) -> dict[str, Any]:
     """
     sources = list(
         MetricSource.objects.filter(tree=tree)
-        .select_related("owner")
+        .select_related("owner", "output_port__data_product")
         .annotate(metric_count=Count("metrics"))
         .order_by("name")
     )
@@ -340,3 +340,24 @@ def tree_outcome_rows(tree: ValueTree) -> list[dict[str, Any]]:
         )
         stack.extend(reversed(children[node["id"]]))
     return result
+
+
+def output_ports_with_servers(tree: ValueTree) -> list[OutputPort]:
+    """The output ports whose data contract lists servers, to make SQL sources from: the
+    ports of products linked to a node of the tree first, then the others, each by
+    product and port name. Each port carries `is_linked` and `servers` (the contract's
+    server objects). One query."""
+    linked = DataProductLink.objects.filter(data_product=OuterRef("data_product"), node__tree=tree)
+    ports = (
+        OutputPort.objects.filter(contract__isnull=False)
+        .select_related("data_product", "contract")
+        .annotate(is_linked=Exists(linked))
+        .order_by("-is_linked", "data_product__name", "name")
+    )
+    found = []
+    for port in ports:
+        servers = port.contract.servers if isinstance(port.contract.servers, list) else []
+        port.servers = [server for server in servers if isinstance(server, dict)]
+        if port.servers:
+            found.append(port)
+    return found

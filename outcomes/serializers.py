@@ -14,7 +14,7 @@ from outcomes.models import (
 )
 from outcomes.selectors import expected_frequency, metric_health
 from outcomes.services import METRIC_FIELDS
-from valuetree.models import NodeKind, ValueTree
+from valuetree.models import NodeKind, OutputPort, ValueTree
 
 MEASURE_API_FIELDS = [
     "id",
@@ -56,6 +56,17 @@ class MeasureItemSerializer(serializers.ModelSerializer):
         ]
 
 
+class OutputPortRefSerializer(serializers.ModelSerializer):
+    """The data product output port a source was made from."""
+
+    data_product = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = OutputPort
+        fields = ["id", "data_product", "name"]
+        read_only_fields = fields
+
+
 class MetricSourceSerializer(serializers.ModelSerializer):
     """A metric source. `credentials` are write-only: they are encrypted and never shown;
     leave them out of an update to keep the stored ones, send `{}` to remove them."""
@@ -64,6 +75,12 @@ class MetricSourceSerializer(serializers.ModelSerializer):
     owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
     credentials = serializers.JSONField(write_only=True, required=False)
     has_credentials = serializers.SerializerMethodField()
+    output_port = OutputPortRefSerializer(
+        read_only=True,
+        allow_null=True,
+        help_text="The data product port the source was made from (POST /api/metric-sources/"
+        "from-port/), or null.",
+    )
 
     class Meta:
         model = MetricSource
@@ -76,13 +93,43 @@ class MetricSourceSerializer(serializers.ModelSerializer):
             "credentials",
             "has_credentials",
             "owner",
+            "output_port",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "owner", "created_at", "updated_at"]
+        read_only_fields = ["id", "owner", "output_port", "created_at", "updated_at"]
 
     def get_has_credentials(self, source: MetricSource) -> bool:
         return bool(source.credentials_encrypted)
+
+
+class MetricSourceFromPortSerializer(serializers.Serializer):
+    """A SQL source from the server in a data product output port's data contract."""
+
+    tree = serializers.SlugField(help_text="The tree the source belongs to.")
+    data_product = serializers.SlugField(help_text="The data product's slug.")
+    port = serializers.CharField(max_length=200, help_text="The output port's name.")
+    server = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        help_text="The server's name in the contract; may be left out when it lists one.",
+    )
+    name = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        help_text="Default: “product: port”.",
+    )
+    username = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        help_text="The database user (a read-only account).",
+    )
+    credentials = serializers.JSONField(
+        write_only=True, required=False, help_text='{"password": "..."}, stored encrypted.'
+    )
 
 
 class MetricSourceUpdateSerializer(MetricSourceSerializer):

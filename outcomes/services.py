@@ -15,7 +15,7 @@ from outcomes import connectors
 from outcomes.credentials import credentials_decrypt, credentials_encrypt, credentials_rotate
 from outcomes.models import Direction, Measure, Metric, MetricSource, SourceKind, VerdictPolicy
 from outcomes.pulling import next_pull_after, schedule_validate
-from valuetree.models import Node, ValueTree
+from valuetree.models import DataContract, Node, OutputPort, ValueTree
 
 MEASURE_FIELDS = (
     "name",
@@ -122,8 +122,16 @@ def metric_source_create(
     config: dict[str, Any] | None = None,
     credentials: dict[str, Any] | None = None,
     owner: Any = None,
+    output_port: OutputPort | None = None,
 ) -> MetricSource:
-    source = MetricSource(tree=tree, kind=kind, name=name, config=config or {}, owner=owner)
+    source = MetricSource(
+        tree=tree,
+        kind=kind,
+        name=name,
+        config=config or {},
+        owner=owner,
+        output_port=output_port,
+    )
     _source_validate(source, credentials or {})
     source.credentials_encrypted = credentials_encrypt(credentials or {})
     source.save()
@@ -189,6 +197,212 @@ def credentials_rotate_all() -> int:
         )
         rotated += 1
     return rotated
+
+
+# --- Metric sources from data products ------------------------------------------------
+
+# ODCS v3 server types, by the SQLAlchemy dialect+driver that reads them. Whether that
+# dialect is installed is left to the SQL connector, whose message says what to install.
+ODCS_SQL_DRIVERS = {
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "sqlserver": "mssql+pymssql",
+    "synapse": "mssql+pymssql",
+    "redshift": "redshift+psycopg2",
+    "trino": "trino",
+    "snowflake": "snowflake",
+    "bigquery": "bigquery",
+    "duckdb": "duckdb",
+}
+# ODCS has no SQLite server type: a `local` or `custom` server with one of these formats
+# (or a non-standard `type: sqlite`) names a SQLite file by its `path`.
+SQLITE_FORMATS = {"sqlite", "sqlite3"}
+DEFAULT_SERVER_PORTS = {"redshift": 5439}
+
+
+def _server_label(server: dict[str, Any]) -> str:
+    return str(server.get("server") or "(unnamed)")
+
+
+def _server_field(server: dict[str, Any], *names: str) -> str:
+    """The first of the server's fields that is set, or a ValidationError naming them."""
+    for name in names:
+        value = server.get(name)
+        if value not in (None, ""):
+            return str(value)
+    raise ValidationError(
+        {
+            "server": f"The server “{_server_label(server)}” in the contract has no "
+            f"{' or '.join(names)}: add it to the data contract, or add the source by its URL."
+        }
+    )
+
+
+def _is_sqlite(server: dict[str, Any]) -> bool:
+    kind = str(server.get("type") or "").lower()
+    file_format = str(server.get("format") or "").lower()
+    return kind == "sqlite" or (kind in ("local", "custom") and file_format in SQLITE_FORMATS)
+
+
+def contract_server_url(server: dict[str, Any], *, username: str = "") -> str:
+    """The SQLAlchemy URL (without a password) of a data contract's server (ODCS v3).
+
+    postgres(ql) → postgresql+psycopg://[user@]host[:port]/database. The ODCS `schema`
+    is left out: a search_path needs the `options` URL parameter, which the SQL
+    connector's URL allow-list refuses (it lets drivers be handed arbitrary settings),
+    so a metric's query names its tables with their schema (`schema.table`). Trino and
+    Snowflake take the schema in the URL's path; BigQuery takes project/dataset.
+
+    SQLite is not an ODCS server type: a `local` or `custom` server with format `sqlite`
+    (or a non-standard `type: sqlite`) and an absolute `path` (else `database` or
+    `location`) becomes sqlite:///path.
+    """
+    from sqlalchemy.engine import URL
+
+    kind = str(server.get("type") or "").lower()
+    user = username or None
+    if _is_sqlite(server):
+        path = _server_field(server, "path", "database", "location").removeprefix("file://")
+        if not path.startswith("/"):
+            raise ValidationError(
+                {
+                    "server": f"The server “{_server_label(server)}” gives the SQLite file as "
+                    f"{path!r}: the contract must give its absolute path."
+                }
+            )
+        url = URL.create("sqlite", database=path)
+    elif kind not in ODCS_SQL_DRIVERS:
+        raise ValidationError(
+            {
+                "server": f"The server “{_server_label(server)}” is of type “{kind or '(none)'}”, "
+                f"not a SQL database this service can query. Choose a server of type "
+                f"{', '.join(sorted({*ODCS_SQL_DRIVERS, 'sqlite'}))}."
+            }
+        )
+    elif kind == "duckdb":
+        url = URL.create("duckdb", database=_server_field(server, "database", "path"))
+    elif kind == "snowflake":
+        database = _server_field(server, "database")
+        schema = server.get("schema")
+        warehouse = server.get("warehouse")
+        url = URL.create(
+            "snowflake",
+            username=user,
+            host=_server_field(server, "account", "host"),
+            database=f"{database}/{schema}" if schema else database,
+            query={"warehouse": str(warehouse)} if warehouse else {},
+        )
+    elif kind == "bigquery":
+        url = URL.create(
+            "bigquery",
+            host=_server_field(server, "project"),
+            database=_server_field(server, "dataset"),
+        )
+    else:
+        if kind == "trino":
+            catalog = _server_field(server, "catalog")
+            schema = server.get("schema")
+            database = f"{catalog}/{schema}" if schema else catalog
+        else:
+            database = _server_field(server, "database")
+        port = server.get("port") or DEFAULT_SERVER_PORTS.get(kind)
+        if port is not None and not (isinstance(port, int) and 0 < port < 65536):
+            raise ValidationError(
+                {"server": f"The server “{_server_label(server)}” has no valid port: {port!r}."}
+            )
+        url = URL.create(
+            ODCS_SQL_DRIVERS[kind],
+            username=user,
+            host=_server_field(server, "host"),
+            port=port,
+            database=database,
+        )
+    return url.render_as_string(hide_password=False)
+
+
+def contract_servers(port: OutputPort) -> list[dict[str, Any]]:
+    """The servers in the port's data contract, or a ValidationError on `port`."""
+    contract = DataContract.objects.filter(output_port=port).first()
+    if contract is None:
+        raise ValidationError(
+            {
+                "port": f"The port “{port.name}” of {port.data_product.name} has no data "
+                "contract: its owner must add one, with the servers it is served from."
+            }
+        )
+    servers = [server for server in contract.servers or [] if isinstance(server, dict)]
+    if not servers:
+        raise ValidationError(
+            {
+                "port": f"The data contract of the port “{port.name}” lists no servers: its "
+                "owner must add the server the port is served from."
+            }
+        )
+    return servers
+
+
+def _contract_server(servers: list[dict[str, Any]], name: str | None) -> dict[str, Any]:
+    names = ", ".join(_server_label(server) for server in servers)
+    if not name:
+        if len(servers) == 1:
+            return servers[0]
+        raise ValidationError(
+            {"server": f"The contract lists several servers ({names}): choose one."}
+        )
+    for server in servers:
+        if server.get("server") == name:
+            return server
+    raise ValidationError(
+        {"server": f"The contract has no server “{name}”; choose one of: {names}."}
+    )
+
+
+def metric_source_from_port(
+    *,
+    tree: ValueTree,
+    port: OutputPort,
+    server: str | None = None,
+    name: str = "",
+    username: str = "",
+    credentials: dict[str, Any] | None = None,
+    owner: Any = None,
+) -> MetricSource:
+    """A SQL source reading the server of a data product's output port, as its data
+    contract gives it (`server` by name; the only one when left out).
+
+    The URL is built by contract_server_url and then goes through metric_source_create
+    like any other: the connector's checks (drivers, URL options, SQLite folders) apply
+    here and the reach policy at each pull. The product need not be linked to a node of
+    the tree: measures may be fed by products that serve other trees. Errors name
+    `port`, `server`, `name` or `credentials.password`.
+    """
+    servers = contract_servers(port)
+    url = contract_server_url(_contract_server(servers, server), username=username)
+    if not name:
+        name = f"{port.data_product.name}: {port.name}"
+        if len(servers) > 1:
+            name = f"{name} ({server})"
+    try:
+        return metric_source_create(
+            tree=tree,
+            kind=SourceKind.SQL,
+            name=name,
+            config={"url": url},
+            credentials=credentials,
+            owner=owner,
+            output_port=port,
+        )
+    except ValidationError as error:
+        # The URL came from the contract: its problems are the chosen server's.
+        if not hasattr(error, "error_dict"):
+            raise
+        raise ValidationError(
+            {
+                ("server" if key in ("config", "config.url") else key): messages
+                for key, messages in error.error_dict.items()
+            }
+        ) from None
 
 
 # --- Metrics --------------------------------------------------------------------------

@@ -12,6 +12,11 @@ urlpatterns = [
     path("measures/<int:measure_id>/check-in/", views.measure_check_in, name="measure-check-in"),
     path("trees/<slug:slug>/metrics/", views.tree_metrics, name="tree-metrics"),
     path("trees/<slug:slug>/sources/new/", views.source_create, name="source-create"),
+    path(
+        "trees/<slug:slug>/sources/from-port/",
+        views.source_from_port,
+        name="source-from-port",
+    ),
     path("sources/<int:source_id>/edit/", views.source_edit, name="source-edit"),
     path("sources/<int:source_id>/delete/", views.source_delete, name="source-delete"),
     path("sources/<int:source_id>/metrics/new/", views.metric_create, name="metric-create"),

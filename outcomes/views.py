@@ -30,6 +30,7 @@ from outcomes.forms import (
     MeasureForm,
     MetricForm,
     MetricSourceForm,
+    MetricSourceFromPortForm,
     VerdictPolicyForm,
 )
 from outcomes.models import Measure, Metric, MetricSource, PullTrigger, SourceKind
@@ -244,6 +245,39 @@ def source_create(request: HttpRequest, slug: str) -> HttpResponse:
     return _form_page(
         request, "outcomes/source_form.html", {"tree": tree, "form": form, "source": None}, form
     )
+
+
+@login_required
+def source_from_port(request: HttpRequest, slug: str) -> HttpResponse:
+    """A SQL source reading the server of a data product's output port (its contract)."""
+    tree = _tree(request, slug=slug)
+    _require_edit(tree)
+    form = MetricSourceFromPortForm(
+        request.POST or None, ports=selectors.output_ports_with_servers(tree)
+    )
+    if request.method == "POST" and form.is_valid():
+        port, server = form.cleaned_data["server"]
+        password = form.cleaned_data["password"]
+        try:
+            source = services.metric_source_from_port(
+                tree=tree,
+                port=port,
+                server=server or None,
+                name=form.cleaned_data["name"],
+                username=form.cleaned_data["username"],
+                credentials={"password": password} if password else {},
+                owner=request.user,
+            )
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            messages.success(
+                request,
+                f"Source “{source.name}” added from the data product "
+                f"{port.data_product.name}. Now add its metrics.",
+            )
+            return redirect("outcomes:tree-metrics", slug=tree.slug)
+    return _form_page(request, "outcomes/source_from_port.html", {"tree": tree, "form": form}, form)
 
 
 @login_required

@@ -19,6 +19,18 @@ members.include_format_suffixes = False
 members.register("members", apis.MembershipViewSet, basename="tree-member")
 
 urlpatterns = [
+    # Before the router: its detail route would take `import` for a product's slug.
+    path("data-products/import/", apis.DataProductImportView.as_view(), name="data-product-import"),
+    path(
+        "data-products/<slug:slug>/odps/",
+        apis.DataProductOdpsView.as_view(),
+        name="data-product-odps",
+    ),
+    path(
+        "data-products/<slug:slug>/ports/<str:port>/contract/",
+        apis.DataContractView.as_view(),
+        name="data-product-contract",
+    ),
     path("", include(router.urls)),
     path("trees/<slug:tree_slug>/", include(members.urls)),
 ]

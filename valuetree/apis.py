@@ -16,20 +16,34 @@ from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
+from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from valuetree import interchange, selectors, services
-from valuetree.models import DataProduct, DataProductLink, Domain, Membership, Node, ValueTree
+from valuetree import interchange, selectors, services, standards
+from valuetree.models import (
+    DataProduct,
+    DataProductLink,
+    Domain,
+    Membership,
+    Node,
+    OutputPort,
+    ValueTree,
+)
 from valuetree.serializers import (
     DataProductLinkSerializer,
     DataProductSerializer,
@@ -398,10 +412,12 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
     def perform_create(self, serializer: DataProductSerializer) -> None:
         data = dict(serializer.validated_data)
         data.setdefault("owner", self.request.user)
-        serializer.instance = services.data_product_create(**data)
+        serializer.instance = services.data_product_create(by=self.request.user, **data)
 
     def perform_update(self, serializer: DataProductSerializer) -> None:
-        services.data_product_update(product=serializer.instance, **serializer.validated_data)
+        services.data_product_update(
+            product=serializer.instance, by=self.request.user, **serializer.validated_data
+        )
 
     def perform_destroy(self, instance: DataProduct) -> None:
         services.data_product_delete(product=instance)
@@ -453,3 +469,123 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
             DataProduct.history.filter(id=product.pk), model="data_product", limit=200
         )
         return Response(HistoryEntrySerializer(entries, many=True).data)
+
+
+# --- Bitol ODPS and ODCS documents -----------------------------------------------------
+
+PRODUCT_SLUG = OpenApiParameter("slug", str, OpenApiParameter.PATH, description="Product slug.")
+PORT_NAME = OpenApiParameter("port", str, OpenApiParameter.PATH, description="Output port name.")
+STANDARDS_BODY = {
+    "application/yaml": OpenApiTypes.STR,
+    "text/yaml": OpenApiTypes.STR,
+    "application/json": OpenApiTypes.OBJECT,
+}
+STANDARDS_ERRORS = OpenApiResponse(
+    OpenApiTypes.OBJECT,
+    description="{path: [messages]}, e.g. `outputPorts[1].type`; nothing was written.",
+)
+
+
+def standards_document(request: Request) -> tuple[bytes, str]:
+    """The raw body and its format (YAML for a YAML content type, else JSON)."""
+    raw = request.data if isinstance(request.data, bytes) else b""
+    return raw, interchange.guess_format(content_type=request.content_type)
+
+
+def standards_refusal(failed: interchange.ImportFailed) -> Response:
+    """403 when the caller may not change a product the document names, else 400 with
+    every problem by its path."""
+    forbidden = [p.message for p in failed.problems if isinstance(p, standards.Forbidden)]
+    if forbidden:
+        raise PermissionDenied(" ".join(forbidden))
+    return Response(standards.problems_by_path(failed.problems), status=status.HTTP_400_BAD_REQUEST)
+
+
+def yaml_response(body: str, *, status_code: int = 200) -> HttpResponse:
+    return HttpResponse(body, status=status_code, content_type=standards.YAML_CONTENT_TYPE)
+
+
+class DataProductImportView(APIView):
+    """Create or update data products from Bitol ODPS (YAML or JSON)."""
+
+    parser_classes = [RawBodyParser]
+
+    @extend_schema(
+        operation_id="data_products_import_odps",
+        request=STANDARDS_BODY,
+        responses={
+            201: inline_serializer(
+                "OdpsImported",
+                fields={"slugs": serializers.ListField(child=serializers.SlugField())},
+            ),
+            400: STANDARDS_ERRORS,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        """One product, a list, or a `---` stream of them. Anyone logged in may add
+        products; changing one needs its owner (or staff): 403. Nothing is written
+        unless the whole document is valid."""
+        raw, fmt = standards_document(request)
+        try:
+            products = standards.odps_import_text(raw, user=request.user, fmt=fmt)
+        except interchange.ImportFailed as failed:
+            return standards_refusal(failed)
+        return Response({"slugs": [p.slug for p in products]}, status=status.HTTP_201_CREATED)
+
+
+class DataProductOdpsView(APIView):
+    @extend_schema(
+        operation_id="data_products_odps",
+        parameters=[PRODUCT_SLUG],
+        responses={(200, "application/yaml"): OpenApiTypes.STR},
+    )
+    def get(self, request: Request, slug: str) -> HttpResponse:
+        """The data product as Bitol ODPS YAML, which the import reads back."""
+        product = get_object_or_404(selectors.data_product_list(), slug=slug)
+        return yaml_response(standards.to_yaml([standards.data_product_to_odps(product)]))
+
+
+class DataContractView(APIView):
+    parser_classes = [RawBodyParser]
+
+    @extend_schema(
+        operation_id="data_products_contract",
+        parameters=[PRODUCT_SLUG, PORT_NAME],
+        responses={(200, "application/yaml"): OpenApiTypes.STR},
+    )
+    def get(self, request: Request, slug: str, port: str) -> HttpResponse:
+        """The port's data contract as Bitol ODCS YAML."""
+        contract = standards.contract_for_port(slug=slug, port=port)
+        if contract is None:
+            raise NotFound("This port has no data contract.")
+        return yaml_response(standards.to_yaml([standards.contract_to_odcs(contract)]))
+
+    @extend_schema(
+        operation_id="data_products_contract_import",
+        parameters=[PRODUCT_SLUG, PORT_NAME],
+        request=STANDARDS_BODY,
+        responses={
+            (200, "application/yaml"): OpenApiTypes.STR,
+            (201, "application/yaml"): OpenApiTypes.STR,
+            400: STANDARDS_ERRORS,
+        },
+    )
+    def put(self, request: Request, slug: str, port: str) -> HttpResponse:
+        """Set the port's data contract from Bitol ODCS (YAML or JSON): the product's
+        owner (or staff) only. Answers the stored contract, 201 when it is new."""
+        product = get_object_or_404(selectors.data_product_list(), slug=slug)
+        if not selectors.data_product_can_edit(request.user, product):
+            raise PermissionDenied("Only the data product's owner or staff may change it.")
+        get_object_or_404(OutputPort, data_product=product, name=port)
+        had_contract = standards.contract_for_port(slug=slug, port=port) is not None
+        raw, fmt = standards_document(request)
+        try:
+            contract = standards.odcs_import_text(
+                raw, fmt=fmt, user=request.user, product_slug=slug, port_name=port
+            )
+        except interchange.ImportFailed as failed:
+            return standards_refusal(failed)
+        return yaml_response(
+            standards.to_yaml([standards.contract_to_odcs(contract)]),
+            status_code=200 if had_contract else 201,
+        )

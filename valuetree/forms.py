@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from valuetree.models import DataProduct, Domain, LifecycleStage, Membership, Node, Role, ValueTree
-from valuetree.services import DATA_PRODUCT_FIELDS, NODE_FIELDS
+from valuetree.services import DATA_PRODUCT_FIELDS, NODE_FIELDS, stage_moves
 
 User = get_user_model()
 
@@ -159,7 +159,8 @@ class DataProductForm(ServiceModelForm):
 
     class Meta:
         model = DataProduct
-        fields = list(DATA_PRODUCT_FIELDS)  # what the data product services let change
+        # What the data product services let change; a new stage is a transition.
+        fields = [*DATA_PRODUCT_FIELDS, "stage"]
         widgets = {
             "description": forms.Textarea(attrs={"rows": 3}),
             "purpose": forms.Textarea(attrs={"rows": 2}),
@@ -176,6 +177,12 @@ class DataProductForm(ServiceModelForm):
         self.fields["owner"].required = True
         self.fields["owner"].empty_label = "Choose an owner"
         self.fields["domain"].empty_label = "Choose a domain"
+        if self.instance.pk:
+            # Only the moves the lifecycle allows from where the product is now.
+            allowed = {self.instance.stage, *stage_moves(self.instance.stage)}
+            self.fields["stage"].choices = [
+                (value, label) for value, label in LifecycleStage.choices if value in allowed
+            ]
 
 
 class OutputPortForm(forms.Form):

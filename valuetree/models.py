@@ -252,13 +252,13 @@ class DataProduct(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return self.name
+
     @property
     def is_public_plan(self) -> bool:
         """Discovery and design happen in the open, on the board."""
         return self.stage in PLANNED_STAGES
-
-    def __str__(self) -> str:
-        return self.name
 
 
 class OutputPort(models.Model):
@@ -287,9 +287,7 @@ class DataContract(models.Model):
     output_port = models.OneToOneField(
         OutputPort, on_delete=models.CASCADE, related_name="contract"
     )
-    contract_id = models.CharField(
-        max_length=200, unique=True, help_text="The contract's ODCS id."
-    )
+    contract_id = models.CharField(max_length=200, unique=True, help_text="The contract's ODCS id.")
     name = models.CharField(max_length=200, blank=True)
     version = models.CharField(max_length=50, default="1.0.0")
     status = models.CharField(max_length=20, default="draft")

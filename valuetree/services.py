@@ -7,27 +7,44 @@ goals hang under the tree's vision, bets under goals, initiatives under bets.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
+from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.db.models import F, Max
+from django.urls import reverse
+from django.utils import timezone
 
 from valuetree.models import (
     CHILD_KIND,
+    ENDING_STAGES,
     PARENT_KIND,
+    PLANNED_STAGES,
+    ConsumerInterest,
     DataProduct,
     DataProductLink,
     Domain,
+    LifecycleStage,
+    LifecycleTransition,
     Membership,
     Node,
+    NodeKind,
+    NodeStatus,
+    Notification,
+    NotificationKind,
     OutputPort,
     Role,
     ValueTree,
 )
 from valuetree.selectors import node_descendant_count
+from valuetree.similarity import NOTIFY_SCORE, Probe, similar_products
+
+logger = logging.getLogger(__name__)
 
 TREE_FIELDS = ("name", "slug", "vision", "description")
 NODE_FIELDS = (
@@ -286,7 +303,7 @@ DATA_PRODUCT_FIELDS = (
     "description",
     "purpose",
     "product_type",
-    "stage",
+    "version",
 )
 
 
@@ -346,26 +363,47 @@ def _replace_output_ports(*, product: DataProduct, ports: list[dict[str, Any]]) 
 
 @transaction.atomic
 def data_product_create(
-    *, output_ports: list[dict[str, Any]] | None = None, **fields: Any
+    *,
+    output_ports: list[dict[str, Any]] | None = None,
+    by: AbstractBaseUser | None = None,
+    **fields: Any,
 ) -> DataProduct:
-    product = DataProduct()
+    """Create a data product in its first stage (default discovery), recorded as a
+    transition by ``by``; the owners of similar products are told about it."""
+    stage = fields.pop("stage", None) or LifecycleStage.DISCOVERY
+    product = DataProduct(stage=stage)
     apply_fields(product, fields, DATA_PRODUCT_FIELDS)
     product.full_clean()
     product.save()
     _replace_output_ports(product=product, ports=output_ports or [])
+    _check_stage_rules(product=product, stage=stage)
+    LifecycleTransition.objects.create(data_product=product, to_stage=stage, by=by)
+    _notify_similar_owners(product=product)
     return product
 
 
 @transaction.atomic
 def data_product_update(
-    *, product: DataProduct, output_ports: list[dict[str, Any]] | None = None, **fields: Any
+    *,
+    product: DataProduct,
+    output_ports: list[dict[str, Any]] | None = None,
+    by: AbstractBaseUser | None = None,
+    **fields: Any,
 ) -> DataProduct:
-    """Change a data product; ``output_ports``, when given, replaces the ports."""
+    """Change a data product; ``output_ports``, when given, replaces the ports. A new
+    ``stage`` goes through :func:`data_product_transition` and its rules."""
+    stage = fields.pop("stage", None)
     apply_fields(product, fields, DATA_PRODUCT_FIELDS)
     product.full_clean()
     product.save()
     if output_ports is not None:
         _replace_output_ports(product=product, ports=output_ports)
+    if stage is not None and stage != product.stage:
+        data_product_transition(product=product, to_stage=stage, by=by)
+    else:
+        _check_stage_rules(product=product, stage=product.stage)
+    if {"name", "purpose"} & set(fields) or output_ports is not None:
+        _notify_similar_owners(product=product)
     return product
 
 
@@ -382,3 +420,329 @@ def data_product_link(*, product: DataProduct, node: Node, role: str) -> DataPro
 
 def data_product_unlink(*, link: DataProductLink) -> None:
     link.delete()
+
+
+# --- Lifecycle ----------------------------------------------------------------------
+
+_STAGE_ORDER = list(LifecycleStage.values)
+# The backward moves allowed: a plan may be rethought, a deprecation taken back.
+_BACK_MOVES = {
+    LifecycleStage.DESIGN: [LifecycleStage.DISCOVERY],
+    LifecycleStage.BUILD: [LifecycleStage.DISCOVERY, LifecycleStage.DESIGN],
+    LifecycleStage.DEPRECATED: [LifecycleStage.LIVE],
+}
+
+
+def stage_moves(stage: str) -> list[str]:
+    """The stages a product in ``stage`` may move to: forward any number of steps;
+    back only while it is planned or built, or from deprecated to live again.
+    Retired is final."""
+    return [*_BACK_MOVES.get(stage, []), *_STAGE_ORDER[_STAGE_ORDER.index(stage) + 1 :]]
+
+
+def _check_stage_rules(*, product: DataProduct, stage: str) -> None:
+    """A live product has someone answering for it and something to consume."""
+    if stage != LifecycleStage.LIVE:
+        return
+    problems = {}
+    if product.owner_id is None:
+        problems["owner"] = "A live data product needs an owner."
+    if not product.output_ports.exists():
+        problems["output_ports"] = "A live data product needs at least one output port."
+    if problems:
+        raise ValidationError(problems)
+
+
+@transaction.atomic
+def data_product_transition(
+    *,
+    product: DataProduct,
+    to_stage: str,
+    by: AbstractBaseUser | None,
+    note: str = "",
+    any_move: bool = False,
+) -> LifecycleTransition | None:
+    """Move ``product`` to ``to_stage``, recording who and when (``None`` when it is
+    already there). Deprecating or retiring it warns the initiatives relying on it.
+
+    ``any_move`` lifts the order of stages (not the rules of a live product): only for
+    content that resets itself, like the demo."""
+    if to_stage not in LifecycleStage.values:
+        raise ValidationError({"stage": f"Unknown stage {to_stage!r}."})
+    product = DataProduct.objects.select_for_update().get(pk=product.pk)
+    from_stage = product.stage
+    if to_stage == from_stage:
+        return None
+    if not any_move and to_stage not in stage_moves(from_stage):
+        allowed = ", ".join(stage_moves(from_stage)) or "none: retired is final"
+        raise ValidationError(
+            {"stage": f"A {from_stage} product cannot move to {to_stage} (allowed: {allowed})."}
+        )
+    _check_stage_rules(product=product, stage=to_stage)
+    product.stage = to_stage
+    product.save(update_fields=["stage", "updated_at"])
+    transition = LifecycleTransition.objects.create(
+        data_product=product, from_stage=from_stage, to_stage=to_stage, by=by, note=note
+    )
+    if to_stage in ENDING_STAGES:
+        _warn_relying_initiatives(product=product, note=note)
+    return transition
+
+
+def _warn_relying_initiatives(*, product: DataProduct, note: str) -> None:
+    """Tell whoever answers for each node linked to ``product`` (its owner and
+    accountable, or else the tree's owners) and its waiting consumers."""
+    nodes = list(
+        Node.objects.filter(data_product_links__data_product=product)
+        .exclude(status__in=[NodeStatus.KILLED, NodeStatus.DONE])
+        .select_related("tree")
+        .distinct()
+    )
+    tree_owners: dict[int, list[int]] = {}
+    for tree_id, user_id in Membership.objects.filter(
+        tree__in={node.tree_id for node in nodes}, role=Role.OWNER
+    ).values_list("tree_id", "user_id"):
+        tree_owners.setdefault(tree_id, []).append(user_id)
+    affected: dict[int, list[Node]] = {}
+    for node in nodes:
+        people = {node.owner_id, node.accountable_id} - {None} or set(
+            tree_owners.get(node.tree_id, [])
+        )
+        for user_id in people:
+            affected.setdefault(user_id, []).append(node)
+    for user_id in product.interests.values_list("user_id", flat=True):
+        if user_id is not None:
+            affected.setdefault(user_id, [])
+    successor = product.duplicate_of
+    instead = f" Use “{successor.name}” instead." if successor else ""
+    why = f" Note: {note}" if note else ""
+    for user_id, relying in affected.items():
+        listed = "".join(f"\n- {node.tree.name}: {node.title}" for node in relying)
+        notify(
+            recipients=[user_id],
+            kind=NotificationKind.DEPRECATION,
+            subject=f"Data product “{product.name}” is now {product.stage}",
+            body=(
+                f"“{product.name}” ({product.domain.name}) is now {product.stage}.{instead}{why}"
+                + (f"\n\nYour work relying on it:{listed}" if relying else "")
+            ),
+            data_product=product,
+            related_product=successor,
+        )
+
+
+# --- Notifications -------------------------------------------------------------------
+
+
+def notify(
+    *,
+    recipients: Iterable[int],
+    kind: str,
+    subject: str,
+    body: str = "",
+    data_product: DataProduct | None = None,
+    related_product: DataProduct | None = None,
+    url: str = "",
+) -> list[Notification]:
+    """Store an in-app notification for each recipient (user ids) and, once the
+    transaction commits, e-mail those with an address."""
+    if not url and data_product is not None:
+        url = reverse("valuetree:data-product", kwargs={"slug": data_product.slug})
+    notifications = Notification.objects.bulk_create(
+        Notification(
+            recipient_id=user_id,
+            kind=kind,
+            subject=subject[:300],
+            body=body,
+            url=url,
+            data_product=data_product,
+            related_product=related_product,
+        )
+        for user_id in dict.fromkeys(recipients)
+    )
+    ids = [n.pk for n in notifications]
+    transaction.on_commit(lambda: notifications_email(notification_ids=ids))
+    return notifications
+
+
+def notifications_email(*, notification_ids: list[int]) -> int:
+    """Send the given notifications by e-mail; returns how many went out.
+
+    Runs after the commit that stored them: a mail server that is down costs the
+    e-mails (logged), never the change that caused them."""
+    messages = [
+        EmailMessage(
+            subject=f"[Valuetree] {n.subject}",
+            body=f"{n.body}\n\n{settings.SITE_URL}{n.url}".strip(),
+            to=[n.recipient.email],
+        )
+        for n in Notification.objects.filter(pk__in=notification_ids)
+        .exclude(recipient__email="")
+        .select_related("recipient")
+    ]
+    if not messages:
+        return 0
+    try:
+        return get_connection().send_messages(messages) or 0
+    except OSError:
+        logger.exception("Could not e-mail %d notification(s)", len(messages))
+        return 0
+
+
+def notifications_mark_read(*, user: AbstractBaseUser, ids: Iterable[int] | None = None) -> int:
+    unread = Notification.objects.filter(recipient=user, read_at__isnull=True)
+    if ids is not None:
+        unread = unread.filter(pk__in=list(ids))
+    return unread.update(read_at=timezone.now())
+
+
+# --- Duplicates ------------------------------------------------------------------------
+
+
+def _notify_similar_owners(*, product: DataProduct) -> None:
+    """Tell the owners of products much like ``product`` about it, once per pair."""
+    if product.stage == LifecycleStage.RETIRED or product.duplicate_of_id:
+        return
+    similar = similar_products(Probe.of(product), exclude_pk=product.pk, min_score=NOTIFY_SCORE)
+    told = set(
+        Notification.objects.filter(
+            kind=NotificationKind.SIMILAR_PRODUCT, data_product=product
+        ).values_list("recipient_id", "related_product_id")
+    )
+    for match in similar:
+        other = match.product
+        if other.owner_id is None or other.owner_id == product.owner_id:
+            continue
+        if (other.owner_id, other.pk) in told:
+            continue
+        notify(
+            recipients=[other.owner_id],
+            kind=NotificationKind.SIMILAR_PRODUCT,
+            subject=f"“{product.name}” looks like your “{other.name}” ({match.score:.0%} alike)",
+            body=(
+                f"{product.owner or 'Someone'} in {product.domain.name} is working on "
+                f"“{product.name}” ({product.stage}): {product.purpose or 'no purpose yet'}\n"
+                f"It scores {match.score:.2f} against your “{other.name}”. Talk before "
+                "building it twice; it can be marked as a duplicate of yours."
+            ),
+            data_product=product,
+            related_product=other,
+        )
+
+
+@transaction.atomic
+def data_product_mark_duplicate(
+    *, product: DataProduct, original: DataProduct, by: AbstractBaseUser | None
+) -> DataProduct:
+    """Link ``product`` to the product it duplicates; then merge or retire it."""
+    if original.pk == product.pk:
+        raise ValidationError({"original": "A product cannot duplicate itself."})
+    if original.duplicate_of_id == product.pk:
+        raise ValidationError(
+            {"original": f"“{original.name}” is already marked as a duplicate of this one."}
+        )
+    if original.stage == LifecycleStage.RETIRED:
+        raise ValidationError({"original": f"“{original.name}” is retired; pick a living one."})
+    if product.stage == LifecycleStage.RETIRED:
+        raise ValidationError({"original": "This product is retired already."})
+    product.duplicate_of = original
+    product.save(update_fields=["duplicate_of", "updated_at"])
+    if original.owner_id is not None and original.owner_id != getattr(by, "pk", None):
+        notify(
+            recipients=[original.owner_id],
+            kind=NotificationKind.DUPLICATE,
+            subject=f"“{product.name}” was marked as a duplicate of your “{original.name}”",
+            body=f"Marked by {by or 'someone'}. Its consumers may come your way.",
+            data_product=original,
+            related_product=product,
+        )
+    return product
+
+
+@transaction.atomic
+def data_product_merge(*, product: DataProduct, by: AbstractBaseUser | None) -> dict[str, int]:
+    """Fold a duplicate into the product it duplicates, then retire it.
+
+    The nodes it serves and the teams waiting for it move to the original (skipping
+    any the original already has); its ports and contracts stay with it, for the
+    record. Returns how many links and interests moved."""
+    original = _original_of(product)
+    moved_links = 0
+    for link in list(product.links.all()):
+        if not original.links.filter(node_id=link.node_id, role=link.role).exists():
+            link.data_product = original
+            link.save(update_fields=["data_product"])
+            moved_links += 1
+    moved_interests = product.interests.exclude(node__in=original.interests.values("node")).update(
+        data_product=original
+    )
+    data_product_transition(
+        product=product,
+        to_stage=LifecycleStage.RETIRED,
+        by=by,
+        note=f"Merged into “{original.name}” ({original.slug}).",
+    )
+    return {"links": moved_links, "interests": moved_interests}
+
+
+def data_product_retire_duplicate(
+    *, product: DataProduct, by: AbstractBaseUser | None
+) -> LifecycleTransition | None:
+    """Retire a duplicate as it is: whatever relied on it is warned and listed."""
+    original = _original_of(product)
+    return data_product_transition(
+        product=product,
+        to_stage=LifecycleStage.RETIRED,
+        by=by,
+        note=f"Duplicate of “{original.name}” ({original.slug}).",
+    )
+
+
+def _original_of(product: DataProduct) -> DataProduct:
+    if product.duplicate_of_id is None:
+        raise ValidationError(
+            {"duplicate_of": "Mark the product as a duplicate of another one first."}
+        )
+    return product.duplicate_of
+
+
+# --- Early consumers -----------------------------------------------------------------
+
+
+@transaction.atomic
+def consumer_interest_register(
+    *, product: DataProduct, node: Node, user: AbstractBaseUser, team: str, purpose: str
+) -> ConsumerInterest:
+    """``team`` waits for ``product`` to serve ``node`` (an initiative). The caller
+    checks the user may edit the node's tree."""
+    if product.stage not in (*PLANNED_STAGES, LifecycleStage.BUILD):
+        raise ValidationError(
+            {
+                "data_product": f"“{product.name}” is {product.stage}: early consumers are for "
+                "planned products. Link your initiative to it instead."
+            }
+        )
+    if node.kind != NodeKind.INITIATIVE:
+        raise ValidationError({"node": f"Pick an initiative, not {_a(node.kind)}."})
+    if ConsumerInterest.objects.filter(data_product=product, node=node).exists():
+        raise ValidationError(
+            {"node": f"“{node.title}” is already registered as waiting for this product."}
+        )
+    interest = ConsumerInterest(
+        data_product=product, node=node, user=user, team=team.strip(), purpose=purpose.strip()
+    )
+    interest.full_clean()
+    interest.save()
+    if product.owner_id is not None and product.owner_id != user.pk:
+        notify(
+            recipients=[product.owner_id],
+            kind=NotificationKind.INTEREST,
+            subject=f"{interest.team} wants to consume “{product.name}”",
+            body=f"For the initiative “{node.title}” ({node.tree.name}): {interest.purpose}",
+            data_product=product,
+        )
+    return interest
+
+
+def consumer_interest_withdraw(*, interest: ConsumerInterest) -> None:
+    interest.delete()

@@ -3,7 +3,7 @@
 Variables: DEBUG, SECRET_KEY, ALLOWED_HOSTS, CSRF_TRUSTED_ORIGINS, DATABASE_URL,
 REDIS_URL, DATA_DIR, CREDENTIALS_KEYS, METRICS_ALLOWED_HOSTS and the METRICS_* /
 PULL_* limits, SECURE_SSL_REDIRECT, SECURE_HSTS_SECONDS, mail settings
-(DEFAULT_FROM_EMAIL). See README.md.
+(DEFAULT_FROM_EMAIL, EMAIL_BACKEND), SITE_URL. See README.md.
 """
 
 from __future__ import annotations
@@ -226,6 +226,8 @@ X_FRAME_OPTIONS = "DENY"
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "valuetree@localhost")
+# The address users reach the service at, for links in e-mails.
+SITE_URL = (env_str("SITE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
 
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header makes anonymous calls answer 401, not 403.

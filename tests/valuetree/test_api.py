@@ -226,8 +226,17 @@ class TestDataProducts:
 
     def test_filters_by_domain_and_stage(self, users, client_for, domain):
         other = services.domain_create(name="Imaging", slug="imaging")
-        services.data_product_create(name="A", slug="a", domain=domain, stage="live")
-        services.data_product_create(name="B", slug="b", domain=other, stage="live")
+        port = [{"name": "main", "kind": "table", "location": ""}]
+        owner = users["owner"]
+        for name, home in (("A", domain), ("B", other)):
+            services.data_product_create(
+                name=name,
+                slug=name.lower(),
+                domain=home,
+                stage="live",
+                owner=owner,
+                output_ports=port,
+            )
         services.data_product_create(name="C", slug="c", domain=domain, stage="discovery")
         response = client_for(users["viewer"]).get(
             "/api/data-products/?domain__slug=lab&stage=live"

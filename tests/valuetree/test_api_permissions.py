@@ -32,11 +32,13 @@ from tests.factories import ROLES as USER_ROLES
 from tests.factories import make_metric
 from valuetree import services
 from valuetree.models import (
+    DataContract,
     DataProduct,
     DataProductLink,
     Domain,
     Membership,
     Node,
+    OutputPort,
     ValueTree,
 )
 
@@ -214,6 +216,37 @@ def product_url(suffix: str = "") -> Builder:
     return lambda w: f"/api/data-products/{w.product.slug}/{suffix}"
 
 
+def odps_body(slug: str, status: str = "proposed") -> Builder:
+    return lambda w: {
+        "apiVersion": "v1.0.0",
+        "kind": "DataProduct",
+        "id": slug,
+        "name": slug.title(),
+        "status": status,
+        "domain": w.domain.slug,
+    }
+
+
+def contract_url(w: World) -> str:
+    """The contract of a port of the world's product (made on first use)."""
+    port, _ = OutputPort.objects.get_or_create(
+        data_product=w.product, name="orders-table", defaults={"kind": "table"}
+    )
+    DataContract.objects.get_or_create(output_port=port, defaults={"contract_id": "orders-v1"})
+    return f"/api/data-products/{w.product.slug}/ports/orders-table/contract/"
+
+
+def odcs_body(status: str = "active") -> Builder:
+    return lambda w: {
+        "apiVersion": "v3.0.2",
+        "kind": "DataContract",
+        "id": "orders-v1",
+        "version": "1.0.0",
+        "status": status,
+        "servers": [{"server": "prod", "type": "postgres"}],
+    }
+
+
 def member_url(w: World) -> str:
     return f"/api/trees/{w.tree.slug}/members/{w.viewer_membership.pk}/"
 
@@ -228,6 +261,27 @@ def source_url(w: World) -> str:
 
 def metric_url(suffix: str = "", pulled: bool = False) -> Builder:
     return lambda w: f"/api/metrics/{(w.pulled_metric if pulled else w.push_metric).pk}/{suffix}"
+
+
+def port_source_body(w: World) -> dict[str, Any]:
+    """A SQL source from an output port of the world's product, whose contract names a
+    (public, never contacted) PostgreSQL server."""
+    port = OutputPort.objects.create(data_product=w.product, name="warehouse", kind="table")
+    DataContract.objects.create(
+        output_port=port,
+        contract_id="orders-warehouse",
+        servers=[
+            {
+                "server": "prod",
+                "type": "postgresql",
+                "host": "db.example.com",
+                "port": 5432,
+                "database": "dw",
+                "schema": "sales",
+            }
+        ],
+    )
+    return {"tree": w.tree.slug, "data_product": w.product.slug, "port": "warehouse"}
 
 
 def domain_url(w: World) -> str:
@@ -481,6 +535,23 @@ CASES = [
         field="config",
     ),
     Case("source-destroy", "metric-source-detail", "DELETE", source_url, tree_editors(204)),
+    Case(
+        "source-from-port",
+        "metric-source-from-port",
+        "POST",
+        lambda w: "/api/metric-sources/from-port/",
+        tree_editors(201),
+        body=port_source_body,
+    ),
+    Case(
+        "source-from-port-invalid",
+        "metric-source-from-port",
+        "POST",
+        lambda w: "/api/metric-sources/from-port/",
+        statuses(owner=400, editor=400, viewer=403, leadership=403, outsider=404),
+        body=lambda w: {**port_source_body(w), "server": "no-such-server"},
+        field="server",
+    ),
     Case("metric-list", "metric-list", "GET", lambda w: "/api/metrics/", everyone(200)),
     Case(
         "metric-create",
@@ -693,6 +764,51 @@ CASES = [
         "DELETE",
         lambda w: f"/api/data-products/{w.product.slug}/links/{w.link.pk}/",
         tree_editors(204),
+    ),
+    # Data products and contracts as Bitol ODPS / ODCS
+    Case(
+        "product-import-odps",
+        "data-product-import",
+        "POST",
+        lambda w: "/api/data-products/import/",
+        everyone(201),
+        body=odps_body("returns"),
+    ),
+    Case(
+        "product-import-odps-existing",
+        "data-product-import",
+        "POST",
+        lambda w: "/api/data-products/import/",
+        product_owner(201),
+        body=odps_body("orders", status="draft"),
+    ),
+    Case(
+        "product-import-odps-invalid",
+        "data-product-import",
+        "POST",
+        lambda w: "/api/data-products/import/",
+        everyone(400),
+        body=odps_body("returns", status="bogus"),
+        field="status",
+    ),
+    Case("product-odps", "data-product-odps", "GET", product_url("odps/"), everyone(200)),
+    Case("product-contract", "data-product-contract", "GET", contract_url, everyone(200)),
+    Case(
+        "product-contract-import",
+        "data-product-contract",
+        "PUT",
+        contract_url,
+        product_owner(200),
+        body=odcs_body(),
+    ),
+    Case(
+        "product-contract-import-invalid",
+        "data-product-contract",
+        "PUT",
+        contract_url,
+        statuses(owner=400, editor=403, viewer=403, leadership=403, outsider=403),
+        body=odcs_body(status="bogus"),
+        field="status",
     ),
 ]
 

@@ -54,11 +54,15 @@ def products(users, domains):
         name="Invoices",
         slug="invoices",
         domain=domains["finance"],
-        owner=None,
+        owner=users["viewer"],
         purpose="Revenue per test",
         product_type="aggregate",
         stage="live",
+        output_ports=[{"name": "invoices", "kind": "table", "location": ""}],
     )
+    # Its owner has left (the owner is set null when a user is deleted).
+    DataProduct.objects.filter(pk=invoices.pk).update(owner=None)
+    invoices.refresh_from_db()
     return {"lab-results": lab_results, "sample-tracking": sample_tracking, "invoices": invoices}
 
 
@@ -246,7 +250,7 @@ def test_list_counts_ports_and_only_the_nodes_the_viewer_can_see(login, users, t
     assert counts("viewer")["lab-results"] == (2, 2)
     assert counts("editor")["lab-results"] == (2, 3)  # also a member of the secret tree
     assert counts("outsider")["lab-results"] == (2, 0)
-    assert counts("viewer")["invoices"] == (0, 0)
+    assert counts("viewer")["invoices"] == (1, 0)
 
 
 @pytest.mark.django_db
@@ -568,6 +572,7 @@ def test_a_refused_edit_changes_nothing_and_keeps_the_stored_address(login, prod
             name="Renamed",
             slug="invoices",  # taken
             owner="owner",
+            stage="live",
             ports=[{"name": "only", "kind": "table"}],
         ),
     )
@@ -589,7 +594,14 @@ def test_handing_a_product_over_returns_to_its_page(login, users, products, doma
     response = login("owner").post(
         "/data-products/lab-results/edit/",
         {
-            **form_data(domains["lab"], name="Lab results", slug="lab-results", owner="editor"),
+            **form_data(
+                domains["lab"],
+                name="Lab results",
+                slug="lab-results",
+                owner="editor",
+                stage="live",
+                ports=[{"name": "results", "kind": "table"}],
+            ),
             "_another_port": "1",
         },
     )

@@ -8,9 +8,8 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('valuetree', '0002_leadership_group'),
+        ("valuetree", "0002_leadership_group"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -18,222 +17,418 @@ class Migration(migrations.Migration):
         # Duplicate detection scores with pg_trgm on PostgreSQL (a no-op elsewhere).
         TrigramExtension(),
         migrations.CreateModel(
-            name='ConsumerInterest',
+            name="ConsumerInterest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('team', models.CharField(max_length=200)),
-                ('purpose', models.TextField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("team", models.CharField(max_length=200)),
+                ("purpose", models.TextField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['data_product_id', 'created_at', 'id'],
+                "ordering": ["data_product_id", "created_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='DataContract',
+            name="DataContract",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('contract_id', models.CharField(help_text="The contract's ODCS id.", max_length=200, unique=True)),
-                ('name', models.CharField(blank=True, max_length=200)),
-                ('version', models.CharField(default='1.0.0', max_length=50)),
-                ('status', models.CharField(default='draft', max_length=20)),
-                ('purpose', models.TextField(blank=True)),
-                ('schema', models.JSONField(blank=True, default=list)),
-                ('sla_properties', models.JSONField(blank=True, default=list)),
-                ('team', models.JSONField(blank=True, default=list)),
-                ('servers', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "contract_id",
+                    models.CharField(
+                        help_text="The contract's ODCS id.", max_length=200, unique=True
+                    ),
+                ),
+                ("name", models.CharField(blank=True, max_length=200)),
+                ("version", models.CharField(default="1.0.0", max_length=50)),
+                ("status", models.CharField(default="draft", max_length=20)),
+                ("purpose", models.TextField(blank=True)),
+                ("schema", models.JSONField(blank=True, default=list)),
+                ("sla_properties", models.JSONField(blank=True, default=list)),
+                ("team", models.JSONField(blank=True, default=list)),
+                ("servers", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['contract_id'],
+                "ordering": ["contract_id"],
             },
         ),
         migrations.CreateModel(
-            name='HistoricalConsumerInterest',
+            name="HistoricalConsumerInterest",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('team', models.CharField(max_length=200)),
-                ('purpose', models.TextField()),
-                ('created_at', models.DateTimeField(blank=True, editable=False)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                ("team", models.CharField(max_length=200)),
+                ("purpose", models.TextField()),
+                ("created_at", models.DateTimeField(blank=True, editable=False)),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical consumer interest',
-                'verbose_name_plural': 'historical consumer interests',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical consumer interest",
+                "verbose_name_plural": "historical consumer interests",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalDataContract',
+            name="HistoricalDataContract",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('contract_id', models.CharField(db_index=True, help_text="The contract's ODCS id.", max_length=200)),
-                ('name', models.CharField(blank=True, max_length=200)),
-                ('version', models.CharField(default='1.0.0', max_length=50)),
-                ('status', models.CharField(default='draft', max_length=20)),
-                ('purpose', models.TextField(blank=True)),
-                ('schema', models.JSONField(blank=True, default=list)),
-                ('sla_properties', models.JSONField(blank=True, default=list)),
-                ('team', models.JSONField(blank=True, default=list)),
-                ('servers', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(blank=True, editable=False)),
-                ('updated_at', models.DateTimeField(blank=True, editable=False)),
-                ('history_id', models.AutoField(primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
+                (
+                    "id",
+                    models.BigIntegerField(
+                        auto_created=True, blank=True, db_index=True, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "contract_id",
+                    models.CharField(
+                        db_index=True, help_text="The contract's ODCS id.", max_length=200
+                    ),
+                ),
+                ("name", models.CharField(blank=True, max_length=200)),
+                ("version", models.CharField(default="1.0.0", max_length=50)),
+                ("status", models.CharField(default="draft", max_length=20)),
+                ("purpose", models.TextField(blank=True)),
+                ("schema", models.JSONField(blank=True, default=list)),
+                ("sla_properties", models.JSONField(blank=True, default=list)),
+                ("team", models.JSONField(blank=True, default=list)),
+                ("servers", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(blank=True, editable=False)),
+                ("updated_at", models.DateTimeField(blank=True, editable=False)),
+                ("history_id", models.AutoField(primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical data contract',
-                'verbose_name_plural': 'historical data contracts',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical data contract",
+                "verbose_name_plural": "historical data contracts",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='LifecycleTransition',
+            name="LifecycleTransition",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('from_stage', models.CharField(blank=True, choices=[('discovery', 'Discovery'), ('design', 'Design'), ('build', 'Build'), ('live', 'Live'), ('deprecated', 'Deprecated'), ('retired', 'Retired')], max_length=12)),
-                ('to_stage', models.CharField(choices=[('discovery', 'Discovery'), ('design', 'Design'), ('build', 'Build'), ('live', 'Live'), ('deprecated', 'Deprecated'), ('retired', 'Retired')], max_length=12)),
-                ('note', models.TextField(blank=True)),
-                ('at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "from_stage",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("discovery", "Discovery"),
+                            ("design", "Design"),
+                            ("build", "Build"),
+                            ("live", "Live"),
+                            ("deprecated", "Deprecated"),
+                            ("retired", "Retired"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                (
+                    "to_stage",
+                    models.CharField(
+                        choices=[
+                            ("discovery", "Discovery"),
+                            ("design", "Design"),
+                            ("build", "Build"),
+                            ("live", "Live"),
+                            ("deprecated", "Deprecated"),
+                            ("retired", "Retired"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                ("note", models.TextField(blank=True)),
+                ("at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['data_product_id', 'at', 'id'],
+                "ordering": ["data_product_id", "at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Notification',
+            name="Notification",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('similar_product', 'Similar data product'), ('deprecation', 'Data product deprecated'), ('interest', 'Early consumer'), ('duplicate', 'Marked as a duplicate')], max_length=20)),
-                ('subject', models.CharField(max_length=300)),
-                ('body', models.TextField(blank=True)),
-                ('url', models.CharField(blank=True, max_length=500)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('read_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("similar_product", "Similar data product"),
+                            ("deprecation", "Data product deprecated"),
+                            ("interest", "Early consumer"),
+                            ("duplicate", "Marked as a duplicate"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("subject", models.CharField(max_length=300)),
+                ("body", models.TextField(blank=True)),
+                ("url", models.CharField(blank=True, max_length=500)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("read_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.AddField(
-            model_name='dataproduct',
-            name='duplicate_of',
-            field=models.ForeignKey(blank=True, help_text='The product this one duplicates; set by the “duplicate of…” action.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='duplicates', to='valuetree.dataproduct'),
+            model_name="dataproduct",
+            name="duplicate_of",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The product this one duplicates; set by the “duplicate of…” action.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="duplicates",
+                to="valuetree.dataproduct",
+            ),
         ),
         migrations.AddField(
-            model_name='dataproduct',
-            name='version',
+            model_name="dataproduct",
+            name="version",
             field=models.CharField(blank=True, help_text="The product's version.", max_length=50),
         ),
         migrations.AddField(
-            model_name='historicaldataproduct',
-            name='duplicate_of',
-            field=models.ForeignKey(blank=True, db_constraint=False, help_text='The product this one duplicates; set by the “duplicate of…” action.', null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='valuetree.dataproduct'),
+            model_name="historicaldataproduct",
+            name="duplicate_of",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                help_text="The product this one duplicates; set by the “duplicate of…” action.",
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to="valuetree.dataproduct",
+            ),
         ),
         migrations.AddField(
-            model_name='historicaldataproduct',
-            name='version',
+            model_name="historicaldataproduct",
+            name="version",
             field=models.CharField(blank=True, help_text="The product's version.", max_length=50),
         ),
         migrations.AddConstraint(
-            model_name='dataproduct',
-            constraint=models.CheckConstraint(condition=models.Q(('duplicate_of', models.F('pk')), _negated=True), name='data_product_not_own_duplicate'),
+            model_name="dataproduct",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("duplicate_of", models.F("pk")), _negated=True),
+                name="data_product_not_own_duplicate",
+            ),
         ),
         migrations.AddField(
-            model_name='consumerinterest',
-            name='data_product',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='interests', to='valuetree.dataproduct'),
+            model_name="consumerinterest",
+            name="data_product",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="interests",
+                to="valuetree.dataproduct",
+            ),
         ),
         migrations.AddField(
-            model_name='consumerinterest',
-            name='node',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='consumer_interests', to='valuetree.node'),
+            model_name="consumerinterest",
+            name="node",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="consumer_interests",
+                to="valuetree.node",
+            ),
         ),
         migrations.AddField(
-            model_name='consumerinterest',
-            name='user',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='consumer_interests', to=settings.AUTH_USER_MODEL),
+            model_name="consumerinterest",
+            name="user",
+            field=models.ForeignKey(
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="consumer_interests",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='datacontract',
-            name='output_port',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='contract', to='valuetree.outputport'),
+            model_name="datacontract",
+            name="output_port",
+            field=models.OneToOneField(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="contract",
+                to="valuetree.outputport",
+            ),
         ),
         migrations.AddField(
-            model_name='historicalconsumerinterest',
-            name='data_product',
-            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='valuetree.dataproduct'),
+            model_name="historicalconsumerinterest",
+            name="data_product",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to="valuetree.dataproduct",
+            ),
         ),
         migrations.AddField(
-            model_name='historicalconsumerinterest',
-            name='history_user',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="historicalconsumerinterest",
+            name="history_user",
+            field=models.ForeignKey(
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='historicalconsumerinterest',
-            name='node',
-            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='valuetree.node'),
+            model_name="historicalconsumerinterest",
+            name="node",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to="valuetree.node",
+            ),
         ),
         migrations.AddField(
-            model_name='historicalconsumerinterest',
-            name='user',
-            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="historicalconsumerinterest",
+            name="user",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='historicaldatacontract',
-            name='history_user',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="historicaldatacontract",
+            name="history_user",
+            field=models.ForeignKey(
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='historicaldatacontract',
-            name='output_port',
-            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='valuetree.outputport'),
+            model_name="historicaldatacontract",
+            name="output_port",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                null=True,
+                on_delete=django.db.models.deletion.DO_NOTHING,
+                related_name="+",
+                to="valuetree.outputport",
+            ),
         ),
         migrations.AddField(
-            model_name='lifecycletransition',
-            name='by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='data_product_transitions', to=settings.AUTH_USER_MODEL),
+            model_name="lifecycletransition",
+            name="by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="data_product_transitions",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='lifecycletransition',
-            name='data_product',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='transitions', to='valuetree.dataproduct'),
+            model_name="lifecycletransition",
+            name="data_product",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="transitions",
+                to="valuetree.dataproduct",
+            ),
         ),
         migrations.AddField(
-            model_name='notification',
-            name='data_product',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='notifications', to='valuetree.dataproduct'),
+            model_name="notification",
+            name="data_product",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="notifications",
+                to="valuetree.dataproduct",
+            ),
         ),
         migrations.AddField(
-            model_name='notification',
-            name='recipient',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='notifications', to=settings.AUTH_USER_MODEL),
+            model_name="notification",
+            name="recipient",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="notifications",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='notification',
-            name='related_product',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='valuetree.dataproduct'),
+            model_name="notification",
+            name="related_product",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="valuetree.dataproduct",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='consumerinterest',
-            constraint=models.UniqueConstraint(fields=('data_product', 'node'), name='consumer_interest_unique_node'),
+            model_name="consumerinterest",
+            constraint=models.UniqueConstraint(
+                fields=("data_product", "node"), name="consumer_interest_unique_node"
+            ),
         ),
         migrations.AddIndex(
-            model_name='notification',
-            index=models.Index(fields=['recipient', 'read_at'], name='valuetree_n_recipie_b6a8b4_idx'),
+            model_name="notification",
+            index=models.Index(
+                fields=["recipient", "read_at"], name="valuetree_n_recipie_b6a8b4_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='notification',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['similar_product', 'deprecation', 'interest', 'duplicate'])), name='notification_kind_valid'),
+            model_name="notification",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("kind__in", ["similar_product", "deprecation", "interest", "duplicate"])
+                ),
+                name="notification_kind_valid",
+            ),
         ),
     ]

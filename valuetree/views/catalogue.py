@@ -113,7 +113,9 @@ def data_product_create(request: HttpRequest) -> HttpResponse:
     ports = OutputPortFormSet(request.POST, prefix=PORTS_PREFIX)
     if form.is_valid() and ports.is_valid():
         try:
-            product = services.data_product_create(output_ports=ports.ports(), **form.cleaned_data)
+            product = services.data_product_create(
+                output_ports=ports.ports(), by=request.user, **form.cleaned_data
+            )
         except ValidationError as error:
             add_service_errors(form, error)
         else:
@@ -143,7 +145,7 @@ def data_product_edit(request: HttpRequest, slug: str) -> HttpResponse:
     if form.is_valid() and ports.is_valid():
         try:
             services.data_product_update(
-                product=product, output_ports=ports.ports(), **form.cleaned_data
+                product=product, output_ports=ports.ports(), by=request.user, **form.cleaned_data
             )
         except ValidationError as error:
             # The service set the refused values on the object; the page (title,

@@ -269,13 +269,20 @@ def upsert_data_product(
         changes["data product", "created"] += 1
         return services.data_product_create(slug=entry["slug"], output_ports=ports, **desired)
     updates = _changed(product, desired)
+    stage = updates.pop("stage", None)
     current_ports = product.output_ports.values("name", "kind", "location")
     same_ports = _port_rows(current_ports) == _port_rows(ports)
+    if updates or not same_ports or stage:
+        changes["data product", "updated"] += 1
     if updates or not same_ports:
         # Ports are replaced only when they differ: replacing deletes and re-creates rows.
-        changes["data product", "updated"] += 1
         services.data_product_update(
             product=product, output_ports=None if same_ports else ports, **updates
+        )
+    if stage:
+        # The demo resets its own content, whatever the lifecycle's order.
+        services.data_product_transition(
+            product=product, to_stage=stage, by=None, note="Demo reloaded", any_move=True
         )
     return product
 
