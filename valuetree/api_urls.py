@@ -12,6 +12,7 @@ router.register("trees", apis.TreeViewSet, basename="tree")
 router.register("nodes", apis.NodeViewSet, basename="node")
 router.register("domains", apis.DomainViewSet, basename="domain")
 router.register("data-products", apis.DataProductViewSet, basename="data-product")
+router.register("notifications", apis.NotificationViewSet, basename="notification")
 
 members = DefaultRouter(trailing_slash=True)
 members.include_root_view = False

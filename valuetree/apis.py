@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
@@ -36,6 +37,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from valuetree import interchange, selectors, services, standards
 from valuetree.models import (
+    PLANNED_STAGES,
     DataProduct,
     DataProductLink,
     Domain,
@@ -45,18 +47,30 @@ from valuetree.models import (
     ValueTree,
 )
 from valuetree.serializers import (
+    BoardFilterSerializer,
+    BoardProductSerializer,
+    ConsumerInterestSerializer,
     DataProductLinkSerializer,
+    DataProductSavedSerializer,
     DataProductSerializer,
     DomainSerializer,
+    DuplicateSerializer,
     HistoryEntrySerializer,
     MembershipSerializer,
     MembershipUpdateSerializer,
     NodeCreateSerializer,
     NodeMoveSerializer,
     NodeSerializer,
+    NotificationSerializer,
+    NotificationsReadSerializer,
+    OrphansSerializer,
+    SimilarityProbeSerializer,
+    SimilarProductSerializer,
+    TransitionSerializer,
     TreeListSerializer,
     TreeSerializer,
 )
+from valuetree.similarity import Probe, similar_products
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -409,6 +423,11 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
         if not selectors.data_product_can_edit(self.request.user, product):
             raise PermissionDenied("Only the data product's owner or staff may change it.")
 
+    def get_serializer_class(self) -> type[serializers.Serializer]:
+        if self.action in ("create", "update", "partial_update"):
+            return DataProductSavedSerializer
+        return DataProductSerializer
+
     def perform_create(self, serializer: DataProductSerializer) -> None:
         data = dict(serializer.validated_data)
         data.setdefault("owner", self.request.user)
@@ -469,6 +488,146 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
             DataProduct.history.filter(id=product.pk), model="data_product", limit=200
         )
         return Response(HistoryEntrySerializer(entries, many=True).data)
+
+    # --- In the open: the board, similar products, lifecycle, early consumers ---------
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("domain", str, description="A domain's slug."),
+            OpenApiParameter("stage", str, enum=list(PLANNED_STAGES)),
+            OpenApiParameter("q", str, description="Full-text search."),
+        ],
+        responses=BoardProductSerializer(many=True),
+    )
+    @action(detail=False, methods=["get"], pagination_class=None)
+    def board(self, request: Request) -> Response:
+        """Every product in discovery or design, across all domains: purpose, owner,
+        planned ports, the nodes it serves (named in trees you can read, counted in
+        others) and the teams waiting for it."""
+        filters = BoardFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        products = selectors.discovery_board(request.user, **filters.validated_data)
+        return Response(BoardProductSerializer(products, many=True).data)
+
+    @extend_schema(responses=OrphansSerializer)
+    @action(detail=False, methods=["get"], pagination_class=None)
+    def orphans(self, request: Request) -> Response:
+        """Products serving no initiative, and initiatives (in trees you can read)
+        relying on a deprecated or retired product."""
+        return Response(
+            OrphansSerializer(
+                {
+                    "products": selectors.orphan_products(),
+                    "initiatives": selectors.initiatives_on_ending_products(request.user),
+                }
+            ).data
+        )
+
+    @extend_schema(request=SimilarityProbeSerializer, responses=SimilarProductSerializer(many=True))
+    @action(detail=False, methods=["post"], url_path="similar", url_name="similar-check")
+    def similar_check(self, request: Request) -> Response:
+        """Products like one you are about to create, best first, with their scores."""
+        probe = SimilarityProbeSerializer(data=request.data)
+        probe.is_valid(raise_exception=True)
+        data = probe.validated_data
+        similar = similar_products(
+            Probe(name=data["name"], purpose=data["purpose"], ports=" ".join(data["output_ports"]))
+        )
+        return Response(SimilarProductSerializer(similar, many=True).data)
+
+    @extend_schema(responses=SimilarProductSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def similar(self, request: Request, slug: str) -> Response:
+        """Products like this one across all domains, best first, with their scores."""
+        product = self.get_object()
+        similar = similar_products(Probe.of(product), exclude_pk=product.pk)
+        return Response(SimilarProductSerializer(similar, many=True).data)
+
+    @extend_schema(
+        request=TransitionSerializer,
+        responses={200: TransitionSerializer(many=True), 201: TransitionSerializer},
+    )
+    @action(detail=True, methods=["get", "post"])
+    def transitions(self, request: Request, slug: str) -> Response:
+        """The product's moves through its lifecycle, who made them and when; POST
+        (its owner) moves it on."""
+        product = self.get_object()
+        if request.method == "GET":
+            return Response(
+                TransitionSerializer(selectors.product_transitions(product=product), many=True).data
+            )
+        self.check_write(product)
+        serializer = TransitionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        transition = services.data_product_transition(
+            product=product,
+            to_stage=serializer.validated_data["stage"],
+            by=request.user,
+            note=serializer.validated_data.get("note", ""),
+        )
+        if transition is None:
+            raise DRFValidationError({"stage": [f"The product is {product.stage} already."]})
+        return Response(TransitionSerializer(transition).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=ConsumerInterestSerializer,
+        responses={200: ConsumerInterestSerializer(many=True), 201: ConsumerInterestSerializer},
+    )
+    @action(detail=True, methods=["get", "post"])
+    def interests(self, request: Request, slug: str) -> Response:
+        """The teams waiting for this product; POST registers yours, for an initiative
+        of a tree you edit."""
+        product = self.get_object()
+        if request.method == "GET":
+            interests = selectors.product_interests(request.user, product=product)
+            return Response(ConsumerInterestSerializer(interests, many=True).data)
+        context = {"visible_nodes": selectors.nodes_for_user(request.user)}
+        serializer = ConsumerInterestSerializer(data=request.data, context=context)
+        serializer.is_valid(raise_exception=True)
+        node = serializer.validated_data["node"]
+        require_role(tree_for_request(request, pk=node.tree_id), selectors.EDIT_ROLES)
+        interest = services.consumer_interest_register(
+            product=product,
+            node=node,
+            user=request.user,
+            team=serializer.validated_data["team"],
+            purpose=serializer.validated_data["purpose"],
+        )
+        return Response(ConsumerInterestSerializer(interest).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: None})
+    @action(detail=True, methods=["delete"], url_path=r"interests/(?P<interest_id>\d+)")
+    def withdraw_interest(self, request: Request, slug: str, interest_id: str) -> Response:
+        """Withdraw a registration: the team who made it, the product's owner or staff."""
+        product = self.get_object()
+        interest = get_object_or_404(product.interests.all(), pk=interest_id)
+        if interest.user_id != request.user.pk and not selectors.data_product_can_edit(
+            request.user, product
+        ):
+            raise PermissionDenied("Only who registered it or the product's owner may withdraw it.")
+        services.consumer_interest_withdraw(interest=interest)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=DuplicateSerializer, responses=DataProductSerializer)
+    @action(detail=True, methods=["post"], url_path="duplicate-of")
+    def duplicate_of(self, request: Request, slug: str) -> Response:
+        """Mark this product (its owner) as a duplicate of ``original``; then keep it,
+        merge it into the original, or retire it."""
+        product = self.get_object()
+        self.check_write(product)
+        serializer = DuplicateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with transaction.atomic():
+            services.data_product_mark_duplicate(
+                product=product, original=serializer.validated_data["original"], by=request.user
+            )
+            then = serializer.validated_data["then"]
+            if then == "merge":
+                services.data_product_merge(product=product, by=request.user)
+            elif then == "retire":
+                services.data_product_retire_duplicate(product=product, by=request.user)
+        product.refresh_from_db()
+        return Response(DataProductSerializer(product).data)
 
 
 # --- Bitol ODPS and ODCS documents -----------------------------------------------------
@@ -541,7 +700,7 @@ class DataProductOdpsView(APIView):
     )
     def get(self, request: Request, slug: str) -> HttpResponse:
         """The data product as Bitol ODPS YAML, which the import reads back."""
-        product = get_object_or_404(selectors.data_product_list(), slug=slug)
+        product = get_object_or_404(standards.products_for_export(), slug=slug)
         return yaml_response(standards.to_yaml([standards.data_product_to_odps(product)]))
 
 
@@ -589,3 +748,36 @@ class DataContractView(APIView):
             standards.to_yaml([standards.contract_to_odcs(contract)]),
             status_code=200 if had_contract else 201,
         )
+
+
+class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Your notifications, newest first: similar products, early consumers,
+    deprecations. ``?unread=true`` lists the unread ones only."""
+
+    serializer_class = NotificationSerializer
+
+    def get_queryset(self) -> QuerySet:
+        notifications = selectors.notifications_for(self.request.user)
+        if self.request.query_params.get("unread") in ("1", "true"):
+            notifications = notifications.filter(read_at__isnull=True)
+        return notifications
+
+    @extend_schema(
+        parameters=[OpenApiParameter("unread", bool, description="Only the unread ones.")]
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        request=NotificationsReadSerializer,
+        responses=inline_serializer("NotificationsRead", {"marked": serializers.IntegerField()}),
+    )
+    @action(detail=False, methods=["post"])
+    def read(self, request: Request) -> Response:
+        """Mark the given notifications (or, with no ``ids``, all) as read."""
+        serializer = NotificationsReadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        marked = services.notifications_mark_read(
+            user=request.user, ids=serializer.validated_data.get("ids")
+        )
+        return Response({"marked": marked})

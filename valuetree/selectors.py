@@ -7,17 +7,37 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Permission
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Value
+from django.db import connection
+from django.db.models import (
+    BooleanField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.db.models.functions import Coalesce
 
 from valuetree import sections
 from valuetree.models import (
+    ENDING_STAGES,
+    PLANNED_STAGES,
+    ConsumerInterest,
     DataProduct,
     DataProductLink,
     Domain,
+    LifecycleStage,
+    LifecycleTransition,
     Membership,
     Node,
     NodeKind,
+    NodeStatus,
+    Notification,
+    OutputPort,
     Role,
     ValueTree,
 )
@@ -219,11 +239,154 @@ def data_product_catalogue(
         products = products.filter(domain=domain)
     if stage:
         products = products.filter(stage=stage)
-    if query:
-        products = products.filter(
-            Q(name__icontains=query) | Q(purpose__icontains=query) | Q(description__icontains=query)
+    return data_product_search(products, query)
+
+
+def data_product_search(products: QuerySet[DataProduct], query: str) -> QuerySet[DataProduct]:
+    """Products matching every word of ``query`` in name, purpose, description, team
+    or port names.
+
+    On PostgreSQL this is full-text search too (stemmed: "sample" finds "samples",
+    best matches first); a word also matches as a part of a word, everywhere.
+    """
+    words = query.split()
+    if not words:
+        return products
+    matches = Q()
+    for word in words:
+        matches &= (
+            Q(name__icontains=word)
+            | Q(purpose__icontains=word)
+            | Q(description__icontains=word)
+            | Q(owning_team__icontains=word)
+            | Q(pk__in=OutputPort.objects.filter(name__icontains=word).values("data_product"))
         )
-    return products
+    if connection.vendor != "postgresql":
+        return products.filter(matches)
+    from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+
+    vector = (
+        SearchVector("name", weight="A", config="english")
+        + SearchVector("purpose", weight="B", config="english")
+        + SearchVector("description", "owning_team", weight="C", config="english")
+    )
+    search = SearchQuery(query, search_type="websearch", config="english")
+    return (
+        products.annotate(search_document=vector, search_rank=SearchRank(vector, search))
+        .filter(Q(search_document=search) | matches)
+        .order_by("-search_rank", "name", "id")
+    )
+
+
+def _in_readable_tree(user: User) -> ExpressionWrapper:
+    """True for a row whose ``node`` is in a tree ``user`` may read."""
+    return ExpressionWrapper(
+        Q(node__tree__in=trees_for_user(user).values("pk")), output_field=BooleanField()
+    )
+
+
+def discovery_board(
+    user: User, *, domain: Domain | None = None, stage: str = "", query: str = ""
+) -> QuerySet[DataProduct]:
+    """Every product being planned (discovery and design), across all domains, with
+    its ports, the nodes it serves and the teams waiting for it: five queries,
+    whatever the board's size.
+
+    Nodes and waiting teams are all listed; each says whether it is in a tree the
+    user may read (``visible``), so a page names only those and counts the rest.
+    """
+    stages = [stage] if stage in PLANNED_STAGES else list(PLANNED_STAGES)
+    products = (
+        data_product_list()
+        .filter(stage__in=stages)
+        .prefetch_related(
+            Prefetch(
+                "links",
+                queryset=DataProductLink.objects.select_related("node__tree")
+                .annotate(visible=_in_readable_tree(user))
+                .order_by("node__tree__name", "node__title", "role"),
+            ),
+            Prefetch(
+                "interests",
+                queryset=ConsumerInterest.objects.select_related("user", "node__tree").annotate(
+                    visible=_in_readable_tree(user)
+                ),
+            ),
+        )
+        .order_by("name", "id")
+    )
+    if domain is not None:
+        products = products.filter(domain=domain)
+    return data_product_search(products, query)
+
+
+def product_interests(user: User, *, product: DataProduct) -> QuerySet[ConsumerInterest]:
+    """The teams waiting for ``product``; ``visible`` says whether the initiative they
+    named is in a tree the user may read."""
+    return (
+        ConsumerInterest.objects.filter(data_product=product)
+        .select_related("user", "node__tree")
+        .annotate(visible=_in_readable_tree(user))
+    )
+
+
+def node_interests(*, node: Node) -> QuerySet[ConsumerInterest]:
+    """The planned products an initiative is waiting for (the other side of the link)."""
+    return ConsumerInterest.objects.filter(node=node).select_related("user", "data_product__domain")
+
+
+def product_transitions(*, product: DataProduct) -> QuerySet[LifecycleTransition]:
+    return LifecycleTransition.objects.filter(data_product=product).select_related("by")
+
+
+def orphan_products() -> QuerySet[DataProduct]:
+    """Products, not retired, that serve no initiative that is still alive (proposed,
+    active or done): nobody would miss them."""
+    serving = DataProductLink.objects.filter(
+        data_product=OuterRef("pk"), node__kind=NodeKind.INITIATIVE
+    ).exclude(node__status=NodeStatus.KILLED)
+    return (
+        data_product_list()
+        .exclude(stage=LifecycleStage.RETIRED)
+        .filter(~Exists(serving))
+        .order_by("domain__name", "name", "id")
+    )
+
+
+def initiatives_on_ending_products(user: User) -> QuerySet[DataProductLink]:
+    """Links of live work (proposed or active initiatives the user may read) to
+    products that are deprecated or retired, with the product's successor."""
+    return (
+        DataProductLink.objects.filter(
+            node__in=nodes_for_user(user),
+            node__kind=NodeKind.INITIATIVE,
+            node__status__in=[NodeStatus.PROPOSED, NodeStatus.ACTIVE],
+            data_product__stage__in=ENDING_STAGES,
+        )
+        .select_related("node__tree", "data_product__domain", "data_product__duplicate_of")
+        .order_by("node__tree__name", "node__title", "data_product__name", "id")
+    )
+
+
+def initiatives_for_interest(user: User) -> QuerySet[Node]:
+    """The initiatives ``user`` may register interest for: those of trees they edit."""
+    editable = trees_for_user(user).filter(caller_role__in=list(EDIT_ROLES))
+    return (
+        Node.objects.filter(tree__in=editable.values("pk"), kind=NodeKind.INITIATIVE)
+        .exclude(status=NodeStatus.KILLED)
+        .select_related("tree")
+        .order_by("tree__name", "title", "id")
+    )
+
+
+def notifications_for(user: User) -> QuerySet[Notification]:
+    return Notification.objects.filter(recipient=user.pk).select_related(
+        "data_product", "related_product"
+    )
+
+
+def unread_notification_count(user: User) -> int:
+    return Notification.objects.filter(recipient=user.pk, read_at__isnull=True).count()
 
 
 @dataclass(frozen=True)

@@ -7,18 +7,25 @@ The whole tree is not serialised here: ``selectors.tree_get`` builds it from
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from valuetree.models import (
+    PLANNED_STAGES,
+    ConsumerInterest,
     DataProduct,
     DataProductLink,
     Domain,
+    LifecycleStage,
+    LifecycleTransition,
     Membership,
     Node,
     NodeKind,
+    Notification,
     OutputPort,
     ValueTree,
 )
+from valuetree.similarity import Probe, similar_products
 
 User = get_user_model()
 
@@ -157,6 +164,7 @@ class DataProductSerializer(serializers.ModelSerializer):
     domain = serializers.SlugRelatedField(slug_field="slug", queryset=Domain.objects.all())
     owner = username_field(allow_null=True, required=False)
     output_ports = OutputPortSerializer(many=True, required=False)
+    duplicate_of = serializers.SlugRelatedField(slug_field="slug", read_only=True)
 
     class Meta:
         model = DataProduct
@@ -171,11 +179,13 @@ class DataProductSerializer(serializers.ModelSerializer):
             "purpose",
             "product_type",
             "stage",
+            "version",
+            "duplicate_of",
             "output_ports",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "created_at", "updated_at"]
+        read_only_fields = ["id", "duplicate_of", "created_at", "updated_at"]
 
     def validate_output_ports(self, ports: list[dict]) -> list[dict]:
         names = [port["name"] for port in ports]
@@ -196,6 +206,202 @@ class DataProductLinkSerializer(serializers.ModelSerializer):
         super().__init__(*args, **kwargs)
         # Only nodes the caller can see: any other id reads as "does not exist".
         self.fields["node"].queryset = self.context.get("visible_nodes", Node.objects.none())
+
+
+class SimilarProductSerializer(serializers.Serializer):
+    """A product like another one, with its score in [0, 1]."""
+
+    slug = serializers.CharField(source="product.slug")
+    name = serializers.CharField(source="product.name")
+    domain = serializers.CharField(source="product.domain.slug")
+    owner = serializers.CharField(source="product.owner.username", allow_null=True)
+    stage = serializers.CharField(source="product.stage")
+    score = serializers.FloatField()
+
+
+class SimilarityProbeSerializer(serializers.Serializer):
+    """A product being drafted, to check for similar ones before creating it."""
+
+    name = serializers.CharField(max_length=200)
+    purpose = serializers.CharField(required=False, allow_blank=True, default="")
+    output_ports = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, default=list
+    )
+
+
+class TransitionSerializer(serializers.ModelSerializer):
+    by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    from_stage = serializers.CharField(
+        read_only=True, help_text="Empty for the stage the product was created in."
+    )
+    stage = serializers.ChoiceField(
+        choices=LifecycleStage.choices, write_only=True, help_text="The stage to move to."
+    )
+
+    class Meta:
+        model = LifecycleTransition
+        fields = ["id", "from_stage", "to_stage", "by", "note", "at", "stage"]
+        read_only_fields = ["id", "from_stage", "to_stage", "by", "at"]
+
+
+class ConsumerInterestSerializer(serializers.ModelSerializer):
+    """A team waiting for a planned product. The initiative is named only to those
+    who may read its tree (``node`` is null otherwise)."""
+
+    data_product = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    node = serializers.PrimaryKeyRelatedField(queryset=Node.objects.none())
+    node_title = serializers.SerializerMethodField()
+    tree = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ConsumerInterest
+        fields = [
+            "id",
+            "data_product",
+            "team",
+            "purpose",
+            "node",
+            "node_title",
+            "tree",
+            "user",
+            "created_at",
+        ]
+        read_only_fields = ["id", "data_product", "user", "created_at"]
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["node"].queryset = self.context.get("visible_nodes", Node.objects.none())
+
+    def _visible(self, interest: ConsumerInterest) -> bool:
+        return bool(getattr(interest, "visible", True))
+
+    def to_representation(self, interest: ConsumerInterest) -> dict:
+        data = super().to_representation(interest)
+        if not self._visible(interest):
+            data["node"] = None
+        return data
+
+    def get_node_title(self, interest: ConsumerInterest) -> str | None:
+        return interest.node.title if self._visible(interest) else None
+
+    def get_tree(self, interest: ConsumerInterest) -> str | None:
+        return interest.node.tree.slug if self._visible(interest) else None
+
+
+class DuplicateSerializer(serializers.Serializer):
+    original = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=DataProduct.objects.all(),
+        help_text="The product this one duplicates.",
+    )
+    then = serializers.ChoiceField(
+        choices=[
+            ("keep", "Only link the two"),
+            ("merge", "Move its links and waiting teams to the original, then retire it"),
+            ("retire", "Retire it as it is"),
+        ],
+        default="keep",
+    )
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    data_product = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    related_product = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Notification
+        fields = [
+            "id",
+            "kind",
+            "subject",
+            "body",
+            "url",
+            "data_product",
+            "related_product",
+            "created_at",
+            "read_at",
+        ]
+        read_only_fields = fields
+
+
+class DataProductSavedSerializer(DataProductSerializer):
+    """A product just created or changed, with the products like it (best first)."""
+
+    similar_products = serializers.SerializerMethodField()
+
+    class Meta(DataProductSerializer.Meta):
+        fields = [*DataProductSerializer.Meta.fields, "similar_products"]
+
+    @extend_schema_field(SimilarProductSerializer(many=True))
+    def get_similar_products(self, product: DataProduct) -> list[dict]:
+        similar = similar_products(Probe.of(product), exclude_pk=product.pk)
+        return SimilarProductSerializer(similar, many=True).data
+
+
+class BoardFilterSerializer(serializers.Serializer):
+    domain = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Domain.objects.all(), required=False, allow_null=True
+    )
+    stage = serializers.ChoiceField(
+        choices=[(s, s) for s in PLANNED_STAGES], required=False, allow_blank=True, default=""
+    )
+    q = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+
+
+class ServedNodeSerializer(serializers.Serializer):
+    tree = serializers.CharField(source="node.tree.slug")
+    node = serializers.IntegerField(source="node.id")
+    kind = serializers.CharField(source="node.kind")
+    title = serializers.CharField(source="node.title")
+    role = serializers.CharField()
+
+
+class BoardProductSerializer(DataProductSerializer):
+    """A product on the discovery board: nodes it serves in trees the caller can read
+    (and how many in others), and who waits for it."""
+
+    serves = serializers.SerializerMethodField()
+    serves_elsewhere = serializers.SerializerMethodField()
+    interests = serializers.SerializerMethodField()
+
+    class Meta(DataProductSerializer.Meta):
+        fields = [*DataProductSerializer.Meta.fields, "serves", "serves_elsewhere", "interests"]
+
+    @extend_schema_field(ServedNodeSerializer(many=True))
+    def get_serves(self, product: DataProduct) -> list[dict]:
+        links = [link for link in product.links.all() if link.visible]
+        return ServedNodeSerializer(links, many=True).data
+
+    def get_serves_elsewhere(self, product: DataProduct) -> int:
+        return sum(1 for link in product.links.all() if not link.visible)
+
+    @extend_schema_field(ConsumerInterestSerializer(many=True))
+    def get_interests(self, product: DataProduct) -> list[dict]:
+        return ConsumerInterestSerializer(product.interests.all(), many=True).data
+
+
+class EndingProductLinkSerializer(serializers.Serializer):
+    """An initiative relying on a deprecated or retired product."""
+
+    tree = serializers.CharField(source="node.tree.slug")
+    node = serializers.IntegerField(source="node.id")
+    title = serializers.CharField(source="node.title")
+    role = serializers.CharField()
+    data_product = serializers.CharField(source="data_product.slug")
+    stage = serializers.CharField(source="data_product.stage")
+    successor = serializers.CharField(
+        source="data_product.duplicate_of.slug", allow_null=True, default=None
+    )
+
+
+class OrphansSerializer(serializers.Serializer):
+    products = DataProductSerializer(many=True)
+    initiatives = EndingProductLinkSerializer(many=True)
+
+
+class NotificationsReadSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(), required=False)
 
 
 class HistoryEntrySerializer(serializers.Serializer):

@@ -307,6 +307,15 @@ DATA_PRODUCT_FIELDS = (
 )
 
 
+# Addresses of pages and API routes beside a product's own (/data-products/<slug>/).
+RESERVED_PRODUCT_SLUGS = frozenset({"new", "board", "similar", "orphans", "import"})
+
+
+def _check_product_slug(product: DataProduct) -> None:
+    if product.slug in RESERVED_PRODUCT_SLUGS:
+        raise ValidationError({"slug": f"“{product.slug}” is reserved; choose another slug."})
+
+
 def domain_create(**fields: Any) -> Domain:
     domain = Domain()
     apply_fields(domain, fields, DOMAIN_FIELDS)
@@ -373,6 +382,7 @@ def data_product_create(
     stage = fields.pop("stage", None) or LifecycleStage.DISCOVERY
     product = DataProduct(stage=stage)
     apply_fields(product, fields, DATA_PRODUCT_FIELDS)
+    _check_product_slug(product)
     product.full_clean()
     product.save()
     _replace_output_ports(product=product, ports=output_ports or [])
@@ -394,6 +404,7 @@ def data_product_update(
     ``stage`` goes through :func:`data_product_transition` and its rules."""
     stage = fields.pop("stage", None)
     apply_fields(product, fields, DATA_PRODUCT_FIELDS)
+    _check_product_slug(product)
     product.full_clean()
     product.save()
     if output_ports is not None:

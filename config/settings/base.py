@@ -267,6 +267,8 @@ SPECTACULAR_SETTINGS = {
         "PullStatusEnum": "outcomes.models.PullStatus",
         "NodeStatusEnum": "valuetree.models.NodeStatus",
         "VerdictStatusEnum": "outcomes.models.VerdictStatus",
+        "LifecycleStageEnum": "valuetree.models.LifecycleStage",
+        "NotificationKindEnum": "valuetree.models.NotificationKind",
     },
 }
 

@@ -175,7 +175,9 @@ def test_only_the_owner_may_update_a_product(orders, users):
 
 
 def test_a_contract_id_owned_by_another_port_is_refused(orders, users):
-    raw = fixture("orders.odps.yaml").replace("    type: api\n", "    type: api\n    contractId: orders-table-v1\n")
+    raw = fixture("orders.odps.yaml").replace(
+        "    type: api\n", "    type: api\n    contractId: orders-table-v1\n"
+    )
     found = problems(raw, user=users["owner"])
     assert set(found) == {"outputPorts[1].contractId"}
 
@@ -281,6 +283,20 @@ def test_odcs_export_import_export_is_identical(orders, users):
     document = yaml.safe_load(first)
     assert list(document)[:6] == ["apiVersion", "kind", "id", "name", "version", "status"]
     assert document["dataProduct"] == "orders"
+
+
+@pytest.mark.parametrize("size", [1, 6])
+def test_export_reads_a_constant_number_of_queries(
+    orders, users, size, django_assert_max_num_queries
+):
+    for number in range(1, size):
+        raw = fixture("orders.odps.yaml").replace("id: orders", f"id: orders-{number}")
+        raw = raw.replace("-v1", f"-v1-{number}")
+        standards.odps_import_text(raw, user=users["owner"])
+    with django_assert_max_num_queries(5):
+        documents = [standards.data_product_to_odps(p) for p in standards.products_for_export()]
+    assert len(documents) == size
+    assert all(len(d["outputPorts"]) == 2 for d in documents)
 
 
 # --- Commands ----------------------------------------------------------------------

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from valuetree import selectors, standards
+from valuetree import standards
 
 
 class Command(BaseCommand):
@@ -15,9 +15,8 @@ class Command(BaseCommand):
         parser.add_argument("-o", "--output", help="Write to this file instead of stdout.")
 
     def handle(self, *args, slugs: list[str], output: str | None, **options) -> None:
-        products = selectors.data_product_list().order_by("slug")
+        products = standards.products_for_export(slugs=slugs or None)
         if slugs:
-            products = products.filter(slug__in=slugs)
             missing = sorted(set(slugs) - {product.slug for product in products})
             if missing:
                 raise CommandError(f"No data product with slug {', '.join(missing)}.")
