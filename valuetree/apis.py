@@ -506,7 +506,10 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
         others) and the teams waiting for it."""
         filters = BoardFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        products = selectors.discovery_board(request.user, **filters.validated_data)
+        data = filters.validated_data
+        products = selectors.discovery_board(
+            request.user, domain=data.get("domain"), stage=data["stage"], query=data["q"]
+        )
         return Response(BoardProductSerializer(products, many=True).data)
 
     @extend_schema(responses=OrphansSerializer)

@@ -7,7 +7,16 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
-from valuetree.models import DataProduct, Domain, LifecycleStage, Membership, Node, Role, ValueTree
+from valuetree.models import (
+    PLANNED_STAGES,
+    DataProduct,
+    Domain,
+    LifecycleStage,
+    Membership,
+    Node,
+    Role,
+    ValueTree,
+)
 from valuetree.services import DATA_PRODUCT_FIELDS, NODE_FIELDS, stage_moves
 
 User = get_user_model()
@@ -227,3 +236,76 @@ OutputPortFormSet = forms.formset_factory(
     # A blank new row has nothing to remove.
     can_delete_extra=False,
 )
+
+
+# --- The open catalogue: board, early consumers, lifecycle, duplicates ------------------
+
+
+class BoardFilterForm(forms.Form):
+    """The discovery board's filters: a shareable link, as in the catalogue."""
+
+    domain = DataProductFilterForm.base_fields["domain"]
+    stage = forms.ChoiceField(
+        label="Stage",
+        choices=[("", "Discovery and design"), *[(s.value, s.label) for s in PLANNED_STAGES]],
+        required=False,
+    )
+    q = forms.CharField(label="Search", required=False, max_length=200, strip=True)
+
+
+class InitiativeChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: object) -> str:
+        return f"{obj.tree.name} › {obj.title}"
+
+
+class ConsumerInterestForm(forms.Form):
+    """Register a team as an early consumer of a planned product."""
+
+    team = forms.CharField(max_length=200, help_text="The team that would consume it.")
+    node = InitiativeChoiceField(
+        label="Initiative",
+        queryset=Node.objects.none(),
+        empty_label="Choose an initiative",
+        help_text="The initiative it would serve (in a tree you edit).",
+    )
+    purpose = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="What you would use it for.",
+    )
+
+    def __init__(self, *args: object, initiatives: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["node"].queryset = initiatives
+
+
+class TransitionForm(forms.Form):
+    stage = forms.ChoiceField(label="Move to", choices=LifecycleStage.choices)
+    note = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Why (kept with the move; sent with a deprecation).",
+    )
+
+    def __init__(self, *args: object, product: DataProduct, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        moves = stage_moves(product.stage)
+        self.fields["stage"].choices = [
+            (value, label) for value, label in LifecycleStage.choices if value in moves
+        ]
+
+
+class DuplicateForm(forms.Form):
+    original = forms.ModelChoiceField(
+        queryset=DataProduct.objects.exclude(stage=LifecycleStage.RETIRED),
+        to_field_name="slug",
+        label="Duplicate of",
+    )
+    then = forms.ChoiceField(
+        label="Then",
+        choices=[
+            ("keep", "Only link the two"),
+            ("merge", "Merge: move its nodes and waiting teams to the original, then retire it"),
+            ("retire", "Retire it as it is"),
+        ],
+        initial="keep",
+    )

@@ -287,13 +287,14 @@ def _in_readable_tree(user: User) -> ExpressionWrapper:
 
 def discovery_board(
     user: User, *, domain: Domain | None = None, stage: str = "", query: str = ""
-) -> QuerySet[DataProduct]:
+) -> list[DataProduct]:
     """Every product being planned (discovery and design), across all domains, with
-    its ports, the nodes it serves and the teams waiting for it: five queries,
+    its ports, the nodes it serves and the teams waiting for it: four queries,
     whatever the board's size.
 
-    Nodes and waiting teams are all listed; each says whether it is in a tree the
-    user may read (``visible``), so a page names only those and counts the rest.
+    Each product's ``served`` lists its links to nodes in trees the user may read;
+    ``served_elsewhere`` counts the others, which are not named. Waiting teams are
+    all listed; each says whether its initiative is readable (``visible``).
     """
     stages = [stage] if stage in PLANNED_STAGES else list(PLANNED_STAGES)
     products = (
@@ -317,7 +318,12 @@ def discovery_board(
     )
     if domain is not None:
         products = products.filter(domain=domain)
-    return data_product_search(products, query)
+    board = list(data_product_search(products, query))
+    for product in board:
+        links = product.links.all()
+        product.served = [link for link in links if link.visible]
+        product.served_elsewhere = len(links) - len(product.served)
+    return board
 
 
 def product_interests(user: User, *, product: DataProduct) -> QuerySet[ConsumerInterest]:

@@ -370,11 +370,10 @@ class BoardProductSerializer(DataProductSerializer):
 
     @extend_schema_field(ServedNodeSerializer(many=True))
     def get_serves(self, product: DataProduct) -> list[dict]:
-        links = [link for link in product.links.all() if link.visible]
-        return ServedNodeSerializer(links, many=True).data
+        return ServedNodeSerializer(product.served, many=True).data
 
     def get_serves_elsewhere(self, product: DataProduct) -> int:
-        return sum(1 for link in product.links.all() if not link.visible)
+        return product.served_elsewhere
 
     @extend_schema_field(ConsumerInterestSerializer(many=True))
     def get_interests(self, product: DataProduct) -> list[dict]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from valuetree.views import catalogue, trees
+from valuetree.views import catalogue, discovery, trees
 
 app_name = "valuetree"
 urlpatterns = [
@@ -29,6 +29,31 @@ urlpatterns = [
     path("links/<int:link_id>/delete/", trees.link_delete, name="link-delete"),
     path("data-products/", catalogue.data_product_list, name="data-product-list"),
     path("data-products/new/", catalogue.data_product_create, name="data-product-create"),
+    path("data-products/board/", discovery.board, name="board"),
+    path("data-products/similar/", discovery.similar_check, name="similar-check"),
+    path(
+        "data-products/<slug:slug>/stage/",
+        discovery.product_transition,
+        name="data-product-transition",
+    ),
+    path(
+        "data-products/<slug:slug>/duplicate/",
+        discovery.product_duplicate,
+        name="data-product-duplicate",
+    ),
+    path(
+        "data-products/<slug:slug>/interest/",
+        discovery.register_interest,
+        name="data-product-interest",
+    ),
+    path(
+        "data-products/<slug:slug>/interest/<int:interest_id>/withdraw/",
+        discovery.withdraw_interest,
+        name="data-product-interest-withdraw",
+    ),
+    path("notifications/", discovery.notification_list, name="notifications"),
+    path("notifications/read/", discovery.notifications_read, name="notifications-read"),
+    path("notifications/badge/", discovery.notification_badge, name="notification-badge"),
     path("data-products/<slug:slug>/", catalogue.data_product_detail, name="data-product"),
     path(
         "data-products/<slug:slug>/edit/",

@@ -293,8 +293,10 @@ def test_detail_shows_every_field_and_port(login, products):
         "<dd>owner</dd>",
         "<dd>Lab platform</dd>",
         "<dd><code>lab-results</code></dd>",
-        "<tr><td>results</td><td>table</td><td><code>warehouse.lab.results</code></td></tr>",
-        "<tr><td>results-api</td><td>api</td><td><code>https://lab.example/api</code></td></tr>",
+        "<tr><td>results</td><td>table</td><td><code>warehouse.lab.results</code></td>\n"
+        "        <td>—</td></tr>",
+        "<tr><td>results-api</td><td>api</td><td><code>https://lab.example/api</code></td>\n"
+        "        <td>—</td></tr>",
         "Not linked to any value-tree node you can see.",
     ):
         assert text in html

@@ -20,10 +20,13 @@ from valuetree.forms import (
     BaseOutputPortFormSet,
     DataProductFilterForm,
     DataProductForm,
+    DuplicateForm,
     OutputPortFormSet,
+    TransitionForm,
     add_service_errors,
 )
-from valuetree.models import DataProduct, DataProductLink
+from valuetree.models import PLANNED_STAGES, DataProduct, DataProductLink, LifecycleStage
+from valuetree.similarity import Probe, similar_products
 
 PORTS_PREFIX = "ports"
 ANOTHER_PORT = "_another_port"
@@ -54,7 +57,9 @@ def data_product_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def data_product_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    product = get_object_or_404(selectors.data_product_list(), slug=slug)
+    product = get_object_or_404(
+        selectors.data_product_list().select_related("duplicate_of"), slug=slug
+    )
     # Only nodes of trees the viewer may read: a product may serve trees the viewer
     # must not learn about.
     links = (
@@ -64,13 +69,26 @@ def data_product_detail(request: HttpRequest, slug: str) -> HttpResponse:
         .select_related("node__tree")
         .order_by("node__tree__name", "node__title", "node_id", "role")
     )
+    can_edit = selectors.data_product_can_edit(request.user, product)
+    similar = similar_products(Probe.of(product), exclude_pk=product.pk)
     return render(
         request,
         "valuetree/catalogue/detail.html",
         {
             "product": product,
             "links": links,
-            "can_edit": selectors.data_product_can_edit(request.user, product),
+            "can_edit": can_edit,
+            "similar": similar,
+            "transitions": selectors.product_transitions(product=product),
+            "interests": selectors.product_interests(request.user, product=product),
+            "ports": product.output_ports.select_related("contract"),
+            "transition_form": TransitionForm(product=product) if can_edit else None,
+            "duplicate_form": DuplicateForm(
+                initial={"original": similar[0].product.slug if similar else None}
+            )
+            if can_edit and not product.duplicate_of_id
+            else None,
+            "open_to_consumers": product.stage in (*PLANNED_STAGES, LifecycleStage.BUILD),
         },
     )
 

@@ -467,6 +467,7 @@ def node_panel(request: HttpRequest, node_id: int) -> HttpResponse:
             "node": node,
             "measures": node.measures.select_related("metric__source"),
             "links": links,
+            "interests": selectors.node_interests(node=node),
             "history": history,
             "can_edit": tree.caller_role in selectors.EDIT_ROLES,
             "statuses": NodeStatus.choices,
