@@ -196,8 +196,6 @@ class Case:
     body: Builder | None = None
     # The key a 400 must name (a field message; ``errors`` for the import document).
     field: str | None = None
-    # A known bug in the endpoint: its logged-in cases are strict xfails until fixed.
-    bug: str | None = None
 
 
 # The ``*-invalid`` cases pin the order of the rules: a caller who may not write gets
@@ -793,7 +791,6 @@ CASES = [
         "GET",
         lambda w: f"/api/data-products/board/?domain={w.domain.slug}&q=orders",
         everyone(200),
-        bug="BUG: apis.py board passes BoardFilterSerializer's `q` to discovery_board(query=)",
     ),
     Case(
         "product-board-invalid",
@@ -992,18 +989,7 @@ def client_as(world: World, role: str) -> APIClient:
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("case", "role"),
-    [
-        pytest.param(
-            case,
-            role,
-            id=f"{case.id}-{role}",
-            marks=[pytest.mark.xfail(reason=case.bug, strict=True)]
-            if case.bug and role != "anonymous"
-            else [],
-        )
-        for case in CASES
-        for role in ROLES
-    ],
+    [pytest.param(case, role, id=f"{case.id}-{role}") for case in CASES for role in ROLES],
 )
 def test_permission_matrix(world, case, role):
     url = case.url(world)

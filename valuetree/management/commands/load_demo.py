@@ -32,6 +32,7 @@ from rest_framework import serializers
 
 from valuetree import interchange, services
 from valuetree.models import (
+    ConsumerInterest,
     DataProduct,
     DataProductType,
     Domain,
@@ -108,11 +109,20 @@ class DataProductEntry(_Strict):
     output_ports = PortEntry(many=True, min_length=1, max_length=3)
 
 
+class EarlyConsumerEntry(_Strict):
+    data_product = serializers.SlugField()
+    initiative = serializers.CharField(help_text="The title of an initiative of the demo tree.")
+    user = serializers.CharField()
+    team = serializers.CharField(max_length=200)
+    purpose = serializers.CharField()
+
+
 class OrganisationEntry(_Strict):
     login = serializers.CharField()
     users = UserEntry(many=True, min_length=1)
     domains = DomainEntry(many=True)
     data_products = DataProductEntry(many=True)
+    early_consumers = EarlyConsumerEntry(many=True, default=list)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         usernames = {user["username"] for user in attrs["users"]}
@@ -125,6 +135,12 @@ class OrganisationEntry(_Strict):
                 problems[f"data_products[{index}].domain"] = f"No domain {product['domain']!r}."
             if product["owner"] and product["owner"] not in usernames:
                 problems[f"data_products[{index}].owner"] = f"No user {product['owner']!r}."
+        slugs = {product["slug"] for product in attrs["data_products"]}
+        for index, entry in enumerate(attrs["early_consumers"]):
+            if entry["data_product"] not in slugs:
+                problems[f"early_consumers[{index}].data_product"] = "Not a demo data product."
+            if entry["user"] not in usernames:
+                problems[f"early_consumers[{index}].user"] = f"No user {entry['user']!r}."
         if problems:
             raise serializers.ValidationError(problems)
         return attrs
@@ -318,6 +334,8 @@ def load_demo(*, password: str | None = None) -> LoadResult:
         except interchange.ImportFailed as failed:
             raise CommandError(f"{TREE_FILE}: {failed}") from None
 
+    _add_early_consumers(organisation["early_consumers"], tree=tree, users=users, changes=changes)
+
     # Roles in an existing tree are its owners' business: only a new tree or a new
     # member gets the role the organisation file gives, and no role is ever changed.
     members = set(Membership.objects.filter(tree=tree).values_list("user_id", flat=True))
@@ -335,6 +353,30 @@ def load_demo(*, password: str | None = None) -> LoadResult:
         users=users,
         changes=changes,
     )
+
+
+def _add_early_consumers(
+    entries: list[dict[str, Any]],
+    *,
+    tree: ValueTree,
+    users: dict[str, AbstractUser],
+    changes: Counter[tuple[str, str]],
+) -> None:
+    """Teams waiting for planned products; added once, never changed (a registration
+    withdrawn in the demo stays withdrawn only until the next load)."""
+    for entry in entries:
+        node = Node.objects.filter(tree=tree, title=entry["initiative"]).first()
+        product = DataProduct.objects.get(slug=entry["data_product"])
+        if node is None or ConsumerInterest.objects.filter(data_product=product, node=node):
+            continue  # the demo tree was edited, or it is there already
+        services.consumer_interest_register(
+            product=product,
+            node=node,
+            user=users[entry["user"]],
+            team=entry["team"],
+            purpose=entry["purpose"],
+        )
+        changes["early consumer", "created"] += 1
 
 
 # --- The command ---------------------------------------------------------------------
