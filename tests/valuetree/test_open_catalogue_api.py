@@ -203,9 +203,7 @@ class TestBoard:
         assert "Hidden initiative" not in response.content.decode()
 
     def test_only_planned_products_and_filters(self, users, client_for, turnaround, budget):
-        services.data_product_create(
-            slug="old", name="Old", domain=budget.domain, stage="retired"
-        )
+        services.data_product_create(slug="old", name="Old", domain=budget.domain, stage="retired")
         client = client_for(users["outsider"])
 
         def slugs(query=""):
@@ -294,7 +292,11 @@ class TestSimilar:
 
     @pytest.mark.parametrize(
         ("body", "field"),
-        [({}, "name"), ({"name": ""}, "name"), ({"name": "X", "output_ports": "a"}, "output_ports")],
+        [
+            ({}, "name"),
+            ({"name": ""}, "name"),
+            ({"name": "X", "output_ports": "a"}, "output_ports"),
+        ],
     )
     def test_bad_probe_is_a_field_error(self, users, client_for, turnaround, body, field):
         response = client_for(users["viewer"]).post(
@@ -304,15 +306,20 @@ class TestSimilar:
         assert list(response.json()) == [field]
 
     def test_a_product_is_not_similar_to_itself(self, users, client_for, turnaround, budget):
-        services.data_product_create(slug="twin", domain=budget.domain, owner=None, **{
-            k: v for k, v in TWIN.items() if k != "slug"
-        })
+        services.data_product_create(
+            slug="twin",
+            domain=budget.domain,
+            owner=None,
+            **{k: v for k, v in TWIN.items() if k != "slug"},
+        )
         response = client_for(users["viewer"]).get("/api/data-products/turnaround/similar/")
         assert response.status_code == 200
         assert [p["slug"] for p in response.json()] == ["twin"]
 
     def test_similar_of_a_missing_product_is_404(self, users, client_for, db):
-        assert client_for(users["viewer"]).get("/api/data-products/nope/similar/").status_code == 404
+        assert (
+            client_for(users["viewer"]).get("/api/data-products/nope/similar/").status_code == 404
+        )
 
 
 # --- Lifecycle transitions -----------------------------------------------------------------
@@ -407,7 +414,13 @@ class TestTransitions:
         assert turnaround.transitions.count() == 1
 
     def test_deprecating_tells_who_relies_on_it(
-        self, users, client_for, turnaround, initiative, mailoutbox, django_capture_on_commit_callbacks
+        self,
+        users,
+        client_for,
+        turnaround,
+        initiative,
+        mailoutbox,
+        django_capture_on_commit_callbacks,
     ):
         initiative.owner = users["editor"]
         initiative.save()
@@ -444,7 +457,9 @@ class TestInterests:
         )
         assert response.status_code == 201
         body = response.json()
-        assert {k: body[k] for k in ("data_product", "team", "node", "node_title", "tree", "user")} == {
+        assert {
+            k: body[k] for k in ("data_product", "team", "node", "node_title", "tree", "user")
+        } == {
             "data_product": "turnaround",
             "team": "Ward 3",
             "node": initiative.pk,
@@ -475,29 +490,28 @@ class TestInterests:
         }
 
     @pytest.mark.parametrize(
-        ("role", "node", "status", "expected"),
+        ("role", "node", "status", "message"),
         [
-            ("viewer", "initiative", 403, None),
+            ("viewer", "initiative", 403, None),  # reads the tree, may not edit it
             ("leadership", "initiative", 403, None),
-            ("outsider", "initiative", 400, {"node": ["Invalid pk"]}),
+            # A node in a tree you cannot see "does not exist" (400, no leak).
+            ("outsider", "initiative", 400, 'Invalid pk "{pk}" - object does not exist.'),
             ("outsider", "hidden", 201, None),
-            ("editor", "hidden", 400, {"node": ["Invalid pk"]}),
-            ("editor", "bet", 400, {"node": ["Pick an initiative, not a bet."]}),
+            ("editor", "hidden", 400, 'Invalid pk "{pk}" - object does not exist.'),
+            ("editor", "bet", 400, "Pick an initiative, not a bet."),
             ("anonymous", "initiative", 401, None),
         ],
     )
     def test_who_may_register_for_which_node(
-        self, users, client_for, turnaround, bet, initiative, hidden, role, node, status, expected
+        self, users, client_for, turnaround, bet, initiative, hidden, role, node, status, message
     ):
         target = {"initiative": initiative, "hidden": hidden, "bet": bet}[node]
         response = as_(client_for, users, role).post(
             self.url(turnaround), self.body(target), format="json"
         )
         assert response.status_code == status
-        if expected is not None:
-            assert {k: [m.split(" - ")[0][:11] for m in v] for k, v in response.json().items()} == {
-                k: [m[:11] for m in v] for k, v in expected.items()
-            }
+        if message is not None:
+            assert response.json() == {"node": [message.format(pk=target.pk)]}
         assert ConsumerInterest.objects.count() == (1 if status == 201 else 0)
 
     def test_a_live_product_is_refused(self, users, client_for, turnaround, initiative):
@@ -512,7 +526,10 @@ class TestInterests:
 
     def test_registering_twice_is_refused(self, users, client_for, turnaround, initiative):
         client = client_for(users["editor"])
-        assert client.post(self.url(turnaround), self.body(initiative), format="json").status_code == 201
+        assert (
+            client.post(self.url(turnaround), self.body(initiative), format="json").status_code
+            == 201
+        )
         again = client.post(
             self.url(turnaround), self.body(initiative, team="Ward 4"), format="json"
         )
@@ -554,9 +571,10 @@ class TestInterests:
 def duplicate(users, domains, initiative):
     """The editor's product, serving the initiative, with a team waiting for it."""
     made = services.data_product_create(
-        slug="duplicate", domain=domains["imaging"], owner=users["editor"], **{
-            k: v for k, v in TWIN.items() if k != "slug"
-        }
+        slug="duplicate",
+        domain=domains["imaging"],
+        owner=users["editor"],
+        **{k: v for k, v in TWIN.items() if k != "slug"},
     )
     services.data_product_link(product=made, node=initiative, role="uses")
     services.consumer_interest_register(
@@ -625,18 +643,12 @@ class TestDuplicateOf:
         assert DataProduct.objects.get(slug="duplicate").duplicate_of_id is None
         assert not Notification.objects.exists()
 
-    def test_merge_that_fails_leaves_no_mark(self, users, client_for, turnaround, duplicate):
-        """Mark and merge are one transaction: a refused retire undoes the mark."""
-        services.data_product_transition(product=duplicate, to_stage="live", by=None)
-        services.data_product_update(product=duplicate, output_ports=[{"name": "x", "kind": "t"}])
-        response = client_for(users["editor"]).post(
-            self.url, {"original": "turnaround", "then": "merge"}, format="json"
-        )
-        assert response.status_code == 200  # live → retired is allowed
-        assert DataProduct.objects.get(slug="duplicate").stage == "retired"
-
-    @pytest.mark.parametrize(("role", "status"), [("owner", 403), ("viewer", 403), ("anonymous", 401)])
-    def test_only_its_owner_may_mark_it(self, users, client_for, turnaround, duplicate, role, status):
+    @pytest.mark.parametrize(
+        ("role", "status"), [("owner", 403), ("viewer", 403), ("anonymous", 401)]
+    )
+    def test_only_its_owner_may_mark_it(
+        self, users, client_for, turnaround, duplicate, role, status
+    ):
         response = as_(client_for, users, role).post(
             self.url, {"original": "turnaround", "then": "merge"}, format="json"
         )
