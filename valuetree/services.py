@@ -411,6 +411,7 @@ def data_product_update(
         _replace_output_ports(product=product, ports=output_ports)
     if stage is not None and stage != product.stage:
         data_product_transition(product=product, to_stage=stage, by=by)
+        product.refresh_from_db(fields=["stage", "updated_at"])
     else:
         _check_stage_rules(product=product, stage=product.stage)
     if {"name", "purpose"} & set(fields) or output_ports is not None:
@@ -648,9 +649,13 @@ def data_product_mark_duplicate(
     """Link ``product`` to the product it duplicates; then merge or retire it."""
     if original.pk == product.pk:
         raise ValidationError({"original": "A product cannot duplicate itself."})
-    if original.duplicate_of_id == product.pk:
+    if original.duplicate_of_id is not None:
+        # Duplicates point at a product that is not one itself: no chains, no cycles.
         raise ValidationError(
-            {"original": f"“{original.name}” is already marked as a duplicate of this one."}
+            {
+                "original": f"“{original.name}” is itself a duplicate of "
+                f"“{original.duplicate_of.name}”; pick that one."
+            }
         )
     if original.stage == LifecycleStage.RETIRED:
         raise ValidationError({"original": f"“{original.name}” is retired; pick a living one."})

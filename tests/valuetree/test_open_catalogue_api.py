@@ -144,11 +144,6 @@ class TestSavedProductsShowSimilarOnes:
         assert not DataProduct.objects.exists()
         assert not LifecycleTransition.objects.exists()
 
-    @pytest.mark.xfail(
-        reason="BUG: services.data_product_update does not refresh `product.stage` after "
-        "data_product_transition, so PATCH answers the old stage",
-        strict=True,
-    )
     def test_patching_the_stage_answers_the_new_stage(self, users, client_for, turnaround):
         response = client_for(users["owner"]).patch(
             "/api/data-products/turnaround/", {"stage": "design"}, format="json"
