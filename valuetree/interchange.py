@@ -145,7 +145,7 @@ def parse(raw: bytes | str, *, fmt: str) -> tuple[Any, dict[str, int]]:
 # --- Validation ----------------------------------------------------------------------
 
 
-class _Item(serializers.Field):
+class Item(serializers.Field):
     """Any value, passed through: nested items are validated one by one afterwards
     (YAML gives dates as dates, which a JSONField would refuse)."""
 
@@ -156,8 +156,8 @@ class _Item(serializers.Field):
         return value
 
 
-def _items() -> serializers.ListField:
-    return serializers.ListField(child=_Item(), required=False, default=list)
+def item_list() -> serializers.ListField:
+    return serializers.ListField(child=Item(), required=False, default=list)
 
 
 class TreeDocumentSerializer(serializers.Serializer):
@@ -166,7 +166,7 @@ class TreeDocumentSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     vision = serializers.CharField()
     description = serializers.CharField(allow_blank=True, required=False, default="")
-    goals = _items()
+    goals = item_list()
 
     def validate_version(self, value: int) -> int:
         if value != DOCUMENT_VERSION:
@@ -198,8 +198,8 @@ class NodeDocumentSerializer(serializers.Serializer):
     )
     weight = serializers.FloatField(min_value=0, required=False, default=1.0)
     status = serializers.ChoiceField(choices=NodeStatus.choices, required=False, default="proposed")
-    data_products = _items()
-    children = _items()
+    data_products = item_list()
+    children = item_list()
 
 
 class DataProductLinkDocumentSerializer(serializers.Serializer):
@@ -207,7 +207,7 @@ class DataProductLinkDocumentSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=LinkRole.choices)
 
 
-def _join(path: str, key: str | int) -> str:
+def join_path(path: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
     return f"{path}.{key}" if path else key
@@ -217,12 +217,12 @@ def flatten_errors(errors: Any, path: str = "") -> Iterator[tuple[str, str]]:
     """DRF's nested error structure as (path, message) pairs: ``goals[0].title``."""
     if isinstance(errors, dict):
         for key, value in errors.items():
-            child = path if key in ("non_field_errors", "__all__") else _join(path, key)
+            child = path if key in ("non_field_errors", "__all__") else join_path(path, key)
             yield from flatten_errors(value, child)
     elif isinstance(errors, list):
         for index, value in enumerate(errors):
             if isinstance(value, dict | list):
-                yield from flatten_errors(value, _join(path, index))
+                yield from flatten_errors(value, join_path(path, index))
             else:
                 yield path, str(value)
     else:
@@ -239,7 +239,7 @@ class _PlannedNode:
     children: list[_PlannedNode]
 
 
-class _Validator:
+class DocumentValidator:
     """Walks a decoded document and collects every problem before anything is written."""
 
     def __init__(self, lines: dict[str, int]) -> None:
@@ -268,7 +268,7 @@ class _Validator:
             return None
         unknown = set(data) - set(serializer.fields)
         for key in sorted(unknown, key=str):
-            self.add(_join(path, str(key)), "Unknown field.")
+            self.add(join_path(path, str(key)), "Unknown field.")
         if not serializer.is_valid():
             for where, message in flatten_errors(serializer.errors, path):
                 self.add(where, message)
@@ -280,7 +280,7 @@ class _Validator:
         serializer = NodeDocumentSerializer(data=data)
         # Section keys are fields too; they are validated item by item below.
         for section in section_list:
-            serializer.fields[section.key] = _items()
+            serializer.fields[section.key] = item_list()
         fields = self.check(serializer, data, path)
         children_data = data.get("children", []) if isinstance(data, dict) else []
         if fields is None:
@@ -288,13 +288,15 @@ class _Validator:
             fields = {}
         declared = fields.pop("kind", None)
         if declared is not None and declared != kind:
-            self.add(_join(path, "kind"), f"Expected {kind!r} at this depth, found {declared!r}.")
+            self.add(
+                join_path(path, "kind"), f"Expected {kind!r} at this depth, found {declared!r}."
+            )
         for field in ("owner", "accountable"):
             if fields.get(field):
-                self.usernames.setdefault(fields[field], _join(path, field))
+                self.usernames.setdefault(fields[field], join_path(path, field))
         if kind == "goal" and fields.get("hypothesis"):
             self.add(
-                _join(path, "hypothesis"), "Goals carry no hypothesis; bets and initiatives do."
+                join_path(path, "hypothesis"), "Goals carry no hypothesis; bets and initiatives do."
             )
         items: dict[str, list[dict[str, Any]]] = {}
         for section in section_list:
@@ -302,13 +304,15 @@ class _Validator:
             items[section.key] = []
             for index, item in enumerate(raw_items if isinstance(raw_items, list) else []):
                 checked = self.check(
-                    section.item_serializer(data=item), item, _join(_join(path, section.key), index)
+                    section.item_serializer(data=item),
+                    item,
+                    join_path(join_path(path, section.key), index),
                 )
                 if checked is not None:
                     items[section.key].append(checked)
         links = []
         for index, item in enumerate(fields.pop("data_products", [])):
-            item_path = _join(_join(path, "data_products"), index)
+            item_path = join_path(join_path(path, "data_products"), index)
             checked = self.check(DataProductLinkDocumentSerializer(data=item), item, item_path)
             if checked is not None:
                 self.product_slugs.setdefault(checked["data_product"], item_path)
@@ -317,10 +321,14 @@ class _Validator:
         child_kind = CHILD_KIND[kind]
         children: list[_PlannedNode] = []
         if children_data and child_kind is None:
-            self.add(_join(path, "children"), "Initiatives are leaves: nothing goes under them.")
+            self.add(
+                join_path(path, "children"), "Initiatives are leaves: nothing goes under them."
+            )
         elif isinstance(children_data, list):
             for index, child in enumerate(children_data):
-                planned = self.node(child, _join(_join(path, "children"), index), child_kind)
+                planned = self.node(
+                    child, join_path(join_path(path, "children"), index), child_kind
+                )
                 if planned is not None:
                     children.append(planned)
         return _PlannedNode(path, kind, fields, items, links, children)
@@ -331,12 +339,12 @@ def validate(
 ) -> tuple[dict[str, Any], list[_PlannedNode], dict, dict]:
     """Check the whole document; return the tree fields, the planned goals and the
     users and data products it names, or raise ImportFailed with every problem."""
-    validator = _Validator(lines)
+    validator = DocumentValidator(lines)
     header = validator.check(TreeDocumentSerializer(data=data), data, "")
     goals: list[_PlannedNode] = []
     if isinstance(data, dict) and isinstance(data.get("goals"), list):
         for index, goal in enumerate(data["goals"]):
-            planned = validator.node(goal, _join("goals", index), "goal")
+            planned = validator.node(goal, join_path("goals", index), "goal")
             if planned is not None:
                 goals.append(planned)
     users = {
@@ -352,7 +360,7 @@ def validate(
     }
     for slug, path in validator.product_slugs.items():
         if slug not in products:
-            validator.add(_join(path, "data_product"), f"No data product with slug {slug!r}.")
+            validator.add(join_path(path, "data_product"), f"No data product with slug {slug!r}.")
     if validator.problems or header is None:
         raise ImportFailed(validator.problems)
     return header, goals, users, products
@@ -390,7 +398,7 @@ def tree_import(
                 node = services.node_create(tree=tree, parent=parent, kind=planned.kind, **fields)
                 for key, items in planned.sections.items():
                     for position, item in enumerate(items):
-                        path = _join(_join(planned.path, key), position)
+                        path = join_path(join_path(planned.path, key), position)
                         section_by_key[key].create(node.pk, position, item)
                 for link in planned.links:
                     links.append(

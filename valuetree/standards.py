@@ -76,13 +76,11 @@ from django.db.models import QuerySet
 from rest_framework import serializers
 
 from valuetree import interchange, selectors, services
-from valuetree.interchange import ImportFailed, Problem, flatten_errors
 
 # Shared with the tree documents: the same path syntax, line lookup and checks.
-from valuetree.interchange import _Item as Item
-from valuetree.interchange import _items as items
-from valuetree.interchange import _join as join
-from valuetree.interchange import _Validator as BaseValidator
+from valuetree.interchange import DocumentValidator as BaseValidator
+from valuetree.interchange import ImportFailed, Item, Problem, flatten_errors, item_list
+from valuetree.interchange import join_path as join
 from valuetree.models import (
     DataContract,
     DataProduct,
@@ -351,8 +349,8 @@ class DescriptionSerializer(serializers.Serializer):
     purpose = serializers.CharField(allow_blank=True, required=False)
     limitations = serializers.CharField(allow_blank=True, required=False)
     usage = serializers.CharField(allow_blank=True, required=False)
-    authoritativeDefinitions = items()
-    customProperties = items()
+    authoritativeDefinitions = item_list()
+    customProperties = item_list()
 
 
 class TeamMemberSerializer(serializers.Serializer):
@@ -363,9 +361,9 @@ class TeamMemberSerializer(serializers.Serializer):
     dateIn = serializers.CharField(required=False)
     dateOut = serializers.CharField(required=False)
     replacedByUsername = serializers.CharField(required=False)
-    tags = items()
-    customProperties = items()
-    authoritativeDefinitions = items()
+    tags = item_list()
+    customProperties = item_list()
+    authoritativeDefinitions = item_list()
 
 
 class OdpsOutputPortSerializer(serializers.Serializer):
@@ -374,8 +372,8 @@ class OdpsOutputPortSerializer(serializers.Serializer):
     type = serializers.CharField(max_length=50)
     description = serializers.CharField(allow_blank=True, required=False)
     contractId = serializers.CharField(max_length=200, required=False)
-    sbom = items()
-    inputContracts = items()
+    sbom = item_list()
+    inputContracts = item_list()
 
 
 class OdpsSerializer(serializers.Serializer):
@@ -388,14 +386,14 @@ class OdpsSerializer(serializers.Serializer):
     domain = serializers.SlugField(max_length=100)
     tenant = serializers.CharField(allow_blank=True, required=False)
     description = Item(required=False)
-    customProperties = items()
-    tags = items()
-    inputPorts = items()
+    customProperties = item_list()
+    tags = item_list()
+    inputPorts = item_list()
     outputPorts = Item(required=False)  # absent: the ports stay as they are
-    managementPorts = items()
-    support = items()
-    team = items()
-    authoritativeDefinitions = items()
+    managementPorts = item_list()
+    support = item_list()
+    team = item_list()
+    authoritativeDefinitions = item_list()
     productCreatedTs = Item(required=False)
 
 
@@ -410,17 +408,17 @@ class OdcsSerializer(serializers.Serializer):
     domain = serializers.SlugField(max_length=100, required=False)
     tenant = serializers.CharField(allow_blank=True, required=False)
     description = Item(required=False)
-    schema = items()
-    slaProperties = items()
-    team = items()
-    servers = items()
+    schema = item_list()
+    slaProperties = item_list()
+    team = item_list()
+    servers = item_list()
     support = Item(required=False)
     price = Item(required=False)
-    roles = items()
+    roles = item_list()
     slaDefaultElement = serializers.CharField(required=False)
-    tags = items()
-    customProperties = items()
-    authoritativeDefinitions = items()
+    tags = item_list()
+    customProperties = item_list()
+    authoritativeDefinitions = item_list()
     contractCreatedTs = Item(required=False)
 
 
