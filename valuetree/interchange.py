@@ -114,26 +114,37 @@ def _yaml_lines(text: str) -> dict[str, int]:
     return lines
 
 
-def parse(raw: bytes | str, *, fmt: str) -> tuple[Any, dict[str, int]]:
-    """Decode a document; a syntax error is an ImportFailed naming the line."""
+def document_text(raw: bytes | str) -> str:
+    """A document's text; too large or not UTF-8 is an ImportFailed."""
     if len(raw) > MAX_DOCUMENT_BYTES:
         raise ImportFailed(
             [Problem("", f"The document is larger than {MAX_DOCUMENT_BYTES} bytes.")]
         )
     if isinstance(raw, bytes):
         try:
-            raw = raw.decode("utf-8")
+            return raw.decode("utf-8")
         except UnicodeDecodeError:
             raise ImportFailed([Problem("", "The document is not UTF-8 text.")]) from None
+    return raw
+
+
+def yaml_failure(error: yaml.YAMLError) -> ImportFailed:
+    """A YAML syntax error as an ImportFailed naming its line."""
+    mark = getattr(error, "problem_mark", None)
+    message = getattr(error, "problem", None) or str(error)
+    return ImportFailed(
+        [Problem("", f"Not valid YAML: {message}.", mark.line + 1 if mark else None)]
+    )
+
+
+def parse(raw: bytes | str, *, fmt: str) -> tuple[Any, dict[str, int]]:
+    """Decode a document; a syntax error is an ImportFailed naming the line."""
+    raw = document_text(raw)
     if fmt == "yaml":
         try:
             return yaml.safe_load(raw), _yaml_lines(raw)
         except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            message = getattr(error, "problem", None) or str(error)
-            raise ImportFailed(
-                [Problem("", f"Not valid YAML: {message}.", mark.line + 1 if mark else None)]
-            ) from None
+            raise yaml_failure(error) from None
     try:
         return orjson.loads(raw), {}
     except orjson.JSONDecodeError as error:

@@ -120,19 +120,6 @@ class Forbidden(Problem):
 # --- Parsing -----------------------------------------------------------------------
 
 
-def _text(raw: bytes | str) -> str:
-    if len(raw) > interchange.MAX_DOCUMENT_BYTES:
-        raise ImportFailed(
-            [Problem("", f"The document is larger than {interchange.MAX_DOCUMENT_BYTES} bytes.")]
-        )
-    if isinstance(raw, bytes):
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ImportFailed([Problem("", "The document is not UTF-8 text.")]) from None
-    return raw
-
-
 def _walk_lines(node: yaml.Node, path: str, lines: dict[str, int]) -> None:
     if path:
         lines.setdefault(path, node.start_mark.line + 1)
@@ -152,16 +139,12 @@ def parse_stream(raw: bytes | str, *, fmt: str = "yaml") -> tuple[list[Any], lis
     if fmt != "yaml":
         data, lines = interchange.parse(raw, fmt="json")
         return [data], [lines]
-    text = _text(raw)
+    text = interchange.document_text(raw)
     try:
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
         documents = list(yaml.safe_load_all(text))
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        message = getattr(error, "problem", None) or str(error)
-        raise ImportFailed(
-            [Problem("", f"Not valid YAML: {message}.", mark.line + 1 if mark else None)]
-        ) from None
+        raise interchange.yaml_failure(error) from None
     kept: list[Any] = []
     all_lines: list[dict[str, int]] = []
     for node, document in zip(nodes, documents, strict=True):

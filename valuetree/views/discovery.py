@@ -8,6 +8,7 @@ anyone who edits the tree of the initiative it would serve.
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -73,6 +74,13 @@ def similar_check(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _errors_as_messages(request: HttpRequest, form: forms.Form) -> None:
+    """A small form on the product page reports its errors on the page it returns to."""
+    for errors in form.errors.values():
+        for message in errors:
+            messages.error(request, message)
+
+
 def _owned_product(request: HttpRequest, slug: str) -> DataProduct:
     product = get_object_or_404(DataProduct.objects.select_related("owner", "domain"), slug=slug)
     if not selectors.data_product_can_edit(request.user, product):
@@ -96,8 +104,7 @@ def product_transition(request: HttpRequest, slug: str) -> HttpResponse:
         except ValidationError as error:
             add_service_errors(form, error)
     if form.errors:
-        for message in [e for errors in form.errors.values() for e in errors]:
-            messages.error(request, message)
+        _errors_as_messages(request, form)
     else:
         product.refresh_from_db()
         messages.success(request, f"“{product.name}” is now {product.get_stage_display()}.")
@@ -132,8 +139,7 @@ def product_duplicate(request: HttpRequest, slug: str) -> HttpResponse:
                     )
         except ValidationError as error:
             add_service_errors(form, error)
-    for message in [e for errors in form.errors.values() for e in errors]:
-        messages.error(request, message)
+    _errors_as_messages(request, form)
     return redirect("valuetree:data-product", slug=product.slug)
 
 
