@@ -157,7 +157,7 @@ class TestWhatItLoads:
     def test_data_products_are_linked_to_the_work_they_serve(self):
         load()
         links = DataProductLink.objects.filter(node__tree=demo_tree())
-        assert links.count() == 27
+        assert links.count() == 28
         assert set(links.values_list("role", flat=True)) == {"produces", "uses"}
         assert set(
             links.filter(data_product__slug="lab-sample-events").values_list("node__title", "role")
