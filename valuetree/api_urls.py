@@ -28,7 +28,7 @@ urlpatterns = [
         name="data-product-odps",
     ),
     path(
-        "data-products/<slug:slug>/ports/<str:port>/contract/",
+        "data-products/<slug:slug>/ports/<path:port>/contract/",  # a name may hold "/"
         apis.DataContractView.as_view(),
         name="data-product-contract",
     ),

@@ -320,9 +320,10 @@ def discovery_board(
         products = products.filter(domain=domain)
     board = list(data_product_search(products, query))
     for product in board:
-        links = product.links.all()
-        product.served = [link for link in links if link.visible]
-        product.served_elsewhere = len(links) - len(product.served)
+        # A node the product serves in two roles is one node served.
+        by_node = {link.node_id: link for link in product.links.all()}
+        product.served = [link for link in by_node.values() if link.visible]
+        product.served_elsewhere = len(by_node) - len(product.served)
     return board
 
 

@@ -646,7 +646,10 @@ def _notify_similar_owners(*, product: DataProduct) -> None:
 def data_product_mark_duplicate(
     *, product: DataProduct, original: DataProduct, by: AbstractBaseUser | None
 ) -> DataProduct:
-    """Link ``product`` to the product it duplicates; then merge or retire it."""
+    """Link ``product`` to the product it duplicates; then merge or retire it.
+
+    Duplicates always point at a product that is not one itself: a product that has
+    duplicates hands them on to ``original``."""
     if original.pk == product.pk:
         raise ValidationError({"original": "A product cannot duplicate itself."})
     if original.duplicate_of_id is not None:
@@ -663,6 +666,8 @@ def data_product_mark_duplicate(
         raise ValidationError({"original": "This product is retired already."})
     product.duplicate_of = original
     product.save(update_fields=["duplicate_of", "updated_at"])
+    # Its own duplicates now duplicate the original: no chains.
+    product.duplicates.update(duplicate_of=original)
     if original.owner_id is not None and original.owner_id != getattr(by, "pk", None):
         notify(
             recipients=[original.owner_id],

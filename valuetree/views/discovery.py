@@ -66,12 +66,17 @@ def similar_check(request: HttpRequest) -> HttpResponse:
         ports=ports[:5000],
     )
     exclude = request.POST.get("product")
-    product_pk = int(exclude) if exclude and exclude.isdigit() else None
+    product_pk = int(exclude) if exclude and _is_id(exclude) else None
     return render(
         request,
         "valuetree/catalogue/_similar.html",
         {"similar": similar_products(probe, exclude_pk=product_pk), "checked": True},
     )
+
+
+def _is_id(value: str) -> bool:
+    # Not str.isdigit() alone: "²" is a digit that int() refuses.
+    return value.isascii() and value.isdigit()
 
 
 def _errors_as_messages(request: HttpRequest, form: forms.Form) -> None:
@@ -198,7 +203,7 @@ def notification_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def notifications_read(request: HttpRequest) -> HttpResponse:
-    ids = [int(value) for value in request.POST.getlist("id") if value.isdigit()]
+    ids = [int(value) for value in request.POST.getlist("id") if _is_id(value)]
     services.notifications_mark_read(user=request.user, ids=ids or None)
     return redirect("valuetree:notifications")
 
