@@ -7,6 +7,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
+from valuetree import interchange
 from valuetree.models import (
     PLANNED_STAGES,
     DataProduct,
@@ -309,3 +310,49 @@ class DuplicateForm(forms.Form):
         ],
         initial="keep",
     )
+
+
+class StandardsImportForm(forms.Form):
+    """A Bitol document to import: ODPS data products or an ODCS data contract."""
+
+    STANDARDS = [
+        ("odps", "Data products (Bitol ODPS YAML; several as a --- stream)"),
+        ("odcs", "A data contract (Bitol ODCS YAML)"),
+    ]
+    standard = forms.ChoiceField(choices=STANDARDS, widget=forms.RadioSelect, initial="odps")
+    file = forms.FileField(required=False, help_text="A .yaml, .yml or .json file…")
+    text = forms.CharField(
+        label="…or the document itself",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 12, "spellcheck": "false"}),
+    )
+    product = forms.SlugField(
+        label="Data product (contracts)",
+        required=False,
+        help_text="The product whose port the contract is for; default: its dataProduct.",
+    )
+    port = forms.CharField(
+        label="Output port (contracts)",
+        required=False,
+        max_length=200,
+        help_text="Default: the port already holding a contract of this id, or its "
+        "outputPort custom property.",
+    )
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean()
+        upload, text = data.get("file"), data.get("text", "")
+        if upload and text.strip():
+            raise ValidationError("Give a file or the document's text, not both.")
+        if not upload and not text.strip():
+            raise ValidationError("Give a file or paste the document.")
+        return data
+
+    def document(self) -> tuple[bytes | str, str]:
+        """The document and its format (``yaml`` or ``json``)."""
+        upload = self.cleaned_data.get("file")
+        if not upload:
+            return self.cleaned_data["text"], "yaml"
+        # One byte past the limit is enough for the import to refuse it by its size.
+        raw = upload.read(interchange.MAX_DOCUMENT_BYTES + 1)
+        return raw, "json" if upload.name.lower().endswith(".json") else "yaml"

@@ -30,6 +30,7 @@ urlpatterns = [
     path("data-products/", catalogue.data_product_list, name="data-product-list"),
     path("data-products/new/", catalogue.data_product_create, name="data-product-create"),
     path("data-products/board/", discovery.board, name="board"),
+    path("data-products/import/", catalogue.data_product_import, name="data-product-import"),
     path("data-products/similar/", discovery.similar_check, name="similar-check"),
     path(
         "data-products/<slug:slug>/stage/",

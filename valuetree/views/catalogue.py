@@ -15,13 +15,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
-from valuetree import selectors, services
+from valuetree import interchange, selectors, services, standards
 from valuetree.forms import (
     BaseOutputPortFormSet,
     DataProductFilterForm,
     DataProductForm,
     DuplicateForm,
     OutputPortFormSet,
+    StandardsImportForm,
     TransitionForm,
     add_service_errors,
 )
@@ -173,3 +174,44 @@ def data_product_edit(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             return _saved(request, product, f"Data product “{product.name}” saved.")
     return _form_page(request, form=form, ports=ports, product=product)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def data_product_import(request: HttpRequest) -> HttpResponse:
+    """Import Bitol ODPS data products or an ODCS data contract: every problem is
+    listed by its path and line, and nothing is written unless all of it is valid."""
+    form = StandardsImportForm(request.POST or None, request.FILES or None)
+    problems: list[interchange.Problem] = []
+    if request.method == "POST" and form.is_valid():
+        raw, fmt = form.document()
+        try:
+            if form.cleaned_data["standard"] == "odps":
+                products = standards.odps_import_text(raw, user=request.user, fmt=fmt)
+                names = ", ".join(f"“{product.name}”" for product in products)
+                messages.success(request, f"Imported {len(products)} data product(s): {names}.")
+                if len(products) == 1:
+                    return redirect("valuetree:data-product", slug=products[0].slug)
+                return redirect("valuetree:data-product-list")
+            contract = standards.odcs_import_text(
+                raw,
+                fmt=fmt,
+                user=request.user,
+                product_slug=form.cleaned_data["product"] or None,
+                port_name=form.cleaned_data["port"] or None,
+            )
+        except interchange.ImportFailed as failed:
+            problems = failed.problems
+        else:
+            port = contract.output_port
+            messages.success(
+                request, f"Imported the contract “{contract}” for the port “{port.name}”."
+            )
+            return redirect("valuetree:data-product", slug=port.data_product.slug)
+    forbidden = any(isinstance(problem, standards.Forbidden) for problem in problems)
+    return render(
+        request,
+        "valuetree/catalogue/import.html",
+        {"form": form, "problems": problems},
+        status=(403 if forbidden else 400) if request.method == "POST" else 200,
+    )
