@@ -4,11 +4,15 @@ from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
 from valuetree.models import (
+    ConsumerInterest,
+    DataContract,
     DataProduct,
     DataProductLink,
     Domain,
+    LifecycleTransition,
     Membership,
     Node,
+    Notification,
     OutputPort,
     ValueTree,
 )
@@ -78,3 +82,42 @@ class DataProductLinkAdmin(SimpleHistoryAdmin):
     list_filter = ["role"]
     raw_id_fields = ["node"]
     list_select_related = ["data_product", "node"]
+
+
+@admin.register(DataContract)
+class DataContractAdmin(SimpleHistoryAdmin):
+    list_display = ["contract_id", "name", "version", "status", "output_port"]
+    search_fields = ["contract_id", "name"]
+    list_select_related = ["output_port__data_product"]
+    raw_id_fields = ["output_port"]
+
+
+@admin.register(ConsumerInterest)
+class ConsumerInterestAdmin(SimpleHistoryAdmin):
+    list_display = ["data_product", "team", "node", "user", "created_at"]
+    search_fields = ["team", "purpose", "data_product__name"]
+    list_select_related = ["data_product", "node", "user"]
+    raw_id_fields = ["node", "user"]
+
+
+@admin.register(LifecycleTransition)
+class LifecycleTransitionAdmin(admin.ModelAdmin):
+    """The record of moves: read here, made through the product's page or the API."""
+
+    list_display = ["data_product", "from_stage", "to_stage", "by", "at"]
+    list_filter = ["to_stage"]
+    list_select_related = ["data_product", "by"]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False
+
+    def has_change_permission(self, request: object, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ["recipient", "kind", "subject", "created_at", "read_at"]
+    list_filter = ["kind"]
+    list_select_related = ["recipient"]
+    raw_id_fields = ["recipient", "data_product", "related_product"]

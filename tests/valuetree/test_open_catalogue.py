@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
 
 from tests.factories import make_user
 from valuetree import selectors, services
@@ -1089,6 +1090,19 @@ class TestBoard:
     def test_search_matches_every_word(self, users, catalogue, query, expected):
         board = selectors.discovery_board(users["viewer"], query=query)
         assert sorted(p.slug for p in board) == sorted(expected)
+
+    @pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="full-text search is PostgreSQL's"
+    )
+    def test_on_postgresql_search_is_full_text_and_ranked(self, users, lab):
+        # "counting" is in no text, but it stems to "count", as "Counts" does.
+        counts = product(lab, "volumes", purpose="Counts the tests run per day.")
+        named = product(lab, "test-counts", name="Test counts")
+        product(lab, "other", purpose="Nothing alike.")
+        found = selectors.discovery_board(users["viewer"], query="counting")
+        assert {p.slug for p in found} == {"volumes", "test-counts"}
+        # A match in the name (weight A) ranks above one in the purpose (weight B).
+        assert [p.slug for p in found] == [named.slug, counts.slug]
 
     def test_serves_only_names_readable_trees(self, users, tree, bet, lab):
         made = product(lab, "qc")
