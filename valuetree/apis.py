@@ -12,7 +12,6 @@ from typing import Any
 import orjson
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
@@ -620,15 +619,9 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
         self.check_write(product)
         serializer = DuplicateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        with transaction.atomic():
-            services.data_product_mark_duplicate(
-                product=product, original=serializer.validated_data["original"], by=request.user
-            )
-            then = serializer.validated_data["then"]
-            if then == "merge":
-                services.data_product_merge(product=product, by=request.user)
-            elif then == "retire":
-                services.data_product_retire_duplicate(product=product, by=request.user)
+        services.data_product_resolve_duplicate(
+            product=product, by=request.user, **serializer.validated_data
+        )
         product.refresh_from_db()
         return Response(DataProductSerializer(product).data)
 

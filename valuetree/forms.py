@@ -18,7 +18,12 @@ from valuetree.models import (
     Role,
     ValueTree,
 )
-from valuetree.services import DATA_PRODUCT_FIELDS, NODE_FIELDS, stage_moves
+from valuetree.services import (
+    DATA_PRODUCT_FIELDS,
+    DUPLICATE_OUTCOMES,
+    NODE_FIELDS,
+    stage_moves,
+)
 
 User = get_user_model()
 
@@ -301,15 +306,7 @@ class DuplicateForm(forms.Form):
         to_field_name="slug",
         label="Duplicate of",
     )
-    then = forms.ChoiceField(
-        label="Then",
-        choices=[
-            ("keep", "Only link the two"),
-            ("merge", "Merge: move its nodes and waiting teams to the original, then retire it"),
-            ("retire", "Retire it as it is"),
-        ],
-        initial="keep",
-    )
+    then = forms.ChoiceField(label="Then", choices=DUPLICATE_OUTCOMES, initial="keep")
 
 
 class StandardsImportForm(forms.Form):

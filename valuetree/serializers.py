@@ -25,6 +25,7 @@ from valuetree.models import (
     OutputPort,
     ValueTree,
 )
+from valuetree.services import DUPLICATE_OUTCOMES
 from valuetree.similarity import Probe, similar_products
 
 User = get_user_model()
@@ -295,14 +296,7 @@ class DuplicateSerializer(serializers.Serializer):
         queryset=DataProduct.objects.all(),
         help_text="The product this one duplicates.",
     )
-    then = serializers.ChoiceField(
-        choices=[
-            ("keep", "Only link the two"),
-            ("merge", "Move its links and waiting teams to the original, then retire it"),
-            ("retire", "Retire it as it is"),
-        ],
-        default="keep",
-    )
+    then = serializers.ChoiceField(choices=DUPLICATE_OUTCOMES, default="keep")
 
 
 class NotificationSerializer(serializers.ModelSerializer):

@@ -706,6 +706,30 @@ def data_product_merge(*, product: DataProduct, by: AbstractBaseUser | None) -> 
     return {"links": moved_links, "interests": moved_interests}
 
 
+# What becomes of a product once it is marked as a duplicate.
+DUPLICATE_OUTCOMES = [
+    ("keep", "Only link the two"),
+    ("merge", "Merge: move its nodes and waiting teams to the original, then retire it"),
+    ("retire", "Retire it as it is"),
+]
+
+
+@transaction.atomic
+def data_product_resolve_duplicate(
+    *, product: DataProduct, original: DataProduct, then: str, by: AbstractBaseUser | None
+) -> dict[str, int] | None:
+    """Mark ``product`` as a duplicate of ``original``, then keep it, merge it (returns
+    what moved) or retire it; all or nothing."""
+    if then not in dict(DUPLICATE_OUTCOMES):
+        raise ValidationError({"then": f"Unknown outcome {then!r}."})
+    data_product_mark_duplicate(product=product, original=original, by=by)
+    if then == "merge":
+        return data_product_merge(product=product, by=by)
+    if then == "retire":
+        data_product_retire_duplicate(product=product, by=by)
+    return None
+
+
 def data_product_retire_duplicate(
     *, product: DataProduct, by: AbstractBaseUser | None
 ) -> LifecycleTransition | None:

@@ -821,6 +821,28 @@ class TestDuplicates:
         assert Notification.objects.filter(kind="duplicate").count() == 0
 
     @pytest.mark.parametrize(
+        ("then", "stage", "moved"),
+        [("keep", "discovery", None), ("retire", "retired", None), ("merge", "retired", {})],
+    )
+    def test_resolving_marks_then_keeps_retires_or_merges(self, users, pair, then, stage, moved):
+        original, duplicate = pair
+        result = services.data_product_resolve_duplicate(
+            product=duplicate, original=original, then=then, by=users["editor"]
+        )
+        duplicate.refresh_from_db()
+        assert (duplicate.duplicate_of, duplicate.stage) == (original, stage)
+        assert result == (None if moved is None else {"links": 0, "interests": 0})
+
+    def test_an_unknown_outcome_changes_nothing(self, users, pair):
+        original, duplicate = pair
+        with pytest.raises(ValidationError) as refused:
+            services.data_product_resolve_duplicate(
+                product=duplicate, original=original, then="archive", by=users["editor"]
+            )
+        assert refused.value.message_dict == {"then": ["Unknown outcome 'archive'."]}
+        assert DataProduct.objects.get(pk=duplicate.pk).duplicate_of_id is None
+
+    @pytest.mark.parametrize(
         ("case", "message"),
         [
             ("self", "A product cannot duplicate itself."),

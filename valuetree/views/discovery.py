@@ -12,7 +12,6 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -124,26 +123,22 @@ def product_duplicate(request: HttpRequest, slug: str) -> HttpResponse:
     if form.is_valid():
         original, then = form.cleaned_data["original"], form.cleaned_data["then"]
         try:
-            with transaction.atomic():
-                services.data_product_mark_duplicate(
-                    product=product, original=original, by=request.user
-                )
-                if then == "merge":
-                    moved = services.data_product_merge(product=product, by=request.user)
-                    messages.success(
-                        request,
-                        f"Merged into “{original.name}”: {moved['links']} node link(s) and "
-                        f"{moved['interests']} waiting team(s) moved; “{product.name}” retired.",
-                    )
-                elif then == "retire":
-                    services.data_product_retire_duplicate(product=product, by=request.user)
-                    messages.success(request, f"“{product.name}” is retired as a duplicate.")
-                else:
-                    messages.success(
-                        request, f"“{product.name}” is marked as a duplicate of “{original.name}”."
-                    )
+            moved = services.data_product_resolve_duplicate(
+                product=product, original=original, then=then, by=request.user
+            )
         except ValidationError as error:
             add_service_errors(form, error)
+        else:
+            if moved is not None:
+                done = (
+                    f"Merged into “{original.name}”: {moved['links']} node link(s) and "
+                    f"{moved['interests']} waiting team(s) moved; “{product.name}” retired."
+                )
+            elif then == "retire":
+                done = f"“{product.name}” is retired as a duplicate."
+            else:
+                done = f"“{product.name}” is marked as a duplicate of “{original.name}”."
+            messages.success(request, done)
     _errors_as_messages(request, form)
     return redirect("valuetree:data-product", slug=product.slug)
 
