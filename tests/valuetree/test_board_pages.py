@@ -27,24 +27,6 @@ SIMILAR = "/data-products/similar/"
 
 
 @pytest.fixture
-def domains(db):
-    return {
-        "lab": services.domain_create(name="Laboratory", slug="lab"),
-        "finance": services.domain_create(name="Finance", slug="finance"),
-    }
-
-
-@pytest.fixture
-def login(client, users):
-    def as_user(role_or_user):
-        user = users[role_or_user] if isinstance(role_or_user, str) else role_or_user
-        client.force_login(user)
-        return client
-
-    return as_user
-
-
-@pytest.fixture
 def shape(tree):
     goal = services.node_create(tree=tree, parent=None, title="Faster results")
     bet = services.node_create(tree=tree, parent=goal, title="Automate triage")

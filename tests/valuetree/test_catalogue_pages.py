@@ -17,14 +17,6 @@ LIST = "/data-products/"
 
 
 @pytest.fixture
-def domains(db):
-    return {
-        "lab": services.domain_create(name="Laboratory", slug="lab"),
-        "finance": services.domain_create(name="Finance", slug="finance"),
-    }
-
-
-@pytest.fixture
 def products(users, domains):
     """Three products; ``lab-results`` (owned by the tree owner) has two ports."""
     lab_results = services.data_product_create(
@@ -64,16 +56,6 @@ def products(users, domains):
     DataProduct.objects.filter(pk=invoices.pk).update(owner=None)
     invoices.refresh_from_db()
     return {"lab-results": lab_results, "sample-tracking": sample_tracking, "invoices": invoices}
-
-
-@pytest.fixture
-def login(client, users):
-    def as_user(role_or_user):
-        user = users[role_or_user] if isinstance(role_or_user, str) else role_or_user
-        client.force_login(user)
-        return client
-
-    return as_user
 
 
 def listed(html: str) -> set[str]:

@@ -29,45 +29,36 @@ def domain(db):
     return services.domain_create(name="Sales", slug="sales")
 
 
-@pytest.fixture
-def as_user(client, users):
-    def log_in(role: str):
-        client.force_login(users[role])
-        return client
-
-    return log_in
-
-
 def test_anonymous_is_sent_to_login(client):
     assert client.get(URL)["Location"] == f"/accounts/login/?next={URL}"
 
 
-def test_the_catalogue_links_the_import_page(as_user):
-    html = as_user("viewer").get("/data-products/").content.decode()
+def test_the_catalogue_links_the_import_page(login):
+    html = login("viewer").get("/data-products/").content.decode()
     assert f'href="{URL}"' in html
 
 
-def test_pasted_odps_creates_the_product_and_shows_it(as_user, users, domain):
-    response = as_user("owner").post(URL, {"standard": "odps", "text": fixture("orders.odps.yaml")})
+def test_pasted_odps_creates_the_product_and_shows_it(login, users, domain):
+    response = login("owner").post(URL, {"standard": "odps", "text": fixture("orders.odps.yaml")})
     assert response.status_code == 302
     assert response["Location"] == "/data-products/orders/"
     product = DataProduct.objects.get(slug="orders")
     assert product.owner == users["owner"]
-    page = as_user("owner").get(response["Location"]).content.decode()
+    page = login("owner").get(response["Location"]).content.decode()
     assert "Imported 1 data product(s): “Orders”." in page
 
 
-def test_an_uploaded_stream_of_products_goes_to_the_catalogue(as_user, domain):
+def test_an_uploaded_stream_of_products_goes_to_the_catalogue(login, domain):
     upload = SimpleUploadedFile("three.yaml", fixture("three.odps.yaml").encode())
-    response = as_user("outsider").post(URL, {"standard": "odps", "file": upload})
+    response = login("outsider").post(URL, {"standard": "odps", "file": upload})
     assert response.status_code == 302
     assert response["Location"] == "/data-products/"
     assert DataProduct.objects.count() == 3
 
 
-def test_every_problem_is_listed_by_path_and_line_and_nothing_is_written(as_user, domain):
+def test_every_problem_is_listed_by_path_and_line_and_nothing_is_written(login, domain):
     before = counts()
-    response = as_user("owner").post(
+    response = login("owner").post(
         URL, {"standard": "odps", "text": fixture("three-third-bad.odps.yaml")}
     )
     assert response.status_code == 400
@@ -81,10 +72,10 @@ def test_every_problem_is_listed_by_path_and_line_and_nothing_is_written(as_user
     assert counts() == before
 
 
-def test_changing_someone_elses_product_is_forbidden(as_user, domain):
-    as_user("owner").post(URL, {"standard": "odps", "text": fixture("orders.odps.yaml")})
+def test_changing_someone_elses_product_is_forbidden(login, domain):
+    login("owner").post(URL, {"standard": "odps", "text": fixture("orders.odps.yaml")})
     changed = fixture("orders.odps.yaml").replace("name: Orders\n", "name: Mine now\n")
-    response = as_user("editor").post(URL, {"standard": "odps", "text": changed})
+    response = login("editor").post(URL, {"standard": "odps", "text": changed})
     assert response.status_code == 403
     assert DataProduct.objects.get(slug="orders").name == "Orders"
 
@@ -97,16 +88,16 @@ def test_changing_someone_elses_product_is_forbidden(as_user, domain):
         ({"standard": "xml", "text": "a: 1"}, "Select a valid choice."),
     ],
 )
-def test_a_form_without_a_document_says_what_is_missing(as_user, domain, data, message):
-    response = as_user("owner").post(URL, data)
+def test_a_form_without_a_document_says_what_is_missing(login, domain, data, message):
+    response = login("owner").post(URL, data)
     assert response.status_code == 400
     assert message in response.content.decode()
     assert counts() == (0, 0, 0)
 
 
-def test_a_file_and_text_together_are_refused(as_user, domain):
+def test_a_file_and_text_together_are_refused(login, domain):
     upload = SimpleUploadedFile("orders.yaml", fixture("orders.odps.yaml").encode())
-    response = as_user("owner").post(
+    response = login("owner").post(
         URL, {"standard": "odps", "file": upload, "text": fixture("orders.odps.yaml")}
     )
     assert response.status_code == 400
@@ -114,24 +105,24 @@ def test_a_file_and_text_together_are_refused(as_user, domain):
     assert counts() == (0, 0, 0)
 
 
-def test_a_contract_is_attached_to_its_port(as_user, domain):
-    as_user("owner").post(URL, {"standard": "odps", "text": fixture("orders.odps.yaml")})
-    response = as_user("owner").post(
+def test_a_contract_is_attached_to_its_port(login, domain):
+    login("owner").post(URL, {"standard": "odps", "text": fixture("orders.odps.yaml")})
+    response = login("owner").post(
         URL, {"standard": "odcs", "text": fixture("orders-table.odcs.yaml")}
     )
     assert response.status_code == 302
     assert response["Location"] == "/data-products/orders/"
     contract = DataContract.objects.get(contract_id="orders-table-v1")
     assert (contract.output_port.data_product.slug, len(contract.servers)) == ("orders", 2)
-    page = as_user("viewer").get("/data-products/orders/").content.decode()
+    page = login("viewer").get("/data-products/orders/").content.decode()
     assert "; servers: production (postgres) lake (s3)" in page
 
 
-def test_a_broken_contract_lists_its_problems_and_writes_nothing(as_user, domain):
-    as_user("owner").post(URL, {"standard": "odps", "text": fixture("orders.odps.yaml")})
+def test_a_broken_contract_lists_its_problems_and_writes_nothing(login, domain):
+    login("owner").post(URL, {"standard": "odps", "text": fixture("orders.odps.yaml")})
     before = counts()
     contract = DataContract.objects.get()
-    response = as_user("owner").post(URL, {"standard": "odcs", "text": fixture("broken.odcs.yaml")})
+    response = login("owner").post(URL, {"standard": "odcs", "text": fixture("broken.odcs.yaml")})
     assert response.status_code == 400
     paths = {problem.path for problem in response.context["problems"]}
     assert {"apiVersion", "servers[0].type"} <= paths
