@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Permission
+from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 from django.db import connection
 from django.db.models import (
     BooleanField,
@@ -263,8 +264,6 @@ def data_product_search(products: QuerySet[DataProduct], query: str) -> QuerySet
         )
     if connection.vendor != "postgresql":
         return products.filter(matches)
-    from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
-
     vector = (
         SearchVector("name", weight="A", config="english")
         + SearchVector("purpose", weight="B", config="english")

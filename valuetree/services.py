@@ -688,22 +688,21 @@ def data_product_merge(*, product: DataProduct, by: AbstractBaseUser | None) -> 
     any the original already has); its ports and contracts stay with it, for the
     record. Returns how many links and interests moved."""
     original = _original_of(product)
-    moved_links = 0
-    for link in list(product.links.all()):
-        if not original.links.filter(node_id=link.node_id, role=link.role).exists():
-            link.data_product = original
-            link.save(update_fields=["data_product"])
-            moved_links += 1
-    moved_interests = product.interests.exclude(node__in=original.interests.values("node")).update(
-        data_product=original
-    )
+    # Row by row, not update(): both models keep a history of who moved what.
+    has_links = set(original.links.values_list("node_id", "role"))
+    links = [link for link in product.links.all() if (link.node_id, link.role) not in has_links]
+    has_interests = set(original.interests.values_list("node_id", flat=True))
+    interests = [i for i in product.interests.all() if i.node_id not in has_interests]
+    for moving in (*links, *interests):
+        moving.data_product = original
+        moving.save(update_fields=["data_product"])
     data_product_transition(
         product=product,
         to_stage=LifecycleStage.RETIRED,
         by=by,
         note=f"Merged into “{original.name}” ({original.slug}).",
     )
-    return {"links": moved_links, "interests": moved_interests}
+    return {"links": len(links), "interests": len(interests)}
 
 
 # What becomes of a product once it is marked as a duplicate.

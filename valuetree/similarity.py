@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from django.contrib.postgres.aggregates import StringAgg
+from django.contrib.postgres.search import TrigramSimilarity
 from django.db import connection
 from django.db.models import F, FloatField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -125,9 +127,6 @@ def _similar_in_python(
 def _similar_in_postgres(
     probe: Probe, weights: dict[str, float], exclude_pk: int | None, limit: int, min_score: float
 ) -> list[Similar]:
-    from django.contrib.postgres.aggregates import StringAgg
-    from django.contrib.postgres.search import TrigramSimilarity
-
     port_names = (
         OutputPort.objects.filter(data_product=OuterRef("pk"))
         .order_by()

@@ -917,6 +917,15 @@ class TestDuplicates:
             "Waiting",
         ]
         assert list(duplicate.interests.values_list("node__title", flat=True)) == ["Shared"]
+        # The moves are in the history: each moved row was changed once, to the original.
+        moved_interest = original.interests.get(node=waiting)
+        assert list(
+            moved_interest.history.order_by("history_id").values_list(
+                "history_type", "data_product_id"
+            )
+        ) == [("+", duplicate.pk), ("~", original.pk)]
+        moved_link = original.links.get(node=own)
+        assert moved_link.history.latest("history_id").data_product_id == original.pk
         duplicate.refresh_from_db()
         last = duplicate.transitions.last()
         assert (duplicate.stage, last.to_stage, last.by, last.note) == (
