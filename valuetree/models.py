@@ -199,6 +199,8 @@ class LifecycleStage(models.TextChoices):
 
 # The stages shown on the public discovery board.
 PLANNED_STAGES = (LifecycleStage.DISCOVERY, LifecycleStage.DESIGN)
+# Stages in which teams may still register as early consumers.
+CONSUMER_STAGES = (*PLANNED_STAGES, LifecycleStage.BUILD)
 # Stages in which a product should no longer be relied on.
 ENDING_STAGES = (LifecycleStage.DEPRECATED, LifecycleStage.RETIRED)
 

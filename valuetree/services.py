@@ -22,9 +22,9 @@ from django.utils import timezone
 
 from valuetree.models import (
     CHILD_KIND,
+    CONSUMER_STAGES,
     ENDING_STAGES,
     PARENT_KIND,
-    PLANNED_STAGES,
     ConsumerInterest,
     DataProduct,
     DataProductLink,
@@ -759,7 +759,7 @@ def consumer_interest_register(
 ) -> ConsumerInterest:
     """``team`` waits for ``product`` to serve ``node`` (an initiative). The caller
     checks the user may edit the node's tree."""
-    if product.stage not in (*PLANNED_STAGES, LifecycleStage.BUILD):
+    if product.stage not in CONSUMER_STAGES:
         raise ValidationError(
             {
                 "data_product": f"“{product.name}” is {product.stage}: early consumers are for "

@@ -60,7 +60,8 @@ class Probe:
         return cls(
             name=product.name,
             purpose=product.purpose,
-            ports=" ".join(product.output_ports.values_list("name", flat=True)),
+            # all(): the ports a caller prefetched are not read again.
+            ports=" ".join(port.name for port in product.output_ports.all()),
         )
 
     def weights(self) -> dict[str, float]:

@@ -634,7 +634,7 @@ def test_detail_query_count_is_pinned(
     for stage in ["design", "build", "discovery"] * size:
         services.data_product_transition(product=product, to_stage=stage, by=users["owner"])
     client = login("owner")
-    with django_assert_max_num_queries(11):
+    with django_assert_max_num_queries(9):
         response = client.get("/data-products/main/")
     html = response.content.decode()
     assert html.count("/withdraw/") == size

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
@@ -26,7 +27,7 @@ from valuetree.forms import (
     TransitionForm,
     add_service_errors,
 )
-from valuetree.models import PLANNED_STAGES, DataProduct, DataProductLink, LifecycleStage
+from valuetree.models import CONSUMER_STAGES, DataProduct, DataProductLink, OutputPort
 from valuetree.similarity import Probe, similar_products
 
 PORTS_PREFIX = "ports"
@@ -59,7 +60,10 @@ def data_product_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def data_product_detail(request: HttpRequest, slug: str) -> HttpResponse:
     product = get_object_or_404(
-        selectors.data_product_list().select_related("duplicate_of"), slug=slug
+        DataProduct.objects.select_related("domain", "owner", "duplicate_of").prefetch_related(
+            Prefetch("output_ports", queryset=OutputPort.objects.select_related("contract"))
+        ),
+        slug=slug,
     )
     # Only nodes of trees the viewer may read: a product may serve trees the viewer
     # must not learn about.
@@ -82,14 +86,10 @@ def data_product_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "similar": similar,
             "transitions": selectors.product_transitions(product=product),
             "interests": selectors.product_interests(request.user, product=product),
-            "ports": product.output_ports.select_related("contract"),
+            "ports": product.output_ports.all(),
             "transition_form": TransitionForm(product=product) if can_edit else None,
-            "duplicate_form": DuplicateForm(
-                initial={"original": similar[0].product.slug if similar else None}
-            )
-            if can_edit and not product.duplicate_of_id
-            else None,
-            "open_to_consumers": product.stage in (*PLANNED_STAGES, LifecycleStage.BUILD),
+            "duplicate_form": DuplicateForm() if can_edit and not product.duplicate_of_id else None,
+            "open_to_consumers": product.stage in CONSUMER_STAGES,
         },
     )
 
