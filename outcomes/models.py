@@ -360,3 +360,18 @@ class Verdict(models.Model):
 
     def __str__(self) -> str:
         return f"{self.measure_id} {self.status} as of {self.as_of:%Y-%m-%d}"
+
+
+# Reviews, decisions and learnings live in their own module (DESIGN.md §5b).
+from outcomes.reviews.models import (  # noqa: E402, F401
+    Decision,
+    DecisionKind,
+    Evidence,
+    EvidenceKind,
+    Learning,
+    LearningKind,
+    ReviewAmendment,
+    ReviewPolicy,
+    ReviewStatus,
+    ValueReview,
+)

@@ -1,0 +1,473 @@
+"""Value reviews, decisions and learnings: services and selectors on a real database."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from outcomes.models import (
+    Decision,
+    Evidence,
+    Measure,
+    ReviewAmendment,
+    ValueReview,
+    Verdict,
+)
+from outcomes.reviews import selectors, services
+from outcomes.reviews.snapshot import snapshot_build, snapshot_hash
+from outcomes.services import measure_create, measure_update
+from tests.factories import bulk_tree, make_metric
+from valuetree import services as node_services
+from valuetree.models import Node
+
+pytestmark = pytest.mark.django_db
+
+AT = dt.datetime(2026, 6, 30, 12, tzinfo=dt.UTC)
+
+
+def verdict(measure: Measure, status: str, progress: float | None = 0.5) -> Verdict:
+    Verdict.objects.filter(measure=measure, is_current=True).update(is_current=False)
+    now = timezone.now()
+    return Verdict.objects.create(
+        measure=measure,
+        evaluated_at=now,
+        as_of=now,
+        status=status,
+        judged_status=status,
+        progress=progress,
+        expected_progress=0.5,
+    )
+
+
+@pytest.fixture
+def shape(tree):
+    goal = node_services.node_create(tree=tree, parent=None, title="Grow revenue")
+    bet = node_services.node_create(tree=tree, parent=goal, title="Self-service", status="active")
+    keep = node_services.node_create(tree=tree, parent=bet, title="Reorder", status="active")
+    drop = node_services.node_create(tree=tree, parent=bet, title="Fax", status="active")
+    other_bet = node_services.node_create(tree=tree, parent=goal, title="Partners")
+    metric = make_metric(tree, kind="push", name="Orders")
+    measures = {}
+    for node, name in ((keep, "Reorder rate"), (drop, "Fax orders")):
+        measures[name] = measure_create(
+            node=node,
+            name=name,
+            direction="increase",
+            baseline_value=10,
+            baseline_date="2026-01-01",
+            target_value=20,
+            target_date="2027-01-01",
+            metric=metric,
+        )
+    verdict(measures["Reorder rate"], "on_track", 0.5)
+    verdict(measures["Fax orders"], "off_track", 0.1)
+    return {
+        "goal": goal,
+        "bet": bet,
+        "keep": keep,
+        "drop": drop,
+        "other_bet": other_bet,
+        "metric": metric,
+        **measures,
+    }
+
+
+class TestSnapshot:
+    def test_same_rows_give_the_same_document_and_hash(self, tree, shape):
+        first = snapshot_build(tree=tree, as_of=AT)
+        second = snapshot_build(tree=tree, as_of=AT)
+        assert first == second
+        assert snapshot_hash(first) == snapshot_hash(second)
+        assert len(snapshot_hash(first)) == 64
+
+    def test_a_changed_row_changes_the_hash(self, tree, shape):
+        before = snapshot_hash(snapshot_build(tree=tree, as_of=AT))
+        node_services.node_update(node=shape["keep"], title="Reorder in one click")
+        assert snapshot_hash(snapshot_build(tree=tree, as_of=AT)) != before
+
+    def test_nodes_measures_roll_up_and_headline(self, tree, shape):
+        snapshot = snapshot_build(tree=tree, as_of=AT)
+        assert [n["title"] for n in snapshot["nodes"]] == [
+            "Grow revenue",
+            "Self-service",
+            "Reorder",
+            "Fax",
+            "Partners",
+        ]
+        by_title = {n["title"]: n for n in snapshot["nodes"]}
+        assert by_title["Reorder"]["outcome"]["status"] == "on_track"
+        assert by_title["Fax"]["outcome"]["status"] == "off_track"
+        assert by_title["Self-service"]["outcome"]["status"] == "at_risk"  # (0.75+0.25)/2
+        reorder = next(m for m in snapshot["measures"] if m["name"] == "Reorder rate")
+        assert reorder["verdict"]["status"] == "on_track"
+        assert reorder["target_date"] == "2027-01-01"
+        assert snapshot["headline"]["measures_by_status"] == {"off_track": 1, "on_track": 1}
+        assert snapshot["metrics"][0]["health"] == "waiting"
+
+
+class TestReviewLifecycle:
+    def test_start_covers_the_period_since_the_last_review(self, tree, shape, users):
+        first = services.review_start(tree=tree, by=users["owner"])
+        assert first.period_start == tree.created_at
+        assert first.previous is None
+        services.review_publish(review=first, by=users["owner"], at=AT)
+        second = services.review_start(tree=tree, by=users["editor"], title="Q3")
+        assert (second.previous_id, second.period_start, second.status) == (
+            first.pk,
+            AT,
+            "draft",
+        )
+
+    def test_one_open_review_per_tree(self, tree, shape, users):
+        services.review_start(tree=tree, by=users["owner"])
+        with pytest.raises(ValidationError, match="still open"):
+            services.review_start(tree=tree, by=users["owner"])
+        assert ValueReview.objects.count() == 1
+
+    def test_published_review_is_frozen(self, tree, shape, users):
+        review = services.review_start(tree=tree, by=users["owner"])
+        review = services.review_publish(review=review, by=users["owner"], at=AT)
+        frozen_hash = review.snapshot_hash
+        assert frozen_hash == snapshot_hash(review.snapshot)
+        # The live tree changes; the published review does not.
+        node_services.node_update(node=shape["keep"], title="Renamed")
+        verdict(shape["Reorder rate"], "missed", 0.0)
+        data = selectors.review_data(ValueReview.objects.get(pk=review.pk))
+        titles = [n["title"] for n in data["snapshot"]["nodes"]]
+        assert "Reorder" in titles and "Renamed" not in titles
+        assert ValueReview.objects.get(pk=review.pk).snapshot_hash == frozen_hash
+        with pytest.raises(ValidationError, match="frozen"):
+            services.review_update(review=review, notes="changed")
+        with pytest.raises(ValidationError, match="frozen"):
+            services.review_publish(review=review, by=users["owner"])
+
+    def test_the_database_refuses_a_published_review_without_snapshot(self, tree, users):
+        review = services.review_start(tree=tree, by=users["owner"])
+        with pytest.raises(IntegrityError), transaction.atomic():
+            ValueReview.objects.filter(pk=review.pk).update(status="published")
+
+    def test_amendments_keep_the_original(self, tree, shape, users):
+        review = services.review_start(tree=tree, by=users["owner"], notes="Fax is fine")
+        review = services.review_publish(review=review, by=users["owner"], at=AT)
+        amendment = services.review_amend(
+            review=review, by=users["editor"], text="Fax is not fine", reason="Wrong figures"
+        )
+        review.refresh_from_db()
+        assert review.notes == "Fax is fine"
+        assert (amendment.by, amendment.reason) == (users["editor"], "Wrong figures")
+        with pytest.raises(ValidationError):
+            services.review_amend(review=review, by=users["editor"], text="x", reason=" ")
+        assert ReviewAmendment.objects.count() == 1
+
+    def test_draft_cannot_be_amended(self, tree, users):
+        review = services.review_start(tree=tree, by=users["owner"])
+        with pytest.raises(ValidationError, match="Only a published"):
+            services.review_amend(review=review, by=users["owner"], text="x", reason="y")
+
+
+class TestChanges:
+    def test_changes_between_two_reviews_are_exact(self, tree, shape, users):
+        first = services.review_start(tree=tree, by=users["owner"])
+        services.review_publish(review=first, by=users["owner"], at=AT)
+        # Known edits between the reviews:
+        verdict(shape["Reorder rate"], "achieved", 1.0)  # on_track → achieved, +0.25
+        measure_update(measure=shape["Fax orders"], target_value=15)  # target edit, by owner
+        services.decision_create(
+            node=shape["drop"], kind="kill", rationale="Nobody faxes", by=users["owner"]
+        )
+        added = node_services.node_create(tree=tree, parent=shape["other_bet"], title="Portal")
+        node_services.node_move(node=shape["keep"], parent=shape["other_bet"])
+        second = services.review_start(tree=tree, by=users["owner"])
+        second = services.review_publish(
+            review=second, by=users["owner"], at=AT.replace(day=29, month=9)
+        )
+        changes = second.changes
+        assert changes["measure_moves"] == [
+            {
+                "id": shape["Reorder rate"].pk,
+                "name": "Reorder rate",
+                "node": shape["keep"].pk,
+                "node_title": "Reorder",
+                "from": "on_track",
+                "to": "achieved",
+                "size": 0.25,
+                "progress_change": 0.5,
+            }
+        ]
+        assert [(e["field"], e["from"], e["to"]) for e in changes["edits"]] == [
+            ("target_value", 20.0, 15.0)
+        ]
+        assert changes["added"] == [
+            {
+                "id": added.pk,
+                "kind": "initiative",
+                "title": "Portal",
+                "parent": shape["other_bet"].pk,
+            }
+        ]
+        assert [(m["id"], m["from_parent"], m["to_parent"]) for m in changes["moved"]] == [
+            (shape["keep"].pk, shape["bet"].pk, shape["other_bet"].pk)
+        ]
+        assert [(k["id"], k["from"]) for k in changes["killed"]] == [(shape["drop"].pk, "active")]
+        assert changes["done"] == [] and changes["removed"] == []
+        moves = {(m["title"], m["from"], m["to"]) for m in changes["node_moves"]}
+        assert ("Reorder", "on_track", "achieved") in moves
+        assert ("Partners", "no_data", "achieved") in moves
+
+    def test_compare_orders_the_two_reviews(self, tree, shape, users):
+        first = services.review_publish(
+            review=services.review_start(tree=tree, by=users["owner"]), by=None, at=AT
+        )
+        verdict(shape["Fax orders"], "missed", 0.0)
+        second = services.review_publish(
+            review=services.review_start(tree=tree, by=users["owner"]),
+            by=None,
+            at=AT + dt.timedelta(days=90),
+        )
+        result = selectors.compare(second, first)
+        assert (result["from"], result["to"]) == (first, second)
+        assert [
+            (m["name"], m["from"], m["to"], m["size"]) for m in result["changes"]["measure_moves"]
+        ] == [("Fax orders", "off_track", "missed", -0.25)]
+
+
+class TestDecisions:
+    def test_kill_sets_the_status_and_keeps_evidence(self, tree, shape, users):
+        decision = services.decision_create(
+            node=shape["drop"],
+            kind="kill",
+            rationale="Fax orders stay flat",
+            by=users["editor"],
+            evidence=[{"kind": "link", "url": "https://example.com/survey", "title": "Survey"}],
+        )
+        assert Node.objects.get(pk=shape["drop"].pk).status == "killed"
+        assert decision.previous_status == "active"
+        assert [e.kind for e in decision.evidence.all()] == ["link"]
+
+    def test_default_evidence_is_the_current_verdicts(self, tree, shape, users):
+        decision = services.decision_create(
+            node=shape["bet"], kind="persevere", rationale="On course", by=users["owner"]
+        )
+        verdicts = sorted(e.verdict.measure.name for e in decision.evidence.all())
+        assert verdicts == ["Fax orders", "Reorder rate"]
+
+    def test_evidence_must_belong_to_the_node(self, tree, shape, users):
+        foreign = verdict(shape["Reorder rate"], "on_track")
+        with pytest.raises(ValidationError, match="No verdict"):
+            services.decision_create(
+                node=shape["drop"],
+                kind="persevere",
+                rationale="Why not",
+                by=users["owner"],
+                evidence=[{"kind": "verdict", "id": foreign.pk}],
+            )
+        assert Decision.objects.count() == 0
+
+    @pytest.mark.parametrize("rationale", ["", "   "])
+    def test_rationale_is_required(self, tree, shape, users, rationale):
+        with pytest.raises(ValidationError) as error:
+            services.decision_create(
+                node=shape["drop"], kind="kill", rationale=rationale, by=users["owner"]
+            )
+        assert "rationale" in error.value.message_dict
+        assert Node.objects.get(pk=shape["drop"].pk).status == "active"
+
+    def test_database_refuses_a_blank_rationale(self, tree, shape):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Decision.objects.create(
+                tree=tree, node=shape["drop"], node_title="Fax", kind="kill", rationale=""
+            )
+
+    def test_goals_take_no_decisions(self, tree, shape, users):
+        with pytest.raises(ValidationError, match="bets and initiatives"):
+            services.decision_create(
+                node=shape["goal"], kind="done", rationale="Reached", by=users["owner"]
+            )
+
+    def test_pivot_kills_the_old_node_and_creates_the_new(self, tree, shape, users):
+        decision = services.decision_create(
+            node=shape["drop"],
+            kind="pivot",
+            rationale="Customers want e-mail, not fax",
+            by=users["owner"],
+            pivot_title="E-mail orders",
+            pivot_hypothesis="We believe e-mail ordering will …",
+        )
+        old = Node.objects.get(pk=shape["drop"].pk)
+        new = decision.pivot_to
+        assert old.status == "killed"
+        assert (new.title, new.status, new.kind, new.parent_id) == (
+            "E-mail orders",
+            "active",
+            "initiative",
+            shape["bet"].pk,
+        )
+        assert list(new.pivoted_from.all()) == [decision]
+        assert old.decisions.get() == decision
+
+    def test_pivot_links_an_existing_node(self, tree, shape, users):
+        decision = services.decision_create(
+            node=shape["drop"],
+            kind="pivot",
+            rationale="Reorder does it better",
+            by=users["owner"],
+            pivot_to=shape["keep"],
+        )
+        assert decision.pivot_to == shape["keep"]
+        assert Node.objects.count() == 5
+
+    def test_pivot_needs_a_new_hypothesis(self, tree, shape, users):
+        with pytest.raises(ValidationError, match="pivot"):
+            services.decision_create(
+                node=shape["drop"], kind="pivot", rationale="Change", by=users["owner"]
+            )
+
+    def test_supersedes_an_earlier_decision_on_the_same_node(self, tree, shape, users):
+        first = services.decision_create(
+            node=shape["keep"], kind="persevere", rationale="Give it time", by=users["owner"]
+        )
+        second = services.decision_create(
+            node=shape["keep"],
+            kind="done",
+            rationale="Target reached",
+            by=users["owner"],
+            supersedes=first,
+        )
+        assert list(first.superseded_by.all()) == [second]
+        with pytest.raises(ValidationError, match="same node"):
+            services.decision_create(
+                node=shape["drop"], kind="persevere", rationale="x", by=None, supersedes=first
+            )
+
+    def test_killing_twice_is_refused(self, tree, shape, users):
+        services.decision_create(node=shape["drop"], kind="kill", rationale="Stop", by=None)
+        with pytest.raises(ValidationError, match="killed already"):
+            services.decision_create(node=shape["drop"], kind="done", rationale="?", by=None)
+
+    def test_a_deleted_node_leaves_its_decisions(self, tree, shape, users):
+        decision = services.decision_create(
+            node=shape["drop"], kind="kill", rationale="Stop", by=None
+        )
+        node_services.node_delete(node=Node.objects.get(pk=shape["drop"].pk))
+        decision.refresh_from_db()
+        assert (decision.node_id, decision.node_title) == (None, "Fax")
+        assert Evidence.objects.filter(decision=decision).count() == 2 - 1  # one verdict
+
+
+class TestDraft:
+    def test_decisions_needed_lists_trouble_and_staleness(self, tree, shape, users):
+        review = services.review_start(tree=tree, by=users["owner"])
+        data = selectors.review_data(review)
+        needed = {item["node"]["title"]: item["reasons"] for item in data["needed"]}
+        assert needed["Fax"] == ["off track"]
+        assert needed["Self-service"] == ["at risk"]
+        assert "Reorder" not in needed
+        fax = next(item for item in data["needed"] if item["node"]["title"] == "Fax")
+        assert [m["name"] for m in fax["measures"]] == ["Fax orders"]
+
+    def test_no_decision_for_n_days(self, tree, shape, users):
+        Node.objects.filter(pk=shape["keep"].pk).update(
+            created_at=timezone.now() - dt.timedelta(days=91)
+        )
+        review = services.review_start(tree=tree, by=users["owner"])
+        needed = {i["node"]["title"]: i["reasons"] for i in selectors.review_data(review)["needed"]}
+        assert needed["Reorder"] == ["no decision in 91 days"]
+        services.review_policy_set(tree=tree, decision_due_days=120)
+        needed = {i["node"]["title"] for i in selectors.review_data(review)["needed"]}
+        assert "Reorder" not in needed
+
+    def test_followup_of_the_previous_reviews_decisions(self, tree, shape, users):
+        first = services.review_start(tree=tree, by=users["owner"])
+        services.decision_create(
+            node=shape["keep"], kind="persevere", rationale="Keep going", by=None, review=first
+        )
+        services.review_publish(review=first, by=None, at=AT)
+        verdict(shape["Reorder rate"], "achieved", 1.0)
+        second = services.review_start(tree=tree, by=users["owner"])
+        [follow] = selectors.review_data(second)["followup"]
+        assert follow["decision"].kind == "persevere"
+        assert follow["moves"] == [{"name": "Reorder rate", "from": "on_track", "to": "achieved"}]
+
+
+class TestLearnings:
+    def test_crud_and_search(self, tree, shape, users):
+        learning = services.learning_create(
+            tree=tree,
+            by=users["editor"],
+            kind="invalidated",
+            text="Nobody faxes any more",
+            node=shape["drop"],
+        )
+        services.learning_create(tree=tree, by=None, kind="process", text="Review monthly")
+        assert [row.pk for row in selectors.learnings(tree_ids=[tree.pk], query="fax")] == [
+            learning.pk
+        ]
+        assert [row.pk for row in selectors.learnings(tree_ids=[tree.pk], query="Fax faxes")] == [
+            learning.pk
+        ]
+        services.learning_update(learning=learning, text="Faxes are dead")
+        with pytest.raises(ValidationError):
+            services.learning_update(learning=learning, kind="wild")
+        services.learning_delete(learning=learning)
+        assert selectors.learnings(tree_ids=[tree.pk]).count() == 1
+
+
+# --- Query counts do not grow with the tree -------------------------------------------------
+
+
+def _grow(tree, size: int) -> None:
+    nodes = bulk_tree(tree, goals=1, bets=size, initiatives=2, measures=2)
+    now = timezone.now()
+    Verdict.objects.bulk_create(
+        Verdict(
+            measure=m,
+            evaluated_at=now,
+            as_of=now,
+            status="at_risk",
+            judged_status="at_risk",
+            progress=0.3,
+            expected_progress=0.5,
+        )
+        for m in Measure.objects.filter(node__in=nodes)
+    )
+
+
+def _counts(tree, users) -> dict[str, int]:
+    """Queries of each step of a review's life."""
+    counts = {}
+
+    def run(name, call):
+        with CaptureQueriesContext(connection) as context:
+            result = call()
+        counts[name] = len(context)
+        return result
+
+    review = run("start", lambda: services.review_start(tree=tree, by=users["owner"]))
+    review = ValueReview.objects.select_related("tree").get(pk=review.pk)
+    data = run("draft", lambda: selectors.review_data(review))
+    run("publish", lambda: services.review_publish(review=review, by=users["owner"]))
+    review = ValueReview.objects.select_related("tree").get(pk=review.pk)
+    run("published", lambda: selectors.review_data(review))
+    second = services.review_publish(
+        review=services.review_start(tree=tree, by=users["owner"]), by=None
+    )
+    run("compare", lambda: selectors.compare(review, second))
+    counts["needed"] = len(data["needed"])
+    return counts
+
+
+# Pinned at two sizes: the same numbers for 3 and 30 bets (with 2 initiatives each).
+QUERIES = {"start": 6, "draft": 13, "publish": 12, "published": 3, "compare": 0}
+
+
+@pytest.mark.parametrize("size", [3, 30])
+def test_query_counts_are_constant(tree, users, size):
+    _grow(tree, size)
+    counts = _counts(tree, users)
+    assert counts.pop("needed") == 3 * size
+    assert counts == QUERIES
