@@ -4,6 +4,7 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from outcomes import apis
+from outcomes.reviews import apis as review_apis
 
 # JSON only: no `.json` suffix twins (and `?format=` belongs to the tree export).
 router = DefaultRouter()
@@ -16,6 +17,53 @@ router.register("verdicts", apis.VerdictViewSet, basename="verdict")
 
 urlpatterns = [
     path("", include(router.urls)),
+    # Value reviews, decisions and learnings (DESIGN.md §5b).
+    path("trees/<slug:slug>/reviews/", review_apis.TreeReviewsView.as_view(), name="tree-reviews"),
+    path(
+        "trees/<slug:slug>/reviews/compare/",
+        review_apis.ReviewCompareView.as_view(),
+        name="tree-reviews-compare",
+    ),
+    path("reviews/<int:review_id>/", review_apis.ReviewDetailView.as_view(), name="review-detail"),
+    path(
+        "reviews/<int:review_id>/publish/",
+        review_apis.ReviewPublishView.as_view(),
+        name="review-publish",
+    ),
+    path(
+        "reviews/<int:review_id>/amend/", review_apis.ReviewAmendView.as_view(), name="review-amend"
+    ),
+    path(
+        "reviews/<int:review_id>/export/",
+        review_apis.ReviewExportView.as_view(),
+        name="review-export",
+    ),
+    path(
+        "nodes/<int:node_id>/decisions/",
+        review_apis.NodeDecisionsView.as_view(),
+        name="node-decisions",
+    ),
+    path(
+        "trees/<slug:slug>/decisions/",
+        review_apis.TreeDecisionsView.as_view(),
+        name="tree-decisions",
+    ),
+    path(
+        "decisions/<int:decision_id>/",
+        review_apis.DecisionDetailView.as_view(),
+        name="decision-detail",
+    ),
+    path(
+        "trees/<slug:slug>/learnings/",
+        review_apis.TreeLearningsView.as_view(),
+        name="tree-learnings",
+    ),
+    path("learnings/", review_apis.LearningSearchView.as_view(), name="learning-search"),
+    path(
+        "learnings/<int:learning_id>/",
+        review_apis.LearningDetailView.as_view(),
+        name="learning-detail",
+    ),
     path(
         "nodes/<int:node_id>/measures/",
         apis.NodeMeasuresView.as_view(),

@@ -347,6 +347,10 @@ class NodeViewSet(
         require_role(tree_for_request(self.request, pk=node.tree_id), selectors.EDIT_ROLES)
 
     def perform_update(self, serializer: NodeSerializer) -> None:
+        if "status" in serializer.validated_data:
+            services.node_status_check(
+                node=serializer.instance, status=serializer.validated_data["status"]
+            )
         services.node_update(node=serializer.instance, **serializer.validated_data)
 
     @extend_schema(

@@ -80,11 +80,16 @@ def node_card(
             if child_kind
             else ""
         )
-        quick = "".join(
-            f'<button type="button" class="link-button" hx-post="/nodes/{node_id}/status/" '
-            f'hx-vals=\'{{"status": "{status}"}}\' hx-swap="none">{label}</button>'
-            for status, label in (("done", "Mark done"), ("killed", "Kill"))
-            if node["status"] != status
+        # Killing or finishing is a decision: a small dialog asks for the rationale.
+        quick = (
+            "".join(
+                f'<a href="/nodes/{node_id}/decide/?kind={decision}" '
+                f'hx-get="/nodes/{node_id}/decide/?kind={decision}" '
+                f'hx-target="#dialog-body">{label}</a>'
+                for decision, label in (("done", "Mark done…"), ("kill", "Kill…"))
+            )
+            if kind != NodeKind.GOAL and node["status"] not in ("done", "killed")
+            else ""
         )
         actions = (
             f'<span class="node__actions">{add}'

@@ -64,3 +64,19 @@ def node_statuses(tree_id: int) -> dict[int, tuple[str, str]]:
     for provider in _status_providers:
         statuses.update(provider(tree_id))
     return statuses
+
+
+# --- Node page panels ----------------------------------------------------------------------
+# Other apps add sections to a node's page (outcomes adds its decisions and learnings):
+# (request, node, tree) -> HTML, rendered in registration order below the page's own.
+
+NodePanel = Callable[[Any, Any, Any], str]
+_node_panels: list[NodePanel] = []
+
+
+def register_node_panel(panel: NodePanel) -> None:
+    _node_panels.append(panel)
+
+
+def node_panels(request: Any, node: Any, tree: Any) -> list[str]:
+    return [panel(request, node, tree) for panel in _node_panels]

@@ -214,6 +214,27 @@ def node_create(
     return node
 
 
+# Killing or finishing work is a decision with a rationale (outcomes records it and then
+# calls node_update): the editor and the API do not set these statuses directly.
+DECIDED_STATUSES = (NodeStatus.KILLED, NodeStatus.DONE)
+DECIDE_PATH = "/nodes/{node_id}/decide/?kind={kind}"
+DECISION_KINDS = {NodeStatus.KILLED: "kill", NodeStatus.DONE: "done"}
+
+
+def node_status_check(*, node: Node, status: str) -> None:
+    """Refuse setting ``status`` directly when it is killed or done: that is a decision,
+    recorded with its rationale at ``/api/nodes/{id}/decisions/`` (or the Kill / Mark
+    done dialog in the browser)."""
+    if status in DECIDED_STATUSES and status != node.status:
+        raise ValidationError(
+            {
+                "status": f"Marking work {status} is a decision: record it with a rationale "
+                f"(POST /api/nodes/{node.pk}/decisions/ with kind "
+                f"“{DECISION_KINDS[status]}”)."
+            }
+        )
+
+
 def node_update(*, node: Node, **fields: Any) -> Node:
     """Change a node's own fields. Its place in the tree changes only by ``node_move``."""
     apply_fields(node, fields, NODE_FIELDS)

@@ -276,6 +276,10 @@ SPECTACULAR_SETTINGS = {
         "VerdictStatusEnum": "outcomes.models.VerdictStatus",
         "LifecycleStageEnum": "valuetree.models.LifecycleStage",
         "NotificationKindEnum": "valuetree.models.NotificationKind",
+        "DecisionKindEnum": "outcomes.reviews.models.DecisionKind",
+        "LearningKindEnum": "outcomes.reviews.models.LearningKind",
+        "EvidenceKindEnum": "outcomes.reviews.models.EvidenceKind",
+        "ReviewStatusEnum": "outcomes.reviews.models.ReviewStatus",
     },
 }
 

@@ -129,11 +129,17 @@ def _evidence_prefetch() -> Prefetch:
 
 
 def decisions(
-    *, tree_id: int, node_ids: list[int] | None = None, review_id: int | None = None
+    *,
+    tree_id: int,
+    node_ids: list[int] | None = None,
+    review_id: int | None = None,
+    pk: int | None = None,
 ) -> list[Decision]:
-    """Decisions of a tree (or of some nodes, or of one review), newest first, with
-    their evidence, author and pivot target: two queries."""
+    """Decisions of a tree (or of some nodes, of one review, or the one ``pk``), newest
+    first, with their evidence, author and pivot target: two queries."""
     rows = Decision.objects.filter(tree_id=tree_id)
+    if pk is not None:
+        rows = rows.filter(pk=pk)
     if node_ids is not None:
         rows = rows.filter(node_id__in=node_ids)
     if review_id is not None:

@@ -181,6 +181,52 @@ def tree_document(w: World) -> dict[str, Any]:
     }
 
 
+# --- Reviews, decisions, learnings (made on first use, in the world's tree) -------------
+
+
+def draft_review(w: World) -> Any:
+    from outcomes.reviews import services as review_services
+    from outcomes.reviews.models import ValueReview
+
+    open_review = ValueReview.objects.filter(tree=w.tree, status="draft").first()
+    return open_review or review_services.review_start(tree=w.tree, by=w.users["owner"])
+
+
+def published_review(w: World) -> Any:
+    from outcomes.reviews import services as review_services
+
+    return review_services.review_publish(review=draft_review(w), by=w.users["owner"])
+
+
+def review_url(suffix: str = "", *, published: bool = False) -> Builder:
+    return lambda w: (
+        f"/api/reviews/{(published_review if published else draft_review)(w).pk}/{suffix}"
+    )
+
+
+def compare_url(w: World) -> str:
+    first, second = published_review(w), published_review(w)
+    return f"/api/trees/{w.tree.slug}/reviews/compare/?from={first.pk}&to={second.pk}"
+
+
+def decision_url(w: World) -> str:
+    from outcomes.reviews import services as review_services
+
+    decision = review_services.decision_create(
+        node=w.bet, kind="persevere", rationale="Keep going", by=w.users["owner"]
+    )
+    return f"/api/decisions/{decision.pk}/"
+
+
+def learning_url(w: World) -> str:
+    from outcomes.reviews import services as review_services
+
+    learning = review_services.learning_create(
+        tree=w.tree, by=w.users["editor"], kind="surprise", text="Reorders came from mobile"
+    )
+    return f"/api/learnings/{learning.pk}/"
+
+
 # --- The matrix ------------------------------------------------------------------------
 
 Builder = Callable[[World], Any]
@@ -970,6 +1016,116 @@ CASES = [
         body=odcs_body(status="bogus"),
         field="status",
     ),
+    # Value reviews: readers read; owners and editors hold, publish and amend
+    Case("reviews-list", "tree-reviews", "GET", tree_url("reviews/"), tree_readers()),
+    Case(
+        "review-start",
+        "tree-reviews",
+        "POST",
+        tree_url("reviews/"),
+        tree_editors(201),
+        body=lambda w: {"title": "Q2 review"},
+    ),
+    Case(
+        "review-start-invalid",
+        "tree-reviews",
+        "POST",
+        tree_url("reviews/"),
+        statuses(owner=400, editor=400, viewer=403, leadership=403, outsider=404),
+        body=lambda w: {"title": "x" * 201},
+        field="title",
+    ),
+    Case("review-detail", "review-detail", "GET", review_url(), tree_readers()),
+    Case("review-publish", "review-publish", "POST", review_url("publish/"), tree_editors(200)),
+    Case(
+        "review-publish-twice",
+        "review-publish",
+        "POST",
+        review_url("publish/", published=True),
+        statuses(owner=400, editor=400, viewer=403, leadership=403, outsider=404),
+        body=lambda w: {},
+        field="status",
+    ),
+    Case(
+        "review-amend",
+        "review-amend",
+        "POST",
+        review_url("amend/", published=True),
+        tree_editors(201),
+        body=lambda w: {"text": "Fax figures were wrong", "reason": "Source fixed"},
+    ),
+    Case(
+        "review-amend-invalid",
+        "review-amend",
+        "POST",
+        review_url("amend/", published=True),
+        statuses(owner=400, editor=400, viewer=403, leadership=403, outsider=404),
+        body=lambda w: {"text": "No reason given"},
+        field="reason",
+    ),
+    Case(
+        "review-export",
+        "review-export",
+        "GET",
+        lambda w: review_url("export/", published=True)(w) + "?format=md",
+        tree_readers(),
+    ),
+    Case("reviews-compare", "tree-reviews-compare", "GET", compare_url, tree_readers()),
+    # Decisions: created, never changed or deleted
+    Case("node-decisions", "node-decisions", "GET", node_url("decisions/"), tree_readers()),
+    Case(
+        "node-decide",
+        "node-decisions",
+        "POST",
+        node_url("decisions/"),
+        tree_editors(201),
+        body=lambda w: {"kind": "kill", "rationale": "Nobody reorders"},
+    ),
+    Case(
+        "node-decide-invalid",
+        "node-decisions",
+        "POST",
+        node_url("decisions/"),
+        statuses(owner=400, editor=400, viewer=403, leadership=403, outsider=404),
+        body=lambda w: {"kind": "kill", "rationale": ""},
+        field="rationale",
+    ),
+    Case("tree-decisions", "tree-decisions", "GET", tree_url("decisions/"), tree_readers()),
+    Case("decision-detail", "decision-detail", "GET", decision_url, tree_readers()),
+    # Learnings: editors keep the log; readers search it
+    Case(
+        "tree-learnings", "tree-learnings", "GET", tree_url("learnings/?q=mobile"), tree_readers()
+    ),
+    Case(
+        "tree-learning-create",
+        "tree-learnings",
+        "POST",
+        tree_url("learnings/"),
+        tree_editors(201),
+        body=lambda w: {"kind": "validated", "text": "People reorder on mobile"},
+    ),
+    Case(
+        "tree-learning-create-invalid",
+        "tree-learnings",
+        "POST",
+        tree_url("learnings/"),
+        statuses(owner=400, editor=400, viewer=403, leadership=403, outsider=404),
+        body=lambda w: {"kind": "hunch", "text": "x"},
+        field="kind",
+    ),
+    Case(
+        "learning-search", "learning-search", "GET", lambda w: "/api/learnings/?q=x", everyone(200)
+    ),
+    Case("learning-detail", "learning-detail", "GET", learning_url, tree_readers()),
+    Case(
+        "learning-update",
+        "learning-detail",
+        "PATCH",
+        learning_url,
+        tree_editors(200),
+        body=lambda w: {"text": "Reorders came from the app"},
+    ),
+    Case("learning-delete", "learning-detail", "DELETE", learning_url, tree_editors(204)),
 ]
 
 

@@ -357,12 +357,18 @@ def node_edit(request: HttpRequest, node_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def node_status(request: HttpRequest, node_id: int) -> HttpResponse:
-    """Mark a node killed, done, active or proposed. Killing keeps it in the history."""
+    """Mark a node active or proposed. Killing and finishing are decisions: they go to
+    the decision form, which asks for the rationale."""
     node, tree = _editable_node(request, node_id)
     status = request.POST.get("status", "")
+    if status in services.DECIDED_STATUSES and not request.htmx:
+        return redirect(
+            services.DECIDE_PATH.format(node_id=node.pk, kind=services.DECISION_KINDS[status])
+        )
     try:
         if status not in NodeStatus.values:
             raise ValidationError(f"Unknown status {status!r}.")
+        services.node_status_check(node=node, status=status)
         services.node_update(node=node, status=status)
     except ValidationError as error:
         if request.htmx:
@@ -472,6 +478,7 @@ def node_panel(request: HttpRequest, node_id: int) -> HttpResponse:
             "can_edit": tree.caller_role in selectors.EDIT_ROLES,
             "statuses": NodeStatus.choices,
             "link_roles": LinkRole.choices,
+            "panels": sections.node_panels(request, node, tree),
         },
     )
 
