@@ -523,28 +523,25 @@ def dashboard_figures(portfolio: Portfolio) -> dict[str, dict[str, Any]]:
 
 def decision_markers(measure: Measure) -> list[dict[str, Any]]:
     """Decisions taken on the measure's node and its parent, as chart markers:
-    ``[{"date", "label"}]``, one per status change (persevere, done, kill…) recorded in
-    the nodes' history, oldest first. One query.
+    ``[{"date", "label", "kind"}]``, oldest first. From the Decision records (status
+    changes made before decisions existed are history, not decisions). One query.
     """
+    from outcomes.reviews.models import Decision
+
     node = measure.node
     rows = (
-        Node.history.filter(id__in=[node.pk, node.parent_id])
-        .order_by("id", "history_date", "history_id")
-        .values("id", "title", "status", "history_date")
+        Decision.objects.filter(node_id__in=[node.pk, node.parent_id])
+        .order_by("at", "id")
+        .values("node_title", "kind", "at")
     )
-    markers = []
-    previous: dict[int, str] = {}
-    for row in rows:
-        before = previous.get(row["id"])
-        if before is not None and before != row["status"]:
-            markers.append(
-                {
-                    "date": row["history_date"],
-                    "label": f"{row['title'][:40]}: {before} → {row['status']}",
-                }
-            )
-        previous[row["id"]] = row["status"]
-    return sorted(markers, key=lambda marker: marker["date"])
+    return [
+        {
+            "date": row["at"],
+            "label": f"{row['node_title'][:40]}: {row['kind']}",
+            "kind": row["kind"],
+        }
+        for row in rows
+    ]
 
 
 def measure_detail(measure: Measure) -> dict[str, Any]:

@@ -23,3 +23,7 @@ def register() -> None:
         )
     )
     sections.register_node_statuses(node_statuses)
+
+    from outcomes.reviews.views import node_panel
+
+    sections.register_node_panel(node_panel)

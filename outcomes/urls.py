@@ -3,9 +3,26 @@ from __future__ import annotations
 from django.urls import path
 
 from outcomes import views
+from outcomes.reviews import views as reviews
 
 app_name = "outcomes"
 urlpatterns = [
+    # Value reviews, decisions and learnings (DESIGN.md §5b).
+    path("trees/<slug:slug>/reviews/", reviews.review_list, name="reviews"),
+    path("trees/<slug:slug>/reviews/compare/", reviews.review_compare, name="review-compare"),
+    path("trees/<slug:slug>/decisions/", reviews.decision_log, name="decisions"),
+    path("trees/<slug:slug>/learnings/", reviews.learning_log, name="learnings"),
+    path("reviews/<int:review_id>/", reviews.review_page, name="review"),
+    path("reviews/<int:review_id>/publish/", reviews.review_publish, name="review-publish"),
+    path("reviews/<int:review_id>/amend/", reviews.review_amend, name="review-amend"),
+    path("reviews/<int:review_id>/tree/", reviews.review_tree, name="review-tree"),
+    path(
+        "reviews/<int:review_id>/review.<str:fmt>",
+        reviews.review_download,
+        name="review-download",
+    ),
+    path("nodes/<int:node_id>/decide/", reviews.decide, name="decide"),
+    path("learnings/<int:learning_id>/delete/", reviews.learning_delete, name="learning-delete"),
     path("nodes/<int:node_id>/measures/new/", views.measure_create, name="measure-create"),
     path("measures/<int:measure_id>/edit/", views.measure_edit, name="measure-edit"),
     path("measures/<int:measure_id>/delete/", views.measure_delete, name="measure-delete"),

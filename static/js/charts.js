@@ -14,6 +14,8 @@
       window.Plotly.newPlot(element, figure.data, figure.layout, figure.config);
     });
   }
+  // Pages that swap charts in with htmx (a review item redrawn) draw them again.
+  window.vtDrawCharts = draw;
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", draw);
   } else {

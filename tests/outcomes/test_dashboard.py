@@ -335,9 +335,10 @@ def test_the_measure_figure_has_plan_observations_and_forecast(client, users, tr
 
 
 def test_decisions_on_the_node_are_marked_on_the_measure_chart(client, users, tree):
-    from valuetree.services import node_update
+    from outcomes.reviews.services import decision_create
+    from valuetree.services import node_create, node_update
 
-    node = goal(tree, "Checkout <b>goal</b>")
+    node = node_create(tree=tree, parent=goal(tree, "Goal"), title="Checkout <b>bet</b>")
     measure = Measure.objects.create(
         node=node,
         name="Reorder rate",
@@ -347,21 +348,21 @@ def test_decisions_on_the_node_are_marked_on_the_measure_chart(client, users, tr
         target_value=40,
         target_date=dt.date(2026, 12, 31),
     )
-    node_update(node=node, status="active")
-    node_update(node=node, title="Checkout <b>goal</b>", confidence=60)  # not a decision
-    node_update(node=node, status="killed")
+    node_update(node=node, status="active")  # a status change, not a decision
+    decision_create(node=node, kind="persevere", rationale="Early days", by=users["owner"])
+    decision_create(node=node, kind="kill", rationale="Nobody checks out", by=users["owner"])
 
     markers = dashboard.decision_markers(Measure.objects.select_related("node").get(pk=measure.pk))
     assert [marker["label"] for marker in markers] == [
-        "Checkout <b>goal</b>: proposed → active",
-        "Checkout <b>goal</b>: active → killed",
+        "Checkout <b>bet</b>: persevere",
+        "Checkout <b>bet</b>: kill",
     ]
     client.force_login(users["viewer"])
     response = client.get(f"/dashboard/measures/{measure.pk}/")
     layout = figure_from(response, "measure-figure")["layout"]
     assert len(layout["shapes"]) == 2
     texts = [annotation["text"] for annotation in layout["annotations"]]
-    assert any("active → killed" in text and "<b>" not in text for text in texts)
+    assert any(": kill" in text and "<b>" not in text for text in texts)
 
 
 def test_a_measure_without_values_draws_only_its_plan(client, users, tree):

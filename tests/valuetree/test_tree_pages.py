@@ -195,18 +195,19 @@ class TestNodeForms:
         assert "Bet renamed" in html
         assert 'id="outline"' not in html
 
-    def test_inline_kill_redraws_the_card_struck_through(self, tree, shape, as_role):
+    def test_inline_kill_asks_for_a_decision(self, tree, shape, as_role):
+        """Kill and Mark done open the decision dialog (issue 12): a rationale is asked."""
         html = as_role("editor").get(f"/trees/{tree.slug}/").content.decode()
-        assert (
-            f'hx-post="/nodes/{shape["bet"].pk}/status/" hx-vals=\'{{"status": "killed"}}\'' in html
-        )
+        bet = shape["bet"].pk
+        assert f'hx-get="/nodes/{bet}/decide/?kind=kill" hx-target="#dialog-body">Kill…' in html
+        assert f'hx-get="/nodes/{bet}/decide/?kind=done"' in html
+        assert f'hx-post="/nodes/{bet}/status/"' not in html
+        # The plain status endpoint refuses a decided status under htmx.
         response = as_role("editor").post(
-            f"/nodes/{shape['bet'].pk}/status/", {"status": "killed"}, HTTP_HX_REQUEST="true"
+            f"/nodes/{bet}/status/", {"status": "killed"}, HTTP_HX_REQUEST="true"
         )
-        card = response.content.decode()
-        assert card.startswith('<div hx-swap-oob="outerHTML" class="node__card node__card--killed"')
-        assert "Kill</button>" not in card.split("</div>")[0]
-        assert "Mark done</button>" in card
+        assert "decision" in response.content.decode()
+        assert Node.objects.get(pk=bet).status != "killed"
 
     def test_actions_started_on_the_node_page_return_there(self, tree, shape, as_role):
         client = as_role("editor")
@@ -219,19 +220,21 @@ class TestNodeForms:
             f"/nodes/{bet}/edit/?return=node", {"title": "Bet A", "status": "active", "weight": 1}
         )
         assert saved["Location"] == f"/nodes/{bet}/"
-        killed = client.post(f"/nodes/{bet}/status/", {"status": "killed", "return": "node"})
-        assert killed["Location"] == f"/nodes/{bet}/"
+        activated = client.post(f"/nodes/{bet}/status/", {"status": "active", "return": "node"})
+        assert activated["Location"] == f"/nodes/{bet}/"
         moved = client.post(
             f"/nodes/{bet}/move/?return=node", {"parent": shape["other_goal"].pk, "position": ""}
         )
         assert moved["Location"] == f"/nodes/{bet}/"
         # From the tree page, back to the tree.
-        assert client.post(f"/nodes/{bet}/status/", {"status": "done"})["Location"] == (
+        assert client.post(f"/nodes/{bet}/status/", {"status": "proposed"})["Location"] == (
             f"/trees/{tree.slug}/"
         )
 
-    def test_kill_is_a_status(self, tree, shape, as_role):
-        response = as_role("editor").post(f"/nodes/{shape['bet'].pk}/status/", {"status": "killed"})
+    def test_kill_is_a_decision_that_keeps_the_node(self, tree, shape, as_role):
+        response = as_role("editor").post(
+            f"/nodes/{shape['bet'].pk}/decide/", {"kind": "kill", "rationale": "No demand"}
+        )
         assert response.status_code == 302
         assert Node.objects.get(pk=shape["bet"].pk).status == "killed"
         assert Node.objects.filter(tree=tree).count() == 4
