@@ -24,6 +24,9 @@ def register() -> None:
     )
     sections.register_node_statuses(node_statuses)
 
+    from outcomes.reviews import interchange as review_interchange
     from outcomes.reviews.views import node_panel
+
+    review_interchange.register()
 
     sections.register_node_panel(node_panel)

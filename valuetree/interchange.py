@@ -22,6 +22,7 @@ transaction: a bad document writes nothing. Errors name the field by its path
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -248,6 +249,8 @@ class _PlannedNode:
     sections: dict[str, list[dict[str, Any]]]
     links: list[dict[str, Any]]
     children: list[_PlannedNode]
+    # Document parts (decisions, learnings): key -> [(item, its path)].
+    parts: dict[str, list[tuple[dict[str, Any], str]]] = dataclasses.field(default_factory=dict)
 
 
 class DocumentValidator:
@@ -258,6 +261,35 @@ class DocumentValidator:
         self.problems: list[Problem] = []
         self.usernames: dict[str, str] = {}  # username -> path of first use
         self.product_slugs: dict[str, str] = {}
+        self.node_paths: set[str] = set()
+        self.path_refs: list[tuple[str, str]] = []  # (node path named, where)
+
+    def part_items(
+        self, data: Any, path: str, *, level: str
+    ) -> dict[str, list[tuple[dict[str, Any], str]]]:
+        """Check the document parts' items found in ``data`` (a node or the document)."""
+        found: dict[str, list[tuple[dict[str, Any], str]]] = {}
+        for part in sections.parts():
+            if level == "tree" and not part.tree_level:
+                continue
+            raw = data.get(part.key, []) if isinstance(data, dict) else []
+            found[part.key] = []
+            if not isinstance(raw, list):
+                self.add(join_path(path, part.key), "Expected a list.")
+                continue
+            for index, item in enumerate(raw):
+                item_path = join_path(join_path(path, part.key), index)
+                checked = self.check(part.item_serializer(data=item), item, item_path)
+                if checked is None:
+                    continue
+                for name in part.user_fields:
+                    if checked.get(name):
+                        self.usernames.setdefault(checked[name], join_path(item_path, name))
+                for name in part.path_fields:
+                    if checked.get(name):
+                        self.path_refs.append((checked[name], join_path(item_path, name)))
+                found[part.key].append((checked, item_path))
+        return found
 
     def add(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message, self.line_of(path)))
@@ -292,7 +324,10 @@ class DocumentValidator:
         # Section keys are fields too; they are validated item by item below.
         for section in section_list:
             serializer.fields[section.key] = item_list()
+        for part in sections.parts():
+            serializer.fields[part.key] = item_list()
         fields = self.check(serializer, data, path)
+        self.node_paths.add(path)
         children_data = data.get("children", []) if isinstance(data, dict) else []
         if fields is None:
             # Still look inside, so one run reports problems at every depth.
@@ -329,6 +364,9 @@ class DocumentValidator:
                 self.product_slugs.setdefault(checked["data_product"], item_path)
                 links.append(checked)
         fields.pop("children", None)
+        part_items = self.part_items(data, path, level="node")
+        for part in sections.parts():
+            fields.pop(part.key, None)
         child_kind = CHILD_KIND[kind]
         children: list[_PlannedNode] = []
         if children_data and child_kind is None:
@@ -342,7 +380,7 @@ class DocumentValidator:
                 )
                 if planned is not None:
                     children.append(planned)
-        return _PlannedNode(path, kind, fields, items, links, children)
+        return _PlannedNode(path, kind, fields, items, links, children, part_items)
 
 
 def validate(
@@ -351,13 +389,25 @@ def validate(
     """Check the whole document; return the tree fields, the planned goals and the
     users and data products it names, or raise ImportFailed with every problem."""
     validator = DocumentValidator(lines)
-    header = validator.check(TreeDocumentSerializer(data=data), data, "")
+    header_serializer = TreeDocumentSerializer(data=data)
+    for part in sections.parts():
+        if part.tree_level:
+            header_serializer.fields[part.key] = item_list()
+    header = validator.check(header_serializer, data, "")
     goals: list[_PlannedNode] = []
     if isinstance(data, dict) and isinstance(data.get("goals"), list):
         for index, goal in enumerate(data["goals"]):
             planned = validator.node(goal, join_path("goals", index), "goal")
             if planned is not None:
                 goals.append(planned)
+    tree_parts = validator.part_items(data, "", level="tree")
+    for named, where in validator.path_refs:
+        if named not in validator.node_paths:
+            validator.add(where, f"No node at {named!r} in this document.")
+    if header is not None:
+        for part in sections.parts():
+            header.pop(part.key, None)
+        header["_parts"] = tree_parts
     users = {
         user.get_username(): user
         for user in get_user_model().objects.filter(username__in=list(validator.usernames))
@@ -393,6 +443,7 @@ def tree_import(
     header, goals, users, products = validate(data, lines or {})
     header.pop("version")
     header.pop("goals")
+    tree_parts = header.pop("_parts")
     section_by_key = {section.key: section for section in sections.registered()}
     path = ""
     try:
@@ -400,6 +451,11 @@ def tree_import(
             tree = services.tree_create(owner=owner, **header)
             pending: list[tuple[_PlannedNode, Node | None]] = [(goal, None) for goal in goals]
             links = []
+            by_path: dict[str, Node] = {}
+            part_items: dict[str, list[tuple[Node | None, dict[str, Any], str]]] = {
+                key: [(None, item, where) for item, where in items]
+                for key, items in tree_parts.items()
+            }
             while pending:
                 planned, parent = pending.pop(0)
                 path = planned.path
@@ -407,6 +463,11 @@ def tree_import(
                 for field in ("owner", "accountable"):
                     fields[field] = users.get(fields[field]) if fields.get(field) else None
                 node = services.node_create(tree=tree, parent=parent, kind=planned.kind, **fields)
+                by_path[planned.path] = node
+                for key, items in planned.parts.items():
+                    part_items.setdefault(key, []).extend(
+                        (node, item, where) for item, where in items
+                    )
                 for key, items in planned.sections.items():
                     for position, item in enumerate(items):
                         path = join_path(join_path(planned.path, key), position)
@@ -424,6 +485,9 @@ def tree_import(
             for link in links:
                 link.full_clean()
                 link.save()
+            for part in sections.parts():
+                path = part.key
+                part.create(tree, part_items.get(part.key, []), by_path, users)
     except ValidationError as error:
         problems = [
             Problem(where, message)
@@ -456,6 +520,15 @@ def tree_export(*, tree: ValueTree) -> dict[str, Any]:
             {"data_product": link["data_product__slug"], "role": link["role"]}
         )
     excluded = {section.key: section.export_exclude for section in sections.registered()}
+    paths: dict[int, str] = {}
+
+    def walk(nodes: list[dict[str, Any]], prefix: str) -> None:
+        for index, node in enumerate(nodes):
+            paths[node["id"]] = join_path(prefix, index)
+            walk(node["children"], join_path(paths[node["id"]], "children"))
+
+    walk(document["goals"], "goals")
+    exported_parts = {part.key: part.export(tree.pk, paths) for part in sections.parts()}
 
     def export_node(node: dict[str, Any]) -> dict[str, Any]:
         out = {key: _plain(value) for key, value in node.items() if key not in _NODE_EXPORT_DROP}
@@ -464,10 +537,12 @@ def tree_export(*, tree: ValueTree) -> dict[str, Any]:
                 {k: _plain(v) for k, v in item.items() if k not in drop} for item in node[key]
             ]
         out["data_products"] = links_by_node.get(node["id"], [])
+        for key, (by_node, _) in exported_parts.items():
+            out[key] = by_node.get(node["id"], [])
         out["children"] = [export_node(child) for child in node["children"]]
         return out
 
-    return {
+    exported = {
         "version": DOCUMENT_VERSION,
         "slug": tree.slug,
         "name": tree.name,
@@ -475,6 +550,10 @@ def tree_export(*, tree: ValueTree) -> dict[str, Any]:
         "description": tree.description,
         "goals": [export_node(goal) for goal in document["goals"]],
     }
+    for part in sections.parts():
+        if part.tree_level:
+            exported[part.key] = exported_parts[part.key][1]
+    return exported
 
 
 def tree_export_text(*, tree: ValueTree, fmt: str) -> tuple[bytes, str]:

@@ -80,3 +80,39 @@ def register_node_panel(panel: NodePanel) -> None:
 
 def node_panels(request: Any, node: Any, tree: Any) -> list[str]:
     return [panel(request, node, tree) for panel in _node_panels]
+
+
+# --- Document parts ------------------------------------------------------------------------
+# Records that hang on nodes but are not part of the whole-tree read (decisions,
+# learnings): only the export and the import carry them. ``key`` names a list on each
+# node of the document and, with ``tree_level``, on the document itself (records of no
+# node). Items may point at other nodes by their path in the document
+# (``goals[0].children[1]``), so a part is written after every node exists.
+
+
+@dataclass(frozen=True)
+class DocumentPart:
+    key: str
+    # (tree id, {node id: path}) -> ({node id: [item, …]}, [tree-level item, …]), with a
+    # constant number of queries.
+    export: Callable[[int, dict[int, str]], tuple[dict[int, list[dict[str, Any]]], list]]
+    # Validates one imported item (DRF serializer, so errors name the field).
+    item_serializer: type[serializers.Serializer]
+    # (tree, [(node or None, item, path)], {path: node}, {username: user}) -> None. Raises
+    # ValidationError.
+    create: Callable[[Any, list[tuple[Any, dict[str, Any], str]], dict[str, Any], dict], None]
+    # Item fields holding usernames and node paths, checked before anything is written.
+    user_fields: tuple[str, ...] = ()
+    path_fields: tuple[str, ...] = ()
+    tree_level: bool = False
+
+
+_parts: dict[str, DocumentPart] = {}
+
+
+def register_part(part: DocumentPart) -> None:
+    _parts[part.key] = part
+
+
+def parts() -> list[DocumentPart]:
+    return list(_parts.values())
