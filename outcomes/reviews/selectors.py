@@ -265,19 +265,24 @@ def review_data(review: ValueReview, *, now: datetime | None = None) -> dict[str
     ``stale_metrics``.
     """
     tree = review.tree
+    published = review.status == ReviewStatus.PUBLISHED
     previous_row = None
     if review.previous_id is not None:
+        # A published review needs only the previous headline (its follow-up is frozen);
+        # a draft compares with the whole previous snapshot.
+        columns = ("snapshot__headline",) if published else ("snapshot",)
         previous_row = (
             ValueReview.objects.filter(pk=review.previous_id)
-            .values("id", "title", "as_of", "snapshot")
+            .values("id", "title", "as_of", *columns)
             .first()
         )
-    previous_snapshot_doc = previous_row["snapshot"] if previous_row else None
+    previous_snapshot_doc = previous_row.get("snapshot") if previous_row else None
     now = now or timezone.now()
-    if review.status == ReviewStatus.PUBLISHED:
+    if published:
         snapshot, changes = review.snapshot, review.changes
         needed: list[dict[str, Any]] = []
         as_of = review.as_of
+        followup = changes.get("followup", [])
     else:
         as_of = now
         snapshot = snapshot_build(tree=tree, as_of=now)
@@ -289,11 +294,14 @@ def review_data(review: ValueReview, *, now: datetime | None = None) -> dict[str
             .order_by()
         )
         needed = _needed(snapshot, last, decision_due_days(tree.pk), now)
+        followup = followup_rows(
+            tree_id=tree.pk,
+            previous_id=review.previous_id,
+            previous=previous_snapshot_doc,
+            snapshot=snapshot,
+        )
     review_decisions = decisions(tree_id=tree.pk, review_id=review.pk)
     decided_here = {d.node_id for d in review_decisions}
-    measures_by_node: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for measure in snapshot["measures"]:
-        measures_by_node[measure["node"]].append(measure)
     if needed:
         # Chart data for the items: observations of their measures' metrics and the
         # earlier decisions on them and their parents (two queries).
@@ -321,27 +329,6 @@ def review_data(review: ValueReview, *, now: datetime | None = None) -> dict[str
                 }
                 for m in _item_measures(item, snapshot)
             ]
-    followup = []
-    if previous_row is not None:
-        before = {m["id"]: m for m in (previous_snapshot_doc or {}).get("measures", [])}
-        now_measures = {m["id"]: m for m in snapshot["measures"]}
-        nodes_now = {n["id"]: n for n in snapshot["nodes"]}
-        for decision in decisions(tree_id=tree.pk, review_id=previous_row["id"]):
-            follow_node = decision.pivot_to_id if decision.kind == "pivot" else decision.node_id
-            moves = []
-            for measure_id in measure_ids_of(decision.node_id or 0, previous_snapshot_doc or {}):
-                was = (before[measure_id]["verdict"] or {}).get("status", "no_data")
-                is_now = (now_measures.get(measure_id, {}).get("verdict") or {}).get(
-                    "status", "gone"
-                )
-                moves.append({"name": before[measure_id]["name"], "from": was, "to": is_now})
-            followup.append(
-                {
-                    "decision": decision,
-                    "moves": moves,
-                    "follow_node": nodes_now.get(follow_node),
-                }
-            )
     stale_metrics = [m for m in snapshot["metrics"] if m["health"] in ("stale", "unhealthy")]
     return {
         "review": review,
@@ -356,7 +343,12 @@ def review_data(review: ValueReview, *, now: datetime | None = None) -> dict[str
                 "id": previous_row["id"],
                 "title": previous_row["title"],
                 "as_of": previous_row["as_of"],
-                "headline": (previous_snapshot_doc or {}).get("headline", {}),
+                "headline": (
+                    previous_row["snapshot__headline"]
+                    if published
+                    else (previous_snapshot_doc or {}).get("headline")
+                )
+                or {},
             }
             if previous_row
             else None
@@ -367,8 +359,54 @@ def review_data(review: ValueReview, *, now: datetime | None = None) -> dict[str
         "needed": needed,
         "followup": followup,
         "stale_metrics": stale_metrics,
-        "measures_by_node": dict(measures_by_node),
     }
+
+
+def followup_rows(
+    *,
+    tree_id: int,
+    previous_id: int | None,
+    previous: dict[str, Any] | None,
+    snapshot: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Did the previous review's decisions move their measures? For each of them:
+    ``{"decision", "kind", "node", "node_title", "rationale", "moves": [{"name", "from",
+    "to"}], "follow_node": {"id", "title", "status"} | None}`` (a pivot is followed on
+    its new node). Two queries; frozen into a published review's changes."""
+    if previous_id is None or previous is None:
+        return []
+    before = {m["id"]: m for m in previous.get("measures", [])}
+    now_measures = {m["id"]: m for m in snapshot["measures"]}
+    nodes_now = {n["id"]: n for n in snapshot["nodes"]}
+    rows = []
+    for decision in decisions(tree_id=tree_id, review_id=previous_id):
+        follow = decision.pivot_to_id if decision.kind == "pivot" else decision.node_id
+        moves = []
+        for measure_id in measure_ids_of(decision.node_id or 0, previous):
+            was = (before[measure_id]["verdict"] or {}).get("status", "no_data")
+            now = (now_measures.get(measure_id, {}).get("verdict") or {}).get("status", "gone")
+            moves.append({"name": before[measure_id]["name"], "from": was, "to": now})
+        node = nodes_now.get(follow)
+        rows.append(
+            {
+                "decision": decision.pk,
+                "kind": decision.kind,
+                "node": decision.node_id,
+                "node_title": decision.node_title,
+                "rationale": decision.rationale,
+                "moves": moves,
+                "follow_node": (
+                    {
+                        "id": node["id"],
+                        "title": node["title"],
+                        "status": node["outcome"]["status"],
+                    }
+                    if node
+                    else None
+                ),
+            }
+        )
+    return rows
 
 
 def _item_measures(item: dict[str, Any], snapshot: dict[str, Any]) -> list[dict[str, Any]]:

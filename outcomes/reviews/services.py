@@ -140,6 +140,10 @@ def review_publish(
     snapshot = snapshot_build(tree=tree, as_of=as_of)
     previous = review_selectors.previous_snapshot(review)
     review.changes = review_selectors.changes_between(tree_id=tree.pk, old=previous, new=snapshot)
+    # Frozen with the rest: reading a published review never reads live tables.
+    review.changes["followup"] = review_selectors.followup_rows(
+        tree_id=tree.pk, previous_id=review.previous_id, previous=previous, snapshot=snapshot
+    )
     review.snapshot = snapshot
     review.snapshot_version = SNAPSHOT_VERSION
     review.snapshot_hash = snapshot_hash(snapshot)

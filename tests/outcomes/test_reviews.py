@@ -390,8 +390,13 @@ class TestDraft:
         verdict(shape["Reorder rate"], "achieved", 1.0)
         second = services.review_start(tree=tree, by=users["owner"])
         [follow] = selectors.review_data(second)["followup"]
-        assert follow["decision"].kind == "persevere"
+        assert follow["kind"] == "persevere"
         assert follow["moves"] == [{"name": "Reorder rate", "from": "on_track", "to": "achieved"}]
+        # Frozen at publication: later moves do not change it.
+        second = services.review_publish(review=second, by=None)
+        verdict(shape["Reorder rate"], "missed", 0.0)
+        [frozen] = selectors.review_data(ValueReview.objects.get(pk=second.pk))["followup"]
+        assert frozen["moves"] == follow["moves"]
 
 
 class TestLearnings:
