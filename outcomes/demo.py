@@ -202,6 +202,10 @@ def load_demo_metrics(*, base_url: str, today: date | None = None) -> dict[str, 
         pulling.observations_push(
             metric=checked_in, raw_points=months, trigger=PullTrigger.CHECK_IN
         )
+    # The review history: two published reviews, decisions, learnings, a draft.
+    from outcomes.reviews.demo import load_demo_reviews
+
+    load_demo_reviews(tree=tree, today=today)
     # Verdicts from the start: the pulls add theirs within a minute.
     transaction.on_commit(
         lambda: measures_evaluate(
