@@ -33,6 +33,7 @@ urlpatterns = [
     path(
         "reviews/<int:review_id>/amend/", review_apis.ReviewAmendView.as_view(), name="review-amend"
     ),
+    path("reviews/<int:review_id>/hold/", review_apis.ReviewHoldView.as_view(), name="review-hold"),
     path(
         "reviews/<int:review_id>/export/",
         review_apis.ReviewExportView.as_view(),

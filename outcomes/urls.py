@@ -15,6 +15,8 @@ urlpatterns = [
     path("reviews/<int:review_id>/", reviews.review_page, name="review"),
     path("reviews/<int:review_id>/publish/", reviews.review_publish, name="review-publish"),
     path("reviews/<int:review_id>/amend/", reviews.review_amend, name="review-amend"),
+    path("reviews/<int:review_id>/edit/", reviews.review_edit, name="review-edit"),
+    path("reviews/<int:review_id>/hold/", reviews.review_hold, name="review-hold"),
     path("reviews/<int:review_id>/tree/", reviews.review_tree, name="review-tree"),
     path(
         "reviews/<int:review_id>/review.<str:fmt>",

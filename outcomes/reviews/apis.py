@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -33,6 +34,8 @@ from valuetree.apis import json_response, require_role, tree_for_request
 from valuetree.models import Node
 from valuetree.selectors import EDIT_ROLES, nodes_for_user, trees_for_user
 
+User = get_user_model()
+
 # --- Serializers -----------------------------------------------------------------------
 
 
@@ -50,6 +53,14 @@ class ReviewListSerializer(serializers.Serializer):
 class ReviewCreateSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     notes = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ReviewUpdateSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=200, required=False)
+    notes = serializers.CharField(required=False, allow_blank=True)
+    attendees = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="Usernames of tree members."
+    )
 
 
 class AmendmentSerializer(serializers.Serializer):
@@ -206,6 +217,38 @@ class ReviewDetailView(APIView):
     @extend_schema(responses=REVIEW_OBJECT)
     def get(self, request: Request, review_id: int) -> HttpResponse:
         review = _review(request, review_id)
+        return json_response(export.review_json(selectors.review_data(review)))
+
+    @extend_schema(request=ReviewUpdateSerializer, responses=REVIEW_OBJECT)
+    def patch(self, request: Request, review_id: int) -> HttpResponse:
+        """Change an open review's title, notes or attendees (a published one: 400)."""
+        review = _review(request, review_id, write=True)
+        serializer = ReviewUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        attendees = None
+        if "attendees" in data:
+            names = data.pop("attendees")
+            attendees = list(
+                User.objects.filter(username__in=names, tree_memberships__tree=review.tree)
+            )
+            missing = set(names) - {user.get_username() for user in attendees}
+            if missing:
+                raise DRFValidationError(
+                    {"attendees": f"Not members of this tree: {', '.join(sorted(missing))}."}
+                )
+        services.review_update(review=review, attendees=attendees, **data)
+        return json_response(export.review_json(selectors.review_data(review)))
+
+
+class ReviewHoldView(APIView):
+    """Mark a draft as held: the meeting took place (it can still be published)."""
+
+    @extend_schema(request=None, responses=REVIEW_OBJECT)
+    def post(self, request: Request, review_id: int) -> HttpResponse:
+        review = _review(request, review_id, write=True)
+        review = services.review_hold(review=review, by=request.user)
+        review.tree = tree_for_request(request, pk=review.tree_id)
         return json_response(export.review_json(selectors.review_data(review)))
 
 

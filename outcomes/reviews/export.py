@@ -76,6 +76,8 @@ def review_json(data: dict[str, Any]) -> dict[str, Any]:
         "title": review.title,
         "status": review.status,
         "notes": review.notes,
+        "held_at": review.held_at.isoformat() if review.held_at else None,
+        "attendees": data.get("attendees", []),
         "period_start": review.period_start.isoformat(),
         "as_of": data["as_of"].isoformat() if data["as_of"] else None,
         "previous": review.previous_id,

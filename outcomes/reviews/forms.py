@@ -188,3 +188,20 @@ def review_item_form(item: dict[str, Any], snapshot: dict[str, Any], **kwargs: A
         auto_id=f"id_{node['id']}_%s",
         **kwargs,
     )
+
+
+class ReviewNotesForm(forms.Form):
+    title = forms.CharField(max_length=200)
+    notes = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    attendees = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, help_text="Who took part."
+    )
+
+    def __init__(self, *args: Any, tree_id: int, **kwargs: Any) -> None:
+        from valuetree.models import Membership
+
+        super().__init__(*args, **kwargs)
+        members = Membership.objects.filter(tree_id=tree_id).order_by("user__username")
+        self.fields["attendees"].choices = [
+            (username, username) for username in members.values_list("user__username", flat=True)
+        ]

@@ -356,6 +356,7 @@ def review_data(review: ValueReview, *, now: datetime | None = None) -> dict[str
         "decisions": review_decisions,
         "learnings": list(learnings(tree_ids=[tree.pk], review_id=review.pk)),
         "amendments": list(review.amendments.select_related("by").order_by("at", "id")),
+        "attendees": list(review.attendees.order_by("username").values_list("username", flat=True)),
         "needed": needed,
         "followup": followup,
         "stale_metrics": stale_metrics,

@@ -27,6 +27,7 @@ from outcomes.reviews.forms import (
     AmendmentForm,
     DecisionForm,
     LearningForm,
+    ReviewNotesForm,
     ReviewStartForm,
     review_item_form,
 )
@@ -50,7 +51,7 @@ def _require_edit(tree: ValueTree) -> None:
 
 
 def _review(request: HttpRequest, review_id: int) -> ValueReview:
-    review = get_object_or_404(ValueReview, pk=review_id)
+    review = get_object_or_404(ValueReview.objects.select_related("held_by"), pk=review_id)
     review.tree = _tree(request, pk=review.tree_id)
     return review
 
@@ -142,6 +143,16 @@ def _review_context(request: HttpRequest, review: ValueReview) -> dict[str, Any]
         "can_edit": can_edit,
         "can_amend": tree.caller_role in EDIT_ROLES and data["is_published"],
         "learning_form": LearningForm(tree_id=tree.pk) if can_edit else None,
+        "notes_form": ReviewNotesForm(
+            tree_id=tree.pk,
+            initial={
+                "title": review.title,
+                "notes": review.notes,
+                "attendees": data["attendees"],
+            },
+        )
+        if can_edit
+        else None,
         "amend_form": AmendmentForm(),
         "headline_rows": _headline_rows(data),
     }
@@ -179,6 +190,47 @@ def review_publish(request: HttpRequest, review_id: int) -> HttpResponse:
         messages.error(request, " ".join(error.messages))
     else:
         messages.success(request, f"“{review.title}” published: it is frozen as of now.")
+    return redirect("outcomes:review", review_id=review.pk)
+
+
+@login_required
+@require_POST
+def review_edit(request: HttpRequest, review_id: int) -> HttpResponse:
+    """An open review's title, notes and attendees."""
+    review = _review(request, review_id)
+    _require_edit(review.tree)
+    form = ReviewNotesForm(request.POST, tree_id=review.tree.pk)
+    if form.is_valid():
+        from django.contrib.auth import get_user_model
+
+        attendees = get_user_model().objects.filter(username__in=form.cleaned_data["attendees"])
+        try:
+            services.review_update(
+                review=review,
+                attendees=attendees,
+                title=form.cleaned_data["title"],
+                notes=form.cleaned_data["notes"],
+            )
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, "Review notes saved.")
+    else:
+        messages.error(request, "A review needs a title.")
+    return redirect("outcomes:review", review_id=review.pk)
+
+
+@login_required
+@require_POST
+def review_hold(request: HttpRequest, review_id: int) -> HttpResponse:
+    review = _review(request, review_id)
+    _require_edit(review.tree)
+    try:
+        services.review_hold(review=review, by=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, "Marked as held: publish it when the decisions are in.")
     return redirect("outcomes:review", review_id=review.pk)
 
 

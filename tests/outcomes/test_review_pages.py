@@ -226,7 +226,7 @@ def test_outsiders_get_404(tree, shape, as_role):
 
 # --- Query counts of the pages, pinned at two sizes -------------------------------------
 
-PAGE_QUERIES = {"draft": 18, "published": 7, "compare": 5}
+PAGE_QUERIES = {"draft": 20, "published": 8, "compare": 5}
 
 
 @pytest.mark.parametrize("size", [3, 30])
@@ -247,3 +247,27 @@ def test_page_query_counts_are_constant(tree, users, as_role, size):
         assert client.get(f"/trees/{tree.slug}/reviews/compare/").status_code == 200
     counts["compare"] = len(context)
     assert counts == PAGE_QUERIES
+
+
+def test_notes_attendees_and_hold(tree, shape, as_role, users):
+    review = services.review_start(tree=tree, by=None)
+    client = as_role("editor")
+    client.post(
+        f"/reviews/{review.pk}/edit/",
+        {"title": "Q2", "notes": "Fax first", "attendees": ["owner", "editor"]},
+    )
+    client.post(f"/reviews/{review.pk}/hold/")
+    review.refresh_from_db()
+    assert (review.title, review.notes, review.status, review.held_by) == (
+        "Q2",
+        "Fax first",
+        "held",
+        users["editor"],
+    )
+    assert sorted(u.username for u in review.attendees.all()) == ["editor", "owner"]
+    html = client.get(f"/reviews/{review.pk}/").content.decode()
+    assert "with editor, owner" in html and "Mark as held" not in html
+    # A held review is published like a draft.
+    client.post(f"/reviews/{review.pk}/publish/")
+    review.refresh_from_db()
+    assert review.status == "published"
