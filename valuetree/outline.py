@@ -80,17 +80,24 @@ def node_card(
             if child_kind
             else ""
         )
-        # Killing or finishing is a decision: a small dialog asks for the rationale.
-        quick = (
-            "".join(
+        # Killing or finishing a bet or an initiative is a decision: a small dialog asks
+        # for the rationale. Goals take no decisions: their status is one click.
+        if kind == NodeKind.GOAL:
+            quick = "".join(
+                f'<button type="button" class="link-button" hx-post="/nodes/{node_id}/status/" '
+                f'hx-vals=\'{{"status": "{status}"}}\' hx-swap="none">{label}</button>'
+                for status, label in (("done", "Mark done"), ("killed", "Kill"))
+                if node["status"] != status
+            )
+        elif node["status"] not in ("done", "killed"):
+            quick = "".join(
                 f'<a href="/nodes/{node_id}/decide/?kind={decision}" '
                 f'hx-get="/nodes/{node_id}/decide/?kind={decision}" '
                 f'hx-target="#dialog-body">{label}</a>'
                 for decision, label in (("done", "Mark done…"), ("kill", "Kill…"))
             )
-            if kind != NodeKind.GOAL and node["status"] not in ("done", "killed")
-            else ""
-        )
+        else:
+            quick = ""
         actions = (
             f'<span class="node__actions">{add}'
             f'<a href="/nodes/{node_id}/edit/" hx-get="/nodes/{node_id}/edit/" '

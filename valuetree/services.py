@@ -222,10 +222,11 @@ DECISION_KINDS = {NodeStatus.KILLED: "kill", NodeStatus.DONE: "done"}
 
 
 def node_status_check(*, node: Node, status: str) -> None:
-    """Refuse setting ``status`` directly when it is killed or done: that is a decision,
-    recorded with its rationale at ``/api/nodes/{id}/decisions/`` (or the Kill / Mark
-    done dialog in the browser)."""
-    if status in DECIDED_STATUSES and status != node.status:
+    """Refuse setting a bet's or an initiative's ``status`` directly to killed or done:
+    that is a decision, recorded with its rationale at ``/api/nodes/{id}/decisions/``
+    (or the Kill… / Mark done… dialog in the browser). Goals take no decisions, so
+    their status is set as before."""
+    if status in DECIDED_STATUSES and status != node.status and node.kind != NodeKind.GOAL:
         raise ValidationError(
             {
                 "status": f"Marking work {status} is a decision: record it with a rationale "

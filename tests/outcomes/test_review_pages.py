@@ -271,3 +271,14 @@ def test_notes_attendees_and_hold(tree, shape, as_role, users):
     client.post(f"/reviews/{review.pk}/publish/")
     review.refresh_from_db()
     assert review.status == "published"
+
+
+def test_a_goal_is_marked_done_in_one_click(tree, shape, as_role, client_for, users):
+    """Goals take no decisions, so their status stays a plain change."""
+    response = as_role("editor").post(f"/nodes/{shape['goal'].pk}/status/", {"status": "done"})
+    assert response.status_code == 302
+    assert Node.objects.get(pk=shape["goal"].pk).status == "done"
+    api = client_for(users["editor"]).patch(
+        f"/api/nodes/{shape['goal'].pk}/", {"status": "killed"}, format="json"
+    )
+    assert api.status_code == 200

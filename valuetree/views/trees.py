@@ -361,7 +361,7 @@ def node_status(request: HttpRequest, node_id: int) -> HttpResponse:
     the decision form, which asks for the rationale."""
     node, tree = _editable_node(request, node_id)
     status = request.POST.get("status", "")
-    if status in services.DECIDED_STATUSES and not request.htmx:
+    if status in services.DECIDED_STATUSES and node.kind != "goal" and not request.htmx:
         return redirect(
             services.DECIDE_PATH.format(node_id=node.pk, kind=services.DECISION_KINDS[status])
         )
