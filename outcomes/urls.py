@@ -24,6 +24,7 @@ urlpatterns = [
         name="review-download",
     ),
     path("nodes/<int:node_id>/decide/", reviews.decide, name="decide"),
+    path("learnings/", reviews.learning_search, name="learning-search"),
     path("learnings/<int:learning_id>/delete/", reviews.learning_delete, name="learning-delete"),
     path("nodes/<int:node_id>/measures/new/", views.measure_create, name="measure-create"),
     path("measures/<int:measure_id>/edit/", views.measure_edit, name="measure-edit"),

@@ -511,3 +511,15 @@ def learning_delete(request: HttpRequest, learning_id: int) -> HttpResponse:
     services.learning_delete(learning=learning)
     messages.success(request, "Learning removed.")
     return redirect("outcomes:learnings", slug=tree.slug)
+
+
+@login_required
+def learning_search(request: HttpRequest) -> HttpResponse:
+    """Learnings across every tree the visitor may read (newest 200), searchable."""
+    query = request.GET.get("q", "").strip()
+    rows = selectors.learnings(tree_ids=trees_for_user(request.user).values("pk"), query=query)[
+        :200
+    ]
+    return render(
+        request, "outcomes/reviews/learning_search.html", {"learnings": rows, "query": query}
+    )

@@ -282,3 +282,13 @@ def test_a_goal_is_marked_done_in_one_click(tree, shape, as_role, client_for, us
         f"/api/nodes/{shape['goal'].pk}/", {"status": "killed"}, format="json"
     )
     assert api.status_code == 200
+
+
+def test_learnings_across_trees_show_only_readable_ones(tree, shape, as_role, users):
+    from valuetree.services import tree_create
+
+    other = tree_create(owner=users["owner"], name="Other", slug="other", vision="V")
+    services.learning_create(tree=tree, by=None, kind="surprise", text="Mobile reorders")
+    services.learning_create(tree=other, by=None, kind="surprise", text="Mobile elsewhere")
+    html = as_role("viewer").get("/learnings/?q=mobile").content.decode()
+    assert "Mobile reorders" in html and "Mobile elsewhere" not in html
