@@ -39,7 +39,7 @@ from valuetree import sections
 
 class EvidenceItemSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=EvidenceKind.choices)
-    url = serializers.CharField(max_length=500, allow_blank=True, required=False, default="")
+    url = serializers.URLField(max_length=500, allow_blank=True, required=False, default="")
     title = serializers.CharField(max_length=300, allow_blank=True, required=False, default="")
     quote = serializers.CharField(allow_blank=True, required=False, default="")
     summary = serializers.CharField(max_length=300, allow_blank=True, required=False, default="")

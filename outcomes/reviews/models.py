@@ -178,6 +178,15 @@ class ReviewAmendment(models.Model):
         return f"Amendment to {self.review_id} at {self.at:%Y-%m-%d}"
 
 
+class DecisionsAreKept(Exception):
+    """Raised on an attempt to delete a decision: record a superseding one instead."""
+
+
+class DecisionQuerySet(models.QuerySet):
+    def delete(self) -> Any:
+        raise DecisionsAreKept("Decisions are never deleted; record a superseding decision.")
+
+
 class DecisionKind(models.TextChoices):
     PERSEVERE = "persevere", "Persevere"
     PIVOT = "pivot", "Pivot"
@@ -227,6 +236,7 @@ class Decision(models.Model):
     )
     at = models.DateTimeField(default=timezone.now)
 
+    objects = DecisionQuerySet.as_manager()
     history = HistoricalRecords()
 
     class Meta:
@@ -248,6 +258,11 @@ class Decision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.node_title} at {self.at:%Y-%m-%d}"
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        # Deleting the whole tree still removes its decisions (a cascade deletes rows
+        # without calling this): the record is kept for as long as the tree is.
+        raise DecisionsAreKept("Decisions are never deleted; record a superseding decision.")
 
 
 class LearningKind(models.TextChoices):

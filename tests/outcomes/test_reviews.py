@@ -349,6 +349,24 @@ class TestDecisions:
         with pytest.raises(ValidationError, match="killed already"):
             services.decision_create(node=shape["drop"], kind="done", rationale="?", by=None)
 
+    def test_decisions_cannot_be_deleted(self, tree, shape, users):
+        from outcomes.reviews.models import DecisionsAreKept
+
+        decision = services.decision_create(
+            node=shape["drop"], kind="kill", rationale="Stop", by=None
+        )
+        with pytest.raises(DecisionsAreKept):
+            decision.delete()
+        with pytest.raises(DecisionsAreKept):
+            Decision.objects.filter(pk=decision.pk).delete()
+        assert Decision.objects.filter(pk=decision.pk).exists()
+
+    def test_deleting_the_whole_tree_still_works(self, tree, shape, users):
+        services.decision_create(node=shape["drop"], kind="kill", rationale="Stop", by=None)
+        services.review_publish(review=services.review_start(tree=tree, by=None), by=None)
+        node_services.tree_delete(tree=tree)
+        assert Decision.objects.count() == 0 and ValueReview.objects.count() == 0
+
     def test_a_deleted_node_leaves_its_decisions(self, tree, shape, users):
         decision = services.decision_create(
             node=shape["drop"], kind="kill", rationale="Stop", by=None
