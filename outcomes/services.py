@@ -65,15 +65,53 @@ def measure_create(*, node: Node, **fields: Any) -> Measure:
     return measure
 
 
+# Editing these changes the question a verdict answers: the measure is re-evaluated
+# once the edit commits (the other fields only rename or describe it).
+QUESTION_FIELDS = (
+    "direction",
+    "baseline_value",
+    "baseline_date",
+    "target_value",
+    "target_date",
+    "weight",
+    "is_guardrail",
+    "metric_id",
+)
+
+
+def _question(measure: Measure) -> tuple[Any, ...]:
+    return tuple(str(getattr(measure, name)) for name in QUESTION_FIELDS)
+
+
+@transaction.atomic
 def measure_update(*, measure: Measure, **fields: Any) -> Measure:
+    """Change a measure's fields; when its question changes (QUESTION_FIELDS), queue its
+    re-evaluation after the transaction commits.
+
+    Raises ValidationError for unknown fields or values that contradict each other.
+    """
+    from outcomes import tasks
+
     unknown = set(fields) - set(MEASURE_FIELDS)
     if unknown:
         raise ValidationError(dict.fromkeys(unknown, "This field cannot be changed here."))
+    before = _question(measure)
     for name, value in fields.items():
         setattr(measure, name, value)
     measure_validate(measure)
     measure.save()
+    # full_clean() gave every field its Python type, so equal values compare equal.
+    if _question(measure) != before:
+        measure_ids = [measure.pk]
+        transaction.on_commit(lambda: tasks.evaluate_measures.delay(measure_ids))
     return measure
+
+
+def measure_reevaluate(*, measure: Measure) -> int:
+    """Evaluate one measure now (the editors' "re-evaluate" button); verdicts written."""
+    from outcomes.evaluation import measures_evaluate
+
+    return measures_evaluate(measure_ids=[measure.pk])
 
 
 def measure_delete(*, measure: Measure) -> None:
