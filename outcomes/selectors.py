@@ -291,7 +291,11 @@ def _total(values: Iterable[float | None]) -> float | None:
 
 def measure_verdicts(measure: Measure) -> QuerySet[Verdict]:
     """A measure's verdict history, newest first."""
-    return Verdict.objects.filter(measure=measure).order_by("-evaluated_at", "-id")
+    return (
+        Verdict.objects.filter(measure=measure)
+        .select_related("measure")
+        .order_by("-evaluated_at", "-id")
+    )
 
 
 def node_statuses(tree_id: int) -> dict[int, tuple[str, str]]:

@@ -243,13 +243,23 @@ VERDICT_API_FIELDS = [
     "forecast_high",
     "forecast_probability",
     "forecast_note",
+    "forecast_model",
+    "unit",
+    "plan_status",
+    "reason",
     "is_current",
 ]
 
 
 class VerdictSerializer(serializers.ModelSerializer):
     """One evaluation of a measure. `judged_status` is what the numbers say; it differs
-    from `status` only when the data is stale."""
+    from `status` only when the data is stale. `reason` says why in words;
+    `forecast_model` names the fitted shape; `plan_status` is the straight-line plan's
+    own verdict; forecast values are in the measure's `unit`."""
+
+    unit = serializers.CharField(
+        source="measure.unit", read_only=True, help_text="The unit of every value here."
+    )
 
     observation_ids = serializers.ListField(
         child=serializers.IntegerField(),

@@ -676,8 +676,10 @@ def _slope(model: str, params: Sequence[float], x: float) -> float:
 
 
 def _aicc(sse: float, n: int, k: int) -> float:
-    """Akaike's criterion with the small-sample correction (Hurvich & Tsai 1989); k
-    counts the noise variance too."""
+    """Akaike's criterion with the small-sample correction (Hurvich & Tsai 1989), k the
+    number of the shape's parameters (the noise variance is common to all shapes, so
+    it is left out: counting it makes five points never enough for a line)."""
+    k -= 1
     if n - k - 1 <= 0:
         return math.inf
     return n * math.log(max(sse, 1e-300) / n) + 2 * k + 2 * k * (k + 1) / (n - k - 1)
