@@ -513,16 +513,36 @@ def metric_delete(*, metric: Metric) -> None:
 
 
 def verdict_policy_set(
-    *, tree_id: int, on_track_within: float, at_risk_within: float
+    *,
+    tree_id: int,
+    on_track_within: float,
+    at_risk_within: float,
+    on_track_probability: float | None = None,
+    at_risk_probability: float | None = None,
 ) -> VerdictPolicy:
-    """Set a tree's tolerance bands and queue new verdicts for its measures: the bands
-    change statuses now, not at the next daily run."""
+    """Set a tree's verdict thresholds and queue new verdicts for its measures: they
+    change statuses now, not at the next daily run. Probabilities left out keep their
+    current (or default) values. Raises ValidationError when the bands do not nest."""
     from outcomes import tasks
 
-    bands = {"on_track_within": on_track_within, "at_risk_within": at_risk_within}
+    current = VerdictPolicy.objects.filter(tree_id=tree_id).first() or VerdictPolicy()
+    bands = {
+        "on_track_within": on_track_within,
+        "at_risk_within": at_risk_within,
+        "on_track_probability": current.on_track_probability
+        if on_track_probability is None
+        else on_track_probability,
+        "at_risk_probability": current.at_risk_probability
+        if at_risk_probability is None
+        else at_risk_probability,
+    }
     if not 0 <= on_track_within <= at_risk_within <= 1:
         raise ValidationError(
             {"at_risk_within": "Give 0 ≤ the on-track band ≤ the at-risk band ≤ 100 %."}
+        )
+    if not 0 <= bands["at_risk_probability"] <= bands["on_track_probability"] <= 1:
+        raise ValidationError(
+            {"at_risk_probability": "Give 0 ≤ the at-risk chance ≤ the on-track chance ≤ 100 %."}
         )
     VerdictPolicy(tree_id=tree_id, **bands).full_clean(validate_unique=False)
     with transaction.atomic():

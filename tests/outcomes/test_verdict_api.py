@@ -312,7 +312,12 @@ def test_a_tree_without_a_policy_shows_the_defaults(users, tree, client_for):
     response = client_for(users["viewer"]).get(f"/api/trees/{tree.slug}/verdict-policy/")
 
     assert response.status_code == 200
-    assert response.json() == {"on_track_within": 0.05, "at_risk_within": 0.15}
+    assert response.json() == {
+        "on_track_within": 0.05,
+        "at_risk_within": 0.15,
+        "on_track_probability": 0.6,
+        "at_risk_probability": 0.4,
+    }
     assert not VerdictPolicy.objects.filter(tree=tree).exists()
 
 
@@ -324,10 +329,16 @@ def test_an_editor_sets_the_bands(users, tree, client_for):
     response = client_for(users["editor"]).put(url, body, format="json")
 
     assert response.status_code == 200
-    assert response.json() == body
+    whole = body | {"on_track_probability": 0.6, "at_risk_probability": 0.4}
+    assert response.json() == whole
     policy = VerdictPolicy.objects.get(tree=tree)
     assert (policy.on_track_within, policy.at_risk_within) == (0.1, 0.25)
-    assert client_for(users["viewer"]).get(url).json() == body
+    assert client_for(users["viewer"]).get(url).json() == whole
+
+    chances = body | {"on_track_probability": 0.8, "at_risk_probability": 0.5}
+    assert client_for(users["editor"]).put(url, chances, format="json").json() == chances
+    policy.refresh_from_db()
+    assert (policy.on_track_probability, policy.at_risk_probability) == (0.8, 0.5)
 
 
 @pytest.mark.django_db
@@ -339,8 +350,29 @@ def test_an_editor_sets_the_bands(users, tree, client_for):
         ({"on_track_within": 0.3, "at_risk_within": 0.2}, "at_risk_within"),
         ({"on_track_within": 0.1}, "at_risk_within"),
         ({"on_track_within": "lots", "at_risk_within": 0.2}, "on_track_within"),
+        (
+            {
+                "on_track_within": 0.1,
+                "at_risk_within": 0.2,
+                "on_track_probability": 0.3,
+                "at_risk_probability": 0.5,
+            },
+            "at_risk_probability",
+        ),
+        (
+            {"on_track_within": 0.1, "at_risk_within": 0.2, "on_track_probability": 1.5},
+            "on_track_probability",
+        ),
     ],
-    ids=["negative", "above-one", "out-of-order", "missing", "not-a-number"],
+    ids=[
+        "negative",
+        "above-one",
+        "out-of-order",
+        "missing",
+        "not-a-number",
+        "chances-out-of-order",
+        "chance-above-one",
+    ],
 )
 def test_bad_bands_are_refused_and_change_nothing(users, tree, client_for, body, field):
     VerdictPolicy.objects.create(tree=tree, on_track_within=0.05, at_risk_within=0.15)
@@ -357,7 +389,12 @@ def test_bad_bands_are_refused_and_change_nothing(users, tree, client_for, body,
 @pytest.mark.django_db
 def test_the_bounds_themselves_are_allowed(users, tree, client_for):
     url = f"/api/trees/{tree.slug}/verdict-policy/"
-    body = {"on_track_within": 0.0, "at_risk_within": 1.0}
+    body = {
+        "on_track_within": 0.0,
+        "at_risk_within": 1.0,
+        "on_track_probability": 1.0,
+        "at_risk_probability": 0.0,
+    }
 
     response = client_for(users["owner"]).put(url, body, format="json")
 
