@@ -599,9 +599,25 @@ class Fit:
         return (moment - self.origin).total_seconds() / _DAY_SECONDS
 
     def trend(self, x: float) -> float:
-        return float(
-            _extrapolate(self.model, self.params, np.asarray([x]), self.last_x, self.damping)[0]
-        )
+        """The shape at x (scalar arithmetic: a verdict calls this once per measure)."""
+        model, params = self.model, self.params
+        if model in (LINEAR, HINGE) and x > self.last_x and math.isfinite(self.damping):
+            ahead = x - self.last_x
+            return self.trend(self.last_x) + _slope(
+                model, params, self.last_x
+            ) * self.damping * -math.expm1(-ahead / self.damping)
+        if model == LEVEL:
+            return params[0]
+        if model == LINEAR:
+            return params[0] + params[1] * x
+        if model == HINGE:
+            a, b, c, knot = params
+            return a + b * x + c * max(0.0, x - knot)
+        if model == DAMPED:
+            a, b, r = params
+            return a - b * math.expm1(-r * x)
+        a, b, k, x0 = params
+        return a + b * 0.5 * (1.0 + math.tanh(0.5 * k * (x - x0)))
 
     def slope(self, x: float) -> float:
         """The shape's slope per day at x."""
