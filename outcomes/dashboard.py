@@ -51,10 +51,12 @@ from valuetree.selectors import trees_for_user
 # differ in lightness and every status is also named in hover text and tables.
 STATUS_COLOURS: dict[str, str] = {
     VerdictStatus.ACHIEVED: "#1b7837",
+    VerdictStatus.REACHED: "#3a9348",
     VerdictStatus.ON_TRACK: "#5aae61",
     VerdictStatus.AT_RISK: "#f1a340",
     VerdictStatus.OFF_TRACK: "#d6604d",
     VerdictStatus.MISSED: "#8e0152",
+    VerdictStatus.TOO_EARLY: "#d9d9d9",
     VerdictStatus.NO_DATA: "#bababa",
     VerdictStatus.STALE: "#8073ac",
 }
@@ -190,9 +192,10 @@ def dashboard_portfolio(*, user: Any, params: Any, today: date | None = None) ->
     if end:
         measure_rows = measure_rows.filter(target_date__lte=end)
     measures = list(
-        measure_rows.annotate(status=Subquery(current.values("status")[:1])).values(
-            "id", "node_id", "name", "unit", "target_date", "status"
-        )
+        measure_rows.annotate(
+            status=Subquery(current.values("status")[:1]),
+            reason=Subquery(current.values("reason")[:1]),
+        ).values("id", "node_id", "name", "unit", "target_date", "status", "reason")
     )
     for measure in measures:
         measure["status"] = measure["status"] or VerdictStatus.NO_DATA
@@ -567,6 +570,9 @@ def measure_detail(measure: Measure) -> dict[str, Any]:
             "forecast_high",
             "forecast_probability",
             "forecast_note",
+            "forecast_model",
+            "plan_status",
+            "reason",
             "as_of",
         )
         .first()

@@ -2,19 +2,25 @@
 
 The arithmetic is in outcomes/verdicts.py; this module only feeds it from the database
 and stores what it says. A batch of measures costs a constant number of queries: the
-measures, their trees' tolerances, the newest observations of their metrics (at most
-FORECAST_MAX_POINTS each, by a window function), then one UPDATE and one INSERT.
+measures, their trees' policies, one aggregate per metric (count, newest period, newest
+pull, sum: the key of its fit), the history of the metrics whose key changed (at most
+FORECAST_MAX_POINTS each), then one UPDATE and one INSERT.
+
+Fits are cached per process by that key, so a metric with no new or changed observation
+is not refitted (a worker's nightly run and the re-evaluations after edits reuse them).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import math
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F, Window
+from django.db.models import Count, F, Max, Sum, Window
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import RowNumber
 from django.utils import timezone
@@ -25,8 +31,10 @@ from outcomes.pulling import GRANULARITY_SECONDS
 from outcomes.selectors import expected_frequency
 
 BATCH = 2000
+FIT_CACHE_SIZE = 50_000
 MEASURE_COLUMNS = (
     "id",
+    "unit",
     "direction",
     "baseline_value",
     "baseline_date",
@@ -56,16 +64,68 @@ def _staleness(metric: Any) -> timedelta | None:
     return frequency + timedelta(seconds=GRANULARITY_SECONDS[metric.granularity])
 
 
+Row = tuple[int, datetime, float]  # observation id, period, value
+FitKey = tuple[Any, ...]
+
+
+class _FitCache:
+    """Per-process LRU of (key → (fit, evidence rows)) by metric; thread-safe."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[int, tuple[FitKey, verdicts.Fit | str, list[Row]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, metric_id: int, key: FitKey) -> tuple[verdicts.Fit | str, list[Row]] | None:
+        with self._lock:
+            item = self._items.get(metric_id)
+            if item is None or item[0] != key:
+                return None
+            self._items.move_to_end(metric_id)
+            return item[1], item[2]
+
+    def put(self, metric_id: int, key: FitKey, fit: verdicts.Fit | str, rows: list[Row]) -> None:
+        with self._lock:
+            self._items[metric_id] = (key, fit, rows)
+            self._items.move_to_end(metric_id)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+fit_cache = _FitCache(FIT_CACHE_SIZE)
+
+
+def _fit_keys(metric_ids: Iterable[int], at: datetime) -> dict[int, FitKey]:
+    """What identifies each metric's observations up to `at`: count, newest period,
+    newest pull and the sum of values (an edited old value changes the last two)."""
+    ids = sorted(set(metric_ids))
+    if not ids:
+        return {}
+    rows = (
+        Observation.objects.filter(metric_id__in=ids, period_start__lte=at)
+        .order_by()
+        .values("metric_id")
+        .annotate(
+            n=Count("id"), newest=Max("period_start"), pulled=Max("pulled_at"), total=Sum("value")
+        )
+        .values_list("metric_id", "n", "newest", "pulled", "total")
+    )
+    return {metric_id: (n, newest, pulled, total) for metric_id, n, newest, pulled, total in rows}
+
+
 def _recent_observations(
-    metric_ids: Iterable[int], at: datetime
-) -> dict[int, list[tuple[int, datetime, float]]]:
+    metric_ids: Iterable[int], at: datetime, limit: int = verdicts.FORECAST_MAX_POINTS
+) -> dict[int, list[Row]]:
     """The newest observations up to `at` of each metric, oldest first, in one query.
 
     Periods come as seconds since the epoch: the driver parses a timestamp about thirty
     times slower than a number.
     """
     ids = sorted(set(metric_ids))
-    limit = verdicts.FORECAST_MAX_POINTS
     if not ids:
         return {}
     if connection.vendor == "postgresql":
@@ -120,6 +180,25 @@ def measures_evaluate(
     return written
 
 
+def _metric_fits(metric_ids: Iterable[int], at: datetime) -> dict[int, tuple[Any, list[Row]]]:
+    """Each metric's fit up to `at` and its newest EVIDENCE_POINTS rows, from the cache
+    when its key is unchanged; the others' histories in one query."""
+    keys = _fit_keys(metric_ids, at)
+    found: dict[int, tuple[Any, list[Row]]] = {}
+    for metric_id, key in keys.items():
+        cached = fit_cache.get(metric_id, key)
+        if cached is not None:
+            found[metric_id] = cached
+    missing = [metric_id for metric_id in keys if metric_id not in found]
+    for metric_id, rows in _recent_observations(missing, at).items():
+        usable = [row for row in rows if math.isfinite(row[2])]
+        fit = verdicts.fit_history([row[1] for row in usable], [row[2] for row in usable])
+        evidence = usable[-verdicts.EVIDENCE_POINTS :]
+        fit_cache.put(metric_id, keys[metric_id], fit, evidence)
+        found[metric_id] = (fit, evidence)
+    return found
+
+
 def _evaluate_batch(ids: list[int], at: datetime) -> int:
     # Plain rows, not model instances: at 10,000 measures the instances cost more
     # than the arithmetic.
@@ -129,7 +208,12 @@ def _evaluate_batch(ids: list[int], at: datetime) -> int:
         .values(*MEASURE_COLUMNS, "tree_id")
     )
     tolerances = {
-        policy.tree_id: verdicts.Tolerance(policy.on_track_within, policy.at_risk_within)
+        policy.tree_id: verdicts.Tolerance(
+            on_track_within=policy.on_track_within,
+            at_risk_within=policy.at_risk_within,
+            on_track_probability=policy.on_track_probability,
+            at_risk_probability=policy.at_risk_probability,
+        )
         for policy in VerdictPolicy.objects.filter(tree_id__in={m["tree_id"] for m in measures})
     }
     staleness = {
@@ -144,9 +228,10 @@ def _evaluate_batch(ids: list[int], at: datetime) -> int:
         for m in measures
         if m["metric_id"]
     }
-    observations = _recent_observations(staleness.keys(), at)
+    fits = _metric_fits(staleness.keys(), at)
     now = timezone.now()
     new = []
+    no_history = (f"too few observations (0; {verdicts.FORECAST_MIN_POINTS} needed)", [])
     for measure in measures:
         spec = verdicts.MeasureSpec(
             direction=measure["direction"],
@@ -158,12 +243,14 @@ def _evaluate_batch(ids: list[int], at: datetime) -> int:
             weight=measure["weight"],
             expected_frequency=staleness.get(measure["metric_id"]),
         )
-        rows_used = observations.get(measure["metric_id"], [])
+        fit, rows_used = fits.get(measure["metric_id"], no_history)
         verdict = verdicts.evaluate(
             spec,
             [(period, value) for _, period, value in rows_used],
             at,
             tolerances.get(measure["tree_id"], verdicts.DEFAULT_TOLERANCE),
+            unit=measure["unit"],
+            fit=fit,
         )
         forecast = verdict.forecast
         new.append(
@@ -183,6 +270,9 @@ def _evaluate_batch(ids: list[int], at: datetime) -> int:
                 forecast_high=forecast.high,
                 forecast_probability=forecast.probability,
                 forecast_note=(forecast.reason or "")[:200],
+                forecast_model=forecast.model,
+                plan_status=verdict.plan_status or "",
+                reason=verdict.reason[:400],
             )
         )
     with transaction.atomic():

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
@@ -280,16 +280,20 @@ class PullRun(models.Model):
 
 class VerdictStatus(models.TextChoices):
     ACHIEVED = "achieved", "Achieved"
+    REACHED = "reached", "Reached, must hold"
     ON_TRACK = "on_track", "On track"
     AT_RISK = "at_risk", "At risk"
     OFF_TRACK = "off_track", "Off track"
     MISSED = "missed", "Missed"
+    TOO_EARLY = "too_early", "Too early to tell"
     NO_DATA = "no_data", "No data"
     STALE = "stale", "Stale"
 
 
 class VerdictPolicy(models.Model):
-    """A tree's tolerance bands: how far behind plan still counts as on track / at risk."""
+    """A tree's verdict thresholds: the forecast's P(reach) that counts as on track / at
+    risk (the status), and how far behind the linear plan still counts as on track / at
+    risk (the plan's own verdict, shown beside it). outcomes/verdicts.py."""
 
     tree = models.OneToOneField(
         "valuetree.ValueTree", on_delete=models.CASCADE, related_name="verdict_policy"
@@ -305,6 +309,17 @@ class VerdictPolicy(models.Model):
         validators=[MinValueValidator(0.0)],
         help_text="Trailing by more than this is off track.",
     )
+    on_track_probability = models.FloatField(
+        default=0.6,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="A forecast chance of reaching the target at least this high is on track.",
+    )
+    at_risk_probability = models.FloatField(
+        default=0.4,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Below the on-track chance but at least this high is at risk; lower is "
+        "off track.",
+    )
 
     class Meta:
         constraints = [
@@ -313,7 +328,13 @@ class VerdictPolicy(models.Model):
                 & Q(at_risk_within__gte=F("on_track_within"))
                 & Q(at_risk_within__lte=1),
                 name="verdict_policy_bands_ordered",
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(at_risk_probability__gte=0)
+                & Q(on_track_probability__gte=F("at_risk_probability"))
+                & Q(on_track_probability__lte=1),
+                name="verdict_policy_probabilities_ordered",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -342,6 +363,11 @@ class Verdict(models.Model):
     forecast_high = models.FloatField(null=True, blank=True)
     forecast_probability = models.FloatField(null=True, blank=True)
     forecast_note = models.CharField(max_length=200, blank=True, default="")
+    # The fitted shape (level, linear, hinge, damped, logistic) and why the status, in
+    # words; the linear plan's own verdict beside it.
+    forecast_model = models.CharField(max_length=10, blank=True, default="")
+    reason = models.CharField(max_length=400, blank=True, default="")
+    plan_status = models.CharField(max_length=10, blank=True, default="")
     is_current = models.BooleanField(default=True)
 
     class Meta:

@@ -25,7 +25,7 @@ from outcomes.models import (
     VerdictPolicy,
     VerdictStatus,
 )
-from valuetree.models import DataProductLink, Node, OutputPort, ValueTree
+from valuetree.models import DataProductLink, Node, NodeStatus, OutputPort, ValueTree
 from valuetree.selectors import node_rows, nodes_for_user, trees_for_user
 
 MEASURE_COLUMNS = (
@@ -217,7 +217,7 @@ def tree_outcomes(tree_ids: Collection[int]) -> dict[int, NodeOutcome]:
     nodes = list(
         Node.objects.filter(tree_id__in=list(tree_ids))
         .order_by()
-        .values("id", "parent_id", "kind", "investment_amount", "expected_value_amount")
+        .values("id", "parent_id", "kind", "status", "investment_amount", "expected_value_amount")
     )
     measures = list(
         Measure.objects.filter(node__tree_id__in=list(tree_ids))
@@ -248,8 +248,15 @@ def tree_outcomes(tree_ids: Collection[int]) -> dict[int, NodeOutcome]:
     outcomes: dict[int, NodeOutcome] = {}
     for node in sorted(nodes, key=lambda n: depth[n["kind"]]):
         kids = [outcomes[child["id"]] for child in children[node["id"]]]
+        # Killed work keeps its own last verdict but no longer counts for its parent;
+        # done work counts with its final verdict.
+        counted = [
+            outcomes[child["id"]]
+            for child in children[node["id"]]
+            if child["status"] != NodeStatus.KILLED
+        ]
         score = verdicts.roll_up(
-            [verdicts.NodeScore(kid.status, kid.score) for kid in kids], own[node["id"]]
+            [verdicts.NodeScore(kid.status, kid.score) for kid in counted], own[node["id"]]
         )
         expected = _amount(node["expected_value_amount"])
         if expected is not None:
@@ -284,7 +291,11 @@ def _total(values: Iterable[float | None]) -> float | None:
 
 def measure_verdicts(measure: Measure) -> QuerySet[Verdict]:
     """A measure's verdict history, newest first."""
-    return Verdict.objects.filter(measure=measure).order_by("-evaluated_at", "-id")
+    return (
+        Verdict.objects.filter(measure=measure)
+        .select_related("measure")
+        .order_by("-evaluated_at", "-id")
+    )
 
 
 def node_statuses(tree_id: int) -> dict[int, tuple[str, str]]:

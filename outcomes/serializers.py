@@ -243,13 +243,23 @@ VERDICT_API_FIELDS = [
     "forecast_high",
     "forecast_probability",
     "forecast_note",
+    "forecast_model",
+    "unit",
+    "plan_status",
+    "reason",
     "is_current",
 ]
 
 
 class VerdictSerializer(serializers.ModelSerializer):
     """One evaluation of a measure. `judged_status` is what the numbers say; it differs
-    from `status` only when the data is stale."""
+    from `status` only when the data is stale. `reason` says why in words;
+    `forecast_model` names the fitted shape; `plan_status` is the straight-line plan's
+    own verdict; forecast values are in the measure's `unit`."""
+
+    unit = serializers.CharField(
+        source="measure.unit", read_only=True, help_text="The unit of every value here."
+    )
 
     observation_ids = serializers.ListField(
         child=serializers.IntegerField(),
@@ -297,15 +307,24 @@ class NodeOutcomeSerializer(serializers.Serializer):
 
 
 class VerdictPolicySerializer(serializers.ModelSerializer):
-    """A tree's tolerance bands, as fractions of the baseline→target distance:
-    0 ≤ on_track_within ≤ at_risk_within ≤ 1."""
+    """A tree's verdict thresholds. The status: a forecast chance of reaching the target
+    ≥ on_track_probability is on track, ≥ at_risk_probability at risk (0 ≤ at_risk ≤
+    on_track ≤ 1; left out: unchanged). The straight-line plan's own verdict: bands as
+    fractions of the baseline→target distance, 0 ≤ on_track_within ≤ at_risk_within ≤ 1."""
 
     on_track_within = serializers.FloatField(min_value=0.0, max_value=1.0)
     at_risk_within = serializers.FloatField(min_value=0.0, max_value=1.0)
+    on_track_probability = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+    at_risk_probability = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
 
     class Meta:
         model = VerdictPolicy
-        fields = ["on_track_within", "at_risk_within"]
+        fields = [
+            "on_track_within",
+            "at_risk_within",
+            "on_track_probability",
+            "at_risk_probability",
+        ]
 
     def validate(self, attrs: dict[str, float]) -> dict[str, float]:
         if attrs["at_risk_within"] < attrs["on_track_within"]:
@@ -314,5 +333,10 @@ class VerdictPolicySerializer(serializers.ModelSerializer):
                     "at_risk_within": "Must be at least on_track_within: at risk starts "
                     "where on track ends."
                 }
+            )
+        on_track, at_risk = attrs.get("on_track_probability"), attrs.get("at_risk_probability")
+        if on_track is not None and at_risk is not None and at_risk > on_track:
+            raise serializers.ValidationError(
+                {"at_risk_probability": "Must be at most on_track_probability."}
             )
         return attrs

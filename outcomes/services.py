@@ -65,15 +65,53 @@ def measure_create(*, node: Node, **fields: Any) -> Measure:
     return measure
 
 
+# Editing these changes the question a verdict answers: the measure is re-evaluated
+# once the edit commits (the other fields only rename or describe it).
+QUESTION_FIELDS = (
+    "direction",
+    "baseline_value",
+    "baseline_date",
+    "target_value",
+    "target_date",
+    "weight",
+    "is_guardrail",
+    "metric_id",
+)
+
+
+def _question(measure: Measure) -> tuple[Any, ...]:
+    return tuple(str(getattr(measure, name)) for name in QUESTION_FIELDS)
+
+
+@transaction.atomic
 def measure_update(*, measure: Measure, **fields: Any) -> Measure:
+    """Change a measure's fields; when its question changes (QUESTION_FIELDS), queue its
+    re-evaluation after the transaction commits.
+
+    Raises ValidationError for unknown fields or values that contradict each other.
+    """
+    from outcomes import tasks
+
     unknown = set(fields) - set(MEASURE_FIELDS)
     if unknown:
         raise ValidationError(dict.fromkeys(unknown, "This field cannot be changed here."))
+    before = _question(measure)
     for name, value in fields.items():
         setattr(measure, name, value)
     measure_validate(measure)
     measure.save()
+    # full_clean() gave every field its Python type, so equal values compare equal.
+    if _question(measure) != before:
+        measure_ids = [measure.pk]
+        transaction.on_commit(lambda: tasks.evaluate_measures.delay(measure_ids))
     return measure
+
+
+def measure_reevaluate(*, measure: Measure) -> int:
+    """Evaluate one measure now (the editors' "re-evaluate" button); verdicts written."""
+    from outcomes.evaluation import measures_evaluate
+
+    return measures_evaluate(measure_ids=[measure.pk])
 
 
 def measure_delete(*, measure: Measure) -> None:
@@ -475,16 +513,36 @@ def metric_delete(*, metric: Metric) -> None:
 
 
 def verdict_policy_set(
-    *, tree_id: int, on_track_within: float, at_risk_within: float
+    *,
+    tree_id: int,
+    on_track_within: float,
+    at_risk_within: float,
+    on_track_probability: float | None = None,
+    at_risk_probability: float | None = None,
 ) -> VerdictPolicy:
-    """Set a tree's tolerance bands and queue new verdicts for its measures: the bands
-    change statuses now, not at the next daily run."""
+    """Set a tree's verdict thresholds and queue new verdicts for its measures: they
+    change statuses now, not at the next daily run. Probabilities left out keep their
+    current (or default) values. Raises ValidationError when the bands do not nest."""
     from outcomes import tasks
 
-    bands = {"on_track_within": on_track_within, "at_risk_within": at_risk_within}
+    current = VerdictPolicy.objects.filter(tree_id=tree_id).first() or VerdictPolicy()
+    bands = {
+        "on_track_within": on_track_within,
+        "at_risk_within": at_risk_within,
+        "on_track_probability": current.on_track_probability
+        if on_track_probability is None
+        else on_track_probability,
+        "at_risk_probability": current.at_risk_probability
+        if at_risk_probability is None
+        else at_risk_probability,
+    }
     if not 0 <= on_track_within <= at_risk_within <= 1:
         raise ValidationError(
             {"at_risk_within": "Give 0 ≤ the on-track band ≤ the at-risk band ≤ 100 %."}
+        )
+    if not 0 <= bands["at_risk_probability"] <= bands["on_track_probability"] <= 1:
+        raise ValidationError(
+            {"at_risk_probability": "Give 0 ≤ the at-risk chance ≤ the on-track chance ≤ 100 %."}
         )
     VerdictPolicy(tree_id=tree_id, **bands).full_clean(validate_unique=False)
     with transaction.atomic():

@@ -30,6 +30,11 @@ urlpatterns = [
     path("measures/<int:measure_id>/edit/", views.measure_edit, name="measure-edit"),
     path("measures/<int:measure_id>/delete/", views.measure_delete, name="measure-delete"),
     path("measures/<int:measure_id>/check-in/", views.measure_check_in, name="measure-check-in"),
+    path(
+        "measures/<int:measure_id>/re-evaluate/",
+        views.measure_reevaluate,
+        name="measure-reevaluate",
+    ),
     path("trees/<slug:slug>/metrics/", views.tree_metrics, name="tree-metrics"),
     path("trees/<slug:slug>/sources/new/", views.source_create, name="source-create"),
     path(

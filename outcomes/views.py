@@ -21,6 +21,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRefresh
 
 from outcomes import dashboard as dashboard_selectors
 from outcomes import pulling, selectors, services
@@ -577,11 +578,17 @@ def dashboard_measure(request: HttpRequest, measure_id: int) -> HttpResponse:
         raise Http404("No such measure in a tree you may read.")
     detail = dashboard_selectors.measure_detail(measure)
     status = detail["verdict"]["status"] if detail["verdict"] else "no_data"
+    caller_role = (
+        trees_for_user(request.user)
+        .filter(pk=measure.node.tree_id)
+        .values_list("caller_role", flat=True)
+    )
     return render(
         request,
         "outcomes/dashboard_measure.html",
         {
             "measure": measure,
+            "can_edit": next(iter(caller_role), None) in EDIT_ROLES,
             "detail": detail,
             "verdict": detail["verdict"],
             "status": status,
@@ -591,6 +598,20 @@ def dashboard_measure(request: HttpRequest, measure_id: int) -> HttpResponse:
             "table": detail["points"][-TABLE_POINTS:][::-1],
         },
     )
+
+
+@login_required
+@require_POST
+def measure_reevaluate(request: HttpRequest, measure_id: int) -> HttpResponse:
+    """Evaluate one measure now (editors). htmx reloads the page; without it, back to
+    the measure's page."""
+    measure = get_object_or_404(Measure.objects.select_related("node"), pk=measure_id)
+    _require_edit(_tree(request, pk=measure.node.tree_id))
+    services.measure_reevaluate(measure=measure)
+    if request.htmx:
+        return HttpResponseClientRefresh()
+    messages.success(request, "Re-evaluated.")
+    return redirect("outcomes:dashboard-measure", measure_id=measure.pk)
 
 
 # --- Think again ----------------------------------------------------------------------

@@ -383,3 +383,63 @@ def test_a_measure_without_values_draws_only_its_plan(client, users, tree):
     assert [t["name"] for t in traces] == ["Planned trajectory", "Observations"]
     assert traces[1]["y"] == []
     assert b"Not evaluated yet." in response.content
+
+
+# --- Why this status, and re-evaluating ------------------------------------------------
+
+
+@pytest.fixture
+def evaluated(tree):
+    node = goal(tree, "Goal")
+    metric = make_metric(tree, kind="push", source_name="Check-ins", name="Reorder rate")
+    pulling.observations_push(
+        metric=metric,
+        raw_points=[(f"2026-0{month}-01", 30.0 + (month % 2)) for month in range(1, 7)],
+    )
+    measure = Measure.objects.create(
+        node=node,
+        name="Reorder rate",
+        unit="%",
+        direction="increase",
+        baseline_value=10,
+        baseline_date=dt.date(2026, 1, 1),
+        target_value=60,
+        target_date=dt.date(2026, 12, 31),
+        metric=metric,
+    )
+    measures_evaluate(measure_ids=[measure.pk], at=dt.datetime(2026, 6, 15, tzinfo=dt.UTC))
+    return measure
+
+
+def test_the_measure_page_and_the_dashboard_say_why(client, users, evaluated):
+    verdict = Verdict.objects.get(measure=evaluated, is_current=True)
+    assert verdict.status == "off_track"
+    assert verdict.reason.startswith("Flat at 30.5% since 1 Jan 2026; ")
+    client.force_login(users["viewer"])
+
+    page = client.get(f"/dashboard/measures/{evaluated.pk}/").content.decode()
+    assert "Flat at 30.5% since 1 Jan 2026; " in page
+    assert "(model: level)" in page
+    assert "Re-evaluate now" not in page  # viewers cannot
+    board = client.get(URL).content.decode()
+    assert "Flat at 30.5% since 1 Jan 2026; " in board
+
+
+@pytest.mark.parametrize(("role", "status"), [("editor", 302), ("viewer", 403), ("outsider", 404)])
+def test_editors_re_evaluate_a_measure(client, users, evaluated, role, status):
+    client.force_login(users[role])
+    if role == "editor":
+        assert (
+            "Re-evaluate now" in client.get(f"/dashboard/measures/{evaluated.pk}/").content.decode()
+        )
+    response = client.post(f"/measures/{evaluated.pk}/re-evaluate/")
+    assert response.status_code == status
+    assert evaluated.verdicts.count() == (2 if status == 302 else 1)
+
+
+def test_re_evaluating_with_htmx_refreshes_the_page(client, users, evaluated):
+    client.force_login(users["editor"])
+    response = client.post(f"/measures/{evaluated.pk}/re-evaluate/", headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    assert response["HX-Refresh"] == "true"
+    assert client.get(f"/measures/{evaluated.pk}/re-evaluate/").status_code == 405

@@ -59,6 +59,7 @@ def add_measure(node, *, values=(), metric_name="Reorders", **fields):
     measure = measure_create(
         node=node,
         name=fields.pop("name", "Reorders"),
+        unit=fields.pop("unit", "orders"),
         direction="increase",
         baseline_value=fields.pop("baseline_value", 0),
         baseline_date="2026-01-01",
@@ -72,7 +73,8 @@ def add_measure(node, *, values=(), metric_name="Reorders", **fields):
     return measure
 
 
-HALFWAY = [("2026-03-01", 20), ("2026-05-01", 40), ("2026-07-01", 50)]  # on track at AT
+# Rising 15 a month to 80 by July: on track for 100 by 31 Dec (outcomes/verdicts.py).
+AHEAD = [(f"2026-0{month}-01", 20.0 + 15 * (month - 3)) for month in range(3, 8)]
 
 
 def csv_rows(response):
@@ -85,7 +87,7 @@ def csv_rows(response):
 
 @pytest.mark.django_db
 def test_history_is_newest_first_with_every_field_and_the_evidence(users, initiative, client_for):
-    measure = add_measure(initiative, values=HALFWAY)
+    measure = add_measure(initiative, values=AHEAD)
     measures_evaluate(measure_ids=[measure.pk], at=AT)
     measures_evaluate(measure_ids=[measure.pk], at=LATER)
 
@@ -99,8 +101,12 @@ def test_history_is_newest_first_with_every_field_and_the_evidence(users, initia
     assert [first["as_of"], second["as_of"]] == ["2026-09-01T12:00:00Z", "2026-07-02T12:00:00Z"]
     assert [first["is_current"], second["is_current"]] == [True, False]
     assert second["status"] == "on_track"
-    assert second["progress"] == pytest.approx(0.5)
-    assert second["latest_value"] == 50.0
+    assert second["progress"] == pytest.approx(0.8)
+    assert second["latest_value"] == 80.0
+    assert second["forecast_model"] == "linear"
+    assert second["unit"] == "orders"
+    assert second["plan_status"] == "on_track"
+    assert second["reason"].startswith("Rising about 3.44 orders a week; 81 % chance of ")
     assert sorted(second["observation_ids"]) == sorted(
         measure.metric.observations.values_list("id", flat=True)
     )
@@ -108,7 +114,7 @@ def test_history_is_newest_first_with_every_field_and_the_evidence(users, initia
 
 @pytest.mark.django_db
 def test_evaluate_answers_the_new_current_verdict(users, initiative, client_for):
-    measure = add_measure(initiative, values=HALFWAY)
+    measure = add_measure(initiative, values=AHEAD)
     measures_evaluate(measure_ids=[measure.pk], at=AT)
     old = Verdict.objects.get(measure=measure, is_current=True)
 
@@ -128,13 +134,13 @@ def test_evaluate_answers_the_new_current_verdict(users, initiative, client_for)
 def portfolio(users, tree, initiative):
     """Two measures in the tree (one on track, one behind), and one in a tree the
     role users cannot read."""
-    on_track = add_measure(initiative, values=HALFWAY, name="Reorders")
+    on_track = add_measure(initiative, values=AHEAD, name="Reorders")
     other_node = tree_services.node_create(
         tree=tree, parent=initiative.parent, title='=HYPERLINK("http://evil")'
     )
     behind = add_measure(
         other_node,
-        values=[("2026-06-01", -5)],
+        values=[(f"2026-0{month}-01", -5.0) for month in range(2, 7)],
         metric_name="Basket",
         name="@SUM(A1:A9)",
         baseline_value=-10,
@@ -142,7 +148,7 @@ def portfolio(users, tree, initiative):
     )
     hidden_tree = make_tree(make_role_users("other-"), slug="hidden", name="Hidden")
     hidden_goal = tree_services.node_create(tree=hidden_tree, parent=None, title="Secret")
-    hidden = add_measure(hidden_goal, values=HALFWAY, metric_name="Secret")
+    hidden = add_measure(hidden_goal, values=AHEAD, metric_name="Secret")
     measures_evaluate(at=LATER)
     measures_evaluate(at=AT)  # a second round (as of an earlier day): only these are current
     return {"on_track": on_track, "behind": behind, "hidden": hidden, "node": other_node}
@@ -225,7 +231,7 @@ def test_csv_export_has_a_header_a_row_per_verdict_and_no_formulas(
     assert behind["as_of"] == "2026-07-02T12:00:00+00:00"
     on_track = by_measure[portfolio["on_track"].pk]
     assert on_track["measure_name"] == "Reorders"
-    assert float(on_track["latest_value"]) == 50.0
+    assert float(on_track["latest_value"]) == 80.0
     assert on_track["latest_period"] == "2026-07-01T00:00:00+00:00"
 
 
@@ -243,7 +249,7 @@ def test_list_and_export_queries_do_not_grow_with_the_verdicts(
     users, initiative, client_for, django_assert_max_num_queries, size
 ):
     for index in range(size):
-        add_measure(initiative, values=HALFWAY, metric_name=f"M{index}", name=f"M{index}")
+        add_measure(initiative, values=AHEAD, metric_name=f"M{index}", name=f"M{index}")
     measures_evaluate(at=AT)
     client = client_for(users["viewer"])
 
@@ -261,7 +267,7 @@ def test_list_and_export_queries_do_not_grow_with_the_verdicts(
 def test_the_roll_up_gives_status_score_and_value_per_node(users, tree, initiative, client_for):
     bet = initiative.parent
     goal = bet.parent
-    add_measure(initiative, values=HALFWAY, is_value_measure=True)
+    add_measure(initiative, values=AHEAD, is_value_measure=True)
     measures_evaluate(at=AT)
 
     response = client_for(users["leadership"]).get(f"/api/trees/{tree.slug}/outcomes/")
@@ -277,7 +283,7 @@ def test_the_roll_up_gives_status_score_and_value_per_node(users, tree, initiati
         "status": "on_track",
         "score": 0.75,  # on track scores 0.75 (outcomes/verdicts.py)
         "expected_value": 5000.0,
-        "realised_value": pytest.approx(2500.0),
+        "realised_value": pytest.approx(4000.0),
         "investment": 1000.0,
     }
     # One child: the bet and the goal carry the initiative's figures up.
@@ -287,7 +293,7 @@ def test_the_roll_up_gives_status_score_and_value_per_node(users, tree, initiati
             5000.0,
             1000.0,
         )
-        assert row["realised_value"] == pytest.approx(2500.0)
+        assert row["realised_value"] == pytest.approx(4000.0)
     assert rows[0]["kind"] == "goal" and rows[0]["parent"] is None
 
 
@@ -306,7 +312,12 @@ def test_a_tree_without_a_policy_shows_the_defaults(users, tree, client_for):
     response = client_for(users["viewer"]).get(f"/api/trees/{tree.slug}/verdict-policy/")
 
     assert response.status_code == 200
-    assert response.json() == {"on_track_within": 0.05, "at_risk_within": 0.15}
+    assert response.json() == {
+        "on_track_within": 0.05,
+        "at_risk_within": 0.15,
+        "on_track_probability": 0.6,
+        "at_risk_probability": 0.4,
+    }
     assert not VerdictPolicy.objects.filter(tree=tree).exists()
 
 
@@ -318,10 +329,16 @@ def test_an_editor_sets_the_bands(users, tree, client_for):
     response = client_for(users["editor"]).put(url, body, format="json")
 
     assert response.status_code == 200
-    assert response.json() == body
+    whole = body | {"on_track_probability": 0.6, "at_risk_probability": 0.4}
+    assert response.json() == whole
     policy = VerdictPolicy.objects.get(tree=tree)
     assert (policy.on_track_within, policy.at_risk_within) == (0.1, 0.25)
-    assert client_for(users["viewer"]).get(url).json() == body
+    assert client_for(users["viewer"]).get(url).json() == whole
+
+    chances = body | {"on_track_probability": 0.8, "at_risk_probability": 0.5}
+    assert client_for(users["editor"]).put(url, chances, format="json").json() == chances
+    policy.refresh_from_db()
+    assert (policy.on_track_probability, policy.at_risk_probability) == (0.8, 0.5)
 
 
 @pytest.mark.django_db
@@ -333,8 +350,29 @@ def test_an_editor_sets_the_bands(users, tree, client_for):
         ({"on_track_within": 0.3, "at_risk_within": 0.2}, "at_risk_within"),
         ({"on_track_within": 0.1}, "at_risk_within"),
         ({"on_track_within": "lots", "at_risk_within": 0.2}, "on_track_within"),
+        (
+            {
+                "on_track_within": 0.1,
+                "at_risk_within": 0.2,
+                "on_track_probability": 0.3,
+                "at_risk_probability": 0.5,
+            },
+            "at_risk_probability",
+        ),
+        (
+            {"on_track_within": 0.1, "at_risk_within": 0.2, "on_track_probability": 1.5},
+            "on_track_probability",
+        ),
     ],
-    ids=["negative", "above-one", "out-of-order", "missing", "not-a-number"],
+    ids=[
+        "negative",
+        "above-one",
+        "out-of-order",
+        "missing",
+        "not-a-number",
+        "chances-out-of-order",
+        "chance-above-one",
+    ],
 )
 def test_bad_bands_are_refused_and_change_nothing(users, tree, client_for, body, field):
     VerdictPolicy.objects.create(tree=tree, on_track_within=0.05, at_risk_within=0.15)
@@ -351,7 +389,12 @@ def test_bad_bands_are_refused_and_change_nothing(users, tree, client_for, body,
 @pytest.mark.django_db
 def test_the_bounds_themselves_are_allowed(users, tree, client_for):
     url = f"/api/trees/{tree.slug}/verdict-policy/"
-    body = {"on_track_within": 0.0, "at_risk_within": 1.0}
+    body = {
+        "on_track_within": 0.0,
+        "at_risk_within": 1.0,
+        "on_track_probability": 1.0,
+        "at_risk_probability": 0.0,
+    }
 
     response = client_for(users["owner"]).put(url, body, format="json")
 

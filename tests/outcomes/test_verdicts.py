@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import random
-import statistics
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -24,22 +23,33 @@ from outcomes.verdicts import (
     AT_RISK,
     DECREASE,
     DIRECTIONS,
+    EVIDENCE_POINTS,
+    HINGE,
     INCREASE,
+    LEVEL,
+    LINEAR,
+    LOGISTIC,
     MISSED,
     NO_DATA,
     OFF_TRACK,
     ON_TRACK,
+    REACHED,
     STALE,
     STATUS_RANK,
     STATUS_SCORE,
     STATUSES,
+    TOO_EARLY,
+    Fit,
     MeasureSpec,
     NodeScore,
     Tolerance,
     Verdict,
     evaluate,
     expected_progress,
+    fit_history,
     forecast,
+    judge,
+    plan_status,
     progress,
     realised_value,
     roll_up,
@@ -239,77 +249,123 @@ KEEP_AT_MOST = {"direction": AT_MOST, "baseline_value": 1, "target_value": 2}
 
 
 @pytest.mark.parametrize(
-    ("changes", "points", "day", "status", "done"),
+    ("changes", "value", "day", "probability", "status"),
     [
-        pytest.param({}, [(50, 50)], 50.5, ON_TRACK, 0.5, id="increase-on-plan"),
-        pytest.param({}, [(50, 45)], 50.5, ON_TRACK, 0.45, id="gap-exactly-on-track-within"),
-        pytest.param({}, [(50, 44.9)], 50.5, AT_RISK, 0.449, id="gap-just-above-on-track-within"),
-        pytest.param({}, [(50, 35)], 50.5, AT_RISK, 0.35, id="gap-exactly-at-risk-within"),
-        pytest.param({}, [(50, 34.9)], 50.5, OFF_TRACK, 0.349, id="gap-just-above-at-risk-within"),
-        pytest.param({}, [(50, -20)], 50.5, OFF_TRACK, 0.0, id="worse-than-baseline"),
-        pytest.param({}, [(50, 130)], 50.5, ACHIEVED, 1.0, id="achieved-early-over-target"),
-        pytest.param({}, [(-10, 5)], -5, ON_TRACK, 0.05, id="before-baseline-counts-from-baseline"),
-        pytest.param({}, [(-10, -5)], -5, ON_TRACK, 0.0, id="before-baseline-below-baseline"),
-        pytest.param({}, [(-10, 120)], -5, ACHIEVED, 1.0, id="before-baseline-already-achieved"),
-        pytest.param({}, [(99, 95)], 100.5, ON_TRACK, 0.95, id="on-target-date-not-yet-missed"),
-        pytest.param({}, [(99, 99)], 101, MISSED, 0.99, id="after-target-short"),
-        pytest.param({}, [(99, 100)], 101, ACHIEVED, 1.0, id="after-target-reached"),
-        pytest.param({}, [(99, 90), (120, 100)], 125, ACHIEVED, 1.0, id="achieved-late"),
-        pytest.param({}, [(10, 10), (60, 100)], 20, AT_RISK, 0.1, id="later-observations-ignored"),
-        pytest.param(DECREASING, [(50, 75)], 50.5, ON_TRACK, 0.5, id="decrease-on-plan"),
-        pytest.param(DECREASING, [(50, 80)], 50.5, AT_RISK, 0.4, id="decrease-behind"),
-        pytest.param(DECREASING, [(50, 45)], 50.5, ACHIEVED, 1.0, id="decrease-achieved"),
-        pytest.param(DECREASING, [(99, 60)], 101, MISSED, 0.8, id="decrease-missed"),
-        pytest.param(
-            KEEP_AT_LEAST, [(50, 99.2)], 50.5, ON_TRACK, 1.0, id="threshold-holding-before-target"
-        ),  # fmt: skip
-        pytest.param(
-            KEEP_AT_LEAST,
-            [(100, 99.2)],
-            100.5,
-            ACHIEVED,
-            1.0,
-            id="threshold-holding-on-target-date",
-        ),  # fmt: skip
-        pytest.param(
-            KEEP_AT_LEAST, [(50, 98.8)], 50.5, OFF_TRACK, 0.0, id="threshold-breached-before-target"
-        ),  # fmt: skip
-        pytest.param(
-            KEEP_AT_LEAST, [(100, 98.8)], 101, MISSED, 0.0, id="threshold-breached-after-target"
-        ),  # fmt: skip
-        pytest.param(
-            REACH_AT_LEAST, [(50, 94.5)], 50.5, ON_TRACK, 0.5, id="threshold-to-reach-on-plan"
-        ),  # fmt: skip
-        pytest.param(
-            REACH_AT_LEAST, [(50, 99)], 50.5, ON_TRACK, 1.0, id="threshold-reached-early-holds-on"
-        ),  # fmt: skip
-        pytest.param(
-            REACH_AT_LEAST, [(50, 92)], 50.5, OFF_TRACK, 2 / 9, id="threshold-to-reach-behind"
-        ),  # fmt: skip
-        pytest.param(KEEP_AT_MOST, [(30, 2.5)], 30.5, OFF_TRACK, 0.0, id="at_most-breached"),
-        pytest.param(KEEP_AT_MOST, [(30, 1.5)], 30.5, ON_TRACK, 1.0, id="at_most-holding"),
+        pytest.param({}, 50, 50, 0.6, ON_TRACK, id="p-exactly-on-track"),
+        pytest.param({}, 50, 50, 0.95, ON_TRACK, id="p-high"),
+        pytest.param({}, 50, 50, 0.5999, AT_RISK, id="p-just-below-on-track"),
+        pytest.param({}, 50, 50, 0.4, AT_RISK, id="p-exactly-at-risk"),
+        pytest.param({}, 50, 50, 0.3999, OFF_TRACK, id="p-just-below-at-risk"),
+        pytest.param({}, 90, 50, 0.1, OFF_TRACK, id="ahead-of-plan-but-forecast-falls-short"),
+        pytest.param({}, 10, 50, 0.9, ON_TRACK, id="behind-plan-but-forecast-reaches"),
+        pytest.param({}, 50, 50, None, TOO_EARLY, id="no-forecast-too-early"),
+        pytest.param({}, 130, 50, None, REACHED, id="reached-early-no-forecast"),
+        pytest.param({}, 130, 50, 0.8, REACHED, id="reached-early-must-hold"),
+        pytest.param({}, 130, 50, 0.4, REACHED, id="reached-at-risk-edge-still-reached"),
+        pytest.param({}, 130, 50, 0.2, OFF_TRACK, id="reached-but-forecast-falls-back"),
+        pytest.param({}, 100, 100, 0.0, ACHIEVED, id="on-target-date-holding-final"),
+        pytest.param({}, 95, 100, 0.9, ON_TRACK, id="on-target-date-not-yet-missed"),
+        pytest.param({}, 99, 101, 0.9, MISSED, id="after-target-short"),
+        pytest.param({}, 100, 101, None, ACHIEVED, id="after-target-reached"),
+        pytest.param(DECREASING, 75, 50, 0.7, ON_TRACK, id="decrease-forecast-reaches"),
+        pytest.param(DECREASING, 45, 50, 0.7, REACHED, id="decrease-reached"),
+        pytest.param(DECREASING, 60, 101, 0.9, MISSED, id="decrease-missed"),
+        pytest.param(KEEP_AT_LEAST, 99.2, 50, 0.9, REACHED, id="threshold-holding-before-target"),
+        pytest.param(KEEP_AT_LEAST, 99.2, 100, 0.9, ACHIEVED, id="threshold-holding-on-date"),
+        pytest.param(KEEP_AT_LEAST, 98.8, 50, 0.1, OFF_TRACK, id="threshold-breached"),
+        pytest.param(KEEP_AT_LEAST, 98.8, 101, 0.9, MISSED, id="threshold-breached-after"),
+        pytest.param(KEEP_AT_MOST, 2.5, 30, 0.5, AT_RISK, id="at_most-breached-may-recover"),
+        pytest.param(KEEP_AT_MOST, 1.5, 30, 0.9, REACHED, id="at_most-holding"),
     ],
 )
-def test_status(changes, points, day, status, done):
-    verdict = evaluate(spec(**changes), series(*points), at(day))
-    assert (verdict.status, verdict.judged_status) == (status, status)
-    assert verdict.progress == pytest.approx(done)
-    assert verdict.gap == pytest.approx(verdict.expected_progress - done)
+def test_status(changes, value, day, probability, status):
+    assert judge(spec(**changes), value, BASE + timedelta(days=day), Tolerance(), probability) == (
+        status
+    )
 
 
-def test_tolerances_come_from_the_tree():
-    observed = series((50, 40))  # gap 0.1
-    assert evaluate(spec(), observed, at(50.5)).status == AT_RISK
-    loose = Tolerance(on_track_within=0.1, at_risk_within=0.3)
-    assert evaluate(spec(), observed, at(50.5), loose).status == ON_TRACK
-    strict = Tolerance(on_track_within=0.0, at_risk_within=0.05)
-    assert evaluate(spec(), observed, at(50.5), strict).status == OFF_TRACK
+@pytest.mark.parametrize(
+    ("changes", "value", "day", "status"),
+    [
+        pytest.param({}, 50, 50, ON_TRACK, id="on-plan"),
+        pytest.param({}, 45, 50, ON_TRACK, id="gap-exactly-on-track-within"),
+        pytest.param({}, 44.9, 50, AT_RISK, id="gap-just-above"),
+        pytest.param({}, 34.9, 50, OFF_TRACK, id="gap-above-at-risk-within"),
+        pytest.param({}, 130, 50, ACHIEVED, id="already-there"),
+        pytest.param({}, 99, 101, MISSED, id="after-target"),
+        pytest.param(KEEP_AT_LEAST, 99.2, 50, ON_TRACK, id="threshold-holding"),
+    ],
+)
+def test_plan_status_is_the_linear_rule(changes, value, day, status):
+    assert plan_status(spec(**changes), value, BASE + timedelta(days=day), Tolerance()) == status
+
+
+def test_the_policy_decides_the_probability_bands():
+    strict = Tolerance(on_track_probability=0.9, at_risk_probability=0.7)
+    day = BASE + timedelta(days=50)
+    assert judge(spec(), 50, day, Tolerance(), 0.8) == ON_TRACK
+    assert judge(spec(), 50, day, strict, 0.8) == AT_RISK
+    assert judge(spec(), 50, day, strict, 0.6) == OFF_TRACK
+
+
+def test_probability_bands_must_nest():
+    with pytest.raises(ValueError, match="at_risk_probability ≤ on_track_probability"):
+        Tolerance(on_track_probability=0.3, at_risk_probability=0.5)
+
+
+STEADY = line(1.0, 0.0, range(0, 50), lambda day: 1.5 if day % 2 else -1.5)  # 0 → 49
+
+
+def test_evaluate_uses_the_forecast_and_says_why():
+    verdict = evaluate(spec(), STEADY, at(50), unit="orders")
+    # On the straight plan is a coin flip for "at or above 100 on the date"; business
+    # trends slow down (the damped trend), so a little less: at risk.
+    assert verdict.status == AT_RISK
+    assert verdict.forecast.model == LINEAR
+    assert verdict.forecast.unit == "orders"
+    assert verdict.plan_status == ON_TRACK
+    assert verdict.reason.startswith("Rising about 7.03 orders a week; ")
+    assert verdict.reason.endswith(
+        f"(forecast 92.3 orders, 80 % range {verdict.forecast.low:.1f} to "
+        f"{verdict.forecast.high:.0f} orders)."
+    )
+    assert f"{verdict.forecast.probability:.0%}".replace("%", " %") in verdict.reason
+    assert "chance of reaching 100 orders by 11 Apr 2026" in verdict.reason
+
+
+def test_a_plateau_below_target_is_off_track_though_ahead_of_plan():
+    observed = [(at(d), min(d, 20) * 4.0 + (0.5 if d % 2 else -0.5)) for d in range(45)]
+    verdict = evaluate(spec(), observed, at(45))  # at 80: ahead of the 45 planned
+    assert verdict.plan_status == ON_TRACK
+    assert verdict.status == OFF_TRACK
+    assert verdict.forecast.model == HINGE
+    assert verdict.forecast.value == pytest.approx(80, abs=2)
+    assert verdict.reason.startswith("Flat at about 80.1 since 20 Jan 2026; ")
+
+
+def test_reached_early_must_hold_and_says_so():
+    observed = [(at(d), 100.0 + (d % 3)) for d in range(30)]
+    verdict = evaluate(spec(), observed, at(30))
+    assert verdict.status == REACHED
+    assert verdict.reason.startswith("Reached 100 (")
+    assert "must hold until 11 Apr 2026" in verdict.reason
+
+
+def test_too_early_below_the_minimum_data():
+    verdict = evaluate(spec(), series((1, 10), (2, 12), (3, 15), (4, 16)), at(5))
+    assert verdict.status == TOO_EARLY
+    assert verdict.forecast.probability is None
+    assert verdict.reason == "Too early to tell: too few observations (4; 5 needed); latest 16."
+    fifth = evaluate(spec(), series((1, 10), (2, 12), (3, 15), (4, 16), (5, 18)), at(6))
+    assert fifth.status != TOO_EARLY
+    assert fifth.forecast.probability is not None
 
 
 def test_verdict_points_at_the_observations_it_used():
     observed = series((1, 1), (2, 2), (3, math.nan), (4, 4), (90, 90))
     verdict = evaluate(spec(), observed, at(10))
-    assert verdict.status == AT_RISK  # 0.04 against 0.1 expected
+    assert verdict.status == TOO_EARLY
+    assert verdict.plan_status == AT_RISK  # 0.04 against 0.1 expected
     assert verdict.latest_value == 4
     assert verdict.latest_period == at(4)
     assert verdict.first_period == at(1)
@@ -319,10 +375,10 @@ def test_verdict_points_at_the_observations_it_used():
     assert verdict.at == at(10)
 
 
-def test_used_observations_are_the_last_window():
+def test_evidence_is_the_newest_observations_the_forecast_reads_the_window():
     observed = [(at(day), float(day)) for day in range(100)]
     verdict = evaluate(spec(), observed, at(99), max_points=30)
-    assert verdict.used_indexes == tuple(range(70, 100))
+    assert verdict.used_indexes == tuple(range(100 - EVIDENCE_POINTS, 100))
     assert verdict.first_period == at(70)
     assert verdict.forecast.observation_count == 30
 
@@ -338,15 +394,8 @@ def test_no_data(points):
     assert (verdict.progress, verdict.gap, verdict.latest_value) == (None, None, None)
     assert verdict.used_indexes == ()
     assert verdict.expected_progress == pytest.approx(0.5)
-    assert verdict.forecast.reason == "too few observations (0; 3 needed)"
-
-
-def test_a_single_observation_gives_a_status_but_no_forecast():
-    verdict = evaluate(spec(), series((40, 50)), at(41))
-    assert verdict.status == ON_TRACK
-    assert verdict.forecast.reason == "too few observations (1; 3 needed)"
-    assert verdict.forecast.value is None
-    assert verdict.forecast.probability is None
+    assert verdict.forecast.reason == "too few observations (0; 5 needed)"
+    assert verdict.reason == "No observations yet."
 
 
 WEEKLY = {"expected_frequency": timedelta(days=7)}
@@ -356,16 +405,16 @@ WEEKLY = {"expected_frequency": timedelta(days=7)}
     ("changes", "points", "moment", "status", "judged"),
     [
         pytest.param(
-            WEEKLY, [(43, 45)], at(50), ON_TRACK, ON_TRACK, id="exactly-expected-frequency-fresh"
+            WEEKLY, [(43, 45)], at(50), TOO_EARLY, TOO_EARLY, id="exactly-expected-frequency-fresh"
         ),  # fmt: skip
         pytest.param(
-            WEEKLY, [(43, 45)], at(50, seconds=1), STALE, ON_TRACK, id="just-past-stale"
+            WEEKLY, [(43, 45)], at(50, seconds=1), STALE, TOO_EARLY, id="just-past-stale"
         ),  # fmt: skip
         pytest.param(
-            {}, [(3, 30)], at(50), OFF_TRACK, OFF_TRACK, id="no-frequency-never-stale"
+            {}, [(3, 30)], at(50), TOO_EARLY, TOO_EARLY, id="no-frequency-never-stale"
         ),  # fmt: skip
         pytest.param(
-            WEEKLY, [(20, 100)], at(50), STALE, ACHIEVED, id="achieved-but-stale"
+            WEEKLY, [(20, 100)], at(50), STALE, REACHED, id="reached-but-stale"
         ),  # fmt: skip
         pytest.param(
             WEEKLY, [(100, 100)], at(300), ACHIEVED, ACHIEVED, id="final-after-target-not-stale"
@@ -382,6 +431,8 @@ def test_stale(changes, points, moment, status, judged):
     verdict = evaluate(spec(**changes), series(*points), moment)
     assert (verdict.status, verdict.judged_status) == (status, judged)
     assert verdict.progress == pytest.approx(points[-1][1] / 100)
+    if status == STALE:
+        assert verdict.reason.startswith("No new value since ")
 
 
 def test_evaluate_refuses_a_naive_moment():
@@ -399,50 +450,131 @@ def test_evaluate_refuses_unsorted_observations():
 MEASURED = spec(baseline_value=10, target_value=210)  # 10 → 210 in 100 days: slope 2
 
 
-def test_a_perfect_line_predicts_the_target_date_value_exactly():
-    result = forecast(MEASURED, line(2, 10, range(10)), at=TARGET)
-    assert result.reason is None
-    assert result.value == pytest.approx(210)
-    assert result.slope_per_day == pytest.approx(2)
-    assert result.high - result.low == pytest.approx(0, abs=1e-9)
-    assert result.probability == 1.0
-    assert result.observation_count == 10
-    assert result.level == 0.8
+def noisy(sd: float, seed: int = 7):
+    rng = random.Random(seed)
+    return lambda _day: rng.gauss(0, sd)
 
 
-def wobble(day: float) -> float:
-    return 0.05 if day % 2 else -0.05
+@pytest.mark.parametrize(
+    ("name", "values", "model", "at_day", "expected"),
+    [
+        pytest.param(
+            "noisy line", lambda d: 10 + 2 * d, LINEAR, 60, 130, id="noisy-line"
+        ),  # fmt: skip
+        pytest.param(
+            "plateau", lambda d: 10 + 2 * min(d, 25), HINGE, 100, 60, id="plateau"
+        ),  # fmt: skip
+        pytest.param(
+            "logistic",
+            lambda d: 10 + 150 / (1 + math.exp(-(d - 20) / 4)),
+            LOGISTIC,
+            100,
+            160,
+            id="logistic",
+        ),  # fmt: skip
+        pytest.param("level", lambda d: 50.0, LEVEL, 100, 50, id="level"),  # fmt: skip
+    ],
+)
+def test_forecasts_recover_known_shapes(name, values, model, at_day, expected):
+    jitter = noisy(1.0)
+    observed = [(at(d), values(d) + jitter(d)) for d in range(50)]
+    fit = fit_history([p for p, _ in observed], [v for _, v in observed])
+    assert isinstance(fit, Fit)
+    if model == LEVEL:  # noise may read as a slope; it must stay a small one
+        assert fit.model in (LEVEL, LINEAR)
+        assert abs(fit.slope(fit.last_x)) < 0.05
+    else:
+        assert fit.model == model, name
+    value, _ = fit.predict(BASE + timedelta(days=at_day))
+    # A straight line beyond the data is damped (business trends slow down).
+    tolerance = 12 if model == LINEAR else 3
+    assert value == pytest.approx(expected, abs=tolerance)
+    assert value <= expected + 1 if model == LINEAR else True
+
+
+def test_a_damped_line_keeps_most_of_its_slope_near_the_data():
+    observed = line(2, 10, range(50), noisy(0.5))
+    fit = fit_history([p for p, _ in observed], [v for _, v in observed])
+    near, _ = fit.predict(BASE + timedelta(days=55))
+    assert near == pytest.approx(120, abs=2)
+    assert fit.slope(fit.last_x) == pytest.approx(2, abs=0.05)
+
+
+def test_weekly_seasonality_is_removed_from_daily_data_and_put_back():
+    # Weekends 30 lower on a line rising 1 a day: twelve points would read the weekday
+    # pattern as the trend; a seasonal fit recovers the slope and the pattern.
+    base = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
+    jitter = noisy(0.5, seed=3)
+    observed = [
+        (base + timedelta(days=d), 100 + d - (30 if (d % 7) >= 5 else 0) + jitter(d))
+        for d in range(42)
+    ]
+    fit = fit_history([p for p, _ in observed], [v for _, v in observed])
+    assert fit.weekday is not None
+    assert fit.weekday[5] - fit.weekday[2] == pytest.approx(-30, abs=2)
+    assert fit.slope(fit.last_x) == pytest.approx(1, abs=0.1)
+    saturday, _ = fit.predict(date(2026, 2, 21))  # day 47
+    wednesday, _ = fit.predict(date(2026, 2, 18))  # day 44
+    assert wednesday - saturday == pytest.approx(27, abs=3)  # 30 lower, 3 days later
+
+
+def test_outliers_do_not_move_the_shape():
+    observed = line(2, 10, range(30), noisy(0.5))
+    observed[12] = (observed[12][0], 1000.0)
+    observed[20] = (observed[20][0], -500.0)
+    fit = fit_history([p for p, _ in observed], [v for _, v in observed])
+    assert fit.model == LINEAR
+    assert fit.slope(fit.last_x) == pytest.approx(2, abs=0.1)
+
+
+def test_interval_coverage_on_simulated_data():
+    """Noisy lines and random walks with drift: the 80 % interval holds 70–90 %."""
+    rng = random.Random(20260101)
+    hits = trials = 0
+    for trial in range(160):
+        walk = trial % 2 == 1
+        slope, level, values = rng.uniform(0.5, 2), 100.0, []
+        for _day in range(120):
+            level += slope + (rng.gauss(0, 2) if walk else 0)
+            values.append(level + (0 if walk else rng.gauss(0, 4)))
+        history = [(at(day), value) for day, value in enumerate(values[:60])]
+        fit = fit_history([p for p, _ in history], [v for _, v in history])
+        for day in (80, 100, 119):
+            value, sd = fit.predict(BASE + timedelta(days=day))
+            hits += abs(values[day] - value) <= 1.2816 * sd
+            trials += 1
+    assert 0.7 <= hits / trials <= 0.9
 
 
 @pytest.mark.parametrize(
     ("changes", "slope", "intercept", "reaches"),
     [
-        pytest.param({}, 2.2, 10, True, id="increase-overshoots"),
-        pytest.param({}, 1.4, 10, False, id="increase-falls-short"),
+        pytest.param({}, 3.0, 10, True, id="increase-overshoots"),
+        pytest.param({}, 1.0, 10, False, id="increase-falls-short"),
         pytest.param(
             {"direction": DECREASE, "baseline_value": 300, "target_value": 100},
-            -2.5,
+            -3.0,
             300,
             True,
             id="decrease-undershoots",
         ),  # fmt: skip
         pytest.param(
             {"direction": DECREASE, "baseline_value": 300, "target_value": 100},
-            -1.5,
+            -1.0,
             300,
             False,
             id="decrease-falls-short",
         ),  # fmt: skip
         pytest.param(
             {"direction": AT_LEAST, "baseline_value": 10, "target_value": 210},
-            2.2,
+            3.0,
             10,
             True,
             id="at_least-reaches",
         ),  # fmt: skip
         pytest.param(
             {"direction": AT_MOST, "baseline_value": 300, "target_value": 100},
-            -1.5,
+            -1.0,
             300,
             False,
             id="at_most-stays-above",
@@ -451,60 +583,40 @@ def wobble(day: float) -> float:
 )
 def test_probability_of_reaching_the_target(changes, slope, intercept, reaches):
     measure = spec(**({"baseline_value": 10, "target_value": 210} | changes))
-    result = forecast(measure, line(slope, intercept, range(20), wobble), at=TARGET)
-    truth = intercept + slope * 100
-    assert result.low < truth < result.high
-    assert result.value == pytest.approx(truth, abs=1)
-    assert result.high - result.low < 0.1 * abs(truth - measure.target_value)
+    result = forecast(measure, line(slope, intercept, range(50), noisy(1.0)), at=TARGET)
+    assert result.low < result.value < result.high
+    assert result.model == LINEAR
     if reaches:
-        assert result.probability > 0.99
+        assert result.probability > 0.7
     else:
-        assert result.probability < 0.01
+        assert result.probability < 0.3
 
 
-def test_a_wild_outlier_does_not_move_the_trend():
-    observed = line(2, 10, range(11))
-    observed[5] = (observed[5][0], 1000.0)
-    result = forecast(MEASURED, observed, at=TARGET)
-    assert result.value == pytest.approx(210)
-    assert result.probability == 1.0
-    # Least squares is dragged away by the same point.
-    days = [(period - MIDNIGHT).days for period, _ in observed]
-    fit = statistics.linear_regression(days, [value for _, value in observed])
-    assert abs(fit.intercept + fit.slope * 100 - 210) > 50
-
-
-def test_the_interval_covers_about_eighty_percent():
-    rng = random.Random(20260101)
-    hits = 0
-    trials = 400
-    for _ in range(trials):
-        observed = line(0.5, 5, range(20), lambda _day: rng.gauss(0, 1))
-        result = forecast(MEASURED, observed, at=BASE + timedelta(days=40))
-        hits += result.low <= 25 + rng.gauss(0, 1) <= result.high
-    assert 0.72 <= hits / trials <= 0.88
-
-
-def test_the_forecast_follows_the_recent_trend():
-    flat_then_rising = [(at(day), 0.0 if day < 70 else 2.0 * (day - 70)) for day in range(100)]
-    result = forecast(MEASURED, flat_then_rising, at=TARGET, max_points=30)
-    assert result.slope_per_day == pytest.approx(2)
-    assert result.observation_count == 30
+@PROPERTY
+@given(st.floats(-50, 50), st.floats(0.1, 10), st.integers(5, 60))
+def test_probability_is_a_probability_and_rises_with_the_level(offset, noise, days):
+    observed = line(1.0, offset, range(days), noisy(noise))
+    higher = [(p, v + 20) for p, v in observed]
+    low = forecast(MEASURED, observed, at=TARGET)
+    high = forecast(MEASURED, higher, at=TARGET)
+    assert 0 <= low.probability <= 1
+    assert low.low <= low.value <= low.high
+    assert high.probability >= low.probability - 1e-9
 
 
 @pytest.mark.parametrize(
     ("observed", "reason"),
     [
-        pytest.param([], "too few observations (0; 3 needed)", id="none"),
-        pytest.param(line(2, 10, range(2)), "too few observations (2; 3 needed)", id="two"),
+        pytest.param([], "too few observations (0; 5 needed)", id="none"),
+        pytest.param(line(2, 10, range(4)), "too few observations (4; 5 needed)", id="four"),
         pytest.param(
             [(at(3), 1.0), (at(3), 2.0), (at(3), 3.0)],
             "all observations are in one period",
             id="one-period",
         ),  # fmt: skip
         pytest.param(
-            series((1, 12), (2, 14), (4, math.nan)),
-            "too few observations (2; 3 needed)",
+            series((1, 12), (2, 14), (3, 15), (4, 16), (5, math.nan)),
+            "too few observations (4; 5 needed)",
             id="nan-skipped",
         ),  # fmt: skip
     ],
@@ -548,7 +660,26 @@ def node(status: str, weight: float = 1.0) -> NodeScore:
     [
         pytest.param([], [measure(ON_TRACK)], ON_TRACK, 0.75, id="one-measure"),
         pytest.param(
-            [], [measure(ACHIEVED, 3), measure(OFF_TRACK, 1)], ON_TRACK, 0.8125, id="by-weight"
+            [], [measure(ACHIEVED, 3), measure(OFF_TRACK, 1)], REACHED, 0.8125, id="by-weight"
+        ),  # fmt: skip
+        pytest.param(
+            [], [measure(ON_TRACK, 3), measure(OFF_TRACK, 1)], ON_TRACK, 0.625, id="by-weight-2"
+        ),  # fmt: skip
+        pytest.param(
+            [],
+            [measure(ACHIEVED, 1.7e308), measure(MISSED, 1.7e308), measure(MISSED, 1e-300)],
+            AT_RISK,
+            0.5,
+            id="huge-weights-do-not-overflow",
+        ),  # fmt: skip
+        pytest.param(
+            [], [measure(REACHED), measure(ON_TRACK)], REACHED, 0.8125, id="reached-counts"
+        ),  # fmt: skip
+        pytest.param(
+            [], [measure(TOO_EARLY), measure(AT_RISK)], AT_RISK, 0.5, id="too-early-left-out"
+        ),  # fmt: skip
+        pytest.param(
+            [node(NO_DATA)], [measure(TOO_EARLY)], TOO_EARLY, None, id="only-too-early"
         ),  # fmt: skip
         pytest.param(
             [], [measure(ACHIEVED), measure(MISSED)], AT_RISK, 0.5, id="achieved-and-missed"
@@ -659,6 +790,7 @@ def test_each_status_score_maps_back(status):
 def test_status_rank_orders_best_first():
     assert sorted(STATUS_RANK, key=STATUS_RANK.get, reverse=True) == [
         ACHIEVED,
+        REACHED,
         ON_TRACK,
         AT_RISK,
         OFF_TRACK,
@@ -732,26 +864,24 @@ def test_expected_progress_is_monotone_in_time(measure, first, second):
 
 @PROPERTY
 @given(
-    measure=specs(directions=[INCREASE]),
-    history=st.lists(st.tuples(st.integers(-400, 400), finite), max_size=12),
-    last_day=st.integers(-400, 4000),
+    measure=specs(),
     values=st.tuples(finite, finite),
-    hours_later=st.integers(0, 24 * 120),
+    probabilities=st.tuples(st.none() | st.floats(0, 1), st.floats(0, 1)),
+    day=st.dates(min_value=date(1999, 1, 1), max_value=date(2111, 1, 1)),
 )
-def test_a_higher_value_never_gives_a_worse_status(measure, history, last_day, values, hours_later):
-    earlier = sorted((day, value) for day, value in history if day < last_day)
-    origin = datetime.combine(measure.baseline_date, datetime.min.time(), tzinfo=UTC)
-    observed = [(origin + timedelta(days=day), value) for day, value in earlier]
-    moment = origin + timedelta(days=last_day, hours=hours_later)
-    period = origin + timedelta(days=last_day)
+def test_a_better_value_and_forecast_never_give_a_worse_status(measure, values, probabilities, day):
     low, high = sorted(values)
-    worse = evaluate(measure, [*observed, (period, low)], moment)
-    better = evaluate(measure, [*observed, (period, high)], moment)
-    assert better.progress >= worse.progress
-    assert STATUS_RANK[better.judged_status] >= STATUS_RANK[worse.judged_status]
-    assert (better.status == STALE) == (worse.status == STALE)
-    if worse.status != STALE:
-        assert STATUS_RANK[better.status] >= STATUS_RANK[worse.status]
+    if measure.direction in (DECREASE, AT_MOST):
+        low, high = high, low  # "better" is lower
+    p_low, p_high = probabilities
+    if p_low is not None:
+        p_low, p_high = sorted((p_low, p_high))
+    worse = judge(measure, low, day, Tolerance(), p_low)
+    better = judge(measure, high, day, Tolerance(), p_high if p_low is not None else None)
+    if TOO_EARLY in (worse, better):
+        assert p_low is None
+        return
+    assert STATUS_RANK[better] >= STATUS_RANK[worse]
 
 
 statuses = st.sampled_from(STATUSES)
