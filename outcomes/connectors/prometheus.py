@@ -72,6 +72,9 @@ class PrometheusConnector:
     def validate_source(self, config: dict[str, Any], credentials: dict[str, Any]) -> None:
         http.validate_http_source(config, credentials)
 
+    def origin(self, config: dict[str, Any]) -> tuple[str, str, int] | None:
+        return http.source_origin(config)
+
     def validate_metric(self, query: str, options: dict[str, Any]) -> None:
         errors: dict[str, list[str]] = {}
         if not isinstance(query, str) or not query.strip():

@@ -161,6 +161,18 @@ class SqlConnector:
         if errors:
             raise ValidationError(errors)
 
+    def origin(self, config: dict[str, Any]) -> tuple[str, str, int | str | None] | None:
+        """(dialect+driver, host, port) as SQLAlchemy reads the URL when connecting, with
+        the dialect's default port; for SQLite ("sqlite+pysqlite", "", the file's path)."""
+        try:
+            url, dialect = _parse_url(config.get("url"))
+        except _UrlProblem:
+            return None
+        scheme = f"{dialect.name}+{dialect.driver}"
+        if dialect.name == "sqlite":
+            return scheme, "", os.path.realpath(url.database or "")
+        return scheme, (url.host or "").lower(), _port(url, dialect)
+
     def fetch(self, request: FetchRequest) -> list[RawPoint]:
         try:
             url, dialect = _parse_url(request.config.get("url"))
@@ -282,7 +294,23 @@ def _require_sqlite_file(url: URL) -> None:
         raise PullError(f"There is no SQLite database file at {url.database}.")
 
 
-DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433}
+# The port each dialect's driver uses when the URL gives none (443 for HTTP-based ones).
+DEFAULT_PORTS = {
+    "postgresql": 5432,
+    "redshift": 5439,
+    "mysql": 3306,
+    "mariadb": 3306,
+    "mssql": 1433,
+    "oracle": 1521,
+    "trino": 8080,
+    "clickhouse": 8123,
+}
+
+
+def _port(url: URL, dialect: type[Dialect]) -> int:
+    return url.port or DEFAULT_PORTS.get(dialect.name, 443)
+
+
 # Dialects whose URL "host" names an account or project, not an address to check.
 ACCOUNT_DIALECTS = {"snowflake", "bigquery", "databricks"}
 # The only options a SQL URL may carry (TLS, names, where to look).
@@ -306,7 +334,7 @@ def _checked_host(url: URL, dialect: type[Dialect]) -> dict[str, Any]:
         raise PullError(
             "Give the database's host name in the URL; a local socket connection is refused."
         )
-    port = url.port or DEFAULT_PORTS.get(dialect.name, 443)
+    port = _port(url, dialect)
     if dialect.name in ACCOUNT_DIALECTS:
         if http.host_allowed(url.host, port):
             return {}
