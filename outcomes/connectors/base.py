@@ -20,7 +20,17 @@ RawPoint = tuple[Any, Any]
 
 
 class PullError(Exception):
-    """A pull failed for a reason a user can act on; the message says what to change."""
+    """A pull failed for a reason a user can act on; the message says what to change.
+
+    The message (str(error)) is shown to everyone who may read the tree, so it never
+    quotes what the source answered: a response may echo the credentials sent with the
+    request. `full` may quote it, and is shown only to those who may edit the source.
+    Both are redacted of the credentials before they are stored.
+    """
+
+    def __init__(self, message: str, *, full: str | None = None) -> None:
+        super().__init__(message)
+        self.full = full or message
 
 
 class TransientPullError(PullError):

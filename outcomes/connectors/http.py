@@ -645,7 +645,14 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body, parse_constant=refuse_constant)
     except RecursionError as e:
         raise PullError("The response is not valid JSON: it is nested too deeply.") from e
-    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except json.JSONDecodeError as e:
+        # Its message is positional ("Expecting value: line 1 column 1 (char 0)").
+        raise PullError(f"The response is not valid JSON: {e}.") from e
+    except UnicodeDecodeError as e:  # its message quotes a byte of the response
+        raise PullError(
+            f"The response is not valid JSON: it is not UTF-8 text (at byte {e.start})."
+        ) from e
+    except ValueError as e:  # refuse_constant: our own words
         raise PullError(f"The response is not valid JSON: {e}.") from e
 
 

@@ -62,6 +62,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from outcomes.connectors import http
 from outcomes.connectors.base import FetchRequest, PullError, RawPoint, TransientPullError
+from outcomes.credentials import redact
 
 DEFAULT_MAX_POINTS = 10_000
 PARAMETERS = ("since", "until")
@@ -395,7 +396,10 @@ def _run(
             raise _query_error(error, timeout, password) from error
         except StatementError as error:  # raised before reaching the database, e.g. binding
             message = _scrub(str(error.orig or error), password)
-            raise PullError(f"The query could not be run: {message}") from error
+            raise PullError(
+                f"The query could not be run ({_HIDDEN})",
+                full=f"The query could not be run: {message}",
+            ) from error
     return columns, rows
 
 
@@ -470,17 +474,51 @@ def _points(columns: list[str], rows: list[tuple[Any, ...]], max_points: int) ->
     return [(row[0], row[1]) for row in rows]
 
 
+# Drivers quote data in their messages (`invalid input syntax for type numeric: "..."`),
+# and a query can make a row say anything: readers get the SQLSTATE, editors the text.
+_HIDDEN = "the database's message is shown to the source's editors"
+
+
+def _split(
+    kind: type[PullError], template: str, message: str, code: str, **extra: str
+) -> PullError:
+    """`template` with {message} as the driver's text for editors, and as only its code
+    (and where to read the rest) for everyone else."""
+    public = f"{code}; {_HIDDEN}" if code else _HIDDEN
+    return kind(
+        template.format(message=public, **extra), full=template.format(message=message, **extra)
+    )
+
+
+def _error_code(error: DBAPIError) -> str:
+    orig = error.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if sqlstate:
+        return f"SQLSTATE {sqlstate}"
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int):
+        return f"error {args[0]}"
+    return ""
+
+
 def _connect_error(error: DBAPIError, password: str) -> PullError:
     message = _driver_message(error, password)
+    code = _error_code(error)
     if any(refusal in message.lower() for refusal in REFUSED_LOGIN):
-        return PullError(
-            f"The database refused the connection: {message}. Check the URL and the password."
+        return _split(
+            PullError,
+            "The database refused the connection ({message}). Check the URL and the password.",
+            message,
+            code,
         )
-    return TransientPullError(f"Could not connect to the database: {message}")
+    return _split(
+        TransientPullError, "Could not connect to the database ({message}).", message, code
+    )
 
 
 def _query_error(error: DBAPIError, timeout: float, password: str) -> PullError:
     message = _driver_message(error, password)
+    code = _error_code(error)
     lowered = message.lower()
     orig = error.orig
     sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or ""
@@ -494,7 +532,12 @@ def _query_error(error: DBAPIError, timeout: float, password: str) -> PullError:
         or "readonly database" in lowered
         or "not authorized" in lowered  # the SQLite authorizer: only reads pass
     ):
-        return PullError(f"The query tried to write ({message}); metric queries may only read.")
+        return _split(
+            PullError,
+            "The query tried to write ({message}); metric queries may only read.",
+            message,
+            code,
+        )
     if (
         (sqlstate == "57014" and "timeout" in lowered)
         or mysql_code in MYSQL_TIMEOUTS
@@ -505,14 +548,19 @@ def _query_error(error: DBAPIError, timeout: float, password: str) -> PullError:
             "e.g. filter with :since or aggregate less."
         )
     if "multiple commands" in lowered:
-        return PullError(f"The query must be a single statement ({message}).")
+        return _split(PullError, "The query must be a single statement ({message}).", message, code)
     if (
         error.connection_invalidated
         or sqlstate.startswith(TRANSIENT_SQLSTATES)
         or mysql_code in MYSQL_CONNECTION_LOST
     ):
-        return TransientPullError(f"The database connection failed during the query: {message}")
-    return PullError(f"The query failed: {message}")
+        return _split(
+            TransientPullError,
+            "The database connection failed during the query ({message}).",
+            message,
+            code,
+        )
+    return _split(PullError, "The query failed ({message}).", message, code)
 
 
 def _driver_message(error: DBAPIError, password: str) -> str:
@@ -523,7 +571,7 @@ def _driver_message(error: DBAPIError, password: str) -> str:
 
 def _scrub(message: str, password: str) -> str:
     # No driver known to us echoes the password, but one that does must not leak it.
-    return message.replace(password, "***") if password else message
+    return redact(message, [password])
 
 
 CONNECTOR = SqlConnector()

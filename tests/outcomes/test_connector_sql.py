@@ -205,7 +205,10 @@ def test_writes_are_refused(warehouse, query, statement):
         CONNECTOR.fetch(fetch_request(warehouse, query))
 
     assert type(caught.value) is PullError
-    assert f"cannot execute {statement} in a read-only transaction" in str(caught.value)
+    # Readers get the SQLSTATE; the driver's words only in the editors' text.
+    assert f"cannot execute {statement} in a read-only transaction" in caught.value.full
+    assert "cannot execute" not in str(caught.value)
+    assert str(caught.value).startswith("The query tried to write (SQLSTATE 25006;")
     assert str(caught.value).endswith("metric queries may only read.")
     assert daily_rows() == len(DAILY)
 
@@ -238,8 +241,8 @@ def test_statement_timeout(warehouse):
         ),
         ("SELECT value FROM daily", "The query returned 5 rows of one column: return one value"),
         ("SET LOCAL work_mem = '8MB'", "The query returned no result"),
-        ("SELEC 1", 'The query failed: syntax error at or near "SELEC"'),
-        ("SELECT x FROM nowhere", 'The query failed: relation "nowhere" does not exist'),
+        ("SELEC 1", 'The query failed (syntax error at or near "SELEC"'),
+        ("SELECT x FROM nowhere", 'The query failed (relation "nowhere" does not exist'),
     ],
 )
 def test_unusable_queries(warehouse, query, message):
@@ -247,7 +250,19 @@ def test_unusable_queries(warehouse, query, message):
         CONNECTOR.fetch(fetch_request(warehouse, query))
 
     assert type(caught.value) is PullError
-    assert message in str(caught.value)
+    assert message in caught.value.full
+
+
+def test_driver_messages_quote_data_only_for_editors(warehouse):
+    # A driver quotes the value it could not use, and a query decides what that is.
+    with pytest.raises(PullError) as caught:
+        CONNECTOR.fetch(fetch_request(warehouse, "SELECT CAST('Bearer leaked' AS numeric)"))
+
+    assert "Bearer leaked" in caught.value.full
+    assert str(caught.value) == (
+        "The query failed (SQLSTATE 22P02; the database's message is shown to the "
+        "source's editors)."
+    )
 
 
 def test_unreachable_server_is_transient():
@@ -275,8 +290,8 @@ def test_password_never_appears_in_errors(warehouse, url, error_type, message):
         CONNECTOR.fetch(fetch_request(url, "SELECT 1", credentials={"password": SECRET}))
 
     assert type(caught.value) is error_type
-    assert message in str(caught.value)
-    assert SECRET not in error_chain(caught.value)
+    assert message in caught.value.full
+    assert SECRET not in error_chain(caught.value) + caught.value.full
 
 
 # --- SQLite ----------------------------------------------------------------------------
@@ -335,7 +350,7 @@ def test_sqlite_writes_are_refused(sqlite_warehouse, tmp_path, query):
             fetch_request(f"sqlite:///{sqlite_warehouse}", query.format(outside=outside))
         )
 
-    assert "not authorized" in str(caught.value)
+    assert "not authorized" in caught.value.full
     assert str(caught.value).endswith("metric queries may only read.")
     assert sqlite_rows(sqlite_warehouse) == len(DAILY)
     assert not outside.exists()

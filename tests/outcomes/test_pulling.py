@@ -169,7 +169,10 @@ def test_points_validate_files_values_under_their_period(metric):
             "Value 2: a second value for the period",
         ),
         ([("2026-03-05", 1)], "Value 1: period 2026-03-05 00:00 UTC is in the future"),
-        ([("2026-03-01", 1), ("2026-03-02", "NaN")], "Value 2: 'NaN' is not a finite number"),
+        (
+            [("2026-03-01", 1), ("2026-03-02", "NaN")],
+            "Value 2: the value \\('NaN'\\) is not a finite number",
+        ),
     ],
 )
 def test_points_validate_refuses(metric, raw_points, message):
@@ -332,7 +335,8 @@ def test_pulling_a_period_again_replaces_its_value(metric, fake):
 @pytest.mark.parametrize(
     ("answer", "message"),
     [
-        ([("2026-03-01", "abc")], "Value 1: 'abc' is not a number."),
+        # Readers get the shape of what the source said; its editors read it in error_detail.
+        ([("2026-03-01", "abc")], "Value 1: the value (a text of 3 characters) is not a finite"),
         ([("2026-03-01", float("inf"))], "not a finite number"),
         ([], "The source returned no values."),
         (PullError("The JSONPath $.x found nothing in the response"), "found nothing"),
@@ -351,6 +355,8 @@ def test_a_failed_pull_stores_nothing_and_keeps_the_last_good_value(metric, fake
     assert metric.claimed_at is None
     assert metric.consecutive_failures == 1
     assert metric.last_error == run.error
+    if answer == [("2026-03-01", "abc")]:
+        assert run.error_detail == metric.last_error_detail == "Value 1: 'abc' is not a number."
 
 
 def test_a_metric_is_unhealthy_after_n_failures_and_healthy_after_a_success(metric, fake, settings):
