@@ -29,6 +29,10 @@ never committed, and closes the connection. How far the database itself enforces
   of these engines ignore. There the account in the URL MUST be read-only.
 
 Everywhere, an account that may only read is the real guard; the rest is a safety net.
+Accounts the read-only transaction cannot hold back are refused on connect: on
+PostgreSQL a superuser or a member of pg_read_server_files, pg_write_server_files or
+pg_execute_server_program; on MySQL / MariaDB one with FILE, SUPER or ALL PRIVILEGES on
+*.*.
 
 Where a source may point: a SQLite file only inside METRICS_SQLITE_DIRS (never the
 app's own database), and a network database only at a public address, unless the host
@@ -46,6 +50,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 import sqlite3
 import time
@@ -436,6 +441,7 @@ def _guard(connection: Connection, timeout: float) -> None:
         # SET TRANSACTION must come first in the transaction, before any query.
         connection.exec_driver_sql("SET TRANSACTION READ ONLY")
         connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
+        _refuse_privileged(_postgresql_privileges(connection))
     elif dialect.name == "sqlite":
         raw = connection.connection.driver_connection
         raw.execute("PRAGMA query_only = ON")
@@ -443,6 +449,8 @@ def _guard(connection: Connection, timeout: float) -> None:
         raw.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
         raw.set_authorizer(_sqlite_authorizer)
     elif dialect.name in ("mysql", "mariadb"):
+        grants = [row[0] for row in connection.exec_driver_sql("SHOW GRANTS")]
+        _refuse_privileged(mysql_privileges(grants))
         connection.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
         if getattr(dialect, "is_mariadb", False):
             connection.exec_driver_sql(f"SET SESSION max_statement_time = {timeout:g}")
@@ -453,6 +461,54 @@ def _guard(connection: Connection, timeout: float) -> None:
     elif dialect.name == "snowflake":
         seconds = max(1, math.ceil(timeout))
         connection.exec_driver_sql(f"ALTER SESSION SET STATEMENT_TIMEOUT_IN_SECONDS = {seconds}")
+
+
+# A read-only transaction does not hold these back: a PostgreSQL superuser can run
+# COPY ... TO PROGRAM (a shell command on the database host) and pg_read_file(), and
+# members of these predefined roles read, write or run files on it (PostgreSQL 11+,
+# "Predefined Roles"). MySQL's FILE privilege reads and writes the server's files
+# (LOAD_FILE, INTO OUTFILE) and SUPER may lift read_only.
+POSTGRESQL_PRIVILEGED_ROLES = (
+    "pg_read_server_files",
+    "pg_write_server_files",
+    "pg_execute_server_program",
+)
+MYSQL_PRIVILEGED = ("ALL PRIVILEGES", "FILE", "SUPER")
+_MYSQL_GLOBAL_GRANT = re.compile(r"^GRANT (?P<privileges>.+?) ON \*\.\* TO ", re.IGNORECASE)
+
+
+def _postgresql_privileges(connection: Connection) -> list[str]:
+    """ "superuser" and the predefined roles above the connected account has."""
+    row = connection.exec_driver_sql(
+        "SELECT r.rolsuper, ARRAY("
+        "  SELECT p.rolname FROM pg_roles p"
+        "  WHERE p.rolname = ANY(%(roles)s) AND pg_has_role(current_user, p.oid, 'MEMBER')"
+        "  ORDER BY p.rolname"
+        ") FROM pg_roles r WHERE r.rolname = current_user",
+        {"roles": list(POSTGRESQL_PRIVILEGED_ROLES)},
+    ).one()
+    return (["superuser"] if row[0] else []) + list(row[1])
+
+
+def mysql_privileges(grants: list[str]) -> list[str]:
+    """The privileges in MYSQL_PRIVILEGED that SHOW GRANTS lines give on *.*."""
+    found: set[str] = set()
+    for grant in grants:
+        match = _MYSQL_GLOBAL_GRANT.match(grant.strip())
+        if not match:
+            continue
+        held = {p.strip().upper() for p in match["privileges"].split(",")}
+        found |= held & set(MYSQL_PRIVILEGED)
+    return sorted(found)
+
+
+def _refuse_privileged(privileges: list[str]) -> None:
+    if privileges:
+        raise PullError(
+            f"The database account has {', '.join(privileges)}, which let a query read or "
+            "run files on the database server whatever the read-only transaction says. "
+            "Connect with a read-only role that has only SELECT on what the metrics read."
+        )
 
 
 def _points(columns: list[str], rows: list[tuple[Any, ...]], max_points: int) -> list[RawPoint]:

@@ -19,12 +19,15 @@ import pytest
 from django.core.exceptions import ValidationError
 from psycopg import sql
 
+from outcomes.connectors import sql as sql_connector
 from outcomes.connectors.base import FetchRequest, PullError, TransientPullError
 from outcomes.connectors.sql import CONNECTOR
 
 WAREHOUSE = "valuetree_warehouse_test"
 PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "connect_timeout": 3}
-PG_URL = f"postgresql://postgres@127.0.0.1:5432/{WAREHOUSE}"
+# Metrics read as a role without superuser or file privileges: the connector refuses others.
+READER = "valuetree_test_reader"
+PG_URL = f"postgresql://{READER}@127.0.0.1:5432/{WAREHOUSE}"
 SECRET = "s3cret-value"
 
 DAILY = {
@@ -99,13 +102,28 @@ def warehouse() -> Iterator[str]:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
         # Dates compare with the timestamptz :since/:until in the session's time zone.
         admin.execute(sql.SQL("ALTER DATABASE {} SET timezone TO 'UTC'").format(name))
+        create_role(admin, READER)
     with psycopg.connect(**PG_ADMIN, dbname=WAREHOUSE, autocommit=True) as db:
         db.execute("CREATE TABLE daily (day date PRIMARY KEY, value numeric(12, 2) NOT NULL)")
         with db.cursor() as cursor:
             cursor.executemany("INSERT INTO daily VALUES (%s, %s)", list(DAILY.items()))
+        # Write rights too: only the read-only transaction may stop the write tests.
+        reader = sql.Identifier(READER)
+        db.execute(sql.SQL("GRANT ALL ON daily TO {}").format(reader))
+        db.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(reader))
     yield PG_URL
     with psycopg.connect(**PG_ADMIN, dbname="postgres", autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+
+
+def create_role(admin: psycopg.Connection, name: str, *grants: str) -> None:
+    """A login role (kept between runs: roles are cluster-wide), with `grants` roles."""
+    role = sql.Identifier(name)
+    exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]).fetchone()
+    if not exists:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER").format(role))
+    for grant in grants:
+        admin.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(grant), role))
 
 
 def daily_rows() -> int:
@@ -388,3 +406,53 @@ def test_a_query_the_server_never_stops_is_cut_off_by_the_client(warehouse, monk
     with pytest.raises(PullError) as caught:
         CONNECTOR.fetch(fetch_request(PG_URL, "SELECT pg_sleep(30)", timeout=1))
     assert "s3cret" not in str(caught.value)
+
+
+# --- PostgreSQL: accounts that can reach the server's files -----------------------------
+
+
+def test_a_superuser_is_refused(warehouse):
+    url = f"postgresql://postgres@127.0.0.1:5432/{WAREHOUSE}"
+    with pytest.raises(PullError) as caught:
+        CONNECTOR.fetch(fetch_request(url, "SELECT 1"))
+
+    assert type(caught.value) is PullError
+    assert str(caught.value).startswith("The database account has superuser,")
+    assert "Connect with a read-only role" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "role", ["pg_read_server_files", "pg_write_server_files", "pg_execute_server_program"]
+)
+def test_members_of_the_file_roles_are_refused(warehouse, role):
+    name = f"valuetree_test_{role}"
+    with psycopg.connect(**PG_ADMIN, dbname="postgres", autocommit=True) as admin:
+        create_role(admin, name, role)
+    url = f"postgresql://{name}@127.0.0.1:5432/{WAREHOUSE}"
+    with pytest.raises(PullError, match=f"The database account has {role},"):
+        CONNECTOR.fetch(fetch_request(url, "SELECT pg_read_file('/etc/hostname')"))
+
+
+def test_a_role_without_those_privileges_reads(warehouse):
+    with psycopg.connect(**PG_ADMIN, dbname=WAREHOUSE) as db:
+        assert db.execute(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = %s", [READER]
+        ).fetchone() == (False,)
+    assert CONNECTOR.fetch(fetch_request(PG_URL, "SELECT 1")) == [(None, 1)]
+
+
+@pytest.mark.parametrize(
+    ("grants", "privileges"),
+    [
+        (["GRANT USAGE ON *.* TO `reader`@`%`", "GRANT SELECT ON `w`.* TO `reader`@`%`"], []),
+        (["GRANT FILE ON *.* TO `reader`@`%`"], ["FILE"]),
+        (["GRANT SELECT, SUPER ON *.* TO 'r'@'localhost'"], ["SUPER"]),
+        (
+            ["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION"],
+            ["ALL PRIVILEGES"],
+        ),
+        (["GRANT ALL PRIVILEGES ON `w`.* TO `reader`@`%`"], []),  # one database: no FILE
+    ],
+)
+def test_mysql_file_and_super_privileges_are_found(grants, privileges):
+    assert sql_connector.mysql_privileges(grants) == privileges
