@@ -41,7 +41,7 @@ from valuetree.models import (
     Role,
     ValueTree,
 )
-from valuetree.selectors import node_descendant_count
+from valuetree.selectors import node_descendant_count, readable_tree_ids
 from valuetree.similarity import NOTIFY_SCORE, Probe, similar_products
 
 logger = logging.getLogger(__name__)
@@ -522,6 +522,14 @@ def _warn_relying_initiatives(*, product: DataProduct, note: str) -> None:
         )
         for user_id in people:
             affected.setdefault(user_id, []).append(node)
+    # A node's owner or accountable may have lost access to its tree since: a
+    # notification names only nodes its recipient may read.
+    readable = readable_tree_ids(user_ids=affected, tree_ids={node.tree_id for node in nodes})
+    affected = {
+        user_id: relying
+        for user_id, nodes_of_user in affected.items()
+        if (relying := [n for n in nodes_of_user if n.tree_id in readable[user_id]])
+    }
     for user_id in product.interests.values_list("user_id", flat=True):
         if user_id is not None:
             affected.setdefault(user_id, [])
@@ -778,11 +786,24 @@ def consumer_interest_register(
     interest.full_clean()
     interest.save()
     if product.owner_id is not None and product.owner_id != user.pk:
+        # The owner is told what the product page shows them: the initiative and its
+        # tree only when they may read that tree (a private tree stays unnamed).
+        owner_reads = (
+            node.tree_id
+            in readable_tree_ids(user_ids=[product.owner_id], tree_ids=[node.tree_id])[
+                product.owner_id
+            ]
+        )
+        where = (
+            f"the initiative “{node.title}” ({node.tree.name})"
+            if owner_reads
+            else "an initiative in a tree you cannot see"
+        )
         notify(
             recipients=[product.owner_id],
             kind=NotificationKind.INTEREST,
             subject=f"{interest.team} wants to consume “{product.name}”",
-            body=f"For the initiative “{node.title}” ({node.tree.name}): {interest.purpose}",
+            body=f"For {where}: {interest.purpose}",
             data_product=product,
         )
     return interest
