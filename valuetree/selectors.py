@@ -22,11 +22,13 @@ from django.db.models import (
     Value,
 )
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from valuetree import sections
 from valuetree.models import (
     ENDING_STAGES,
     PLANNED_STAGES,
+    ApiToken,
     ConsumerInterest,
     DataProduct,
     DataProductLink,
@@ -274,6 +276,13 @@ def data_product_search(products: QuerySet[DataProduct], query: str) -> QuerySet
         products.annotate(search_document=vector, search_rank=SearchRank(vector, search))
         .filter(Q(search_document=search) | matches)
         .order_by("-search_rank", "name", "id")
+    )
+
+
+def api_tokens_for(user: User) -> QuerySet[ApiToken]:
+    """The user's tokens that still work (not expired), newest first."""
+    return ApiToken.objects.filter(user=user.pk).filter(
+        Q(expiry__isnull=True) | Q(expiry__gt=timezone.now())
     )
 
 

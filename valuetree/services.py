@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +26,7 @@ from valuetree.models import (
     CONSUMER_STAGES,
     ENDING_STAGES,
     PARENT_KIND,
+    ApiToken,
     ConsumerInterest,
     DataProduct,
     DataProductLink,
@@ -811,3 +813,45 @@ def consumer_interest_register(
 
 def consumer_interest_withdraw(*, interest: ConsumerInterest) -> None:
     interest.delete()
+
+
+# --- API tokens --------------------------------------------------------------------------
+
+
+def api_token_create(
+    *, user: AbstractBaseUser, name: str, days: int | None = None
+) -> tuple[ApiToken, str]:
+    """A new named token for `user` that expires after `days` (default API_TOKEN_DAYS,
+    at most API_TOKEN_MAX_DAYS). Returns the row and the token itself, which exists
+    only here: the database keeps its SHA-512 digest (django-rest-knox)."""
+    name = (name or "").strip()
+    days = settings.API_TOKEN_DAYS if days is None else days
+    errors = {}
+    if not name:
+        errors["name"] = "Name the token after what will use it, e.g. “CI pipeline”."
+    elif len(name) > 100:
+        errors["name"] = "At most 100 characters."
+    if (
+        isinstance(days, bool)
+        or not isinstance(days, int)
+        or not (1 <= days <= settings.API_TOKEN_MAX_DAYS)
+    ):
+        errors["days"] = f"A token lives from 1 to {settings.API_TOKEN_MAX_DAYS} days."
+    if errors:
+        raise ValidationError(errors)
+    if not user.is_active:
+        raise ValidationError("An inactive user cannot have tokens.")
+    return ApiToken.objects.create(user=user, expiry=timedelta(days=days), name=name)
+
+
+def api_token_revoke(*, user: AbstractBaseUser, token_key: str) -> int:
+    """Revoke `user`'s token(s) known by `token_key`; how many (0 when none matched:
+    another user's key revokes nothing)."""
+    deleted, _ = ApiToken.objects.filter(user=user, token_key=token_key).delete()
+    return deleted
+
+
+def api_tokens_revoke_named(*, user: AbstractBaseUser, name: str) -> int:
+    """Revoke every token of `user` with this name (issue_token --rotate)."""
+    deleted, _ = ApiToken.objects.filter(user=user, name=name.strip()).delete()
+    return deleted
