@@ -7,7 +7,7 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from outcomes import evaluation, pulling
+from outcomes import evaluation, pulling, retention
 from outcomes.connectors import TransientPullError
 
 logger = logging.getLogger(__name__)
@@ -64,3 +64,11 @@ def evaluate_measures(measure_ids: list[int]) -> int:
 def evaluate_all_measures() -> int:
     """Beat, daily: dates move even when values don't (plans advance, data goes stale)."""
     return evaluation.measures_evaluate()
+
+
+@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def prune_history() -> dict[str, int]:
+    """Beat, daily: old verdicts and pull runs go, evidence stays (outcomes/retention.py)."""
+    pruned = retention.history_prune()
+    logger.info("Pruned %(verdicts)d verdicts and %(pull_runs)d pull runs", pruned)
+    return pruned
