@@ -97,9 +97,7 @@ def test_a_verdict_another_row_points_at_is_kept(users, tree, measure, settings,
             editor.delete_model(Review)
 
 
-def test_old_runs_go_except_the_latest_the_running_and_those_values_came_from(
-    metric, settings
-):
+def test_old_runs_go_except_the_latest_the_running_and_those_values_came_from(metric, settings):
     settings.PULL_RUN_HISTORY_DAYS = 10
     settings.PULL_RUNS_KEEP_LATEST = 2
     old = [run(metric, days) for days in (40, 39, 38, 37)]
