@@ -308,7 +308,7 @@ class MetricViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
     @action(detail=True, methods=["post"])
     def pull(self, request: Request, pk: str) -> Response:
         metric = self.get_object()
-        if not pulling.metric_pull_now(metric=metric):
+        if not pulling.metric_pull_now(metric=metric, user=request.user):
             return Response(
                 {"detail": "A pull of this metric is already queued or running."},
                 status=status.HTTP_409_CONFLICT,

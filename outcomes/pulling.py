@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -81,6 +82,8 @@ class PointError(PullError):
 
 
 _NON_FINITE_WORDS = frozenset({"nan", "inf", "infinity"})
+# A decimal number in ASCII: sign, digits with an optional fraction, optional exponent.
+_DECIMAL_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def describe_raw(raw: Any) -> str:
@@ -135,10 +138,12 @@ def parse_value(raw: Any) -> float:
         except OverflowError:
             raise ValueError("the number is too large.") from None
     elif isinstance(raw, str):
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise ValueError(f"{raw[:50]!r} is not a number.") from None
+        text = raw.strip()
+        # float() also takes "1_000" and digits of any script ("١٢٣"): a value that
+        # means one thing to Python and perhaps another to whoever sent it is refused.
+        if not (_DECIMAL_NUMBER.fullmatch(text) or text.lower().lstrip("+-") in _NON_FINITE_WORDS):
+            raise ValueError(f"{raw[:50]!r} is not a number.")
+        value = float(text)
     else:
         raise ValueError(f"a {type(raw).__name__} is not a number.")
     if not math.isfinite(value):
@@ -308,13 +313,25 @@ def metric_claim(*, metric: Metric, now: datetime | None = None) -> bool:
     return bool(Metric.objects.filter(pk=metric.pk, claimed_at__isnull=True).update(claimed_at=now))
 
 
-def metric_pull_now(*, metric: Metric) -> bool:
-    """Queue a pull of one metric after the current transaction commits."""
+def metric_pull_now(*, metric: Metric, user: Any = None) -> bool:
+    """Queue a pull of one metric, asked for by `user`, after the current transaction
+    commits; False when a pull is already queued or running.
+
+    The schedule moves on with it: the next scheduled pull is the first slot after now,
+    not the (perhaps overdue) one this pull makes pointless.
+    """
     from outcomes import tasks
 
-    if not metric_claim(metric=metric):
+    if metric.source.kind == SourceKind.PUSH:
+        raise ValidationError("A push metric is not pulled: send values to it instead.")
+    now = timezone.now()
+    claimed = Metric.objects.filter(pk=metric.pk, claimed_at__isnull=True).update(
+        claimed_at=now, next_pull_at=next_pull_after(metric, now)
+    )
+    if not claimed:
         return False
-    transaction.on_commit(lambda: tasks.pull_metric.delay(metric.pk, PullTrigger.MANUAL))
+    user_id = user.pk if getattr(user, "is_authenticated", False) else None
+    transaction.on_commit(lambda: tasks.pull_metric.delay(metric.pk, PullTrigger.MANUAL, user_id))
     return True
 
 
@@ -368,7 +385,12 @@ def fetch_request(
 
 
 def metric_pull(
-    *, metric_id: int, trigger: str, attempt: int = 1, final_attempt: bool = True
+    *,
+    metric_id: int,
+    trigger: str,
+    attempt: int = 1,
+    final_attempt: bool = True,
+    user_id: int | None = None,
 ) -> PullRun | None:
     """Pull one claimed metric: a PullRun row whatever happens, observations on success.
 
@@ -386,7 +408,9 @@ def metric_pull(
     if metric is None or metric.claimed_at is None:
         return None
     now = timezone.now()
-    run = PullRun.objects.create(metric=metric, trigger=trigger, attempt=attempt, started_at=now)
+    run = PullRun.objects.create(
+        metric=metric, trigger=trigger, attempt=attempt, started_at=now, user_id=user_id
+    )
     started = time.monotonic()
     credentials: dict[str, Any] = {}
     try:

@@ -37,7 +37,18 @@ MEASURE_API_FIELDS = [
 ]
 
 
+class _MetricOfTheTreeField(serializers.PrimaryKeyRelatedField):
+    """A metric id that does not exist answers as one of another tree does (the service's
+    "Choose a metric of this tree."): the answer must not tell which ids exist elsewhere."""
+
+    default_error_messages = {"does_not_exist": "Choose a metric of this tree."}
+
+
 class MeasureSerializer(serializers.ModelSerializer):
+    metric = _MetricOfTheTreeField(
+        queryset=Metric.objects.all(), required=False, allow_null=True
+    )
+
     class Meta:
         model = Measure
         fields = MEASURE_API_FIELDS

@@ -45,10 +45,14 @@ def sweep_stuck_pulls() -> int:
     retry_backoff_max=300,
     retry_jitter=True,
 )
-def pull_metric(self, metric_id: int, trigger: str = "schedule") -> None:
+def pull_metric(
+    self, metric_id: int, trigger: str = "schedule", user_id: int | None = None
+) -> None:
+    """`user_id`: who asked for a manual pull (recorded on its runs)."""
     pulling.metric_pull(
         metric_id=metric_id,
         trigger=trigger,
+        user_id=user_id,
         attempt=self.request.retries + 1,
         final_attempt=self.request.retries >= self.max_retries,
     )

@@ -8,7 +8,7 @@ import pytest
 
 from outcomes import pulling, tasks
 from outcomes.evaluation import measures_evaluate
-from outcomes.models import Verdict, VerdictPolicy
+from outcomes.models import Measure, Verdict, VerdictPolicy
 from outcomes.selectors import tree_outcomes
 from outcomes.services import measure_create
 from tests.factories import make_metric
@@ -105,8 +105,9 @@ def test_evaluation_queries_do_not_grow_with_measures(
     metric = pushed(tree, "Reorders")
     pulling.observations_push(metric=metric, raw_points=[("2026-06-01", 45), ("2026-07-01", 50)])
     ids = [add_measure(bet, metric=metric, name=f"M{n}").pk for n in range(count)]
-    # ids, measures, tolerances, observations, UPDATE, INSERT (+ savepoints)
-    with django_assert_max_num_queries(8):
+    # ids, measures, tolerances, observations, UPDATE, measures still there, INSERT
+    # (+ savepoints)
+    with django_assert_max_num_queries(9):
         assert measures_evaluate(measure_ids=ids, at=AT) == count
 
 
@@ -145,3 +146,33 @@ def test_roll_up_and_realised_value_up_the_tree(tree, bet):
     assert outcomes[bet.pk].realised_value == pytest.approx(500.0)
     assert outcomes[bet.pk].investment == 300.0
     assert outcomes[bet.pk].status == outcomes[initiative.pk].status
+
+
+def test_an_evaluation_queued_for_a_deleted_measure_does_nothing(tree, bet):
+    gone = add_measure(bet, name="Gone")
+    gone_id = gone.pk
+    gone.delete()
+
+    assert tasks.evaluate_measures([gone_id]) == 0
+    assert Verdict.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_measure_deleted_during_its_evaluation_gets_no_verdict(tree, bet, monkeypatch):
+    """Deleted after the worker read it, before the verdicts are written: no
+    foreign-key error at commit, the other measures' verdicts are stored."""
+    from outcomes import verdicts
+
+    kept, gone = add_measure(bet, name="Kept"), add_measure(bet, name="Gone")
+    evaluate = verdicts.evaluate
+    calls = []
+
+    def evaluate_then_delete(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            Measure.objects.filter(pk=gone.pk).delete()
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(verdicts, "evaluate", evaluate_then_delete)
+    assert measures_evaluate(measure_ids=[kept.pk, gone.pk], at=AT) == 1
+    assert list(Verdict.objects.values_list("measure_id", flat=True)) == [kept.pk]
