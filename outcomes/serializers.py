@@ -45,9 +45,7 @@ class _MetricOfTheTreeField(serializers.PrimaryKeyRelatedField):
 
 
 class MeasureSerializer(serializers.ModelSerializer):
-    metric = _MetricOfTheTreeField(
-        queryset=Metric.objects.all(), required=False, allow_null=True
-    )
+    metric = _MetricOfTheTreeField(queryset=Metric.objects.all(), required=False, allow_null=True)
 
     class Meta:
         model = Measure
