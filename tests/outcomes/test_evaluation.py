@@ -157,7 +157,7 @@ def test_an_evaluation_queued_for_a_deleted_measure_does_nothing(tree, bet):
     assert Verdict.objects.count() == 0
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_measure_deleted_during_its_evaluation_gets_no_verdict(tree, bet, monkeypatch):
     """Deleted after the worker read it, before the verdicts are written: no
     foreign-key error at commit, the other measures' verdicts are stored."""

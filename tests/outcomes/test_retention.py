@@ -67,7 +67,7 @@ def test_old_verdicts_go_but_the_current_and_recent_ones_stay(measure, settings)
     assert not Verdict.objects.filter(pk=old.pk).exists()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_verdict_another_row_points_at_is_kept(users, tree, measure, settings, monkeypatch):
     """The hook: any model citing a verdict (a review, a decision) protects it."""
     settings.VERDICT_HISTORY_DAYS = 30

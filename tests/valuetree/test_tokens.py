@@ -97,7 +97,7 @@ def test_the_page_needs_a_login(client, db):
     assert client.get("/account/tokens/").status_code == 302
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_migration_hashes_tokens_issued_in_clear(users):
     clear = "0123456789abcdef0123456789abcdef01234567"  # a DRF authtoken key
     with connection.cursor() as cursor:
