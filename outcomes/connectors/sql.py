@@ -30,8 +30,8 @@ never committed, and closes the connection. How far the database itself enforces
 
 Everywhere, an account that may only read is the real guard; the rest is a safety net.
 Accounts the read-only transaction cannot hold back are refused on connect: on
-PostgreSQL a superuser or a member of pg_read_server_files, pg_write_server_files or
-pg_execute_server_program; on MySQL / MariaDB one with FILE, SUPER or ALL PRIVILEGES on
+PostgreSQL a superuser, a member of a superuser role, or a member of
+pg_read_server_files, pg_write_server_files or pg_execute_server_program; on MySQL / MariaDB one with FILE, SUPER or ALL PRIVILEGES on
 *.*.
 
 Where a source may point: a SQLite file only inside METRICS_SQLITE_DIRS (never the
@@ -478,16 +478,23 @@ _MYSQL_GLOBAL_GRANT = re.compile(r"^GRANT (?P<privileges>.+?) ON \*\.\* TO ", re
 
 
 def _postgresql_privileges(connection: Connection) -> list[str]:
-    """ "superuser" and the predefined roles above the connected account has."""
+    """What the connected account has of: superuser, the predefined roles above, and
+    membership in a superuser role (a query could take it on with set_config('role'))."""
     row = connection.exec_driver_sql(
         "SELECT r.rolsuper, ARRAY("
         "  SELECT p.rolname FROM pg_roles p"
         "  WHERE p.rolname = ANY(%(roles)s) AND pg_has_role(current_user, p.oid, 'MEMBER')"
         "  ORDER BY p.rolname"
+        "), ARRAY("
+        "  SELECT s.rolname FROM pg_roles s"
+        "  WHERE s.rolsuper AND s.rolname <> current_user"
+        "  AND pg_has_role(current_user, s.oid, 'MEMBER')"
+        "  ORDER BY s.rolname"
         ") FROM pg_roles r WHERE r.rolname = current_user",
         {"roles": list(POSTGRESQL_PRIVILEGED_ROLES)},
     ).one()
-    return (["superuser"] if row[0] else []) + list(row[1])
+    superuser_roles = [f"membership in the superuser role {name}" for name in row[2]]
+    return (["superuser"] if row[0] else []) + list(row[1]) + superuser_roles
 
 
 def mysql_privileges(grants: list[str]) -> list[str]:

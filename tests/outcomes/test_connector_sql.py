@@ -433,6 +433,21 @@ def test_members_of_the_file_roles_are_refused(warehouse, role):
         CONNECTOR.fetch(fetch_request(url, "SELECT pg_read_file('/etc/hostname')"))
 
 
+def test_a_member_of_a_superuser_role_is_refused(warehouse):
+    # It could become that role inside its query: SELECT set_config('role', ..., true).
+    admin_role = "valuetree_test_admin"
+    with psycopg.connect(**PG_ADMIN, dbname="postgres", autocommit=True) as admin:
+        if not admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [admin_role]).fetchone():
+            admin.execute(
+                sql.SQL("CREATE ROLE {} SUPERUSER NOLOGIN").format(sql.Identifier(admin_role))
+            )
+        create_role(admin, "valuetree_test_admin_member", admin_role)
+    url = f"postgresql://valuetree_test_admin_member@127.0.0.1:5432/{WAREHOUSE}"
+    query = f"SELECT set_config('role', '{admin_role}', true)"
+    with pytest.raises(PullError, match=f"has membership in the superuser role {admin_role},"):
+        CONNECTOR.fetch(fetch_request(url, query))
+
+
 def test_a_role_without_those_privileges_reads(warehouse):
     with psycopg.connect(**PG_ADMIN, dbname=WAREHOUSE) as db:
         assert db.execute(
