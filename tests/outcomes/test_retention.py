@@ -148,3 +148,16 @@ def test_pruning_costs_a_few_queries_per_metric(
         run(metric, 10 + days)
     with django_assert_max_num_queries(9):
         assert retention.pull_runs_prune(now=NOW) == size - 1
+
+
+def test_the_command_prunes_and_says_how_much(metric, settings, capsys):
+    from django.core.management import call_command
+
+    settings.PULL_RUN_HISTORY_DAYS = 1
+    settings.PULL_RUNS_KEEP_LATEST = 0
+    run(metric, 10 + (datetime.now(UTC) - NOW).days)
+
+    call_command("prune_history")
+
+    assert capsys.readouterr().out.strip() == "Deleted 0 verdict(s) and 1 pull run(s)."
+    assert not PullRun.objects.exists()
