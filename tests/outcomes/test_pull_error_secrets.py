@@ -84,7 +84,8 @@ def test_an_echoed_secret_header_is_described_to_readers_and_redacted_for_editor
         assert runs_of(str(shown) + str(runs), TOKEN) == []
 
 
-def test_pages_show_the_full_error_to_editors_only(users, tree, echo, client):
+def test_pages_show_the_full_error_to_editors_only(users, tree, echo, client, settings):
+    settings.METRICS_UNHEALTHY_AFTER = 1  # so "think again" lists it too
     metric, run = pulled(tree, echo, "$.headers.authorization")
     detail = run.error_detail.replace("'", "&#x27;")
 
@@ -94,10 +95,14 @@ def test_pages_show_the_full_error_to_editors_only(users, tree, echo, client):
         assert "is not a finite number" in page, url
         assert detail not in page, url
         assert runs_of(page, TOKEN) == [], url
+    page = client.get("/trees/tree/think-again/").content.decode()
+    assert "is not a finite number" in page
+    assert detail not in page and runs_of(page, TOKEN) == []
     client.force_login(users["editor"])
-    page = client.get(f"/metrics/{metric.pk}/").content.decode()
-    assert detail in page
-    assert runs_of(page, TOKEN) == []
+    for url in (f"/metrics/{metric.pk}/", "/trees/tree/think-again/"):
+        page = client.get(url).content.decode()
+        assert detail in page, url
+        assert runs_of(page, TOKEN) == [], url
 
 
 @pytest.mark.parametrize(
