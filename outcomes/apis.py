@@ -308,7 +308,7 @@ class MetricViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
     @action(detail=True, methods=["post"])
     def pull(self, request: Request, pk: str) -> Response:
         metric = self.get_object()
-        if not pulling.metric_pull_now(metric=metric):
+        if not pulling.metric_pull_now(metric=metric, user=request.user):
             return Response(
                 {"detail": "A pull of this metric is already queued or running."},
                 status=status.HTTP_409_CONFLICT,
@@ -376,7 +376,10 @@ class MetricViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
     def pull_runs(self, request: Request, pk: str) -> Response:
         metric = self.get_object()
         page = self.paginate_queryset(selectors.metric_pull_runs(metric))
-        return self.get_paginated_response(PullRunSerializer(page, many=True).data)
+        show_detail = getattr(metric, "caller_role", None) in EDIT_ROLES
+        return self.get_paginated_response(
+            PullRunSerializer(page, many=True, context={"show_detail": show_detail}).data
+        )
 
 
 # --- Verdicts, roll-ups and tolerance bands ----------------------------------------------

@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
@@ -66,3 +68,76 @@ def credentials_rotate(token: str) -> str:
             "Some credentials cannot be decrypted with any key in CREDENTIALS_KEYS; keep "
             "the key they were written with in the list until they are rotated."
         ) from None
+
+
+# --- Redaction ------------------------------------------------------------------------
+
+# A run of this many characters shared with a secret (or an encoding of it) is hidden:
+# long enough that ordinary words in a message rarely match, short enough that a
+# fragment of a token ("the first 50 characters") cannot pass.
+REDACT_MIN_RUN = 6
+REDACTED = "***"
+
+
+def _secret_strings(secrets: Iterable[Any]) -> Iterator[str]:
+    for secret in secrets:
+        if isinstance(secret, Mapping):
+            yield from _secret_strings(secret.values())
+        elif isinstance(secret, list | tuple):
+            yield from _secret_strings(secret)
+        elif isinstance(secret, str) and len(secret) >= 4:
+            yield secret
+
+
+def _encodings(secret: str) -> set[str]:
+    """The secret as it may appear in a message: as is, URL-encoded, JSON- or
+    repr-escaped, hex, and base64 (standard and URL-safe) from every byte alignment, so
+    the encoding of any part of it shares runs with one of these."""
+    raw = secret.encode()
+    forms = {
+        secret,
+        quote(secret, safe=""),
+        quote_plus(secret),
+        json.dumps(secret)[1:-1],
+        repr(secret)[1:-1],
+        raw.hex(),
+        raw.hex().upper(),
+    }
+    for offset in range(3):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            # The last 1-3 characters depend on what follows the part: leave them out.
+            encoded = encode(raw[offset:]).decode().rstrip("=")
+            forms.add(encoded[:-1] if len(encoded) > REDACT_MIN_RUN else encoded)
+    return {form for form in forms if form}
+
+
+def redact(text: str, secrets: Iterable[Any]) -> str:
+    """`text` with every run of REDACT_MIN_RUN or more characters that also occurs in a
+    secret (or in its URL, JSON, hex or base64 encoding) replaced by "***"; a secret
+    shorter than that is hidden where it occurs whole.
+
+    `secrets` may nest dicts and lists (credentials as stored); strings under 4
+    characters are not treated as secrets. Cost: O(len(text) + total secret length).
+    """
+    hidden = [False] * len(text)
+    for secret in _secret_strings(secrets):
+        for form in _encodings(secret):
+            if len(form) < REDACT_MIN_RUN:
+                start = text.find(form)
+                while start != -1:
+                    hidden[start : start + len(form)] = [True] * len(form)
+                    start = text.find(form, start + 1)
+                continue
+            grams = {form[i : i + REDACT_MIN_RUN] for i in range(len(form) - REDACT_MIN_RUN + 1)}
+            for i in range(len(text) - REDACT_MIN_RUN + 1):
+                if text[i : i + REDACT_MIN_RUN] in grams:
+                    hidden[i : i + REDACT_MIN_RUN] = [True] * REDACT_MIN_RUN
+    if not any(hidden):
+        return text
+    out: list[str] = []
+    for char, gone in zip(text, hidden, strict=True):
+        if not gone:
+            out.append(char)
+        elif not out or out[-1] is not REDACTED:
+            out.append(REDACTED)
+    return "".join(out)

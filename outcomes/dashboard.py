@@ -267,11 +267,21 @@ def attention_rows(portfolio: Portfolio) -> list[dict[str, Any]]:
 # --- Figures ---------------------------------------------------------------------------
 
 
+def plotly_text(text: str) -> str:
+    """User text for a Plotly label, which draws some HTML tags: <, > and & escaped.
+
+    Quotes stay as they are: Plotly decodes only a few named entities (&amp; &lt; &gt;,
+    not &quot;), so an escaped quote would be drawn as "&quot;", and a quote cannot end
+    anything in a label (Plotly sets text, not markup attributes).
+    """
+    return html.escape(text, quote=False)
+
+
 def _label(text: str) -> str:
-    """User text for Plotly, which draws some HTML tags in labels: escaped and cut."""
+    """User text for Plotly: escaped (plotly_text) and cut."""
     if len(text) > LABEL_MAX_CHARS:
         text = text[: LABEL_MAX_CHARS - 1] + "…"
-    return html.escape(text)
+    return plotly_text(text)
 
 
 def _layout(**extra: Any) -> dict[str, Any]:
@@ -582,7 +592,7 @@ def measure_detail(measure: Measure) -> dict[str, Any]:
 
 def measure_figure(measure: Measure, detail: dict[str, Any]) -> dict[str, Any]:
     """Planned trajectory, observations, forecast band and decisions of one measure."""
-    unit = html.escape(measure.unit)
+    unit = plotly_text(measure.unit)
     baseline_day = measure.baseline_date.isoformat()
     target_day = measure.target_date.isoformat()
     verdict = detail["verdict"]

@@ -277,5 +277,14 @@ def _evaluate_batch(ids: list[int], at: datetime) -> int:
         )
     with transaction.atomic():
         Verdict.objects.filter(measure_id__in=ids, is_current=True).update(is_current=False)
+        # A measure deleted since it was read (a queued evaluation outlives it) gets no
+        # verdict: checked after the write above took the write lock (SQLite), with
+        # the measures locked against deletion until commit (PostgreSQL).
+        alive = set(
+            Measure.objects.select_for_update()
+            .filter(pk__in=[v.measure_id for v in new])
+            .values_list("id", flat=True)
+        )
+        new = [v for v in new if v.measure_id in alive]
         Verdict.objects.bulk_create(new, batch_size=1000)
     return len(new)

@@ -174,6 +174,8 @@ class Metric(models.Model):
     last_success_at = models.DateTimeField(null=True, blank=True)
     last_failure_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
+    # The same error quoting what the source answered: for the source's editors only.
+    last_error_detail = models.TextField(blank=True, default="")
     consecutive_failures = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -185,6 +187,7 @@ class Metric(models.Model):
             "last_success_at",
             "last_failure_at",
             "last_error",
+            "last_error_detail",
             "consecutive_failures",
             "updated_at",
         ]
@@ -260,7 +263,8 @@ class PullRun(models.Model):
     attempt = models.PositiveIntegerField(default=1)
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
-    error = models.TextField(blank=True, default="")
+    error = models.TextField(blank=True, default="")  # shown to every reader of the tree
+    error_detail = models.TextField(blank=True, default="")  # for editors; "" if no more
     values_written = models.PositiveIntegerField(default=0)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     user = models.ForeignKey(

@@ -15,8 +15,9 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
@@ -33,7 +34,7 @@ from django.utils import timezone
 
 from outcomes import connectors
 from outcomes.connectors import FetchRequest, PullError, RawPoint, TransientPullError
-from outcomes.credentials import CredentialsUnreadable, credentials_decrypt
+from outcomes.credentials import CredentialsUnreadable, credentials_decrypt, redact
 from outcomes.models import (
     Granularity,
     Measure,
@@ -66,12 +67,41 @@ class Point:
 
 
 class PointError(PullError):
-    """One point of a batch is unusable; `index` says which (0-based)."""
+    """One point of a batch is unusable; `index` says which (0-based).
 
-    def __init__(self, index: int, detail: str) -> None:
-        super().__init__(f"Value {index + 1}: {detail}")
+    `detail` may quote the value (the sender sees it; a pull's editors see it in `full`);
+    `shown`, for everyone else, only describes its shape.
+    """
+
+    def __init__(self, index: int, detail: str, *, shown: str | None = None) -> None:
+        super().__init__(
+            f"Value {index + 1}: {shown or detail}", full=f"Value {index + 1}: {detail}"
+        )
         self.index = index
         self.detail = detail
+
+
+_NON_FINITE_WORDS = frozenset({"nan", "inf", "infinity"})
+# A decimal number in ASCII: sign, digits with an optional fraction, optional exponent.
+_DECIMAL_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def describe_raw(raw: Any) -> str:
+    """What a raw value from a source is, without quoting it: a response may echo the
+    request's credentials, and what a reader sees must not hold them."""
+    if raw is None or isinstance(raw, bool):
+        return {None: "null", True: "true", False: "false"}[raw]
+    if isinstance(raw, int | float | Decimal):
+        return "a number"
+    if isinstance(raw, str):
+        if raw.strip().lower().lstrip("+-") in _NON_FINITE_WORDS:
+            return repr(raw.strip())  # words everyone knows, not content
+        return f"a text of {len(raw)} character{'s' if len(raw) != 1 else ''}"
+    if isinstance(raw, list | tuple):
+        return f"a list of {len(raw)} item{'s' if len(raw) != 1 else ''}"
+    if isinstance(raw, dict):
+        return "an object"
+    return f"a {type(raw).__name__}"
 
 
 # --- Periods and values ---------------------------------------------------------------
@@ -108,10 +138,12 @@ def parse_value(raw: Any) -> float:
         except OverflowError:
             raise ValueError("the number is too large.") from None
     elif isinstance(raw, str):
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise ValueError(f"{raw[:50]!r} is not a number.") from None
+        text = raw.strip()
+        # float() also takes "1_000" and digits of any script ("١٢٣"): a value that
+        # means one thing to Python and perhaps another to whoever sent it is refused.
+        if not (_DECIMAL_NUMBER.fullmatch(text) or text.lower().lstrip("+-") in _NON_FINITE_WORDS):
+            raise ValueError(f"{raw[:50]!r} is not a number.")
+        value = float(text)
     else:
         raise ValueError(f"a {type(raw).__name__} is not a number.")
     if not math.isfinite(value):
@@ -175,9 +207,17 @@ def points_validate(
     for index, (raw_period, raw_value) in enumerate(raw_points):
         try:
             value = parse_value(raw_value)
+        except ValueError as error:
+            shown = f"the value ({describe_raw(raw_value)}) is not a finite number."
+            raise PointError(index, str(error), shown=shown) from None
+        try:
             moment = now if raw_period is None else parse_period(raw_period, zone)
         except ValueError as error:
-            raise PointError(index, str(error)) from None
+            shown = (
+                f"the period ({describe_raw(raw_period)}) is not a date, an ISO 8601 time "
+                "or a Unix timestamp between 2000 and 2100."
+            )
+            raise PointError(index, str(error), shown=shown) from None
         start = period_start(moment, metric.granularity, zone)
         if start > current:
             raise PointError(index, f"period {start:%Y-%m-%d %H:%M} UTC is in the future.")
@@ -273,13 +313,25 @@ def metric_claim(*, metric: Metric, now: datetime | None = None) -> bool:
     return bool(Metric.objects.filter(pk=metric.pk, claimed_at__isnull=True).update(claimed_at=now))
 
 
-def metric_pull_now(*, metric: Metric) -> bool:
-    """Queue a pull of one metric after the current transaction commits."""
+def metric_pull_now(*, metric: Metric, user: Any = None) -> bool:
+    """Queue a pull of one metric, asked for by `user`, after the current transaction
+    commits; False when a pull is already queued or running.
+
+    The schedule moves on with it: the next scheduled pull is the first slot after now,
+    not the (perhaps overdue) one this pull makes pointless.
+    """
     from outcomes import tasks
 
-    if not metric_claim(metric=metric):
+    if metric.source.kind == SourceKind.PUSH:
+        raise ValidationError("A push metric is not pulled: send values to it instead.")
+    now = timezone.now()
+    claimed = Metric.objects.filter(pk=metric.pk, claimed_at__isnull=True).update(
+        claimed_at=now, next_pull_at=next_pull_after(metric, now)
+    )
+    if not claimed:
         return False
-    transaction.on_commit(lambda: tasks.pull_metric.delay(metric.pk, PullTrigger.MANUAL))
+    user_id = user.pk if getattr(user, "is_authenticated", False) else None
+    transaction.on_commit(lambda: tasks.pull_metric.delay(metric.pk, PullTrigger.MANUAL, user_id))
     return True
 
 
@@ -305,16 +357,6 @@ def metrics_sweep_stuck(*, now: datetime | None = None) -> list[int]:
 
 
 # --- Pulling --------------------------------------------------------------------------
-
-
-def _redact(message: str, secrets: Iterable[Any]) -> str:
-    """Credentials never reach a PullRun, the metric's last error or a log line."""
-    for secret in secrets:
-        if isinstance(secret, dict):
-            message = _redact(message, secret.values())
-        elif isinstance(secret, str) and len(secret) >= 4:
-            message = message.replace(secret, "***")
-    return message
 
 
 def fetch_request(
@@ -343,7 +385,12 @@ def fetch_request(
 
 
 def metric_pull(
-    *, metric_id: int, trigger: str, attempt: int = 1, final_attempt: bool = True
+    *,
+    metric_id: int,
+    trigger: str,
+    attempt: int = 1,
+    final_attempt: bool = True,
+    user_id: int | None = None,
 ) -> PullRun | None:
     """Pull one claimed metric: a PullRun row whatever happens, observations on success.
 
@@ -361,7 +408,9 @@ def metric_pull(
     if metric is None or metric.claimed_at is None:
         return None
     now = timezone.now()
-    run = PullRun.objects.create(metric=metric, trigger=trigger, attempt=attempt, started_at=now)
+    run = PullRun.objects.create(
+        metric=metric, trigger=trigger, attempt=attempt, started_at=now, user_id=user_id
+    )
     started = time.monotonic()
     credentials: dict[str, Any] = {}
     try:
@@ -377,23 +426,31 @@ def metric_pull(
         )
     except PullError as error:
         retry = isinstance(error, TransientPullError) and not final_attempt
-        message = _redact(str(error), credentials.values())
+        # Credentials never reach a PullRun, the metric's last error or a log line, in
+        # any part or common encoding; `full` (for editors) is kept only when it says more.
+        message = redact(str(error), [credentials])
+        full = redact(error.full, [credentials])
         if retry:
             message += " It will be tried again."
-        _pull_failed(metric, run, message, started, release_claim=not retry)
+            full += " It will be tried again."
+        _pull_failed(metric, run, message, full if full != message else "", started, not retry)
         if retry:
             raise
         return run
     except BaseException:
         # A bug or a time limit, not the source's fault: close the run, then let the
         # worker log the traceback.
-        _pull_failed(metric, run, "Unexpected error (see the worker log).", started, True)
+        _pull_failed(metric, run, "Unexpected error (see the worker log).", "", started, True)
         raise
     with transaction.atomic():
         written = observations_write(metric=metric, points=points, run=run, pulled_at=now)
         _run_finish(run, PullStatus.SUCCEEDED, started, values_written=written)
         Metric.objects.filter(pk=metric.pk).update(
-            claimed_at=None, last_success_at=now, consecutive_failures=0, last_error=""
+            claimed_at=None,
+            last_success_at=now,
+            consecutive_failures=0,
+            last_error="",
+            last_error_detail="",
         )
         if metric.has_measures:
             _queue_evaluation(metric.pk)
@@ -412,11 +469,17 @@ def _run_finish(run: PullRun, status: str, started: float, **fields: Any) -> Non
 
 
 def _pull_failed(
-    metric: Metric, run: PullRun, message: str, started: float, release_claim: bool
+    metric: Metric, run: PullRun, message: str, full: str, started: float, release_claim: bool
 ) -> None:
+    """Record a failed attempt: `message` for every reader, `full` ("" when it says no
+    more) for the source's editors."""
     with transaction.atomic():
-        _run_finish(run, PullStatus.FAILED, started, error=message)
-        health: dict[str, Any] = {"last_failure_at": run.finished_at, "last_error": message}
+        _run_finish(run, PullStatus.FAILED, started, error=message, error_detail=full)
+        health: dict[str, Any] = {
+            "last_failure_at": run.finished_at,
+            "last_error": message,
+            "last_error_detail": full,
+        }
         if release_claim:
             # A pull fails once, however many attempts it took: retries are not failures.
             health["claimed_at"] = None
@@ -503,7 +566,7 @@ def observations_push(
     )
     observations_write(metric=metric, points=points, run=run, pulled_at=now)
     Metric.objects.filter(pk=metric.pk).update(
-        last_success_at=now, consecutive_failures=0, last_error=""
+        last_success_at=now, consecutive_failures=0, last_error="", last_error_detail=""
     )
     _queue_evaluation(metric.pk)
     return run

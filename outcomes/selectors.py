@@ -81,8 +81,16 @@ def metric_sources_for_user(user: Any) -> QuerySet[MetricSource]:
 
 
 def metrics_for_user(user: Any) -> QuerySet[Metric]:
-    return Metric.objects.filter(source__tree__in=trees_for_user(user).values("pk")).select_related(
-        "source", "source__tree"
+    """The metrics of trees the user may read, each annotated with the user's
+    `caller_role` in its tree (who may read the errors' full text: EDIT_ROLES)."""
+    if not getattr(user, "is_authenticated", False):
+        return Metric.objects.none()  # the schema generator's anonymous fake request
+    trees = trees_for_user(user)
+    role = trees.filter(pk=OuterRef("source__tree_id")).values("caller_role")[:1]
+    return (
+        Metric.objects.filter(source__tree__in=trees.values("pk"))
+        .annotate(caller_role=Subquery(role))
+        .select_related("source", "source__tree")
     )
 
 

@@ -15,6 +15,7 @@ from outcomes.models import (
 from outcomes.selectors import expected_frequency, metric_health
 from outcomes.services import METRIC_FIELDS
 from valuetree.models import NodeKind, OutputPort, ValueTree
+from valuetree.selectors import EDIT_ROLES
 
 MEASURE_API_FIELDS = [
     "id",
@@ -36,7 +37,16 @@ MEASURE_API_FIELDS = [
 ]
 
 
+class _MetricOfTheTreeField(serializers.PrimaryKeyRelatedField):
+    """A metric id that does not exist answers as one of another tree does (the service's
+    "Choose a metric of this tree."): the answer must not tell which ids exist elsewhere."""
+
+    default_error_messages = {"does_not_exist": "Choose a metric of this tree."}
+
+
 class MeasureSerializer(serializers.ModelSerializer):
+    metric = _MetricOfTheTreeField(queryset=Metric.objects.all(), required=False, allow_null=True)
+
     class Meta:
         model = Measure
         fields = MEASURE_API_FIELDS
@@ -147,6 +157,10 @@ class MetricSerializer(serializers.ModelSerializer):
         help_text="paused, unhealthy, waiting (no value yet), stale or healthy."
     )
     effective_expected_frequency = serializers.SerializerMethodField()
+    last_error_detail = serializers.SerializerMethodField(
+        help_text="The last error quoting what the source answered; only for the tree's "
+        "owners and editors (null for others, or when it says no more than last_error)."
+    )
 
     class Meta:
         model = Metric
@@ -156,6 +170,7 @@ class MetricSerializer(serializers.ModelSerializer):
             "last_success_at",
             "last_failure_at",
             "last_error",
+            "last_error_detail",
             "consecutive_failures",
             "created_at",
             "updated_at",
@@ -169,6 +184,11 @@ class MetricSerializer(serializers.ModelSerializer):
             "health",
             *read_only_fields[1:],
         ]
+
+    def get_last_error_detail(self, metric: Metric) -> str | None:
+        if getattr(metric, "caller_role", None) not in EDIT_ROLES:
+            return None
+        return metric.last_error_detail or None
 
     def get_health(self, metric: Metric) -> str:
         return metric_health(metric)
@@ -207,7 +227,18 @@ class PushResultSerializer(serializers.Serializer):
 
 
 class PullRunSerializer(serializers.ModelSerializer):
+    """Context `show_detail`: whether the caller may edit the metric's source."""
+
     user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    error_detail = serializers.SerializerMethodField(
+        help_text="The error quoting what the source answered; only for the tree's owners "
+        "and editors (null for others, or when it says no more than error)."
+    )
+
+    def get_error_detail(self, run: PullRun) -> str | None:
+        if not self.context.get("show_detail"):
+            return None
+        return run.error_detail or None
 
     class Meta:
         model = PullRun
@@ -222,6 +253,7 @@ class PullRunSerializer(serializers.ModelSerializer):
             "duration_ms",
             "values_written",
             "error",
+            "error_detail",
             "user",
         ]
 

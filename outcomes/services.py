@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -190,7 +189,7 @@ def metric_source_update(
     if (
         kept
         and source.credentials_encrypted
-        and _origin(source.config) != _origin(MetricSource.objects.get(pk=source.pk).config)
+        and not _same_origin(source, MetricSource.objects.get(pk=source.pk).config)
     ):
         # Stored secrets go only where they were entered for: otherwise an editor who
         # never saw them could point the source at a server of their own and read them.
@@ -208,16 +207,12 @@ def metric_source_update(
     return source
 
 
-def _origin(config: Any) -> tuple[str, str, int | None] | None:
-    """Scheme, host and port of a source's URL (SQLAlchemy or HTTP), to compare."""
-    url = config.get("url") if isinstance(config, dict) else None
-    if not isinstance(url, str):
-        return None
-    try:
-        parts = urlsplit(url.strip())
-        return (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port)
-    except ValueError:
-        return ("", url, None)
+def _same_origin(source: MetricSource, stored_config: Any) -> bool:
+    """Whether the source's new address reaches the same origin as the stored one, read
+    by the parser its connector connects with (connectors' `origin`)."""
+    connector = connectors.get(source.kind)
+    new = connector.origin(source.config if isinstance(source.config, dict) else {})
+    return new is not None and new == connector.origin(stored_config)
 
 
 def metric_source_delete(*, source: MetricSource) -> None:

@@ -7,7 +7,7 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from outcomes import evaluation, pulling
+from outcomes import evaluation, pulling, retention
 from outcomes.connectors import TransientPullError
 
 logger = logging.getLogger(__name__)
@@ -45,10 +45,14 @@ def sweep_stuck_pulls() -> int:
     retry_backoff_max=300,
     retry_jitter=True,
 )
-def pull_metric(self, metric_id: int, trigger: str = "schedule") -> None:
+def pull_metric(
+    self, metric_id: int, trigger: str = "schedule", user_id: int | None = None
+) -> None:
+    """`user_id`: who asked for a manual pull (recorded on its runs)."""
     pulling.metric_pull(
         metric_id=metric_id,
         trigger=trigger,
+        user_id=user_id,
         attempt=self.request.retries + 1,
         final_attempt=self.request.retries >= self.max_retries,
     )
@@ -64,3 +68,11 @@ def evaluate_measures(measure_ids: list[int]) -> int:
 def evaluate_all_measures() -> int:
     """Beat, daily: dates move even when values don't (plans advance, data goes stale)."""
     return evaluation.measures_evaluate()
+
+
+@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def prune_history() -> dict[str, int]:
+    """Beat, daily: old verdicts and pull runs go, evidence stays (outcomes/retention.py)."""
+    pruned = retention.history_prune()
+    logger.info("Pruned %(verdicts)d verdicts and %(pull_runs)d pull runs", pruned)
+    return pruned

@@ -118,6 +118,7 @@ def think_again(tree: ValueTree) -> dict[str, list[dict[str, Any]]]:
                     "health": health,
                     "consecutive_failures": metric.consecutive_failures,
                     "last_error": metric.last_error,
+                    "last_error_detail": metric.last_error_detail,
                     "last_success_at": metric.last_success_at,
                     "last_failure_at": metric.last_failure_at,
                 }

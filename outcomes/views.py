@@ -9,7 +9,6 @@ page and the chart's values are in a table.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -188,7 +187,7 @@ def metric_pull(request: HttpRequest, metric_id: int) -> HttpResponse:
     metric, tree = _metric(request, metric_id, edit=True)
     status = 200
     try:
-        queued = pulling.metric_pull_now(metric=metric)
+        queued = pulling.metric_pull_now(metric=metric, user=request.user)
     except ValidationError as error:
         text, level, status = " ".join(error.messages), "error", 422
     else:
@@ -396,13 +395,13 @@ def observation_figure(metric: Metric, points: Sequence[tuple[datetime, float]])
     User text is HTML-escaped: Plotly draws some tags found in labels.
     """
     zone = ZoneInfo(metric.timezone)
-    unit = html.escape(metric.unit)
+    unit = dashboard_selectors.plotly_text(metric.unit)
     return {
         "data": [
             {
                 "type": "scatter",
                 "mode": "lines+markers",
-                "name": html.escape(metric.name),
+                "name": dashboard_selectors.plotly_text(metric.name),
                 "x": [start.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") for start, _ in points],
                 "y": [value for _, value in points],
                 "hovertemplate": f"%{{y}} {unit}<br>%{{x}}<extra></extra>",

@@ -4,6 +4,7 @@ from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
 from valuetree.models import (
+    ApiToken,
     ConsumerInterest,
     DataContract,
     DataProduct,
@@ -121,3 +122,21 @@ class NotificationAdmin(admin.ModelAdmin):
     list_filter = ["kind"]
     list_select_related = ["recipient"]
     raw_id_fields = ["recipient", "data_product", "related_product"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are made by their user (/account/tokens/) or `issue_token`, the only places
+    that can show them; here staff see and revoke them."""
+
+    list_display = ["name", "user", "token_key", "created", "expiry"]
+    list_select_related = ["user"]
+    search_fields = ["name", "token_key", "user__username"]
+    fields = ["name", "user", "token_key", "created", "expiry"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

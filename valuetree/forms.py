@@ -4,8 +4,10 @@ views) enforce the rules, and a service's ValidationError is shown next to its f
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 
 from valuetree import interchange
 from valuetree.models import (
@@ -353,3 +355,14 @@ class StandardsImportForm(forms.Form):
         # One byte past the limit is enough for the import to refuse it by its size.
         raw = upload.read(interchange.MAX_DOCUMENT_BYTES + 1)
         return raw, "json" if upload.name.lower().endswith(".json") else "yaml"
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What will use it, e.g. “CI pipeline”.")
+    days = forms.IntegerField(label="Expires after (days)", min_value=1)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        # Read when the form is made, so a changed setting (or a test's) applies.
+        self.fields["days"].max_value = settings.API_TOKEN_MAX_DAYS
+        self.fields["days"].validators.append(MaxValueValidator(settings.API_TOKEN_MAX_DAYS))

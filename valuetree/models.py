@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from knox.models import AbstractAuthToken
 from simple_history.models import HistoricalRecords
 
 
@@ -444,3 +445,18 @@ class DataProductLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.data_product} {self.role} for {self.node}"
+
+
+class ApiToken(AbstractAuthToken):
+    """A named API token (django-rest-knox): only a SHA-512 digest is stored, the token
+    is shown once when it is made, it expires, and its user may revoke it.
+
+    `token_key` is the token's first 15 characters, kept to find and name it."""
+
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.token_key}…)"

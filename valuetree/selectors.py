@@ -22,11 +22,13 @@ from django.db.models import (
     Value,
 )
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from valuetree import sections
 from valuetree.models import (
     ENDING_STAGES,
     PLANNED_STAGES,
+    ApiToken,
     ConsumerInterest,
     DataProduct,
     DataProductLink,
@@ -275,6 +277,31 @@ def data_product_search(products: QuerySet[DataProduct], query: str) -> QuerySet
         .filter(Q(search_document=search) | matches)
         .order_by("-search_rank", "name", "id")
     )
+
+
+def api_tokens_for(user: User) -> QuerySet[ApiToken]:
+    """The user's tokens that still work (not expired), newest first."""
+    return ApiToken.objects.filter(user=user.pk).filter(
+        Q(expiry__isnull=True) | Q(expiry__gt=timezone.now())
+    )
+
+
+def readable_tree_ids(
+    *, user_ids: Collection[int], tree_ids: Collection[int]
+) -> dict[int, set[int]]:
+    """Which of `tree_ids` each of `user_ids` may read (the same rule as every page and
+    the API: trees_for_user), one query per user. For notifications and e-mails, which
+    must name only what their recipient could open."""
+    from django.contrib.auth import get_user_model
+
+    readable: dict[int, set[int]] = {user_id: set() for user_id in user_ids}
+    if not tree_ids:
+        return readable
+    for user in get_user_model().objects.filter(pk__in=list(user_ids)):
+        readable[user.pk] = set(
+            trees_for_user(user).filter(pk__in=list(tree_ids)).values_list("pk", flat=True)
+        )
+    return readable
 
 
 def _in_readable_tree(user: User) -> ExpressionWrapper:

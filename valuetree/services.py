@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +26,7 @@ from valuetree.models import (
     CONSUMER_STAGES,
     ENDING_STAGES,
     PARENT_KIND,
+    ApiToken,
     ConsumerInterest,
     DataProduct,
     DataProductLink,
@@ -41,7 +43,7 @@ from valuetree.models import (
     Role,
     ValueTree,
 )
-from valuetree.selectors import node_descendant_count
+from valuetree.selectors import node_descendant_count, readable_tree_ids
 from valuetree.similarity import NOTIFY_SCORE, Probe, similar_products
 
 logger = logging.getLogger(__name__)
@@ -544,6 +546,14 @@ def _warn_relying_initiatives(*, product: DataProduct, note: str) -> None:
         )
         for user_id in people:
             affected.setdefault(user_id, []).append(node)
+    # A node's owner or accountable may have lost access to its tree since: a
+    # notification names only nodes its recipient may read.
+    readable = readable_tree_ids(user_ids=affected, tree_ids={node.tree_id for node in nodes})
+    affected = {
+        user_id: relying
+        for user_id, nodes_of_user in affected.items()
+        if (relying := [n for n in nodes_of_user if n.tree_id in readable[user_id]])
+    }
     for user_id in product.interests.values_list("user_id", flat=True):
         if user_id is not None:
             affected.setdefault(user_id, [])
@@ -800,11 +810,24 @@ def consumer_interest_register(
     interest.full_clean()
     interest.save()
     if product.owner_id is not None and product.owner_id != user.pk:
+        # The owner is told what the product page shows them: the initiative and its
+        # tree only when they may read that tree (a private tree stays unnamed).
+        owner_reads = (
+            node.tree_id
+            in readable_tree_ids(user_ids=[product.owner_id], tree_ids=[node.tree_id])[
+                product.owner_id
+            ]
+        )
+        where = (
+            f"the initiative “{node.title}” ({node.tree.name})"
+            if owner_reads
+            else "an initiative in a tree you cannot see"
+        )
         notify(
             recipients=[product.owner_id],
             kind=NotificationKind.INTEREST,
             subject=f"{interest.team} wants to consume “{product.name}”",
-            body=f"For the initiative “{node.title}” ({node.tree.name}): {interest.purpose}",
+            body=f"For {where}: {interest.purpose}",
             data_product=product,
         )
     return interest
@@ -812,3 +835,45 @@ def consumer_interest_register(
 
 def consumer_interest_withdraw(*, interest: ConsumerInterest) -> None:
     interest.delete()
+
+
+# --- API tokens --------------------------------------------------------------------------
+
+
+def api_token_create(
+    *, user: AbstractBaseUser, name: str, days: int | None = None
+) -> tuple[ApiToken, str]:
+    """A new named token for `user` that expires after `days` (default API_TOKEN_DAYS,
+    at most API_TOKEN_MAX_DAYS). Returns the row and the token itself, which exists
+    only here: the database keeps its SHA-512 digest (django-rest-knox)."""
+    name = (name or "").strip()
+    days = settings.API_TOKEN_DAYS if days is None else days
+    errors = {}
+    if not name:
+        errors["name"] = "Name the token after what will use it, e.g. “CI pipeline”."
+    elif len(name) > 100:
+        errors["name"] = "At most 100 characters."
+    if (
+        isinstance(days, bool)
+        or not isinstance(days, int)
+        or not (1 <= days <= settings.API_TOKEN_MAX_DAYS)
+    ):
+        errors["days"] = f"A token lives from 1 to {settings.API_TOKEN_MAX_DAYS} days."
+    if errors:
+        raise ValidationError(errors)
+    if not user.is_active:
+        raise ValidationError("An inactive user cannot have tokens.")
+    return ApiToken.objects.create(user=user, expiry=timedelta(days=days), name=name)
+
+
+def api_token_revoke(*, user: AbstractBaseUser, token_key: str) -> int:
+    """Revoke `user`'s token(s) known by `token_key`; how many (0 when none matched:
+    another user's key revokes nothing)."""
+    deleted, _ = ApiToken.objects.filter(user=user, token_key=token_key).delete()
+    return deleted
+
+
+def api_tokens_revoke_named(*, user: AbstractBaseUser, name: str) -> int:
+    """Revoke every token of `user` with this name (issue_token --rotate)."""
+    deleted, _ = ApiToken.objects.filter(user=user, name=name.strip()).delete()
+    return deleted

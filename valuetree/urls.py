@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from valuetree.views import catalogue, discovery, trees
+from valuetree.views import catalogue, discovery, tokens, trees
 
 app_name = "valuetree"
 urlpatterns = [
@@ -53,6 +53,8 @@ urlpatterns = [
         name="data-product-interest-withdraw",
     ),
     path("notifications/", discovery.notification_list, name="notifications"),
+    path("account/tokens/", tokens.token_list, name="tokens"),
+    path("account/tokens/<str:token_key>/revoke/", tokens.token_revoke, name="token-revoke"),
     path("notifications/read/", discovery.notifications_read, name="notifications-read"),
     path("notifications/badge/", discovery.notification_badge, name="notification-badge"),
     path("data-products/<slug:slug>/", catalogue.data_product_detail, name="data-product"),

@@ -2,12 +2,14 @@
 
 Variables: DEBUG, SECRET_KEY, ALLOWED_HOSTS, CSRF_TRUSTED_ORIGINS, DATABASE_URL,
 REDIS_URL, DATA_DIR, CREDENTIALS_KEYS, METRICS_ALLOWED_HOSTS and the METRICS_* /
-PULL_* limits, SECURE_SSL_REDIRECT, SECURE_HSTS_SECONDS, mail settings
+PULL_* limits, API_TOKEN_DAYS / API_TOKEN_MAX_DAYS, SECURE_SSL_REDIRECT,
+SECURE_HSTS_SECONDS, mail settings
 (DEFAULT_FROM_EMAIL, EMAIL_BACKEND), SITE_URL. See README.md.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -40,7 +42,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -157,7 +159,17 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=10, hour=2),
         "options": {"queue": "verdicts"},
     },
+    "prune-history": {
+        "task": "outcomes.tasks.prune_history",
+        "schedule": crontab(minute=40, hour=3),
+        "options": {"queue": "verdicts"},
+    },
 }
+# Retention (outcomes/retention.py): older verdicts and pull runs are pruned daily;
+# current and referenced verdicts, the latest runs and runs that stored values stay.
+VERDICT_HISTORY_DAYS = env_int("VERDICT_HISTORY_DAYS", 400)
+PULL_RUN_HISTORY_DAYS = env_int("PULL_RUN_HISTORY_DAYS", 90)
+PULL_RUNS_KEEP_LATEST = env_int("PULL_RUNS_KEEP_LATEST", 100)
 
 # --- Metrics: limits of a pull, outbound HTTP policy, source credentials. ---
 METRICS_FETCH_TIMEOUT = env_int("METRICS_FETCH_TIMEOUT", 10)  # seconds, whole request
@@ -239,7 +251,7 @@ SITE_URL = (env_str("SITE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header makes anonymous calls answer 401, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -253,6 +265,19 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "COERCE_DECIMAL_TO_STRING": False,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+# API tokens (django-rest-knox): hashed, named, expiring; `Authorization: Token <token>`.
+KNOX_TOKEN_MODEL = "valuetree.ApiToken"
+# knox's migrations create its own token table even when the model is swapped; with
+# none, nobody creates a table that nothing uses (and that would block test flushes).
+MIGRATION_MODULES = {"knox": None}
+API_TOKEN_DAYS = env_int("API_TOKEN_DAYS", 90)  # the default lifetime of a new token
+API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 365)
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=API_TOKEN_DAYS),
+    "TOKEN_PREFIX": "vt_",  # lets secret scanners recognise a leaked token
+    "AUTO_REFRESH": False,
 }
 
 SPECTACULAR_SETTINGS = {

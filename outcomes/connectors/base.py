@@ -7,7 +7,7 @@ and periods, refusing NaN, storing, scheduling and health are shared (outcomes/p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -20,7 +20,17 @@ RawPoint = tuple[Any, Any]
 
 
 class PullError(Exception):
-    """A pull failed for a reason a user can act on; the message says what to change."""
+    """A pull failed for a reason a user can act on; the message says what to change.
+
+    The message (str(error)) is shown to everyone who may read the tree, so it never
+    quotes what the source answered: a response may echo the credentials sent with the
+    request. `full` may quote it, and is shown only to those who may edit the source.
+    Both are redacted of the credentials before they are stored.
+    """
+
+    def __init__(self, message: str, *, full: str | None = None) -> None:
+        super().__init__(message)
+        self.full = full or message
 
 
 class TransientPullError(PullError):
@@ -60,6 +70,15 @@ class Connector(Protocol):
 
     def validate_metric(self, query: str, options: dict[str, Any]) -> None:
         """Raise django ValidationError (keys: `query` / `options.<name>`)."""
+
+    def origin(self, config: Mapping[str, Any]) -> Hashable | None:
+        """Where the source's credentials go: (scheme, host, port) as the code that
+        connects reads the address, default port filled in; None when it cannot be read.
+
+        Stored credentials are kept across an address change only when this is equal
+        (and not None) before and after: the same parser as the connection, or a URL
+        read two ways sends them to a server of the editor's choosing.
+        """
 
     def fetch(self, request: FetchRequest) -> list[RawPoint]:
         """The raw points, or PullError / TransientPullError with an actionable message."""

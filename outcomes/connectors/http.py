@@ -14,6 +14,10 @@ possible server-side request forgery. The defences:
   would not stop one byte every few seconds.
 - The body is read in chunks and abandoned past `max_bytes`.
 - Error messages never hold header values: headers carry credentials.
+- Every decision about where a URL points (validation, "the same origin" on a redirect
+  or when a source's address changes) uses `origin()`, which parses the URL with
+  urllib3's parser, the one that opens the connection. A URL that Python's urlsplit
+  reads differently (`http://a\\@127.0.0.1/`) is refused as ambiguous.
 """
 
 from __future__ import annotations
@@ -41,11 +45,13 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
+    LocationParseError,
     LocationValueError,
     NewConnectionError,
     ReadTimeoutError,
     SSLError,
 )
+from urllib3.util import parse_url
 
 from outcomes.connectors.base import PullError, TransientPullError
 
@@ -61,9 +67,11 @@ _FORBIDDEN_VALUE_CHARS = re.compile(r"[\r\n\x00]")
 # These decide how the request is framed or routed; letting a user set them would
 # confuse the framing, not add anything a metric source needs.
 _RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
-# Forwarding headers to another host (or over plain HTTP) on a redirect is the classic way
+# Forwarding headers to another origin (scheme, host, port) on a redirect is the classic way
 # to leak credentials, and any header may hold one: such a redirect keeps only these.
 _HEADERS_KEPT_ACROSS_HOSTS = frozenset({"accept", "user-agent"})
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 _PRIVATE_NETWORKS = tuple(
     ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
@@ -364,8 +372,27 @@ class _GuardedPoolManager(PoolManager):
 # -- Validation --------------------------------------------------------------------------
 
 
+def origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) that urllib3 connects to for `url`, default port filled in.
+
+    Lower-case scheme and host; an IPv6 host without brackets. Raises ValueError when
+    urllib3 cannot parse the URL or it has no http(s) scheme or no host. Origin is the
+    RFC 6454 triple: credentials entered for one origin are sent to no other.
+    """
+    try:
+        parts = parse_url(url)
+    except LocationParseError as e:
+        raise ValueError("not a parseable address") from e
+    scheme = (parts.scheme or "").lower()
+    if scheme not in _DEFAULT_PORTS or not parts.host:
+        raise ValueError("not an http(s) address with a host")
+    host = parts.host.lower().removeprefix("[").removesuffix("]")
+    return scheme, host, parts.port or _DEFAULT_PORTS[scheme]
+
+
 def validate_url(url: object) -> None:
-    """Raise ValidationError unless `url` is an http(s) address with a host."""
+    """Raise ValidationError unless `url` is an http(s) address with a host, read the same
+    way by urllib3 (which connects) and by urlsplit (which the rest of Python uses)."""
     if not isinstance(url, str) or not url.strip():
         raise ValidationError("Enter the address of the source, starting with https:// or http://.")
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
@@ -378,9 +405,26 @@ def validate_url(url: object) -> None:
     if parts.username is not None or parts.password is not None:
         raise ValidationError("Put credentials in the credentials headers, not in the address.")
     try:
-        parts.port  # noqa: B018 -- urlsplit checks the port only when asked for it
+        port = parts.port
     except ValueError as e:
         raise ValidationError("The address has an invalid port.") from e
+    try:
+        connects_to = origin(url)
+        auth = parse_url(url).auth
+    except ValueError as e:
+        raise ValidationError("The address cannot be read; write it as https://host/path.") from e
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    try:
+        # urlsplit's reading, normalised the way urllib3 normalises (case, IDNA).
+        seen = origin(f"{parts.scheme}://{host}:{port or _DEFAULT_PORTS[parts.scheme.lower()]}/")
+    except ValueError:
+        seen = None
+    if auth is not None or connects_to != seen:
+        # e.g. "http://a\@127.0.0.1/": urlsplit reads host 127.0.0.1, urllib3 host "a".
+        raise ValidationError(
+            "The address is ambiguous (a \\, @ or # before the host is read differently by "
+            "different parsers); write it plainly as https://host:port/path."
+        )
 
 
 def validate_headers(headers: object) -> None:
@@ -432,6 +476,18 @@ def validate_http_source(config: Mapping[str, Any], credentials: Mapping[str, An
         raise ValidationError(errors)
 
 
+def source_origin(config: Mapping[str, Any]) -> tuple[str, str, int] | None:
+    """The origin of a {"url", "headers"} source's address, None if it has none usable."""
+    url = config.get("url")
+    if not isinstance(url, str):
+        return None
+    try:
+        validate_url(url)
+    except ValidationError:
+        return None
+    return origin(url)
+
+
 def source_headers(config: Mapping[str, Any], credentials: Mapping[str, Any]) -> dict[str, str]:
     """The source's headers, the secret ones replacing same-named plain ones."""
     return merge_headers(config.get("headers") or {}, credentials.get("headers") or {})
@@ -481,7 +537,7 @@ def http_get(
         raise PullError(" ".join(e.messages)) from e
     request_headers = merge_headers({"User-Agent": _USER_AGENT}, headers or {})
 
-    original = urlsplit(url)
+    home = origin(url)
     with Deadline(timeout) as deadline:
         manager = _GuardedPoolManager(deadline)
         try:
@@ -490,16 +546,22 @@ def http_get(
                 if isinstance(response, Response):
                     return response
                 location = urljoin(url, response)
-                target = urlsplit(location)
-                if target.scheme.lower() not in ("http", "https"):
+                if urlsplit(location).scheme.lower() not in ("http", "https"):
                     raise PullError(
                         f"{_display(url)} redirected to {_display(location)}, which is not an "
                         "http(s) address."
                     )
-                leaves_origin = target.hostname != original.hostname or (
-                    original.scheme.lower() == "https" and target.scheme.lower() == "http"
-                )
-                if leaves_origin:
+                try:
+                    validate_url(location)
+                except ValidationError as e:
+                    raise PullError(
+                        f"{_display(url)} redirected to an address that is not usable: "
+                        f"{' '.join(e.messages)}"
+                    ) from e
+                if origin(location) != home:
+                    # Another scheme, host or port is another server (or service): the
+                    # headers, which may hold credentials, stay with the origin they
+                    # were entered for, also if a later redirect comes back.
                     request_headers = {
                         name: value
                         for name, value in request_headers.items()
@@ -583,7 +645,14 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body, parse_constant=refuse_constant)
     except RecursionError as e:
         raise PullError("The response is not valid JSON: it is nested too deeply.") from e
-    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except json.JSONDecodeError as e:
+        # Its message is positional ("Expecting value: line 1 column 1 (char 0)").
+        raise PullError(f"The response is not valid JSON: {e}.") from e
+    except UnicodeDecodeError as e:  # its message quotes a byte of the response
+        raise PullError(
+            f"The response is not valid JSON: it is not UTF-8 text (at byte {e.start})."
+        ) from e
+    except ValueError as e:  # refuse_constant: our own words
         raise PullError(f"The response is not valid JSON: {e}.") from e
 
 

@@ -13,8 +13,9 @@ import functools
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from jsonpath_ng import JSONPath
+from jsonpath_ng import jsonpath as base
 from jsonpath_ng.exceptions import JSONPathError
+from jsonpath_ng.ext import filter as ext_filter
 from jsonpath_ng.ext import parse as parse_jsonpath
 
 from outcomes.connectors import http
@@ -23,13 +24,76 @@ from outcomes.connectors.base import FetchRequest, PullError, RawPoint
 _OPTIONS = ("path", "period_path")
 
 
+# A JSONPath may only select parts of the document, never compute new values: an API
+# that echoes the request would otherwise let sub(), split(), str(), len() or arithmetic
+# turn a secret header into text that redaction does not recognise, and an ordering or
+# regex filter (<, >, =~) would let pulls guess it one character at a time.
+_SELECTING = (
+    base.Root,
+    base.This,
+    base.Fields,
+    base.Index,
+    base.Slice,
+    base.Wildcard,
+    base.Parent,
+)
+_COMBINING = (base.Child, base.Where, base.Descendants, base._Union, base._Intersect)
+_FILTER_OPERATORS = frozenset({"==", "=", "!=", None, "!"})  # None: "has this field"
+
+
+def _refuse_transforms(node: object) -> None:
+    """ValidationError unless `node` (a parsed JSONPath) only selects: fields, indices,
+    slices, wildcards, descendants, unions, `where` and equality filters."""
+    kind = type(node)
+    if kind in _SELECTING:
+        return
+    if kind in _COMBINING or kind is base.WhereNot:
+        _refuse_transforms(node.left)
+        _refuse_transforms(node.right)
+        return
+    if kind is ext_filter.Filter:
+        for expression in node.expressions:
+            _refuse_transforms(expression)
+        return
+    if kind in (ext_filter.And, ext_filter.Or):
+        for operand in node.operands:
+            _refuse_transforms(operand)
+        return
+    if kind is ext_filter.Expression and node.op in _FILTER_OPERATORS:
+        _refuse_transforms(node.target)
+        if isinstance(node.value, base.JSONPath):
+            _refuse_transforms(node.value)
+        return
+    raise ValidationError(
+        f"This JSONPath uses {_name(node)}, which is not accepted: a path may only pick "
+        "values (fields, [n], [*], .., and filters that compare with == or !=)."
+    )
+
+
+def _name(node: object) -> str:
+    if isinstance(node, ext_filter.Expression):
+        return f"the comparison {node.op}"
+    return {
+        "Sub": "sub()",
+        "Split": "split()",
+        "Str": "str()",
+        "Len": "`len`",
+        "Keys": "`keys`",
+        "Path": "`path`",
+        "SortedThis": "sorting",
+        "Operation": "arithmetic",
+    }.get(type(node).__name__, type(node).__name__)
+
+
 @functools.lru_cache(maxsize=4096)
-def _parsed(path: str) -> JSONPath:
+def _parsed(path: str) -> base.JSONPath:
     # Parsing builds a PLY parser each time (milliseconds); a metric's path never changes.
-    return parse_jsonpath(path)
+    parsed = parse_jsonpath(path)
+    _refuse_transforms(parsed)
+    return parsed
 
 
-def _compile(path: object) -> JSONPath:
+def _compile(path: object) -> base.JSONPath:
     if not isinstance(path, str) or not path.strip():
         raise ValidationError("Enter a JSONPath, e.g. $.data.value.")
     try:
@@ -38,14 +102,22 @@ def _compile(path: object) -> JSONPath:
         raise ValidationError(f"This is not a valid JSONPath: {e}") from e
 
 
-def _url(base: str, path: str) -> str:
+def _compile_for_pull(path: str, where: str) -> base.JSONPath:
+    # A path stored before a rule tightened fails the pull with the rule, not a crash.
+    try:
+        return _compile(path)
+    except ValidationError as e:
+        raise PullError(f"{where}: {' '.join(e.messages)}") from None
+
+
+def _url(address: str, path: str) -> str:
     if not path:
-        return base
+        return address
     if path.startswith("?"):
-        return base + path
+        return address + path
     # Always a "/" between the two: a path can then never change the host
     # (base "https://api.example.com" + "@elsewhere.example" would).
-    return base.rstrip("/") + "/" + path.lstrip("/")
+    return address.rstrip("/") + "/" + path.lstrip("/")
 
 
 def _scalar(value: Any, query: str, what: str) -> Any:
@@ -71,6 +143,9 @@ class HttpJsonConnector:
 
     def validate_source(self, config: dict[str, Any], credentials: dict[str, Any]) -> None:
         http.validate_http_source(config, credentials)
+
+    def origin(self, config: dict[str, Any]) -> tuple[str, str, int] | None:
+        return http.source_origin(config)
 
     def validate_metric(self, query: str, options: dict[str, Any]) -> None:
         errors: dict[str, list[str]] = {}
@@ -102,14 +177,17 @@ class HttpJsonConnector:
             timeout=request.timeout,
             max_bytes=request.max_bytes,
         )
-        values = [m.value for m in _compile(request.query).find(document)]
+        values = [m.value for m in _compile_for_pull(request.query, "The query").find(document)]
         if not values:
             raise PullError(f"The JSONPath {request.query} found nothing in the response.")
         values = [_scalar(v, request.query, "a value") for v in values]
 
         period_path = request.options.get("period_path")
         if period_path:
-            periods = [m.value for m in _compile(period_path).find(document)]
+            periods = [
+                m.value
+                for m in _compile_for_pull(period_path, "options.period_path").find(document)
+            ]
             if len(periods) != len(values):
                 raise PullError(
                     f"The JSONPath {request.query} found {len(values)} values but "

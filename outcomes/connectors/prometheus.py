@@ -26,16 +26,25 @@ _OPTIONS = ("mode", "step")
 _MODES = ("instant", "range")
 # Prometheus answers these with a JSON body that says what is wrong with the query.
 _QUERY_ERROR_STATUSES = (400, 422)
+# The errorType values of Prometheus's HTTP API; any other text is not repeated to readers.
+_ERROR_TYPES = frozenset(
+    {"bad_data", "execution", "timeout", "canceled", "internal", "unavailable", "not_found"}
+)
 
 
 def _unix(moment: datetime) -> str:
     return f"{moment.timestamp():.3f}".rstrip("0").rstrip(".")
 
 
-def _unexpected(what: str) -> PullError:
-    return PullError(
-        f"Prometheus gave an answer of an unexpected shape ({what}); check that the address "
+def _unexpected(what: str, quoted: str = "") -> PullError:
+    """`quoted` (from the answer) goes only into the editors' text."""
+    template = (
+        "Prometheus gave an answer of an unexpected shape ({what}); check that the address "
         "is Prometheus's (or a compatible API's) base address."
+    )
+    return PullError(
+        template.format(what=what),
+        full=template.format(what=f"{what}: {quoted}") if quoted else None,
     )
 
 
@@ -72,6 +81,9 @@ class PrometheusConnector:
     def validate_source(self, config: dict[str, Any], credentials: dict[str, Any]) -> None:
         http.validate_http_source(config, credentials)
 
+    def origin(self, config: dict[str, Any]) -> tuple[str, str, int] | None:
+        return http.source_origin(config)
+
     def validate_metric(self, query: str, options: dict[str, Any]) -> None:
         errors: dict[str, list[str]] = {}
         if not isinstance(query, str) or not query.strip():
@@ -99,7 +111,10 @@ class PrometheusConnector:
             }
             data = self._get(f"{base}/api/v1/query_range?{urlencode(parameters)}", request)
             if data.get("resultType") != "matrix":
-                raise _unexpected(f"a range query returned {data.get('resultType')!r}")
+                raise _unexpected(
+                    "a range query returned another resultType than matrix",
+                    repr(data.get("resultType"))[:100],
+                )
             values = _one_series(data.get("result"), request.query).get("values")
             if not isinstance(values, list):
                 raise _unexpected("the series has no values")
@@ -126,7 +141,7 @@ class PrometheusConnector:
             )
         if result_type == "string":
             raise PullError("The query returned a string, not a number.")
-        raise _unexpected(f"resultType {result_type!r}")
+        raise _unexpected("an unknown resultType", repr(result_type)[:100])
 
     def _get(self, url: str, request: FetchRequest) -> dict[str, Any]:
         """The `data` of a successful answer; PullError with Prometheus's own reason if not."""
@@ -153,7 +168,15 @@ class PrometheusConnector:
         if not isinstance(answer, dict):
             raise _unexpected("the answer is not a JSON object")
         if answer.get("status") == "error":
-            raise PullError(f"Prometheus refused the query: {answer.get('error')}")
+            # Prometheus's reason quotes the query, but whatever answers at this address
+            # may echo the request's headers in it.
+            kind = answer.get("errorType")
+            kind = f"{kind}; " if kind in _ERROR_TYPES else ""
+            raise PullError(
+                f"Prometheus refused the query ({kind}its message is shown to the source's "
+                "editors).",
+                full=f"Prometheus refused the query: {str(answer.get('error'))[:1000]}",
+            )
         if answer.get("status") != "success" or not isinstance(answer.get("data"), dict):
             raise _unexpected("no successful status and data")
         return answer["data"]

@@ -22,6 +22,9 @@ class PushConnector:
         if query.strip() or options:
             raise ValidationError({"query": "A push metric has no query: values are sent to it."})
 
+    def origin(self, config: dict[str, Any]) -> None:
+        return None  # nothing is sent anywhere
+
     def fetch(self, request: FetchRequest) -> list[RawPoint]:
         raise PullError(
             "A push metric is not pulled: send values to POST /api/metrics/{id}/observations/, "

@@ -29,6 +29,10 @@ never committed, and closes the connection. How far the database itself enforces
   of these engines ignore. There the account in the URL MUST be read-only.
 
 Everywhere, an account that may only read is the real guard; the rest is a safety net.
+Accounts the read-only transaction cannot hold back are refused on connect: on
+PostgreSQL a superuser, a member of a superuser role, or a member of
+pg_read_server_files, pg_write_server_files or pg_execute_server_program; on MySQL / MariaDB one with FILE, SUPER or ALL PRIVILEGES on
+*.*.
 
 Where a source may point: a SQLite file only inside METRICS_SQLITE_DIRS (never the
 app's own database), and a network database only at a public address, unless the host
@@ -46,6 +50,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 import sqlite3
 import time
@@ -62,6 +67,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from outcomes.connectors import http
 from outcomes.connectors.base import FetchRequest, PullError, RawPoint, TransientPullError
+from outcomes.credentials import redact
 
 DEFAULT_MAX_POINTS = 10_000
 PARAMETERS = ("since", "until")
@@ -160,6 +166,18 @@ class SqlConnector:
             errors["query"] = problem
         if errors:
             raise ValidationError(errors)
+
+    def origin(self, config: dict[str, Any]) -> tuple[str, str, int | str | None] | None:
+        """(dialect+driver, host, port) as SQLAlchemy reads the URL when connecting, with
+        the dialect's default port; for SQLite ("sqlite+pysqlite", "", the file's path)."""
+        try:
+            url, dialect = _parse_url(config.get("url"))
+        except _UrlProblem:
+            return None
+        scheme = f"{dialect.name}+{dialect.driver}"
+        if dialect.name == "sqlite":
+            return scheme, "", os.path.realpath(url.database or "")
+        return scheme, (url.host or "").lower(), _port(url, dialect)
 
     def fetch(self, request: FetchRequest) -> list[RawPoint]:
         try:
@@ -282,7 +300,23 @@ def _require_sqlite_file(url: URL) -> None:
         raise PullError(f"There is no SQLite database file at {url.database}.")
 
 
-DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433}
+# The port each dialect's driver uses when the URL gives none (443 for HTTP-based ones).
+DEFAULT_PORTS = {
+    "postgresql": 5432,
+    "redshift": 5439,
+    "mysql": 3306,
+    "mariadb": 3306,
+    "mssql": 1433,
+    "oracle": 1521,
+    "trino": 8080,
+    "clickhouse": 8123,
+}
+
+
+def _port(url: URL, dialect: type[Dialect]) -> int:
+    return url.port or DEFAULT_PORTS.get(dialect.name, 443)
+
+
 # Dialects whose URL "host" names an account or project, not an address to check.
 ACCOUNT_DIALECTS = {"snowflake", "bigquery", "databricks"}
 # The only options a SQL URL may carry (TLS, names, where to look).
@@ -306,7 +340,7 @@ def _checked_host(url: URL, dialect: type[Dialect]) -> dict[str, Any]:
         raise PullError(
             "Give the database's host name in the URL; a local socket connection is refused."
         )
-    port = url.port or DEFAULT_PORTS.get(dialect.name, 443)
+    port = _port(url, dialect)
     if dialect.name in ACCOUNT_DIALECTS:
         if http.host_allowed(url.host, port):
             return {}
@@ -367,7 +401,10 @@ def _run(
             raise _query_error(error, timeout, password) from error
         except StatementError as error:  # raised before reaching the database, e.g. binding
             message = _scrub(str(error.orig or error), password)
-            raise PullError(f"The query could not be run: {message}") from error
+            raise PullError(
+                f"The query could not be run ({_HIDDEN})",
+                full=f"The query could not be run: {message}",
+            ) from error
     return columns, rows
 
 
@@ -404,6 +441,7 @@ def _guard(connection: Connection, timeout: float) -> None:
         # SET TRANSACTION must come first in the transaction, before any query.
         connection.exec_driver_sql("SET TRANSACTION READ ONLY")
         connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
+        _refuse_privileged(_postgresql_privileges(connection))
     elif dialect.name == "sqlite":
         raw = connection.connection.driver_connection
         raw.execute("PRAGMA query_only = ON")
@@ -411,6 +449,8 @@ def _guard(connection: Connection, timeout: float) -> None:
         raw.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
         raw.set_authorizer(_sqlite_authorizer)
     elif dialect.name in ("mysql", "mariadb"):
+        grants = [row[0] for row in connection.exec_driver_sql("SHOW GRANTS")]
+        _refuse_privileged(mysql_privileges(grants))
         connection.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
         if getattr(dialect, "is_mariadb", False):
             connection.exec_driver_sql(f"SET SESSION max_statement_time = {timeout:g}")
@@ -421,6 +461,61 @@ def _guard(connection: Connection, timeout: float) -> None:
     elif dialect.name == "snowflake":
         seconds = max(1, math.ceil(timeout))
         connection.exec_driver_sql(f"ALTER SESSION SET STATEMENT_TIMEOUT_IN_SECONDS = {seconds}")
+
+
+# A read-only transaction does not hold these back: a PostgreSQL superuser can run
+# COPY ... TO PROGRAM (a shell command on the database host) and pg_read_file(), and
+# members of these predefined roles read, write or run files on it (PostgreSQL 11+,
+# "Predefined Roles"). MySQL's FILE privilege reads and writes the server's files
+# (LOAD_FILE, INTO OUTFILE) and SUPER may lift read_only.
+POSTGRESQL_PRIVILEGED_ROLES = (
+    "pg_read_server_files",
+    "pg_write_server_files",
+    "pg_execute_server_program",
+)
+MYSQL_PRIVILEGED = ("ALL PRIVILEGES", "FILE", "SUPER")
+_MYSQL_GLOBAL_GRANT = re.compile(r"^GRANT (?P<privileges>.+?) ON \*\.\* TO ", re.IGNORECASE)
+
+
+def _postgresql_privileges(connection: Connection) -> list[str]:
+    """What the connected account has of: superuser, the predefined roles above, and
+    membership in a superuser role (a query could take it on with set_config('role'))."""
+    row = connection.exec_driver_sql(
+        "SELECT r.rolsuper, ARRAY("
+        "  SELECT p.rolname FROM pg_roles p"
+        "  WHERE p.rolname = ANY(%(roles)s) AND pg_has_role(current_user, p.oid, 'MEMBER')"
+        "  ORDER BY p.rolname"
+        "), ARRAY("
+        "  SELECT s.rolname FROM pg_roles s"
+        "  WHERE s.rolsuper AND s.rolname <> current_user"
+        "  AND pg_has_role(current_user, s.oid, 'MEMBER')"
+        "  ORDER BY s.rolname"
+        ") FROM pg_roles r WHERE r.rolname = current_user",
+        {"roles": list(POSTGRESQL_PRIVILEGED_ROLES)},
+    ).one()
+    superuser_roles = [f"membership in the superuser role {name}" for name in row[2]]
+    return (["superuser"] if row[0] else []) + list(row[1]) + superuser_roles
+
+
+def mysql_privileges(grants: list[str]) -> list[str]:
+    """The privileges in MYSQL_PRIVILEGED that SHOW GRANTS lines give on *.*."""
+    found: set[str] = set()
+    for grant in grants:
+        match = _MYSQL_GLOBAL_GRANT.match(grant.strip())
+        if not match:
+            continue
+        held = {p.strip().upper() for p in match["privileges"].split(",")}
+        found |= held & set(MYSQL_PRIVILEGED)
+    return sorted(found)
+
+
+def _refuse_privileged(privileges: list[str]) -> None:
+    if privileges:
+        raise PullError(
+            f"The database account has {', '.join(privileges)}, which let a query read or "
+            "run files on the database server whatever the read-only transaction says. "
+            "Connect with a read-only role that has only SELECT on what the metrics read."
+        )
 
 
 def _points(columns: list[str], rows: list[tuple[Any, ...]], max_points: int) -> list[RawPoint]:
@@ -442,17 +537,51 @@ def _points(columns: list[str], rows: list[tuple[Any, ...]], max_points: int) ->
     return [(row[0], row[1]) for row in rows]
 
 
+# Drivers quote data in their messages (`invalid input syntax for type numeric: "..."`),
+# and a query can make a row say anything: readers get the SQLSTATE, editors the text.
+_HIDDEN = "the database's message is shown to the source's editors"
+
+
+def _split(
+    kind: type[PullError], template: str, message: str, code: str, **extra: str
+) -> PullError:
+    """`template` with {message} as the driver's text for editors, and as only its code
+    (and where to read the rest) for everyone else."""
+    public = f"{code}; {_HIDDEN}" if code else _HIDDEN
+    return kind(
+        template.format(message=public, **extra), full=template.format(message=message, **extra)
+    )
+
+
+def _error_code(error: DBAPIError) -> str:
+    orig = error.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if sqlstate:
+        return f"SQLSTATE {sqlstate}"
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int):
+        return f"error {args[0]}"
+    return ""
+
+
 def _connect_error(error: DBAPIError, password: str) -> PullError:
     message = _driver_message(error, password)
+    code = _error_code(error)
     if any(refusal in message.lower() for refusal in REFUSED_LOGIN):
-        return PullError(
-            f"The database refused the connection: {message}. Check the URL and the password."
+        return _split(
+            PullError,
+            "The database refused the connection ({message}). Check the URL and the password.",
+            message,
+            code,
         )
-    return TransientPullError(f"Could not connect to the database: {message}")
+    return _split(
+        TransientPullError, "Could not connect to the database ({message}).", message, code
+    )
 
 
 def _query_error(error: DBAPIError, timeout: float, password: str) -> PullError:
     message = _driver_message(error, password)
+    code = _error_code(error)
     lowered = message.lower()
     orig = error.orig
     sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or ""
@@ -466,7 +595,12 @@ def _query_error(error: DBAPIError, timeout: float, password: str) -> PullError:
         or "readonly database" in lowered
         or "not authorized" in lowered  # the SQLite authorizer: only reads pass
     ):
-        return PullError(f"The query tried to write ({message}); metric queries may only read.")
+        return _split(
+            PullError,
+            "The query tried to write ({message}); metric queries may only read.",
+            message,
+            code,
+        )
     if (
         (sqlstate == "57014" and "timeout" in lowered)
         or mysql_code in MYSQL_TIMEOUTS
@@ -477,14 +611,19 @@ def _query_error(error: DBAPIError, timeout: float, password: str) -> PullError:
             "e.g. filter with :since or aggregate less."
         )
     if "multiple commands" in lowered:
-        return PullError(f"The query must be a single statement ({message}).")
+        return _split(PullError, "The query must be a single statement ({message}).", message, code)
     if (
         error.connection_invalidated
         or sqlstate.startswith(TRANSIENT_SQLSTATES)
         or mysql_code in MYSQL_CONNECTION_LOST
     ):
-        return TransientPullError(f"The database connection failed during the query: {message}")
-    return PullError(f"The query failed: {message}")
+        return _split(
+            TransientPullError,
+            "The database connection failed during the query ({message}).",
+            message,
+            code,
+        )
+    return _split(PullError, "The query failed ({message}).", message, code)
 
 
 def _driver_message(error: DBAPIError, password: str) -> str:
@@ -495,7 +634,7 @@ def _driver_message(error: DBAPIError, password: str) -> str:
 
 def _scrub(message: str, password: str) -> str:
     # No driver known to us echoes the password, but one that does must not leak it.
-    return message.replace(password, "***") if password else message
+    return redact(message, [password])
 
 
 CONNECTOR = SqlConnector()

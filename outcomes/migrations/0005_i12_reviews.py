@@ -12,7 +12,7 @@ import outcomes.reviews.models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("outcomes", "0004_metric_source_output_port"),
+        ("outcomes", "0005_i11_verdict_reasons"),
         ("valuetree", "0003_data_products_in_the_open"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -186,6 +186,27 @@ class TestRedirects:
         assert "authorization" not in second.headers
         assert second.headers["accept"] == "text/csv"
 
+    def test_headers_are_dropped_when_a_redirect_goes_to_another_port(self, stub, settings):
+        # Another port of the same host is another server: the origin is scheme, host
+        # and port (RFC 6454).
+        with StubServer() as other:
+            settings.METRICS_ALLOWED_HOSTS = [stub.host_port, other.host_port]
+            stub.route("/go", redirect(f"{other.url}/there"))
+            other.route("/there", redirect(f"{stub.url}/back"))
+            stub.route("/back", (200, {}, b"ok"))
+            http.http_get(f"{stub.url}/go", headers={"Authorization": SECRET, "X-Key": SECRET})
+            assert "authorization" not in other.requests[0].headers
+            assert "x-key" not in other.requests[0].headers
+        # Coming back does not bring them back: the chain already left once.
+        assert [r.path for r in stub.requests] == ["/go", "/back"]
+        assert "authorization" not in stub.requests[1].headers
+
+    def test_redirect_to_an_address_read_two_ways_is_refused(self, stub):
+        stub.route("/go", redirect(f"http://api.example\\@{stub.host_port}/there"))
+        with pytest.raises(PullError, match="redirected to an address that is not usable"):
+            http.http_get(f"{stub.url}/go", headers={"Authorization": SECRET})
+        assert len(stub.requests) == 1
+
     def test_headers_are_kept_on_a_redirect_within_the_host(self, stub):
         stub.route("/go", redirect("/there"))
         stub.route("/there", (200, {}, b"ok"))

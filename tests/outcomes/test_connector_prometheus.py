@@ -136,12 +136,29 @@ class TestErrors:
             error(422, "execution", "expanding series: too many samples"),
         ],
     )
-    def test_prometheus_error_is_shown(self, stub, answer):
+    def test_prometheus_error_is_shown_to_editors_only(self, stub, answer):
         stub.route("/api/v1/query", answer)
         with pytest.raises(PullError) as caught:
             fetch(stub, "sum(up})")
         assert type(caught.value) is PullError
-        assert str(caught.value) == f"Prometheus refused the query: {answer[2]['error']}"
+        assert caught.value.full == f"Prometheus refused the query: {answer[2]['error']}"
+        assert str(caught.value) == (
+            f"Prometheus refused the query ({answer[2]['errorType']}; its message is shown "
+            "to the source's editors)."
+        )
+
+    def test_an_error_echoing_the_request_is_not_repeated_to_readers(self, stub):
+        # Whatever answers at the address may put the request's headers in its error.
+        stub.route(
+            "/api/v1/query",
+            lambda path, headers: error(400, headers["authorization"], headers["authorization"]),
+        )
+        with pytest.raises(PullError) as caught:
+            fetch(stub, "up")
+        assert "Bearer" not in str(caught.value)
+        assert str(caught.value) == (
+            "Prometheus refused the query (its message is shown to the source's editors)."
+        )
 
     def test_unavailable_is_transient(self, stub):
         stub.route("/api/v1/query", error(503, "timeout", "query timed out"))

@@ -19,12 +19,15 @@ import pytest
 from django.core.exceptions import ValidationError
 from psycopg import sql
 
+from outcomes.connectors import sql as sql_connector
 from outcomes.connectors.base import FetchRequest, PullError, TransientPullError
 from outcomes.connectors.sql import CONNECTOR
 
 WAREHOUSE = "valuetree_warehouse_test"
 PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "connect_timeout": 3}
-PG_URL = f"postgresql://postgres@127.0.0.1:5432/{WAREHOUSE}"
+# Metrics read as a role without superuser or file privileges: the connector refuses others.
+READER = "valuetree_test_reader"
+PG_URL = f"postgresql://{READER}@127.0.0.1:5432/{WAREHOUSE}"
 SECRET = "s3cret-value"
 
 DAILY = {
@@ -99,13 +102,28 @@ def warehouse() -> Iterator[str]:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
         # Dates compare with the timestamptz :since/:until in the session's time zone.
         admin.execute(sql.SQL("ALTER DATABASE {} SET timezone TO 'UTC'").format(name))
+        create_role(admin, READER)
     with psycopg.connect(**PG_ADMIN, dbname=WAREHOUSE, autocommit=True) as db:
         db.execute("CREATE TABLE daily (day date PRIMARY KEY, value numeric(12, 2) NOT NULL)")
         with db.cursor() as cursor:
             cursor.executemany("INSERT INTO daily VALUES (%s, %s)", list(DAILY.items()))
+        # Write rights too: only the read-only transaction may stop the write tests.
+        reader = sql.Identifier(READER)
+        db.execute(sql.SQL("GRANT ALL ON daily TO {}").format(reader))
+        db.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(reader))
     yield PG_URL
     with psycopg.connect(**PG_ADMIN, dbname="postgres", autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+
+
+def create_role(admin: psycopg.Connection, name: str, *grants: str) -> None:
+    """A login role (kept between runs: roles are cluster-wide), with `grants` roles."""
+    role = sql.Identifier(name)
+    exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]).fetchone()
+    if not exists:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER").format(role))
+    for grant in grants:
+        admin.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(grant), role))
 
 
 def daily_rows() -> int:
@@ -205,7 +223,10 @@ def test_writes_are_refused(warehouse, query, statement):
         CONNECTOR.fetch(fetch_request(warehouse, query))
 
     assert type(caught.value) is PullError
-    assert f"cannot execute {statement} in a read-only transaction" in str(caught.value)
+    # Readers get the SQLSTATE; the driver's words only in the editors' text.
+    assert f"cannot execute {statement} in a read-only transaction" in caught.value.full
+    assert "cannot execute" not in str(caught.value)
+    assert str(caught.value).startswith("The query tried to write (SQLSTATE 25006;")
     assert str(caught.value).endswith("metric queries may only read.")
     assert daily_rows() == len(DAILY)
 
@@ -238,8 +259,8 @@ def test_statement_timeout(warehouse):
         ),
         ("SELECT value FROM daily", "The query returned 5 rows of one column: return one value"),
         ("SET LOCAL work_mem = '8MB'", "The query returned no result"),
-        ("SELEC 1", 'The query failed: syntax error at or near "SELEC"'),
-        ("SELECT x FROM nowhere", 'The query failed: relation "nowhere" does not exist'),
+        ("SELEC 1", 'The query failed (syntax error at or near "SELEC"'),
+        ("SELECT x FROM nowhere", 'The query failed (relation "nowhere" does not exist'),
     ],
 )
 def test_unusable_queries(warehouse, query, message):
@@ -247,7 +268,19 @@ def test_unusable_queries(warehouse, query, message):
         CONNECTOR.fetch(fetch_request(warehouse, query))
 
     assert type(caught.value) is PullError
-    assert message in str(caught.value)
+    assert message in caught.value.full
+
+
+def test_driver_messages_quote_data_only_for_editors(warehouse):
+    # A driver quotes the value it could not use, and a query decides what that is.
+    with pytest.raises(PullError) as caught:
+        CONNECTOR.fetch(fetch_request(warehouse, "SELECT CAST('Bearer leaked' AS numeric)"))
+
+    assert "Bearer leaked" in caught.value.full
+    assert str(caught.value) == (
+        "The query failed (SQLSTATE 22P02; the database's message is shown to the "
+        "source's editors)."
+    )
 
 
 def test_unreachable_server_is_transient():
@@ -275,8 +308,8 @@ def test_password_never_appears_in_errors(warehouse, url, error_type, message):
         CONNECTOR.fetch(fetch_request(url, "SELECT 1", credentials={"password": SECRET}))
 
     assert type(caught.value) is error_type
-    assert message in str(caught.value)
-    assert SECRET not in error_chain(caught.value)
+    assert message in caught.value.full
+    assert SECRET not in error_chain(caught.value) + caught.value.full
 
 
 # --- SQLite ----------------------------------------------------------------------------
@@ -335,7 +368,7 @@ def test_sqlite_writes_are_refused(sqlite_warehouse, tmp_path, query):
             fetch_request(f"sqlite:///{sqlite_warehouse}", query.format(outside=outside))
         )
 
-    assert "not authorized" in str(caught.value)
+    assert "not authorized" in caught.value.full
     assert str(caught.value).endswith("metric queries may only read.")
     assert sqlite_rows(sqlite_warehouse) == len(DAILY)
     assert not outside.exists()
@@ -373,3 +406,68 @@ def test_a_query_the_server_never_stops_is_cut_off_by_the_client(warehouse, monk
     with pytest.raises(PullError) as caught:
         CONNECTOR.fetch(fetch_request(PG_URL, "SELECT pg_sleep(30)", timeout=1))
     assert "s3cret" not in str(caught.value)
+
+
+# --- PostgreSQL: accounts that can reach the server's files -----------------------------
+
+
+def test_a_superuser_is_refused(warehouse):
+    url = f"postgresql://postgres@127.0.0.1:5432/{WAREHOUSE}"
+    with pytest.raises(PullError) as caught:
+        CONNECTOR.fetch(fetch_request(url, "SELECT 1"))
+
+    assert type(caught.value) is PullError
+    assert str(caught.value).startswith("The database account has superuser,")
+    assert "Connect with a read-only role" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "role", ["pg_read_server_files", "pg_write_server_files", "pg_execute_server_program"]
+)
+def test_members_of_the_file_roles_are_refused(warehouse, role):
+    name = f"valuetree_test_{role}"
+    with psycopg.connect(**PG_ADMIN, dbname="postgres", autocommit=True) as admin:
+        create_role(admin, name, role)
+    url = f"postgresql://{name}@127.0.0.1:5432/{WAREHOUSE}"
+    with pytest.raises(PullError, match=f"The database account has {role},"):
+        CONNECTOR.fetch(fetch_request(url, "SELECT pg_read_file('/etc/hostname')"))
+
+
+def test_a_member_of_a_superuser_role_is_refused(warehouse):
+    # It could become that role inside its query: SELECT set_config('role', ..., true).
+    admin_role = "valuetree_test_admin"
+    with psycopg.connect(**PG_ADMIN, dbname="postgres", autocommit=True) as admin:
+        if not admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [admin_role]).fetchone():
+            admin.execute(
+                sql.SQL("CREATE ROLE {} SUPERUSER NOLOGIN").format(sql.Identifier(admin_role))
+            )
+        create_role(admin, "valuetree_test_admin_member", admin_role)
+    url = f"postgresql://valuetree_test_admin_member@127.0.0.1:5432/{WAREHOUSE}"
+    query = f"SELECT set_config('role', '{admin_role}', true)"
+    with pytest.raises(PullError, match=f"has membership in the superuser role {admin_role},"):
+        CONNECTOR.fetch(fetch_request(url, query))
+
+
+def test_a_role_without_those_privileges_reads(warehouse):
+    with psycopg.connect(**PG_ADMIN, dbname=WAREHOUSE) as db:
+        assert db.execute(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = %s", [READER]
+        ).fetchone() == (False,)
+    assert CONNECTOR.fetch(fetch_request(PG_URL, "SELECT 1")) == [(None, 1)]
+
+
+@pytest.mark.parametrize(
+    ("grants", "privileges"),
+    [
+        (["GRANT USAGE ON *.* TO `reader`@`%`", "GRANT SELECT ON `w`.* TO `reader`@`%`"], []),
+        (["GRANT FILE ON *.* TO `reader`@`%`"], ["FILE"]),
+        (["GRANT SELECT, SUPER ON *.* TO 'r'@'localhost'"], ["SUPER"]),
+        (
+            ["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION"],
+            ["ALL PRIVILEGES"],
+        ),
+        (["GRANT ALL PRIVILEGES ON `w`.* TO `reader`@`%`"], []),  # one database: no FILE
+    ],
+)
+def test_mysql_file_and_super_privileges_are_found(grants, privileges):
+    assert sql_connector.mysql_privileges(grants) == privileges

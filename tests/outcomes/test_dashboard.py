@@ -217,6 +217,17 @@ def test_user_text_is_escaped_in_the_figure_json(client, users, tree):
     assert "&lt;/script&gt;&lt;b&gt;x&lt;/b&gt;" in sunburst_labels(response)
 
 
+def test_quotes_in_user_text_are_drawn_as_quotes(client, users, tree):
+    # Plotly decodes &amp; &lt; &gt; but not &quot;: an escaped quote showed as "&quot;".
+    goal(tree, 'Say "hi" & it\'s <b>')
+    client.force_login(users["viewer"])
+
+    labels = sunburst_labels(client.get(URL))
+
+    assert 'Say "hi" &amp; it\'s &lt;b&gt;' in labels
+    assert not any("&quot;" in label or "&#x27;" in label for label in labels)
+
+
 def test_every_status_has_one_colour():
     assert set(dashboard.STATUS_COLOURS) == set(VerdictStatus.values)
     assert dashboard.status_colour(None) == dashboard.STATUS_COLOURS["no_data"]

@@ -8,7 +8,7 @@ import pytest
 
 from outcomes import evaluation, pulling, tasks
 from outcomes.evaluation import measures_evaluate
-from outcomes.models import Verdict, VerdictPolicy
+from outcomes.models import Measure, Verdict, VerdictPolicy
 from outcomes.selectors import tree_outcomes
 from outcomes.services import measure_create, measure_update
 from tests.factories import make_metric
@@ -191,8 +191,9 @@ def test_evaluation_queries_do_not_grow_with_measures(
     pulling.observations_push(metric=metric, raw_points=AHEAD)
     ids = [add_measure(bet, metric=metric, name=f"M{n}").pk for n in range(count)]
     evaluation.fit_cache.clear()
-    # ids, measures, policies, fit keys, observations, UPDATE, INSERT (+ savepoints)
-    with django_assert_max_num_queries(9):
+    # ids, measures, policies, fit keys, observations, UPDATE, measures still there,
+    # INSERT (+ savepoints)
+    with django_assert_max_num_queries(10):
         assert measures_evaluate(measure_ids=ids, at=AT) == count
 
 
@@ -261,3 +262,33 @@ def test_huge_weights_roll_up_without_overflow(tree, bet):
     measures_evaluate(measure_ids=ids, at=AT)
     outcome = tree_outcomes([tree.pk])[bet.pk]
     assert (outcome.status, outcome.score) == ("on_track", 0.75)
+
+
+def test_an_evaluation_queued_for_a_deleted_measure_does_nothing(tree, bet):
+    gone = add_measure(bet, name="Gone")
+    gone_id = gone.pk
+    gone.delete()
+
+    assert tasks.evaluate_measures([gone_id]) == 0
+    assert Verdict.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_measure_deleted_during_its_evaluation_gets_no_verdict(tree, bet, monkeypatch):
+    """Deleted after the worker read it, before the verdicts are written: no
+    foreign-key error at commit, the other measures' verdicts are stored."""
+    from outcomes import verdicts
+
+    kept, gone = add_measure(bet, name="Kept"), add_measure(bet, name="Gone")
+    evaluate = verdicts.evaluate
+    calls = []
+
+    def evaluate_then_delete(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            Measure.objects.filter(pk=gone.pk).delete()
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(verdicts, "evaluate", evaluate_then_delete)
+    assert measures_evaluate(measure_ids=[kept.pk, gone.pk], at=AT) == 1
+    assert list(Verdict.objects.values_list("measure_id", flat=True)) == [kept.pk]

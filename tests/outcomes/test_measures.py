@@ -57,6 +57,22 @@ class TestMeasureApi:
         assert field in body or ("non_field_errors" in body and field == "__all__"), body
         assert not Measure.objects.exists()
 
+    def test_another_trees_metric_answers_like_a_missing_one(self, users, client_for, goal):
+        """No probing: a metric of a tree the caller may not see (or may, but another
+        tree's) gets the very answer an id that does not exist gets."""
+        from tests.factories import make_metric, make_role_users, make_tree
+
+        hidden = make_tree(make_role_users(prefix="x"), slug="hidden", name="Hidden")
+        elsewhere = make_metric(hidden, kind="push", name="Secret metric")
+        editor = client_for(users["editor"])
+        url = f"/api/nodes/{goal.pk}/measures/"
+
+        other = editor.post(url, {**VALID, "metric": elsewhere.pk})
+        missing = editor.post(url, {**VALID, "metric": elsewhere.pk + 1000})
+        assert (other.status_code, other.json()) == (missing.status_code, missing.json())
+        assert missing.json() == {"metric": ["Choose a metric of this tree."]}
+        assert not Measure.objects.exists()
+
     def test_non_finite_values_are_refused(self, users, client_for, goal):
         response = client_for(users["editor"]).post(
             f"/api/nodes/{goal.pk}/measures/",

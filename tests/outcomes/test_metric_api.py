@@ -334,7 +334,7 @@ def test_a_viewer_cannot_create_a_metric(users, tree, client_for):
 
 
 def test_pull_now_queues_one_pull_and_refuses_while_it_is_claimed(
-    pulled_metric, editor, queued, django_capture_on_commit_callbacks
+    users, pulled_metric, editor, queued, django_capture_on_commit_callbacks
 ):
     url = f"/api/metrics/{pulled_metric.pk}/pull/"
 
@@ -345,7 +345,7 @@ def test_pull_now_queues_one_pull_and_refuses_while_it_is_claimed(
 
     assert (first.status_code, second.status_code) == (202, 409)
     assert "already queued or running" in second.json()["detail"]
-    assert queued == [(pulled_metric.pk, "manual")]
+    assert queued == [(pulled_metric.pk, "manual", users["editor"].pk)]
     pulled_metric.refresh_from_db()
     assert pulled_metric.claimed_at is not None
 
@@ -760,3 +760,13 @@ def test_too_many_pushed_values_get_a_message_about_pushing(push_metric, editor,
     assert response.status_code == 400
     assert "3 values at once; at most 2" in json.dumps(response.json())
     assert not Observation.objects.exists()
+
+
+@pytest.mark.parametrize("value", ["1_000", "١٢٣", "１２", "1,5"])
+def test_a_pushed_value_python_would_read_but_a_person_might_not_is_refused(
+    push_metric, editor, value
+):
+    response = editor.post(observations_url(push_metric), {"period": "2026-03-01", "value": value})
+    assert response.status_code == 400
+    assert "is not a number" in json.dumps(response.json(), ensure_ascii=False)
+    assert not push_metric.observations.exists()

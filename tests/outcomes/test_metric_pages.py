@@ -402,7 +402,7 @@ class TestMetricForms:
 
 @pytest.mark.django_db
 class TestPullNow:
-    def test_queues_exactly_once(self, as_role, pulled, django_capture_on_commit_callbacks):
+    def test_queues_exactly_once(self, users, as_role, pulled, django_capture_on_commit_callbacks):
         client = as_role("editor")
         with (
             mock.patch("outcomes.tasks.pull_metric.delay") as delay,
@@ -410,7 +410,8 @@ class TestPullNow:
         ):
             first = client.post(f"/metrics/{pulled.pk}/pull/", HTTP_HX_REQUEST="true")
             second = client.post(f"/metrics/{pulled.pk}/pull/", HTTP_HX_REQUEST="true")
-        delay.assert_called_once_with(pulled.pk, PullTrigger.MANUAL)
+        # Who asked is recorded on the run (the task's third argument).
+        delay.assert_called_once_with(pulled.pk, PullTrigger.MANUAL, users["editor"].pk)
         assert Metric.objects.get(pk=pulled.pk).claimed_at is not None
         assert first.status_code == second.status_code == 200
         assert "Pull queued" in first.content.decode()
@@ -600,6 +601,20 @@ class TestMetricPage:
         assert "/static/js/charts.js" in html
         assert "cdn" not in html.lower()
         assert 'data-figure="metric-figure"' in html
+
+    def test_quotes_in_chart_text_are_not_entities(self, as_role, tree):
+        name = 'NPS "weekly" & it\'s'
+        metric = make_metric(tree, name=name, unit='"pts"')
+        from outcomes.pulling import observations_push
+
+        observations_push(metric=metric, raw_points=[("2026-01-01", 1)])
+        html = as_role("viewer").get(f"/metrics/{metric.pk}/").content.decode()
+        found = re.search(
+            r'<script id="metric-figure" type="application/json">(.*?)</script>', html, re.S
+        )
+        figure = json.loads(found.group(1))
+        assert figure["data"][0]["name"] == 'NPS "weekly" &amp; it\'s'
+        assert figure["layout"]["yaxis"]["title"]["text"] == '"pts"'
 
     def test_no_values_no_chart(self, as_role, pushed):
         html = as_role("viewer").get(f"/metrics/{pushed.pk}/").content.decode()

@@ -100,7 +100,15 @@ def test_period_start_cuts_in_the_metric_zone(granularity, moment, expected):
 
 @pytest.mark.parametrize(
     ("raw", "value"),
-    [(3, 3.0), (2.5, 2.5), (Decimal("1.25"), 1.25), ("  42.5 ", 42.5), ("-1e3", -1000.0)],
+    [
+        (3, 3.0),
+        (2.5, 2.5),
+        (Decimal("1.25"), 1.25),
+        ("  42.5 ", 42.5),
+        ("-1e3", -1000.0),
+        ("+.5", 0.5),
+        ("7.", 7.0),
+    ],
 )
 def test_parse_value_accepts_numbers(raw, value):
     assert pulling.parse_value(raw) == value
@@ -119,9 +127,15 @@ def test_parse_value_accepts_numbers(raw, value):
         (None, "None is not a number"),
         ({"v": 1}, "a dict is not a number"),
         ([1], "a list is not a number"),
+        ("1_000", "'1_000' is not a number"),
+        ("١٢٣", "'١٢٣' is not a number"),  # Arabic-Indic digits
+        ("１２", "'１２' is not a number"),  # fullwidth digits
+        ("1,5", "'1,5' is not a number"),
+        ("0x10", "'0x10' is not a number"),
     ],
 )
 def test_parse_value_refuses_what_is_not_a_finite_number(raw, message):
+    """Also what float() would read but a person might not: "1_000", other scripts' digits."""
     with pytest.raises(ValueError, match=message):
         pulling.parse_value(raw)
 
@@ -169,7 +183,10 @@ def test_points_validate_files_values_under_their_period(metric):
             "Value 2: a second value for the period",
         ),
         ([("2026-03-05", 1)], "Value 1: period 2026-03-05 00:00 UTC is in the future"),
-        ([("2026-03-01", 1), ("2026-03-02", "NaN")], "Value 2: 'NaN' is not a finite number"),
+        (
+            [("2026-03-01", 1), ("2026-03-02", "NaN")],
+            "Value 2: the value \\('NaN'\\) is not a finite number",
+        ),
     ],
 )
 def test_points_validate_refuses(metric, raw_points, message):
@@ -283,7 +300,32 @@ def test_pull_now_claims_once_and_queues_after_commit(
         assert pulling.metric_pull_now(metric=metric) is True
         assert queued == []  # not before the claim commits
     assert pulling.metric_pull_now(metric=metric) is False
-    assert queued == [(metric.pk, "manual")]
+    assert queued == [(metric.pk, "manual", None)]
+
+
+def test_pull_now_moves_the_schedule_and_records_who_asked(
+    metric, fake, users, monkeypatch, django_capture_on_commit_callbacks
+):
+    from outcomes import tasks
+
+    overdue = timezone.now() - timedelta(minutes=5)
+    Metric.objects.filter(pk=metric.pk).update(next_pull_at=overdue)
+    queued = []
+    monkeypatch.setattr(tasks.pull_metric, "delay", lambda *args: queued.append(args))
+    metric.refresh_from_db()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert pulling.metric_pull_now(metric=metric, user=users["editor"]) is True
+    metric.refresh_from_db()
+    assert metric.next_pull_at == pulling.next_pull_after(metric, metric.claimed_at)
+    assert metric.next_pull_at > timezone.now()
+    # Beat does not pull it again the moment this pull finishes.
+    assert metric.pk not in pulling.metrics_claim_due()
+
+    [(metric_id, trigger, user_id)] = queued
+    run = pulling.metric_pull(metric_id=metric_id, trigger=trigger, user_id=user_id)
+    assert (run.trigger, run.user) == ("manual", users["editor"])
+    assert metric.pk not in pulling.metrics_claim_due()
 
 
 def test_pull_now_refuses_a_push_metric(push_metric):
@@ -332,7 +374,8 @@ def test_pulling_a_period_again_replaces_its_value(metric, fake):
 @pytest.mark.parametrize(
     ("answer", "message"),
     [
-        ([("2026-03-01", "abc")], "Value 1: 'abc' is not a number."),
+        # Readers get the shape of what the source said; its editors read it in error_detail.
+        ([("2026-03-01", "abc")], "Value 1: the value (a text of 3 characters) is not a finite"),
         ([("2026-03-01", float("inf"))], "not a finite number"),
         ([], "The source returned no values."),
         (PullError("The JSONPath $.x found nothing in the response"), "found nothing"),
@@ -351,6 +394,8 @@ def test_a_failed_pull_stores_nothing_and_keeps_the_last_good_value(metric, fake
     assert metric.claimed_at is None
     assert metric.consecutive_failures == 1
     assert metric.last_error == run.error
+    if answer == [("2026-03-01", "abc")]:
+        assert run.error_detail == metric.last_error_detail == "Value 1: 'abc' is not a number."
 
 
 def test_a_metric_is_unhealthy_after_n_failures_and_healthy_after_a_success(metric, fake, settings):

@@ -116,7 +116,7 @@ def test_beat_fan_out_reaches_the_worker_and_stores_or_refuses(tree, stub, broke
     assert runs[good.pk].status == PullStatus.SUCCEEDED
     assert runs[missing.pk].status == PullStatus.FAILED
     assert "HTTP 404" in runs[missing.pk].error
-    assert "'NaN' is not a finite number" in runs[nan.pk].error
+    assert "the value ('NaN') is not a finite number" in runs[nan.pk].error
     # Each was claimed and moved on to its next hourly slot.
     for metric in Metric.objects.all():
         assert metric.next_pull_at > metric.created_at

@@ -938,7 +938,8 @@ def test_registering_interest_notifies_the_owner(login, users, billing, products
         (
             users["owner"].pk,
             "Billing squad wants to consume “Sample turnaround”",
-            "For the initiative “Invoice chasing” (Billing): Chase late payers",
+            # The product's owner is no member of the Billing tree: it stays unnamed.
+            "For an initiative in a tree you cannot see: Chase late payers",
             "/data-products/sample-turnaround/",
         )
     ]

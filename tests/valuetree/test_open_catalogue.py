@@ -627,6 +627,20 @@ class TestDeprecationWarnings:
         assert "Your work relying on it" not in notice.body
         assert [m.to for m in mailoutbox] == [["viewer@example.com"]]
 
+    def test_a_node_owner_who_cannot_read_the_tree_is_not_told_about_it(
+        self, with_email, tree, bet, lab, mailoutbox, django_capture_on_commit_callbacks
+    ):
+        users = with_email
+        made = product(lab, "qc")
+        # The outsider owns a node of a tree they are not (or no longer) a member of.
+        node = services.node_create(tree=tree, parent=bet, title="Secret", owner=users["outsider"])
+        services.data_product_link(product=made, node=node, role="uses")
+
+        self.deprecate(made, django_capture_on_commit_callbacks)
+
+        assert inbox(users["outsider"]) == []
+        assert all("Secret" not in m.body for m in mailoutbox)
+
     def test_no_mail_for_a_recipient_without_an_address(
         self, users, tree, bet, lab, mailoutbox, django_capture_on_commit_callbacks
     ):
@@ -999,6 +1013,22 @@ class TestEarlyConsumers:
                 "team", "visible"
             )
         ) == [("Ward 3", True)]
+
+    def test_an_owner_who_cannot_read_the_tree_is_not_told_its_name_or_initiative(
+        self, with_email, lab, initiative, mailoutbox, django_capture_on_commit_callbacks
+    ):
+        users = with_email
+        made = product(lab, "qc", owner=users["outsider"])
+        with django_capture_on_commit_callbacks(execute=True):
+            self.register(made, initiative, users["editor"])
+
+        [notice] = Notification.objects.filter(recipient=users["outsider"])
+        assert notice.subject == "Ward 3 wants to consume “Qc”"
+        assert notice.body == "For an initiative in a tree you cannot see: Faster alerts"
+        [mail] = mailoutbox
+        assert "Ward alerts" not in mail.body + mail.subject
+        assert "Tree" not in mail.body + mail.subject
+        assert mail.body.startswith("For an initiative in a tree you cannot see: Faster alerts")
 
     @pytest.mark.parametrize(("role", "visible"), [("leadership", True), ("outsider", False)])
     def test_visible_only_to_who_reads_the_tree(self, users, lab, initiative, role, visible):

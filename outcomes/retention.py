@@ -1,0 +1,128 @@
+"""Retention: verdict rows (one per evaluation) and pull runs (one per pull or push)
+are pruned to a configurable history by a daily task (`prune_history`).
+
+Kept whatever their age:
+- every measure's current verdict, and every verdict another row points at (a
+  published value review or decision cites the verdict it was made on:
+  `verdict_ids_referenced`);
+- the latest PULL_RUNS_KEEP_LATEST runs of each metric, every run an observation was
+  stored by (the provenance of a value: who pushed it, which pull wrote it) and runs
+  still in progress.
+
+Settings: VERDICT_HISTORY_DAYS, PULL_RUN_HISTORY_DAYS, PULL_RUNS_KEEP_LATEST (README).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import Exists, OuterRef, QuerySet
+from django.utils import timezone
+
+from outcomes.models import Observation, PullRun, PullStatus, Verdict
+
+DELETE_BATCH = 2000  # rows per DELETE: short transactions, no long lock on a busy table
+
+
+def verdict_ids_referenced() -> set[int]:
+    """Ids of verdicts that some other row points at: these are evidence and never pruned.
+
+    The hook for reviews and decisions: any model with a ForeignKey, OneToOneField or
+    ManyToManyField to Verdict (e.g. a ValueReview's or Decision's `verdict`) is found
+    here by introspection, so a new model that cites verdicts is protected without
+    changing this function. A relation whose rows should not protect (none today) would
+    be excluded here, by its related model's label.
+    """
+    referenced: set[int] = set()
+    for relation in _relations_to(Verdict):
+        model = relation.related_model
+        if relation.many_to_many:
+            through = relation.field.remote_field.through if relation.field else None
+            if through is None:
+                continue
+            column = next(
+                f.attname
+                for f in through._meta.get_fields()
+                if isinstance(f, models.ForeignKey) and f.related_model is Verdict
+            )
+            referenced.update(through.objects.values_list(column, flat=True).distinct().iterator())
+        elif relation.one_to_many or relation.one_to_one:
+            column = relation.field.attname
+            referenced.update(
+                model._base_manager.exclude(**{f"{column}__isnull": True})
+                .values_list(column, flat=True)
+                .distinct()
+                .iterator()
+            )
+    return referenced
+
+
+def _relations_to(model: type[models.Model]) -> list[models.ForeignObjectRel]:
+    """Every relation other models have to `model`, hidden ones (related_name="+") too."""
+    return [
+        field
+        for field in model._meta.get_fields(include_hidden=True)
+        if field.auto_created and not field.concrete and field.is_relation
+    ]
+
+
+def _delete_in_batches(queryset: QuerySet, model: type[models.Model]) -> int:
+    deleted = 0
+    while True:
+        ids = list(queryset.values_list("pk", flat=True)[:DELETE_BATCH])
+        if not ids:
+            return deleted
+        with transaction.atomic():
+            # An ordinary delete: whatever relation a later model adds to these rows is
+            # honoured (a PROTECT refuses, SET_NULL clears) rather than bypassed.
+            _, by_model = model.objects.filter(pk__in=ids).delete()
+            deleted += by_model.get(model._meta.label, 0)
+
+
+def verdicts_prune(*, now: datetime | None = None, days: int | None = None) -> int:
+    """Delete verdicts evaluated more than `days` (VERDICT_HISTORY_DAYS) ago that are not
+    current and not referenced; how many."""
+    now = now or timezone.now()
+    days = settings.VERDICT_HISTORY_DAYS if days is None else days
+    old = Verdict.objects.filter(is_current=False, evaluated_at__lt=now - timedelta(days=days))
+    keep = verdict_ids_referenced()
+    if keep:
+        old = old.exclude(pk__in=keep)
+    return _delete_in_batches(old.order_by("pk"), Verdict)
+
+
+def pull_runs_prune(
+    *, now: datetime | None = None, days: int | None = None, keep_latest: int | None = None
+) -> int:
+    """Delete pull runs started more than `days` (PULL_RUN_HISTORY_DAYS) ago, except each
+    metric's latest `keep_latest` (PULL_RUNS_KEEP_LATEST), runs observations point at and
+    running ones; how many."""
+    now = now or timezone.now()
+    days = settings.PULL_RUN_HISTORY_DAYS if days is None else days
+    keep_latest = settings.PULL_RUNS_KEEP_LATEST if keep_latest is None else keep_latest
+    cutoff = now - timedelta(days=days)
+    old = (
+        PullRun.objects.filter(started_at__lt=cutoff)
+        .exclude(status=PullStatus.RUNNING)
+        .exclude(Exists(Observation.objects.filter(pull_run=OuterRef("pk"))))
+    )
+    deleted = 0
+    for metric_id in _metrics_with(old):
+        newest = PullRun.objects.filter(metric_id=metric_id).order_by("-started_at", "-id")
+        kept = list(newest.values_list("pk", flat=True)[:keep_latest]) if keep_latest else []
+        deleted += _delete_in_batches(
+            old.filter(metric_id=metric_id).exclude(pk__in=kept).order_by("pk"), PullRun
+        )
+    return deleted
+
+
+def _metrics_with(runs: QuerySet[PullRun]) -> Iterable[int]:
+    return list(runs.order_by().values_list("metric_id", flat=True).distinct())
+
+
+def history_prune(*, now: datetime | None = None) -> dict[str, int]:
+    """Both prunes with the configured history: {"verdicts": n, "pull_runs": n}."""
+    return {"verdicts": verdicts_prune(now=now), "pull_runs": pull_runs_prune(now=now)}

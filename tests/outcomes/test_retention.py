@@ -1,0 +1,163 @@
+"""Retention: old verdicts and pull runs are pruned; evidence is kept."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from django.db import connection, models
+from django.test.utils import isolate_apps
+
+from outcomes import retention, tasks
+from outcomes.models import Observation, PullRun, PullStatus, Verdict
+from tests.factories import make_metric
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def verdict(measure, days_ago: int, *, current: bool = False) -> Verdict:
+    at = NOW - timedelta(days=days_ago)
+    return Verdict.objects.create(
+        measure=measure,
+        evaluated_at=at,
+        as_of=at,
+        status="on_track",
+        judged_status="on_track",
+        expected_progress=0.5,
+        is_current=current,
+    )
+
+
+def run(metric, days_ago: int, status: str = PullStatus.SUCCEEDED) -> PullRun:
+    return PullRun.objects.create(
+        metric=metric, trigger="schedule", status=status, started_at=NOW - timedelta(days=days_ago)
+    )
+
+
+@pytest.fixture
+def metric(tree):
+    return make_metric(tree, kind="push", name="Signups")
+
+
+@pytest.fixture
+def measure(tree, metric):
+    from outcomes.services import measure_create
+    from valuetree import services
+
+    goal = services.node_create(tree=tree, parent=None, title="Goal")
+    return measure_create(
+        node=goal,
+        name="Signups",
+        direction="increase",
+        baseline_value=0,
+        baseline_date=date(2026, 1, 1),
+        target_value=10,
+        target_date=date(2027, 1, 1),
+        metric=metric,
+    )
+
+
+def test_old_verdicts_go_but_the_current_and_recent_ones_stay(measure, settings):
+    settings.VERDICT_HISTORY_DAYS = 30
+    old, recent = verdict(measure, 31), verdict(measure, 29)
+    current = verdict(measure, 500, current=True)
+
+    assert retention.verdicts_prune(now=NOW) == 1
+    assert set(Verdict.objects.values_list("pk", flat=True)) == {recent.pk, current.pk}
+    assert not Verdict.objects.filter(pk=old.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_verdict_another_row_points_at_is_kept(users, tree, measure, settings, monkeypatch):
+    """The hook: any model citing a verdict (a review, a decision) protects it."""
+    settings.VERDICT_HISTORY_DAYS = 30
+    cited, uncited = verdict(measure, 100), verdict(measure, 100)
+    with isolate_apps("outcomes"):
+
+        class Review(models.Model):  # noqa: DJ008
+            verdict = models.ForeignKey(Verdict, on_delete=models.PROTECT, related_name="+")
+
+            class Meta:
+                app_label = "outcomes"
+                db_table = "i16_test_review"
+
+    # As if Review were installed: Verdict's reverse relations include it.
+    relations = [*retention._relations_to(Verdict), Review._meta.get_field("verdict").remote_field]
+    monkeypatch.setattr(retention, "_relations_to", lambda model: relations)
+    with connection.schema_editor() as editor:
+        editor.create_model(Review)
+    try:
+        Review.objects.create(verdict=cited)
+        assert retention.verdict_ids_referenced() == {cited.pk}
+        assert retention.verdicts_prune(now=NOW) == 1
+        assert list(Verdict.objects.values_list("pk", flat=True)) == [cited.pk]
+        assert not Verdict.objects.filter(pk=uncited.pk).exists()
+    finally:
+        with connection.schema_editor() as editor:
+            editor.delete_model(Review)
+
+
+def test_old_runs_go_except_the_latest_the_running_and_those_values_came_from(metric, settings):
+    settings.PULL_RUN_HISTORY_DAYS = 10
+    settings.PULL_RUNS_KEEP_LATEST = 2
+    old = [run(metric, days) for days in (40, 39, 38, 37)]
+    stored_by = run(metric, 50)
+    Observation.objects.create(
+        metric=metric, period_start=NOW, value=1, pull_run=stored_by, pulled_at=NOW
+    )
+    running = run(metric, 60, PullStatus.RUNNING)
+    newest = [run(metric, 2), run(metric, 1)]
+
+    assert retention.pull_runs_prune(now=NOW) == 4
+    assert set(PullRun.objects.values_list("pk", flat=True)) == {
+        stored_by.pk,
+        running.pk,
+        *(r.pk for r in newest),
+    }
+    assert Observation.objects.get().pull_run == stored_by
+    assert not PullRun.objects.filter(pk__in=[r.pk for r in old]).exists()
+
+
+def test_the_latest_runs_are_kept_even_when_all_are_old(metric, settings):
+    settings.PULL_RUN_HISTORY_DAYS = 10
+    settings.PULL_RUNS_KEEP_LATEST = 3
+    runs = [run(metric, days) for days in range(100, 90, -1)]  # ten, all old
+
+    assert retention.pull_runs_prune(now=NOW) == 7
+    assert set(PullRun.objects.values_list("pk", flat=True)) == {r.pk for r in runs[-3:]}
+
+
+def test_the_task_prunes_both_and_is_scheduled(measure, metric, settings):
+    settings.VERDICT_HISTORY_DAYS = 1
+    settings.PULL_RUN_HISTORY_DAYS = 1
+    settings.PULL_RUNS_KEEP_LATEST = 0
+    verdict(measure, 2 + (datetime.now(UTC) - NOW).days)
+    run(metric, 2 + (datetime.now(UTC) - NOW).days)
+
+    assert tasks.prune_history() == {"verdicts": 1, "pull_runs": 1}
+    assert settings.CELERY_BEAT_SCHEDULE["prune-history"]["task"] == "outcomes.tasks.prune_history"
+
+
+@pytest.mark.parametrize("size", [5, 50])
+def test_pruning_costs_a_few_queries_per_metric(
+    metric, settings, django_assert_max_num_queries, size
+):
+    settings.PULL_RUN_HISTORY_DAYS = 1
+    settings.PULL_RUNS_KEEP_LATEST = 1
+    for days in range(size):
+        run(metric, 10 + days)
+    with django_assert_max_num_queries(9):
+        assert retention.pull_runs_prune(now=NOW) == size - 1
+
+
+def test_the_command_prunes_and_says_how_much(metric, settings, capsys):
+    from django.core.management import call_command
+
+    settings.PULL_RUN_HISTORY_DAYS = 1
+    settings.PULL_RUNS_KEEP_LATEST = 0
+    run(metric, 10 + (datetime.now(UTC) - NOW).days)
+
+    call_command("prune_history")
+
+    assert capsys.readouterr().out.strip() == "Deleted 0 verdict(s) and 1 pull run(s)."
+    assert not PullRun.objects.exists()
