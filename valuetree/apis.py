@@ -308,8 +308,10 @@ class MembershipViewSet(viewsets.ModelViewSet):
         serializer.instance = services.membership_set(tree=self.tree(), **serializer.validated_data)
 
     def perform_update(self, serializer: MembershipSerializer) -> None:
+        # PATCH without a role keeps the one the member has.
+        role = serializer.validated_data.get("role", serializer.instance.role)
         serializer.instance = services.membership_set(
-            tree=self.tree(), user=serializer.instance.user, role=serializer.validated_data["role"]
+            tree=self.tree(), user=serializer.instance.user, role=role
         )
 
     def perform_destroy(self, instance: Membership) -> None:

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 
 from valuetree import interchange
 from valuetree.models import (
+    MAX_WEIGHT,
     PLANNED_STAGES,
     DataProduct,
     Domain,
@@ -95,7 +96,9 @@ class NodeForm(ServiceModelForm):
     confidence = forms.IntegerField(
         min_value=0, max_value=100, required=False, help_text="How sure we are, 0–100."
     )
-    weight = forms.FloatField(min_value=0, initial=1.0)
+    weight = forms.FloatField(
+        min_value=0, max_value=MAX_WEIGHT, initial=1.0, help_text="Among its siblings, 0–1000."
+    )
 
     class Meta:
         model = Node

@@ -11,6 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from valuetree.models import (
+    MAX_POSITION,
     PLANNED_STAGES,
     ConsumerInterest,
     DataProduct,
@@ -112,7 +113,7 @@ class NodeCreateSerializer(NodeSerializer):
         queryset=Node.objects.none(), allow_null=True, required=False
     )
     kind = serializers.ChoiceField(choices=NodeKind.choices, required=False)
-    position = serializers.IntegerField(min_value=0, required=False)
+    position = serializers.IntegerField(min_value=0, max_value=MAX_POSITION, required=False)
 
     class Meta(NodeSerializer.Meta):
         read_only_fields = ["id", "tree", "created_at", "updated_at"]
@@ -126,7 +127,9 @@ class NodeCreateSerializer(NodeSerializer):
 
 class NodeMoveSerializer(serializers.Serializer):
     parent = serializers.PrimaryKeyRelatedField(queryset=Node.objects.none(), allow_null=True)
-    position = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    position = serializers.IntegerField(
+        min_value=0, max_value=MAX_POSITION, required=False, allow_null=True
+    )
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
