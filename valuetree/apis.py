@@ -430,9 +430,9 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
         return DataProductSerializer
 
     def perform_create(self, serializer: DataProductSerializer) -> None:
-        data = dict(serializer.validated_data)
-        data.setdefault("owner", self.request.user)
-        serializer.instance = services.data_product_create(by=self.request.user, **data)
+        serializer.instance = services.data_product_create(
+            by=self.request.user, **serializer.validated_data
+        )
 
     def perform_update(self, serializer: DataProductSerializer) -> None:
         services.data_product_update(

@@ -3,6 +3,8 @@ views) enforce the rules, and a service's ValidationError is shown next to its f
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -189,11 +191,16 @@ class DataProductForm(ServiceModelForm):
             "purpose": "What it is for: the decisions or outcomes it serves.",
         }
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, *args: object, user: Any = None, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         # Someone must answer for a product; an ownerless one only staff could change.
         self.fields["owner"].required = True
         self.fields["owner"].empty_label = "Choose an owner"
+        if not self.instance.pk and user is not None and not user.is_staff:
+            # Who proposes a product owns it; they hand it over once it exists.
+            owner = self.fields["owner"]
+            owner.queryset = owner.queryset.filter(pk=user.pk)
+            owner.help_text = "You own what you propose; hand it over once it exists."
         self.fields["domain"].empty_label = "Choose a domain"
         if self.instance.pk:
             # Only the moves the lifecycle allows from where the product is now.

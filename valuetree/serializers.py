@@ -166,9 +166,13 @@ class OutputPortSerializer(serializers.ModelSerializer):
 
 class DataProductSerializer(serializers.ModelSerializer):
     domain = serializers.SlugRelatedField(slug_field="slug", queryset=Domain.objects.all())
-    owner = username_field(allow_null=True, required=False)
+    owner = username_field(
+        required=False,
+        help_text="Who answers for it. On create you are its owner (staff may name "
+        "another); its owner hands it over with an update.",
+    )
     output_ports = OutputPortSerializer(many=True, required=False)
-    duplicate_of = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    duplicate_of = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
 
     class Meta:
         model = DataProduct
