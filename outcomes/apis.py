@@ -33,7 +33,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from outcomes import evaluation, pulling, selectors, services
-from outcomes.models import Measure, Metric, MetricSource, PullTrigger, Verdict
+from outcomes.models import Measure, Metric, MetricSource, Observation, PullTrigger, Verdict
 from outcomes.models import VerdictStatus as VerdictStatusChoices
 from outcomes.serializers import (
     CurrentVerdictSerializer,
@@ -53,10 +53,12 @@ from outcomes.serializers import (
 )
 from valuetree.apis import RoleCheckedWrites, json_response, require_role, tree_for_request
 from valuetree.models import DataProduct
+from valuetree.openapi import PaginatedActions
 from valuetree.selectors import EDIT_ROLES, nodes_for_user
 
 
 class MeasureViewSet(
+    PaginatedActions,
     RoleCheckedWrites,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -134,7 +136,7 @@ class NodeMeasuresView(generics.ListCreateAPIView):
         return super().get(request, node_id=node_id)
 
 
-class MetricSourceViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
+class MetricSourceViewSet(PaginatedActions, RoleCheckedWrites, viewsets.ModelViewSet):
     """Where a tree's numbers live. Credentials go in, never come out."""
 
     filterset_fields = {"tree__slug": ["exact"], "kind": ["exact"]}
@@ -252,7 +254,7 @@ def raw_points_from_request(request: Request) -> tuple[list[Any], Any, str]:
     return points, (lambda index: f"observations[{index}]" if many else ""), PullTrigger.PUSH
 
 
-class MetricViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
+class MetricViewSet(PaginatedActions, RoleCheckedWrites, viewsets.ModelViewSet):
     """Metrics: what to pull, how often, and how healthy the pulls are."""
 
     filterset_fields = {
@@ -447,6 +449,12 @@ class CSVRenderer(BaseRenderer):
 class IdFilter(django_filters.NumberFilter):
     """A row id: an integer in the schema (a NumberFilter would document a float)."""
 
+    def filter(self, qs: QuerySet, value: Any) -> QuerySet:
+        # 1.5 or 1e30 is no id: nothing matches (and no database sees such a number).
+        if value is not None and (value != value.to_integral_value() or abs(value) >= 2**63):
+            return qs.none()
+        return super().filter(qs, value)
+
 
 class CurrentVerdictFilter(django_filters.FilterSet):
     tree = django_filters.CharFilter(field_name="measure__node__tree__slug", label="Tree slug.")
@@ -459,7 +467,37 @@ class CurrentVerdictFilter(django_filters.FilterSet):
         fields = ["tree", "node", "measure", "status"]
 
 
-class VerdictViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class ObservationFilter(django_filters.FilterSet):
+    metric = IdFilter(field_name="metric_id", label="Metric id.")
+    verdict = IdFilter(method="evidence_of", label="Verdict id: the observations it used.")
+
+    class Meta:
+        model = Observation
+        fields = ["metric", "verdict"]
+
+    def evidence_of(self, queryset: QuerySet[Observation], name: str, value: Any) -> QuerySet:
+        if value != value.to_integral_value() or abs(value) >= 2**63:
+            return queryset.none()
+        return queryset.filter(pk__in=selectors.verdict_evidence_ids(self.request.user, int(value)))
+
+
+class ObservationViewSet(
+    PaginatedActions, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Observations of the metrics you may read: the evidence of verdicts. A verdict's
+    `observation_ids` are `GET /api/observations/{id}/`, or all at once
+    `GET /api/observations/?verdict={verdict id}`. Values are sent to a metric at
+    `POST /api/metrics/{id}/observations/`."""
+
+    serializer_class = ObservationSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = ObservationFilter
+
+    def get_queryset(self) -> QuerySet[Observation]:
+        return selectors.observations_for_user(self.request.user)
+
+
+class VerdictViewSet(PaginatedActions, mixins.ListModelMixin, viewsets.GenericViewSet):
     """The current verdict of every measure in the trees you may read.
 
     The history of one measure is at `GET /api/measures/{id}/verdicts/`."""
@@ -467,6 +505,7 @@ class VerdictViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = CurrentVerdictSerializer
     filter_backends = [DjangoFilterBackend]
     filterset_class = CurrentVerdictFilter
+    filter_actions = ("export",)
 
     def get_queryset(self) -> QuerySet[Verdict]:
         return selectors.current_verdicts_for_user(self.request.user)

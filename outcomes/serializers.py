@@ -72,7 +72,7 @@ class MetricSourceSerializer(serializers.ModelSerializer):
     leave them out of an update to keep the stored ones, send `{}` to remove them."""
 
     tree = serializers.SlugRelatedField(slug_field="slug", queryset=ValueTree.objects.all())
-    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     credentials = serializers.JSONField(write_only=True, required=False)
     has_credentials = serializers.SerializerMethodField()
     output_port = OutputPortRefSerializer(
@@ -189,9 +189,13 @@ class MetricUpdateSerializer(MetricSerializer):
 
 
 class ObservationSerializer(serializers.ModelSerializer):
+    """One value of a metric for one period; ``id`` is what a verdict's
+    ``observation_ids`` name (``GET /api/observations/{id}/``)."""
+
     class Meta:
         model = Observation
-        fields = ["period_start", "value", "pulled_at", "pull_run"]
+        fields = ["id", "metric", "period_start", "value", "pulled_at", "pull_run"]
+        read_only_fields = fields
 
 
 class PushedValueSerializer(serializers.Serializer):
@@ -207,7 +211,12 @@ class PushResultSerializer(serializers.Serializer):
 
 
 class PullRunSerializer(serializers.ModelSerializer):
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    user = serializers.SlugRelatedField(
+        slug_field="username",
+        read_only=True,
+        allow_null=True,
+        help_text="Who pushed or asked for it; null for scheduled pulls.",
+    )
 
     class Meta:
         model = PullRun

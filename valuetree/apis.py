@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import django_filters
 import orjson
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -39,12 +40,15 @@ from valuetree.models import (
     PLANNED_STAGES,
     DataProduct,
     DataProductLink,
+    DataProductType,
     Domain,
+    LifecycleStage,
     Membership,
     Node,
     OutputPort,
     ValueTree,
 )
+from valuetree.openapi import PaginatedActions
 from valuetree.serializers import (
     BoardFilterSerializer,
     BoardProductSerializer,
@@ -167,7 +171,7 @@ IMPORT_ERROR_SCHEMA = inline_serializer(
 )
 
 
-class TreeViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
+class TreeViewSet(PaginatedActions, RoleCheckedWrites, viewsets.ModelViewSet):
     """Value trees. Anyone logged in may create one and becomes its owner."""
 
     lookup_field = "slug"
@@ -219,8 +223,7 @@ class TreeViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
     def history(self, request: Request, slug: str) -> Response:
         """Who changed what in this tree, its nodes and measures, newest first."""
         tree = tree_for_request(request, slug=slug)
-        entries = selectors.tree_history(tree=tree)
-        return Response(HistoryEntrySerializer(entries, many=True).data)
+        return self.paginated(selectors.tree_history(tree=tree), HistoryEntrySerializer)
 
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=["json", "yaml"], default="json")],
@@ -319,6 +322,7 @@ class MembershipViewSet(viewsets.ModelViewSet):
 
 
 class NodeViewSet(
+    PaginatedActions,
     RoleCheckedWrites,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -377,10 +381,10 @@ class NodeViewSet(
         entries = selectors.history_entries(
             Node.history.filter(id=node.pk), model="node", limit=200
         )
-        return Response(HistoryEntrySerializer(entries, many=True).data)
+        return self.paginated(entries, HistoryEntrySerializer)
 
 
-class DomainViewSet(viewsets.ModelViewSet):
+class DomainViewSet(PaginatedActions, viewsets.ModelViewSet):
     """Data mesh domains: everyone reads them; staff manage them."""
 
     serializer_class = DomainSerializer
@@ -403,17 +407,42 @@ class DomainViewSet(viewsets.ModelViewSet):
         services.domain_delete(domain=instance)
 
 
-class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
+class ChoiceInFilter(django_filters.BaseInFilter, django_filters.ChoiceFilter):
+    """Comma-separated choices; any unknown one is a 400, like a single choice."""
+
+
+class DataProductFilter(django_filters.FilterSet):
+    """The list's filters, validated like the board's: an unknown domain or stage is a
+    400 naming the parameter, not an empty list."""
+
+    domain = django_filters.ModelChoiceFilter(
+        field_name="domain",
+        to_field_name="slug",
+        queryset=Domain.objects.all(),
+        label="A domain's slug.",
+    )
+    domain__slug = django_filters.ModelChoiceFilter(
+        field_name="domain",
+        to_field_name="slug",
+        queryset=Domain.objects.all(),
+        label="A domain's slug (the older name of `domain`).",
+    )
+    stage = django_filters.ChoiceFilter(choices=LifecycleStage.choices)
+    stage__in = ChoiceInFilter(field_name="stage", choices=LifecycleStage.choices)
+    product_type = django_filters.ChoiceFilter(choices=DataProductType.choices)
+
+    class Meta:
+        model = DataProduct
+        fields = ["domain", "domain__slug", "stage", "stage__in", "product_type"]
+
+
+class DataProductViewSet(PaginatedActions, RoleCheckedWrites, viewsets.ModelViewSet):
     """Data products: public to everyone logged in (discovery is public); anyone may
     propose one; its owner (or staff) changes it."""
 
     serializer_class = DataProductSerializer
     lookup_field = "slug"
-    filterset_fields = {
-        "domain__slug": ["exact"],
-        "stage": ["exact", "in"],
-        "product_type": ["exact"],
-    }
+    filterset_class = DataProductFilter
     search_fields = ["name", "description", "purpose", "owning_team"]
     ordering_fields = ["name", "stage", "created_at", "updated_at"]
 
@@ -442,9 +471,11 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
     def perform_destroy(self, instance: DataProduct) -> None:
         services.data_product_delete(product=instance)
 
+    @extend_schema(methods=["GET"], responses=DataProductLinkSerializer(many=True))
     @extend_schema(
+        methods=["POST"],
         request=DataProductLinkSerializer,
-        responses={200: DataProductLinkSerializer(many=True), 201: DataProductLinkSerializer},
+        responses={201: DataProductLinkSerializer},
     )
     @action(detail=True, methods=["get", "post"])
     def links(self, request: Request, slug: str) -> Response:
@@ -455,7 +486,7 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
         context = {"visible_nodes": visible}
         if request.method == "GET":
             links = DataProductLink.objects.filter(data_product=product, node__in=visible)
-            return Response(DataProductLinkSerializer(links, many=True, context=context).data)
+            return self.paginated(links, DataProductLinkSerializer, context=context)
         serializer = DataProductLinkSerializer(data=request.data, context=context)
         serializer.is_valid(raise_exception=True)
         node = serializer.validated_data["node"]
@@ -488,7 +519,7 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
         entries = selectors.history_entries(
             DataProduct.history.filter(id=product.pk), model="data_product", limit=200
         )
-        return Response(HistoryEntrySerializer(entries, many=True).data)
+        return self.paginated(entries, HistoryEntrySerializer)
 
     # --- In the open: the board, similar products, lifecycle, early consumers ---------
 
@@ -537,7 +568,7 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
         similar = similar_products(
             Probe(name=data["name"], purpose=data["purpose"], ports=" ".join(data["output_ports"]))
         )
-        return Response(SimilarProductSerializer(similar, many=True).data)
+        return self.paginated(similar, SimilarProductSerializer)
 
     @extend_schema(responses=SimilarProductSerializer(many=True))
     @action(detail=True, methods=["get"])
@@ -545,11 +576,11 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
         """Products like this one across all domains, best first, with their scores."""
         product = self.get_object()
         similar = similar_products(Probe.of(product), exclude_pk=product.pk)
-        return Response(SimilarProductSerializer(similar, many=True).data)
+        return self.paginated(similar, SimilarProductSerializer)
 
+    @extend_schema(methods=["GET"], responses=TransitionSerializer(many=True))
     @extend_schema(
-        request=TransitionSerializer,
-        responses={200: TransitionSerializer(many=True), 201: TransitionSerializer},
+        methods=["POST"], request=TransitionSerializer, responses={201: TransitionSerializer}
     )
     @action(detail=True, methods=["get", "post"])
     def transitions(self, request: Request, slug: str) -> Response:
@@ -557,8 +588,8 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
         (its owner) moves it on."""
         product = self.get_object()
         if request.method == "GET":
-            return Response(
-                TransitionSerializer(selectors.product_transitions(product=product), many=True).data
+            return self.paginated(
+                selectors.product_transitions(product=product), TransitionSerializer
             )
         self.check_write(product)
         serializer = TransitionSerializer(data=request.data)
@@ -573,9 +604,11 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
             raise DRFValidationError({"stage": [f"The product is {product.stage} already."]})
         return Response(TransitionSerializer(transition).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(methods=["GET"], responses=ConsumerInterestSerializer(many=True))
     @extend_schema(
+        methods=["POST"],
         request=ConsumerInterestSerializer,
-        responses={200: ConsumerInterestSerializer(many=True), 201: ConsumerInterestSerializer},
+        responses={201: ConsumerInterestSerializer},
     )
     @action(detail=True, methods=["get", "post"])
     def interests(self, request: Request, slug: str) -> Response:
@@ -584,7 +617,7 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
         product = self.get_object()
         if request.method == "GET":
             interests = selectors.product_interests(request.user, product=product)
-            return Response(ConsumerInterestSerializer(interests, many=True).data)
+            return self.paginated(interests, ConsumerInterestSerializer)
         context = {"visible_nodes": selectors.nodes_for_user(request.user)}
         serializer = ConsumerInterestSerializer(data=request.data, context=context)
         serializer.is_valid(raise_exception=True)
@@ -748,7 +781,7 @@ class DataContractView(APIView):
         )
 
 
-class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class NotificationViewSet(PaginatedActions, mixins.ListModelMixin, viewsets.GenericViewSet):
     """Your notifications, newest first: similar products, early consumers,
     deprecations. ``?unread=true`` lists the unread ones only."""
 

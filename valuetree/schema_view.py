@@ -19,6 +19,8 @@ class SchemaView(SpectacularAPIView):
         if wanted:
             renderers = [r for r in self.get_renderers() if r.format == wanted]
             if not renderers:
+                if force:  # rendering the 404 below
+                    return super().perform_content_negotiation(request, force)
                 raise NotFound("Use ?format=json or ?format=yaml.")
             # The plain media type (application/json, application/yaml) of the format.
             renderer = renderers[-1]

@@ -238,7 +238,7 @@ class SimilarityProbeSerializer(serializers.Serializer):
 
 
 class TransitionSerializer(serializers.ModelSerializer):
-    by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     from_stage = serializers.CharField(
         read_only=True, help_text="Empty for the stage the product was created in."
     )
@@ -257,7 +257,7 @@ class ConsumerInterestSerializer(serializers.ModelSerializer):
     who may read its tree (``node`` is null otherwise)."""
 
     data_product = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     node = serializers.PrimaryKeyRelatedField(queryset=Node.objects.none())
     node_title = serializers.SerializerMethodField()
     tree = serializers.SerializerMethodField()
