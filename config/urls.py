@@ -17,6 +17,10 @@ urlpatterns = [
     path("", include("outcomes.urls")),
     path("", include("valuetree.urls")),
 ]
+# Under /api/ a missing route or a crash answers JSON like every other API error.
+handler404 = "valuetree.schema_view.not_found"
+handler500 = "valuetree.schema_view.server_error"
+
 if settings.DEMO_ENDPOINTS:
     from outcomes.demo import live_metrics_view
 

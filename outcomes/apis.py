@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import django_filters
+from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -51,6 +51,7 @@ from outcomes.serializers import (
     VerdictPolicySerializer,
     VerdictSerializer,
 )
+from valuetree import strict
 from valuetree.apis import RoleCheckedWrites, json_response, require_role, tree_for_request
 from valuetree.models import DataProduct
 from valuetree.openapi import PaginatedActions
@@ -447,16 +448,18 @@ class CSVRenderer(BaseRenderer):
 
 @extend_schema_field(OpenApiTypes.INT)
 class IdFilter(django_filters.NumberFilter):
-    """A row id: an integer in the schema (a NumberFilter would document a float)."""
+    """A row id: a whole number (1.5 is a 400), documented as an integer."""
+
+    field_class = forms.IntegerField
 
     def filter(self, qs: QuerySet, value: Any) -> QuerySet:
-        # 1.5 or 1e30 is no id: nothing matches (and no database sees such a number).
-        if value is not None and (value != value.to_integral_value() or abs(value) >= 2**63):
+        # An id no database column can hold matches nothing (and reaches no database).
+        if value is not None and abs(value) >= 2**63:
             return qs.none()
         return super().filter(qs, value)
 
 
-class CurrentVerdictFilter(django_filters.FilterSet):
+class CurrentVerdictFilter(strict.FilterSet):
     tree = django_filters.CharFilter(field_name="measure__node__tree__slug", label="Tree slug.")
     node = IdFilter(field_name="measure__node_id", label="Node id.")
     measure = IdFilter(field_name="measure_id", label="Measure id.")
@@ -467,7 +470,7 @@ class CurrentVerdictFilter(django_filters.FilterSet):
         fields = ["tree", "node", "measure", "status"]
 
 
-class ObservationFilter(django_filters.FilterSet):
+class ObservationFilter(strict.FilterSet):
     metric = IdFilter(field_name="metric_id", label="Metric id.")
     verdict = IdFilter(method="evidence_of", label="Verdict id: the observations it used.")
 
@@ -475,10 +478,10 @@ class ObservationFilter(django_filters.FilterSet):
         model = Observation
         fields = ["metric", "verdict"]
 
-    def evidence_of(self, queryset: QuerySet[Observation], name: str, value: Any) -> QuerySet:
-        if value != value.to_integral_value() or abs(value) >= 2**63:
+    def evidence_of(self, queryset: QuerySet[Observation], name: str, value: int) -> QuerySet:
+        if abs(value) >= 2**63:
             return queryset.none()
-        return queryset.filter(pk__in=selectors.verdict_evidence_ids(self.request.user, int(value)))
+        return queryset.filter(pk__in=selectors.verdict_evidence_ids(self.request.user, value))
 
 
 class ObservationViewSet(
@@ -490,7 +493,7 @@ class ObservationViewSet(
     `POST /api/metrics/{id}/observations/`."""
 
     serializer_class = ObservationSerializer
-    filter_backends = [DjangoFilterBackend]
+    filter_backends = [strict.DjangoFilterBackend]
     filterset_class = ObservationFilter
 
     def get_queryset(self) -> QuerySet[Observation]:
@@ -503,7 +506,7 @@ class VerdictViewSet(PaginatedActions, mixins.ListModelMixin, viewsets.GenericVi
     The history of one measure is at `GET /api/measures/{id}/verdicts/`."""
 
     serializer_class = CurrentVerdictSerializer
-    filter_backends = [DjangoFilterBackend]
+    filter_backends = [strict.DjangoFilterBackend]
     filterset_class = CurrentVerdictFilter
     filter_actions = ("export",)
 

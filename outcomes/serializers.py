@@ -14,6 +14,7 @@ from outcomes.models import (
 )
 from outcomes.selectors import expected_frequency, metric_health
 from outcomes.services import METRIC_FIELDS
+from valuetree import strict
 from valuetree.models import NodeKind, OutputPort, ValueTree
 
 MEASURE_API_FIELDS = [
@@ -36,14 +37,14 @@ MEASURE_API_FIELDS = [
 ]
 
 
-class MeasureSerializer(serializers.ModelSerializer):
+class MeasureSerializer(strict.ModelSerializer):
     class Meta:
         model = Measure
         fields = MEASURE_API_FIELDS
         read_only_fields = ["id", "node", "created_at", "updated_at"]
 
 
-class MeasureItemSerializer(serializers.ModelSerializer):
+class MeasureItemSerializer(strict.ModelSerializer):
     """One measure inside an imported tree document (no ids: the node is its place)."""
 
     class Meta:
@@ -56,7 +57,7 @@ class MeasureItemSerializer(serializers.ModelSerializer):
         ]
 
 
-class OutputPortRefSerializer(serializers.ModelSerializer):
+class OutputPortRefSerializer(strict.ModelSerializer):
     """The data product output port a source was made from."""
 
     data_product = serializers.SlugRelatedField(slug_field="slug", read_only=True)
@@ -67,7 +68,7 @@ class OutputPortRefSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class MetricSourceSerializer(serializers.ModelSerializer):
+class MetricSourceSerializer(strict.ModelSerializer):
     """A metric source. `credentials` are write-only: they are encrypted and never shown;
     leave them out of an update to keep the stored ones, send `{}` to remove them."""
 
@@ -103,7 +104,7 @@ class MetricSourceSerializer(serializers.ModelSerializer):
         return bool(source.credentials_encrypted)
 
 
-class MetricSourceFromPortSerializer(serializers.Serializer):
+class MetricSourceFromPortSerializer(strict.Serializer):
     """A SQL source from the server in a data product output port's data contract."""
 
     tree = serializers.SlugField(help_text="The tree the source belongs to.")
@@ -141,7 +142,7 @@ class MetricSourceUpdateSerializer(MetricSourceSerializer):
         read_only_fields = ["id", "tree", "kind", "owner", "created_at", "updated_at"]
 
 
-class MetricSerializer(serializers.ModelSerializer):
+class MetricSerializer(strict.ModelSerializer):
     source = serializers.PrimaryKeyRelatedField(queryset=MetricSource.objects.all())
     health = serializers.SerializerMethodField(
         help_text="paused, unhealthy, waiting (no value yet), stale or healthy."
@@ -188,7 +189,7 @@ class MetricUpdateSerializer(MetricSerializer):
         read_only_fields = [*MetricSerializer.Meta.read_only_fields, "source"]
 
 
-class ObservationSerializer(serializers.ModelSerializer):
+class ObservationSerializer(strict.ModelSerializer):
     """One value of a metric for one period; ``id`` is what a verdict's
     ``observation_ids`` name (``GET /api/observations/{id}/``)."""
 
@@ -198,19 +199,19 @@ class ObservationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class PushedValueSerializer(serializers.Serializer):
+class PushedValueSerializer(strict.Serializer):
     """One value sent to a push metric. Without a period it is the current period's value."""
 
     period = serializers.CharField(required=False, allow_null=True, default=None)
     value = serializers.JSONField()
 
 
-class PushResultSerializer(serializers.Serializer):
+class PushResultSerializer(strict.Serializer):
     pull_run = serializers.IntegerField()
     values_written = serializers.IntegerField()
 
 
-class PullRunSerializer(serializers.ModelSerializer):
+class PullRunSerializer(strict.ModelSerializer):
     user = serializers.SlugRelatedField(
         slug_field="username",
         read_only=True,
@@ -256,7 +257,7 @@ VERDICT_API_FIELDS = [
 ]
 
 
-class VerdictSerializer(serializers.ModelSerializer):
+class VerdictSerializer(strict.ModelSerializer):
     """One evaluation of a measure. `judged_status` is what the numbers say; it differs
     from `status` only when the data is stale."""
 
@@ -287,7 +288,7 @@ class CurrentVerdictSerializer(VerdictSerializer):
         fields = ["tree", "node", "node_title", "measure_name", *VERDICT_API_FIELDS]
 
 
-class NodeOutcomeSerializer(serializers.Serializer):
+class NodeOutcomeSerializer(strict.Serializer):
     """A node's rolled-up verdict and value (documentation of the roll-up's rows)."""
 
     node = serializers.IntegerField()
@@ -305,7 +306,7 @@ class NodeOutcomeSerializer(serializers.Serializer):
     investment = serializers.FloatField(allow_null=True)
 
 
-class VerdictPolicySerializer(serializers.ModelSerializer):
+class VerdictPolicySerializer(strict.ModelSerializer):
     """A tree's tolerance bands, as fractions of the baseline→target distance:
     0 ≤ on_track_within ≤ at_risk_within ≤ 1."""
 

@@ -110,7 +110,7 @@ class TestNodeNumbers:
         assert "position" in response.json()
 
     def test_amounts_are_decimal_strings_with_two_places(self, goal, editor):
-        response = editor.patch(f"/api/nodes/{goal.pk}/", {"investment_amount": 1250.5})
+        response = editor.patch(f"/api/nodes/{goal.pk}/", {"investment_amount": "1250.5"})
         assert response.status_code == 200, response.content
         assert response.json()["investment_amount"] == "1250.50"
 

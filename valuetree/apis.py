@@ -35,7 +35,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from valuetree import interchange, selectors, services, standards
+from valuetree import interchange, selectors, services, standards, strict
 from valuetree.models import (
     PLANNED_STAGES,
     DataProduct,
@@ -229,7 +229,7 @@ class TreeViewSet(PaginatedActions, RoleCheckedWrites, viewsets.ModelViewSet):
         parameters=[OpenApiParameter("format", str, enum=["json", "yaml"], default="json")],
         responses={
             (200, "application/json"): OpenApiTypes.OBJECT,
-            (200, "application/yaml"): OpenApiTypes.STR,
+            (200, "application/yaml"): OpenApiTypes.OBJECT,
         },
     )
     @action(detail=True, methods=["get"])
@@ -360,7 +360,7 @@ class NodeViewSet(
     )
     def destroy(self, request: Request, pk: str) -> Response:
         node = self.get_object()
-        cascade = request.query_params.get("cascade", "").lower() in {"1", "true", "yes"}
+        cascade = bool(strict.query_bool(request.query_params.get("cascade"), name="cascade"))
         services.node_delete(node=node, cascade=cascade)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -411,7 +411,7 @@ class ChoiceInFilter(django_filters.BaseInFilter, django_filters.ChoiceFilter):
     """Comma-separated choices; any unknown one is a 400, like a single choice."""
 
 
-class DataProductFilter(django_filters.FilterSet):
+class DataProductFilter(strict.FilterSet):
     """The list's filters, validated like the board's: an unknown domain or stage is a
     400 naming the parameter, not an empty list."""
 
@@ -727,7 +727,7 @@ class DataProductOdpsView(APIView):
     @extend_schema(
         operation_id="data_products_odps",
         parameters=[PRODUCT_SLUG],
-        responses={(200, "application/yaml"): OpenApiTypes.STR},
+        responses={(200, "application/yaml"): OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, slug: str) -> HttpResponse:
         """The data product as Bitol ODPS YAML, which the import reads back."""
@@ -741,7 +741,7 @@ class DataContractView(APIView):
     @extend_schema(
         operation_id="data_products_contract",
         parameters=[PRODUCT_SLUG, PORT_NAME],
-        responses={(200, "application/yaml"): OpenApiTypes.STR},
+        responses={(200, "application/yaml"): OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, slug: str, port: str) -> HttpResponse:
         """The port's data contract as Bitol ODCS YAML."""
@@ -755,8 +755,8 @@ class DataContractView(APIView):
         parameters=[PRODUCT_SLUG, PORT_NAME],
         request=STANDARDS_BODY,
         responses={
-            (200, "application/yaml"): OpenApiTypes.STR,
-            (201, "application/yaml"): OpenApiTypes.STR,
+            (200, "application/yaml"): OpenApiTypes.OBJECT,
+            (201, "application/yaml"): OpenApiTypes.OBJECT,
             400: STANDARDS_ERRORS,
         },
     )
@@ -789,7 +789,7 @@ class NotificationViewSet(PaginatedActions, mixins.ListModelMixin, viewsets.Gene
 
     def get_queryset(self) -> QuerySet:
         notifications = selectors.notifications_for(self.request.user)
-        if self.request.query_params.get("unread") in ("1", "true"):
+        if strict.query_bool(self.request.query_params.get("unread"), name="unread"):
             notifications = notifications.filter(read_at__isnull=True)
         return notifications
 
