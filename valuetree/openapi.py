@@ -13,7 +13,16 @@ them and the OpenAPI schema says what the server does (issue 14 §7).
   ``add_error_responses``: 400 ``ValidationErrors`` (field → messages, nested for
   nested input; ``non_field_errors`` for the whole input), 401/403/404 and any other
   error ``ErrorDetail`` (``{"detail": "..."}``).
-- ``/api/schema/?format=json`` is JSON, ``?format=yaml`` (the default) YAML.
+- **Input is typed**: serializers derive from ``valuetree.strict`` (``Serializer``,
+  ``ModelSerializer``), filter sets from ``valuetree.strict.FilterSet``: a value of
+  the wrong JSON type, a boolean query value other than ``true``/``false`` or an empty
+  filter value is a 400, as the schema promises.
+- **Bodies are JSON** unless a view names its parsers (CSV, YAML, uploads).
+- ``/api/schema/?format=json`` is JSON, ``?format=yaml`` (the default) YAML; a URL
+  under ``/api/`` that no route serves is a JSON 404 (``valuetree.schema_view``).
+
+A new endpoint inherits all of this by deriving from these classes; the fuzzer
+(tests/test_api_fuzz.py) holds every operation of the schema to it.
 """
 
 from __future__ import annotations
