@@ -355,7 +355,7 @@ class MetricViewSet(PaginatedActions, RoleCheckedWrites, viewsets.ModelViewSet):
         if request.method == "GET":
             bounds = {}
             for name in ("since", "until"):
-                if request.query_params.get(name):
+                if name in request.query_params:  # empty is a 400, like any bad value
                     field = serializers.DateTimeField()
                     try:
                         bounds[name] = field.to_internal_value(request.query_params[name])
