@@ -3,11 +3,13 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
+
+from valuetree.schema_view import SchemaView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/schema/", SchemaView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("valuetree.api_urls")),
     path("api/", include("outcomes.api_urls")),
@@ -15,6 +17,10 @@ urlpatterns = [
     path("", include("outcomes.urls")),
     path("", include("valuetree.urls")),
 ]
+# Under /api/ a missing route or a crash answers JSON like every other API error.
+handler404 = "valuetree.schema_view.not_found"
+handler500 = "valuetree.schema_view.server_error"
+
 if settings.DEMO_ENDPOINTS:
     from outcomes.demo import live_metrics_view
 

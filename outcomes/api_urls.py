@@ -14,6 +14,7 @@ router.register("measures", apis.MeasureViewSet, basename="measure")
 router.register("metric-sources", apis.MetricSourceViewSet, basename="metric-source")
 router.register("metrics", apis.MetricViewSet, basename="metric")
 router.register("verdicts", apis.VerdictViewSet, basename="verdict")
+router.register("observations", apis.ObservationViewSet, basename="observation")
 
 urlpatterns = [
     path("", include(router.urls)),

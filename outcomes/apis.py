@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import django_filters
+from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -33,7 +33,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from outcomes import evaluation, pulling, selectors, services
-from outcomes.models import Measure, Metric, MetricSource, PullTrigger, Verdict
+from outcomes.models import Measure, Metric, MetricSource, Observation, PullTrigger, Verdict
 from outcomes.models import VerdictStatus as VerdictStatusChoices
 from outcomes.serializers import (
     CurrentVerdictSerializer,
@@ -51,12 +51,15 @@ from outcomes.serializers import (
     VerdictPolicySerializer,
     VerdictSerializer,
 )
+from valuetree import strict
 from valuetree.apis import RoleCheckedWrites, json_response, require_role, tree_for_request
 from valuetree.models import DataProduct
+from valuetree.openapi import PaginatedActions
 from valuetree.selectors import EDIT_ROLES, nodes_for_user
 
 
 class MeasureViewSet(
+    PaginatedActions,
     RoleCheckedWrites,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -134,7 +137,7 @@ class NodeMeasuresView(generics.ListCreateAPIView):
         return super().get(request, node_id=node_id)
 
 
-class MetricSourceViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
+class MetricSourceViewSet(PaginatedActions, RoleCheckedWrites, viewsets.ModelViewSet):
     """Where a tree's numbers live. Credentials go in, never come out."""
 
     filterset_fields = {"tree__slug": ["exact"], "kind": ["exact"]}
@@ -252,7 +255,7 @@ def raw_points_from_request(request: Request) -> tuple[list[Any], Any, str]:
     return points, (lambda index: f"observations[{index}]" if many else ""), PullTrigger.PUSH
 
 
-class MetricViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
+class MetricViewSet(PaginatedActions, RoleCheckedWrites, viewsets.ModelViewSet):
     """Metrics: what to pull, how often, and how healthy the pulls are."""
 
     filterset_fields = {
@@ -352,7 +355,7 @@ class MetricViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
         if request.method == "GET":
             bounds = {}
             for name in ("since", "until"):
-                if request.query_params.get(name):
+                if name in request.query_params:  # empty is a 400, like any bad value
                     field = serializers.DateTimeField()
                     try:
                         bounds[name] = field.to_internal_value(request.query_params[name])
@@ -448,10 +451,18 @@ class CSVRenderer(BaseRenderer):
 
 @extend_schema_field(OpenApiTypes.INT)
 class IdFilter(django_filters.NumberFilter):
-    """A row id: an integer in the schema (a NumberFilter would document a float)."""
+    """A row id: a whole number (1.5 is a 400), documented as an integer."""
+
+    field_class = forms.IntegerField
+
+    def filter(self, qs: QuerySet, value: Any) -> QuerySet:
+        # An id no database column can hold matches nothing (and reaches no database).
+        if value is not None and abs(value) >= 2**63:
+            return qs.none()
+        return super().filter(qs, value)
 
 
-class CurrentVerdictFilter(django_filters.FilterSet):
+class CurrentVerdictFilter(strict.FilterSet):
     tree = django_filters.CharFilter(field_name="measure__node__tree__slug", label="Tree slug.")
     node = IdFilter(field_name="measure__node_id", label="Node id.")
     measure = IdFilter(field_name="measure_id", label="Measure id.")
@@ -462,14 +473,45 @@ class CurrentVerdictFilter(django_filters.FilterSet):
         fields = ["tree", "node", "measure", "status"]
 
 
-class VerdictViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class ObservationFilter(strict.FilterSet):
+    metric = IdFilter(field_name="metric_id", label="Metric id.")
+    verdict = IdFilter(method="evidence_of", label="Verdict id: the observations it used.")
+
+    class Meta:
+        model = Observation
+        fields = ["metric", "verdict"]
+
+    def evidence_of(self, queryset: QuerySet[Observation], name: str, value: int) -> QuerySet:
+        if abs(value) >= 2**63:
+            return queryset.none()
+        return queryset.filter(pk__in=selectors.verdict_evidence_ids(self.request.user, value))
+
+
+class ObservationViewSet(
+    PaginatedActions, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Observations of the metrics you may read: the evidence of verdicts. A verdict's
+    `observation_ids` are `GET /api/observations/{id}/`, or all at once
+    `GET /api/observations/?verdict={verdict id}`. Values are sent to a metric at
+    `POST /api/metrics/{id}/observations/`."""
+
+    serializer_class = ObservationSerializer
+    filter_backends = [strict.DjangoFilterBackend]
+    filterset_class = ObservationFilter
+
+    def get_queryset(self) -> QuerySet[Observation]:
+        return selectors.observations_for_user(self.request.user)
+
+
+class VerdictViewSet(PaginatedActions, mixins.ListModelMixin, viewsets.GenericViewSet):
     """The current verdict of every measure in the trees you may read.
 
     The history of one measure is at `GET /api/measures/{id}/verdicts/`."""
 
     serializer_class = CurrentVerdictSerializer
-    filter_backends = [DjangoFilterBackend]
+    filter_backends = [strict.DjangoFilterBackend]
     filterset_class = CurrentVerdictFilter
+    filter_actions = ("export",)
 
     def get_queryset(self) -> QuerySet[Verdict]:
         return selectors.current_verdicts_for_user(self.request.user)

@@ -15,6 +15,27 @@ from django.db import models
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
+from valuetree.models import MAX_WEIGHT
+
+# The largest magnitude of a measured value (baselines, targets, observations): far
+# beyond any count, amount or ratio a measure tracks, and far enough from the float
+# maximum that differences, slopes and sums over a series stay finite.
+MAX_ABS_VALUE = 1e15
+"""Measured values lie in [-1e15, 1e15]."""
+SHORTEST_INTERVAL = timedelta(minutes=1)
+LONGEST_INTERVAL = timedelta(days=366)
+"""A pull schedule runs every minute at most, every 366 days at least."""
+LONGEST_EXPECTED_FREQUENCY = timedelta(days=3660)
+"""A metric may expect a value as rarely as once in ten years."""
+
+
+def value_validators() -> list:
+    return [MinValueValidator(-MAX_ABS_VALUE), MaxValueValidator(MAX_ABS_VALUE)]
+
+
+def value_in_range(field: str) -> Q:
+    return Q(**{f"{field}__gte": -MAX_ABS_VALUE}) & Q(**{f"{field}__lte": MAX_ABS_VALUE})
+
 
 class Direction(models.TextChoices):
     INCREASE = "increase", "Increase"
@@ -33,12 +54,16 @@ class Measure(models.Model):
     name = models.CharField(max_length=200)
     unit = models.CharField(max_length=50, blank=True, help_text="%, EUR, days, count…")
     direction = models.CharField(max_length=10, choices=Direction.choices)
-    baseline_value = models.FloatField()
+    baseline_value = models.FloatField(validators=value_validators())
     baseline_date = models.DateField()
-    target_value = models.FloatField()
+    target_value = models.FloatField(validators=value_validators())
     target_date = models.DateField()
     kind = models.CharField(max_length=10, choices=MeasureKind.choices, default=MeasureKind.LAGGING)
-    weight = models.FloatField(default=1.0, validators=[MinValueValidator(0.0)])
+    weight = models.FloatField(
+        default=1.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(MAX_WEIGHT)],
+        help_text="Its weight among the node's measures in the roll-up, 0–1000.",
+    )
     metric = models.ForeignKey(
         "Metric",
         on_delete=models.SET_NULL,
@@ -73,7 +98,13 @@ class Measure(models.Model):
                 condition=Q(target_date__gt=F("baseline_date")),
                 name="measure_target_after_baseline",
             ),
-            models.CheckConstraint(condition=Q(weight__gte=0), name="measure_weight_not_negative"),
+            models.CheckConstraint(
+                condition=Q(weight__gte=0) & Q(weight__lte=MAX_WEIGHT), name="measure_weight_0_1000"
+            ),
+            models.CheckConstraint(
+                condition=value_in_range("baseline_value") & value_in_range("target_value"),
+                name="measure_values_in_range",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -155,7 +186,10 @@ class Metric(models.Model):
         max_length=10, choices=Granularity.choices, default=Granularity.DAY
     )
     schedule_interval = models.DurationField(
-        null=True, blank=True, help_text="Pull this often (or give a cron expression)."
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(SHORTEST_INTERVAL), MaxValueValidator(LONGEST_INTERVAL)],
+        help_text="Pull this often, one minute to 366 days (or give a cron expression).",
     )
     schedule_cron = models.CharField(
         max_length=100, blank=True, help_text="Five-field cron, e.g. '0 6 * * 1-5'."
@@ -164,7 +198,12 @@ class Metric(models.Model):
     expected_frequency = models.DurationField(
         null=True,
         blank=True,
-        help_text="A new value is expected at least this often; older means stale.",
+        validators=[
+            MinValueValidator(SHORTEST_INTERVAL),
+            MaxValueValidator(LONGEST_EXPECTED_FREQUENCY),
+        ],
+        help_text="A new value is expected at least this often (one minute to 3660 days); "
+        "older means stale.",
     )
     is_active = models.BooleanField(default=True)
     # The schedule and its claim: beat claims due metrics with a conditional UPDATE.
@@ -209,6 +248,19 @@ class Metric(models.Model):
                 | Q(schedule_interval__gte=timedelta(minutes=1)),
                 name="metric_interval_at_least_a_minute",
             ),
+            models.CheckConstraint(
+                condition=Q(schedule_interval__isnull=True)
+                | Q(schedule_interval__lte=LONGEST_INTERVAL),
+                name="metric_interval_at_most_366_days",
+            ),
+            models.CheckConstraint(
+                condition=Q(expected_frequency__isnull=True)
+                | (
+                    Q(expected_frequency__gte=SHORTEST_INTERVAL)
+                    & Q(expected_frequency__lte=LONGEST_EXPECTED_FREQUENCY)
+                ),
+                name="metric_expected_frequency_in_range",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -220,7 +272,7 @@ class Observation(models.Model):
 
     metric = models.ForeignKey(Metric, on_delete=models.CASCADE, related_name="observations")
     period_start = models.DateTimeField()
-    value = models.FloatField()
+    value = models.FloatField(validators=value_validators())
     pulled_at = models.DateTimeField()
     pull_run = models.ForeignKey(
         "PullRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="observations"
@@ -231,6 +283,9 @@ class Observation(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["metric", "period_start"], name="observation_one_per_period"
+            ),
+            models.CheckConstraint(
+                condition=value_in_range("value"), name="observation_value_in_range"
             ),
         ]
 
@@ -304,13 +359,13 @@ class VerdictPolicy(models.Model):
     )
     on_track_within = models.FloatField(
         default=0.05,
-        validators=[MinValueValidator(0.0)],
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="Fraction of the baseline→target distance a measure may trail its plan "
         "and still be on track.",
     )
     at_risk_within = models.FloatField(
         default=0.15,
-        validators=[MinValueValidator(0.0)],
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="Trailing by more than this is off track.",
     )
     on_track_probability = models.FloatField(

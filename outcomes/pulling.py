@@ -36,6 +36,8 @@ from outcomes import connectors
 from outcomes.connectors import FetchRequest, PullError, RawPoint, TransientPullError
 from outcomes.credentials import CredentialsUnreadable, credentials_decrypt, redact
 from outcomes.models import (
+    LONGEST_INTERVAL,
+    MAX_ABS_VALUE,
     Granularity,
     Measure,
     Metric,
@@ -48,7 +50,7 @@ from outcomes.models import (
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 UNIX_TIME_RANGE = (946_684_800, 4_102_444_800)  # 2000-01-01 to 2100-01-01
-LONGEST_SCHEDULE = timedelta(days=366)
+LONGEST_SCHEDULE = LONGEST_INTERVAL
 GRANULARITY_SECONDS = {
     Granularity.MINUTE: 60,
     Granularity.HOUR: 3600,
@@ -148,6 +150,10 @@ def parse_value(raw: Any) -> float:
         raise ValueError(f"a {type(raw).__name__} is not a number.")
     if not math.isfinite(value):
         raise ValueError(f"{raw!r} is not a finite number (NaN and infinity are refused).")
+    if abs(value) > MAX_ABS_VALUE:
+        raise ValueError(
+            f"{value:g} is beyond ±{MAX_ABS_VALUE:g}, the largest value a metric holds."
+        )
     return value
 
 

@@ -182,6 +182,25 @@ def metric_observations(
     return rows
 
 
+def observations_for_user(user: Any) -> QuerySet[Observation]:
+    """Observations of the metrics in the trees ``user`` may read, oldest period first."""
+    return Observation.objects.filter(
+        metric__source__tree__in=trees_for_user(user).values("pk")
+    ).order_by("metric_id", "period_start", "id")
+
+
+def verdict_evidence_ids(user: Any, verdict_id: int) -> list[int]:
+    """The observation ids a verdict (one ``user`` may read) names; [] for any other."""
+    ids = (
+        Verdict.objects.filter(
+            pk=verdict_id, measure__node__tree__in=trees_for_user(user).values("pk")
+        )
+        .values_list("observation_ids", flat=True)
+        .first()
+    )
+    return [i for i in ids or [] if isinstance(i, int)]
+
+
 def metric_pull_runs(metric: Metric) -> QuerySet[PullRun]:
     return (
         PullRun.objects.filter(metric=metric).select_related("user").order_by("-started_at", "-id")

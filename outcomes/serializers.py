@@ -14,6 +14,7 @@ from outcomes.models import (
 )
 from outcomes.selectors import expected_frequency, metric_health
 from outcomes.services import METRIC_FIELDS
+from valuetree import strict
 from valuetree.models import NodeKind, OutputPort, ValueTree
 from valuetree.selectors import EDIT_ROLES
 
@@ -44,7 +45,7 @@ class _MetricOfTheTreeField(serializers.PrimaryKeyRelatedField):
     default_error_messages = {"does_not_exist": "Choose a metric of this tree."}
 
 
-class MeasureSerializer(serializers.ModelSerializer):
+class MeasureSerializer(strict.ModelSerializer):
     metric = _MetricOfTheTreeField(queryset=Metric.objects.all(), required=False, allow_null=True)
 
     class Meta:
@@ -53,7 +54,7 @@ class MeasureSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "node", "created_at", "updated_at"]
 
 
-class MeasureItemSerializer(serializers.ModelSerializer):
+class MeasureItemSerializer(strict.ModelSerializer):
     """One measure inside an imported tree document (no ids: the node is its place)."""
 
     class Meta:
@@ -66,7 +67,7 @@ class MeasureItemSerializer(serializers.ModelSerializer):
         ]
 
 
-class OutputPortRefSerializer(serializers.ModelSerializer):
+class OutputPortRefSerializer(strict.ModelSerializer):
     """The data product output port a source was made from."""
 
     data_product = serializers.SlugRelatedField(slug_field="slug", read_only=True)
@@ -77,12 +78,12 @@ class OutputPortRefSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class MetricSourceSerializer(serializers.ModelSerializer):
+class MetricSourceSerializer(strict.ModelSerializer):
     """A metric source. `credentials` are write-only: they are encrypted and never shown;
     leave them out of an update to keep the stored ones, send `{}` to remove them."""
 
     tree = serializers.SlugRelatedField(slug_field="slug", queryset=ValueTree.objects.all())
-    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     credentials = serializers.JSONField(write_only=True, required=False)
     has_credentials = serializers.SerializerMethodField()
     output_port = OutputPortRefSerializer(
@@ -113,7 +114,7 @@ class MetricSourceSerializer(serializers.ModelSerializer):
         return bool(source.credentials_encrypted)
 
 
-class MetricSourceFromPortSerializer(serializers.Serializer):
+class MetricSourceFromPortSerializer(strict.Serializer):
     """A SQL source from the server in a data product output port's data contract."""
 
     tree = serializers.SlugField(help_text="The tree the source belongs to.")
@@ -151,7 +152,7 @@ class MetricSourceUpdateSerializer(MetricSourceSerializer):
         read_only_fields = ["id", "tree", "kind", "owner", "created_at", "updated_at"]
 
 
-class MetricSerializer(serializers.ModelSerializer):
+class MetricSerializer(strict.ModelSerializer):
     source = serializers.PrimaryKeyRelatedField(queryset=MetricSource.objects.all())
     health = serializers.SerializerMethodField(
         help_text="paused, unhealthy, waiting (no value yet), stale or healthy."
@@ -208,28 +209,37 @@ class MetricUpdateSerializer(MetricSerializer):
         read_only_fields = [*MetricSerializer.Meta.read_only_fields, "source"]
 
 
-class ObservationSerializer(serializers.ModelSerializer):
+class ObservationSerializer(strict.ModelSerializer):
+    """One value of a metric for one period; ``id`` is what a verdict's
+    ``observation_ids`` name (``GET /api/observations/{id}/``)."""
+
     class Meta:
         model = Observation
-        fields = ["period_start", "value", "pulled_at", "pull_run"]
+        fields = ["id", "metric", "period_start", "value", "pulled_at", "pull_run"]
+        read_only_fields = fields
 
 
-class PushedValueSerializer(serializers.Serializer):
+class PushedValueSerializer(strict.Serializer):
     """One value sent to a push metric. Without a period it is the current period's value."""
 
     period = serializers.CharField(required=False, allow_null=True, default=None)
     value = serializers.JSONField()
 
 
-class PushResultSerializer(serializers.Serializer):
+class PushResultSerializer(strict.Serializer):
     pull_run = serializers.IntegerField()
     values_written = serializers.IntegerField()
 
 
-class PullRunSerializer(serializers.ModelSerializer):
+class PullRunSerializer(strict.ModelSerializer):
     """Context `show_detail`: whether the caller may edit the metric's source."""
 
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    user = serializers.SlugRelatedField(
+        slug_field="username",
+        read_only=True,
+        allow_null=True,
+        help_text="Who pushed or asked for it; null for scheduled pulls.",
+    )
     error_detail = serializers.SerializerMethodField(
         help_text="The error quoting what the source answered; only for the tree's owners "
         "and editors (null for others, or when it says no more than error)."
@@ -283,7 +293,7 @@ VERDICT_API_FIELDS = [
 ]
 
 
-class VerdictSerializer(serializers.ModelSerializer):
+class VerdictSerializer(strict.ModelSerializer):
     """One evaluation of a measure. `judged_status` is what the numbers say; it differs
     from `status` only when the data is stale. `reason` says why in words;
     `forecast_model` names the fitted shape; `plan_status` is the straight-line plan's
@@ -320,7 +330,7 @@ class CurrentVerdictSerializer(VerdictSerializer):
         fields = ["tree", "node", "node_title", "measure_name", *VERDICT_API_FIELDS]
 
 
-class NodeOutcomeSerializer(serializers.Serializer):
+class NodeOutcomeSerializer(strict.Serializer):
     """A node's rolled-up verdict and value (documentation of the roll-up's rows)."""
 
     node = serializers.IntegerField()
@@ -338,7 +348,7 @@ class NodeOutcomeSerializer(serializers.Serializer):
     investment = serializers.FloatField(allow_null=True)
 
 
-class VerdictPolicySerializer(serializers.ModelSerializer):
+class VerdictPolicySerializer(strict.ModelSerializer):
     """A tree's verdict thresholds. The status: a forecast chance of reaching the target
     ≥ on_track_probability is on track, ≥ at_risk_probability at risk (0 ≤ at_risk ≤
     on_track ≤ 1; left out: unchanged). The straight-line plan's own verdict: bands as

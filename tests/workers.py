@@ -17,10 +17,13 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 from celery import Celery
 from kombu import Connection
+
+from tests import postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 CELERY = str(Path(sys.executable).with_name("celery"))
@@ -218,7 +221,8 @@ def send_pulls(broker_url: str, metric_ids: list[int], trigger: str = "schedule"
 def database_url_of(connection) -> str:
     """The URL of the database pytest-django created, for the worker process."""
     settings = connection.settings_dict
-    return (
-        f"postgres://{settings['USER']}@{settings['HOST'] or '127.0.0.1'}:"
-        f"{settings['PORT'] or 5432}/{settings['NAME']}"
-    )
+    user = quote(settings["USER"] or "postgres", safe="")
+    password = f":{quote(settings['PASSWORD'], safe='')}" if settings.get("PASSWORD") else ""
+    host = settings["HOST"] or postgres.host()
+    port = settings["PORT"] or postgres.port()
+    return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import django_filters
 import orjson
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -34,17 +35,20 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from valuetree import interchange, selectors, services, standards
+from valuetree import interchange, selectors, services, standards, strict
 from valuetree.models import (
     PLANNED_STAGES,
     DataProduct,
     DataProductLink,
+    DataProductType,
     Domain,
+    LifecycleStage,
     Membership,
     Node,
     OutputPort,
     ValueTree,
 )
+from valuetree.openapi import PaginatedActions
 from valuetree.serializers import (
     BoardFilterSerializer,
     BoardProductSerializer,
@@ -167,7 +171,7 @@ IMPORT_ERROR_SCHEMA = inline_serializer(
 )
 
 
-class TreeViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
+class TreeViewSet(PaginatedActions, RoleCheckedWrites, viewsets.ModelViewSet):
     """Value trees. Anyone logged in may create one and becomes its owner."""
 
     lookup_field = "slug"
@@ -219,14 +223,13 @@ class TreeViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
     def history(self, request: Request, slug: str) -> Response:
         """Who changed what in this tree, its nodes and measures, newest first."""
         tree = tree_for_request(request, slug=slug)
-        entries = selectors.tree_history(tree=tree)
-        return Response(HistoryEntrySerializer(entries, many=True).data)
+        return self.paginated(selectors.tree_history(tree=tree), HistoryEntrySerializer)
 
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=["json", "yaml"], default="json")],
         responses={
             (200, "application/json"): OpenApiTypes.OBJECT,
-            (200, "application/yaml"): OpenApiTypes.STR,
+            (200, "application/yaml"): OpenApiTypes.OBJECT,
         },
     )
     @action(detail=True, methods=["get"])
@@ -308,8 +311,10 @@ class MembershipViewSet(viewsets.ModelViewSet):
         serializer.instance = services.membership_set(tree=self.tree(), **serializer.validated_data)
 
     def perform_update(self, serializer: MembershipSerializer) -> None:
+        # PATCH without a role keeps the one the member has.
+        role = serializer.validated_data.get("role", serializer.instance.role)
         serializer.instance = services.membership_set(
-            tree=self.tree(), user=serializer.instance.user, role=serializer.validated_data["role"]
+            tree=self.tree(), user=serializer.instance.user, role=role
         )
 
     def perform_destroy(self, instance: Membership) -> None:
@@ -317,6 +322,7 @@ class MembershipViewSet(viewsets.ModelViewSet):
 
 
 class NodeViewSet(
+    PaginatedActions,
     RoleCheckedWrites,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -358,7 +364,7 @@ class NodeViewSet(
     )
     def destroy(self, request: Request, pk: str) -> Response:
         node = self.get_object()
-        cascade = request.query_params.get("cascade", "").lower() in {"1", "true", "yes"}
+        cascade = bool(strict.query_bool(request.query_params.get("cascade"), name="cascade"))
         services.node_delete(node=node, cascade=cascade)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -379,10 +385,10 @@ class NodeViewSet(
         entries = selectors.history_entries(
             Node.history.filter(id=node.pk), model="node", limit=200
         )
-        return Response(HistoryEntrySerializer(entries, many=True).data)
+        return self.paginated(entries, HistoryEntrySerializer)
 
 
-class DomainViewSet(viewsets.ModelViewSet):
+class DomainViewSet(PaginatedActions, viewsets.ModelViewSet):
     """Data mesh domains: everyone reads them; staff manage them."""
 
     serializer_class = DomainSerializer
@@ -405,17 +411,42 @@ class DomainViewSet(viewsets.ModelViewSet):
         services.domain_delete(domain=instance)
 
 
-class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
+class ChoiceInFilter(django_filters.BaseInFilter, django_filters.ChoiceFilter):
+    """Comma-separated choices; any unknown one is a 400, like a single choice."""
+
+
+class DataProductFilter(strict.FilterSet):
+    """The list's filters, validated like the board's: an unknown domain or stage is a
+    400 naming the parameter, not an empty list."""
+
+    domain = django_filters.ModelChoiceFilter(
+        field_name="domain",
+        to_field_name="slug",
+        queryset=Domain.objects.all(),
+        label="A domain's slug.",
+    )
+    domain__slug = django_filters.ModelChoiceFilter(
+        field_name="domain",
+        to_field_name="slug",
+        queryset=Domain.objects.all(),
+        label="A domain's slug (the older name of `domain`).",
+    )
+    stage = django_filters.ChoiceFilter(choices=LifecycleStage.choices)
+    stage__in = ChoiceInFilter(field_name="stage", choices=LifecycleStage.choices)
+    product_type = django_filters.ChoiceFilter(choices=DataProductType.choices)
+
+    class Meta:
+        model = DataProduct
+        fields = ["domain", "domain__slug", "stage", "stage__in", "product_type"]
+
+
+class DataProductViewSet(PaginatedActions, RoleCheckedWrites, viewsets.ModelViewSet):
     """Data products: public to everyone logged in (discovery is public); anyone may
     propose one; its owner (or staff) changes it."""
 
     serializer_class = DataProductSerializer
     lookup_field = "slug"
-    filterset_fields = {
-        "domain__slug": ["exact"],
-        "stage": ["exact", "in"],
-        "product_type": ["exact"],
-    }
+    filterset_class = DataProductFilter
     search_fields = ["name", "description", "purpose", "owning_team"]
     ordering_fields = ["name", "stage", "created_at", "updated_at"]
 
@@ -432,9 +463,9 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
         return DataProductSerializer
 
     def perform_create(self, serializer: DataProductSerializer) -> None:
-        data = dict(serializer.validated_data)
-        data.setdefault("owner", self.request.user)
-        serializer.instance = services.data_product_create(by=self.request.user, **data)
+        serializer.instance = services.data_product_create(
+            by=self.request.user, **serializer.validated_data
+        )
 
     def perform_update(self, serializer: DataProductSerializer) -> None:
         services.data_product_update(
@@ -444,9 +475,11 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
     def perform_destroy(self, instance: DataProduct) -> None:
         services.data_product_delete(product=instance)
 
+    @extend_schema(methods=["GET"], responses=DataProductLinkSerializer(many=True))
     @extend_schema(
+        methods=["POST"],
         request=DataProductLinkSerializer,
-        responses={200: DataProductLinkSerializer(many=True), 201: DataProductLinkSerializer},
+        responses={201: DataProductLinkSerializer},
     )
     @action(detail=True, methods=["get", "post"])
     def links(self, request: Request, slug: str) -> Response:
@@ -457,7 +490,7 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
         context = {"visible_nodes": visible}
         if request.method == "GET":
             links = DataProductLink.objects.filter(data_product=product, node__in=visible)
-            return Response(DataProductLinkSerializer(links, many=True, context=context).data)
+            return self.paginated(links, DataProductLinkSerializer, context=context)
         serializer = DataProductLinkSerializer(data=request.data, context=context)
         serializer.is_valid(raise_exception=True)
         node = serializer.validated_data["node"]
@@ -490,7 +523,7 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
         entries = selectors.history_entries(
             DataProduct.history.filter(id=product.pk), model="data_product", limit=200
         )
-        return Response(HistoryEntrySerializer(entries, many=True).data)
+        return self.paginated(entries, HistoryEntrySerializer)
 
     # --- In the open: the board, similar products, lifecycle, early consumers ---------
 
@@ -539,7 +572,7 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
         similar = similar_products(
             Probe(name=data["name"], purpose=data["purpose"], ports=" ".join(data["output_ports"]))
         )
-        return Response(SimilarProductSerializer(similar, many=True).data)
+        return self.paginated(similar, SimilarProductSerializer)
 
     @extend_schema(responses=SimilarProductSerializer(many=True))
     @action(detail=True, methods=["get"])
@@ -547,11 +580,11 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
         """Products like this one across all domains, best first, with their scores."""
         product = self.get_object()
         similar = similar_products(Probe.of(product), exclude_pk=product.pk)
-        return Response(SimilarProductSerializer(similar, many=True).data)
+        return self.paginated(similar, SimilarProductSerializer)
 
+    @extend_schema(methods=["GET"], responses=TransitionSerializer(many=True))
     @extend_schema(
-        request=TransitionSerializer,
-        responses={200: TransitionSerializer(many=True), 201: TransitionSerializer},
+        methods=["POST"], request=TransitionSerializer, responses={201: TransitionSerializer}
     )
     @action(detail=True, methods=["get", "post"])
     def transitions(self, request: Request, slug: str) -> Response:
@@ -559,8 +592,8 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
         (its owner) moves it on."""
         product = self.get_object()
         if request.method == "GET":
-            return Response(
-                TransitionSerializer(selectors.product_transitions(product=product), many=True).data
+            return self.paginated(
+                selectors.product_transitions(product=product), TransitionSerializer
             )
         self.check_write(product)
         serializer = TransitionSerializer(data=request.data)
@@ -575,9 +608,11 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
             raise DRFValidationError({"stage": [f"The product is {product.stage} already."]})
         return Response(TransitionSerializer(transition).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(methods=["GET"], responses=ConsumerInterestSerializer(many=True))
     @extend_schema(
+        methods=["POST"],
         request=ConsumerInterestSerializer,
-        responses={200: ConsumerInterestSerializer(many=True), 201: ConsumerInterestSerializer},
+        responses={201: ConsumerInterestSerializer},
     )
     @action(detail=True, methods=["get", "post"])
     def interests(self, request: Request, slug: str) -> Response:
@@ -586,7 +621,7 @@ class DataProductViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
         product = self.get_object()
         if request.method == "GET":
             interests = selectors.product_interests(request.user, product=product)
-            return Response(ConsumerInterestSerializer(interests, many=True).data)
+            return self.paginated(interests, ConsumerInterestSerializer)
         context = {"visible_nodes": selectors.nodes_for_user(request.user)}
         serializer = ConsumerInterestSerializer(data=request.data, context=context)
         serializer.is_valid(raise_exception=True)
@@ -696,7 +731,7 @@ class DataProductOdpsView(APIView):
     @extend_schema(
         operation_id="data_products_odps",
         parameters=[PRODUCT_SLUG],
-        responses={(200, "application/yaml"): OpenApiTypes.STR},
+        responses={(200, "application/yaml"): OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, slug: str) -> HttpResponse:
         """The data product as Bitol ODPS YAML, which the import reads back."""
@@ -710,7 +745,7 @@ class DataContractView(APIView):
     @extend_schema(
         operation_id="data_products_contract",
         parameters=[PRODUCT_SLUG, PORT_NAME],
-        responses={(200, "application/yaml"): OpenApiTypes.STR},
+        responses={(200, "application/yaml"): OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, slug: str, port: str) -> HttpResponse:
         """The port's data contract as Bitol ODCS YAML."""
@@ -724,8 +759,8 @@ class DataContractView(APIView):
         parameters=[PRODUCT_SLUG, PORT_NAME],
         request=STANDARDS_BODY,
         responses={
-            (200, "application/yaml"): OpenApiTypes.STR,
-            (201, "application/yaml"): OpenApiTypes.STR,
+            (200, "application/yaml"): OpenApiTypes.OBJECT,
+            (201, "application/yaml"): OpenApiTypes.OBJECT,
             400: STANDARDS_ERRORS,
         },
     )
@@ -750,7 +785,7 @@ class DataContractView(APIView):
         )
 
 
-class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class NotificationViewSet(PaginatedActions, mixins.ListModelMixin, viewsets.GenericViewSet):
     """Your notifications, newest first: similar products, early consumers,
     deprecations. ``?unread=true`` lists the unread ones only."""
 
@@ -758,7 +793,7 @@ class NotificationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     def get_queryset(self) -> QuerySet:
         notifications = selectors.notifications_for(self.request.user)
-        if self.request.query_params.get("unread") in ("1", "true"):
+        if strict.query_bool(self.request.query_params.get("unread"), name="unread"):
             notifications = notifications.filter(read_at__isnull=True)
         return notifications
 

@@ -3,6 +3,8 @@ views) enforce the rules, and a service's ValidationError is shown next to its f
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -11,6 +13,7 @@ from django.core.validators import MaxValueValidator
 
 from valuetree import interchange
 from valuetree.models import (
+    MAX_WEIGHT,
     PLANNED_STAGES,
     DataProduct,
     Domain,
@@ -97,7 +100,9 @@ class NodeForm(ServiceModelForm):
     confidence = forms.IntegerField(
         min_value=0, max_value=100, required=False, help_text="How sure we are, 0–100."
     )
-    weight = forms.FloatField(min_value=0, initial=1.0)
+    weight = forms.FloatField(
+        min_value=0, max_value=MAX_WEIGHT, initial=1.0, help_text="Among its siblings, 0–1000."
+    )
 
     class Meta:
         model = Node
@@ -188,11 +193,16 @@ class DataProductForm(ServiceModelForm):
             "purpose": "What it is for: the decisions or outcomes it serves.",
         }
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, *args: object, user: Any = None, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         # Someone must answer for a product; an ownerless one only staff could change.
         self.fields["owner"].required = True
         self.fields["owner"].empty_label = "Choose an owner"
+        if not self.instance.pk and user is not None and not user.is_staff:
+            # Who proposes a product owns it; they hand it over once it exists.
+            owner = self.fields["owner"]
+            owner.queryset = owner.queryset.filter(pk=user.pk)
+            owner.help_text = "You own what you propose; hand it over once it exists."
         self.fields["domain"].empty_label = "Choose a domain"
         if self.instance.pk:
             # Only the moves the lifecycle allows from where the product is now.

@@ -40,6 +40,7 @@ from rest_framework import serializers
 from valuetree import sections, selectors, services
 from valuetree.models import (
     CHILD_KIND,
+    MAX_WEIGHT,
     DataProduct,
     DataProductLink,
     LinkRole,
@@ -194,13 +195,13 @@ class NodeDocumentSerializer(serializers.Serializer):
     owner = serializers.CharField(allow_null=True, required=False, default=None)
     accountable = serializers.CharField(allow_null=True, required=False, default=None)
     investment_amount = serializers.DecimalField(
-        max_digits=16, decimal_places=2, allow_null=True, required=False, default=None
+        max_digits=16, decimal_places=2, min_value=0, allow_null=True, required=False, default=None
     )
     investment_unit = serializers.CharField(
         max_length=30, allow_blank=True, required=False, default=""
     )
     expected_value_amount = serializers.DecimalField(
-        max_digits=16, decimal_places=2, allow_null=True, required=False, default=None
+        max_digits=16, decimal_places=2, min_value=0, allow_null=True, required=False, default=None
     )
     expected_value_unit = serializers.CharField(
         max_length=30, allow_blank=True, required=False, default=""
@@ -208,7 +209,7 @@ class NodeDocumentSerializer(serializers.Serializer):
     confidence = serializers.IntegerField(
         min_value=0, max_value=100, allow_null=True, required=False, default=None
     )
-    weight = serializers.FloatField(min_value=0, required=False, default=1.0)
+    weight = serializers.FloatField(min_value=0, max_value=MAX_WEIGHT, required=False, default=1.0)
     status = serializers.ChoiceField(choices=NodeStatus.choices, required=False, default="proposed")
     data_products = item_list()
     children = item_list()

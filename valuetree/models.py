@@ -13,6 +13,15 @@ from django.db.models import Q
 from knox.models import AbstractAuthToken
 from simple_history.models import HistoricalRecords
 
+# Bounds of the numbers people type, by what they mean. Beyond them a number is a typo
+# or an attack, and arithmetic on it (weighted means, sums over a tree) would overflow.
+MAX_WEIGHT = 1000.0
+"""A node's or measure's weight among its siblings: 0 (does not count) to 1000."""
+MAX_AMOUNT_DIGITS = 16
+"""Investments and expected values: decimals with 2 places, at most 14 before the point."""
+MAX_POSITION = 100_000
+"""A sibling position (0-based); no parent holds this many children."""
+
 
 class ValueTree(models.Model):
     name = models.CharField(max_length=200)
@@ -115,21 +124,37 @@ class Node(models.Model):
         on_delete=models.SET_NULL,
         related_name="accountable_nodes",
     )
-    investment_amount = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
+    investment_amount = models.DecimalField(
+        max_digits=MAX_AMOUNT_DIGITS,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="What the work costs, ≥ 0, in investment_unit.",
+    )
     investment_unit = models.CharField(
         max_length=30, blank=True, help_text="EUR, USD, person-weeks…"
     )
     expected_value_amount = models.DecimalField(
-        max_digits=16, decimal_places=2, null=True, blank=True
+        max_digits=MAX_AMOUNT_DIGITS,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="The value the work is expected to bring, ≥ 0, in expected_value_unit.",
     )
     expected_value_unit = models.CharField(max_length=30, blank=True)
     confidence = models.PositiveSmallIntegerField(
         null=True,
         blank=True,
-        validators=[MaxValueValidator(100)],
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
         help_text="How sure we are, 0–100.",
     )
-    weight = models.FloatField(default=1.0, validators=[MinValueValidator(0.0)])
+    weight = models.FloatField(
+        default=1.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(MAX_WEIGHT)],
+        help_text="Its weight among its siblings in the roll-up, 0–1000.",
+    )
     status = models.CharField(
         max_length=10, choices=NodeStatus.choices, default=NodeStatus.PROPOSED
     )
@@ -161,7 +186,17 @@ class Node(models.Model):
                 condition=Q(confidence__isnull=True) | Q(confidence__lte=100),
                 name="node_confidence_0_100",
             ),
-            models.CheckConstraint(condition=Q(weight__gte=0), name="node_weight_not_negative"),
+            models.CheckConstraint(
+                condition=Q(weight__gte=0) & Q(weight__lte=MAX_WEIGHT), name="node_weight_0_1000"
+            ),
+            models.CheckConstraint(
+                condition=Q(investment_amount__isnull=True) | Q(investment_amount__gte=0),
+                name="node_investment_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(expected_value_amount__isnull=True) | Q(expected_value_amount__gte=0),
+                name="node_expected_value_not_negative",
+            ),
         ]
 
     def __str__(self) -> str:

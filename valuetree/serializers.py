@@ -10,7 +10,9 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from valuetree import strict
 from valuetree.models import (
+    MAX_POSITION,
     PLANNED_STAGES,
     ConsumerInterest,
     DataProduct,
@@ -37,7 +39,7 @@ def username_field(**kwargs: object) -> serializers.SlugRelatedField:
     )
 
 
-class TreeSerializer(serializers.ModelSerializer):
+class TreeSerializer(strict.ModelSerializer):
     caller_role = serializers.CharField(read_only=True)
 
     class Meta:
@@ -71,7 +73,7 @@ class TreeListSerializer(TreeSerializer):
         ]
 
 
-class NodeSerializer(serializers.ModelSerializer):
+class NodeSerializer(strict.ModelSerializer):
     """A node on its own. Its tree, parent, kind and position change only by a move."""
 
     tree = serializers.SlugRelatedField(slug_field="slug", read_only=True)
@@ -112,7 +114,7 @@ class NodeCreateSerializer(NodeSerializer):
         queryset=Node.objects.none(), allow_null=True, required=False
     )
     kind = serializers.ChoiceField(choices=NodeKind.choices, required=False)
-    position = serializers.IntegerField(min_value=0, required=False)
+    position = serializers.IntegerField(min_value=0, max_value=MAX_POSITION, required=False)
 
     class Meta(NodeSerializer.Meta):
         read_only_fields = ["id", "tree", "created_at", "updated_at"]
@@ -124,9 +126,11 @@ class NodeCreateSerializer(NodeSerializer):
             self.fields["parent"].queryset = Node.objects.filter(tree=self.context["tree"])
 
 
-class NodeMoveSerializer(serializers.Serializer):
+class NodeMoveSerializer(strict.Serializer):
     parent = serializers.PrimaryKeyRelatedField(queryset=Node.objects.none(), allow_null=True)
-    position = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    position = serializers.IntegerField(
+        min_value=0, max_value=MAX_POSITION, required=False, allow_null=True
+    )
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
@@ -134,7 +138,7 @@ class NodeMoveSerializer(serializers.Serializer):
             self.fields["parent"].queryset = Node.objects.filter(tree_id=self.context["tree_id"])
 
 
-class MembershipSerializer(serializers.ModelSerializer):
+class MembershipSerializer(strict.ModelSerializer):
     user = username_field()
 
     class Meta:
@@ -148,24 +152,28 @@ class MembershipUpdateSerializer(MembershipSerializer):
         read_only_fields = ["id", "user", "created_at"]
 
 
-class DomainSerializer(serializers.ModelSerializer):
+class DomainSerializer(strict.ModelSerializer):
     class Meta:
         model = Domain
         fields = ["id", "slug", "name", "description", "owning_team", "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
 
 
-class OutputPortSerializer(serializers.ModelSerializer):
+class OutputPortSerializer(strict.ModelSerializer):
     class Meta:
         model = OutputPort
         fields = ["name", "kind", "location"]
 
 
-class DataProductSerializer(serializers.ModelSerializer):
+class DataProductSerializer(strict.ModelSerializer):
     domain = serializers.SlugRelatedField(slug_field="slug", queryset=Domain.objects.all())
-    owner = username_field(allow_null=True, required=False)
+    owner = username_field(
+        required=False,
+        help_text="Who answers for it. On create you are its owner (staff may name "
+        "another); its owner hands it over with an update.",
+    )
     output_ports = OutputPortSerializer(many=True, required=False)
-    duplicate_of = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    duplicate_of = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
 
     class Meta:
         model = DataProduct
@@ -195,7 +203,7 @@ class DataProductSerializer(serializers.ModelSerializer):
         return ports
 
 
-class DataProductLinkSerializer(serializers.ModelSerializer):
+class DataProductLinkSerializer(strict.ModelSerializer):
     data_product = serializers.SlugRelatedField(slug_field="slug", read_only=True)
 
     class Meta:
@@ -209,7 +217,7 @@ class DataProductLinkSerializer(serializers.ModelSerializer):
         self.fields["node"].queryset = self.context.get("visible_nodes", Node.objects.none())
 
 
-class SimilarProductSerializer(serializers.Serializer):
+class SimilarProductSerializer(strict.Serializer):
     """A product like another one, with its score in [0, 1]."""
 
     slug = serializers.CharField(source="product.slug")
@@ -220,7 +228,7 @@ class SimilarProductSerializer(serializers.Serializer):
     score = serializers.FloatField()
 
 
-class SimilarityProbeSerializer(serializers.Serializer):
+class SimilarityProbeSerializer(strict.Serializer):
     """A product being drafted, to check for similar ones before creating it."""
 
     name = serializers.CharField(max_length=200)
@@ -230,8 +238,8 @@ class SimilarityProbeSerializer(serializers.Serializer):
     )
 
 
-class TransitionSerializer(serializers.ModelSerializer):
-    by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+class TransitionSerializer(strict.ModelSerializer):
+    by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     from_stage = serializers.CharField(
         read_only=True, help_text="Empty for the stage the product was created in."
     )
@@ -245,12 +253,12 @@ class TransitionSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "from_stage", "to_stage", "by", "at"]
 
 
-class ConsumerInterestSerializer(serializers.ModelSerializer):
+class ConsumerInterestSerializer(strict.ModelSerializer):
     """A team waiting for a planned product. The initiative is named only to those
     who may read its tree (``node`` is null otherwise)."""
 
     data_product = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    user = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    user = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     node = serializers.PrimaryKeyRelatedField(queryset=Node.objects.none())
     node_title = serializers.SerializerMethodField()
     tree = serializers.SerializerMethodField()
@@ -290,7 +298,7 @@ class ConsumerInterestSerializer(serializers.ModelSerializer):
         return interest.node.tree.slug if self._visible(interest) else None
 
 
-class DuplicateSerializer(serializers.Serializer):
+class DuplicateSerializer(strict.Serializer):
     original = serializers.SlugRelatedField(
         slug_field="slug",
         queryset=DataProduct.objects.all(),
@@ -299,7 +307,7 @@ class DuplicateSerializer(serializers.Serializer):
     then = serializers.ChoiceField(choices=DUPLICATE_OUTCOMES, default="keep")
 
 
-class NotificationSerializer(serializers.ModelSerializer):
+class NotificationSerializer(strict.ModelSerializer):
     data_product = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     related_product = serializers.SlugRelatedField(slug_field="slug", read_only=True)
 
@@ -333,7 +341,7 @@ class DataProductSavedSerializer(DataProductSerializer):
         return SimilarProductSerializer(similar, many=True).data
 
 
-class BoardFilterSerializer(serializers.Serializer):
+class BoardFilterSerializer(strict.Serializer):
     domain = serializers.SlugRelatedField(
         slug_field="slug", queryset=Domain.objects.all(), required=False, allow_null=True
     )
@@ -343,7 +351,7 @@ class BoardFilterSerializer(serializers.Serializer):
     q = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
 
 
-class ServedNodeSerializer(serializers.Serializer):
+class ServedNodeSerializer(strict.Serializer):
     tree = serializers.CharField(source="node.tree.slug")
     node = serializers.IntegerField(source="node.id")
     kind = serializers.CharField(source="node.kind")
@@ -374,7 +382,7 @@ class BoardProductSerializer(DataProductSerializer):
         return ConsumerInterestSerializer(product.interests.all(), many=True).data
 
 
-class EndingProductLinkSerializer(serializers.Serializer):
+class EndingProductLinkSerializer(strict.Serializer):
     """An initiative relying on a deprecated or retired product."""
 
     tree = serializers.CharField(source="node.tree.slug")
@@ -388,16 +396,16 @@ class EndingProductLinkSerializer(serializers.Serializer):
     )
 
 
-class OrphansSerializer(serializers.Serializer):
+class OrphansSerializer(strict.Serializer):
     products = DataProductSerializer(many=True)
     initiatives = EndingProductLinkSerializer(many=True)
 
 
-class NotificationsReadSerializer(serializers.Serializer):
+class NotificationsReadSerializer(strict.Serializer):
     ids = serializers.ListField(child=serializers.IntegerField(), required=False)
 
 
-class HistoryEntrySerializer(serializers.Serializer):
+class HistoryEntrySerializer(strict.Serializer):
     model = serializers.CharField()
     object_id = serializers.IntegerField()
     label = serializers.CharField()

@@ -185,8 +185,8 @@ def _shift(*, tree_id: int, parent_id: int | None, start: int, end: int | None, 
 def node_create(
     *,
     tree: ValueTree,
-    parent: Node | None,
     title: str,
+    parent: Node | None = None,
     kind: str | None = None,
     position: int | None = None,
     **fields: Any,
@@ -394,6 +394,21 @@ def _replace_output_ports(*, product: DataProduct, ports: list[dict[str, Any]]) 
         OutputPort.objects.bulk_update(kept, ["kind", "location"])
 
 
+OWNERLESS = "A data product needs an owner: someone answers for it."
+
+
+def _check_owner_chosen_by(*, owner: AbstractBaseUser | None, by: AbstractBaseUser) -> None:
+    if owner is None:
+        raise ValidationError({"owner": OWNERLESS})
+    if owner.pk != by.pk and not by.is_staff:
+        raise ValidationError(
+            {
+                "owner": "You own the data products you propose; hand it over to "
+                f"{owner.get_username()} once it exists (Edit → owner)."
+            }
+        )
+
+
 @transaction.atomic
 def data_product_create(
     *,
@@ -402,7 +417,15 @@ def data_product_create(
     **fields: Any,
 ) -> DataProduct:
     """Create a data product in its first stage (default discovery), recorded as a
-    transition by ``by``; the owners of similar products are told about it."""
+    transition by ``by``; the owners of similar products are told about it.
+
+    Who owns it comes from who asks: ``by`` owns what they propose (``owner`` left out
+    means ``by``). Naming another owner is for staff and for operator commands
+    (``by=None``); anyone else hands a product over once it exists (an update, which
+    only its owner or staff may make). ValidationError on ``owner`` otherwise."""
+    if by is not None:
+        fields.setdefault("owner", by)
+        _check_owner_chosen_by(owner=fields["owner"], by=by)
     stage = fields.pop("stage", None) or LifecycleStage.DISCOVERY
     product = DataProduct(stage=stage)
     apply_fields(product, fields, DATA_PRODUCT_FIELDS)
@@ -425,7 +448,11 @@ def data_product_update(
     **fields: Any,
 ) -> DataProduct:
     """Change a data product; ``output_ports``, when given, replaces the ports. A new
-    ``stage`` goes through :func:`data_product_transition` and its rules."""
+    ``stage`` goes through :func:`data_product_transition` and its rules. Handing it to
+    another ``owner`` is allowed (callers let only its owner or staff update); leaving
+    it without one is not."""
+    if by is not None and "owner" in fields and fields["owner"] is None:
+        raise ValidationError({"owner": OWNERLESS})
     stage = fields.pop("stage", None)
     apply_fields(product, fields, DATA_PRODUCT_FIELDS)
     _check_product_slug(product)

@@ -12,7 +12,8 @@ from pytest_django.live_server_helper import LiveServer
 from valuetree import services
 from valuetree.models import ConsumerInterest, DataProduct, Notification
 
-ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts" / "browser"
+# Screenshots taken on purpose (to look at); test-artifacts/browser/ holds failures only.
+ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts" / "screenshots"
 
 
 def test_an_editor_registers_interest_and_is_warned_of_a_duplicate(

@@ -14,7 +14,8 @@ from outcomes.models import Measure, Verdict
 from tests.factories import bulk_tree
 from valuetree.models import Node, NodeKind
 
-ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts" / "browser"
+# Screenshots taken on purpose (to look at); test-artifacts/browser/ holds failures only.
+ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts" / "screenshots"
 STATUSES = ("achieved", "on_track", "at_risk", "off_track", "missed", "no_data", "stale")
 
 

@@ -11,7 +11,8 @@ from pytest_django.live_server_helper import LiveServer
 from outcomes import pulling
 from tests.factories import make_metric
 
-ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts" / "browser"
+# Screenshots taken on purpose (to look at); test-artifacts/browser/ holds failures only.
+ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts" / "screenshots"
 
 
 def test_an_editor_checks_in_values_and_the_chart_draws_them(

@@ -1,7 +1,8 @@
 """The SQL connector against a real PostgreSQL and a SQLite file.
 
-PostgreSQL tests use a scratch database of their own (not Django's test database) at
-127.0.0.1:5432 with trust auth. Without PostgreSQL they are skipped, except on CI where
+PostgreSQL tests use a scratch database of their own (not Django's test database, one
+per xdist worker) on the server of ``TEST_POSTGRES_URL`` (tests/postgres.py; default
+127.0.0.1:5432 with trust auth). Without PostgreSQL they are skipped, except on CI where
 a missing database must not pass unnoticed.
 """
 
@@ -22,12 +23,13 @@ from psycopg import sql
 from outcomes.connectors import sql as sql_connector
 from outcomes.connectors.base import FetchRequest, PullError, TransientPullError
 from outcomes.connectors.sql import CONNECTOR
+from tests import postgres
 
-WAREHOUSE = "valuetree_warehouse_test"
-PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "connect_timeout": 3}
+WAREHOUSE = postgres.per_worker("valuetree_warehouse_test")
+PG_ADMIN = postgres.admin_params()
 # Metrics read as a role without superuser or file privileges: the connector refuses others.
 READER = "valuetree_test_reader"
-PG_URL = f"postgresql://{READER}@127.0.0.1:5432/{WAREHOUSE}"
+PG_URL = f"postgresql://{READER}@{postgres.host()}:{postgres.port()}/{WAREHOUSE}"
 SECRET = "s3cret-value"
 
 DAILY = {
@@ -80,7 +82,7 @@ def free_port() -> int:
 @pytest.fixture(autouse=True)
 def reach(settings, tmp_path):
     """Local databases (any port) and SQLite files in the test's folder or /srv are allowed."""
-    settings.METRICS_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.METRICS_ALLOWED_HOSTS = ["127.0.0.1", postgres.host()]
     settings.METRICS_SQLITE_DIRS = [str(tmp_path), "/srv"]
 
 
@@ -90,7 +92,7 @@ def warehouse() -> Iterator[str]:
         admin = psycopg.connect(**PG_ADMIN, dbname="postgres", autocommit=True)
     except psycopg.OperationalError as error:
         reason = (
-            f"PostgreSQL at 127.0.0.1:5432 is unreachable ({error}): "
+            f"PostgreSQL at {postgres.host()}:{postgres.port()} is unreachable ({error}): "
             "the SQL connector's PostgreSQL tests did NOT run"
         )
         if os.environ.get("CI", "").lower() in ("true", "1"):
@@ -294,7 +296,7 @@ def test_unreachable_server_is_transient():
     ("url", "error_type", "message"),
     [
         (
-            "postgresql://postgres@127.0.0.1:5432/valuetree_no_such_database",
+            postgres.url("valuetree_no_such_database"),
             PullError,
             'database "valuetree_no_such_database" does not exist',
         ),

@@ -120,7 +120,9 @@ class TestHistory:
             },
         )
         editor.delete(f"/api/nodes/{goal.pk}/?cascade=true")
-        entries = client_for(users["viewer"]).get(f"/api/trees/{tree.slug}/history/").json()
+        entries = (
+            client_for(users["viewer"]).get(f"/api/trees/{tree.slug}/history/").json()["results"]
+        )
         summary = [(e["model"], e["action"], e["user"], e["changed_fields"]) for e in entries]
         assert ("node", "changed", "editor", ["status", "title"]) in summary
         assert ("measure", "created", "editor", []) in summary
@@ -130,7 +132,9 @@ class TestHistory:
 
     def test_node_history(self, users, goal, client_for):
         client_for(users["editor"]).patch(f"/api/nodes/{goal.pk}/", {"weight": 3})
-        entries = client_for(users["viewer"]).get(f"/api/nodes/{goal.pk}/history/").json()
+        entries = (
+            client_for(users["viewer"]).get(f"/api/nodes/{goal.pk}/history/").json()["results"]
+        )
         assert [(e["action"], e["changed_fields"]) for e in entries] == [
             ("changed", ["weight"]),
             ("created", []),
@@ -216,9 +220,11 @@ class TestDataProducts:
         assert linked.status_code == 201
         again = editor.post("/api/data-products/p/links/", {"node": goal.pk, "role": "produces"})
         assert again.status_code == 400
-        listed = client_for(users["viewer"]).get("/api/data-products/p/links/").json()
+        listed = client_for(users["viewer"]).get("/api/data-products/p/links/").json()["results"]
         assert [(link["node"], link["role"]) for link in listed] == [(goal.pk, "produces")]
-        outsider_view = client_for(users["outsider"]).get("/api/data-products/p/links/").json()
+        outsider_view = (
+            client_for(users["outsider"]).get("/api/data-products/p/links/").json()["results"]
+        )
         assert outsider_view == []
         link_id = linked.json()["id"]
         assert editor.delete(f"/api/data-products/p/links/{link_id}/").status_code == 204

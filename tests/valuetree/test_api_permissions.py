@@ -329,6 +329,17 @@ def port_source_body(w: World) -> dict[str, Any]:
     return {"tree": w.tree.slug, "data_product": w.product.slug, "port": "warehouse"}
 
 
+def observation_url(w: World) -> str:
+    """An observation of the world's push metric (pushed on first use)."""
+    from outcomes.pulling import observations_push
+
+    observation = w.push_metric.observations.first()
+    if observation is None:
+        observations_push(metric=w.push_metric, raw_points=[("2026-01-01", 1)], trigger="push")
+        observation = w.push_metric.observations.get()
+    return f"/api/observations/{observation.pk}/"
+
+
 def interest_url(w: World) -> str:
     """A team (the editor's) waiting for the world's product (registered on first use)."""
     interest = w.product.interests.first() or services.consumer_interest_register(
@@ -687,6 +698,10 @@ CASES = [
         field="non_field_errors",
     ),
     Case("metric-pull-runs", "metric-pull-runs", "GET", metric_url("pull-runs/"), tree_readers()),
+    Case(
+        "observation-list", "observation-list", "GET", lambda w: "/api/observations/", everyone(200)
+    ),
+    Case("observation-detail", "observation-detail", "GET", observation_url, tree_readers()),
     # Verdicts, roll-ups and tolerance bands
     Case(
         "measure-verdicts",

@@ -273,7 +273,7 @@ class TestSimilar:
             format="json",
         )
         assert response.status_code == 200
-        [found] = response.json()
+        [found] = response.json()["results"]
         assert (found["slug"], found["owner"]) == ("turnaround", "owner")
         assert 0.35 <= found["score"] <= 1
         assert not Notification.objects.exists()  # a probe writes nothing
@@ -283,7 +283,7 @@ class TestSimilar:
             "/api/data-products/similar/", {"name": "Cost centre budget"}, format="json"
         )
         assert response.status_code == 200
-        assert [(p["slug"], p["score"]) for p in response.json()] == [("budget", 1.0)]
+        assert [(p["slug"], p["score"]) for p in response.json()["results"]] == [("budget", 1.0)]
 
     @pytest.mark.parametrize(
         ("body", "field"),
@@ -309,7 +309,7 @@ class TestSimilar:
         )
         response = client_for(users["viewer"]).get("/api/data-products/turnaround/similar/")
         assert response.status_code == 200
-        assert [p["slug"] for p in response.json()] == ["twin"]
+        assert [p["slug"] for p in response.json()["results"]] == ["twin"]
 
     def test_similar_of_a_missing_product_is_404(self, users, client_for, db):
         assert (
@@ -331,12 +331,14 @@ class TestTransitions:
         )
         response = client_for(users["outsider"]).get(self.url(turnaround))
         assert response.status_code == 200
-        assert [(t["from_stage"], t["to_stage"], t["by"], t["note"]) for t in response.json()] == [
+        assert [
+            (t["from_stage"], t["to_stage"], t["by"], t["note"]) for t in response.json()["results"]
+        ] == [
             ("", "discovery", "owner", ""),
             ("discovery", "design", "owner", "Schema drafted"),
         ]
-        assert all(t["at"] for t in response.json())
-        assert "stage" not in response.json()[0]  # write-only
+        assert all(t["at"] for t in response.json()["results"])
+        assert "stage" not in response.json()["results"][0]  # write-only
 
     def test_the_owner_moves_it_on(self, users, client_for, turnaround):
         response = client_for(users["owner"]).post(
@@ -475,7 +477,7 @@ class TestInterests:
         seen = {
             role: [
                 (i["team"], i["node"], i["node_title"], i["tree"])
-                for i in client_for(users[role]).get(self.url(turnaround)).json()
+                for i in client_for(users[role]).get(self.url(turnaround)).json()["results"]
             ]
             for role in ("viewer", "outsider")
         }

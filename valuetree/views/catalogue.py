@@ -124,11 +124,11 @@ def data_product_create(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _form_page(
             request,
-            form=DataProductForm(initial={"owner": request.user}),
+            form=DataProductForm(initial={"owner": request.user}, user=request.user),
             ports=OutputPortFormSet(prefix=PORTS_PREFIX),
             product=None,
         )
-    form = DataProductForm(request.POST)
+    form = DataProductForm(request.POST, user=request.user)
     ports = OutputPortFormSet(request.POST, prefix=PORTS_PREFIX)
     if form.is_valid() and ports.is_valid():
         try:
