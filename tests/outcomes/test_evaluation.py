@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from outcomes import evaluation, pulling, tasks
 from outcomes.evaluation import measures_evaluate
@@ -13,6 +14,7 @@ from outcomes.selectors import tree_outcomes
 from outcomes.services import measure_create, measure_update
 from tests.factories import make_metric
 from valuetree import services as tree_services
+from valuetree.models import MAX_WEIGHT
 
 AT = datetime(2026, 7, 2, 12, tzinfo=UTC)  # halfway from 2026-01-01 to 2026-12-31
 
@@ -160,11 +162,12 @@ def test_editing_the_question_re_evaluates_after_commit(
     measure = add_measure(bet, metric=metric, values=AHEAD)
     queued = []
     monkeypatch.setattr(tasks.evaluate_measures, "delay", queued.append)
-    # full_clean (node, metric, one check per constraint, each in a savepoint), UPDATE,
+    # full_clean (node, metric, one check per constraint — the bounds of issue 14 add three —,
+    # each in a savepoint), UPDATE,
     # history row: the same with or without a re-evaluation, which runs after commit
     with (
         django_capture_on_commit_callbacks(execute=True) as callbacks,
-        django_assert_max_num_queries(18),
+        django_assert_max_num_queries(21),
     ):
         measure_update(measure=measure, **change)
     assert queued == ([[measure.pk]] if reevaluated else [])
@@ -253,10 +256,13 @@ def test_killed_nodes_leave_the_roll_up_done_nodes_count(tree, bet):
     assert tree_outcomes([tree.pk])[bet.pk].status == "on_track"  # done counts
 
 
-def test_huge_weights_roll_up_without_overflow(tree, bet):
+def test_extreme_weights_are_refused_and_the_largest_rolls_up(tree, bet):
     metric = pushed(tree, "Reorders")
+    with pytest.raises(ValidationError) as refused:
+        add_measure(bet, metric=metric, name="Huge", weight=1.5e308)
+    assert "weight" in refused.value.message_dict
     ids = [
-        add_measure(bet, metric=metric, values=AHEAD, name=f"M{n}", weight=1.5e308).pk
+        add_measure(bet, metric=metric, values=AHEAD, name=f"M{n}", weight=MAX_WEIGHT).pk
         for n in range(3)
     ]
     measures_evaluate(measure_ids=ids, at=AT)
