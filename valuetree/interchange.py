@@ -22,7 +22,6 @@ transaction: a bad document writes nothing. Errors name the field by its path
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -36,7 +35,15 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from rest_framework import serializers
 
-from valuetree import sections, selectors, services
+from valuetree import documents, sections, selectors, services
+from valuetree.documents import (  # noqa: F401 - the names callers import from here
+    MAX_DOCUMENT_BYTES,
+    ImportFailed,
+    Problem,
+    document_text,
+    join_path,
+    yaml_failure,
+)
 from valuetree.models import (
     CHILD_KIND,
     DataProduct,
@@ -49,37 +56,7 @@ from valuetree.models import (
 
 DOCUMENT_VERSION = 1
 FORMATS = ("json", "yaml")
-MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
 _YAML_TYPES = ("yaml", "yml", "x-yaml")
-
-
-@dataclass(frozen=True)
-class Problem:
-    path: str
-    message: str
-    line: int | None = None
-
-    def __str__(self) -> str:
-        where = self.path or "document"
-        if self.line is not None:
-            where += f" (line {self.line})"
-        return f"{where}: {self.message}"
-
-
-class ImportFailed(Exception):
-    """The document was refused; nothing was written."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(str(p) for p in problems))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "detail": "The tree document is invalid; nothing was imported.",
-            "errors": [
-                {"path": p.path, "line": p.line, "message": p.message} for p in self.problems
-            ],
-        }
 
 
 # --- Parsing -------------------------------------------------------------------------
@@ -92,65 +69,11 @@ def guess_format(*, content_type: str = "", filename: str = "") -> str:
     return "json"
 
 
-def _yaml_lines(text: str) -> dict[str, int]:
-    """Map every path in a YAML document to its 1-based line."""
-    lines: dict[str, int] = {}
-
-    def walk(node: yaml.Node, path: str) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                child = f"{path}.{key_node.value}" if path else str(key_node.value)
-                lines[child] = key_node.start_mark.line + 1
-                walk(value_node, child)
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                child = f"{path}[{index}]"
-                lines[child] = item.start_mark.line + 1
-                walk(item, child)
-
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
-    if root is not None:
-        walk(root, "")
-    return lines
-
-
-def document_text(raw: bytes | str) -> str:
-    """A document's text; too large or not UTF-8 is an ImportFailed."""
-    if len(raw) > MAX_DOCUMENT_BYTES:
-        raise ImportFailed(
-            [Problem("", f"The document is larger than {MAX_DOCUMENT_BYTES} bytes.")]
-        )
-    if isinstance(raw, bytes):
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ImportFailed([Problem("", "The document is not UTF-8 text.")]) from None
-    return raw
-
-
-def yaml_failure(error: yaml.YAMLError) -> ImportFailed:
-    """A YAML syntax error as an ImportFailed naming its line."""
-    mark = getattr(error, "problem_mark", None)
-    message = getattr(error, "problem", None) or str(error)
-    return ImportFailed(
-        [Problem("", f"Not valid YAML: {message}.", mark.line + 1 if mark else None)]
-    )
-
-
 def parse(raw: bytes | str, *, fmt: str) -> tuple[Any, dict[str, int]]:
-    """Decode a document; a syntax error is an ImportFailed naming the line."""
-    raw = document_text(raw)
-    if fmt == "yaml":
-        try:
-            return yaml.safe_load(raw), _yaml_lines(raw)
-        except yaml.YAMLError as error:
-            raise yaml_failure(error) from None
-    try:
-        return orjson.loads(raw), {}
-    except orjson.JSONDecodeError as error:
-        # orjson's error is a json.JSONDecodeError, which knows the line.
-        assert isinstance(error, json.JSONDecodeError)
-        raise ImportFailed([Problem("", f"Not valid JSON: {error.msg}.", error.lineno)]) from None
+    """Decode one document through the safe loader (``valuetree.documents``): a
+    syntax error or a broken limit is an ImportFailed naming the line."""
+    [(data, lines)] = documents.load(raw, fmt=fmt)
+    return data, lines
 
 
 # --- Validation ----------------------------------------------------------------------
@@ -216,12 +139,6 @@ class NodeDocumentSerializer(serializers.Serializer):
 class DataProductLinkDocumentSerializer(serializers.Serializer):
     data_product = serializers.SlugField()
     role = serializers.ChoiceField(choices=LinkRole.choices)
-
-
-def join_path(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
 
 
 def flatten_errors(errors: Any, path: str = "") -> Iterator[tuple[str, str]]:

@@ -75,7 +75,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from rest_framework import serializers
 
-from valuetree import interchange, selectors, services
+from valuetree import documents, selectors, services
 
 # Shared with the tree documents: the same path syntax, line lookup and checks.
 from valuetree.interchange import DocumentValidator as BaseValidator
@@ -120,43 +120,13 @@ class Forbidden(Problem):
 # --- Parsing -----------------------------------------------------------------------
 
 
-def _walk_lines(node: yaml.Node, path: str, lines: dict[str, int]) -> None:
-    if path:
-        lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            child = join(path, str(key_node.value))
-            lines[child] = key_node.start_mark.line + 1
-            _walk_lines(value_node, child, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _walk_lines(item, join(path, index), lines)
-
-
 def parse_stream(raw: bytes | str, *, fmt: str = "yaml") -> tuple[list[Any], list[dict[str, int]]]:
     """The documents of a YAML stream (or one JSON document) and, per document, the
-    line of every path in it. Empty YAML documents (a trailing ``---``) are skipped."""
-    if fmt != "yaml":
-        data, lines = interchange.parse(raw, fmt="json")
-        return [data], [lines]
-    text = interchange.document_text(raw)
-    try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-        documents = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as error:
-        raise interchange.yaml_failure(error) from None
-    kept: list[Any] = []
-    all_lines: list[dict[str, int]] = []
-    for node, document in zip(nodes, documents, strict=True):
-        if document is None:
-            continue
-        lines: dict[str, int] = {}
-        _walk_lines(node, "", lines)
-        kept.append(document)
-        all_lines.append(lines)
-    if not kept:
-        raise ImportFailed([Problem("", "The document is empty.")])
-    return kept, all_lines
+    line of every path in it, read by the safe loader (``valuetree.documents``).
+    Empty YAML documents (a trailing ``---``) are skipped; no document at all is an
+    ImportFailed "The document is empty"."""
+    loaded = documents.load(raw, fmt=fmt, stream=True)
+    return [data for data, _ in loaded], [lines for _, lines in loaded]
 
 
 def _prefixed(lines: dict[str, int], prefix: str) -> dict[str, int]:
@@ -953,9 +923,9 @@ def contract_to_odcs(contract: DataContract) -> dict[str, Any]:
     return document
 
 
-def to_yaml(documents: list[dict[str, Any]]) -> str:
+def to_yaml(items: list[dict[str, Any]]) -> str:
     """One YAML document, or a ``---`` stream of several."""
-    return yaml.safe_dump_all(documents, sort_keys=False, allow_unicode=True, width=100)
+    return yaml.safe_dump_all(items, sort_keys=False, allow_unicode=True, width=100)
 
 
 def problems_by_path(problems: list[Problem]) -> dict[str, list[str]]:

@@ -1,0 +1,266 @@
+"""The one safe way to read a YAML or JSON document from outside.
+
+Every entry point that reads a document someone sent — tree documents, Bitol ODPS and
+ODCS, the API's JSON bodies, the browser's import page, the management commands —
+goes through this module, so every one of them gets the same limits:
+
+- at most ``MAX_DOCUMENT_BYTES`` bytes, UTF-8;
+- YAML is parsed once, by libyaml (``yaml.CSafeLoader``'s C parser) where it is
+  installed, and composed here node by node, so the checks below run *while* it is
+  read, before any value is built or walked:
+- no aliases (``*name``): an alias is how a few hundred bytes expand to billions of
+  values ("billion laughs"), and how a document refers to itself;
+- at most ``MAX_DEPTH`` levels of nesting and ``MAX_VALUES`` values (every mapping,
+  list and scalar counts one) per document;
+- no NUL character (``\\u0000``) in any text or key: PostgreSQL cannot store it;
+- an empty document (nothing but whitespace or comments) is refused as such.
+
+A refusal is a :class:`DocumentRefused` (an :class:`ImportFailed`) naming the path and,
+for YAML, the line; callers turn it into a 400, a form error or a command error.
+JSON is decoded by orjson (which refuses NaN/Infinity and nesting past 1024 levels
+without recursing in Python) and then held to the same limits.
+
+The line map (``{"goals[0].title": 3}``) is built from the composed nodes, which hold
+no alias, so it is linear in the document's size.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
+MAX_DEPTH = 100
+MAX_VALUES = 1_000_000
+NUL_MESSAGE = "Text may not contain the NUL character (\\u0000)."
+EMPTY_MESSAGE = "The document is empty."
+NULL_TAG = "tag:yaml.org,2002:null"
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = self.path or "document"
+        if self.line is not None:
+            where += f" (line {self.line})"
+        return f"{where}: {self.message}"
+
+
+class ImportFailed(Exception):
+    """The document was refused; nothing was written."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "detail": "The tree document is invalid; nothing was imported.",
+            "errors": [
+                {"path": p.path, "line": p.line, "message": p.message} for p in self.problems
+            ],
+        }
+
+
+class DocumentRefused(ImportFailed):
+    """The document breaks a limit of this module (size, depth, aliases, NUL, empty)."""
+
+
+def join_path(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _refuse(message: str, path: str = "", line: int | None = None) -> DocumentRefused:
+    return DocumentRefused([Problem(path, message, line)])
+
+
+# --- Text ----------------------------------------------------------------------------
+
+
+def document_text(raw: bytes | str) -> str:
+    """A document's text: at most MAX_DOCUMENT_BYTES, UTF-8, not blank."""
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise _refuse(
+            f"The document is larger than {MAX_DOCUMENT_BYTES} bytes "
+            f"({MAX_DOCUMENT_BYTES // (1024 * 1024)} MiB), the most one import takes."
+        )
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _refuse("The document is not UTF-8 text.") from None
+    if not raw.strip():
+        raise _refuse(EMPTY_MESSAGE)
+    return raw
+
+
+# --- YAML ----------------------------------------------------------------------------
+
+
+# libyaml (C) where installed: ~10x faster than the pure-Python parser, and it refuses
+# nesting past 1000 levels itself, so composing can never recurse without bound.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+LIBYAML = _Loader is not yaml.SafeLoader
+
+
+def _check_nodes(root: Node) -> dict[str, int]:
+    """Hold a composed document to the limits and map every path to its 1-based line.
+
+    Composing does not expand aliases (an alias is the same node object again), so
+    this walk sees each node once and stops at the first node it meets twice: an
+    alias, however many values it would expand to. Iterative: no recursion.
+    """
+    lines: dict[str, int] = {}
+    seen: set[int] = set()
+    stack: list[tuple[Node, str, int]] = [(root, "", 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        line = node.start_mark.line + 1
+        if id(node) in seen:
+            # The node is the anchor's: its mark is the anchor's line, not the alias's.
+            raise _refuse(
+                "Aliases (*name) are not allowed: write the value out in full.",
+                path,
+                lines.get(path),
+            )
+        seen.add(id(node))
+        if len(seen) > MAX_VALUES:
+            raise _refuse(
+                f"The document holds more than {MAX_VALUES:,} values, the most one import takes.",
+                path,
+                line,
+            )
+        if path:
+            lines.setdefault(path, line)
+        if isinstance(node, ScalarNode):
+            if "\x00" in node.value:
+                raise _refuse(NUL_MESSAGE, path, line)
+            continue
+        if depth >= MAX_DEPTH:
+            raise _refuse(f"The document is nested more than {MAX_DEPTH} levels deep.", path, line)
+        if isinstance(node, MappingNode):
+            # Reversed onto the stack, so the walk goes in document order and an
+            # alias is reported where it is used, not where its anchor is.
+            for key_node, value_node in reversed(node.value):
+                if id(key_node) in seen or not isinstance(key_node, ScalarNode):
+                    # A key that is an alias or a collection: refused as such.
+                    stack.append((key_node, path, depth + 1))
+                    continue
+                if "\x00" in key_node.value:
+                    raise _refuse(NUL_MESSAGE, path, key_node.start_mark.line + 1)
+                child = join_path(path, str(key_node.value))
+                seen.add(id(key_node))
+                lines[child] = key_node.start_mark.line + 1
+                stack.append((value_node, child, depth + 1))
+        elif isinstance(node, SequenceNode):
+            stack.extend(
+                (item, join_path(path, index), depth + 1)
+                for index, item in reversed(list(enumerate(node.value)))
+            )
+    return lines
+
+
+def yaml_failure(error: yaml.YAMLError) -> ImportFailed:
+    """A YAML syntax error as an ImportFailed naming its line."""
+    mark = getattr(error, "problem_mark", None)
+    message = getattr(error, "problem", None) or str(error)
+    return ImportFailed(
+        [Problem("", f"Not valid YAML: {message}.", mark.line + 1 if mark else None)]
+    )
+
+
+def _yaml_documents(text: str) -> Iterator[tuple[Any, dict[str, int]]]:
+    loader = _Loader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None or (isinstance(node, ScalarNode) and node.tag == NULL_TAG):
+                continue  # an empty document in a stream (a trailing ``---``)
+            lines = _check_nodes(node)
+            yield loader.construct_document(node), lines
+    finally:
+        loader.dispose()
+
+
+def load_yaml(raw: bytes | str, *, stream: bool = False) -> list[tuple[Any, dict[str, int]]]:
+    """The non-empty documents of a YAML text (one unless ``stream``), each with its
+    line map; raises ImportFailed (a syntax error, a limit, an empty document)."""
+    text = document_text(raw)
+    try:
+        documents = list(_yaml_documents(text))
+    except yaml.YAMLError as error:
+        if "maximum nesting depth" in str(error):
+            raise _refuse(f"The document is nested more than {MAX_DEPTH} levels deep.") from None
+        raise yaml_failure(error) from None
+    if not documents:
+        raise _refuse(EMPTY_MESSAGE)
+    if not stream and len(documents) > 1:
+        raise _refuse("Give one document, not a stream of several.")
+    return documents
+
+
+# --- JSON ----------------------------------------------------------------------------
+
+
+def check_limits(data: Any) -> None:
+    """Hold decoded JSON to the YAML limits: depth, number of values, NUL in any text
+    or key (reported at its path). Iterative, so any depth is safe to check."""
+    values = 0
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        values += 1
+        if values > MAX_VALUES:
+            raise _refuse(
+                f"The document holds more than {MAX_VALUES:,} values, the most one import takes."
+            )
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise _refuse(NUL_MESSAGE, path)
+        elif isinstance(value, dict | list):
+            if depth >= MAX_DEPTH:
+                raise _refuse(f"The document is nested more than {MAX_DEPTH} levels deep.", path)
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    if isinstance(key, str) and "\x00" in key:
+                        raise _refuse(NUL_MESSAGE, path)
+                    stack.append((item, join_path(path, str(key)), depth + 1))
+            else:
+                stack.extend(
+                    (item, join_path(path, index), depth + 1) for index, item in enumerate(value)
+                )
+
+
+def load_json(raw: bytes | str) -> Any:
+    """One JSON document, decoded by orjson and held to this module's limits."""
+    text = document_text(raw)
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        # orjson's error is a json.JSONDecodeError, which knows the line.
+        assert isinstance(error, json.JSONDecodeError)
+        message = error.msg
+        if "recursion" in message.lower() or "depth limit" in message.lower():
+            message = f"nested more than {MAX_DEPTH} levels deep"
+        raise DocumentRefused([Problem("", f"Not valid JSON: {message}.", error.lineno)]) from None
+    check_limits(data)
+    return data
+
+
+def load(raw: bytes | str, *, fmt: str, stream: bool = False) -> list[tuple[Any, dict[str, int]]]:
+    """Every document in ``raw`` (``fmt`` "yaml" or "json") with its line map."""
+    if fmt == "yaml":
+        return load_yaml(raw, stream=stream)
+    return [(load_json(raw), {})]
