@@ -27,7 +27,7 @@ no alias, so it is linear in the document's size.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,61 +115,111 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 LIBYAML = _Loader is not yaml.SafeLoader
 
 
-def _check_nodes(root: Node) -> dict[str, int]:
-    """Hold a composed document to the limits and map every path to its 1-based line.
+# A place in the walk: (node, depth, parent place, key or index, line of the key).
+_Place = tuple[Node, int, Any, Any, int | None]
+
+
+def _path_of(place: _Place | None) -> str:
+    keys = []
+    while place is not None and place[2] is not None:
+        keys.append(place[3])
+        place = place[2]
+    path = ""
+    for key in reversed(keys):
+        path = join_path(path, key)
+    return path
+
+
+def _check_nodes(root: Node) -> None:
+    """Hold a composed document to the limits, before anything is built from it.
 
     Composing does not expand aliases (an alias is the same node object again), so
     this walk sees each node once and stops at the first node it meets twice: an
-    alias, however many values it would expand to. Iterative: no recursion.
+    alias, however many values it would expand to. Iterative, and paths are spelled
+    out only for a refusal: the walk costs little next to parsing.
     """
-    lines: dict[str, int] = {}
     seen: set[int] = set()
-    stack: list[tuple[Node, str, int]] = [(root, "", 0)]
+    stack: list[_Place] = [(root, 0, None, None, None)]
     while stack:
-        node, path, depth = stack.pop()
-        line = node.start_mark.line + 1
+        place = stack.pop()
+        node, depth = place[0], place[1]
         if id(node) in seen:
             # The node is the anchor's: its mark is the anchor's line, not the alias's.
             raise _refuse(
                 "Aliases (*name) are not allowed: write the value out in full.",
-                path,
-                lines.get(path),
+                _path_of(place),
+                place[4],
             )
         seen.add(id(node))
         if len(seen) > MAX_VALUES:
             raise _refuse(
                 f"The document holds more than {MAX_VALUES:,} values, the most one import takes.",
-                path,
-                line,
+                _path_of(place),
+                node.start_mark.line + 1,
             )
-        if path:
-            lines.setdefault(path, line)
         if isinstance(node, ScalarNode):
             if "\x00" in node.value:
-                raise _refuse(NUL_MESSAGE, path, line)
+                raise _refuse(NUL_MESSAGE, _path_of(place), node.start_mark.line + 1)
             continue
         if depth >= MAX_DEPTH:
-            raise _refuse(f"The document is nested more than {MAX_DEPTH} levels deep.", path, line)
+            raise _refuse(
+                f"The document is nested more than {MAX_DEPTH} levels deep.",
+                _path_of(place),
+                node.start_mark.line + 1,
+            )
         if isinstance(node, MappingNode):
             # Reversed onto the stack, so the walk goes in document order and an
             # alias is reported where it is used, not where its anchor is.
             for key_node, value_node in reversed(node.value):
+                key_line = key_node.start_mark.line + 1
                 if id(key_node) in seen or not isinstance(key_node, ScalarNode):
                     # A key that is an alias or a collection: refused as such.
-                    stack.append((key_node, path, depth + 1))
+                    stack.append((key_node, depth + 1, place, "?", key_line))
                     continue
                 if "\x00" in key_node.value:
-                    raise _refuse(NUL_MESSAGE, path, key_node.start_mark.line + 1)
-                child = join_path(path, str(key_node.value))
+                    raise _refuse(NUL_MESSAGE, _path_of(place), key_line)
                 seen.add(id(key_node))
-                lines[child] = key_node.start_mark.line + 1
-                stack.append((value_node, child, depth + 1))
+                stack.append((value_node, depth + 1, place, str(key_node.value), key_line))
         elif isinstance(node, SequenceNode):
-            stack.extend(
-                (item, join_path(path, index), depth + 1)
-                for index, item in reversed(list(enumerate(node.value)))
-            )
-    return lines
+            for index in range(len(node.value) - 1, -1, -1):
+                stack.append((node.value[index], depth + 1, place, index, None))
+
+
+class _Lines(Mapping[str, int]):
+    """The 1-based line of every path in a checked document, worked out on first use:
+    only a refused document needs it, so a valid import never pays for it."""
+
+    def __init__(self, root: Node) -> None:
+        self._root: Node | None = root
+        self._lines: dict[str, int] = {}
+
+    def _built(self) -> dict[str, int]:
+        if self._root is not None:
+            stack: list[tuple[Node, str]] = [(self._root, "")]
+            self._root = None
+            while stack:
+                node, path = stack.pop()
+                if path:
+                    self._lines.setdefault(path, node.start_mark.line + 1)
+                if isinstance(node, MappingNode):
+                    for key_node, value_node in node.value:
+                        child = join_path(path, str(key_node.value))
+                        self._lines[child] = key_node.start_mark.line + 1
+                        stack.append((value_node, child))
+                elif isinstance(node, SequenceNode):
+                    stack.extend(
+                        (item, join_path(path, index)) for index, item in enumerate(node.value)
+                    )
+        return self._lines
+
+    def __getitem__(self, path: str) -> int:
+        return self._built()[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._built())
 
 
 def yaml_failure(error: yaml.YAMLError) -> ImportFailed:
@@ -181,20 +231,20 @@ def yaml_failure(error: yaml.YAMLError) -> ImportFailed:
     )
 
 
-def _yaml_documents(text: str) -> Iterator[tuple[Any, dict[str, int]]]:
+def _yaml_documents(text: str) -> Iterator[tuple[Any, Mapping[str, int]]]:
     loader = _Loader(text)
     try:
         while loader.check_node():
             node = loader.get_node()
             if node is None or (isinstance(node, ScalarNode) and node.tag == NULL_TAG):
                 continue  # an empty document in a stream (a trailing ``---``)
-            lines = _check_nodes(node)
-            yield loader.construct_document(node), lines
+            _check_nodes(node)
+            yield loader.construct_document(node), _Lines(node)
     finally:
         loader.dispose()
 
 
-def load_yaml(raw: bytes | str, *, stream: bool = False) -> list[tuple[Any, dict[str, int]]]:
+def load_yaml(raw: bytes | str, *, stream: bool = False) -> list[tuple[Any, Mapping[str, int]]]:
     """The non-empty documents of a YAML text (one unless ``stream``), each with its
     line map; raises ImportFailed (a syntax error, a limit, an empty document)."""
     text = document_text(raw)
@@ -259,8 +309,27 @@ def load_json(raw: bytes | str) -> Any:
     return data
 
 
-def load(raw: bytes | str, *, fmt: str, stream: bool = False) -> list[tuple[Any, dict[str, int]]]:
+def load(
+    raw: bytes | str, *, fmt: str, stream: bool = False
+) -> list[tuple[Any, Mapping[str, int]]]:
     """Every document in ``raw`` (``fmt`` "yaml" or "json") with its line map."""
     if fmt == "yaml":
         return load_yaml(raw, stream=stream)
     return [(load_json(raw), {})]
+
+
+# --- Writing YAML ------------------------------------------------------------------------
+
+
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """Never writes an anchor or alias (this module refuses them on the way in), even
+    when the same object appears twice in what is dumped."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_yaml(items: list[Any]) -> str:
+    """One YAML document per item (a ``---`` stream when several), as this module
+    reads them back: UTF-8 text kept as written, keys in the order given."""
+    return yaml.dump_all(items, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)

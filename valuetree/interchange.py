@@ -22,13 +22,12 @@ transaction: a bad document writes nothing. Errors name the field by its path
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import orjson
-import yaml
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -56,6 +55,9 @@ from valuetree.models import (
 
 DOCUMENT_VERSION = 1
 FORMATS = ("json", "yaml")
+# The most nodes one tree document may hold: a valid import of this size takes
+# seconds, and a bigger one is refused before any node is validated (issue 16 §8).
+MAX_TREE_NODES = 20_000
 _YAML_TYPES = ("yaml", "yml", "x-yaml")
 
 
@@ -157,6 +159,39 @@ def flatten_errors(errors: Any, path: str = "") -> Iterator[tuple[str, str]]:
         yield path, str(errors)
 
 
+def text_fields_given_numbers(fields: Any, data: dict[str, Any]) -> list[str]:
+    """Keys of ``data`` whose field takes text (a CharField, not a choice) but which
+    hold a number or true/false: YAML reads ``version: 1.10`` as the number 1.1 and
+    ``name: yes`` as true, and turning those back into text would change them."""
+    return [
+        key
+        for key, value in data.items()
+        if isinstance(value, bool | int | float | Decimal)
+        and isinstance(fields.get(key), serializers.CharField)
+    ]
+
+
+def quote_it(value: Any) -> str:
+    shown = {True: "true", False: "false"}.get(value, value) if isinstance(value, bool) else value
+    return f'Expected text, got {shown!r}: quote it ("{shown}") so it is read exactly as written.'
+
+
+def count_nodes(data: Any) -> int:
+    """How many nodes a tree document holds (goals and all their children),
+    counted without recursion before anything is validated."""
+    if not isinstance(data, dict) or not isinstance(data.get("goals"), list):
+        return 0
+    count = 0
+    stack = [data["goals"]]
+    while stack:
+        items = stack.pop()
+        count += len(items)
+        for item in items:
+            if isinstance(item, dict) and isinstance(item.get("children"), list):
+                stack.append(item["children"])
+    return count
+
+
 @dataclass
 class _PlannedNode:
     path: str
@@ -170,11 +205,13 @@ class _PlannedNode:
 class DocumentValidator:
     """Walks a decoded document and collects every problem before anything is written."""
 
-    def __init__(self, lines: dict[str, int]) -> None:
+    def __init__(self, lines: Mapping[str, int]) -> None:
         self.lines = lines
         self.problems: list[Problem] = []
         self.usernames: dict[str, str] = {}  # username -> path of first use
         self.product_slugs: dict[str, str] = {}
+        self._serializers: dict[type, serializers.Serializer] = {}
+        self._node_serializer: NodeDocumentSerializer | None = None
 
     def add(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message, self.line_of(path)))
@@ -190,26 +227,51 @@ class DocumentValidator:
             probe = probe[:cut] if cut > 0 else ""
         return None
 
-    def check(self, serializer: serializers.Serializer, data: Any, path: str) -> dict | None:
+    def serializer(self, cls: type[serializers.Serializer]) -> serializers.Serializer:
+        """One instance of ``cls`` for the whole import: building a DRF serializer
+        copies all its fields, so a fresh one per item made a 10,000-node import
+        spend most of its time constructing serializers (issue 16 §8)."""
+        if cls not in self._serializers:
+            self._serializers[cls] = cls()
+        return self._serializers[cls]
+
+    def check(
+        self,
+        serializer: serializers.Serializer | type[serializers.Serializer],
+        data: Any,
+        path: str,
+    ) -> dict | None:
+        """``data`` validated by ``serializer`` (an instance, or a class to reuse), or
+        None with every problem added. A text field given a number or true/false is
+        refused ("quote it"): ``version: 1.10`` would silently become ``1.1``."""
+        if isinstance(serializer, type):
+            serializer = self.serializer(serializer)
         if not isinstance(data, dict):
             self.add(path, "Expected a mapping of fields.")
             return None
-        unknown = set(data) - set(serializer.fields)
+        fields = serializer.fields
+        unknown = set(data) - set(fields)
         for key in sorted(unknown, key=str):
             self.add(join_path(path, str(key)), "Unknown field.")
-        if not serializer.is_valid():
-            for where, message in flatten_errors(serializer.errors, path):
+        not_text = text_fields_given_numbers(fields, data)
+        for key in not_text:
+            self.add(join_path(path, key), quote_it(data[key]))
+        try:
+            validated = serializer.run_validation(data)
+        except serializers.ValidationError as error:
+            for where, message in flatten_errors(error.detail, path):
                 self.add(where, message)
             return None
-        return dict(serializer.validated_data) if not unknown else None
+        return dict(validated) if not unknown and not not_text else None
 
     def node(self, data: Any, path: str, kind: str) -> _PlannedNode | None:
         section_list = sections.registered()
-        serializer = NodeDocumentSerializer(data=data)
-        # Section keys are fields too; they are validated item by item below.
-        for section in section_list:
-            serializer.fields[section.key] = item_list()
-        fields = self.check(serializer, data, path)
+        if self._node_serializer is None:
+            self._node_serializer = NodeDocumentSerializer()
+            # Section keys are fields too; they are validated item by item below.
+            for section in section_list:
+                self._node_serializer.fields[section.key] = item_list()
+        fields = self.check(self._node_serializer, data, path)
         children_data = data.get("children", []) if isinstance(data, dict) else []
         if fields is None:
             # Still look inside, so one run reports problems at every depth.
@@ -232,7 +294,7 @@ class DocumentValidator:
             items[section.key] = []
             for index, item in enumerate(raw_items if isinstance(raw_items, list) else []):
                 checked = self.check(
-                    section.item_serializer(data=item),
+                    section.item_serializer,
                     item,
                     join_path(join_path(path, section.key), index),
                 )
@@ -241,7 +303,7 @@ class DocumentValidator:
         links = []
         for index, item in enumerate(fields.pop("data_products", [])):
             item_path = join_path(join_path(path, "data_products"), index)
-            checked = self.check(DataProductLinkDocumentSerializer(data=item), item, item_path)
+            checked = self.check(DataProductLinkDocumentSerializer, item, item_path)
             if checked is not None:
                 self.product_slugs.setdefault(checked["data_product"], item_path)
                 links.append(checked)
@@ -268,7 +330,19 @@ def validate(
     """Check the whole document; return the tree fields, the planned goals and the
     users and data products it names, or raise ImportFailed with every problem."""
     validator = DocumentValidator(lines)
-    header = validator.check(TreeDocumentSerializer(data=data), data, "")
+    count = count_nodes(data)
+    if count > MAX_TREE_NODES:
+        raise ImportFailed(
+            [
+                Problem(
+                    "goals",
+                    f"The document holds {count:,} nodes; one import takes at most "
+                    f"{MAX_TREE_NODES:,}. Split the tree, or import it in parts.",
+                    lines.get("goals"),
+                )
+            ]
+        )
+    header = validator.check(TreeDocumentSerializer, data, "")
     goals: list[_PlannedNode] = []
     if isinstance(data, dict) and isinstance(data.get("goals"), list):
         for index, goal in enumerate(data["goals"]):
@@ -307,7 +381,7 @@ def tree_import(
     """Create a tree from a decoded document, all or nothing."""
     if slug:
         data = {**data, "slug": slug} if isinstance(data, dict) else data
-    header, goals, users, products = validate(data, lines or {})
+    header, goals, users, products = validate(data, lines if lines is not None else {})
     header.pop("version")
     header.pop("goals")
     section_by_key = {section.key: section for section in sections.registered()}
@@ -397,6 +471,6 @@ def tree_export(*, tree: ValueTree) -> dict[str, Any]:
 def tree_export_text(*, tree: ValueTree, fmt: str) -> tuple[bytes, str]:
     document = tree_export(tree=tree)
     if fmt == "yaml":
-        text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+        text = documents.dump_yaml([document])
         return text.encode("utf-8"), "application/yaml; charset=utf-8"
     return orjson.dumps(document, option=orjson.OPT_INDENT_2), "application/json"

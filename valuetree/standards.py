@@ -63,11 +63,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -144,7 +143,7 @@ def _prefixed(lines: dict[str, int], prefix: str) -> dict[str, int]:
 class Validator(BaseValidator):
     """Collects every problem of a whole import before anything is written."""
 
-    def __init__(self, lines: dict[str, int]) -> None:
+    def __init__(self, lines: Mapping[str, int]) -> None:
         super().__init__(lines)
         self.domains: dict[str, list[str]] = {}  # slug -> paths that name it
 
@@ -703,7 +702,7 @@ def odcs_import(
 ) -> DataContract:
     """Attach the contract in ``data`` (decoded ODCS) to its port, all or nothing; the
     rule for which port is in the module docstring."""
-    v = Validator(lines or {})
+    v = Validator(lines if lines is not None else {})
     data = v.plain(data, "")
     header = v.check(OdcsSerializer(data=data), data, "")
     if not isinstance(data, dict):
@@ -925,7 +924,7 @@ def contract_to_odcs(contract: DataContract) -> dict[str, Any]:
 
 def to_yaml(items: list[dict[str, Any]]) -> str:
     """One YAML document, or a ``---`` stream of several."""
-    return yaml.safe_dump_all(items, sort_keys=False, allow_unicode=True, width=100)
+    return documents.dump_yaml(items)
 
 
 def problems_by_path(problems: list[Problem]) -> dict[str, list[str]]:
