@@ -389,28 +389,50 @@ def tree_import(
     try:
         with transaction.atomic():
             tree = services.tree_create(owner=owner, **header)
-            pending: list[tuple[_PlannedNode, Node | None]] = [(goal, None) for goal in goals]
+            # Level by level (goals, bets, initiatives): each level in bulk, its
+            # parents saved by the level before.
+            level: list[tuple[_PlannedNode, Node | None]] = [(goal, None) for goal in goals]
             links = []
-            while pending:
-                planned, parent = pending.pop(0)
-                path = planned.path
-                fields = dict(planned.fields)
-                for field in ("owner", "accountable"):
-                    fields[field] = users.get(fields[field]) if fields.get(field) else None
-                node = services.node_create(tree=tree, parent=parent, kind=planned.kind, **fields)
-                for key, items in planned.sections.items():
-                    for position, item in enumerate(items):
-                        path = join_path(join_path(planned.path, key), position)
-                        section_by_key[key].create(node.pk, position, item)
-                for link in planned.links:
-                    links.append(
-                        DataProductLink(
-                            node=node,
-                            data_product=products[link["data_product"]],
-                            role=link["role"],
-                        )
+            while level:
+                batch = []
+                for planned, _parent in level:
+                    fields = dict(planned.fields)
+                    for field in ("owner", "accountable"):
+                        fields[field] = users.get(fields[field]) if fields.get(field) else None
+                    batch.append(fields)
+                try:
+                    nodes = services.nodes_create_in_new_tree(
+                        tree=tree,
+                        parents=[parent for _, parent in level],
+                        kinds=[planned.kind for planned, _ in level],
+                        fields=batch,
+                        by=owner,
                     )
-                pending.extend((child, node) for child in planned.children)
+                except ValidationError as error:
+                    problems = [
+                        Problem(where, message)
+                        for index, node_error in error.error_dict.items()
+                        for where, message in flatten_errors(
+                            serializers.as_serializer_error(node_error), level[index][0].path
+                        )
+                    ]
+                    raise ImportFailed(problems) from None
+                next_level = []
+                for (planned, _parent), node in zip(level, nodes, strict=True):
+                    for key, items in planned.sections.items():
+                        for position, item in enumerate(items):
+                            path = join_path(join_path(planned.path, key), position)
+                            section_by_key[key].create(node.pk, position, item)
+                    for link in planned.links:
+                        links.append(
+                            DataProductLink(
+                                node=node,
+                                data_product=products[link["data_product"]],
+                                role=link["role"],
+                            )
+                        )
+                    next_level.extend((child, node) for child in planned.children)
+                level = next_level
             path = "data_products"
             for link in links:
                 link.full_clean()

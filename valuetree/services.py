@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.urls import reverse
 from django.utils import timezone
+from simple_history.utils import bulk_create_with_history
 
 from valuetree.models import (
     CHILD_KIND,
@@ -212,6 +213,45 @@ def node_create(
         _shift(tree_id=tree.pk, parent_id=parent_id, start=position, end=None, by=1)
     node.save()
     return node
+
+
+def nodes_create_in_new_tree(
+    *,
+    tree: ValueTree,
+    parents: list[Node | None],
+    kinds: list[str],
+    fields: list[dict[str, Any]],
+    by: AbstractBaseUser | None = None,
+) -> list[Node]:
+    """Add many nodes to a tree that has none yet (a tree import), in bulk.
+
+    ``parents``, ``kinds`` and ``fields`` are parallel lists, one entry per node,
+    every parent saved already (import level by level); siblings take positions in
+    the order given. Each node's fields are checked as ``node_create`` checks them
+    (``clean_fields`` and ``clean``); placement is the caller's to get right, and
+    the database's check constraints hold it to the kind rules. One INSERT per
+    500 nodes plus their history rows, instead of ~5 queries a node.
+
+    Raises ValidationError as ``{index: ValidationError}`` for the nodes refused.
+    """
+    positions: dict[int | None, int] = {}
+    nodes: list[Node] = []
+    errors: dict[int, ValidationError] = {}
+    for index, (parent, kind, values) in enumerate(zip(parents, kinds, fields, strict=True)):
+        parent_id = parent.pk if parent is not None else None
+        position = positions.get(parent_id, 0)
+        positions[parent_id] = position + 1
+        node = Node(tree=tree, parent=parent, kind=kind, position=position)
+        apply_fields(node, values, NODE_FIELDS)
+        try:
+            node.clean_fields()
+            node.clean()
+        except ValidationError as error:
+            errors[index] = error
+        nodes.append(node)
+    if errors:
+        raise ValidationError(errors)
+    return bulk_create_with_history(nodes, Node, batch_size=500, default_user=by)
 
 
 def node_update(*, node: Node, **fields: Any) -> Node:
