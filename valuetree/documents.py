@@ -135,29 +135,18 @@ def _check_nodes(root: Node) -> None:
 
     Composing does not expand aliases (an alias is the same node object again), so
     this walk sees each node once and stops at the first node it meets twice: an
-    alias, however many values it would expand to. Iterative, and paths are spelled
-    out only for a refusal: the walk costs little next to parsing.
+    alias, however many values it would expand to. Iterative, scalars checked where
+    they are met, and paths spelled out only for a refusal: the walk costs little
+    next to parsing.
     """
-    seen: set[int] = set()
+    seen: set[int] = {id(root)}
+    values = 1
     stack: list[_Place] = [(root, 0, None, None, None)]
+    alias = "Aliases (*name) are not allowed: write the value out in full."
     while stack:
         place = stack.pop()
         node, depth = place[0], place[1]
-        if id(node) in seen:
-            # The node is the anchor's: its mark is the anchor's line, not the alias's.
-            raise _refuse(
-                "Aliases (*name) are not allowed: write the value out in full.",
-                _path_of(place),
-                place[4],
-            )
-        seen.add(id(node))
-        if len(seen) > MAX_VALUES:
-            raise _refuse(
-                f"The document holds more than {MAX_VALUES:,} values, the most one import takes.",
-                _path_of(place),
-                node.start_mark.line + 1,
-            )
-        if isinstance(node, ScalarNode):
+        if isinstance(node, ScalarNode):  # only the root or a key that is not text
             if "\x00" in node.value:
                 raise _refuse(NUL_MESSAGE, _path_of(place), node.start_mark.line + 1)
             continue
@@ -168,21 +157,52 @@ def _check_nodes(root: Node) -> None:
                 node.start_mark.line + 1,
             )
         if isinstance(node, MappingNode):
-            # Reversed onto the stack, so the walk goes in document order and an
-            # alias is reported where it is used, not where its anchor is.
-            for key_node, value_node in reversed(node.value):
-                key_line = key_node.start_mark.line + 1
-                if id(key_node) in seen or not isinstance(key_node, ScalarNode):
-                    # A key that is an alias or a collection: refused as such.
-                    stack.append((key_node, depth + 1, place, "?", key_line))
-                    continue
-                if "\x00" in key_node.value:
-                    raise _refuse(NUL_MESSAGE, _path_of(place), key_line)
+            pairs = node.value
+            values += 2 * len(pairs)
+            children = []
+            for key_node, value_node in pairs:
+                if id(key_node) in seen or id(value_node) in seen:
+                    # The anchor's node: its mark is the anchor's line, not the alias's.
+                    key_line = key_node.start_mark.line + 1
+                    key = "?" if id(key_node) in seen else str(key_node.value)
+                    where = (value_node, depth + 1, place, key, key_line)
+                    raise _refuse(alias, _path_of(where), key_line)
                 seen.add(id(key_node))
-                stack.append((value_node, depth + 1, place, str(key_node.value), key_line))
-        elif isinstance(node, SequenceNode):
-            for index in range(len(node.value) - 1, -1, -1):
-                stack.append((node.value[index], depth + 1, place, index, None))
+                seen.add(id(value_node))
+                if type(key_node) is not ScalarNode:
+                    children.append((key_node, depth + 1, place, "?", None))
+                elif "\x00" in key_node.value:
+                    raise _refuse(NUL_MESSAGE, _path_of(place), key_node.start_mark.line + 1)
+                if type(value_node) is ScalarNode:
+                    if "\x00" in value_node.value:
+                        key_line = key_node.start_mark.line + 1
+                        where = (value_node, depth + 1, place, str(key_node.value), key_line)
+                        raise _refuse(NUL_MESSAGE, _path_of(where), key_line)
+                else:
+                    children.append((value_node, depth + 1, place, key_node.value, None))
+        else:  # SequenceNode
+            items = node.value
+            values += len(items)
+            children = []
+            for index, item in enumerate(items):
+                if id(item) in seen:
+                    raise _refuse(alias, _path_of((item, 0, place, index, None)), None)
+                seen.add(id(item))
+                if isinstance(item, ScalarNode):
+                    if "\x00" in item.value:
+                        where = (item, depth + 1, place, index, None)
+                        raise _refuse(NUL_MESSAGE, _path_of(where), item.start_mark.line + 1)
+                else:
+                    children.append((item, depth + 1, place, index, None))
+        if values > MAX_VALUES:
+            raise _refuse(
+                f"The document holds more than {MAX_VALUES:,} values, the most one import takes.",
+                _path_of(place),
+                node.start_mark.line + 1,
+            )
+        # Reversed onto the stack, so the walk goes in document order and an alias is
+        # reported where it is used, not where its anchor is.
+        stack.extend(reversed(children))
 
 
 class _Lines(Mapping[str, int]):

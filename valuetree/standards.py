@@ -984,8 +984,8 @@ def data_product_to_odps(product: DataProduct) -> dict[str, Any]:
         document["team"] = team
     document["outputPorts"] = output_ports
     document["customProperties"] = [
-        {"property": "productType", "value": product.product_type},
-        {"property": "lifecycleStage", "value": product.stage},
+        {"property": "productType", "value": str(product.product_type)},
+        {"property": "lifecycleStage", "value": str(product.stage)},
         {"property": "owningTeam", "value": product.owning_team},
         {"property": "outputPortLocations", "value": {p.name: p.location for p in ports}},
     ]
