@@ -26,7 +26,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import BaseParser, JSONParser, MultiPartParser
+from rest_framework.parsers import BaseParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -55,6 +55,7 @@ from valuetree import strict
 from valuetree.apis import RoleCheckedWrites, json_response, require_role, tree_for_request
 from valuetree.models import DataProduct
 from valuetree.openapi import PaginatedActions
+from valuetree.parsers import JSONParser
 from valuetree.selectors import EDIT_ROLES, nodes_for_user
 
 

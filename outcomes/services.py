@@ -9,12 +9,14 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from simple_history.utils import bulk_create_with_history
 
 from outcomes import connectors
 from outcomes.credentials import credentials_decrypt, credentials_encrypt, credentials_rotate
 from outcomes.models import Direction, Measure, Metric, MetricSource, SourceKind, VerdictPolicy
 from outcomes.pulling import next_pull_after, schedule_validate
 from valuetree.models import DataContract, Node, OutputPort, ValueTree
+from valuetree.services import ItemsInvalid
 
 MEASURE_FIELDS = (
     "name",
@@ -37,6 +39,10 @@ def measure_validate(measure: Measure) -> None:
     measure.full_clean()
     if measure.metric_id is not None and measure.metric.source.tree_id != measure.node.tree_id:
         raise ValidationError({"metric": "Choose a metric of this tree."})
+    _measure_rules(measure)
+
+
+def _measure_rules(measure: Measure) -> None:
     if measure.direction == Direction.INCREASE and measure.target_value <= measure.baseline_value:
         raise ValidationError(
             {"target_value": "An 'increase' measure needs a target above its baseline."}
@@ -115,6 +121,34 @@ def measure_reevaluate(*, measure: Measure) -> int:
 
 def measure_delete(*, measure: Measure) -> None:
     measure.delete()
+
+
+def measures_create_for_new_nodes(items: list[tuple[int, int, dict[str, Any]]]) -> list[Measure]:
+    """Create many measures, each ``(node id, position, fields)``, on nodes a tree
+    import has just created, in bulk (with their history): the fields are checked as
+    ``measure_create`` checks them, without a query per measure for the node, which
+    the import made, or for the metric, which an import never sets.
+
+    Raises ItemsInvalid (a ValidationError) naming the items refused by index.
+    """
+    measures: list[Measure] = []
+    errors: dict[int, ValidationError] = {}
+    for index, (node_id, position, fields) in enumerate(items):
+        try:
+            unknown = set(fields) - set(MEASURE_FIELDS) | ({"metric"} & set(fields))
+            if unknown:
+                raise ValidationError(dict.fromkeys(sorted(unknown), "Unknown field."))
+            measure = Measure(node_id=node_id, position=position, **fields)
+            measure.clean_fields(exclude=["node", "metric"])
+            measure.clean()
+            _measure_rules(measure)
+        except ValidationError as error:
+            errors[index] = error
+            continue
+        measures.append(measure)
+    if errors:
+        raise ItemsInvalid(errors)
+    return bulk_create_with_history(measures, Measure, batch_size=500)
 
 
 def measure_create_at(node_id: int, position: int, fields: dict[str, Any]) -> Measure:

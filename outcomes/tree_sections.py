@@ -8,7 +8,7 @@ from valuetree import sections
 def register() -> None:
     from outcomes.selectors import measure_history, measures_by_node, node_statuses
     from outcomes.serializers import MeasureItemSerializer
-    from outcomes.services import measure_create_at
+    from outcomes.services import measure_create_at, measures_create_for_new_nodes
 
     sections.register(
         sections.NodeSection(
@@ -16,6 +16,7 @@ def register() -> None:
             fetch=measures_by_node,
             item_serializer=MeasureItemSerializer,
             create=measure_create_at,
+            create_many=measures_create_for_new_nodes,
             history=measure_history,
             history_model="measure",
             # A metric id means nothing in another installation.

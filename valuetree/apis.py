@@ -264,6 +264,8 @@ class TreeViewSet(PaginatedActions, RoleCheckedWrites, viewsets.ModelViewSet):
             request.FILES.get("file") if request.content_type.startswith("multipart/") else None
         )
         raw = upload.read() if upload else request.data
+        if not isinstance(raw, bytes):  # no body at all: DRF gives an empty dict
+            raw = b""
         name = upload.name if upload else ""
         fmt = interchange.guess_format(content_type=request.content_type, filename=name)
         try:

@@ -23,21 +23,27 @@ transaction: a bad document writes nothing. Errors name the field by its path
 from __future__ import annotations
 
 import dataclasses
-import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import orjson
-import yaml
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from rest_framework import serializers
 
-from valuetree import sections, selectors, services
+from valuetree import documents, sections, selectors, services
+from valuetree.documents import (  # noqa: F401 - the names callers import from here
+    MAX_DOCUMENT_BYTES,
+    ImportFailed,
+    Problem,
+    document_text,
+    join_path,
+    yaml_failure,
+)
 from valuetree.models import (
     CHILD_KIND,
     MAX_WEIGHT,
@@ -51,37 +57,10 @@ from valuetree.models import (
 
 DOCUMENT_VERSION = 1
 FORMATS = ("json", "yaml")
-MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
+# The most nodes one tree document may hold: a valid import of this size takes
+# seconds, and a bigger one is refused before any node is validated (issue 16 §8).
+MAX_TREE_NODES = 20_000
 _YAML_TYPES = ("yaml", "yml", "x-yaml")
-
-
-@dataclass(frozen=True)
-class Problem:
-    path: str
-    message: str
-    line: int | None = None
-
-    def __str__(self) -> str:
-        where = self.path or "document"
-        if self.line is not None:
-            where += f" (line {self.line})"
-        return f"{where}: {self.message}"
-
-
-class ImportFailed(Exception):
-    """The document was refused; nothing was written."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(str(p) for p in problems))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "detail": "The tree document is invalid; nothing was imported.",
-            "errors": [
-                {"path": p.path, "line": p.line, "message": p.message} for p in self.problems
-            ],
-        }
 
 
 # --- Parsing -------------------------------------------------------------------------
@@ -94,65 +73,11 @@ def guess_format(*, content_type: str = "", filename: str = "") -> str:
     return "json"
 
 
-def _yaml_lines(text: str) -> dict[str, int]:
-    """Map every path in a YAML document to its 1-based line."""
-    lines: dict[str, int] = {}
-
-    def walk(node: yaml.Node, path: str) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                child = f"{path}.{key_node.value}" if path else str(key_node.value)
-                lines[child] = key_node.start_mark.line + 1
-                walk(value_node, child)
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                child = f"{path}[{index}]"
-                lines[child] = item.start_mark.line + 1
-                walk(item, child)
-
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
-    if root is not None:
-        walk(root, "")
-    return lines
-
-
-def document_text(raw: bytes | str) -> str:
-    """A document's text; too large or not UTF-8 is an ImportFailed."""
-    if len(raw) > MAX_DOCUMENT_BYTES:
-        raise ImportFailed(
-            [Problem("", f"The document is larger than {MAX_DOCUMENT_BYTES} bytes.")]
-        )
-    if isinstance(raw, bytes):
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ImportFailed([Problem("", "The document is not UTF-8 text.")]) from None
-    return raw
-
-
-def yaml_failure(error: yaml.YAMLError) -> ImportFailed:
-    """A YAML syntax error as an ImportFailed naming its line."""
-    mark = getattr(error, "problem_mark", None)
-    message = getattr(error, "problem", None) or str(error)
-    return ImportFailed(
-        [Problem("", f"Not valid YAML: {message}.", mark.line + 1 if mark else None)]
-    )
-
-
 def parse(raw: bytes | str, *, fmt: str) -> tuple[Any, dict[str, int]]:
-    """Decode a document; a syntax error is an ImportFailed naming the line."""
-    raw = document_text(raw)
-    if fmt == "yaml":
-        try:
-            return yaml.safe_load(raw), _yaml_lines(raw)
-        except yaml.YAMLError as error:
-            raise yaml_failure(error) from None
-    try:
-        return orjson.loads(raw), {}
-    except orjson.JSONDecodeError as error:
-        # orjson's error is a json.JSONDecodeError, which knows the line.
-        assert isinstance(error, json.JSONDecodeError)
-        raise ImportFailed([Problem("", f"Not valid JSON: {error.msg}.", error.lineno)]) from None
+    """Decode one document through the safe loader (``valuetree.documents``): a
+    syntax error or a broken limit is an ImportFailed naming the line."""
+    [(data, lines)] = documents.load(raw, fmt=fmt)
+    return data, lines
 
 
 # --- Validation ----------------------------------------------------------------------
@@ -220,12 +145,6 @@ class DataProductLinkDocumentSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=LinkRole.choices)
 
 
-def join_path(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
-
-
 def flatten_errors(errors: Any, path: str = "") -> Iterator[tuple[str, str]]:
     """DRF's nested error structure as (path, message) pairs: ``goals[0].title``."""
     if isinstance(errors, dict):
@@ -240,6 +159,47 @@ def flatten_errors(errors: Any, path: str = "") -> Iterator[tuple[str, str]]:
                 yield path, str(value)
     else:
         yield path, str(errors)
+
+
+def text_fields_given_numbers(fields: Any, data: dict[str, Any]) -> list[str]:
+    """Keys of ``data`` whose field takes text (a CharField, not a choice) but which
+    hold a number or true/false: YAML reads ``version: 1.10`` as the number 1.1 and
+    ``name: yes`` as true, and turning those back into text would change them."""
+    return [
+        key
+        for key, value in data.items()
+        if isinstance(value, bool | int | float | Decimal)
+        and isinstance(fields.get(key), serializers.CharField)
+    ]
+
+
+def keep_text_exactly(serializer: serializers.Serializer) -> None:
+    """Text in a document is taken as written: DRF trims the spaces around text by
+    default, and an export followed by an import must give back every text exactly."""
+    for field in serializer.fields.values():
+        if isinstance(field, serializers.CharField):
+            field.trim_whitespace = False
+
+
+def quote_it(value: Any) -> str:
+    shown = {True: "true", False: "false"}.get(value, value) if isinstance(value, bool) else value
+    return f'Expected text, got {shown!r}: quote it ("{shown}") so it is read exactly as written.'
+
+
+def count_nodes(data: Any) -> int:
+    """How many nodes a tree document holds (goals and all their children),
+    counted without recursion before anything is validated."""
+    if not isinstance(data, dict) or not isinstance(data.get("goals"), list):
+        return 0
+    count = 0
+    stack = [data["goals"]]
+    while stack:
+        items = stack.pop()
+        count += len(items)
+        for item in items:
+            if isinstance(item, dict) and isinstance(item.get("children"), list):
+                stack.append(item["children"])
+    return count
 
 
 @dataclass
@@ -257,13 +217,15 @@ class _PlannedNode:
 class DocumentValidator:
     """Walks a decoded document and collects every problem before anything is written."""
 
-    def __init__(self, lines: dict[str, int]) -> None:
+    def __init__(self, lines: Mapping[str, int]) -> None:
         self.lines = lines
         self.problems: list[Problem] = []
         self.usernames: dict[str, str] = {}  # username -> path of first use
         self.product_slugs: dict[str, str] = {}
         self.node_paths: set[str] = set()
         self.path_refs: list[tuple[str, str]] = []  # (node path named, where)
+        self._serializers: dict[type, serializers.Serializer] = {}
+        self._node_serializer: NodeDocumentSerializer | None = None
 
     def part_items(
         self, data: Any, path: str, *, level: str
@@ -280,7 +242,7 @@ class DocumentValidator:
                 continue
             for index, item in enumerate(raw):
                 item_path = join_path(join_path(path, part.key), index)
-                checked = self.check(part.item_serializer(data=item), item, item_path)
+                checked = self.check(part.item_serializer, item, item_path)
                 if checked is None:
                     continue
                 for name in part.user_fields:
@@ -306,28 +268,56 @@ class DocumentValidator:
             probe = probe[:cut] if cut > 0 else ""
         return None
 
-    def check(self, serializer: serializers.Serializer, data: Any, path: str) -> dict | None:
+    def serializer(self, cls: type[serializers.Serializer]) -> serializers.Serializer:
+        """One instance of ``cls`` for the whole import: building a DRF serializer
+        copies all its fields, so a fresh one per item made a 10,000-node import
+        spend most of its time constructing serializers (issue 16 §8)."""
+        if cls not in self._serializers:
+            self._serializers[cls] = cls()
+        return self._serializers[cls]
+
+    def check(
+        self,
+        serializer: serializers.Serializer | type[serializers.Serializer],
+        data: Any,
+        path: str,
+    ) -> dict | None:
+        """``data`` validated by ``serializer`` (an instance, or a class to reuse), or
+        None with every problem added. A text field given a number or true/false is
+        refused ("quote it"): ``version: 1.10`` would silently become ``1.1``."""
+        if isinstance(serializer, type):
+            serializer = self.serializer(serializer)
+        keep_text_exactly(serializer)
         if not isinstance(data, dict):
             self.add(path, "Expected a mapping of fields.")
             return None
-        unknown = set(data) - set(serializer.fields)
+        fields = serializer.fields
+        unknown = set(data) - set(fields)
         for key in sorted(unknown, key=str):
             self.add(join_path(path, str(key)), "Unknown field.")
-        if not serializer.is_valid():
-            for where, message in flatten_errors(serializer.errors, path):
-                self.add(where, message)
+        not_text = text_fields_given_numbers(fields, data)
+        for key in not_text:
+            self.add(join_path(path, key), quote_it(data[key]))
+        try:
+            validated = serializer.run_validation(data)
+        except serializers.ValidationError as error:
+            said = {join_path(path, key) for key in not_text}  # "quote it" says it
+            for where, message in flatten_errors(error.detail, path):
+                if where not in said:
+                    self.add(where, message)
             return None
-        return dict(serializer.validated_data) if not unknown else None
+        return dict(validated) if not unknown and not not_text else None
 
     def node(self, data: Any, path: str, kind: str) -> _PlannedNode | None:
         section_list = sections.registered()
-        serializer = NodeDocumentSerializer(data=data)
-        # Section keys are fields too; they are validated item by item below.
-        for section in section_list:
-            serializer.fields[section.key] = item_list()
-        for part in sections.parts():
-            serializer.fields[part.key] = item_list()
-        fields = self.check(serializer, data, path)
+        if self._node_serializer is None:
+            self._node_serializer = NodeDocumentSerializer()
+            # Section keys are fields too; they are validated item by item below.
+            for section in section_list:
+                self._node_serializer.fields[section.key] = item_list()
+            for part in sections.parts():
+                self._node_serializer.fields[part.key] = item_list()
+        fields = self.check(self._node_serializer, data, path)
         self.node_paths.add(path)
         children_data = data.get("children", []) if isinstance(data, dict) else []
         if fields is None:
@@ -351,7 +341,7 @@ class DocumentValidator:
             items[section.key] = []
             for index, item in enumerate(raw_items if isinstance(raw_items, list) else []):
                 checked = self.check(
-                    section.item_serializer(data=item),
+                    section.item_serializer,
                     item,
                     join_path(join_path(path, section.key), index),
                 )
@@ -360,7 +350,7 @@ class DocumentValidator:
         links = []
         for index, item in enumerate(fields.pop("data_products", [])):
             item_path = join_path(join_path(path, "data_products"), index)
-            checked = self.check(DataProductLinkDocumentSerializer(data=item), item, item_path)
+            checked = self.check(DataProductLinkDocumentSerializer, item, item_path)
             if checked is not None:
                 self.product_slugs.setdefault(checked["data_product"], item_path)
                 links.append(checked)
@@ -390,7 +380,19 @@ def validate(
     """Check the whole document; return the tree fields, the planned goals and the
     users and data products it names, or raise ImportFailed with every problem."""
     validator = DocumentValidator(lines)
-    header_serializer = TreeDocumentSerializer(data=data)
+    count = count_nodes(data)
+    if count > MAX_TREE_NODES:
+        raise ImportFailed(
+            [
+                Problem(
+                    "goals",
+                    f"The document holds {count:,} nodes; one import takes at most "
+                    f"{MAX_TREE_NODES:,}. Split the tree, or import it in parts.",
+                    lines.get("goals"),
+                )
+            ]
+        )
+    header_serializer = TreeDocumentSerializer()
     for part in sections.parts():
         if part.tree_level:
             header_serializer.fields[part.key] = item_list()
@@ -441,7 +443,7 @@ def tree_import(
     """Create a tree from a decoded document, all or nothing."""
     if slug:
         data = {**data, "slug": slug} if isinstance(data, dict) else data
-    header, goals, users, products = validate(data, lines or {})
+    header, goals, users, products = validate(data, lines if lines is not None else {})
     header.pop("version")
     header.pop("goals")
     tree_parts = header.pop("_parts")
@@ -450,38 +452,65 @@ def tree_import(
     try:
         with transaction.atomic():
             tree = services.tree_create(owner=owner, **header)
-            pending: list[tuple[_PlannedNode, Node | None]] = [(goal, None) for goal in goals]
+            # Level by level (goals, bets, initiatives): each level in bulk, its
+            # parents saved by the level before.
+            level: list[tuple[_PlannedNode, Node | None]] = [(goal, None) for goal in goals]
             links = []
             by_path: dict[str, Node] = {}
             part_items: dict[str, list[tuple[Node | None, dict[str, Any], str]]] = {
                 key: [(None, item, where) for item, where in items]
                 for key, items in tree_parts.items()
             }
-            while pending:
-                planned, parent = pending.pop(0)
-                path = planned.path
-                fields = dict(planned.fields)
-                for field in ("owner", "accountable"):
-                    fields[field] = users.get(fields[field]) if fields.get(field) else None
-                node = services.node_create(tree=tree, parent=parent, kind=planned.kind, **fields)
-                by_path[planned.path] = node
-                for key, items in planned.parts.items():
-                    part_items.setdefault(key, []).extend(
-                        (node, item, where) for item, where in items
+            while level:
+                batch = []
+                for planned, _parent in level:
+                    fields = dict(planned.fields)
+                    for field in ("owner", "accountable"):
+                        fields[field] = users.get(fields[field]) if fields.get(field) else None
+                    batch.append(fields)
+                try:
+                    nodes = services.nodes_create_in_new_tree(
+                        tree=tree,
+                        parents=[parent for _, parent in level],
+                        kinds=[planned.kind for planned, _ in level],
+                        fields=batch,
+                        by=owner,
                     )
-                for key, items in planned.sections.items():
-                    for position, item in enumerate(items):
-                        path = join_path(join_path(planned.path, key), position)
-                        section_by_key[key].create(node.pk, position, item)
-                for link in planned.links:
-                    links.append(
-                        DataProductLink(
-                            node=node,
-                            data_product=products[link["data_product"]],
-                            role=link["role"],
+                except services.ItemsInvalid as error:
+                    problems = [
+                        Problem(where, message)
+                        for index, node_error in error.by_index.items()
+                        for where, message in flatten_errors(
+                            serializers.as_serializer_error(node_error), level[index][0].path
                         )
-                    )
-                pending.extend((child, node) for child in planned.children)
+                    ]
+                    raise ImportFailed(problems) from None
+                next_level = []
+                section_items: dict[str, list[tuple[str, tuple[int, int, dict]]]] = {}
+                for (planned, _parent), node in zip(level, nodes, strict=True):
+                    by_path[planned.path] = node
+                    for key, items in planned.parts.items():
+                        part_items.setdefault(key, []).extend(
+                            (node, item, where) for item, where in items
+                        )
+                    for key, items in planned.sections.items():
+                        for position, item in enumerate(items):
+                            item_path = join_path(join_path(planned.path, key), position)
+                            section_items.setdefault(key, []).append(
+                                (item_path, (node.pk, position, item))
+                            )
+                    for link in planned.links:
+                        links.append(
+                            DataProductLink(
+                                node=node,
+                                data_product=products[link["data_product"]],
+                                role=link["role"],
+                            )
+                        )
+                    next_level.extend((child, node) for child in planned.children)
+                for key, entries in section_items.items():
+                    _create_section_items(section_by_key[key], entries)
+                level = next_level
             path = "data_products"
             for link in links:
                 link.full_clean()
@@ -496,6 +525,32 @@ def tree_import(
         ]
         raise ImportFailed(problems) from None
     return tree
+
+
+def _create_section_items(
+    section: sections.NodeSection, entries: list[tuple[str, tuple[int, int, dict]]]
+) -> None:
+    """Create one level's items of a section, in bulk when the section can; a
+    refusal is an ImportFailed naming each refused item's path."""
+    try:
+        if section.create_many is not None:
+            section.create_many([item for _, item in entries])
+            return
+        for index, (_, item) in enumerate(entries):
+            try:
+                section.create(*item)
+            except ValidationError as error:
+                raise services.ItemsInvalid({index: error}) from None
+    except services.ItemsInvalid as error:
+        raise ImportFailed(
+            [
+                Problem(where, message)
+                for index, item_error in error.by_index.items()
+                for where, message in flatten_errors(
+                    serializers.as_serializer_error(item_error), entries[index][0]
+                )
+            ]
+        ) from None
 
 
 def tree_import_text(
@@ -560,6 +615,6 @@ def tree_export(*, tree: ValueTree) -> dict[str, Any]:
 def tree_export_text(*, tree: ValueTree, fmt: str) -> tuple[bytes, str]:
     document = tree_export(tree=tree)
     if fmt == "yaml":
-        text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)
+        text = documents.dump_yaml([document])
         return text.encode("utf-8"), "application/yaml; charset=utf-8"
     return orjson.dumps(document, option=orjson.OPT_INDENT_2), "application/json"

@@ -326,6 +326,9 @@ class DataContract(models.Model):
         OutputPort, on_delete=models.CASCADE, related_name="contract"
     )
     contract_id = models.CharField(max_length=200, unique=True, help_text="The contract's ODCS id.")
+    # The ODCS version the contract was written in: an export says the same, so its
+    # shapes (v3.1.0's team object, timestamp types…) fit the version it names.
+    api_version = models.CharField(max_length=10, default="v3.0.2")
     name = models.CharField(max_length=200, blank=True)
     version = models.CharField(max_length=50, default="1.0.0")
     status = models.CharField(max_length=20, default="draft")

@@ -34,6 +34,10 @@ class NodeSection:
     history_model: str
     # Keys of a fetched item that an export leaves out (ids, timestamps).
     export_exclude: frozenset[str] = frozenset({"id", "created_at", "updated_at"})
+    # Creates many validated items on nodes a tree import just made, in bulk:
+    # [(node id, position, fields)]. Raises services.ItemsInvalid (by index).
+    # Optional: without it the import calls ``create`` per item.
+    create_many: Callable[[list[tuple[int, int, dict[str, Any]]]], Any] | None = None
 
 
 _sections: dict[str, NodeSection] = {}

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.urls import reverse
 from django.utils import timezone
+from simple_history.utils import bulk_create_with_history
 
 from valuetree.models import (
     CHILD_KIND,
@@ -236,6 +237,56 @@ def node_status_check(*, node: Node, status: str) -> None:
                 f"“{DECISION_KINDS[status]}”)."
             }
         )
+
+
+class ItemsInvalid(ValidationError):
+    """Some items of a bulk write were refused: ``by_index`` holds each one's
+    ValidationError, by its index in the list the caller gave."""
+
+    def __init__(self, by_index: dict[int, ValidationError]) -> None:
+        self.by_index = by_index
+        super().__init__(f"{len(by_index)} item(s) were refused.")
+
+
+def nodes_create_in_new_tree(
+    *,
+    tree: ValueTree,
+    parents: list[Node | None],
+    kinds: list[str],
+    fields: list[dict[str, Any]],
+    by: AbstractBaseUser | None = None,
+) -> list[Node]:
+    """Add many nodes to a tree that has none yet (a tree import), in bulk.
+
+    ``parents``, ``kinds`` and ``fields`` are parallel lists, one entry per node,
+    every parent saved already (import level by level); siblings take positions in
+    the order given. Each node's fields are checked as ``node_create`` checks them
+    (``clean_fields`` and ``clean``); placement is the caller's to get right, and
+    the database's check constraints hold it to the kind rules. One INSERT per
+    500 nodes plus their history rows, instead of ~5 queries a node.
+
+    Raises ItemsInvalid (a ValidationError) naming the nodes refused by index.
+    """
+    positions: dict[int | None, int] = {}
+    nodes: list[Node] = []
+    errors: dict[int, ValidationError] = {}
+    for index, (parent, kind, values) in enumerate(zip(parents, kinds, fields, strict=True)):
+        parent_id = parent.pk if parent is not None else None
+        position = positions.get(parent_id, 0)
+        positions[parent_id] = position + 1
+        node = Node(tree=tree, parent=parent, kind=kind, position=position)
+        apply_fields(node, values, NODE_FIELDS)
+        try:
+            # The foreign keys are objects the caller holds (the tree, saved
+            # parents, users it looked up): checking each exists is a query a node.
+            node.clean_fields(exclude=["tree", "parent", "owner", "accountable"])
+            node.clean()
+        except ValidationError as error:
+            errors[index] = error
+        nodes.append(node)
+    if errors:
+        raise ItemsInvalid(errors)
+    return bulk_create_with_history(nodes, Node, batch_size=500, default_user=by)
 
 
 def node_update(*, node: Node, **fields: Any) -> Node:

@@ -63,23 +63,24 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from open_data_contract_standard.model import OpenDataContractStandard
+from pydantic import ValidationError as PydanticValidationError
 from rest_framework import serializers
 
-from valuetree import interchange, selectors, services
+from valuetree import documents, selectors, services
 
 # Shared with the tree documents: the same path syntax, line lookup and checks.
 from valuetree.interchange import DocumentValidator as BaseValidator
-from valuetree.interchange import ImportFailed, Item, Problem, flatten_errors, item_list
+from valuetree.interchange import ImportFailed, Item, Problem, flatten_errors, item_list, quote_it
 from valuetree.interchange import join_path as join
 from valuetree.models import (
     DataContract,
@@ -120,43 +121,13 @@ class Forbidden(Problem):
 # --- Parsing -----------------------------------------------------------------------
 
 
-def _walk_lines(node: yaml.Node, path: str, lines: dict[str, int]) -> None:
-    if path:
-        lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            child = join(path, str(key_node.value))
-            lines[child] = key_node.start_mark.line + 1
-            _walk_lines(value_node, child, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _walk_lines(item, join(path, index), lines)
-
-
 def parse_stream(raw: bytes | str, *, fmt: str = "yaml") -> tuple[list[Any], list[dict[str, int]]]:
     """The documents of a YAML stream (or one JSON document) and, per document, the
-    line of every path in it. Empty YAML documents (a trailing ``---``) are skipped."""
-    if fmt != "yaml":
-        data, lines = interchange.parse(raw, fmt="json")
-        return [data], [lines]
-    text = interchange.document_text(raw)
-    try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-        documents = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as error:
-        raise interchange.yaml_failure(error) from None
-    kept: list[Any] = []
-    all_lines: list[dict[str, int]] = []
-    for node, document in zip(nodes, documents, strict=True):
-        if document is None:
-            continue
-        lines: dict[str, int] = {}
-        _walk_lines(node, "", lines)
-        kept.append(document)
-        all_lines.append(lines)
-    if not kept:
-        raise ImportFailed([Problem("", "The document is empty.")])
-    return kept, all_lines
+    line of every path in it, read by the safe loader (``valuetree.documents``).
+    Empty YAML documents (a trailing ``---``) are skipped; no document at all is an
+    ImportFailed "The document is empty"."""
+    loaded = documents.load(raw, fmt=fmt, stream=True)
+    return [data for data, _ in loaded], [lines for _, lines in loaded]
 
 
 def _prefixed(lines: dict[str, int], prefix: str) -> dict[str, int]:
@@ -174,9 +145,10 @@ def _prefixed(lines: dict[str, int], prefix: str) -> dict[str, int]:
 class Validator(BaseValidator):
     """Collects every problem of a whole import before anything is written."""
 
-    def __init__(self, lines: dict[str, int]) -> None:
+    def __init__(self, lines: Mapping[str, int]) -> None:
         super().__init__(lines)
         self.domains: dict[str, list[str]] = {}  # slug -> paths that name it
+        self.property_spec = PROPERTY_SPEC  # ODCS v3.0.x; v3.1.0 sets its own
 
     def forbid(self, path: str, message: str) -> None:
         self.problems.append(Forbidden(path, message, self.line_of(path)))
@@ -224,14 +196,17 @@ class Validator(BaseValidator):
             elif kind == "scalar":
                 if isinstance(value, dict | list):
                     self.add(where, "Expected text, a number, true/false or null.")
-            elif kind == "properties":
+            elif kind in ("properties", "members"):
                 if not isinstance(value, list):
                     self.add(where, "Expected a list.")
                 else:
+                    child_spec = self.property_spec if kind == "properties" else TEAM_SPEC
                     for child_path, child in self.each(value, where):
-                        self.shape(child, PROPERTY_SPEC, child_path)
+                        self.shape(child, child_spec, child_path)
             elif kind == "items":
-                self.shape(value, {**PROPERTY_SPEC, "name": (str, False)}, where)
+                self.shape(value, {**self.property_spec, "name": (str, False)}, where)
+            elif kind is str and isinstance(value, bool | int | float):
+                self.add(where, quote_it(value))
             elif kind is int and (isinstance(value, bool) or not isinstance(value, int)):
                 self.add(where, "Expected a whole number.")
             elif not isinstance(value, kind) or (kind is str and value == "" and required):
@@ -242,6 +217,9 @@ _KIND_NAMES = {str: "text", bool: "true or false", list: "a list", dict: "a mapp
 
 # ODCS v3 item shapes: the keys it requires, and the kind of each key it defines.
 LOGICAL_TYPES = ("string", "date", "number", "integer", "object", "array", "boolean")
+# v3.1.0 adds `timestamp` and `time` (official JSON Schema odcs-json-schema-v3.1.0.json).
+LOGICAL_TYPES_V31 = ("string", "date", "timestamp", "time", "number", "integer", "object",
+                     "array", "boolean")  # fmt: skip
 PROPERTY_SPEC: dict[str, Any] = {
     "name": (str, True),
     "logicalType": (LOGICAL_TYPES, False),
@@ -305,6 +283,8 @@ SERVER_TYPES = (
     "oracle", "postgresql", "postgres", "presto", "pubsub", "redshift", "s3", "sftp",
     "snowflake", "sqlserver", "synapse", "trino", "vertica", "custom",
 )  # fmt: skip
+# v3.1.0 adds hive, impala and zen.
+SERVER_TYPES_V31 = (*SERVER_TYPES[:-1], "hive", "impala", "zen", "custom")
 SERVER_SPEC: dict[str, Any] = {
     "server": (str, True),
     "type": (SERVER_TYPES, True),
@@ -319,6 +299,18 @@ SERVER_SPEC: dict[str, Any] = {
     "format": (str, False),
     "roles": (list, False),
     "customProperties": (list, False),
+}
+PROPERTY_SPEC_V31 = {**PROPERTY_SPEC, "logicalType": (LOGICAL_TYPES_V31, False)}
+SERVER_SPEC_V31 = {**SERVER_SPEC, "type": (SERVER_TYPES_V31, True)}
+# v3.1.0's team object (RFC-0016); its members are TEAM_SPEC items.
+TEAM_OBJECT_SPEC: dict[str, Any] = {
+    "id": (str, False),
+    "name": (str, False),
+    "description": (str, False),
+    "members": ("members", False),
+    "tags": (list, False),
+    "customProperties": (list, False),
+    "authoritativeDefinitions": (list, False),
 }
 
 
@@ -357,6 +349,22 @@ class OdpsOutputPortSerializer(serializers.Serializer):
     contractId = serializers.CharField(max_length=200, required=False)
     sbom = item_list()
     inputContracts = item_list()
+    # ODPS v1.0.0 output ports may carry these too: accepted, not kept.
+    tags = item_list()
+    customProperties = item_list()
+    authoritativeDefinitions = item_list()
+
+
+class TeamSerializer(serializers.Serializer):
+    """ODPS v1.0.0 / ODCS v3.1.0 ``team`` object (RFC-0016)."""
+
+    id = serializers.CharField(required=False)
+    name = serializers.CharField(allow_blank=True, required=False)
+    description = serializers.CharField(allow_blank=True, required=False)
+    members = item_list()
+    tags = item_list()
+    customProperties = item_list()
+    authoritativeDefinitions = item_list()
 
 
 class OdpsSerializer(serializers.Serializer):
@@ -375,7 +383,7 @@ class OdpsSerializer(serializers.Serializer):
     outputPorts = Item(required=False)  # absent: the ports stay as they are
     managementPorts = item_list()
     support = item_list()
-    team = item_list()
+    team = Item(required=False)  # v1.0.0: an object with members; v0.9.0: a list
     authoritativeDefinitions = item_list()
     productCreatedTs = Item(required=False)
 
@@ -387,13 +395,13 @@ class OdcsSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, allow_blank=True, required=False)
     version = serializers.CharField(max_length=50)
     status = serializers.ChoiceField(choices=STATUSES)
-    dataProduct = serializers.SlugField(max_length=100, required=False)
+    dataProduct = serializers.CharField(max_length=200, required=False)  # its name or slug
     domain = serializers.SlugField(max_length=100, required=False)
     tenant = serializers.CharField(allow_blank=True, required=False)
     description = Item(required=False)
     schema = item_list()
     slaProperties = item_list()
-    team = item_list()
+    team = Item(required=False)  # a list of members; v3.1.0 also an object with members
     servers = item_list()
     support = Item(required=False)
     price = Item(required=False)
@@ -480,8 +488,21 @@ def _plan_product(v: Validator, data: Any, prefix: str) -> _PlannedProduct | Non
         else:
             v.add(where, "Expected a mapping of port name to location.")
     owner: str | None = None
-    for member_path, member in v.each(data.get("team"), join(prefix, "team")):
-        checked = v.check(TeamMemberSerializer(data=member), member, member_path)
+    team, members_path = data.get("team"), join(prefix, "team")
+    if isinstance(team, dict):
+        checked = v.check(TeamSerializer, team, members_path)
+        if checked and checked.get("name") and "owningTeam" not in custom:
+            if len(checked["name"]) <= 200:
+                fields["owning_team"] = checked["name"]
+            else:
+                v.add(join(members_path, "name"), "Expected text of at most 200 characters.")
+        team, members_path = team.get("members"), join(members_path, "members")
+    elif team is not None and not isinstance(team, list):
+        v.add(
+            members_path, "Expected a team: an object with `members` (or, before v1.0.0, a list)."
+        )
+    for member_path, member in v.each(team, members_path):
+        checked = v.check(TeamMemberSerializer, member, member_path)
         if checked is None or checked.get("role") != "owner":
             continue
         if owner is not None:
@@ -722,6 +743,47 @@ def odps_import_text(
 # --- ODCS import -------------------------------------------------------------------
 
 
+def _product_named(v: Validator, wanted: str) -> DataProduct | None:
+    """The product an ODCS ``dataProduct`` names: the standard says its name; its
+    slug is accepted too. A name two products share is an error asking for the slug."""
+    found = list(
+        DataProduct.objects.select_related("domain").filter(Q(slug=wanted) | Q(name=wanted))[:3]
+    )
+    by_slug = [p for p in found if p.slug == wanted]
+    if by_slug:
+        return by_slug[0]
+    if len(found) > 1:
+        v.add("dataProduct", f"Several data products are named {wanted!r}: give the slug.")
+        return None
+    if not found:
+        v.add("dataProduct", f"No data product named {wanted!r} (by name or slug).")
+        return None
+    return found[0]
+
+
+def _check_with_official_model(v: Validator, data: dict[str, Any]) -> None:
+    """Hold an ODCS document to Bitol's own Pydantic model (PyPI
+    ``open-data-contract-standard``, the v3.1.x model, which reads v3.0.x too) after
+    our checks passed: it knows every field of the standard, including those we
+    accept and do not keep (support, price, roles…), and refuses a number where the
+    standard says text. Its complaints are added by their path."""
+    try:
+        OpenDataContractStandard.model_validate(data)
+    except PydanticValidationError as error:
+        for item in error.errors():
+            path = ""
+            for key in item["loc"]:
+                if isinstance(key, str) and (
+                    key.startswith(("list[", "function-")) or key in ("Team",)
+                ):
+                    continue  # the branch of a union Pydantic tried, not a key
+                path = join(path, "schema" if key == "schema_" else key)
+            message = item["msg"]
+            if item["type"] == "string_type" and isinstance(item.get("input"), int | float):
+                message = quote_it(item["input"])
+            v.add(path, f"{message} (ODCS).")
+
+
 def odcs_import(
     data: Any,
     *,
@@ -733,7 +795,7 @@ def odcs_import(
 ) -> DataContract:
     """Attach the contract in ``data`` (decoded ODCS) to its port, all or nothing; the
     rule for which port is in the module docstring."""
-    v = Validator(lines or {})
+    v = Validator(lines if lines is not None else {})
     data = v.plain(data, "")
     header = v.check(OdcsSerializer(data=data), data, "")
     if not isinstance(data, dict):
@@ -744,14 +806,27 @@ def odcs_import(
             DescriptionSerializer(data=data["description"]), data["description"], "description"
         )
         purpose = checked.get("purpose") if checked else None
+    v31 = data.get("apiVersion") == "v3.1.0"
+    if v31:
+        v.property_spec = PROPERTY_SPEC_V31
     for key, spec in (
         ("schema", SCHEMA_OBJECT_SPEC),
         ("slaProperties", SLA_SPEC),
         ("team", TEAM_SPEC),
-        ("servers", SERVER_SPEC),
+        ("servers", SERVER_SPEC_V31 if v31 else SERVER_SPEC),
     ):
         for item_path, item in v.each(data.get(key), key):
             v.shape(item, spec, item_path)
+    team = data.get("team")
+    if isinstance(team, dict):
+        if v31:
+            v.shape(team, TEAM_OBJECT_SPEC, "team")
+        else:
+            v.add("team", "Before ODCS v3.1.0 the team is a list of members; say v3.1.0.")
+    elif team is not None and not isinstance(team, list):
+        v.add("team", "Expected a team: a list of members, or (v3.1.0) an object with members.")
+    if not v.problems:
+        _check_with_official_model(v, data)
     custom = _custom_properties(v, data.get("customProperties"), "customProperties")
     doc_port = custom.get("outputPort", (None, None))[1]
     if doc_port is not None and not isinstance(doc_port, str):
@@ -771,7 +846,7 @@ def odcs_import(
         port = contract.output_port
         product = port.data_product
         wanted_product = product_slug or header.get("dataProduct")
-        if (wanted_product and wanted_product != product.slug) or (
+        if (wanted_product and wanted_product not in (product.slug, product.name)) or (
             wanted_port and wanted_port != port.name
         ):
             v.add(
@@ -783,12 +858,12 @@ def odcs_import(
         if not wanted_product:
             v.add("dataProduct", "Name the data product this contract is for.")
         else:
-            product = (
-                DataProduct.objects.select_related("domain").filter(slug=wanted_product).first()
-            )
-            if product is None:
-                v.add("dataProduct", f"No data product with slug {wanted_product!r}.")
-        if product_slug and header.get("dataProduct") not in (None, product_slug):
+            product = _product_named(v, wanted_product)
+        if (
+            product is not None
+            and product_slug
+            and header.get("dataProduct") not in (None, product.slug, product.name)
+        ):
             v.add("dataProduct", f"The contract is for {header['dataProduct']!r}, not here.")
         if not wanted_port:
             v.add("customProperties", "Name the output port (the `outputPort` custom property).")
@@ -828,13 +903,14 @@ def odcs_import(
                 output_port=port
             )
         contract.contract_id = header["id"]
+        contract.api_version = header["apiVersion"]
         contract.name = header.get("name", "")
         contract.version = header["version"]
         contract.status = header["status"]
         contract.purpose = purpose or ""
         contract.schema = data.get("schema", [])
         contract.sla_properties = data.get("slaProperties", [])
-        contract.team = data.get("team", [])
+        contract.team = data.get("team") if data.get("team") is not None else []
         contract.servers = data.get("servers", [])
         try:
             contract.full_clean()
@@ -898,12 +974,18 @@ def data_product_to_odps(product: DataProduct) -> dict[str, Any]:
         "domain": product.domain.slug,
         "description": {"purpose": product.purpose, "usage": product.description},
     }
+    # ODPS v1.0.0's team is an object (RFC-0016); the owning team is its name.
+    team: dict[str, Any] = {}
+    if product.owning_team:
+        team["name"] = product.owning_team
     if product.owner is not None:
-        document["team"] = [{"username": product.owner.get_username(), "role": "owner"}]
+        team["members"] = [{"username": product.owner.get_username(), "role": "owner"}]
+    if team:
+        document["team"] = team
     document["outputPorts"] = output_ports
     document["customProperties"] = [
-        {"property": "productType", "value": product.product_type},
-        {"property": "lifecycleStage", "value": product.stage},
+        {"property": "productType", "value": str(product.product_type)},
+        {"property": "lifecycleStage", "value": str(product.stage)},
         {"property": "owningTeam", "value": product.owning_team},
         {"property": "outputPortLocations", "value": {p.name: p.location for p in ports}},
     ]
@@ -932,7 +1014,7 @@ def contract_to_odcs(contract: DataContract) -> dict[str, Any]:
     port = contract.output_port
     product = port.data_product
     document: dict[str, Any] = {
-        "apiVersion": ODCS_API_VERSION,
+        "apiVersion": contract.api_version or ODCS_API_VERSION,
         "kind": "DataContract",
         "id": contract.contract_id,
         "name": contract.name,
@@ -948,14 +1030,21 @@ def contract_to_odcs(contract: DataContract) -> dict[str, Any]:
         ("team", "team", TEAM_SPEC),
         ("slaProperties", "sla_properties", SLA_SPEC),
     ):
-        document[key] = [_ordered(item, spec) for item in getattr(contract, attribute)]
+        value = getattr(contract, attribute)
+        if isinstance(value, dict):  # v3.1.0's team object
+            value = _ordered(value, TEAM_OBJECT_SPEC)
+            if isinstance(value.get("members"), list):
+                value["members"] = [_ordered(item, TEAM_SPEC) for item in value["members"]]
+            document[key] = value
+        else:
+            document[key] = [_ordered(item, spec) for item in value]
     document["customProperties"] = [{"property": "outputPort", "value": port.name}]
     return document
 
 
-def to_yaml(documents: list[dict[str, Any]]) -> str:
+def to_yaml(items: list[dict[str, Any]]) -> str:
     """One YAML document, or a ``---`` stream of several."""
-    return yaml.safe_dump_all(documents, sort_keys=False, allow_unicode=True, width=100)
+    return documents.dump_yaml(items)
 
 
 def problems_by_path(problems: list[Problem]) -> dict[str, list[str]]:

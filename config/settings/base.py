@@ -256,8 +256,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "valuetree.pagination.PageNumberPagination",
-    # JSON bodies; the endpoints that read CSV, YAML or uploads name their parsers.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON bodies go through the safe document limits: depth, size, no NUL (issue 14);
+    # the endpoints that read CSV, YAML or uploads name their parsers.
+    "DEFAULT_PARSER_CLASSES": ["valuetree.parsers.JSONParser"],
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
         "valuetree.strict.DjangoFilterBackend",

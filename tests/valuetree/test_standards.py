@@ -373,7 +373,7 @@ def test_api_import_errors_name_the_field(domain, users, client_for):
 
 def test_api_import_of_json(domain, users, client_for):
     document = yaml.safe_load(fixture("orders.odps.yaml"))
-    document["team"][0]["dateIn"] = "2025-01-01"
+    document["team"]["members"][0]["dateIn"] = "2025-01-01"
     response = client_for(users["owner"]).post(
         "/api/data-products/import/", document, format="json"
     )

@@ -1,0 +1,268 @@
+"""Untrusted documents: every entry point that reads YAML or JSON refuses what could
+exhaust the server (aliases, deep nesting, too many values or bytes), empty documents
+and NUL characters, with a 400 (or a form/command error) and nothing written."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from valuetree import documents, interchange, services, standards
+from valuetree.models import DataContract, DataProduct, ValueTree
+
+CASES = Path(__file__).parent / "fixtures" / "cases"
+STANDARDS = Path(__file__).parent / "fixtures" / "standards"
+YAML = "application/yaml"
+
+BOMB = (CASES / "yaml-alias-bomb-tree.yaml").read_text()
+# Two more lines: 9**9 (387 million) values if expanded.
+BIGGER_BOMB = (
+    BOMB
+    + "xh: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]\nxi: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]\n"
+)
+SELF_ALIAS = "version: 1\nslug: s\nname: n\nvision: v\ngoals: &g [*g]\n"
+DEEP_FLOW = "version: 1\nslug: s\nname: n\nvision: v\ngoals: " + "[" * 5000 + "]" * 5000 + "\n"
+DEEP_BLOCK = "version: 1\nslug: s\nname: n\nvision: v\ngoals:\n" + "".join(
+    " " * (2 * i) + "- \n" for i in range(1, 150)
+)
+NUL_YAML = 'version: 1\nslug: s\nname: n\nvision: "v\\0"\n'
+
+# (document, the message a refusal must carry)
+HOSTILE_YAML = {
+    "alias-bomb": (BOMB, "Aliases"),
+    "bigger-alias-bomb": (BIGGER_BOMB, "Aliases"),
+    "self-alias": (SELF_ALIAS, "Aliases"),
+    "deep-flow": (DEEP_FLOW, "nested more than 100 levels"),
+    "deep-block": (DEEP_BLOCK, "nested more than 100 levels"),
+    "empty": ("", "The document is empty."),
+    "blank": ("  \n\n", "The document is empty."),
+    "only-comments": ("# nothing here\n---\n", "The document is empty."),
+    "null": ("~\n", "The document is empty."),
+    "nul": (NUL_YAML, "NUL"),
+}
+HOSTILE_JSON = {
+    "deep": ("[" * 100_000 + "]" * 100_000, "nested more than 100 levels"),
+    "deep-under-orjson-limit": ('{"a":' * 500 + "1" + "}" * 500, "nested more than 100 levels"),
+    "empty": ("", "The document is empty."),
+    "nul": ('{"version": 1, "name": "a\\u0000b"}', "NUL"),
+    "nul-key": ('{"a\\u0000": 1}', "NUL"),
+}
+
+
+def refusal(raw: str, fmt: str, *, stream: bool = False) -> str:
+    with pytest.raises(documents.ImportFailed) as failed:
+        documents.load(raw, fmt=fmt, stream=stream)
+    return str(failed.value)
+
+
+# --- The loader ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", HOSTILE_YAML)
+def test_hostile_yaml_is_refused_by_the_loader(name):
+    raw, message = HOSTILE_YAML[name]
+    assert message in refusal(raw, "yaml")
+    assert message in refusal(raw, "yaml", stream=True)
+
+
+@pytest.mark.parametrize("name", HOSTILE_JSON)
+def test_hostile_json_is_refused_by_the_loader(name):
+    raw, message = HOSTILE_JSON[name]
+    assert message in refusal(raw, "json")
+
+
+def test_an_alias_is_refused_where_it_is_used():
+    with pytest.raises(documents.ImportFailed) as failed:
+        documents.load("a: &x [1]\nb:\n  c: *x\n", fmt="yaml")
+    [problem] = failed.value.problems
+    assert (problem.path, problem.line) == ("b.c", 3)
+
+
+def test_nul_is_refused_at_its_path_and_line():
+    with pytest.raises(documents.ImportFailed) as failed:
+        documents.load('a:\n  - ok\n  - "b\\0"\n', fmt="yaml")
+    [problem] = failed.value.problems
+    assert (problem.path, problem.line, problem.message) == ("a[1]", 3, documents.NUL_MESSAGE)
+
+
+def test_an_anchor_that_is_never_aliased_is_harmless():
+    [(data, lines)] = documents.load("a: &x [1, 2]\nb: 3\n", fmt="yaml")
+    assert data == {"a": [1, 2], "b": 3}
+    assert lines == {"a": 1, "a[0]": 1, "a[1]": 1, "b": 2}
+
+
+def test_nesting_up_to_the_limit_is_read():
+    depth = documents.MAX_DEPTH
+    [(data, _)] = documents.load("[" * depth + "]" * depth, fmt="yaml")
+    [(same, _)] = documents.load("[" * depth + "]" * depth, fmt="json")
+    assert data == same
+    assert "nested" in refusal("[" * (depth + 1) + "]" * (depth + 1), "yaml")
+    assert "nested" in refusal("[" * (depth + 1) + "]" * (depth + 1), "json")
+
+
+def test_the_value_and_byte_caps_are_stated(monkeypatch):
+    monkeypatch.setattr(documents, "MAX_VALUES", 10)
+    assert "more than 10 values" in refusal("[" + ", ".join(["1"] * 10) + "]", "yaml")
+    assert "more than 10 values" in refusal("[" + ", ".join(["1"] * 10) + "]", "json")
+    monkeypatch.setattr(documents, "MAX_DOCUMENT_BYTES", 100)
+    assert "larger than 100 bytes" in refusal("a: " + "x" * 100, "yaml")
+
+
+def test_a_stream_skips_empty_documents_and_a_single_document_refuses_a_stream():
+    loaded = documents.load("---\na: 1\n---\n---\nb: 2\n", fmt="yaml", stream=True)
+    assert [data for data, _ in loaded] == [{"a": 1}, {"b": 2}]
+    assert "one document" in refusal("a: 1\n---\nb: 2\n", "yaml")
+
+
+def peak_memory_of_refusing(raw: str, fmt: str) -> int:
+    tracemalloc.start()
+    try:
+        with pytest.raises(documents.ImportFailed):
+            documents.load(raw, fmt=fmt)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("raw", [BIGGER_BOMB, SELF_ALIAS, DEEP_FLOW, DEEP_BLOCK])
+def test_refusing_hostile_yaml_costs_next_to_no_memory(raw):
+    """BIGGER_BOMB is 387 million values if expanded (the case grew a process by
+    ~0.5 GB); refusing it must allocate next to nothing. A bound on memory, not on
+    wall time."""
+    assert peak_memory_of_refusing(raw, "yaml") < 256 * 1024
+
+
+def test_refusing_deep_json_costs_memory_in_proportion_to_its_size():
+    raw = HOSTILE_JSON["deep"][0]  # 200 kB
+    assert peak_memory_of_refusing(raw, "json") < 20 * len(raw)
+
+
+# --- Every entry point ------------------------------------------------------------------
+
+
+@pytest.fixture
+def domain(db):
+    return services.domain_create(name="Sales", slug="sales")
+
+
+@pytest.fixture
+def orders(users, domain):
+    [product] = standards.odps_import_text(
+        (STANDARDS / "orders.odps.yaml").read_text(), user=users["owner"]
+    )
+    return product
+
+
+ENTRY_CASES = ["alias-bomb", "self-alias", "deep-flow", "empty", "nul"]
+
+
+@pytest.mark.parametrize("name", ENTRY_CASES)
+def test_tree_import_api_refuses(name, users, client_for):
+    raw, message = HOSTILE_YAML[name]
+    response = client_for(users["owner"]).post(
+        "/api/trees/import/", raw.encode(), content_type=YAML
+    )
+    assert response.status_code == 400
+    assert message in str(response.json()["errors"])
+    assert not ValueTree.objects.filter(slug__in=["alias-bomb", "s"]).exists()
+
+
+def test_tree_import_api_with_no_body_at_all_is_empty(users, client_for):
+    client = client_for(users["owner"])
+    for content_type in (YAML, "application/json"):
+        response = client.generic("POST", "/api/trees/import/", b"", content_type=content_type)
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["message"] == "The document is empty."
+
+
+@pytest.mark.parametrize("name", ["deep", "empty", "nul"])
+def test_tree_import_api_refuses_json(name, users, client_for):
+    raw, message = HOSTILE_JSON[name]
+    response = client_for(users["owner"]).post(
+        "/api/trees/import/", raw.encode(), content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert message in str(response.json()["errors"])
+
+
+@pytest.mark.parametrize("name", ENTRY_CASES)
+def test_odps_import_api_refuses(name, domain, users, client_for):
+    raw, message = HOSTILE_YAML[name]
+    response = client_for(users["owner"]).post(
+        "/api/data-products/import/", raw.encode(), content_type=YAML
+    )
+    assert response.status_code == 400
+    assert message in str(response.json())
+    assert not DataProduct.objects.exists()
+
+
+@pytest.mark.parametrize("name", ENTRY_CASES)
+def test_odcs_contract_api_refuses(name, orders, users, client_for):
+    raw, message = HOSTILE_YAML[name]
+    before = list(DataContract.objects.values())
+    response = client_for(users["owner"]).put(
+        "/api/data-products/orders/ports/orders-table/contract/", raw.encode(), content_type=YAML
+    )
+    assert response.status_code == 400
+    assert message in str(response.json())
+    assert list(DataContract.objects.values()) == before
+
+
+@pytest.mark.parametrize("standard", ["odps", "odcs"])
+@pytest.mark.parametrize("name", ["alias-bomb", "self-alias", "deep-flow", "nul"])
+def test_import_page_refuses(name, standard, orders, users, client):
+    raw, message = HOSTILE_YAML[name]
+    client.force_login(users["owner"])
+    before = (DataProduct.objects.count(), list(DataContract.objects.values()))
+    response = client.post("/data-products/import/", {"standard": standard, "text": raw})
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert (DataProduct.objects.count(), list(DataContract.objects.values())) == before
+
+
+@pytest.mark.parametrize("name", ENTRY_CASES)
+def test_import_commands_refuse(name, orders, users, tmp_path):
+    raw, message = HOSTILE_YAML[name]
+    path = tmp_path / "document.yaml"
+    path.write_text(raw)
+    for command, options in (
+        ("import_tree", {"owner": "owner"}),
+        ("import_data_products", {}),
+        ("import_contract", {"product": "orders", "port": "orders-table"}),
+    ):
+        with pytest.raises(CommandError, match=message):
+            call_command(command, str(path), **options)
+    assert not ValueTree.objects.filter(slug__in=["alias-bomb", "s"]).exists()
+
+
+def test_interchange_parse_is_the_loader():
+    with pytest.raises(interchange.ImportFailed, match="Aliases"):
+        interchange.parse(BOMB, fmt="yaml")
+
+
+# --- Every JSON API body (DRF parser) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/api/trees/", "/api/notifications/read/", "/api/data-products/", "/api/metric-sources/"],
+)
+def test_deep_json_bodies_are_a_400_on_every_endpoint(url, users, client_for):
+    raw = '{"name": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    response = client_for(users["owner"]).post(url, raw, content_type="application/json")
+    assert response.status_code == 400
+    assert "nested more than 100 levels" in str(response.json())
+
+
+def test_nul_in_a_json_body_is_a_400_at_its_path(users, client_for):
+    response = client_for(users["owner"]).post(
+        "/api/trees/",
+        {"slug": "nul", "name": "N", "vision": "v", "extra": {"deep": ["ok", "a\x00b"]}},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert response.json() == {"extra.deep[1]": [documents.NUL_MESSAGE]}
+    assert not ValueTree.objects.filter(slug="nul").exists()
