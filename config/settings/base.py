@@ -94,12 +94,16 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The embedded database is shared by the web server and the worker's threads:
-    # WAL lets readers run beside a writer, IMMEDIATE transactions queue writers up
-    # behind the busy timeout instead of failing with "database is locked".
+    # --- Embedded SQLite under concurrent writes (issue 16, point 10) ---
+    # The file is shared by the server's worker processes and threads and the Celery
+    # worker: WAL lets readers run beside the one writer; IMMEDIATE makes every
+    # transaction take the write lock when it begins, so a transaction that reads
+    # before it writes waits its turn (busy timeout) instead of failing at once with
+    # "database is locked" (SQLite cannot upgrade a read lock under a waiting writer).
+    # tests/ops/test_sqlite_concurrency.py keeps it so.
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
+        "timeout": env_int("SQLITE_BUSY_TIMEOUT", 20),  # seconds a writer waits for the lock
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
