@@ -294,3 +294,30 @@ REST_FRAMEWORK |= {
     # `?format=` is ours (tree export), not DRF's renderer override.
     "URL_FORMAT_OVERRIDE": None,
 }
+
+# === Running it at work (issue 16b): production server, health, limits ===================
+# Kept in one block to ease merging with the other settings changes of issue 16.
+INSTALLED_APPS += ["ops"]
+# Health checks answer before host validation and HTTPS redirects (config/middleware.py);
+# then a limit on request bodies before anything reads them.
+MIDDLEWARE = [
+    "config.middleware.HealthCheckMiddleware",
+    MIDDLEWARE[0],  # SecurityMiddleware
+    "config.middleware.RequestSizeLimitMiddleware",
+    *MIDDLEWARE[1:],
+]
+# Where collectstatic puts the static files whitenoise serves (the Docker image: /app/staticfiles).
+STATIC_ROOT = Path(env_str("STATIC_ROOT", "") or STATIC_ROOT)
+# Largest request body accepted, in bytes (413 above it); 0 turns the limit off.
+REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", 10 * 1024 * 1024)
+# /readyz: how old beat's and a worker's heartbeats may be, and how late a pull (seconds).
+READY_BEAT_MAX_AGE = env_int("READY_BEAT_MAX_AGE", 60)
+READY_WORKER_MAX_AGE = env_int("READY_WORKER_MAX_AGE", 120)
+READY_MAX_LATE_PULL = env_int("READY_MAX_LATE_PULL", 15 * 60)
+READY_BROKER_TIMEOUT = env_int("READY_BROKER_TIMEOUT", 2)
+# Beat records its own heartbeat on each tick and sends a worker's every 30 s.
+CELERY_BEAT_SCHEDULER = "ops.beat:HeartbeatScheduler"
+CELERY_BEAT_SCHEDULE["worker-heartbeat"] = {
+    "task": "ops.tasks.worker_heartbeat",
+    "schedule": 30.0,
+}
