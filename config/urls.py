@@ -2,8 +2,11 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from config.throttling import throttle
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -11,6 +14,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("valuetree.api_urls")),
     path("api/", include("outcomes.api_urls")),
+    # Login POSTs per address are throttled; django-axes locks an account out after
+    # LOGIN_FAILURE_LIMIT failures (config/throttling.py).
+    path("accounts/login/", throttle("logins")(auth_views.LoginView.as_view()), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("outcomes.urls")),
     path("", include("valuetree.urls")),

@@ -8,6 +8,8 @@ PULL_* limits, SECURE_SSL_REDIRECT, SECURE_HSTS_SECONDS, mail settings
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -321,3 +323,65 @@ CELERY_BEAT_SCHEDULE["worker-heartbeat"] = {
     "task": "ops.tasks.worker_heartbeat",
     "schedule": 30.0,
 }
+
+# --- Rate limits (issue 16b, point 7): DRF throttles, the login lockout (django-axes) ---
+_RATE = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)$")
+
+
+def _throttle_rate(name: str, default: str) -> str | None:
+    """A rate like "60/min" from the environment; empty or "off" means no limit."""
+    value = (env_str(name, default) or "").strip()
+    if value.lower() in {"", "off", "0"}:
+        return None
+    if not _RATE.match(value):
+        raise ImproperlyConfigured(f"{name} must be a rate like 60/min or 30/hour, got {value!r}")
+    return value
+
+
+# Throttle counters and other shared state: Redis when configured, so all server
+# processes count together; otherwise each process counts on its own.
+CACHE_URL = env_str("CACHE_URL", "") or REDIS_URL
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "valuetree",
+        }
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+REST_FRAMEWORK |= {
+    "DEFAULT_THROTTLE_CLASSES": [
+        "config.throttling.AnonThrottle",
+        "config.throttling.UserThrottle",
+        "config.throttling.ScopedThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": _throttle_rate("THROTTLE_ANON", "60/min"),  # per address
+        "user": _throttle_rate("THROTTLE_USER", "1200/min"),  # per user, every API call
+        # Costly writes, per user, API and browser together.
+        "imports": _throttle_rate("THROTTLE_IMPORTS", "30/hour"),
+        "pulls": _throttle_rate("THROTTLE_PULLS", "60/hour"),
+        "evaluations": _throttle_rate("THROTTLE_EVALUATIONS", "120/hour"),
+        "logins": _throttle_rate("THROTTLE_LOGINS", "20/min"),  # login POSTs per address
+    },
+    # Proxies in front of the server whose X-Forwarded-For is trusted; 0 ignores the
+    # header (a client could write anything there).
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0),
+}
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as django-axes requires
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# An account is locked at one address after this many failed logins in a row, for the
+# cool-off time; a success resets the count. The right password is refused meanwhile.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.throttling.client_ip"
+AXES_LOCKOUT_CALLABLE = "config.throttling.lockout_response"
