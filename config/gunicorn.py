@@ -7,7 +7,8 @@ gunicorn limits only the request line and headers.
 
 from __future__ import annotations
 
-from config.env import env_int, env_str
+from config.env import env_bool, env_int, env_str
+from config.observability import gunicorn_logging_config
 
 bind = env_str("BIND", "") or f"0.0.0.0:{env_int('PORT', 8000)}"
 # Processes × threads answer requests at once. Threads suit this app: requests wait on
@@ -28,7 +29,9 @@ limit_request_fields = env_int("GUNICORN_LIMIT_REQUEST_FIELDS", 100)
 limit_request_field_size = env_int("GUNICORN_LIMIT_REQUEST_FIELD_SIZE", 8190)
 # Load the app once in the master, so a broken configuration stops the start-up.
 preload_app = True
-# Logs go to the console; Django's own logs are JSON lines in production (LOG_FORMAT).
+# Logs go to the console, as JSON lines like Django's unless DEBUG or LOG_FORMAT=text.
 accesslog = env_str("GUNICORN_ACCESS_LOG", "-") or None
 errorlog = "-"
+if (env_str("LOG_FORMAT", "") or ("text" if env_bool("DEBUG", False) else "json")) == "json":
+    logconfig_dict = gunicorn_logging_config()
 forwarded_allow_ips = env_str("FORWARDED_ALLOW_IPS", "127.0.0.1")

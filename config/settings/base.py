@@ -17,7 +17,8 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import env_bool, env_float, env_int, env_list, env_str
+from config.observability import logging_config, sentry_init
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var")))
@@ -286,12 +287,7 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-}
+# LOGGING: below, with the error reports (LOG_FORMAT, LOG_LEVEL).
 REST_FRAMEWORK |= {
     "EXCEPTION_HANDLER": "valuetree.apis.exception_handler",
     # `?format=` is ours (tree export), not DRF's renderer override.
@@ -410,3 +406,22 @@ MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
     "csp.middleware.CSPMiddleware",
 )
+
+# --- Logs and error reports (issue 16b, point 14) ---
+# One JSON object per line unless DEBUG (or LOG_FORMAT=text); Celery's workers and
+# beat log through the same handler instead of their own.
+LOG_FORMAT = env_str("LOG_FORMAT", "") or ("text" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, got {LOG_FORMAT!r}")
+LOGGING = logging_config(fmt=LOG_FORMAT, level=env_str("LOG_LEVEL", "INFO") or "INFO")
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Errors of the web server and the workers go to Sentry when SENTRY_DSN is set, with
+# no credentials (config/observability.py).
+SENTRY_DSN = env_str("SENTRY_DSN", "")
+if SENTRY_DSN:
+    sentry_init(
+        dsn=SENTRY_DSN,
+        environment=env_str("SENTRY_ENVIRONMENT", "") or "",
+        release=env_str("SENTRY_RELEASE", "") or "",
+        traces_sample_rate=env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0),
+    )
