@@ -20,8 +20,10 @@ threads = env_int("GUNICORN_THREADS", 8)
 timeout = env_int("GUNICORN_TIMEOUT", 30)
 graceful_timeout = env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
 keepalive = env_int("GUNICORN_KEEPALIVE", 5)
-# Restart a worker after this many requests (± jitter): bounds any slow leak.
-max_requests = env_int("GUNICORN_MAX_REQUESTS", 2000)
+# Restart a worker after this many requests (± jitter) to bound a slow leak; off by
+# default, because a restart drops the keep-alive connections it holds (clients see a
+# reset connection, bench/load.py counted them).
+max_requests = env_int("GUNICORN_MAX_REQUESTS", 0)
 max_requests_jitter = env_int("GUNICORN_MAX_REQUESTS_JITTER", 200)
 # The request line and headers: what an HTTP request may carry before Django sees it.
 limit_request_line = env_int("GUNICORN_LIMIT_REQUEST_LINE", 8190)

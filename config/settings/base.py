@@ -297,6 +297,9 @@ REST_FRAMEWORK |= {
 # === Running it at work (issue 16b): production server, health, limits ===================
 # Kept in one block to ease merging with the other settings changes of issue 16.
 INSTALLED_APPS += ["ops"]
+DATA_DIR.mkdir(
+    parents=True, exist_ok=True
+)  # beat's schedule file lives there, whatever the database
 # Health checks answer before host validation and HTTPS redirects (config/middleware.py);
 # then a limit on request bodies before anything reads them.
 MIDDLEWARE = [
