@@ -88,10 +88,16 @@ def set_up(clients: int) -> tuple[str, list[tuple[str, int]]]:
 class Server:
     """`scripts/serve all` (gunicorn, a worker, beat) with production settings."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, role: str = "all") -> None:
         self.port = port
         self.log_path = DATA_DIR / "serve.log"
-        env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE"}}
+        # Not what this process's test settings put in the environment (high rate
+        # limits, the in-memory broker): the server runs on production defaults.
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k != "DJANGO_SETTINGS_MODULE" and not k.startswith("THROTTLE_")
+        }
         env |= {
             "DEBUG": "0",
             "SECRET_KEY": secrets.token_urlsafe(50),
@@ -105,7 +111,7 @@ class Server:
         }
         env.pop("CELERY_BROKER_URL")  # the embedded broker, as `make serve` uses it
         self.process = subprocess.Popen(
-            [str(ROOT / "scripts" / "serve"), "all"],
+            [str(ROOT / "scripts" / "serve"), role],
             cwd=ROOT,
             env=env,
             stdout=self.log_path.open("w"),
@@ -125,6 +131,24 @@ class Server:
             except OSError:
                 time.sleep(0.5)
         raise RuntimeError("the server did not answer:\n" + self.log_tail())
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by every process of the server's group:
+        gunicorn, the worker and beat. On a shared machine, a steadier figure than
+        latency."""
+        total = 0
+        tick = os.sysconf("SC_CLK_TCK")
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # After the command: state, ppid, pgrp, … utime (12th), stime (13th).
+            if int(fields[2]) == self.process.pid:
+                total += int(fields[11]) + int(fields[12])
+        return total / tick
 
     def log_tail(self) -> str:
         return self.log_path.read_text()[-3000:]
@@ -148,8 +172,9 @@ def healthz_baseline(port: int, count: int = 50) -> float | None:
     return percentile(samples, 0.5)
 
 
-def run(port: int, slug: str, pairs: list[tuple[str, int]], requests: int, day0: int) -> dict:
+def run(server: Server, slug: str, pairs: list[tuple[str, int]], requests: int, day0: int) -> dict:
     """Every client makes `requests` requests at once with the others; the figures."""
+    port = server.port
     lock = threading.Lock()
     reads: list[float] = []
     pushes: list[float] = []
@@ -193,11 +218,15 @@ def run(port: int, slug: str, pairs: list[tuple[str, int]], requests: int, day0:
     threads = [threading.Thread(target=client, args=pair) for pair in pairs]
     for thread in threads:
         thread.start()
+    cpu_before = server.cpu_seconds()
     start.wait()
     began = time.perf_counter()
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - began
+    # The worker may still be evaluating what was pushed: let it finish first.
+    time.sleep(3)
+    cpu = server.cpu_seconds() - cpu_before
     metric_ids = [metric_id for _, metric_id in pairs]
     first = today - dt.timedelta(days=day0 + requests)
     last = today - dt.timedelta(days=day0)
@@ -210,6 +239,7 @@ def run(port: int, slug: str, pairs: list[tuple[str, int]], requests: int, day0:
         "requests": len(reads) + len(pushes),
         "seconds": round(seconds, 1),
         "requests_per_second": round((len(reads) + len(pushes)) / seconds, 1),
+        "server_cpu_ms_per_request": round(cpu * 1000 / (len(reads) + len(pushes)), 1),
         "errors": sum(errors.values()),
         "errors_by_kind": errors,
         "read_p50_ms": percentile(reads, 0.5),
@@ -228,12 +258,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[16, 48])
     parser.add_argument("--requests", type=int, default=50, help="per client, half pushes")
+    parser.add_argument(
+        "--serve", choices=["all", "web"], default="all", help="web: no worker evaluating"
+    )
     args = parser.parse_args()
     check(connection.vendor == "sqlite", "this benchmark measures the embedded SQLite default")
 
     log(f"Setting up {max(args.clients)} clients in {DATA_DIR} …")
     slug, pairs = set_up(max(args.clients))
-    server = Server(free_port())
+    server = Server(free_port(), args.serve)
     try:
         server.wait_until_up()
         log("Server up; waiting for the worker and beat to settle …")
@@ -243,7 +276,7 @@ def main() -> None:
         day0 = 0
         for clients in args.clients:
             log(f"{clients} clients × {args.requests} requests …")
-            runs.append(run(server.port, slug, pairs[:clients], args.requests, day0))
+            runs.append(run(server, slug, pairs[:clients], args.requests, day0))
             log(json.dumps(runs[-1]))
             day0 += args.requests  # fresh periods: a run's values are its own
     finally:
@@ -262,7 +295,7 @@ def main() -> None:
                 "benchmark": "load",
                 "database": "sqlite (embedded default, WAL)",
                 "server": {
-                    "entry_point": "scripts/serve all",
+                    "entry_point": f"scripts/serve {args.serve}",
                     "web_concurrency": int(os.environ.get("WEB_CONCURRENCY", 2)),
                     "gunicorn_threads": int(os.environ.get("GUNICORN_THREADS", 8)),
                     "worker_threads": int(os.environ.get("WORKER_THREADS", 8)),
