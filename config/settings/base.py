@@ -115,8 +115,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Celery: Redis in production; an embedded broker on disk when REDIS_URL is unset. ---
 REDIS_URL = env_str("REDIS_URL", "")
 BROKER_DIR = DATA_DIR / "broker"
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or REDIS_URL or "filesystem://"
-if CELERY_BROKER_URL == "filesystem://":
+# (A host name, though the embedded broker needs none: without one kombu logs a
+# warning on every connection.)
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or REDIS_URL or "filesystem://localhost/"
+if CELERY_BROKER_URL.startswith("filesystem://"):
     # Kombu's file transport: messages are files in the data folder, so the worker and
     # beat started by `make run` share them without any server (not for production).
     for _folder in ("queue", "processed", "control"):
