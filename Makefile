@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint format install migrate demo bench clean
+.PHONY: run serve test lint format install migrate demo bench clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(INSTALLED)
 ## Set up, load the demo organisation and serve on http://127.0.0.1:8000 with a worker and beat
 run: install
 	scripts/run
+
+## The production entry point on this host: gunicorn, a worker and beat (DEBUG off; see README)
+serve: install
+	scripts/serve all
 
 ## Set up and run the whole suite, on SQLite and on PostgreSQL
 test: install

@@ -2,17 +2,23 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerSplitView
 
+from config.throttling import throttle
 from valuetree.schema_view import SchemaView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SchemaView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up script as a file: no inline script (CSP).
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("valuetree.api_urls")),
     path("api/", include("outcomes.api_urls")),
+    # Login POSTs per address are throttled; django-axes locks an account out after
+    # LOGIN_FAILURE_LIMIT failures (config/throttling.py).
+    path("accounts/login/", throttle("logins")(auth_views.LoginView.as_view()), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("outcomes.urls")),
     path("", include("valuetree.urls")),

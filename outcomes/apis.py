@@ -103,7 +103,7 @@ class MeasureViewSet(
         return self.get_paginated_response(VerdictSerializer(page, many=True).data)
 
     @extend_schema(request=None, responses={200: VerdictSerializer})
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], throttle_scope="evaluations")
     def evaluate(self, request: Request, pk: str) -> Response:
         """Evaluate the measure now (owner or editor); answers the new current verdict."""
         measure = self.get_object()
@@ -309,7 +309,7 @@ class MetricViewSet(PaginatedActions, RoleCheckedWrites, viewsets.ModelViewSet):
         responses={202: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT},
         description="Queue a pull now. 409 when a pull of this metric is already queued or running.",
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], throttle_scope="pulls")
     def pull(self, request: Request, pk: str) -> Response:
         metric = self.get_object()
         if not pulling.metric_pull_now(metric=metric, user=request.user):
@@ -560,6 +560,8 @@ class TreeOutcomesView(APIView):
 class TreeVerdictPolicyView(APIView):
     """A tree's tolerance bands (the defaults until someone sets them). Changing them
     re-evaluates the tree's measures."""
+
+    throttle_scope = "evaluations"  # the PUT; reads are not counted
 
     @extend_schema(responses=VerdictPolicySerializer)
     def get(self, request: Request, slug: str) -> Response:

@@ -11,7 +11,7 @@ from typing import Any
 from cronsim import CronSim
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
+from django.db.models import Count, Exists, Min, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from outcomes.models import (
@@ -399,3 +399,22 @@ def output_ports_with_servers(tree: ValueTree) -> list[OutputPort]:
         if port.servers:
             found.append(port)
     return found
+
+
+def metrics_late(*, due_before: datetime) -> tuple[int, datetime | None]:
+    """Pulled metrics whose pull is late: `(how many, since when the oldest)`.
+
+    Late means due before `due_before` and not claimed (beat has not queued it), or
+    claimed before `due_before` and not finished (no worker took it, or it hangs).
+    Push metrics are never late: values arrive when their sender sends them.
+    Two aggregate queries; for /readyz.
+    """
+    pulled = Metric.objects.filter(is_active=True).exclude(source__kind=SourceKind.PUSH)
+    unclaimed = pulled.filter(claimed_at__isnull=True, next_pull_at__lt=due_before).aggregate(
+        count=Count("id"), oldest=Min("next_pull_at")
+    )
+    claimed = pulled.filter(claimed_at__lt=due_before).aggregate(
+        count=Count("id"), oldest=Min("claimed_at")
+    )
+    oldest = [at for at in (unclaimed["oldest"], claimed["oldest"]) if at is not None]
+    return unclaimed["count"] + claimed["count"], min(oldest, default=None)

@@ -22,6 +22,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
+from config.throttling import throttle
 from outcomes import dashboard as dashboard_selectors
 from outcomes import pulling, selectors, services
 from outcomes.forms import (
@@ -181,6 +182,7 @@ def tree_metrics(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_POST
+@throttle("pulls")
 def metric_pull(request: HttpRequest, metric_id: int) -> HttpResponse:
     """Queue a pull now. With htmx the button's cell is swapped for a short message;
     without, back to the page the button was on."""
@@ -626,6 +628,7 @@ def tree_think_again(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
+@throttle("evaluations")  # saving re-evaluates
 def tree_verdict_policy(request: HttpRequest, slug: str) -> HttpResponse:
     """The tree's tolerance bands (owners and editors); saving re-evaluates its measures."""
     tree = _tree(request, slug=slug)

@@ -126,6 +126,8 @@ class RoleCheckedWrites:
     """
 
     write_actions = frozenset({"update", "partial_update", "destroy"})
+    # A costly action names its rate limit: `@action(..., throttle_scope="imports")`.
+    throttle_scope: str | None = None
 
     def check_object_permissions(self, request: Request, obj: Any) -> None:
         super().check_object_permissions(request, obj)
@@ -254,6 +256,7 @@ class TreeViewSet(PaginatedActions, RoleCheckedWrites, viewsets.ModelViewSet):
         methods=["post"],
         url_path="import",
         parser_classes=[MultiPartParser, RawBodyParser],
+        throttle_scope="imports",
     )
     def import_tree(self, request: Request) -> Response:
         """Create a tree from a JSON or YAML document (the body, or a `file` upload).
@@ -705,6 +708,7 @@ class DataProductImportView(APIView):
     """Create or update data products from Bitol ODPS (YAML or JSON)."""
 
     parser_classes = [RawBodyParser]
+    throttle_scope = "imports"
 
     @extend_schema(
         operation_id="data_products_import_odps",
@@ -743,6 +747,7 @@ class DataProductOdpsView(APIView):
 
 class DataContractView(APIView):
     parser_classes = [RawBodyParser]
+    throttle_scope = "imports"  # the PUT; reads are not counted
 
     @extend_schema(
         operation_id="data_products_contract",

@@ -110,8 +110,9 @@ class NodeCreateSerializer(NodeSerializer):
     """Create input: ``parent`` is a node of the same tree (empty for a goal); ``kind``
     defaults to the only kind the parent may hold; ``position`` to the end."""
 
+    # Left out, it is a goal's: the service needs the key either way.
     parent = serializers.PrimaryKeyRelatedField(
-        queryset=Node.objects.none(), allow_null=True, required=False
+        queryset=Node.objects.none(), allow_null=True, default=None
     )
     kind = serializers.ChoiceField(choices=NodeKind.choices, required=False)
     position = serializers.IntegerField(min_value=0, max_value=MAX_POSITION, required=False)

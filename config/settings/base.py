@@ -9,14 +9,17 @@ SECURE_HSTS_SECONDS, mail settings
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
+import csp.constants as csp
 import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import env_bool, env_float, env_int, env_list, env_str
+from config.observability import logging_config, sentry_init
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "var")))
@@ -96,12 +99,16 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The embedded database is shared by the web server and the worker's threads:
-    # WAL lets readers run beside a writer, IMMEDIATE transactions queue writers up
-    # behind the busy timeout instead of failing with "database is locked".
+    # --- Embedded SQLite under concurrent writes (issue 16, point 10) ---
+    # The file is shared by the server's worker processes and threads and the Celery
+    # worker: WAL lets readers run beside the one writer; IMMEDIATE makes every
+    # transaction take the write lock when it begins, so a transaction that reads
+    # before it writes waits its turn (busy timeout) instead of failing at once with
+    # "database is locked" (SQLite cannot upgrade a read lock under a waiting writer).
+    # tests/ops/test_sqlite_concurrency.py keeps it so.
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
+        "timeout": env_int("SQLITE_BUSY_TIMEOUT", 20),  # seconds a writer waits for the lock
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -109,8 +116,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Celery: Redis in production; an embedded broker on disk when REDIS_URL is unset. ---
 REDIS_URL = env_str("REDIS_URL", "")
 BROKER_DIR = DATA_DIR / "broker"
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or REDIS_URL or "filesystem://"
-if CELERY_BROKER_URL == "filesystem://":
+# (A host name, though the embedded broker needs none: without one kombu logs a
+# warning on every connection.)
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or REDIS_URL or "filesystem://localhost/"
+if CELERY_BROKER_URL.startswith("filesystem://"):
     # Kombu's file transport: messages are files in the data folder, so the worker and
     # beat started by `make run` share them without any server (not for production).
     for _folder in ("queue", "processed", "control"):
@@ -317,14 +326,144 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-}
+# LOGGING: below, with the error reports (LOG_FORMAT, LOG_LEVEL).
 REST_FRAMEWORK |= {
     "EXCEPTION_HANDLER": "valuetree.apis.exception_handler",
     # `?format=` is ours (tree export), not DRF's renderer override.
     "URL_FORMAT_OVERRIDE": None,
 }
+
+# === Running it at work (issue 16b): production server, health, limits ===================
+# Kept in one block to ease merging with the other settings changes of issue 16.
+INSTALLED_APPS += ["ops"]
+DATA_DIR.mkdir(
+    parents=True, exist_ok=True
+)  # beat's schedule file lives there, whatever the database
+# Health checks answer before host validation and HTTPS redirects (config/middleware.py);
+# then a limit on request bodies before anything reads them.
+MIDDLEWARE = [
+    "config.middleware.HealthCheckMiddleware",
+    MIDDLEWARE[0],  # SecurityMiddleware
+    "config.middleware.RequestSizeLimitMiddleware",
+    *MIDDLEWARE[1:],
+]
+# Where collectstatic puts the static files whitenoise serves (the Docker image: /app/staticfiles).
+STATIC_ROOT = Path(env_str("STATIC_ROOT", "") or STATIC_ROOT)
+# Largest request body accepted, in bytes (413 above it); 0 turns the limit off.
+REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", 10 * 1024 * 1024)
+# /readyz: how old beat's and a worker's heartbeats may be, and how late a pull (seconds).
+READY_BEAT_MAX_AGE = env_int("READY_BEAT_MAX_AGE", 60)
+READY_WORKER_MAX_AGE = env_int("READY_WORKER_MAX_AGE", 120)
+READY_MAX_LATE_PULL = env_int("READY_MAX_LATE_PULL", 15 * 60)
+READY_BROKER_TIMEOUT = env_int("READY_BROKER_TIMEOUT", 2)
+# Beat records its own heartbeat on each tick and sends a worker's every 30 s.
+CELERY_BEAT_SCHEDULER = "ops.beat:HeartbeatScheduler"
+CELERY_BEAT_SCHEDULE["worker-heartbeat"] = {
+    "task": "ops.tasks.worker_heartbeat",
+    "schedule": 30.0,
+}
+
+# --- Rate limits (issue 16b, point 7): DRF throttles, the login lockout (django-axes) ---
+_RATE = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)$")
+
+
+def _throttle_rate(name: str, default: str) -> str | None:
+    """A rate like "60/min" from the environment; empty or "off" means no limit."""
+    value = (env_str(name, default) or "").strip()
+    if value.lower() in {"", "off", "0"}:
+        return None
+    if not _RATE.match(value):
+        raise ImproperlyConfigured(f"{name} must be a rate like 60/min or 30/hour, got {value!r}")
+    return value
+
+
+# Throttle counters and other shared state: Redis when configured, so all server
+# processes count together; otherwise each process counts on its own.
+CACHE_URL = env_str("CACHE_URL", "") or REDIS_URL
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "valuetree",
+        }
+        if CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+REST_FRAMEWORK |= {
+    "DEFAULT_THROTTLE_CLASSES": [
+        "config.throttling.AnonThrottle",
+        "config.throttling.UserThrottle",
+        "config.throttling.ScopedThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": _throttle_rate("THROTTLE_ANON", "60/min"),  # per address
+        "user": _throttle_rate("THROTTLE_USER", "1200/min"),  # per user, every API call
+        # Costly writes, per user, API and browser together.
+        "imports": _throttle_rate("THROTTLE_IMPORTS", "30/hour"),
+        "pulls": _throttle_rate("THROTTLE_PULLS", "60/hour"),
+        "evaluations": _throttle_rate("THROTTLE_EVALUATIONS", "120/hour"),
+        "logins": _throttle_rate("THROTTLE_LOGINS", "20/min"),  # login POSTs per address
+    },
+    # Proxies in front of the server whose X-Forwarded-For is trusted; 0 ignores the
+    # header (a client could write anything there).
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0),
+}
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as django-axes requires
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# An account is locked at one address after this many failed logins in a row, for the
+# cool-off time; a success resets the count. The right password is refused meanwhile.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "config.throttling.client_ip"
+AXES_LOCKOUT_CALLABLE = "config.throttling.lockout_response"
+
+# --- Content-Security-Policy (issue 16b, point 11; django-csp 4) ---
+# Scripts only from our own static files: no inline script, no eval. Figures travel as
+# json_script data blocks drawn by static/js/charts.js. Styles may be inline: Plotly
+# and the status swatches set style attributes. tests/ops/test_csp.py scans every
+# template for inline scripts and every demo page for the header.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp.SELF],
+        "script-src": [csp.SELF],
+        "style-src": [csp.SELF, csp.UNSAFE_INLINE],
+        "img-src": [csp.SELF, "data:", "blob:"],
+        "font-src": [csp.SELF, "data:"],
+        "connect-src": [csp.SELF],
+        "object-src": [csp.NONE],
+        "base-uri": [csp.SELF],
+        "form-action": [csp.SELF],
+        "frame-ancestors": [csp.NONE],
+    }
+}
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "csp.middleware.CSPMiddleware",
+)
+
+# --- Logs and error reports (issue 16b, point 14) ---
+# One JSON object per line unless DEBUG (or LOG_FORMAT=text); Celery's workers and
+# beat log through the same handler instead of their own.
+LOG_FORMAT = env_str("LOG_FORMAT", "") or ("text" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, got {LOG_FORMAT!r}")
+LOGGING = logging_config(fmt=LOG_FORMAT, level=env_str("LOG_LEVEL", "INFO") or "INFO")
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Errors of the web server and the workers go to Sentry when SENTRY_DSN is set, with
+# no credentials (config/observability.py).
+SENTRY_DSN = env_str("SENTRY_DSN", "")
+if SENTRY_DSN:
+    sentry_init(
+        dsn=SENTRY_DSN,
+        environment=env_str("SENTRY_ENVIRONMENT", "") or "",
+        release=env_str("SENTRY_RELEASE", "") or "",
+        traces_sample_rate=env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0),
+    )

@@ -11,6 +11,11 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-0123456789-abcdefghijk
 os.environ.setdefault("CREDENTIALS_KEYS", "dGVzdC1vbmx5LWNyZWRlbnRpYWxzLWtleS0wMTIzNDU=")
 # Unit tests queue tasks in memory; the worker tests point this at a real Redis.
 os.environ.setdefault("CELERY_BROKER_URL", "memory://")
+# Rate limits high enough that no test meets them by accident (the counters outlive a
+# test); tests/ops/test_rate_limits.py sets real rates. Likewise the login lockout is
+# on only where a test turns it on (Client.login() passes no request, which it needs).
+for _scope in ("ANON", "USER", "IMPORTS", "PULLS", "EVALUATIONS", "LOGINS"):
+    os.environ.setdefault(f"THROTTLE_{_scope}", "100000/min")
 
 from config.settings.base import *  # noqa: E402,F403
 
@@ -23,3 +28,4 @@ STORAGES = {
 }
 STATIC_ROOT = None  # nothing is collected in tests; WhiteNoise serves from the finders
 WHITENOISE_USE_FINDERS = True
+AXES_ENABLED = False

@@ -48,6 +48,12 @@ class TestNodes:
         assert response.status_code == 201
         assert (response.json()["kind"], response.json()["parent"]) == ("bet", goal.pk)
 
+    def test_create_without_a_parent_adds_a_goal(self, tree, editor):
+        # Was a 500: the serializer let `parent` out, the service needs it.
+        response = editor.post(f"/api/trees/{tree.slug}/nodes/", {"title": "Goal"})
+        assert response.status_code == 201
+        assert (response.json()["kind"], response.json()["parent"]) == ("goal", None)
+
     def test_wrong_kind_is_a_400_naming_the_parent(self, tree, goal, editor):
         response = editor.post(
             f"/api/trees/{tree.slug}/nodes/",

@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
+from config.throttling import throttle
 from valuetree import interchange, selectors, services, standards
 from valuetree.forms import (
     BaseOutputPortFormSet,
@@ -178,6 +179,7 @@ def data_product_edit(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@throttle("imports")
 def data_product_import(request: HttpRequest) -> HttpResponse:
     """Import Bitol ODPS data products or an ODCS data contract: every problem is
     listed by its path and line, and nothing is written unless all of it is valid."""
