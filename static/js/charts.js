@@ -4,9 +4,9 @@
 // JavaScript the page's tables carry the same values.
 (function () {
   "use strict";
-  function draw() {
+  function draw(root) {
     if (typeof window.Plotly === "undefined") return;
-    document.querySelectorAll("[data-figure]").forEach(function (element) {
+    (root || document).querySelectorAll("[data-figure]").forEach(function (element) {
       const source = document.getElementById(element.dataset.figure);
       if (!source) return;
       const figure = JSON.parse(source.textContent);
@@ -16,8 +16,13 @@
   }
   // Pages that swap charts in with htmx (a review item redrawn) draw them again.
   window.vtDrawCharts = draw;
+  document.addEventListener("htmx:afterSwap", function (event) {
+    draw(event.target);
+  });
   if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", draw);
+    document.addEventListener("DOMContentLoaded", function () {
+      draw();
+    });
   } else {
     draw();
   }

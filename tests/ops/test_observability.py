@@ -35,8 +35,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.headers.get("Content-Encoding") == "gzip":
+        encoding = self.headers.get("Content-Encoding")
+        if encoding == "gzip":
             body = gzip.decompress(body)
+        elif encoding == "br":  # sentry-sdk prefers brotli when it is installed
+            import brotli
+
+            body = brotli.decompress(body)
         self.server.bodies.append(body)
         self.send_response(200)
         self.send_header("Content-Length", "2")
