@@ -430,3 +430,7 @@ if SENTRY_DSN:
         release=env_str("SENTRY_RELEASE", "") or "",
         traces_sample_rate=env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0),
     )
+
+# --- Static files in production (issue 16b, point 12): hashed names, gzip, whitenoise ---
+if not DEBUG:
+    STORAGES["staticfiles"] = {"BACKEND": "config.storage.GzipManifestStaticFilesStorage"}
