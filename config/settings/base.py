@@ -3,7 +3,8 @@
 Variables: DEBUG, SECRET_KEY, ALLOWED_HOSTS, CSRF_TRUSTED_ORIGINS, DATABASE_URL,
 REDIS_URL, DATA_DIR, CREDENTIALS_KEYS, METRICS_ALLOWED_HOSTS and the METRICS_* /
 PULL_* limits, SECURE_SSL_REDIRECT, SECURE_HSTS_SECONDS, mail settings
-(DEFAULT_FROM_EMAIL, EMAIL_BACKEND), SITE_URL. See README.md.
+(DEFAULT_FROM_EMAIL, EMAIL_BACKEND), SITE_URL; the server, rate limits, health checks,
+logs and error reports (the block at the end). See README.md.
 """
 
 from __future__ import annotations
@@ -299,9 +300,8 @@ REST_FRAMEWORK |= {
 # === Running it at work (issue 16b): production server, health, limits ===================
 # Kept in one block to ease merging with the other settings changes of issue 16.
 INSTALLED_APPS += ["ops"]
-DATA_DIR.mkdir(
-    parents=True, exist_ok=True
-)  # beat's schedule file lives there, whatever the database
+# Beat's schedule file lives in the data folder, whatever the database.
+DATA_DIR.mkdir(parents=True, exist_ok=True)
 # Health checks answer before host validation and HTTPS redirects (config/middleware.py);
 # then a limit on request bodies before anything reads them.
 MIDDLEWARE = [
