@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from celery.signals import worker_ready
+from django.db import DatabaseError
 
 from ops.services import heartbeat_record
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(ignore_result=True, expires=60)
@@ -17,4 +22,8 @@ def worker_heartbeat() -> None:
 @worker_ready.connect
 def _worker_started(**kwargs: object) -> None:
     """A worker that just started says so at once, not only at beat's next send."""
-    heartbeat_record(name="worker")
+    try:
+        heartbeat_record(name="worker")
+    except DatabaseError as error:
+        # Not fatal: beat's next heartbeat task records it once the database answers.
+        logger.warning("the worker could not record its heartbeat: %s", type(error).__name__)

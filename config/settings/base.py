@@ -3,8 +3,9 @@
 Variables: DEBUG, SECRET_KEY, ALLOWED_HOSTS, CSRF_TRUSTED_ORIGINS, DATABASE_URL,
 REDIS_URL, DATA_DIR, CREDENTIALS_KEYS, METRICS_ALLOWED_HOSTS and the METRICS_* /
 PULL_* limits, API_TOKEN_DAYS / API_TOKEN_MAX_DAYS, SECURE_SSL_REDIRECT,
-SECURE_HSTS_SECONDS, mail settings
-(DEFAULT_FROM_EMAIL, EMAIL_BACKEND), SITE_URL. See README.md.
+SECURE_HSTS_SECONDS, mail settings (DEFAULT_FROM_EMAIL, EMAIL_BACKEND), SITE_URL; the
+server, rate limits, health checks, logs and error reports (the block at the end).
+See README.md.
 """
 
 from __future__ import annotations
@@ -336,9 +337,8 @@ REST_FRAMEWORK |= {
 # === Running it at work (issue 16b): production server, health, limits ===================
 # Kept in one block to ease merging with the other settings changes of issue 16.
 INSTALLED_APPS += ["ops"]
-DATA_DIR.mkdir(
-    parents=True, exist_ok=True
-)  # beat's schedule file lives there, whatever the database
+# Beat's schedule file lives in the data folder, whatever the database.
+DATA_DIR.mkdir(parents=True, exist_ok=True)
 # Health checks answer before host validation and HTTPS redirects (config/middleware.py);
 # then a limit on request bodies before anything reads them.
 MIDDLEWARE = [
@@ -467,3 +467,7 @@ if SENTRY_DSN:
         release=env_str("SENTRY_RELEASE", "") or "",
         traces_sample_rate=env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0),
     )
+
+# --- Static files in production (issue 16b, point 12): hashed names, gzip, whitenoise ---
+if not DEBUG:
+    STORAGES["staticfiles"] = {"BACKEND": "config.storage.GzipManifestStaticFilesStorage"}

@@ -104,7 +104,9 @@ def test_readyz_counts_late_pulls_without_naming_them(client, alive, tree):
     assert "Secret revenue" not in answer.content.decode()
 
 
-def test_beat_records_its_heartbeat_on_each_tick(db, tmp_path):
+def test_beat_records_its_heartbeat_on_each_tick(db, tmp_path, monkeypatch):
+    # Beat closes stale connections first; here that would be the test's transaction.
+    monkeypatch.setattr("ops.beat.close_old_connections", lambda: None)
     scheduler = HeartbeatScheduler(app=celery_app, schedule_filename=str(tmp_path / "beat"))
     try:
         next_tick = scheduler.tick()
@@ -117,4 +119,9 @@ def test_beat_records_its_heartbeat_on_each_tick(db, tmp_path):
 
 def test_worker_heartbeat_task_records_it(db):
     tasks.worker_heartbeat()
+    assert Heartbeat.objects.filter(name="worker").exists()
+
+
+def test_a_starting_worker_records_its_heartbeat_at_once(db):
+    tasks._worker_started()
     assert Heartbeat.objects.filter(name="worker").exists()
