@@ -30,18 +30,35 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+from django.db.models import F
 
 from outcomes.models import Measure, Metric, Verdict
 from outcomes.selectors import metric_health, tree_outcomes
 from outcomes.verdicts import STATUS_SCORE
-from valuetree.models import ValueTree
-from valuetree.selectors import node_rows
+from valuetree.models import Node, ValueTree
 
 SNAPSHOT_SCHEMA = "valuetree.review-snapshot"
 SNAPSHOT_VERSION = 1
 # Statuses that ask for a decision (DESIGN.md §5): the numbers say it will not get there.
 TROUBLE = ("at_risk", "off_track", "missed")
 UNHEALTHY = ("stale", "unhealthy")
+# What a snapshot keeps of a node (not its description or edit times).
+NODE_COLUMNS = (
+    "id",
+    "parent_id",
+    "position",
+    "kind",
+    "title",
+    "status",
+    "hypothesis",
+    "investment_amount",
+    "investment_unit",
+    "expected_value_amount",
+    "expected_value_unit",
+    "confidence",
+    "weight",
+    "created_at",
+)
 VERDICT_COLUMNS = (
     "id",
     "measure_id",
@@ -104,7 +121,12 @@ def snapshot_build(*, tree: ValueTree, as_of: datetime) -> dict[str, Any]:
     goals_expected: list[float] = []
     goals_realised: list[float] = []
     goals_investment: list[float] = []
-    for row in _depth_first(node_rows(tree_id=tree.pk)):
+    rows = list(
+        Node.objects.filter(tree_id=tree.pk)
+        .order_by("position", "id")
+        .values(*NODE_COLUMNS, owner_name=F("owner__username"))
+    )
+    for row in _depth_first(rows):
         outcome = outcomes.get(row["id"])
         out = {
             "status": outcome.status if outcome else "no_data",
@@ -121,7 +143,7 @@ def snapshot_build(*, tree: ValueTree, as_of: datetime) -> dict[str, Any]:
                 "kind": row["kind"],
                 "title": row["title"],
                 "status": row["status"],
-                "owner": row["owner"],
+                "owner": row["owner_name"],
                 "hypothesis": row["hypothesis"],
                 "investment_amount": _plain(row["investment_amount"]),
                 "investment_unit": row["investment_unit"],
