@@ -3,7 +3,7 @@
 The arithmetic is in outcomes/verdicts.py; this module only feeds it from the database
 and stores what it says. A batch of measures costs a constant number of queries: the
 measures, their trees' policies, one aggregate per metric (count, newest period, newest
-pull, sum: the key of its fit), the history of the metrics whose key changed (at most
+write: the key of its fit), the history of the metrics whose key changed (at most
 FORECAST_MAX_POINTS each), then one UPDATE and one INSERT.
 
 Fits are cached per process by that key, so a metric with no new or changed observation
@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, F, Max, Sum, Window
+from django.db.models import Count, F, Max, Window
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import RowNumber
 from django.utils import timezone
@@ -100,8 +100,9 @@ fit_cache = _FitCache(FIT_CACHE_SIZE)
 
 
 def _fit_keys(metric_ids: Iterable[int], at: datetime) -> dict[int, FitKey]:
-    """What identifies each metric's observations up to `at`: count, newest period,
-    newest pull and the sum of values (an edited old value changes the last two)."""
+    """What identifies each metric's observations up to `at`: count, newest period and
+    newest write (an upsert of an old period stamps its row's pulled_at). Not a sum of
+    values: a parallel aggregate adds floats in any order, so it is not stable."""
     ids = sorted(set(metric_ids))
     if not ids:
         return {}
@@ -109,12 +110,10 @@ def _fit_keys(metric_ids: Iterable[int], at: datetime) -> dict[int, FitKey]:
         Observation.objects.filter(metric_id__in=ids, period_start__lte=at)
         .order_by()
         .values("metric_id")
-        .annotate(
-            n=Count("id"), newest=Max("period_start"), pulled=Max("pulled_at"), total=Sum("value")
-        )
-        .values_list("metric_id", "n", "newest", "pulled", "total")
+        .annotate(n=Count("id"), newest=Max("period_start"), pulled=Max("pulled_at"))
+        .values_list("metric_id", "n", "newest", "pulled")
     )
-    return {metric_id: (n, newest, pulled, total) for metric_id, n, newest, pulled, total in rows}
+    return {metric_id: (n, newest, pulled) for metric_id, n, newest, pulled in rows}
 
 
 def _recent_observations(

@@ -403,8 +403,11 @@ class VerdictPolicy(models.Model):
 class Verdict(models.Model):
     """One evaluation of a measure at a moment, kept as history.
 
-    `observation_ids` are the rows it used (the latest gives the progress, all of them
-    the forecast), so every number can be traced to its evidence.
+    `observation_ids` are the newest rows it used (the latest gives the progress); the
+    forecast read every observation of the metric up to `latest_period` (at most
+    verdicts.FORECAST_MAX_POINTS periods), so every number can be traced to its
+    evidence. `reason` says why in words, `forecast_model` names the fitted shape and
+    `plan_status` is the straight-line plan's own verdict (outcomes/verdicts.py).
     """
 
     measure = models.ForeignKey(Measure, on_delete=models.CASCADE, related_name="verdicts")

@@ -573,8 +573,10 @@ class Fit:
     """A metric's history fitted once, reusable for any date, target and direction.
 
     ``x`` is days since ``origin``. ``params`` depend on ``model``: level (c,), linear
-    (a, b), damped (a, b, r): a + b·(1 − e^(−r·x)), logistic (a, b, k, x0):
-    a + b / (1 + e^(−k·(x − x0))). ``weekday`` holds the weekday offsets (Monday first)
+    (a, b), hinge (a, b, c, τ): a + b·x + c·max(0, x − τ), damped (a, b, r):
+    a + b·(1 − e^(−r·x)), logistic (a, b, k, x0): a + b / (1 + e^(−k·(x − x0))).
+    Beyond the last point a straight trend (linear, hinge) is damped with time
+    constant ``damping`` days. ``weekday`` holds the weekday offsets (Monday first)
     taken out of daily data, or None. The 80 % half-width at horizon h days after the
     last point is ``quantile × sqrt(sigma² + (kappa·h)²)``, in the values' unit.
     """

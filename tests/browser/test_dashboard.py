@@ -16,7 +16,17 @@ from valuetree.models import Node, NodeKind
 
 # Screenshots taken on purpose (to look at); test-artifacts/browser/ holds failures only.
 ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts" / "screenshots"
-STATUSES = ("achieved", "on_track", "at_risk", "off_track", "missed", "no_data", "stale")
+STATUSES = (
+    "achieved",
+    "reached",
+    "on_track",
+    "at_risk",
+    "off_track",
+    "missed",
+    "too_early",
+    "no_data",
+    "stale",
+)
 
 
 def test_leadership_sees_the_dashboard_drawn(
@@ -38,7 +48,9 @@ def test_leadership_sees_the_dashboard_drawn(
             as_of=now,
             status=STATUSES[index % len(STATUSES)],
             judged_status=STATUSES[index % len(STATUSES)],
-            progress=None if STATUSES[index % len(STATUSES)] in ("no_data", "stale") else 0.5,
+            progress=None
+            if STATUSES[index % len(STATUSES)] in ("no_data", "too_early", "stale")
+            else 0.5,
             expected_progress=0.5,
         )
         for index, measure_id in enumerate(
