@@ -144,3 +144,60 @@ def test_every_observation_a_verdict_names_can_be_read(users, tree, client_for):
     # The metric's own list carries the ids too.
     by_metric = viewer.get(f"/api/metrics/{metric.pk}/observations/").json()["results"]
     assert {o["id"] for o in by_metric} >= set(verdict.observation_ids)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"description": 0}, "description"),
+        ({"weight": True}, "weight"),
+        ({"weight": "2"}, "weight"),
+        ({"confidence": 50.0}, "confidence"),
+        ({"investment_amount": 10.5}, "investment_amount"),
+        ({"owner": 7}, "owner"),
+    ],
+)
+def test_a_value_of_the_wrong_json_type_is_refused(users, tree, client_for, body, field):
+    goal = services.node_create(tree=tree, title="Goal")
+    response = client_for(users["editor"]).patch(f"/api/nodes/{goal.pk}/", body, format="json")
+    assert response.status_code == 400, response.content
+    assert list(response.json()) == [field]
+
+
+@pytest.mark.django_db
+def test_an_id_sent_as_text_is_refused(users, tree, client_for):
+    goal = services.node_create(tree=tree, title="Goal")
+    response = client_for(users["editor"]).post(
+        f"/api/trees/{tree.slug}/nodes/", {"title": "Bet", "parent": str(goal.pk)}, format="json"
+    )
+    assert response.status_code == 400
+    assert "parent" in response.json()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/api/metrics/?is_active=null",
+        "/api/metrics/?is_active=1",
+        "/api/metric-sources/?kind=",
+        "/api/nodes/?parent__isnull=yes",
+        "/api/notifications/?unread=null",
+        "/api/verdicts/?node=1.5",
+    ],
+)
+def test_query_values_are_read_strictly(users, client_for, query):
+    response = client_for(users["viewer"]).get(query)
+    assert response.status_code == 400, response.content
+
+
+@pytest.mark.django_db
+def test_pages_and_unknown_routes_answer_json(users, client_for):
+    viewer = client_for(users["viewer"])
+    for url in ("/api/trees/?page=", "/api/trees/?page=0", "/api/no/such/route.x/"):
+        response = viewer.get(url)
+        assert response.status_code == 404
+        assert response["Content-Type"] == "application/json"
+        assert "detail" in response.json()
+    assert viewer.get("/api/trees/?is_active=true&page=1").status_code == 200
