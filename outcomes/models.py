@@ -262,6 +262,9 @@ class PullRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     values_written = models.PositiveIntegerField(default=0)
+    # Samples of a series answer that were NaN or infinite (Prometheus's stale or
+    # divided-by-zero steps): skipped, not stored, counted here.
+    samples_skipped = models.PositiveIntegerField(default=0)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True

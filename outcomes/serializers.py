@@ -221,6 +221,7 @@ class PullRunSerializer(serializers.ModelSerializer):
             "finished_at",
             "duration_ms",
             "values_written",
+            "samples_skipped",
             "error",
             "user",
         ]
