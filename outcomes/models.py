@@ -321,6 +321,9 @@ class PullRun(models.Model):
     error = models.TextField(blank=True, default="")  # shown to every reader of the tree
     error_detail = models.TextField(blank=True, default="")  # for editors; "" if no more
     values_written = models.PositiveIntegerField(default=0)
+    # Samples of a series answer that were NaN or infinite (Prometheus's stale or
+    # divided-by-zero steps): skipped, not stored, counted here.
+    samples_skipped = models.PositiveIntegerField(default=0)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True

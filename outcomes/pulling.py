@@ -26,6 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
+from dateutil.parser import isoparse
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -50,6 +51,11 @@ from outcomes.models import (
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 UNIX_TIME_RANGE = (946_684_800, 4_102_444_800)  # 2000-01-01 to 2100-01-01
+# Years a period may fall in. Far outside, an offset or a time zone takes a datetime
+# past Python's year 1..9999 (year 1 at +01:00 is year 0 in UTC): refused, not a 500.
+PERIOD_YEARS = (1900, 9999)
+# metric.options["period_unit"]: what a number given as a period counts (default "s").
+PERIOD_UNITS = {"s": 1, "ms": 1000}
 LONGEST_SCHEDULE = LONGEST_INTERVAL
 GRANULARITY_SECONDS = {
     Granularity.MINUTE: 60,
@@ -81,6 +87,7 @@ class PointError(PullError):
         )
         self.index = index
         self.detail = detail
+        self.shown = shown
 
 
 _NON_FINITE_WORDS = frozenset({"nan", "inf", "infinity"})
@@ -157,37 +164,96 @@ def parse_value(raw: Any) -> float:
     return value
 
 
-def parse_period(raw: Any, zone: ZoneInfo) -> datetime:
-    """An aware datetime from a datetime, date, ISO 8601 text or Unix seconds."""
+def parse_period(raw: Any, zone: ZoneInfo, *, unit: str = "s") -> datetime:
+    """An aware datetime from a datetime, a date, ISO 8601 text or a Unix time.
+
+    ISO 8601 in every precision (python-dateutil's ``isoparse``): ``2026`` (the year's
+    first day), ``2026-09``, ``2026-W36`` (the ISO week's Monday), ``2026-W36-2``,
+    ``2026-245`` (ordinal day), dates, and times with or without an offset (``Z``,
+    ``+02:00``); a time without one is in the metric's zone. A number (or text that
+    is one) is a Unix time in ``unit`` — seconds, or milliseconds where the metric's
+    ``options.period_unit`` is ``"ms"`` — between 2000 and 2100. Anything outside the
+    years PERIOD_YEARS is a ValueError, so no zone arithmetic can overflow.
+    """
     if isinstance(raw, datetime):
+        if not PERIOD_YEARS[0] <= raw.year < PERIOD_YEARS[1]:
+            raise ValueError(
+                f"period {raw.isoformat()} is outside the years {PERIOD_YEARS[0]} to "
+                f"{PERIOD_YEARS[1] - 1}."
+            )
         return raw if raw.tzinfo else raw.replace(tzinfo=zone)
     if isinstance(raw, date):
-        return datetime.combine(raw, dt_time(0), tzinfo=zone)
+        return parse_period(datetime.combine(raw, dt_time(0)), zone)
     if isinstance(raw, int | float | Decimal) and not isinstance(raw, bool):
-        seconds = float(raw)
+        try:
+            seconds = float(raw) / PERIOD_UNITS[unit]
+        except (OverflowError, ValueError):
+            seconds = math.nan
         # A number is a Unix time only where one is plausible: 20240101 (a date key)
         # or 2024 (a year) would otherwise be filed under 1970 without a word.
         if not UNIX_TIME_RANGE[0] <= seconds <= UNIX_TIME_RANGE[1]:
+            unit_name = "Unix timestamp in milliseconds" if unit == "ms" else "Unix timestamp"
             raise ValueError(
-                f"period {raw!r} is not a Unix timestamp between 2000 and 2100; "
+                f"period {str(raw)[:50]!r} is not a {unit_name} between 2000 and 2100; "
                 "give a date such as 2026-03-01."
             )
         return datetime.fromtimestamp(seconds, tz=UTC)
     if isinstance(raw, str):
         text = raw.strip()
         try:
-            return parse_period(datetime.fromisoformat(text), zone)
+            number = float(text)
         except ValueError:
             pass
+        else:
+            if math.isfinite(number) and not _looks_like_a_year_or_date(text):
+                return parse_period(number, zone, unit=unit)
         try:
-            return parse_period(float(text), zone)
-        except ValueError as error:
-            if "Unix timestamp between" in str(error):
-                raise
+            parsed = isoparse(text)
+        except (ValueError, OverflowError):
             raise ValueError(
                 f"period {raw[:50]!r} is not a date, an ISO 8601 time or a Unix timestamp."
             ) from None
+        return parse_period(parsed, zone)
     raise ValueError(f"period {raw!r} is not a date, an ISO 8601 time or a Unix timestamp.")
+
+
+def _looks_like_a_year_or_date(text: str) -> bool:
+    # "2026" is the year and "20260901" the day in ISO 8601, not seconds after 1970.
+    return text.isdigit() and len(text) in (4, 8)
+
+
+def is_non_finite(raw: Any) -> bool:
+    """Whether a raw value is NaN or ±infinity: Prometheus's "NaN", "+Inf", "-Inf"
+    (a stale series, a division by zero), or such a float."""
+    if isinstance(raw, bool) or not isinstance(raw, str | float | int | Decimal):
+        return False
+    try:
+        return not math.isfinite(float(raw.strip() if isinstance(raw, str) else raw))
+    except (ValueError, OverflowError):
+        return isinstance(raw, int | Decimal)  # too large for a float: infinite
+
+
+def series_points_validate(
+    raw_points: Sequence[RawPoint], *, metric: Metric, now: datetime
+) -> tuple[list[Point], int]:
+    """The samples of a series answer (a range query) as points, with the NaN and
+    infinite samples skipped, and how many were skipped.
+
+    A sample that is not a number at all is still an error: a NaN step means "no value
+    at this time" in Prometheus; text where a number should be means a wrong query.
+    All samples skipped is no error: the pull succeeds with nothing written.
+    """
+    kept = [(index, point) for index, point in enumerate(raw_points) if not is_non_finite(point[1])]
+    skipped = len(raw_points) - len(kept)
+    if not kept and skipped:
+        return [], skipped
+    try:
+        points = points_validate(
+            [point for _, point in kept], metric=metric, now=now, keep_last=True
+        )
+    except PointError as error:
+        raise PointError(kept[error.index][0], error.detail, shown=error.shown) from None
+    return points, skipped
 
 
 def points_validate(
@@ -208,6 +274,7 @@ def points_validate(
             "at once (METRICS_MAX_POINTS). Narrow the query with :since / :until or a step."
         )
     zone = metric_zone(metric)
+    unit = metric.options.get("period_unit", "s") if isinstance(metric.options, dict) else "s"
     current = period_start(now, metric.granularity, zone)
     points: dict[datetime, Point] = {}
     for index, (raw_period, raw_value) in enumerate(raw_points):
@@ -217,11 +284,12 @@ def points_validate(
             shown = f"the value ({describe_raw(raw_value)}) is not a finite number."
             raise PointError(index, str(error), shown=shown) from None
         try:
-            moment = now if raw_period is None else parse_period(raw_period, zone)
+            moment = now if raw_period is None else parse_period(raw_period, zone, unit=unit)
         except ValueError as error:
             shown = (
-                f"the period ({describe_raw(raw_period)}) is not a date, an ISO 8601 time "
-                "or a Unix timestamp between 2000 and 2100."
+                f"the period ({describe_raw(raw_period)}) is not a date or an ISO 8601 "
+                "time (2026, 2026-09, 2026-W36, 2026-09-01T08:00+02:00), or a Unix "
+                "timestamp where the metric says so, between 1900 and 9999."
             )
             raise PointError(index, str(error), shown=shown) from None
         start = period_start(moment, metric.granularity, zone)
@@ -372,9 +440,19 @@ def fetch_request(
     filling) or, on a first pull, the lookback; connectors that ignore the window
     (`uses_window = False`) are spared the query."""
     latest = None
+    step = GRANULARITY_SECONDS[Granularity(metric.granularity)]
     if window:
         latest = metric.observations.aggregate(latest=Max("period_start"))["latest"]
-    step = GRANULARITY_SECONDS[Granularity(metric.granularity)]
+        if (
+            metric.last_success_at is not None
+            and connectors.get(metric.source.kind).samples_periods
+        ):
+            # Samples that were skipped (NaN) store nothing: without this the window
+            # would start again at the newest stored period on every pull, however
+            # far the source has moved on. The last success, one step back, is as far
+            # as the source has been read.
+            read_up_to = metric.last_success_at - timedelta(seconds=step)
+            latest = max(latest, read_up_to) if latest else read_up_to
     lookback = min(FIRST_PULL_LOOKBACK, timedelta(seconds=step * 1000))
     return FetchRequest(
         config=metric.source.config,
@@ -427,9 +505,11 @@ def metric_pull(
         connector = connectors.get(metric.source.kind)
         request = fetch_request(metric, credentials, now, window=connector.uses_window)
         raw_points = connector.fetch(request)
-        points = points_validate(
-            raw_points, metric=metric, now=now, keep_last=connector.samples_periods
-        )
+        skipped = 0
+        if connector.samples_periods:
+            points, skipped = series_points_validate(raw_points, metric=metric, now=now)
+        else:
+            points = points_validate(raw_points, metric=metric, now=now)
     except PullError as error:
         retry = isinstance(error, TransientPullError) and not final_attempt
         # Credentials never reach a PullRun, the metric's last error or a log line, in
@@ -450,7 +530,9 @@ def metric_pull(
         raise
     with transaction.atomic():
         written = observations_write(metric=metric, points=points, run=run, pulled_at=now)
-        _run_finish(run, PullStatus.SUCCEEDED, started, values_written=written)
+        _run_finish(
+            run, PullStatus.SUCCEEDED, started, values_written=written, samples_skipped=skipped
+        )
         Metric.objects.filter(pk=metric.pk).update(
             claimed_at=None,
             last_success_at=now,

@@ -262,6 +262,7 @@ class PullRunSerializer(strict.ModelSerializer):
             "finished_at",
             "duration_ms",
             "values_written",
+            "samples_skipped",
             "error",
             "error_detail",
             "user",

@@ -14,9 +14,11 @@
     description:
       purpose: …                # ↔ purpose
       usage: …                  # ↔ description
-    team:
-      - {username: alice, role: owner}   # ↔ owner; the user must exist
-    outputPorts:
+    team:                       # v1.0.0: an object (RFC-0016); v0.9.0: the members list
+      name: Team Checkout       # ↔ owning_team (unless the owningTeam property says)
+      members:
+        - {username: alice, role: owner}   # ↔ owner; the user must exist
+    outputPorts:                # tags, customProperties, authoritativeDefinitions: read, not kept
       - name: orders-table      # ↔ OutputPort.name
         version: 1.0.0          # the port's contract version; a new contract's version
         type: table             # ↔ OutputPort.kind
@@ -38,11 +40,15 @@ contract creates a draft contract with that id (its ODCS import fills it in); on
 port with a contract it renames that contract. A stage change goes through
 ``services.data_product_transition`` (so its lifecycle rules apply).
 
-**ODCS v3.0.x ↔ DataContract**: ``id`` ↔ contract_id, ``name``, ``version``,
+**ODCS v3.0.x and v3.1.0 ↔ DataContract**: ``apiVersion`` ↔ api_version (an export
+says the version the contract was written in), ``id`` ↔ contract_id, ``name``, ``version``,
 ``status``, ``description.purpose`` ↔ purpose, and ``schema``, ``slaProperties``,
 ``team``, ``servers`` kept in ODCS's own shapes (checked: lists of mappings, the keys
 ODCS requires, the types of the keys it defines; other keys are kept as they are).
-``dataProduct`` is the product's slug, ``domain`` its domain, and the custom property
+v3.1.0 adds the ``team`` object (``name``, ``members``…; the list is still read) and
+the logical types ``timestamp`` and ``time``, and more server types. After our own
+checks a document is held to Bitol's Pydantic model (``open-data-contract-standard``).
+``dataProduct`` is the product's name or its slug, ``domain`` its domain, and the custom property
 ``outputPort`` names the port. Which port a contract attaches to:
 
 1. a contract with the document's ``id`` exists → its port (naming another port is

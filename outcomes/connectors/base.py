@@ -82,3 +82,17 @@ class Connector(Protocol):
 
     def fetch(self, request: FetchRequest) -> list[RawPoint]:
         """The raw points, or PullError / TransientPullError with an actionable message."""
+
+
+# metric.options["period_unit"]: what a number given as a period counts, for the
+# kinds whose periods may come as numbers (push, SQL, HTTP JSON): "s" (the default)
+# or "ms" (JavaScript's Date.now(), many APIs). Read by outcomes.pulling.
+PERIOD_UNIT_OPTION = "period_unit"
+PERIOD_UNITS = ("s", "ms")
+
+
+def period_unit_problem(options: Mapping[str, Any]) -> str | None:
+    """What is wrong with ``options["period_unit"]``, if anything."""
+    if PERIOD_UNIT_OPTION in options and options[PERIOD_UNIT_OPTION] not in PERIOD_UNITS:
+        return 'The period unit of numbers is "s" (Unix seconds) or "ms" (milliseconds).'
+    return None

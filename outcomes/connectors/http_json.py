@@ -19,9 +19,15 @@ from jsonpath_ng.ext import filter as ext_filter
 from jsonpath_ng.ext import parse as parse_jsonpath
 
 from outcomes.connectors import http
-from outcomes.connectors.base import FetchRequest, PullError, RawPoint
+from outcomes.connectors.base import (
+    PERIOD_UNIT_OPTION,
+    FetchRequest,
+    PullError,
+    RawPoint,
+    period_unit_problem,
+)
 
-_OPTIONS = ("path", "period_path")
+_OPTIONS = ("path", "period_path", PERIOD_UNIT_OPTION)
 
 
 # A JSONPath may only select parts of the document, never compute new values: an API
@@ -156,11 +162,13 @@ class HttpJsonConnector:
         for name in options:
             if name not in _OPTIONS:
                 errors[f"options.{name}"] = [
-                    "Unknown option: the options are path and period_path."
+                    "Unknown option: the options are path, period_path and period_unit."
                 ]
         path = options.get("path", "")
         if not isinstance(path, str):
             errors["options.path"] = ["The path must be text, e.g. /stats?team=a."]
+        if problem := period_unit_problem(options):
+            errors[f"options.{PERIOD_UNIT_OPTION}"] = [problem]
         if "period_path" in options:
             try:
                 _compile(options["period_path"])

@@ -7,13 +7,15 @@ Metric:  query = PromQL;
                   value per step over the window), "step": seconds between range values
                   (default: the metric's granularity)}.
 
-Values are returned as Prometheus sends them, strings such as "0.97" or "NaN": the
-shared validation turns them into numbers and refuses NaN with its own message.
+Values are returned as Prometheus sends them, strings such as "0.97": the shared
+validation turns them into numbers. "NaN", "+Inf" and "-Inf" samples of a range answer
+are skipped and counted on the PullRun (``samples_skipped``); an instant answer that
+is one of them fails the pull with a message naming the sample's time.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -73,6 +75,24 @@ def _sample(sample: Any) -> tuple[Any, Any]:
     return sample[0], sample[1]
 
 
+def _single_value(sample: Any) -> Any:
+    """The value of an instant answer's one sample. NaN or ±Inf (a stale series, a
+    division by zero) is a failed pull naming the sample's time: there is no value to
+    store, and unlike a range answer there is no other sample to keep."""
+    moment, value = _sample(sample)
+    if isinstance(value, str) and value.strip() in ("NaN", "+Inf", "-Inf", "Inf"):
+        try:
+            when = datetime.fromtimestamp(float(moment), tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        except (TypeError, ValueError, OverflowError, OSError):
+            when = repr(moment)[:40]
+        raise PullError(
+            f"Prometheus answered {value.strip()} for the sample at {when} (a stale series "
+            "or a division by zero): there is no number to store. Guard the query, e.g. "
+            "with `> 0` or `or vector(0)`, or use a range query, whose NaN steps are skipped."
+        )
+    return value
+
+
 class PrometheusConnector:
     kind = "prometheus"
     uses_window = True
@@ -124,7 +144,7 @@ class PrometheusConnector:
         data = self._get(f"{base}/api/v1/query?{urlencode(parameters)}", request)
         result_type = data.get("resultType")
         if result_type == "scalar":
-            return [(None, _sample(data.get("result"))[1])]
+            return [(None, _single_value(data.get("result")))]
         if result_type == "vector":
             series = _one_series(data.get("result"), request.query)
             if "value" not in series:
@@ -133,7 +153,7 @@ class PrometheusConnector:
                     "The series holds no plain value (a native histogram?); reduce it to a "
                     "number, e.g. with histogram_quantile(0.9, ...)."
                 )
-            return [(None, _sample(series["value"])[1])]
+            return [(None, _single_value(series["value"]))]
         if result_type == "matrix":
             raise PullError(
                 "The query returned a range vector; drop the [range] selector or aggregate "

@@ -6,7 +6,13 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from outcomes.connectors.base import FetchRequest, PullError, RawPoint
+from outcomes.connectors.base import (
+    PERIOD_UNIT_OPTION,
+    FetchRequest,
+    PullError,
+    RawPoint,
+    period_unit_problem,
+)
 
 
 class PushConnector:
@@ -19,8 +25,17 @@ class PushConnector:
             raise ValidationError({"config": "A push source has no connection settings."})
 
     def validate_metric(self, query: str, options: dict[str, Any]) -> None:
-        if query.strip() or options:
+        if query.strip():
             raise ValidationError({"query": "A push metric has no query: values are sent to it."})
+        errors = {
+            f"options.{name}": "Unknown option: a push metric has only period_unit."
+            for name in options
+            if name != PERIOD_UNIT_OPTION
+        }
+        if problem := period_unit_problem(options):
+            errors[f"options.{PERIOD_UNIT_OPTION}"] = problem
+        if errors:
+            raise ValidationError(errors)
 
     def origin(self, config: dict[str, Any]) -> None:
         return None  # nothing is sent anywhere

@@ -66,7 +66,14 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.elements import TextClause
 
 from outcomes.connectors import http
-from outcomes.connectors.base import FetchRequest, PullError, RawPoint, TransientPullError
+from outcomes.connectors.base import (
+    PERIOD_UNIT_OPTION,
+    FetchRequest,
+    PullError,
+    RawPoint,
+    TransientPullError,
+    period_unit_problem,
+)
 from outcomes.credentials import redact
 
 DEFAULT_MAX_POINTS = 10_000
@@ -157,7 +164,10 @@ class SqlConnector:
     def validate_metric(self, query: str, options: dict[str, Any]) -> None:
         errors: dict[str, str] = {}
         for key in sorted(options):
-            errors[f"options.{key}"] = "Unknown option: a SQL metric has only its query."
+            if key != PERIOD_UNIT_OPTION:
+                errors[f"options.{key}"] = "Unknown option: a SQL metric has only period_unit."
+        if problem := period_unit_problem(options):
+            errors[f"options.{PERIOD_UNIT_OPTION}"] = problem
         if not isinstance(query, str) or not query.strip():
             errors["query"] = (
                 "Enter the SQL query: one value, or (period, value) rows for a time series."

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
@@ -78,10 +79,17 @@ class TestInstant:
         stub.route("/prometheus/api/v1/query", vector("1"))
         assert fetch(stub, base="/prometheus/") == [(None, "1")]
 
-    def test_nan_is_passed_through_raw(self, stub):
-        # The shared validation refuses NaN with one message for every connector.
-        stub.route("/api/v1/query", vector("NaN"))
-        assert fetch(stub) == [(None, "NaN")]
+    @pytest.mark.parametrize("value", ["NaN", "+Inf", "-Inf"])
+    def test_a_non_finite_single_value_fails_naming_the_sample_time(self, stub, value):
+        stub.route("/api/v1/query", vector(value))
+        with pytest.raises(PullError, match=f"answered {re.escape(value)} ") as error:
+            fetch(stub)
+        assert "for the sample at 2026-03-02 12:30:00 UTC" in str(error.value)
+
+    def test_a_non_finite_scalar_fails_too(self, stub):
+        stub.route("/api/v1/query", success("scalar", [1772454600, "NaN"]))
+        with pytest.raises(PullError, match="2026-03-02 12:30:00 UTC"):
+            fetch(stub, "scalar(sum(up))")
 
     def test_no_series(self, stub):
         stub.route("/api/v1/query", vector())

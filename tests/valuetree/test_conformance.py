@@ -333,3 +333,23 @@ def test_data_product_text_survives_odps_export_and_import_exactly(
         product.delete()
         [again] = standards.odps_import_text(body, user=users["owner"])
         assert (again.name, again.purpose, again.owning_team) == (name, purpose, team)
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(name=TEXT, purpose=TEXT, description=TEXT)
+@example(name="a\x85b", purpose="\u2028\r\n", description=" \ufeff ")
+def test_contract_text_survives_odcs_export_and_import_exactly(
+    orders, users, name, purpose, description
+):
+    with rolled_back():
+        raw = (STANDARDS / "valid" / "odcs-v3.0.0.yaml").read_text()
+        contract = standards.odcs_import_text(raw, user=users["owner"])
+        contract.name, contract.purpose = name[:200], purpose
+        contract.schema[0]["properties"][0]["description"] = description
+        contract.save()
+        body = standards.to_yaml([standards.contract_to_odcs(contract)])
+        again = standards.odcs_import_text(body, user=users["owner"])
+        assert (again.name, again.purpose) == (name[:200], purpose)
+        assert again.schema[0]["properties"][0]["description"] == description
