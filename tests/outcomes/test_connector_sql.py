@@ -143,6 +143,8 @@ def daily_rows() -> int:
         PG_URL.replace("postgresql://", "postgresql+psycopg://"),
         PG_URL.replace("postgresql://", "postgres://"),
     ],
+    # The URL names the xdist worker's database: ids must be the same on every worker.
+    ids=["postgresql", "postgresql+psycopg", "postgres"],
 )
 def test_single_value(warehouse, url):
     points = CONNECTOR.fetch(fetch_request(url, "SELECT sum(value) FROM daily"))
