@@ -845,6 +845,7 @@ def odcs_import(
                 {"contract_id": "id", "name": "name", "version": "version", "status": "status"},
             )
         contract.save()
+        services.data_contract_imported(contract=contract)
     return contract
 
 
