@@ -42,6 +42,7 @@ from valuetree.models import (
     Role,
     ValueTree,
 )
+from valuetree.similarity import Glossary
 
 LEADERSHIP = "leadership"
 # What each role may do with a tree. Leadership reads every tree, like a viewer.
@@ -243,25 +244,45 @@ def data_product_catalogue(
     return data_product_search(products, query)
 
 
+def search_term_groups(query: str) -> list[set[str]]:
+    """The query as groups of alternatives, every group to be matched: glossary
+    phrases first (each with every form of its term), then the remaining words."""
+    text = " ".join(query.lower().split())
+    if not text:
+        return []
+    glossary = Glossary.load()
+    groups = []
+    for phrase in glossary.phrases(text):
+        groups.append(glossary.equivalents(phrase))
+        text = text.replace(phrase, " ", 1)
+    groups.extend(glossary.equivalents(word) for word in text.split())
+    return groups
+
+
 def data_product_search(products: QuerySet[DataProduct], query: str) -> QuerySet[DataProduct]:
     """Products matching every word of ``query`` in name, purpose, description, team
     or port names.
 
     On PostgreSQL this is full-text search too (stemmed: "sample" finds "samples",
-    best matches first); a word also matches as a part of a word, everywhere.
+    best matches first); a word also matches as a part of a word, everywhere. A word
+    or phrase that is a business glossary term, synonym or abbreviation matches any
+    form of that term ("client" finds "customer", "SKU" finds "stock keeping unit").
     """
-    words = query.split()
-    if not words:
+    groups = search_term_groups(query)
+    if not groups:
         return products
     matches = Q()
-    for word in words:
-        matches &= (
-            Q(name__icontains=word)
-            | Q(purpose__icontains=word)
-            | Q(description__icontains=word)
-            | Q(owning_team__icontains=word)
-            | Q(pk__in=OutputPort.objects.filter(name__icontains=word).values("data_product"))
-        )
+    for alternatives in groups:
+        either = Q()
+        for word in sorted(alternatives):
+            either |= (
+                Q(name__icontains=word)
+                | Q(purpose__icontains=word)
+                | Q(description__icontains=word)
+                | Q(owning_team__icontains=word)
+                | Q(pk__in=OutputPort.objects.filter(name__icontains=word).values("data_product"))
+            )
+        matches &= either
     if connection.vendor != "postgresql":
         return products.filter(matches)
     vector = (

@@ -218,6 +218,9 @@ class SimilarProductSerializer(serializers.Serializer):
     owner = serializers.CharField(source="product.owner.username", allow_null=True)
     stage = serializers.CharField(source="product.stage")
     score = serializers.FloatField()
+    label = serializers.CharField(help_text="“very likely the same product” or “related”.")
+    reasons = serializers.ListField(child=serializers.CharField(), help_text="Why they look alike.")
+    shared_terms = serializers.ListField(child=serializers.CharField())
 
 
 class SimilarityProbeSerializer(serializers.Serializer):
