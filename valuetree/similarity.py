@@ -74,11 +74,11 @@ MODEL_NAME = "wordllama-l2_supercat-256"
 WEIGHTS = {"name": 0.5, "purpose": 0.3, "ports": 0.2}
 SIGNAL_WEIGHTS = {"meaning": 0.85, "words": 0.05, "glossary": 0.10}
 RAW_FLOOR = 0.2
-RAW_CEILING = 0.7
+RAW_CEILING = 0.9
 # Below SHOW_SCORE a product is not shown as similar at all ("related" from there);
 # at or above NOTIFY_SCORE it is "very likely the same product" and its owner is told.
-SHOW_SCORE = 0.2
-NOTIFY_SCORE = 0.65
+SHOW_SCORE = 0.15
+NOTIFY_SCORE = 0.5
 RERANK = 40
 LABELS = {"notify": "very likely the same product", "show": "related"}
 
@@ -661,6 +661,7 @@ def similar_products(
     draft = prepare(probe, glossary)
     matrix = _stored_matrix()
     cosines: dict[int, float] = {}
+    products: dict[int, DataProduct] = {}
     if len(matrix.ids):
         # einsum, not @: a BLAS matrix product spreads over threads, and on a busy
         # machine that costs 30 ms instead of 1 ms for 10,000 rows.
@@ -668,14 +669,16 @@ def similar_products(
         take = min(RERANK * 3, len(values))
         best = np.argpartition(-values, take - 1)[:take]
         best = best[np.argsort(-values[best])]
-        allowed = set(
-            _candidates(exclude_pk)
+        # One query answers both which of the best are candidates and what to show.
+        products = {
+            p.pk: p
+            for p in _candidates(exclude_pk)
             .filter(pk__in=[int(matrix.ids[i]) for i in best])
-            .values_list("pk", flat=True)
-        )
+            .select_related("domain", "owner")
+        }
         for i in best:
             pk = int(matrix.ids[i])
-            if pk in allowed and len(cosines) < RERANK:
+            if pk in products and len(cosines) < RERANK:
                 cosines[pk] = float(values[i])
     # Not embedded yet (saved in a transaction that has not committed, or before the
     # embeddings were built): embedded here, in memory.
@@ -691,13 +694,12 @@ def similar_products(
         )
     }
     if unknown:
-        for product in products_with_text().filter(pk__in=unknown):
+        for product in (
+            products_with_text().filter(pk__in=unknown).select_related("domain", "owner")
+        ):
             stored[product.pk] = embedding_row(product, glossary)
+            products[product.pk] = product
     prepared = _prepare_stored(list(stored.values()), glossary)
-    products = {
-        p.pk: p
-        for p in DataProduct.objects.filter(pk__in=list(prepared)).select_related("domain", "owner")
-    }
     scored = []
     for pk, other in prepared.items():
         if pk not in products:

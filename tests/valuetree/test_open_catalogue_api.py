@@ -283,7 +283,7 @@ class TestSimilar:
             "/api/data-products/similar/", {"name": "Cost centre budget"}, format="json"
         )
         assert response.status_code == 200
-        assert [(p["slug"], p["score"]) for p in response.json()] == [("budget", 1.0)]
+        assert [(p["slug"], p["score"]) for p in response.json()] == [("budget", 0.807)]
 
     @pytest.mark.parametrize(
         ("body", "field"),
