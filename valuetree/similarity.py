@@ -25,7 +25,7 @@ The score (0–1) combines three signals:
 * **glossary** — the share of glossary terms the two products have in common (terms
   found in their text, or linked to the product or its columns by hand).
 
-``raw = 0.85 · meaning + 0.05 · words + 0.10 · glossary`` is mapped linearly onto
+``raw = 0.8 · meaning + 0.1 · words + 0.1 · glossary`` is mapped linearly onto
 0–1 with ``score = clip((raw − RAW_FLOOR) / (RAW_CEILING − RAW_FLOOR))``; the floor is
 what two unrelated products of a catalogue typically reach, the ceiling what the same
 product written twice reaches. The thresholds were set on the test catalogue of
@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import re
 import threading
 from collections.abc import Iterable, Sequence
@@ -72,15 +73,15 @@ from valuetree.models import (
 
 MODEL_NAME = "wordllama-l2_supercat-256"
 WEIGHTS = {"name": 0.5, "purpose": 0.3, "ports": 0.2}
-SIGNAL_WEIGHTS = {"meaning": 0.85, "words": 0.05, "glossary": 0.10}
-RAW_FLOOR = 0.2
+SIGNAL_WEIGHTS = {"meaning": 0.8, "words": 0.1, "glossary": 0.1}
+RAW_FLOOR = 0.25
 RAW_CEILING = 0.9
 # Below SHOW_SCORE a product is not shown as similar at all ("related" from there);
 # at or above NOTIFY_SCORE it is "very likely the same product" and its owner is told.
-SHOW_SCORE = 0.15
-NOTIFY_SCORE = 0.5
+SHOW_SCORE = 0.1
+NOTIFY_SCORE = 0.4
 RERANK = 40
-LABELS = {"notify": "very likely the same product", "show": "related"}
+LABELS = {"notify": "very likely the same product", "show": "related", "below": "not alike"}
 
 _WORD = re.compile(r"[^\W_]+")
 _STOP = frozenset(
@@ -217,10 +218,10 @@ class Embedder:
                 out[row] = self.table[encoding.ids].mean(axis=0)
         return _unit_rows(out)
 
-    def words(self, text: str) -> np.ndarray:
-        vocabulary = sorted(set(content_words(text)))
+    def words(self, text: str) -> tuple[tuple[str, ...], np.ndarray]:
+        vocabulary = tuple(sorted(set(content_words(text))))
         if not vocabulary:
-            return np.zeros((0, self.dimensions), dtype=np.float32)
+            return vocabulary, np.zeros((0, self.dimensions), dtype=np.float32)
         missing = [w for w in vocabulary if w not in self._word_cache]
         if missing:
             vectors = self.embed(missing)
@@ -228,7 +229,7 @@ class Embedder:
                 if len(self._word_cache) > 200_000:
                     self._word_cache.clear()
                 self._word_cache.update(zip(missing, vectors, strict=True))
-        return np.stack([self._word_cache[w] for w in vocabulary])
+        return vocabulary, np.stack([self._word_cache[w] for w in vocabulary])
 
 
 def _unit_rows(matrix: np.ndarray) -> np.ndarray:
@@ -249,13 +250,26 @@ def content_words(text: str) -> list[str]:
     ]
 
 
-def soft_word_match(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean best cosine of each word of one text with the words of the other, both
-    ways (a relaxed word mover's similarity; 0 when a text has no content word)."""
+def word_meaning(
+    a: np.ndarray, a_weights: np.ndarray, b: np.ndarray, b_weights: np.ndarray
+) -> float:
+    """How alike two texts are from their content words' unit vectors (rows of ``a``
+    and ``b``) and their weights (inverse document frequency in the catalogue, as in
+    tf-idf): the mean of (1) the cosine of the weighted mean vectors and (2) a soft
+    word match — each word's best cosine with a word of the other text, weighted
+    and averaged both ways (a relaxed word mover's similarity, Kusner et al. 2015).
+    0 when a text has no content word."""
     if not len(a) or not len(b):
         return 0.0
     cosines = np.einsum("id,jd->ij", a, b)
-    return float(0.5 * (cosines.max(axis=1).mean() + cosines.max(axis=0).mean()))
+    soft = 0.5 * (
+        float(cosines.max(axis=1) @ a_weights) / float(a_weights.sum())
+        + float(cosines.max(axis=0) @ b_weights) / float(b_weights.sum())
+    )
+    mean_a = a_weights @ a
+    mean_b = b_weights @ b
+    pooled = float(mean_a @ mean_b) / float(np.linalg.norm(mean_a) * np.linalg.norm(mean_b) or 1)
+    return 0.5 * pooled + 0.5 * soft
 
 
 # --- The glossary as the scorer sees it -------------------------------------------------
@@ -449,7 +463,9 @@ class Similar:
 
     @property
     def label(self) -> str:
-        return LABELS["notify"] if self.score >= NOTIFY_SCORE else LABELS["show"]
+        if self.score >= NOTIFY_SCORE:
+            return LABELS["notify"]
+        return LABELS["show"] if self.score >= SHOW_SCORE else LABELS["below"]
 
     @property
     def very_likely(self) -> bool:
@@ -462,7 +478,7 @@ class Prepared:
     vectors, the purpose vector, its glossary terms and its plain fields."""
 
     vector: np.ndarray
-    words: np.ndarray
+    words: tuple[tuple[str, ...], np.ndarray]
     purpose: np.ndarray | None
     terms: frozenset[int]
     fields: dict[str, str]
@@ -504,12 +520,16 @@ def combine(*, meaning: float, words: float, glossary: float) -> float:
 
 
 def compare(
-    draft: Prepared, other: Prepared, *, cosine: float | None = None, glossary: Glossary
+    draft: Prepared,
+    other: Prepared,
+    *,
+    glossary: Glossary,
+    idf: Idf | None = None,
 ) -> tuple[float, dict[str, float], tuple[str, ...], tuple[str, ...]]:
     """(score, signals, reasons, shared term names) of ``other`` against ``draft``."""
-    if cosine is None:
-        cosine = float(draft.vector @ other.vector)
-    meaning = 0.5 * cosine + 0.5 * soft_word_match(draft.words, other.words)
+    idf = idf or Idf({}, 0)
+    (a_words, a), (b_words, b) = draft.words, other.words
+    meaning = word_meaning(a, idf.weights(a_words), b, idf.weights(b_words))
     weights = Probe(**{k: draft.fields[k] for k in ("name", "purpose", "ports")}).weights()
     words = sum(
         weight * trigram_similarity(draft.fields[key], other.fields[key])
@@ -546,12 +566,29 @@ def compare(
 # --- The stored embeddings, as one matrix per process -----------------------------------
 
 
+@dataclass(frozen=True)
+class Idf:
+    """Inverse document frequency of content words over the stored texts:
+    ``log((N + 1) / (df + 0.5))`` — rare words weigh more, words every product
+    uses ("data", "daily") less."""
+
+    frequency: dict[str, int]
+    documents: int
+
+    def weights(self, words: Sequence[str]) -> np.ndarray:
+        total = self.documents + 1
+        return np.array(
+            [math.log(total / (self.frequency.get(w, 0) + 0.5)) for w in words], dtype=np.float32
+        )
+
+
 @dataclass
 class _Matrix:
     version: Any
     ids: np.ndarray
     vectors: np.ndarray
     rows: dict[int, int]
+    idf: Idf
 
 
 _matrix_lock = threading.Lock()
@@ -573,7 +610,7 @@ def _stored_matrix() -> _Matrix:
     with _matrix_lock:
         if _matrix is not None and _matrix.version == version:
             return _matrix
-    rows = list(stored.values_list("data_product_id", "vector"))
+    rows = list(stored.values_list("data_product_id", "vector", "text"))
     dims = embedder().dimensions
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     vectors = (
@@ -581,7 +618,13 @@ def _stored_matrix() -> _Matrix:
         if rows
         else np.zeros((0, dims), dtype=np.float32)
     )
-    fresh = _Matrix(version, ids, vectors, {int(pk): i for i, pk in enumerate(ids)})
+    frequency: dict[str, int] = {}
+    for row in rows:
+        for word in set(content_words(row[2])):
+            frequency[word] = frequency.get(word, 0) + 1
+    fresh = _Matrix(
+        version, ids, vectors, {int(pk): i for i, pk in enumerate(ids)}, Idf(frequency, len(rows))
+    )
     with _matrix_lock:
         _matrix = fresh
     return fresh
@@ -704,9 +747,7 @@ def similar_products(
     for pk, other in prepared.items():
         if pk not in products:
             continue
-        score, signals, reasons, shared = compare(
-            draft, other, cosine=cosines.get(pk), glossary=glossary
-        )
+        score, signals, reasons, shared = compare(draft, other, glossary=glossary, idf=matrix.idf)
         if score >= min_score:
             scored.append(Similar(products[pk], round(score, 3), reasons, shared, signals))
     scored.sort(key=lambda s: (-s.score, s.product.name, s.product.pk))

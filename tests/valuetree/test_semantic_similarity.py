@@ -161,7 +161,8 @@ class TestScore:
     def test_a_twin_in_other_words_is_found_first_with_its_reasons(self, catalogue):
         found = similar_products(self.draft(), min_score=0)
         assert found[0].product.slug == "customer-360"
-        assert found[0].score >= SHOW_SCORE
+        assert found[0].score >= NOTIFY_SCORE
+        assert found[0].label == "very likely the same product"
         assert "customer" in found[0].shared_terms
         assert any(r.startswith("shared glossary terms: ") for r in found[0].reasons)
         assert "customer" in found[0].reasons[0]
@@ -170,7 +171,7 @@ class TestScore:
         found = similar_products(self.draft(), min_score=0)
         others = [m for m in found if m.product.slug != "customer-360"]
         assert others
-        assert all(m.score < NOTIFY_SCORE and m.label == "related" for m in others)
+        assert all(m.score < SHOW_SCORE and m.label == "not alike" for m in others)
         assert found[0].score > max(m.score for m in others) + 0.2
 
     def test_same_columns_are_named(self, catalogue):
