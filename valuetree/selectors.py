@@ -31,6 +31,7 @@ from valuetree.models import (
     DataProduct,
     DataProductLink,
     Domain,
+    GlossaryTerm,
     LifecycleStage,
     LifecycleTransition,
     Membership,
@@ -215,6 +216,27 @@ def data_product_list() -> QuerySet[DataProduct]:
 def data_product_can_edit(user: User, product: DataProduct) -> bool:
     """Its owner and staff change a data product (the browser and the API alike)."""
     return bool(user.is_staff or (product.owner_id is not None and product.owner_id == user.pk))
+
+
+def glossary_may_write(user: User, domain: Domain | None) -> bool:
+    """Staff write the whole glossary; a domain owner — someone who owns a data
+    product of the domain — writes the terms of that domain."""
+    if user.is_staff:
+        return True
+    return domain is not None and domain.data_products.filter(owner_id=user.pk).exists()
+
+
+def glossary_term_can_edit(user: User, term: GlossaryTerm) -> bool:
+    """Staff, the term's owner, and the owners of its domain change a term."""
+    if user.is_staff or (term.owner_id is not None and term.owner_id == user.pk):
+        return True
+    return glossary_may_write(user, term.domain)
+
+
+def glossary_terms() -> QuerySet[GlossaryTerm]:
+    return GlossaryTerm.objects.select_related("domain", "owner").prefetch_related(
+        Prefetch("data_products", queryset=DataProduct.objects.only("pk", "slug", "name"))
+    )
 
 
 def data_product_catalogue(
@@ -480,3 +502,39 @@ def tree_history(*, tree: ValueTree, limit: int = 200) -> list[HistoryEntry]:
         )
     entries.sort(key=lambda entry: entry.at, reverse=True)
     return entries[:limit]
+
+
+def glossary_export(*, fmt: str) -> str:
+    """The whole glossary as YAML (``terms: [...]``, what ``glossary_import`` reads)
+    or CSV (synonyms and abbreviations joined with ``;``)."""
+    import csv
+    import io
+
+    import yaml
+
+    rows = [
+        {
+            "name": term.name,
+            "definition": term.definition,
+            "synonyms": list(term.synonyms),
+            "abbreviations": list(term.abbreviations),
+            "domain": term.domain.slug if term.domain else "",
+        }
+        for term in GlossaryTerm.objects.select_related("domain").order_by("name")
+    ]
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(
+            out, fieldnames=["name", "definition", "synonyms", "abbreviations", "domain"]
+        )
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(
+                row
+                | {
+                    "synonyms": ";".join(row["synonyms"]),
+                    "abbreviations": ";".join(row["abbreviations"]),
+                }
+            )
+        return out.getvalue()
+    return yaml.safe_dump({"terms": rows}, sort_keys=False, allow_unicode=True)

@@ -925,16 +925,31 @@ def _save_term(term: GlossaryTerm, fields: dict[str, Any]) -> GlossaryTerm:
 
 
 @transaction.atomic
-def glossary_term_create(*, by: AbstractBaseUser | None = None, **fields: Any) -> GlossaryTerm:
-    """A new glossary term, owned by ``by`` unless ``owner`` is given. Every product's
-    embedding is refreshed after commit (a new synonym can change its text)."""
+def glossary_term_create(
+    *,
+    by: AbstractBaseUser | None = None,
+    data_products: Iterable[DataProduct] | None = None,
+    **fields: Any,
+) -> GlossaryTerm:
+    """A new glossary term, owned by ``by`` unless ``owner`` is given, linked to
+    ``data_products``. Every product's embedding is refreshed after commit (a new
+    synonym can change its text)."""
     fields.setdefault("owner", by)
-    return _save_term(GlossaryTerm(), fields)
+    term = _save_term(GlossaryTerm(), fields)
+    if data_products is not None:
+        glossary_term_set_products(term=term, products=data_products)
+    return term
 
 
 @transaction.atomic
-def glossary_term_update(*, term: GlossaryTerm, **fields: Any) -> GlossaryTerm:
-    return _save_term(term, fields)
+def glossary_term_update(
+    *, term: GlossaryTerm, data_products: Iterable[DataProduct] | None = None, **fields: Any
+) -> GlossaryTerm:
+    """Change a term; ``data_products``, when given, replaces its product links."""
+    term = _save_term(term, fields)
+    if data_products is not None:
+        glossary_term_set_products(term=term, products=data_products)
+    return term
 
 
 @transaction.atomic
@@ -1074,3 +1089,45 @@ def glossary_import(*, rows: list[dict[str, Any]], by: AbstractBaseUser | None) 
                 )
                 raise ValidationError({"terms": f"Term {number} ({name}): {problems}"}) from None
     return counts
+
+
+GLOSSARY_CSV_COLUMNS = ("name", "definition", "synonyms", "abbreviations", "domain")
+
+
+def glossary_rows_from_text(raw: bytes | str, *, fmt: str) -> list[dict[str, Any]]:
+    """Terms from a YAML document (``terms: [...]`` or a bare list) or a CSV file with
+    the columns of :data:`GLOSSARY_CSV_COLUMNS` (synonyms and abbreviations split on
+    ``;``). Raises ValidationError for a document that cannot be read."""
+    import csv
+    import io
+
+    import yaml
+
+    text = raw.decode("utf-8-sig", errors="replace") if isinstance(raw, bytes) else raw
+    if fmt == "csv":
+        reader = csv.DictReader(io.StringIO(text))
+        if not reader.fieldnames or "name" not in reader.fieldnames:
+            raise ValidationError({"terms": "The CSV needs a header row with a `name` column."})
+        return [
+            {
+                "name": row.get("name") or "",
+                "definition": row.get("definition") or "",
+                "synonyms": [
+                    s.strip() for s in (row.get("synonyms") or "").split(";") if s.strip()
+                ],
+                "abbreviations": [
+                    s.strip() for s in (row.get("abbreviations") or "").split(";") if s.strip()
+                ],
+                "domain": row.get("domain") or "",
+            }
+            for row in reader
+        ]
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ValidationError({"terms": f"Not valid YAML: {error}"}) from None
+    if isinstance(data, dict):
+        data = data.get("terms")
+    if not isinstance(data, list):
+        raise ValidationError({"terms": "Expected `terms:` with a list of terms."})
+    return data
