@@ -31,6 +31,7 @@ from valuetree.models import (
     DataProduct,
     DataProductLink,
     Domain,
+    GlossaryColumnLink,
     GlossaryTerm,
     LifecycleStage,
     LifecycleTransition,
@@ -538,3 +539,35 @@ def glossary_export(*, fmt: str) -> str:
             )
         return out.getvalue()
     return yaml.safe_dump({"terms": rows}, sort_keys=False, allow_unicode=True)
+
+
+def schema_with_glossary(schema: list[Any], *, product_id: int, port: str) -> list[Any]:
+    """An ODCS ``schema`` (already copied) whose properties linked to glossary terms
+    carry an ``authoritativeDefinitions`` entry ``{type: businessDefinition,
+    url: /glossary/<slug>/}`` — what the ODCS import maps back to the term."""
+    links: dict[str, list[str]] = {}
+    for column, slug in GlossaryColumnLink.objects.filter(
+        data_product_id=product_id, port=port
+    ).values_list("column", "term__slug"):
+        links.setdefault(column, []).append(slug)
+    if not links:
+        return schema
+
+    def walk(properties: Any) -> None:
+        for prop in properties if isinstance(properties, list) else []:
+            if not isinstance(prop, dict):
+                continue
+            definitions = list(prop.get("authoritativeDefinitions") or [])
+            urls = {d.get("url") for d in definitions if isinstance(d, dict)}
+            for slug in links.get(str(prop.get("name")), []):
+                url = f"/glossary/{slug}/"
+                if url not in urls:
+                    definitions.append({"type": "businessDefinition", "url": url})
+            if definitions:
+                prop["authoritativeDefinitions"] = definitions
+            walk(prop.get("properties"))
+
+    for obj in schema:
+        if isinstance(obj, dict):
+            walk(obj.get("properties"))
+    return schema

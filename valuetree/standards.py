@@ -950,6 +950,9 @@ def contract_to_odcs(contract: DataContract) -> dict[str, Any]:
         ("slaProperties", "sla_properties", SLA_SPEC),
     ):
         document[key] = [_ordered(item, spec) for item in getattr(contract, attribute)]
+    document["schema"] = selectors.schema_with_glossary(
+        document["schema"], product_id=product.pk, port=port.name
+    )
     document["customProperties"] = [{"property": "outputPort", "value": port.name}]
     return document
 
