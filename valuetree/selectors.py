@@ -227,6 +227,11 @@ def glossary_may_write(user: User, domain: Domain | None) -> bool:
     return domain is not None and domain.data_products.filter(owner_id=user.pk).exists()
 
 
+def glossary_may_write_somewhere(user: User) -> bool:
+    """Whether ``user`` may add a term to some domain (owns a data product)."""
+    return user.is_staff or DataProduct.objects.filter(owner_id=user.pk).exists()
+
+
 def glossary_term_can_edit(user: User, term: GlossaryTerm) -> bool:
     """Staff, the term's owner, and the owners of its domain change a term."""
     if user.is_staff or (term.owner_id is not None and term.owner_id == user.pk):

@@ -918,6 +918,9 @@ def _save_term(term: GlossaryTerm, fields: dict[str, Any]) -> GlossaryTerm:
         from django.utils.text import slugify
 
         term.slug = slugify(term.name)[:100]
+    if term.slug in {"new", "export", "import"}:
+        # Addresses of the glossary's own pages and API routes.
+        raise ValidationError({"slug": f"“{term.slug}” is reserved; choose another slug."})
     term.full_clean()
     term.save()
     _embed_all_after_commit()

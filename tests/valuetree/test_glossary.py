@@ -178,3 +178,65 @@ class TestImportExport:
         schema = APIClient().get("/api/schema/").content.decode()
         assert "/api/glossary/{slug}/" in schema
         assert "/api/glossary/import/" in schema
+
+
+class TestPages:
+    @pytest.fixture
+    def lab_product(self, users, domains):
+        return services.data_product_create(
+            slug="tat", name="Sample turnaround", domain=domains["lab"], owner=users["owner"]
+        )
+
+    def test_the_list_finds_a_term_by_synonym(self, login, terms):
+        html = login("viewer").get("/glossary/?q=shopper").content.decode()
+        assert 'href="/glossary/customer/"' in html
+        assert "stock keeping unit" not in html
+
+    def test_a_domain_owner_adds_a_term_to_their_domain(self, login, users, lab_product):
+        response = login("owner").post(
+            "/glossary/new/",
+            {
+                "name": "turnaround time",
+                "synonyms": "TAT time, time to result",
+                "abbreviations": "TAT",
+                "domain": "lab",
+                "data_products": ["tat"],
+            },
+        )
+        assert response.status_code == 302
+        term = GlossaryTerm.objects.get(name="turnaround time")
+        assert (term.synonyms, term.abbreviations, term.owner) == (
+            ["TAT time", "time to result"],
+            ["TAT"],
+            users["owner"],
+        )
+        assert [p.slug for p in term.data_products.all()] == ["tat"]
+        page = login("viewer").get(response["Location"]).content.decode()
+        assert "Sample turnaround" in page
+
+    @pytest.mark.parametrize(
+        ("role", "domain", "status"),
+        [("viewer", "lab", 403), ("owner", "", 403), ("owner", "finance", 403)],
+    )
+    def test_others_may_not_add_terms(self, login, lab_product, role, domain, status):
+        response = login(role).post("/glossary/new/", {"name": "x", "domain": domain})
+        assert response.status_code == status
+        assert not GlossaryTerm.objects.exists()
+
+    def test_edit_and_delete_by_the_domain_owner_only(self, login, lab_product, domains):
+        term = services.glossary_term_create(name="analyser", domain=domains["lab"])
+        assert login("viewer").get(f"/glossary/{term.slug}/edit/").status_code == 403
+        assert login("viewer").post(f"/glossary/{term.slug}/delete/").status_code == 403
+        response = login("owner").post(
+            f"/glossary/{term.slug}/edit/",
+            {"name": "analyser", "synonyms": "instrument", "domain": "lab"},
+        )
+        assert response.status_code == 302
+        assert GlossaryTerm.objects.get().synonyms == ["instrument"]
+        assert login("owner").post(f"/glossary/{term.slug}/delete/").status_code == 302
+        assert not GlossaryTerm.objects.exists()
+
+    def test_export_downloads_csv(self, login, terms):
+        response = login("viewer").get("/glossary/export/?as=csv")
+        assert response["Content-Disposition"] == 'attachment; filename="glossary.csv"'
+        assert b"customer,Who buys from us,client;shopper" in response.content
