@@ -365,17 +365,11 @@ class Probe:
         return {key: w / total for key, w in filled.items()} if total else {}
 
     def text(self) -> str:
-        return "\n".join(
-            part
-            for part in (
-                self.name,
-                self.purpose,
-                self.usage,
-                self.ports.replace("_", " "),
-                self.columns.replace("_", " "),
-            )
-            if part.strip()
-        )
+        return text_of(self.fields())
+
+    def filled(self) -> frozenset[str]:
+        """The fields this probe fills in."""
+        return frozenset(key for key, value in self.fields().items() if value.strip())
 
     def fields(self) -> dict[str, str]:
         return {
@@ -385,6 +379,19 @@ class Probe:
             "usage": self.usage,
             "columns": self.columns,
         }
+
+
+TEXT_FIELDS = ("name", "purpose", "usage", "ports", "columns")
+
+
+def text_of(fields: dict[str, str], keys: Iterable[str] = TEXT_FIELDS) -> str:
+    """The text embedded for a product: its fields in a fixed order, one a line."""
+    wanted = set(keys)
+    return "\n".join(
+        fields.get(key, "").replace("_", " ")
+        for key in TEXT_FIELDS
+        if key in wanted and fields.get(key, "").strip()
+    )
 
 
 def _contract_columns(port: OutputPort) -> str:
@@ -483,6 +490,10 @@ class Prepared:
     terms: frozenset[int]
     fields: dict[str, str]
     column_names: frozenset[str]
+
+    @property
+    def filled(self) -> frozenset[str]:
+        return frozenset(key for key, value in self.fields.items() if value.strip())
 
 
 def prepare(probe: Probe, glossary: Glossary) -> Prepared:
@@ -640,7 +651,13 @@ def _candidates(exclude_pk: int | None) -> QuerySet[DataProduct]:
     return products
 
 
-def _prepare_stored(rows: list[DataProductEmbedding], glossary: Glossary) -> dict[int, Prepared]:
+def _prepare_stored(
+    rows: list[DataProductEmbedding], glossary: Glossary, filled: frozenset[str]
+) -> dict[int, Prepared]:
+    """The stored products as the scorer compares them with a draft that fills in
+    ``filled``: their words come from those fields only (a draft typed without
+    columns is not compared with columns), so a missing field neither helps nor
+    hurts — as for the trigram score."""
     model = embedder()
     purposes = [(row.fields or {}).get("purpose", "") for row in rows]
     purpose_vectors = model.embed(
@@ -649,9 +666,15 @@ def _prepare_stored(rows: list[DataProductEmbedding], glossary: Glossary) -> dic
     prepared = {}
     for row, purpose, purpose_vector in zip(rows, purposes, purpose_vectors, strict=True):
         fields = row.fields or {}
+        theirs = {key for key in TEXT_FIELDS if fields.get(key, "").strip()}
+        if theirs <= filled:
+            text = row.text  # the stored text, with the terms linked by hand
+        else:
+            text = text_of(fields, filled)
+            text = glossary.expand(text, glossary.term_ids(text))
         prepared[row.data_product_id] = Prepared(
             vector=np.frombuffer(bytes(row.vector), dtype=np.float32),
-            words=model.words(row.text),
+            words=model.words(text),
             purpose=purpose_vector if purpose.strip() else None,
             terms=frozenset(row.term_ids or []),
             fields={k: fields.get(k, "") for k in ("name", "purpose", "ports", "usage", "columns")},
@@ -742,7 +765,7 @@ def similar_products(
         ):
             stored[product.pk] = embedding_row(product, glossary)
             products[product.pk] = product
-    prepared = _prepare_stored(list(stored.values()), glossary)
+    prepared = _prepare_stored(list(stored.values()), glossary, draft.filled)
     scored = []
     for pk, other in prepared.items():
         if pk not in products:
