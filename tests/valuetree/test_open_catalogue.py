@@ -762,7 +762,7 @@ class TestSimilarOwnersAreTold:
             by=users["editor"],
         )
         assert inbox(users["owner"], "similar_product") == [
-            "“Sample turnaround” looks like your “Patient sample turnaround” (83% alike)"
+            "“Sample turnaround” looks like your “Patient sample turnaround” (89% alike)"
         ]
 
     def test_retiring_while_renaming_into_a_twin_tells_nobody(self, with_email, domains, first):

@@ -285,7 +285,7 @@ class TestSimilar:
             "/api/data-products/similar/", {"name": "Cost centre budget"}, format="json"
         )
         assert response.status_code == 200
-        assert [(p["slug"], p["score"]) for p in response.json()] == [("budget", 0.783)]
+        assert [(p["slug"], p["score"]) for p in response.json()] == [("budget", 1.0)]
 
     @pytest.mark.parametrize(
         ("body", "field"),
