@@ -48,6 +48,7 @@ from valuetree.similarity import (  # noqa: E402
     probe_of,
     products_with_text,
     similar_products,
+    trigram_similarity,
 )
 
 
@@ -131,6 +132,40 @@ def rank_twins(products: dict[str, DataProduct], twins: list[tuple[str, str]]) -
     }
 
 
+def trigram_baseline(twins: list[tuple[str, str]]) -> dict:
+    """The old score (trigrams of name, purpose and ports only), on the same drafts."""
+    probes = {p.slug: probe_of(p) for p in products_with_text()}
+    twin_of = dict(twins) | {b: a for a, b in twins}
+    ranks = {}
+    highest = 0.0
+    for slug, probe in probes.items():
+        weights = probe.weights()
+        scores = sorted(
+            (
+                (
+                    sum(
+                        w * trigram_similarity(getattr(probe, k), getattr(other, k))
+                        for k, w in weights.items()
+                    ),
+                    other_slug,
+                )
+                for other_slug, other in probes.items()
+                if other_slug != slug
+            ),
+            reverse=True,
+        )
+        order = [other for _, other in scores]
+        if slug in twin_of:
+            ranks[slug] = order.index(twin_of[slug]) + 1
+        highest = max([highest] + [v for v, o in scores if o != twin_of.get(slug)])
+    return {
+        "twin_first": sum(ranks[a] == 1 and ranks[b] == 1 for a, b in twins),
+        "twin_in_top3": sum(ranks[a] <= 3 and ranks[b] <= 3 for a, b in twins),
+        "twin_first_directed": f"{sum(r == 1 for r in ranks.values())}/{len(ranks)}",
+        "highest_non_twin": round(highest, 3),
+    }
+
+
 def synthetic_products(count: int, domain: Domain, *, seed: int, prefix: str) -> list[DataProduct]:
     """``count`` products whose words come from the catalogue's, in random order."""
     rng = random.Random(seed)
@@ -164,6 +199,7 @@ def main() -> int:
         products, twins = load_catalogue(args.catalogue)
         check(len(products) >= 40 and len(twins) >= 10, "catalogue too small")
         quality = rank_twins(products, twins)
+        baseline = trigram_baseline(twins)
         if os.environ.get("SIMILARITY_DUMP"):
             print(json.dumps(quality, indent=2))
             return 0
@@ -195,6 +231,7 @@ def main() -> int:
         "catalogue": str(args.catalogue),
         "products": len(products),
         **quality,
+        "baseline_trigram_only": baseline,
         "show_score": SHOW_SCORE,
         "notify_score": NOTIFY_SCORE,
         "score_draft_vs_10000_ms": median_ms(samples),

