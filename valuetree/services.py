@@ -650,8 +650,9 @@ def _notify_similar_owners(*, product: DataProduct) -> None:
             body=(
                 f"{product.owner or 'Someone'} in {product.domain.name} is working on "
                 f"“{product.name}” ({product.stage}): {product.purpose or 'no purpose yet'}\n"
-                f"It scores {match.score:.2f} against your “{other.name}”. Talk before "
-                "building it twice; it can be marked as a duplicate of yours."
+                f"It scores {match.score:.2f} against your “{other.name}”: "
+                f"{match.label}. Why: {'; '.join(match.reasons) or 'described alike'}.\n"
+                "Talk before building it twice; it can be marked as a duplicate of yours."
             ),
             data_product=product,
             related_product=other,

@@ -10,7 +10,14 @@ import yaml
 from django.conf import settings
 
 from valuetree import selectors, services
-from valuetree.models import DataContract, DataProduct, DataProductEmbedding, OutputPort
+from valuetree.models import (
+    DataContract,
+    DataProduct,
+    DataProductEmbedding,
+    GlossaryTerm,
+    Notification,
+    OutputPort,
+)
 from valuetree.similarity import (
     NOTIFY_SCORE,
     SHOW_SCORE,
@@ -222,3 +229,36 @@ class TestGlossarySearch:
         terms = Glossary.load()
         assert terms.phrases("stock keeping unit prices") == ["stock keeping unit"]
         assert "sku" in terms.equivalents("stock keeping unit")
+
+
+@pytest.mark.django_db(transaction=True)
+class TestGlossaryChangesAndTheTask:
+    def test_a_new_synonym_changes_the_text_and_the_task_reembeds(self, domains):
+        from valuetree.tasks import refresh_embeddings
+
+        product = make(domains["lab"], "lab-clients", "Client register", "All our clients")
+        before = DataProductEmbedding.objects.get(pk=product.pk)
+        services.glossary_term_create(name="customer", synonyms=["client"])
+        assert refresh_embeddings.apply(args=[[product.pk]]).get() == 1
+        after = DataProductEmbedding.objects.get(pk=product.pk)
+        assert after.text.endswith("\ncustomer")
+        assert after.term_ids == [GlossaryTerm.objects.get(name="customer").pk]
+        assert after.text_hash != before.text_hash
+        assert refresh_embeddings.apply(args=[[product.pk]]).get() == 0
+
+
+@pytest.mark.django_db
+class TestTheOwnerIsToldWhy:
+    def test_the_notification_gives_the_label_and_reasons(self, domains, users, glossary):
+        make(domains["lab"], "a", "Client register", "Every client with contact details")
+        DataProduct.objects.filter(slug="a").update(owner=users["owner"])
+        services.data_product_create(
+            slug="b",
+            name="Customer register",
+            purpose="Every customer with contact details",
+            domain=domains["finance"],
+            owner=users["editor"],
+        )
+        told = Notification.objects.get(recipient=users["owner"])
+        assert "very likely the same product" in told.body
+        assert "Why: shared glossary terms: customer" in told.body
