@@ -13,6 +13,7 @@ router.register("nodes", apis.NodeViewSet, basename="node")
 router.register("domains", apis.DomainViewSet, basename="domain")
 router.register("data-products", apis.DataProductViewSet, basename="data-product")
 router.register("notifications", apis.NotificationViewSet, basename="notification")
+router.register("glossary", apis.GlossaryTermViewSet, basename="glossary-term")
 
 members = DefaultRouter(trailing_slash=True)
 members.include_root_view = False

@@ -42,6 +42,7 @@ from valuetree.models import (
     DataProductLink,
     DataProductType,
     Domain,
+    GlossaryTerm,
     LifecycleStage,
     Membership,
     Node,
@@ -58,6 +59,7 @@ from valuetree.serializers import (
     DataProductSerializer,
     DomainSerializer,
     DuplicateSerializer,
+    GlossaryTermSerializer,
     HistoryEntrySerializer,
     MembershipSerializer,
     MembershipUpdateSerializer,
@@ -790,6 +792,95 @@ class DataContractView(APIView):
             standards.to_yaml([standards.contract_to_odcs(contract)]),
             status_code=200 if had_contract else 201,
         )
+
+
+class GlossaryTermViewSet(viewsets.ModelViewSet):
+    """The business glossary: everyone reads it; staff, the term's owner and the
+    owners of its domain's data products write it. Synonyms widen catalogue search
+    and count in duplicate detection."""
+
+    serializer_class = GlossaryTermSerializer
+    lookup_field = "slug"
+    search_fields = ["name", "definition"]
+
+    def get_queryset(self) -> QuerySet[GlossaryTerm]:
+        return selectors.glossary_terms()
+
+    def check_object_permissions(self, request: Request, obj: GlossaryTerm) -> None:
+        super().check_object_permissions(request, obj)
+        if request.method not in SAFE_METHODS and not selectors.glossary_term_can_edit(
+            request.user, obj
+        ):
+            raise PermissionDenied("Only staff, the term's owner or its domain's owners change it.")
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # Who may write is known from the domain alone: 403 before any 400.
+        slug = request.data.get("domain") if isinstance(request.data, dict) else None
+        domain = Domain.objects.filter(slug=slug).first() if isinstance(slug, str) else None
+        if not selectors.glossary_may_write(request.user, domain):
+            raise PermissionDenied(
+                "Staff add company-wide terms; a domain's owners add terms of their domain."
+            )
+        return super().create(request, *args, **kwargs)
+
+    def perform_create(self, serializer: GlossaryTermSerializer) -> None:
+        serializer.instance = services.glossary_term_create(
+            by=self.request.user, **serializer.validated_data
+        )
+
+    def perform_update(self, serializer: GlossaryTermSerializer) -> None:
+        domain = serializer.validated_data.get("domain", serializer.instance.domain)
+        if domain != serializer.instance.domain and not selectors.glossary_may_write(
+            self.request.user, domain
+        ):
+            raise PermissionDenied("You may not move the term into that domain.")
+        services.glossary_term_update(term=serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, instance: GlossaryTerm) -> None:
+        services.glossary_term_delete(term=instance)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("as", str, enum=["yaml", "csv"], description="Default yaml.")],
+        responses={(200, "text/plain"): OpenApiTypes.STR},
+    )
+    @action(detail=False, methods=["get"], url_path="export", url_name="export")
+    def export(self, request: Request) -> HttpResponse:
+        """The whole glossary as YAML or CSV (what the import reads)."""
+        fmt = request.query_params.get("as", "yaml")
+        if fmt not in ("yaml", "csv"):
+            raise DRFValidationError({"as": "Choose yaml or csv."})
+        return HttpResponse(
+            selectors.glossary_export(fmt=fmt),
+            content_type="text/csv" if fmt == "csv" else "application/yaml",
+        )
+
+    @extend_schema(
+        request={"application/yaml": OpenApiTypes.STR, "text/csv": OpenApiTypes.STR},
+        responses={
+            200: inline_serializer(
+                "GlossaryImported",
+                fields={
+                    "created": serializers.IntegerField(),
+                    "updated": serializers.IntegerField(),
+                },
+            )
+        },
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="import",
+        url_name="import",
+        parser_classes=[RawBodyParser],
+    )
+    def import_terms(self, request: Request) -> Response:
+        """Create or update terms by name from YAML (`terms: [...]`) or CSV (when the
+        Content-Type is text/csv), all or nothing. Staff only."""
+        if not request.user.is_staff:
+            raise PermissionDenied("Only staff import the glossary.")
+        fmt = "csv" if "csv" in (request.content_type or "") else "yaml"
+        rows = services.glossary_rows_from_text(request.data, fmt=fmt)
+        return Response(services.glossary_import(rows=rows, by=request.user))
 
 
 class NotificationViewSet(PaginatedActions, mixins.ListModelMixin, viewsets.GenericViewSet):

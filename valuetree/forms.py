@@ -17,6 +17,7 @@ from valuetree.models import (
     PLANNED_STAGES,
     DataProduct,
     Domain,
+    GlossaryTerm,
     LifecycleStage,
     Membership,
     Node,
@@ -376,3 +377,37 @@ class ApiTokenForm(forms.Form):
         # Read when the form is made, so a changed setting (or a test's) applies.
         self.fields["days"].max_value = settings.API_TOKEN_MAX_DAYS
         self.fields["days"].validators.append(MaxValueValidator(settings.API_TOKEN_MAX_DAYS))
+
+
+class GlossaryTermForm(forms.Form):
+    """A glossary term; synonyms and abbreviations separated by commas."""
+
+    name = forms.CharField(max_length=200)
+    definition = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    synonyms = forms.CharField(
+        required=False, help_text="Other words for it, separated by commas: client, shopper."
+    )
+    abbreviations = forms.CharField(required=False, help_text="Separated by commas: SKU, ETA.")
+    domain = forms.ModelChoiceField(
+        queryset=Domain.objects.all(),
+        required=False,
+        to_field_name="slug",
+        help_text="Empty: a term of the whole company (staff only).",
+    )
+    data_products = forms.ModelMultipleChoiceField(
+        queryset=DataProduct.objects.order_by("name"),
+        required=False,
+        to_field_name="slug",
+        help_text="The data products this term describes.",
+    )
+
+    @staticmethod
+    def initial_for(term: GlossaryTerm) -> dict[str, object]:
+        return {
+            "name": term.name,
+            "definition": term.definition,
+            "synonyms": ", ".join(term.synonyms),
+            "abbreviations": ", ".join(term.abbreviations),
+            "domain": term.domain,
+            "data_products": list(term.data_products.all()),
+        }

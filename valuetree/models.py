@@ -498,3 +498,88 @@ class ApiToken(AbstractAuthToken):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.token_key}…)"
+
+
+class DataProductEmbedding(models.Model):
+    """The text embedding of a data product (see ``valuetree.similarity``): the text it
+    was computed from (glossary terms appended), that text's hash — so it is computed
+    again only when the text changes — and the vector as float32 bytes."""
+
+    data_product = models.OneToOneField(
+        DataProduct, on_delete=models.CASCADE, primary_key=True, related_name="embedding"
+    )
+    model = models.CharField(max_length=100)
+    text = models.TextField()
+    text_hash = models.CharField(max_length=64)
+    fields = models.JSONField(default=dict, help_text="name, purpose, ports, usage, columns")
+    term_ids = models.JSONField(default=list, help_text="Glossary terms the text holds.")
+    vector = models.BinaryField()
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"Embedding of {self.data_product_id} ({self.model})"
+
+
+class GlossaryTerm(models.Model):
+    """A business glossary term (as in DataHub and OpenMetadata): its definition, its
+    synonyms and abbreviations, the domain that owns it and the products and columns
+    it describes. Synonyms widen catalogue search and count in duplicate detection."""
+
+    name = models.CharField(max_length=200, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    definition = models.TextField(blank=True)
+    synonyms = models.JSONField(default=list, blank=True)
+    abbreviations = models.JSONField(default=list, blank=True)
+    domain = models.ForeignKey(
+        Domain,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="glossary_terms",
+        help_text="The domain that owns the term; empty for a term of the whole company.",
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="glossary_terms",
+    )
+    data_products = models.ManyToManyField(DataProduct, blank=True, related_name="glossary_terms")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def forms(self) -> list[str]:
+        return [self.name, *self.synonyms, *self.abbreviations]
+
+
+class GlossaryColumnLink(models.Model):
+    """A glossary term describing one column of a product's data contract
+    (``port`` / ``column`` as in the contract's schema)."""
+
+    term = models.ForeignKey(GlossaryTerm, on_delete=models.CASCADE, related_name="columns")
+    data_product = models.ForeignKey(
+        DataProduct, on_delete=models.CASCADE, related_name="column_terms"
+    )
+    port = models.CharField(max_length=200)
+    column = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["data_product_id", "port", "column"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["term", "data_product", "port", "column"], name="glossary_column_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.term}: {self.data_product_id}/{self.port}.{self.column}"

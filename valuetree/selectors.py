@@ -33,6 +33,8 @@ from valuetree.models import (
     DataProduct,
     DataProductLink,
     Domain,
+    GlossaryColumnLink,
+    GlossaryTerm,
     LifecycleStage,
     LifecycleTransition,
     Membership,
@@ -44,6 +46,7 @@ from valuetree.models import (
     Role,
     ValueTree,
 )
+from valuetree.similarity import Glossary
 
 LEADERSHIP = "leadership"
 # What each role may do with a tree. Leadership reads every tree, like a viewer.
@@ -218,6 +221,32 @@ def data_product_can_edit(user: User, product: DataProduct) -> bool:
     return bool(user.is_staff or (product.owner_id is not None and product.owner_id == user.pk))
 
 
+def glossary_may_write(user: User, domain: Domain | None) -> bool:
+    """Staff write the whole glossary; a domain owner — someone who owns a data
+    product of the domain — writes the terms of that domain."""
+    if user.is_staff:
+        return True
+    return domain is not None and domain.data_products.filter(owner_id=user.pk).exists()
+
+
+def glossary_may_write_somewhere(user: User) -> bool:
+    """Whether ``user`` may add a term to some domain (owns a data product)."""
+    return user.is_staff or DataProduct.objects.filter(owner_id=user.pk).exists()
+
+
+def glossary_term_can_edit(user: User, term: GlossaryTerm) -> bool:
+    """Staff, the term's owner, and the owners of its domain change a term."""
+    if user.is_staff or (term.owner_id is not None and term.owner_id == user.pk):
+        return True
+    return glossary_may_write(user, term.domain)
+
+
+def glossary_terms() -> QuerySet[GlossaryTerm]:
+    return GlossaryTerm.objects.select_related("domain", "owner").prefetch_related(
+        Prefetch("data_products", queryset=DataProduct.objects.only("pk", "slug", "name"))
+    )
+
+
 def data_product_catalogue(
     user: User, *, domain: Domain | None, stage: str, query: str
 ) -> QuerySet[DataProduct]:
@@ -245,25 +274,45 @@ def data_product_catalogue(
     return data_product_search(products, query)
 
 
+def search_term_groups(query: str) -> list[set[str]]:
+    """The query as groups of alternatives, every group to be matched: glossary
+    phrases first (each with every form of its term), then the remaining words."""
+    text = " ".join(query.lower().split())
+    if not text:
+        return []
+    glossary = Glossary.load()
+    groups = []
+    for phrase in glossary.phrases(text):
+        groups.append(glossary.equivalents(phrase))
+        text = text.replace(phrase, " ", 1)
+    groups.extend(glossary.equivalents(word) for word in text.split())
+    return groups
+
+
 def data_product_search(products: QuerySet[DataProduct], query: str) -> QuerySet[DataProduct]:
     """Products matching every word of ``query`` in name, purpose, description, team
     or port names.
 
     On PostgreSQL this is full-text search too (stemmed: "sample" finds "samples",
-    best matches first); a word also matches as a part of a word, everywhere.
+    best matches first); a word also matches as a part of a word, everywhere. A word
+    or phrase that is a business glossary term, synonym or abbreviation matches any
+    form of that term ("client" finds "customer", "SKU" finds "stock keeping unit").
     """
-    words = query.split()
-    if not words:
+    groups = search_term_groups(query)
+    if not groups:
         return products
     matches = Q()
-    for word in words:
-        matches &= (
-            Q(name__icontains=word)
-            | Q(purpose__icontains=word)
-            | Q(description__icontains=word)
-            | Q(owning_team__icontains=word)
-            | Q(pk__in=OutputPort.objects.filter(name__icontains=word).values("data_product"))
-        )
+    for alternatives in groups:
+        either = Q()
+        for word in sorted(alternatives):
+            either |= (
+                Q(name__icontains=word)
+                | Q(purpose__icontains=word)
+                | Q(description__icontains=word)
+                | Q(owning_team__icontains=word)
+                | Q(pk__in=OutputPort.objects.filter(name__icontains=word).values("data_product"))
+            )
+        matches &= either
     if connection.vendor != "postgresql":
         return products.filter(matches)
     vector = (
@@ -486,3 +535,71 @@ def tree_history(*, tree: ValueTree, limit: int = 200) -> list[HistoryEntry]:
         )
     entries.sort(key=lambda entry: entry.at, reverse=True)
     return entries[:limit]
+
+
+def glossary_export(*, fmt: str) -> str:
+    """The whole glossary as YAML (``terms: [...]``, what ``glossary_import`` reads)
+    or CSV (synonyms and abbreviations joined with ``;``)."""
+    import csv
+    import io
+
+    import yaml
+
+    rows = [
+        {
+            "name": term.name,
+            "definition": term.definition,
+            "synonyms": list(term.synonyms),
+            "abbreviations": list(term.abbreviations),
+            "domain": term.domain.slug if term.domain else "",
+        }
+        for term in GlossaryTerm.objects.select_related("domain").order_by("name")
+    ]
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(
+            out, fieldnames=["name", "definition", "synonyms", "abbreviations", "domain"]
+        )
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(
+                row
+                | {
+                    "synonyms": ";".join(row["synonyms"]),
+                    "abbreviations": ";".join(row["abbreviations"]),
+                }
+            )
+        return out.getvalue()
+    return yaml.safe_dump({"terms": rows}, sort_keys=False, allow_unicode=True)
+
+
+def schema_with_glossary(schema: list[Any], *, product_id: int, port: str) -> list[Any]:
+    """An ODCS ``schema`` (already copied) whose properties linked to glossary terms
+    carry an ``authoritativeDefinitions`` entry ``{type: businessDefinition,
+    url: /glossary/<slug>/}`` — what the ODCS import maps back to the term."""
+    links: dict[str, list[str]] = {}
+    for column, slug in GlossaryColumnLink.objects.filter(
+        data_product_id=product_id, port=port
+    ).values_list("column", "term__slug"):
+        links.setdefault(column, []).append(slug)
+    if not links:
+        return schema
+
+    def walk(properties: Any) -> None:
+        for prop in properties if isinstance(properties, list) else []:
+            if not isinstance(prop, dict):
+                continue
+            definitions = list(prop.get("authoritativeDefinitions") or [])
+            urls = {d.get("url") for d in definitions if isinstance(d, dict)}
+            for slug in links.get(str(prop.get("name")), []):
+                url = f"/glossary/{slug}/"
+                if url not in urls:
+                    definitions.append({"type": "businessDefinition", "url": url})
+            if definitions:
+                prop["authoritativeDefinitions"] = definitions
+            walk(prop.get("properties"))
+
+    for obj in schema:
+        if isinstance(obj, dict):
+            walk(obj.get("properties"))
+    return schema

@@ -18,6 +18,7 @@ from valuetree.models import (
     DataProduct,
     DataProductLink,
     Domain,
+    GlossaryTerm,
     LifecycleStage,
     LifecycleTransition,
     Membership,
@@ -227,6 +228,9 @@ class SimilarProductSerializer(strict.Serializer):
     owner = serializers.CharField(source="product.owner.username", allow_null=True)
     stage = serializers.CharField(source="product.stage")
     score = serializers.FloatField()
+    label = serializers.CharField(help_text="“very likely the same product” or “related”.")
+    reasons = serializers.ListField(child=serializers.CharField(), help_text="Why they look alike.")
+    shared_terms = serializers.ListField(child=serializers.CharField())
 
 
 class SimilarityProbeSerializer(strict.Serializer):
@@ -414,3 +418,43 @@ class HistoryEntrySerializer(strict.Serializer):
     changed_fields = serializers.ListField(child=serializers.CharField())
     user = serializers.CharField(allow_null=True)
     at = serializers.DateTimeField()
+
+
+class GlossaryTermSerializer(serializers.ModelSerializer):
+    """A business glossary term; ``domain`` by slug, ``data_products`` by slug."""
+
+    domain = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Domain.objects.all(), allow_null=True, required=False
+    )
+    owner = serializers.CharField(source="owner.username", read_only=True, allow_null=True)
+    synonyms = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, default=list
+    )
+    abbreviations = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, default=list
+    )
+    data_products = serializers.SlugRelatedField(
+        slug_field="slug",
+        many=True,
+        queryset=DataProduct.objects.all(),
+        required=False,
+        help_text="Slugs of the data products the term describes.",
+    )
+
+    class Meta:
+        model = GlossaryTerm
+        fields = [
+            "id",
+            "slug",
+            "name",
+            "definition",
+            "synonyms",
+            "abbreviations",
+            "domain",
+            "owner",
+            "data_products",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "owner", "created_at", "updated_at"]
+        extra_kwargs = {"slug": {"required": False}}

@@ -30,8 +30,11 @@ from valuetree.models import (
     ApiToken,
     ConsumerInterest,
     DataProduct,
+    DataProductEmbedding,
     DataProductLink,
     Domain,
+    GlossaryColumnLink,
+    GlossaryTerm,
     LifecycleStage,
     LifecycleTransition,
     Membership,
@@ -45,7 +48,17 @@ from valuetree.models import (
     ValueTree,
 )
 from valuetree.selectors import node_descendant_count, readable_tree_ids
-from valuetree.similarity import NOTIFY_SCORE, Probe, similar_products
+from valuetree.similarity import (
+    MODEL_NAME,
+    NOTIFY_SCORE,
+    Glossary,
+    Probe,
+    embedder,
+    embedding_text,
+    products_with_text,
+    similar_products,
+    text_hash,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -487,6 +500,7 @@ def data_product_create(
     _check_stage_rules(product=product, stage=stage)
     LifecycleTransition.objects.create(data_product=product, to_stage=stage, by=by)
     _notify_similar_owners(product=product)
+    _embed_after_commit([product.pk])
     return product
 
 
@@ -518,6 +532,8 @@ def data_product_update(
         _check_stage_rules(product=product, stage=product.stage)
     if {"name", "purpose"} & set(fields) or output_ports is not None:
         _notify_similar_owners(product=product)
+    # The hash decides whether anything is computed: a stage change costs nothing.
+    _embed_after_commit([product.pk])
     return product
 
 
@@ -744,8 +760,9 @@ def _notify_similar_owners(*, product: DataProduct) -> None:
             body=(
                 f"{product.owner or 'Someone'} in {product.domain.name} is working on "
                 f"“{product.name}” ({product.stage}): {product.purpose or 'no purpose yet'}\n"
-                f"It scores {match.score:.2f} against your “{other.name}”. Talk before "
-                "building it twice; it can be marked as a duplicate of yours."
+                f"It scores {match.score:.2f} against your “{other.name}”: "
+                f"{match.label}. Why: {'; '.join(match.reasons) or 'described alike'}.\n"
+                "Talk before building it twice; it can be marked as a duplicate of yours."
             ),
             data_product=product,
             related_product=other,
@@ -955,3 +972,331 @@ def api_tokens_revoke_named(*, user: AbstractBaseUser, name: str) -> int:
     """Revoke every token of `user` with this name (issue_token --rotate)."""
     deleted, _ = ApiToken.objects.filter(user=user, name=name.strip()).delete()
     return deleted
+
+
+# --- Embeddings for similarity -----------------------------------------------------------
+
+
+def data_product_embeddings_refresh(*, product_ids: Iterable[int] | None = None) -> int:
+    """Store the embedding of each product (all when ``product_ids`` is None) whose
+    text — name, purpose, usage, ports, contract columns, glossary terms — changed
+    since it was last embedded; return how many were computed. Idempotent."""
+    glossary = Glossary.load()
+    products = products_with_text().order_by("pk")
+    if product_ids is not None:
+        products = products.filter(pk__in=list(product_ids))
+    known = dict(
+        DataProductEmbedding.objects.filter(model=MODEL_NAME)
+        .filter(data_product__in=products.values("pk"))
+        .values_list("data_product_id", "text_hash")
+    )
+    changed: list[DataProductEmbedding] = []
+    for product in products.iterator(chunk_size=500):
+        probe, terms, text = embedding_text(product, glossary)
+        digest = text_hash(text)
+        if known.get(product.pk) == digest:
+            continue
+        changed.append(
+            DataProductEmbedding(
+                data_product=product,
+                model=MODEL_NAME,
+                text=text,
+                text_hash=digest,
+                fields=probe.fields(),
+                term_ids=terms,
+            )
+        )
+    now = timezone.now()
+    model = embedder()
+    for start in range(0, len(changed), 500):
+        batch = changed[start : start + 500]
+        vectors = model.embed([row.text for row in batch])
+        for row, vector in zip(batch, vectors, strict=True):
+            row.vector = vector.astype("float32").tobytes()
+            row.updated_at = now
+        DataProductEmbedding.objects.bulk_create(
+            batch,
+            update_conflicts=True,
+            unique_fields=["data_product"],
+            update_fields=[
+                "model",
+                "text",
+                "text_hash",
+                "fields",
+                "term_ids",
+                "vector",
+                "updated_at",
+            ],
+        )
+    return len(changed)
+
+
+def _embed_after_commit(product_ids: Iterable[int]) -> None:
+    """Embed these products once the transaction commits (a few milliseconds each,
+    in process; a rolled-back change embeds nothing)."""
+    ids = list(product_ids)
+    transaction.on_commit(lambda: data_product_embeddings_refresh(product_ids=ids))
+
+
+def _embed_all_after_commit() -> None:
+    """A glossary change can change every product's text: re-embed in the worker."""
+    from valuetree.tasks import refresh_embeddings
+
+    transaction.on_commit(lambda: refresh_embeddings.delay())
+
+
+# --- Business glossary -------------------------------------------------------------------
+
+GLOSSARY_TERM_FIELDS = (
+    "name",
+    "slug",
+    "definition",
+    "synonyms",
+    "abbreviations",
+    "domain",
+    "owner",
+)
+
+
+def _clean_forms(values: Any, field: str) -> list[str]:
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [v for v in (part.strip() for part in values.replace(";", ",").split(",")) if v]
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ValidationError({field: "Give a list of words or phrases."})
+    seen: dict[str, str] = {}
+    for value in values:
+        value = " ".join(value.split())
+        if len(value) > 200:
+            raise ValidationError({field: "Each entry may have at most 200 characters."})
+        if value and value.lower() not in seen:
+            seen[value.lower()] = value
+    return list(seen.values())
+
+
+def _save_term(term: GlossaryTerm, fields: dict[str, Any]) -> GlossaryTerm:
+    for key in ("synonyms", "abbreviations"):
+        if key in fields:
+            fields[key] = _clean_forms(fields[key], key)
+    apply_fields(term, fields, GLOSSARY_TERM_FIELDS)
+    if not term.slug:
+        from django.utils.text import slugify
+
+        term.slug = slugify(term.name)[:100]
+    if term.slug in {"new", "export", "import"}:
+        # Addresses of the glossary's own pages and API routes.
+        raise ValidationError({"slug": f"“{term.slug}” is reserved; choose another slug."})
+    term.full_clean()
+    term.save()
+    _embed_all_after_commit()
+    return term
+
+
+@transaction.atomic
+def glossary_term_create(
+    *,
+    by: AbstractBaseUser | None = None,
+    data_products: Iterable[DataProduct] | None = None,
+    **fields: Any,
+) -> GlossaryTerm:
+    """A new glossary term, owned by ``by`` unless ``owner`` is given, linked to
+    ``data_products``. Every product's embedding is refreshed after commit (a new
+    synonym can change its text)."""
+    fields.setdefault("owner", by)
+    term = _save_term(GlossaryTerm(), fields)
+    if data_products is not None:
+        glossary_term_set_products(term=term, products=data_products)
+    return term
+
+
+@transaction.atomic
+def glossary_term_update(
+    *, term: GlossaryTerm, data_products: Iterable[DataProduct] | None = None, **fields: Any
+) -> GlossaryTerm:
+    """Change a term; ``data_products``, when given, replaces its product links."""
+    term = _save_term(term, fields)
+    if data_products is not None:
+        glossary_term_set_products(term=term, products=data_products)
+    return term
+
+
+@transaction.atomic
+def glossary_term_delete(*, term: GlossaryTerm) -> None:
+    term.delete()
+    _embed_all_after_commit()
+
+
+@transaction.atomic
+def glossary_term_set_products(
+    *, term: GlossaryTerm, products: Iterable[DataProduct]
+) -> GlossaryTerm:
+    """Link the term to exactly ``products``; their embeddings follow after commit."""
+    products = list(products)
+    before = set(term.data_products.values_list("pk", flat=True))
+    term.data_products.set(products)
+    _embed_after_commit(before ^ {p.pk for p in products})
+    return term
+
+
+@transaction.atomic
+def glossary_column_link(
+    *, term: GlossaryTerm, product: DataProduct, port: str, column: str
+) -> GlossaryColumnLink:
+    """Say that ``term`` describes column ``column`` of port ``port`` of ``product``;
+    the column must be in that port's data contract."""
+    from valuetree.similarity import contract_columns
+
+    port_row = product.output_ports.filter(name=port).select_related("contract").first()
+    if port_row is None:
+        raise ValidationError({"port": f"“{product.name}” has no output port named “{port}”."})
+    contract = getattr(port_row, "contract", None) if hasattr(port_row, "contract") else None
+    names = {name for name, _ in contract_columns(contract)} if contract else set()
+    if column not in names:
+        raise ValidationError(
+            {"column": f"Port “{port}” has no column “{column}” in its contract."}
+        )
+    link, _ = GlossaryColumnLink.objects.get_or_create(
+        term=term, data_product=product, port=port, column=column
+    )
+    _embed_after_commit([product.pk])
+    return link
+
+
+def glossary_column_unlink(*, link: GlossaryColumnLink) -> None:
+    product_id = link.data_product_id
+    link.delete()
+    _embed_after_commit([product_id])
+
+
+def _term_for_definition(definition: Any, terms: list[GlossaryTerm]) -> GlossaryTerm | None:
+    """The glossary term an ODCS ``authoritativeDefinitions`` entry points at: a URL
+    ending in ``/glossary/<slug>/`` (what we export)."""
+    if not isinstance(definition, dict):
+        return None
+    url = str(definition.get("url") or "").rstrip("/")
+    if "/glossary/" not in url:
+        return None
+    slug = url.rsplit("/", 1)[-1]
+    return next((t for t in terms if t.slug == slug), None)
+
+
+def data_contract_imported(*, contract: Any) -> None:
+    """After an ODCS contract is written: link each column to the glossary term its
+    ``authoritativeDefinitions`` point at, or whose name or a synonym is its
+    ``businessName``; then refresh the product's embedding after commit."""
+    from valuetree.similarity import contract_columns  # noqa: F401 - same walk below
+
+    product = contract.output_port.data_product
+    port = contract.output_port.name
+    terms = list(GlossaryTerm.objects.all())
+    by_form = {form.lower(): t for t in terms for form in t.forms}
+    links: set[tuple[int, str]] = set()
+
+    def walk(properties: Any) -> None:
+        for prop in properties if isinstance(properties, list) else []:
+            if not isinstance(prop, dict) or not prop.get("name"):
+                continue
+            found = [
+                _term_for_definition(d, terms) for d in prop.get("authoritativeDefinitions") or []
+            ]
+            business = str(prop.get("businessName") or "").strip().lower()
+            if business in by_form:
+                found.append(by_form[business])
+            for term in found:
+                if term is not None:
+                    links.add((term.pk, str(prop["name"])))
+            walk(prop.get("properties"))
+
+    for obj in contract.schema if isinstance(contract.schema, list) else []:
+        if isinstance(obj, dict):
+            walk(obj.get("properties"))
+    GlossaryColumnLink.objects.filter(data_product=product, port=port).delete()
+    GlossaryColumnLink.objects.bulk_create(
+        [
+            GlossaryColumnLink(term_id=term_id, data_product=product, port=port, column=column)
+            for term_id, column in sorted(links)
+        ]
+    )
+    _embed_after_commit([product.pk])
+
+
+def glossary_import(*, rows: list[dict[str, Any]], by: AbstractBaseUser | None) -> dict[str, int]:
+    """Create or update terms by name from ``rows`` (name, definition, synonyms,
+    abbreviations, domain slug), all or nothing; {"created": n, "updated": m}.
+    Raises ValidationError naming the row of the first problem."""
+    if not isinstance(rows, list):
+        raise ValidationError({"terms": "Expected a list of terms."})
+    domains = {d.slug: d for d in Domain.objects.all()}
+    counts = {"created": 0, "updated": 0}
+    with transaction.atomic():
+        for number, row in enumerate(rows, start=1):
+            if not isinstance(row, dict) or not str(row.get("name") or "").strip():
+                raise ValidationError({"terms": f"Term {number}: give it a name."})
+            fields: dict[str, Any] = {
+                "definition": str(row.get("definition") or ""),
+                "synonyms": row.get("synonyms") or [],
+                "abbreviations": row.get("abbreviations") or [],
+            }
+            domain_slug = str(row.get("domain") or "").strip()
+            if domain_slug:
+                if domain_slug not in domains:
+                    raise ValidationError({"terms": f"Term {number}: no domain “{domain_slug}”."})
+                fields["domain"] = domains[domain_slug]
+            name = " ".join(str(row["name"]).split())
+            term = GlossaryTerm.objects.filter(name__iexact=name).first()
+            try:
+                if term is None:
+                    glossary_term_create(by=by, name=name, **fields)
+                    counts["created"] += 1
+                else:
+                    glossary_term_update(term=term, **fields)
+                    counts["updated"] += 1
+            except ValidationError as error:
+                problems = "; ".join(
+                    f"{field}: {' '.join(m)}" for field, m in error.message_dict.items()
+                )
+                raise ValidationError({"terms": f"Term {number} ({name}): {problems}"}) from None
+    return counts
+
+
+GLOSSARY_CSV_COLUMNS = ("name", "definition", "synonyms", "abbreviations", "domain")
+
+
+def glossary_rows_from_text(raw: bytes | str, *, fmt: str) -> list[dict[str, Any]]:
+    """Terms from a YAML document (``terms: [...]`` or a bare list) or a CSV file with
+    the columns of :data:`GLOSSARY_CSV_COLUMNS` (synonyms and abbreviations split on
+    ``;``). Raises ValidationError for a document that cannot be read."""
+    import csv
+    import io
+
+    import yaml
+
+    text = raw.decode("utf-8-sig", errors="replace") if isinstance(raw, bytes) else raw
+    if fmt == "csv":
+        reader = csv.DictReader(io.StringIO(text))
+        if not reader.fieldnames or "name" not in reader.fieldnames:
+            raise ValidationError({"terms": "The CSV needs a header row with a `name` column."})
+        return [
+            {
+                "name": row.get("name") or "",
+                "definition": row.get("definition") or "",
+                "synonyms": [
+                    s.strip() for s in (row.get("synonyms") or "").split(";") if s.strip()
+                ],
+                "abbreviations": [
+                    s.strip() for s in (row.get("abbreviations") or "").split(";") if s.strip()
+                ],
+                "domain": row.get("domain") or "",
+            }
+            for row in reader
+        ]
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ValidationError({"terms": f"Not valid YAML: {error}"}) from None
+    if isinstance(data, dict):
+        data = data.get("terms")
+    if not isinstance(data, list):
+        raise ValidationError({"terms": "Expected `terms:` with a list of terms."})
+    return data

@@ -927,6 +927,7 @@ def odcs_import(
                 {"contract_id": "id", "name": "name", "version": "version", "status": "status"},
             )
         contract.save()
+        services.data_contract_imported(contract=contract)
     return contract
 
 
@@ -1044,6 +1045,9 @@ def contract_to_odcs(contract: DataContract) -> dict[str, Any]:
             document[key] = value
         else:
             document[key] = [_ordered(item, spec) for item in value]
+    document["schema"] = selectors.schema_with_glossary(
+        document["schema"], product_id=product.pk, port=port.name
+    )
     document["customProperties"] = [{"property": "outputPort", "value": port.name}]
     return document
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from valuetree.views import catalogue, discovery, tokens, trees
+from valuetree.views import catalogue, discovery, glossary, tokens, trees
 
 app_name = "valuetree"
 urlpatterns = [
@@ -51,6 +51,14 @@ urlpatterns = [
         "data-products/<slug:slug>/interest/<int:interest_id>/withdraw/",
         discovery.withdraw_interest,
         name="data-product-interest-withdraw",
+    ),
+    path("glossary/", glossary.glossary_list, name="glossary"),
+    path("glossary/new/", glossary.glossary_term_create, name="glossary-term-create"),
+    path("glossary/export/", glossary.glossary_export, name="glossary-export"),
+    path("glossary/<slug:slug>/", glossary.glossary_term, name="glossary-term"),
+    path("glossary/<slug:slug>/edit/", glossary.glossary_term_edit, name="glossary-term-edit"),
+    path(
+        "glossary/<slug:slug>/delete/", glossary.glossary_term_delete, name="glossary-term-delete"
     ),
     path("notifications/", discovery.notification_list, name="notifications"),
     path("account/tokens/", tokens.token_list, name="tokens"),

@@ -35,6 +35,7 @@ from valuetree.models import (
     DataProduct,
     DataProductLink,
     Domain,
+    GlossaryTerm,
     Membership,
     Node,
     OutputPort,
@@ -63,6 +64,7 @@ class World:
     viewer_membership: Membership
     push_metric: Metric  # in a push source
     pulled_metric: Metric  # in an HTTP JSON source (never actually fetched here)
+    term: GlossaryTerm  # a term of ``domain``: its product owners (the tree owner) edit it
 
     @property
     def push_source(self) -> MetricSource:
@@ -90,7 +92,9 @@ def world(users, tree) -> World:
         name="Orders", slug="orders", domain=domain, owner=users["owner"]
     )
     link = services.data_product_link(product=product, node=initiative, role="produces")
+    term = services.glossary_term_create(name="Order", synonyms=["purchase"], domain=domain)
     return World(
+        term=term,
         users=users,
         tree=tree,
         goal=goal,
@@ -116,6 +120,10 @@ def world(users, tree) -> World:
 
 
 # --- Expected statuses -----------------------------------------------------------------
+
+
+def term_url(w: World) -> str:
+    return f"/api/glossary/{w.term.slug}/"
 
 
 def statuses(
@@ -786,6 +794,66 @@ CASES = [
         body=lambda w: {"owning_team": "Team Parcel"},
     ),
     Case("domain-destroy", "domain-detail", "DELETE", domain_url, STAFF_ONLY),
+    # The business glossary
+    Case("glossary-list", "glossary-term-list", "GET", lambda w: "/api/glossary/", everyone(200)),
+    Case(
+        "glossary-create-in-a-domain",
+        "glossary-term-list",
+        "POST",
+        lambda w: "/api/glossary/",
+        product_owner(201),
+        body=lambda w: {"name": "Basket", "synonyms": ["cart"], "domain": w.domain.slug},
+    ),
+    Case(
+        "glossary-create-company-wide",
+        "glossary-term-list",
+        "POST",
+        lambda w: "/api/glossary/",
+        STAFF_ONLY,
+        body=lambda w: {"name": "Basket", "synonyms": ["cart"]},
+    ),
+    Case(
+        "glossary-create-invalid",
+        "glossary-term-list",
+        "POST",
+        lambda w: "/api/glossary/",
+        product_owner(400),
+        body=lambda w: {"name": w.term.name, "domain": w.domain.slug},
+        field="name",
+    ),
+    Case("glossary-retrieve", "glossary-term-detail", "GET", term_url, everyone(200)),
+    Case(
+        "glossary-update",
+        "glossary-term-detail",
+        "PUT",
+        term_url,
+        product_owner(200),
+        body=lambda w: {"name": "Order", "definition": "A purchase", "domain": w.domain.slug},
+    ),
+    Case(
+        "glossary-partial-update",
+        "glossary-term-detail",
+        "PATCH",
+        term_url,
+        product_owner(200),
+        body=lambda w: {"abbreviations": ["ORD"], "data_products": [w.product.slug]},
+    ),
+    Case("glossary-destroy", "glossary-term-detail", "DELETE", term_url, product_owner(204)),
+    Case(
+        "glossary-export",
+        "glossary-term-export",
+        "GET",
+        lambda w: "/api/glossary/export/?as=csv",
+        everyone(200),
+    ),
+    Case(
+        "glossary-import",
+        "glossary-term-import",
+        "POST",
+        lambda w: "/api/glossary/import/",
+        STAFF_ONLY,
+        body=lambda w: {"terms": [{"name": "Basket", "synonyms": ["cart"]}]},
+    ),
     # Data products
     Case(
         "product-list", "data-product-list", "GET", lambda w: "/api/data-products/", everyone(200)

