@@ -39,10 +39,6 @@ class MeasureForm(ServiceModelForm):
     class Meta:
         model = Measure
         fields = list(MEASURE_FIELDS)
-        widgets = {
-            "baseline_date": forms.DateInput(attrs={"type": "date"}),
-            "target_date": forms.DateInput(attrs={"type": "date"}),
-        }
         labels = {
             "is_guardrail": "Guardrail (can only lower the node's verdict)",
             "metric": "Metric",
