@@ -6,7 +6,12 @@ from valuetree import sections
 
 
 def register() -> None:
-    from outcomes.selectors import measure_history, measures_by_node, node_statuses
+    from outcomes.selectors import (
+        measure_history,
+        measure_states,
+        measures_by_node,
+        node_statuses,
+    )
     from outcomes.serializers import MeasureItemSerializer
     from outcomes.services import measure_create_at
 
@@ -23,3 +28,4 @@ def register() -> None:
         )
     )
     sections.register_node_statuses(node_statuses)
+    sections.register_measure_states(measure_states)

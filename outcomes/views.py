@@ -23,7 +23,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from outcomes import dashboard as dashboard_selectors
-from outcomes import pulling, selectors, services
+from outcomes import evaluation, pulling, selectors, services
 from outcomes.forms import (
     CheckInForm,
     CsvUploadForm,
@@ -97,6 +97,15 @@ def _measure_form(
     )
 
 
+def _evaluate_now(measure: Measure) -> None:
+    """A measure connected to a metric (new, changed or re-targeted) gets its verdict in
+    this request, so the page it returns to shows it: the metric may have values for
+    years already, and the next value or the nightly run may be far away. One measure
+    (or a metric's few): milliseconds."""
+    if measure.metric_id:
+        evaluation.measures_evaluate(measure_ids=[measure.pk])
+
+
 @login_required
 def measure_create(request: HttpRequest, node_id: int) -> HttpResponse:
     node = _editable_node(request, node_id)
@@ -107,6 +116,7 @@ def measure_create(request: HttpRequest, node_id: int) -> HttpResponse:
         except ValidationError as error:
             add_service_errors(form, error)
         else:
+            _evaluate_now(measure)
             messages.success(request, f"Measure “{measure.name}” added.")
             return redirect("valuetree:node", node_id=node.pk)
     return _measure_form(request, node, form, None)
@@ -123,10 +133,11 @@ def measure_edit(request: HttpRequest, measure_id: int) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         try:
-            services.measure_update(measure=measure, **form.cleaned_data)
+            measure = services.measure_update(measure=measure, **form.cleaned_data)
         except ValidationError as error:
             add_service_errors(form, error)
         else:
+            _evaluate_now(measure)
             messages.success(request, f"Measure “{measure.name}” saved.")
             return redirect("valuetree:node", node_id=node.pk)
     return _measure_form(request, node, form, measure)
@@ -504,6 +515,11 @@ def _check_in(request: HttpRequest, metric: Metric, form: CheckInForm) -> bool:
     except ValidationError as error:
         form.add_error(None, error.messages)
         return False
+    # The page the person goes back to shows the verdict this value makes (the queued
+    # evaluation the push also starts finds the same numbers).
+    evaluation.measures_evaluate(
+        measure_ids=Measure.objects.filter(metric=metric).values_list("id", flat=True)
+    )
     unit = f" {metric.unit}" if metric.unit else ""
     messages.success(request, f"Checked in {data['value']:g}{unit} for “{metric.name}”.")
     return True

@@ -64,3 +64,26 @@ def node_statuses(tree_id: int) -> dict[int, tuple[str, str]]:
     for provider in _status_providers:
         statuses.update(provider(tree_id))
     return statuses
+
+
+# --- Measure states -------------------------------------------------------------------------
+# How each measure is doing (value, progress, recent values, verdict), for the outline
+# cards and the node page: (tree id, measure ids or None) -> {measure id: state}, in a
+# constant number of queries. A state is a dict with "status", "label", "reason",
+# "latest_value", "progress", "expected_progress", "metric_id" and "points".
+
+MeasureStates = Callable[[int, Collection[int] | None], dict[int, dict[str, Any]]]
+_measure_state_providers: list[MeasureStates] = []
+
+
+def register_measure_states(provider: MeasureStates) -> None:
+    _measure_state_providers.append(provider)
+
+
+def measure_states(
+    tree_id: int, measure_ids: Collection[int] | None = None
+) -> dict[int, dict[str, Any]]:
+    states: dict[int, dict[str, Any]] = {}
+    for provider in _measure_state_providers:
+        states.update(provider(tree_id, measure_ids))
+    return states

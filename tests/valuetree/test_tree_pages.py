@@ -48,8 +48,9 @@ class TestTreePage:
         client = Client()
         client.force_login(users["editor"])
         # session, user, tree with role, nodes, measures; the verdict slots: nodes,
-        # measures and current verdicts (outcomes' roll-up)
-        with django_assert_num_queries(8):
+        # measures and current verdicts (outcomes' roll-up); the measures' states
+        # (measures with their current verdict; no metric here, so no values to read)
+        with django_assert_num_queries(9):
             response = client.get(f"/trees/{tree.slug}/")
         assert response.status_code == 200
         assert response.content.decode().count('id="card-') == (

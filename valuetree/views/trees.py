@@ -78,6 +78,7 @@ def _outline_html(tree: ValueTree) -> str:
         document,
         can_edit=tree.caller_role in selectors.EDIT_ROLES,
         verdicts=sections.node_statuses(tree.pk),
+        states=sections.measure_states(tree.pk),
     )
 
 
@@ -107,11 +108,13 @@ def _done(
             return redirect("valuetree:node", node_id=node.pk)
         return redirect("valuetree:tree", slug=tree.slug)
     if redraw == "card" and node is not None:
+        card_data = selectors.node_card_get(node=node)
         card = outline.node_card(
-            selectors.node_card_get(node=node),
+            card_data,
             slug=tree.slug,
             can_edit=True,
             verdicts=sections.node_statuses(tree.pk),
+            states=sections.measure_states(tree.pk, [m["id"] for m in card_data["measures"]]),
         ).replace('<div class="node__card', '<div hx-swap-oob="outerHTML" class="node__card', 1)
         body = card
     else:
@@ -180,10 +183,11 @@ def tree_page(request: HttpRequest, slug: str) -> HttpResponse:
     document = selectors.tree_get(tree=tree)
     can_edit = tree.caller_role in selectors.EDIT_ROLES
     verdicts = sections.node_statuses(tree.pk)
+    states = sections.measure_states(tree.pk)
     drawing = (
-        outline.render_diagram(document, verdicts=verdicts)
+        outline.render_diagram(document, verdicts=verdicts, states=states)
         if view == "diagram"
-        else outline.render_outline(document, can_edit=can_edit, verdicts=verdicts)
+        else outline.render_outline(document, can_edit=can_edit, verdicts=verdicts, states=states)
     )
     return render(
         request,
@@ -459,13 +463,19 @@ def node_panel(request: HttpRequest, node_id: int) -> HttpResponse:
     node = Node.objects.select_related("owner", "accountable", "parent").get(pk=node.pk)
     links = DataProductLink.objects.filter(node=node).select_related("data_product__domain")
     history = selectors.history_entries(Node.history.filter(id=node.pk), model="node", limit=50)
+    measures = list(node.measures.select_related("metric__source"))
+    states = sections.measure_states(tree.pk, [m.pk for m in measures]) if measures else {}
+    for measure in measures:
+        measure.state = states.get(measure.pk)
+    status, label = sections.node_statuses(tree.pk).get(node.pk, ("", ""))
     return render(
         request,
         "valuetree/node.html",
         {
             "tree": tree,
             "node": node,
-            "measures": node.measures.select_related("metric__source"),
+            "measures": measures,
+            "verdict": {"status": status, "label": label} if node.status != "killed" else None,
             "links": links,
             "interests": selectors.node_interests(node=node),
             "history": history,
