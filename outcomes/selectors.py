@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -201,9 +201,24 @@ class NodeOutcome:
     score: float | None
     # A node's own figure where it has one, else the sum of its children's: a bet's
     # expected value already covers its initiatives, so the two are never added.
+    # Amounts in different units (EUR, person-weeks) are never added either: the
+    # ``*_by_unit`` dicts ({unit: amount}, "" for no unit) hold one total per unit, and
+    # the plain figure is that total when there is one unit only, else None.
     expected_value: float | None
     realised_value: float | None
     investment: float | None
+    expected_by_unit: dict[str, float] = field(default_factory=dict)
+    realised_by_unit: dict[str, float] = field(default_factory=dict)
+    investment_by_unit: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def value_unit(self) -> str | None:
+        """The unit of ``expected_value`` (None when there is none or several)."""
+        return next(iter(self.expected_by_unit)) if len(self.expected_by_unit) == 1 else None
+
+    @property
+    def investment_unit(self) -> str | None:
+        return next(iter(self.investment_by_unit)) if len(self.investment_by_unit) == 1 else None
 
 
 @dataclass
@@ -218,7 +233,15 @@ def tree_outcomes(tree_ids: Collection[int]) -> dict[int, NodeOutcome]:
     nodes = list(
         Node.objects.filter(tree_id__in=list(tree_ids))
         .order_by()
-        .values("id", "parent_id", "kind", "investment_amount", "expected_value_amount")
+        .values(
+            "id",
+            "parent_id",
+            "kind",
+            "investment_amount",
+            "investment_unit",
+            "expected_value_amount",
+            "expected_value_unit",
+        )
     )
     measures = list(
         Measure.objects.filter(node__tree_id__in=list(tree_ids))
@@ -254,18 +277,43 @@ def tree_outcomes(tree_ids: Collection[int]) -> dict[int, NodeOutcome]:
         )
         expected = _amount(node["expected_value_amount"])
         if expected is not None:
+            unit = node["expected_value_unit"] or ""
             fraction = delivered.get(node["id"])
-            realised = None if fraction is None else expected * fraction
+            expected_by = {unit: expected}
+            realised_by = {} if fraction is None else {unit: expected * fraction}
         else:
-            expected = _total(kid.expected_value for kid in kids)
-            realised = _total(kid.realised_value for kid in kids)
+            expected_by = _totals(kid.expected_by_unit for kid in kids)
+            realised_by = _totals(kid.realised_by_unit for kid in kids)
         investment = _amount(node["investment_amount"])
-        if investment is None:
-            investment = _total(kid.investment for kid in kids)
+        if investment is not None:
+            investment_by = {node["investment_unit"] or "": investment}
+        else:
+            investment_by = _totals(kid.investment_by_unit for kid in kids)
         outcomes[node["id"]] = NodeOutcome(
-            score.status, score.score, expected, realised, investment
+            score.status,
+            score.score,
+            _single(expected_by),
+            _single(realised_by) if len(expected_by) <= 1 else None,
+            _single(investment_by),
+            expected_by,
+            realised_by,
+            investment_by,
         )
     return outcomes
+
+
+def _totals(parts: Iterable[dict[str, float]]) -> dict[str, float]:
+    """Per-unit sums of per-unit amounts: {"EUR": 10} + {"EUR": 5, "h": 2} → {"EUR": 15, "h": 2}."""
+    totals: dict[str, float] = {}
+    for part in parts:
+        for unit, amount in part.items():
+            totals[unit] = totals.get(unit, 0.0) + amount
+    return totals
+
+
+def _single(by_unit: dict[str, float]) -> float | None:
+    """The amount when there is exactly one unit; None when none or several."""
+    return next(iter(by_unit.values())) if len(by_unit) == 1 else None
 
 
 @dataclass
@@ -276,11 +324,6 @@ class _RollUpSpec:
 
 def _amount(value: Any) -> float | None:
     return None if value is None else float(value)
-
-
-def _total(values: Iterable[float | None]) -> float | None:
-    known = [value for value in values if value is not None]
-    return sum(known) if known else None
 
 
 def measure_verdicts(measure: Measure) -> QuerySet[Verdict]:

@@ -576,10 +576,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "periods": dashboard_selectors.PERIODS,
             "figures": dashboard_selectors.dashboard_figures(portfolio),
             "status_rows": [
-                (dashboard_selectors.STATUS_LABELS[status], colour, counts[status])
-                for status, colour in dashboard_selectors.STATUS_COLOURS.items()
+                (status, dashboard_selectors.STATUS_LABELS[status], counts[status])
+                for status in dashboard_selectors.STATUS_COLOURS
             ],
             "goal_rows": dashboard_selectors.goal_values(portfolio),
+            "bet_rows": dashboard_selectors.bet_rows(portfolio),
             "attention": dashboard_selectors.attention_rows(portfolio),
         },
     )
