@@ -82,7 +82,8 @@ def measure(size: str, shape: tuple[int, int, int], users: dict[str, Any], runs:
 
 
 def _feed_measures(tree: Any) -> None:
-    """A push metric per measure with monthly values, and every measure evaluated."""
+    """A push metric per measure with monthly values (and their recent_values, as the
+    pull path writes them), and every measure evaluated."""
     import datetime as dt
 
     from django.utils import timezone
@@ -109,6 +110,9 @@ def _feed_measures(tree: Any) -> None:
         ),
         batch_size=5000,
     )
+    for index, metric in enumerate(metrics):
+        metric.recent_values = [float(i * 5 + index % 7) for i in range(VALUES_PER_METRIC)]
+    Metric.objects.bulk_update(metrics, ["recent_values"], batch_size=5000)
     for measure, metric in zip(measures, metrics, strict=True):
         measure.metric = metric
     Measure.objects.bulk_update(measures, ["metric"], batch_size=5000)

@@ -35,6 +35,7 @@ from outcomes import connectors
 from outcomes.connectors import FetchRequest, PullError, RawPoint, TransientPullError
 from outcomes.credentials import CredentialsUnreadable, credentials_decrypt
 from outcomes.models import (
+    RECENT_VALUES,
     Granularity,
     Measure,
     Metric,
@@ -452,7 +453,19 @@ def observations_write(
         update_fields=["value", "pulled_at", "pull_run"],
         batch_size=1000,
     )
+    metric_recent_values_refresh(metric_id=metric.pk)
     return len(points)
+
+
+def metric_recent_values_refresh(*, metric_id: int) -> None:
+    """Rewrite ``Metric.recent_values`` (the newest ``RECENT_VALUES`` values, oldest
+    first) from the observations: two queries, run with every write."""
+    newest = (
+        Observation.objects.filter(metric_id=metric_id)
+        .order_by("-period_start")
+        .values_list("value", flat=True)[:RECENT_VALUES]
+    )
+    Metric.objects.filter(pk=metric_id).update(recent_values=list(newest)[::-1])
 
 
 # --- Pushing: the API, CSV uploads and check-ins --------------------------------------

@@ -11,8 +11,7 @@ from typing import Any
 from cronsim import CronSim
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Exists, F, OuterRef, QuerySet, Subquery, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Count, Exists, FilteredRelation, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from outcomes.models import (
@@ -342,78 +341,61 @@ def node_statuses(tree_id: int) -> dict[int, tuple[str, str]]:
     return statuses
 
 
-# How many of a metric's newest values a measure's sparkline draws.
-SPARKLINE_POINTS = 12
-
-
 def measure_states(
     tree_id: int, measure_ids: Collection[int] | None = None
 ) -> dict[int, dict[str, Any]]:
     """How each measure of a tree is doing, for the outline cards and the node page:
     ``{measure id: {"status", "label", "reason", "latest_value", "progress",
     "expected_progress", "metric_id", "points"}}``. ``points`` are the metric's newest
-    ``SPARKLINE_POINTS`` values, oldest first (floats, in the measure's unit);
+    values (``Metric.recent_values``, oldest first, in the measure's unit);
     ``progress`` a fraction in [0, 1] (DESIGN.md §5) or None. A measure with no current
-    verdict is ``no_data``. Two queries whatever the tree's size: the measures with
-    their current verdict, and the newest values of their metrics (a window function).
+    verdict is ``no_data``. One query whatever the tree's size (the measures joined to
+    their current verdict and their metric).
     """
     measures = Measure.objects.filter(node__tree_id=tree_id)
     if measure_ids is not None:
         measures = measures.filter(pk__in=list(measure_ids))
-    current = Verdict.objects.filter(measure=OuterRef("pk"), is_current=True)
     columns = ["status", "progress", "expected_progress", "latest_value"]
     # A verdict's reason in words, where verdicts store one (issue 11).
     has_reason = any(f.name == "reason" for f in Verdict._meta.get_fields())
     if has_reason:
         columns.append("reason")
-    rows = list(
+    rows = (
         measures.order_by()
-        .annotate(**{f"v_{c}": Subquery(current.values(c)[:1]) for c in columns})
-        .values("id", "metric_id", *(f"v_{c}" for c in columns))
-    )
-    metric_ids = {row["metric_id"] for row in rows if row["metric_id"]}
-    points: dict[int, list[float]] = defaultdict(list)
-    if metric_ids:
-        newest = (
-            Observation.objects.filter(metric_id__in=metric_ids)
-            .annotate(
-                rank=Window(
-                    RowNumber(), partition_by=[F("metric_id")], order_by=F("period_start").desc()
-                )
-            )
-            .filter(rank__lte=SPARKLINE_POINTS)
-            .order_by("metric_id", "period_start")
-            .values_list("metric_id", "value")
+        .annotate(current=FilteredRelation("verdicts", condition=Q(verdicts__is_current=True)))
+        .values_list(
+            "id", "metric_id", "metric__recent_values", *(f"current__{c}" for c in columns)
         )
-        for metric_id, value in newest:
-            points[metric_id].append(value)
+    )
     states = {}
     for row in rows:
-        status = row["v_status"] or VerdictStatus.NO_DATA
-        states[row["id"]] = {
+        measure_id, metric_id, points, *verdict = row
+        fields = dict(zip(columns, verdict, strict=True))
+        status = fields["status"] or VerdictStatus.NO_DATA
+        states[measure_id] = {
             "status": status,
             "label": _status_label(status),
-            "reason": (row.get("v_reason") if has_reason else "") or _reason(row, status),
-            "latest_value": row["v_latest_value"],
-            "progress": row["v_progress"],
-            "expected_progress": row["v_expected_progress"],
-            "metric_id": row["metric_id"],
-            "points": points.get(row["metric_id"], []) if row["metric_id"] else [],
+            "reason": fields.get("reason") or _reason(fields, status),
+            "latest_value": fields["latest_value"],
+            "progress": fields["progress"],
+            "expected_progress": fields["expected_progress"],
+            "metric_id": metric_id,
+            "points": points or [],
         }
     return states
 
 
 def _reason(row: dict[str, Any], status: str) -> str:
     """The verdict's numbers in words, for verdicts that do not carry a reason."""
-    if row["v_status"] is None:
+    if row["status"] is None:
         return "No verdict yet: connect a metric or check in a value."
     if status == VerdictStatus.NO_DATA:
         return "No values yet."
     parts = []
-    if row["v_progress"] is not None:
-        parts.append(f"{row['v_progress']:.0%} of the way to the target")
-    if row["v_expected_progress"] is not None:
-        parts.append(f"{row['v_expected_progress']:.0%} planned by now")
+    if row["progress"] is not None:
+        parts.append(f"{row['progress']:.0%} of the way to the target")
+    if row["expected_progress"] is not None:
+        parts.append(f"{row['expected_progress']:.0%} planned by now")
     text = ", ".join(parts) or _status_label(status)
     if status == VerdictStatus.STALE:
         text += "; the newest value is older than the metric's expected frequency"

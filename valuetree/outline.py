@@ -75,37 +75,44 @@ def verdict_badge(status: str | None, label: str | None = None, reason: str | No
     name in words, so new statuses never break a page."""
     status = status or ""
     label = label or _status_words(status)
-    reason = reason or ""
-    title = f"{label}: {reason}" if reason else label
-    focus = ' tabindex="0"' if reason else ""
-    tip = f'<span class="verdict__reason" role="tooltip">{_e(reason)}</span>' if reason else ""
+    if not reason:
+        return (
+            f'<span class="verdict" data-verdict="{_e(status)}">'
+            f'<span class="verdict__dot"></span><span class="verdict__word">{_e(label)}</span>'
+            "</span>"
+        )
+    # The reason is read with the word by screen readers (visually hidden, not
+    # display:none) and pops up on hover and keyboard focus.
     return (
-        f'<span class="verdict" data-verdict="{_e(status)}" title="{_e(title)}"{focus}>'
-        f'<span class="verdict__dot" aria-hidden="true"></span>'
-        f'<span class="verdict__word">{_e(label)}</span>{tip}</span>'
+        f'<span class="verdict" data-verdict="{_e(status)}" tabindex="0">'
+        f'<span class="verdict__dot"></span><span class="verdict__word">{_e(label)}</span>'
+        f'<span class="verdict__reason">{_e(reason)}</span></span>'
     )
 
 
 def sparkline(points: list[float], *, label: str = "Recent values") -> str:
-    """The newest values as a small inline SVG line (80×20), drawn on the server so the
-    page needs no request and no script. Fewer than two points: nothing."""
-    if len(points) < 2:
+    """The newest values as a small inline SVG line (80×20 px, drawn in a 800×200
+    viewBox so coordinates are whole numbers), drawn on the server so the page needs no
+    request and no script. Its text alternative names the count, the latest, the lowest
+    and the highest value. Fewer than two points: nothing."""
+    count = len(points)
+    if count < 2:
         return ""
-    width, height, pad = 80, 20, 2
     low, high = min(points), max(points)
     span = (high - low) or 1.0
-    step = (width - 2 * pad) / (len(points) - 1)
-    coords = [
-        (pad + i * step, height - pad - (value - low) / span * (height - 2 * pad))
-        for i, value in enumerate(points)
-    ]
-    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+    step = 780 // (count - 1)
+    scale = 180 / span
+    coords = [(10 + i * step, 190 - int((value - low) * scale)) for i, value in enumerate(points)]
+    line = " ".join(f"{x},{y}" for x, y in coords)
     last_x, last_y = coords[-1]
-    values = ", ".join(format_number(v) for v in points)
+    words = (
+        f"{count} values, latest {format_number(points[-1])}, lowest {format_number(low)}, "
+        f"highest {format_number(high)}"
+    )
     return (
-        f'<svg class="sparkline" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        f'role="img" aria-label="{_e(label)}: {_e(values)}"><polyline points="{line}"/>'
-        f'<circle cx="{last_x:.1f}" cy="{last_y:.1f}" r="2"/></svg>'
+        f'<svg class="sparkline" width="80" height="20" viewBox="0 0 800 200" '
+        f'role="img" aria-label="{_e(label)}: {words}"><polyline points="{line}"/>'
+        f'<circle cx="{last_x}" cy="{last_y}" r="20"/></svg>'
     )
 
 
@@ -131,9 +138,9 @@ def measure_state(
     if progress is not None:
         percent = round(progress * 100)
         parts.append(
-            f'<meter class="measure__progress" min="0" max="1" value="{progress:.3f}" '
-            f'aria-label="Progress toward the target: {percent} %">{percent} %</meter>'
-            f'<span class="measure__percent">{percent} %</span>'
+            f'<meter class="measure__progress" value="{progress:.2f}" aria-hidden="true"></meter>'
+            f'<span class="measure__percent">{percent} %<span class="visually-hidden"> of the '
+            "way to the target</span></span>"
         )
     parts.append(sparkline(state.get("points") or [], label=f"Recent values of {measure['name']}"))
     parts.append(verdict_badge(state.get("status"), state.get("label"), state.get("reason")))
