@@ -34,7 +34,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from valuetree import interchange, selectors, services, standards
+from valuetree import diagram, interchange, selectors, services, standards
 from valuetree.models import (
     PLANNED_STAGES,
     DataProduct,
@@ -239,6 +239,31 @@ class TreeViewSet(RoleCheckedWrites, viewsets.ModelViewSet):
         body, content_type = interchange.tree_export_text(tree=tree, fmt=fmt)
         response = HttpResponse(body, content_type=content_type)
         response["Content-Disposition"] = f'attachment; filename="{tree.slug}.{fmt}"'
+        return response
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("format", str, enum=list(diagram.FORMATS), default="svg"),
+            OpenApiParameter("measures", bool, default=True, description="Measures' values."),
+        ],
+        responses={
+            (200, "image/svg+xml"): OpenApiTypes.STR,
+            (200, "image/png"): OpenApiTypes.BINARY,
+            (200, "text/plain"): OpenApiTypes.STR,
+        },
+    )
+    @action(detail=True, methods=["get"])
+    def diagram(self, request: Request, slug: str) -> HttpResponse:
+        """The tree as a picture for a slide: SVG (default), PNG or a Mermaid flowchart,
+        with verdict colours, a legend and (unless `measures=false`) measures' values."""
+        tree = tree_for_request(request, slug=slug)
+        fmt = request.query_params.get("format", "svg")
+        if fmt not in diagram.FORMATS:
+            raise DRFValidationError({"format": [f"Use one of: {', '.join(diagram.FORMATS)}."]})
+        measures = request.query_params.get("measures", "true").lower() not in {"0", "false"}
+        body, content_type, filename = diagram.diagram_export(tree, fmt=fmt, measures=measures)
+        response = HttpResponse(body, content_type=content_type)
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
 
     @extend_schema(

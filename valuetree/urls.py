@@ -11,6 +11,11 @@ urlpatterns = [
     path("trees/<slug:slug>/", trees.tree_page, name="tree"),
     path("trees/<slug:slug>/settings/", trees.tree_settings, name="tree-settings"),
     path(
+        "trees/<slug:slug>/diagram.<str:fmt>",
+        trees.tree_diagram_export,
+        name="tree-diagram-export",
+    ),
+    path(
         "trees/<slug:slug>/members/<int:membership_id>/",
         trees.member_update,
         name="member-update",

@@ -392,6 +392,14 @@ CASES = [
     Case("tree-export-json", "tree-export", "GET", tree_url("export/?format=json"), tree_readers()),
     Case("tree-export-yaml", "tree-export", "GET", tree_url("export/?format=yaml"), tree_readers()),
     Case("tree-history", "tree-history", "GET", tree_url("history/"), tree_readers()),
+    Case("tree-diagram-svg", "tree-diagram", "GET", tree_url("diagram/"), tree_readers()),
+    Case(
+        "tree-diagram-mermaid",
+        "tree-diagram",
+        "GET",
+        tree_url("diagram/?format=mermaid"),
+        tree_readers(),
+    ),
     # Members
     Case("member-list", "tree-member-list", "GET", tree_url("members/"), tree_readers()),
     Case(

@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import trigger_client_event
 
-from valuetree import outline, sections, selectors, services
+from valuetree import diagram, outline, sections, selectors, services
 from valuetree.forms import (
     MembershipForm,
     MembershipRoleForm,
@@ -202,6 +202,21 @@ def tree_page(request: HttpRequest, slug: str) -> HttpResponse:
             "parent_kinds": json.dumps(PARENT_KIND),
         },
     )
+
+
+@login_required
+def tree_diagram_export(request: HttpRequest, slug: str, fmt: str) -> HttpResponse:
+    """The tree's diagram to download: ``svg``, ``png`` or ``mermaid`` (text), with
+    the measures' current values unless ``?measures=0``. Readers may download."""
+    tree = _tree(request, slug=slug)
+    if fmt not in diagram.FORMATS:
+        raise Http404("Unknown diagram format.")
+    body, content_type, filename = diagram.diagram_export(
+        tree, fmt=fmt, measures=request.GET.get("measures") != "0"
+    )
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 @login_required
