@@ -8,6 +8,7 @@ app_name = "valuetree"
 urlpatterns = [
     path("", trees.home, name="home"),
     path("trees/new/", trees.tree_create, name="tree-create"),
+    path("search/", trees.search, name="search"),
     path("trees/<slug:slug>/", trees.tree_page, name="tree"),
     path("trees/<slug:slug>/settings/", trees.tree_settings, name="tree-settings"),
     path(

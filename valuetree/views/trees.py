@@ -205,6 +205,28 @@ def tree_page(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
+def search(request: HttpRequest) -> HttpResponse:
+    """Search the trees, nodes (titles, hypotheses, measures) and data products the
+    caller may read; ``?tree=<slug>`` searches one tree's nodes. With htmx, only the
+    results (the header's and the tree page's search boxes ask as you type)."""
+    query = request.GET.get("q", "")[:200]
+    tree = None
+    if request.GET.get("tree"):
+        tree = _tree(request, slug=request.GET["tree"])
+    results = selectors.search(user=request.user, query=query, tree=tree)
+    return render(
+        request,
+        "valuetree/_search_results.html" if request.htmx else "valuetree/search.html",
+        {
+            "query": query.strip(),
+            "tree": tree,
+            "results": results,
+            "count": sum(len(rows) for rows in results.values()),
+        },
+    )
+
+
+@login_required
 def tree_diagram_export(request: HttpRequest, slug: str, fmt: str) -> HttpResponse:
     """The tree's diagram to download: ``svg``, ``png`` or ``mermaid`` (text), with
     the measures' current values unless ``?measures=0``. Readers may download."""
