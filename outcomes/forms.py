@@ -135,9 +135,25 @@ class MetricSourceForm(forms.Form):
         help_text="SQL: the database password, stored encrypted.",
     )
 
-    def __init__(self, *args: Any, source: MetricSource | None = None, **kwargs: Any) -> None:
+    # What a push source needs: nothing to connect to, so no address, headers or password.
+    CONNECTION_FIELDS = ("url", "headers", "secret_headers", "password")
+
+    def __init__(
+        self,
+        *args: Any,
+        source: MetricSource | None = None,
+        kind: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.source = source
+        kind = source.kind if source is not None else kind
+        if kind == SourceKind.PUSH:
+            # Values are sent to a push source: only its kind and name are asked for.
+            for name in self.CONNECTION_FIELDS:
+                del self.fields[name]
+            self.fields["kind"].initial = SourceKind.PUSH
+            self.fields["kind"].widget = forms.HiddenInput()
         if source is None:
             return
         # A source's kind is fixed: its metrics' queries are written for it.
@@ -152,9 +168,10 @@ class MetricSourceForm(forms.Form):
         )
         stored = bool(source.credentials_encrypted)
         for name in ("secret_headers", "password"):
-            self.fields[name].help_text += (
-                " Stored; leave blank to keep." if stored else " None stored."
-            )
+            if name in self.fields:
+                self.fields[name].help_text += (
+                    " Stored; leave blank to keep." if stored else " None stored."
+                )
         if stored:
             self.fields["clear_credentials"] = forms.BooleanField(
                 label="Remove the stored credentials", required=False
@@ -165,6 +182,12 @@ class MetricSourceForm(forms.Form):
 
     def clean_secret_headers(self) -> dict[str, str]:
         return headers_from_lines(self.cleaned_data["secret_headers"])
+
+    def clean_kind(self) -> str:
+        kind = self.cleaned_data["kind"]
+        if "url" not in self.fields and kind != SourceKind.PUSH:
+            raise ValidationError("This form adds a push source.")
+        return kind
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -178,9 +201,9 @@ class MetricSourceForm(forms.Form):
     def config(self) -> dict[str, Any]:
         data = self.cleaned_data
         config: dict[str, Any] = {}
-        if data["url"]:
+        if data.get("url"):
             config["url"] = data["url"]
-        if data["headers"]:
+        if data.get("headers"):
             config["headers"] = data["headers"]
         return config
 
@@ -188,9 +211,9 @@ class MetricSourceForm(forms.Form):
         """The credentials to store; None keeps the stored ones (an edit left blank)."""
         data = self.cleaned_data
         entered: dict[str, Any] = {}
-        if data["secret_headers"]:
+        if data.get("secret_headers"):
             entered["headers"] = data["secret_headers"]
-        if data["password"]:
+        if data.get("password"):
             entered["password"] = data["password"]
         if self.source is None:
             return entered

@@ -237,7 +237,9 @@ def _form_page(
 def source_create(request: HttpRequest, slug: str) -> HttpResponse:
     tree = _tree(request, slug=slug)
     _require_edit(tree)
-    form = MetricSourceForm(request.POST or None)
+    # ?kind=push: a form with only what a push source needs (a name).
+    push = (request.GET.get("kind") or request.POST.get("kind")) == SourceKind.PUSH
+    form = MetricSourceForm(request.POST or None, kind=SourceKind.PUSH if push else None)
     if request.method == "POST" and form.is_valid():
         try:
             source = services.metric_source_create(
@@ -254,7 +256,10 @@ def source_create(request: HttpRequest, slug: str) -> HttpResponse:
             messages.success(request, f"Source “{source.name}” added. Now add its metrics.")
             return redirect("outcomes:tree-metrics", slug=tree.slug)
     return _form_page(
-        request, "outcomes/source_form.html", {"tree": tree, "form": form, "source": None}, form
+        request,
+        "outcomes/source_form.html",
+        {"tree": tree, "form": form, "source": None, "push": push},
+        form,
     )
 
 
@@ -310,7 +315,10 @@ def source_edit(request: HttpRequest, source_id: int) -> HttpResponse:
             messages.success(request, f"Source “{form.cleaned_data['name']}” saved.")
             return redirect("outcomes:tree-metrics", slug=tree.slug)
     return _form_page(
-        request, "outcomes/source_form.html", {"tree": tree, "form": form, "source": source}, form
+        request,
+        "outcomes/source_form.html",
+        {"tree": tree, "form": form, "source": source, "push": source.kind == SourceKind.PUSH},
+        form,
     )
 
 

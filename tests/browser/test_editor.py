@@ -92,6 +92,10 @@ def test_a_new_product_owner_builds_a_tree(page: Page, login: Callable, requeste
     page.get_by_label("Find a data product to link").fill("results")
     results = page.get_by_role("list", name="Matching data products")
     expect(results.get_by_text("Lab results", exact=True)).to_be_visible()
+    # No silent default: the role is chosen (the browser refuses the form without one).
+    results.get_by_role("button", name="Link").click()
+    expect(page.get_by_role("link", name="Lab results")).to_have_count(0)
+    results.get_by_label("Role of Lab results").select_option("uses")
     results.get_by_role("button", name="Link").click()
     expect(page.get_by_role("link", name="Lab results")).to_be_visible()
 
