@@ -41,9 +41,18 @@ class MeasureForm(ServiceModelForm):
         fields = list(MEASURE_FIELDS)
         labels = {
             "is_guardrail": "Guardrail (can only lower the node's verdict)",
+            "is_value_measure": "Value measure",
             "metric": "Metric",
         }
-        help_texts = {"metric": "Where this measure's numbers come from (optional)."}
+        help_texts = {
+            "metric": "Where this measure's numbers come from (optional).",
+            "kind": "Leading: moves early and predicts; lagging: confirms the outcome later.",
+            "weight": "How much this measure counts in its node's verdict (1 = equal).",
+            "is_guardrail": "Something that must not get worse while you chase the target.",
+            "is_value_measure": (
+                "Its progress turns the node's expected value into realised value on the dashboard."
+            ),
+        }
 
     def __init__(self, *args: Any, metrics: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -154,8 +154,12 @@ class TreeForm(forms.ModelForm):
         widgets = {
             "vision": forms.Textarea(attrs={"rows": 2}),
             "description": forms.Textarea(attrs={"rows": 3}),
+            "slug": forms.TextInput(attrs={"data-slug-from": "name"}),
         }
-        help_texts = {"slug": "Letters, digits and hyphens; used in the tree's address."}
+        help_texts = {
+            "slug": "Letters, digits and hyphens; used in the tree's address. "
+            "Suggested from the name; change it if you like."
+        }
 
 
 class NodeForm(ServiceModelForm):
@@ -165,7 +169,13 @@ class NodeForm(ServiceModelForm):
     confidence = forms.IntegerField(
         min_value=0, max_value=100, required=False, help_text="How sure we are, 0–100."
     )
-    weight = forms.FloatField(min_value=0, initial=1.0)
+    weight = forms.FloatField(
+        min_value=0,
+        initial=1.0,
+        help_text="How much this counts in its parent's verdict, beside its siblings (1 = equal).",
+    )
+    # Shown first; the rest fold under "More details" (their errors open it).
+    FIRST_FIELDS = ("title", "hypothesis", "owner", "confidence")
 
     class Meta:
         model = Node
@@ -180,10 +190,18 @@ class NodeForm(ServiceModelForm):
             ),
         }
         labels = {"description": "Outcome / description"}
+        help_texts = {
+            "owner": "Who drives the work day to day.",
+            "accountable": "Who answers for the outcome (often an executive); may be the owner.",
+            "investment_amount": "What it costs: money or effort, in the unit beside it.",
+            "expected_value_amount": "What it should bring when it works, in the unit beside it.",
+            "status": "Proposed, active, done or killed; killed work leaves the active tree.",
+        }
 
     def __init__(self, *args: object, kind: str, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.kind = kind
+        self.folded_fields = [name for name in self.fields if name not in self.FIRST_FIELDS]
         if kind == "goal":
             # Goals carry no hypothesis, investment or expected value of their own.
             for name in (
@@ -249,6 +267,7 @@ class DataProductForm(ServiceModelForm):
         widgets = {
             "description": forms.Textarea(attrs={"rows": 3}),
             "purpose": forms.Textarea(attrs={"rows": 2}),
+            "slug": forms.TextInput(attrs={"data-slug-from": "name"}),
         }
         labels = {"product_type": "Product type", "stage": "Lifecycle stage"}
         help_texts = {
