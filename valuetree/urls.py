@@ -11,6 +11,7 @@ urlpatterns = [
     path("search/", trees.search, name="search"),
     path("trees/<slug:slug>/", trees.tree_page, name="tree"),
     path("trees/<slug:slug>/settings/", trees.tree_settings, name="tree-settings"),
+    path("trees/<slug:slug>/trash/", trees.tree_trash, name="tree-trash"),
     path(
         "trees/<slug:slug>/diagram.<str:fmt>",
         trees.tree_diagram_export,

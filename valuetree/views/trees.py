@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import trigger_client_event
 
-from valuetree import diagram, outline, sections, selectors, services
+from valuetree import diagram, outline, sections, selectors, services, trash
 from valuetree.forms import (
     MembershipForm,
     MembershipRoleForm,
@@ -32,6 +32,7 @@ from valuetree.forms import (
 from valuetree.models import (
     CHILD_KIND,
     PARENT_KIND,
+    TRASH_DAYS,
     DataProduct,
     DataProductLink,
     LinkRole,
@@ -39,6 +40,7 @@ from valuetree.models import (
     Node,
     NodeStatus,
     Role,
+    TrashedSubtree,
     ValueTree,
 )
 
@@ -482,13 +484,51 @@ def node_delete(request: HttpRequest, node_id: int) -> HttpResponse:
     descendants = selectors.node_descendant_count(node=node)
     if request.method == "POST":
         title = node.title
-        services.node_delete(node=node, cascade=True)
+        trash.node_trash(node=node, user=request.user)
         extra = f" and {descendants} descendant(s)" if descendants else ""
-        return _done(request, tree, f"“{title}”{extra} deleted.", redraw="outline")
+        return _done(
+            request,
+            tree,
+            f"“{title}”{extra} deleted. The tree's trash can restore it for {TRASH_DAYS} days.",
+            redraw="outline",
+        )
     return _form_page(
         request,
         "valuetree/node_delete.html",
         {"tree": tree, "node": node, "descendants": descendants},
+    )
+
+
+@login_required
+def tree_trash(request: HttpRequest, slug: str) -> HttpResponse:
+    """Deleted subtrees of the last ``TRASH_DAYS`` days; editors restore them (POST
+    ``item``)."""
+    tree = _tree(request, slug=slug)
+    can_edit = tree.caller_role in selectors.EDIT_ROLES
+    if request.method == "POST":
+        _require(tree, selectors.EDIT_ROLES)
+        item_id = request.POST.get("item", "")
+        item = TrashedSubtree.objects.filter(
+            tree=tree, pk=int(item_id) if item_id.isdigit() else 0
+        ).first()
+        if item is None:
+            raise Http404("Nothing with that id in this tree's trash.")
+        try:
+            node = trash.trash_restore(item=item)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+            return redirect("valuetree:tree-trash", slug=tree.slug)
+        messages.success(request, f"“{node.title}” is back where it was.")
+        return redirect("valuetree:tree", slug=tree.slug)
+    return render(
+        request,
+        "valuetree/tree_trash.html",
+        {
+            "tree": tree,
+            "items": trash.trash_for_tree(tree=tree),
+            "can_edit": can_edit,
+            "days": TRASH_DAYS,
+        },
     )
 
 
