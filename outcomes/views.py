@@ -408,6 +408,17 @@ def metric_delete(request: HttpRequest, metric_id: int) -> HttpResponse:
     )
 
 
+def single_period_axis(moment: datetime) -> dict[str, Any]:
+    """The x axis of a chart with one value: that day, a week either side, in days."""
+    return {
+        "range": [
+            (moment - timedelta(days=7)).strftime("%Y-%m-%d"),
+            (moment + timedelta(days=7)).strftime("%Y-%m-%d"),
+        ],
+        "tickformat": "%d %b %Y",
+    }
+
+
 def observation_figure(metric: Metric, points: Sequence[tuple[datetime, float]]) -> dict[str, Any]:
     """A Plotly figure of the values, periods shown in the metric's time zone.
 
@@ -415,6 +426,10 @@ def observation_figure(metric: Metric, points: Sequence[tuple[datetime, float]])
     """
     zone = ZoneInfo(metric.timezone)
     unit = html.escape(metric.unit)
+    xaxis: dict[str, Any] = {"type": "date", "title": {"text": f"Period start ({metric.timezone})"}}
+    if len({start for start, _ in points}) == 1:
+        # One period: a week either side, not an axis of milliseconds around one point.
+        xaxis.update(single_period_axis(points[0][0].astimezone(zone)))
     return {
         "data": [
             {
@@ -430,7 +445,7 @@ def observation_figure(metric: Metric, points: Sequence[tuple[datetime, float]])
             "margin": {"t": 16, "r": 16, "b": 48, "l": 64},
             "height": 320,
             "showlegend": False,
-            "xaxis": {"type": "date", "title": {"text": f"Period start ({metric.timezone})"}},
+            "xaxis": xaxis,
             "yaxis": {"title": {"text": unit or "Value"}, "rangemode": "tozero"},
         },
         "config": {"displaylogo": False, "responsive": True},
