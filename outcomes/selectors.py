@@ -225,8 +225,12 @@ class _Status:
     status: str  # what verdicts.roll_up reads of a measure's verdict
 
 
-def tree_outcomes(tree_ids: Collection[int]) -> dict[int, NodeOutcome]:
-    """Every node's outcome in these trees, from the current verdicts, in three queries."""
+def tree_outcomes(
+    tree_ids: Collection[int], *, measure_rows: list[dict[str, Any]] | None = None
+) -> dict[int, NodeOutcome]:
+    """Every node's outcome in these trees, from the current verdicts, in three queries
+    (one when ``measure_rows``, the trees' measures with their current verdict's
+    ``status`` and ``progress`` as ``_measure_rows`` reads them, are given)."""
     from outcomes import verdicts
 
     nodes = list(
@@ -242,19 +246,23 @@ def tree_outcomes(tree_ids: Collection[int]) -> dict[int, NodeOutcome]:
             "expected_value_unit",
         )
     )
-    measures = list(
-        Measure.objects.filter(node__tree_id__in=list(tree_ids))
-        .order_by()
-        .values("id", "node_id", "is_guardrail", "weight", "is_value_measure")
-    )
-    current = {
-        row["measure_id"]: row
-        for row in Verdict.objects.filter(
-            is_current=True, measure__node__tree_id__in=list(tree_ids)
+    if measure_rows is not None:
+        measures = measure_rows
+        current = {row["id"]: row for row in measure_rows if row["status"] is not None}
+    else:
+        measures = list(
+            Measure.objects.filter(node__tree_id__in=list(tree_ids))
+            .order_by()
+            .values("id", "node_id", "is_guardrail", "weight", "is_value_measure")
         )
-        .order_by()
-        .values("measure_id", "status", "progress")
-    }
+        current = {
+            row["measure_id"]: row
+            for row in Verdict.objects.filter(
+                is_current=True, measure__node__tree_id__in=list(tree_ids)
+            )
+            .order_by()
+            .values("measure_id", "status", "progress")
+        }
     own: dict[int, list[tuple[_Status, Any]]] = defaultdict(list)
     delivered: dict[int, float] = {}
     for measure in measures:
@@ -332,13 +340,60 @@ def measure_verdicts(measure: Measure) -> QuerySet[Verdict]:
 
 def node_statuses(tree_id: int) -> dict[int, tuple[str, str]]:
     """The verdict slot of every node of a tree: (status, label), from the roll-up."""
+    return _node_statuses(tree_outcomes([tree_id]))
+
+
+def _node_statuses(outcomes: dict[int, NodeOutcome]) -> dict[int, tuple[str, str]]:
     statuses = {}
-    for node_id, outcome in tree_outcomes([tree_id]).items():
+    for node_id, outcome in outcomes.items():
         label = _status_label(outcome.status)
         if outcome.score is not None:
             label += f" (score {outcome.score:.2f})"
         statuses[node_id] = (outcome.status, label)
     return statuses
+
+
+_STATE_COLUMNS = ("status", "progress", "expected_progress", "latest_value")
+
+
+def _measure_rows(tree_id: int, measure_ids: Collection[int] | None = None) -> list[dict[str, Any]]:
+    """The tree's measures joined to their current verdict and their metric, in one
+    query: ``id``, ``node_id``, ``is_guardrail``, ``weight``, ``is_value_measure``,
+    ``metric_id``, ``points`` (``Metric.recent_values``) and the verdict's
+    ``status``, ``progress``, ``expected_progress``, ``latest_value`` (and ``reason``
+    where verdicts store one), None without a verdict."""
+    measures = Measure.objects.filter(node__tree_id=tree_id)
+    if measure_ids is not None:
+        measures = measures.filter(pk__in=list(measure_ids))
+    columns = list(_STATE_COLUMNS)
+    # A verdict's reason in words, where verdicts store one (issue 11).
+    if any(f.name == "reason" for f in Verdict._meta.get_fields()):
+        columns.append("reason")
+    own = ("id", "node_id", "is_guardrail", "weight", "is_value_measure", "metric_id")
+    names = [*own, "points", *columns]
+    return [
+        dict(zip(names, row, strict=True))
+        for row in measures.order_by()
+        .annotate(current=FilteredRelation("verdicts", condition=Q(verdicts__is_current=True)))
+        .values_list(*own, "metric__recent_values", *(f"current__{c}" for c in columns))
+    ]
+
+
+def _states(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    states = {}
+    for row in rows:
+        status = row["status"] or VerdictStatus.NO_DATA
+        states[row["id"]] = {
+            "status": status,
+            "label": _status_label(status),
+            "reason": row.get("reason") or _reason(row, status),
+            "latest_value": row["latest_value"],
+            "progress": row["progress"],
+            "expected_progress": row["expected_progress"],
+            "metric_id": row["metric_id"],
+            "points": row["points"] or [],
+        }
+    return states
 
 
 def measure_states(
@@ -349,40 +404,19 @@ def measure_states(
     "expected_progress", "metric_id", "points"}}``. ``points`` are the metric's newest
     values (``Metric.recent_values``, oldest first, in the measure's unit);
     ``progress`` a fraction in [0, 1] (DESIGN.md §5) or None. A measure with no current
-    verdict is ``no_data``. One query whatever the tree's size (the measures joined to
-    their current verdict and their metric).
+    verdict is ``no_data``. One query whatever the tree's size.
     """
-    measures = Measure.objects.filter(node__tree_id=tree_id)
-    if measure_ids is not None:
-        measures = measures.filter(pk__in=list(measure_ids))
-    columns = ["status", "progress", "expected_progress", "latest_value"]
-    # A verdict's reason in words, where verdicts store one (issue 11).
-    has_reason = any(f.name == "reason" for f in Verdict._meta.get_fields())
-    if has_reason:
-        columns.append("reason")
-    rows = (
-        measures.order_by()
-        .annotate(current=FilteredRelation("verdicts", condition=Q(verdicts__is_current=True)))
-        .values_list(
-            "id", "metric_id", "metric__recent_values", *(f"current__{c}" for c in columns)
-        )
-    )
-    states = {}
-    for row in rows:
-        measure_id, metric_id, points, *verdict = row
-        fields = dict(zip(columns, verdict, strict=True))
-        status = fields["status"] or VerdictStatus.NO_DATA
-        states[measure_id] = {
-            "status": status,
-            "label": _status_label(status),
-            "reason": fields.get("reason") or _reason(fields, status),
-            "latest_value": fields["latest_value"],
-            "progress": fields["progress"],
-            "expected_progress": fields["expected_progress"],
-            "metric_id": metric_id,
-            "points": points or [],
-        }
-    return states
+    return _states(_measure_rows(tree_id, measure_ids))
+
+
+def tree_view_states(
+    tree_id: int,
+) -> tuple[dict[int, tuple[str, str]], dict[int, dict[str, Any]]]:
+    """``node_statuses`` and ``measure_states`` of a tree together, from one read of its
+    measures with their verdicts and one of its nodes (two queries instead of five):
+    what the tree page draws."""
+    rows = _measure_rows(tree_id)
+    return _node_statuses(tree_outcomes([tree_id], measure_rows=rows)), _states(rows)
 
 
 def _reason(row: dict[str, Any], status: str) -> str:

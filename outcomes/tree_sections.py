@@ -11,6 +11,7 @@ def register() -> None:
         measure_states,
         measures_by_node,
         node_statuses,
+        tree_view_states,
     )
     from outcomes.serializers import MeasureItemSerializer
     from outcomes.services import measure_create_at
@@ -29,3 +30,4 @@ def register() -> None:
     )
     sections.register_node_statuses(node_statuses)
     sections.register_measure_states(measure_states)
+    sections.register_tree_view_states(tree_view_states)

@@ -79,11 +79,8 @@ def _lines(text: str, width: int = TITLE_CHARS, most: int = 2) -> list[str]:
 def diagram_data(tree: ValueTree) -> dict[str, Any]:
     """The tree document with its nodes' verdicts and measures' states, for the
     exports. A constant number of queries (the tree page's)."""
-    return {
-        "document": selectors.tree_get(tree=tree),
-        "verdicts": sections.node_statuses(tree.pk),
-        "states": sections.measure_states(tree.pk),
-    }
+    verdicts, states = sections.tree_view_states(tree.pk)
+    return {"document": selectors.tree_get(tree=tree), "verdicts": verdicts, "states": states}
 
 
 def _measure_lines(node: dict[str, Any], states: dict[int, dict[str, Any]]) -> list[tuple]:

@@ -87,3 +87,27 @@ def measure_states(
     for provider in _measure_state_providers:
         states.update(provider(tree_id, measure_ids))
     return states
+
+
+# Both at once, where a provider can read them together (the tree page): tree id ->
+# (node statuses, measure states). Without one, the two registries above answer.
+TreeViewStates = Callable[[int], tuple[dict[int, tuple[str, str]], dict[int, dict[str, Any]]]]
+_tree_view_providers: list[TreeViewStates] = []
+
+
+def register_tree_view_states(provider: TreeViewStates) -> None:
+    _tree_view_providers.append(provider)
+
+
+def tree_view_states(
+    tree_id: int,
+) -> tuple[dict[int, tuple[str, str]], dict[int, dict[str, Any]]]:
+    if not _tree_view_providers:
+        return node_statuses(tree_id), measure_states(tree_id)
+    statuses: dict[int, tuple[str, str]] = {}
+    states: dict[int, dict[str, Any]] = {}
+    for provider in _tree_view_providers:
+        more_statuses, more_states = provider(tree_id)
+        statuses.update(more_statuses)
+        states.update(more_states)
+    return statuses, states

@@ -144,9 +144,9 @@ def test_tree_page_queries_with_values_and_sparklines(users, shape, django_asser
     measures_evaluate()
     client = Client()
     client.force_login(users["editor"])
-    # session, user, tree, nodes, measures; roll-up: nodes, measures, verdicts;
-    # measure states: measures with their verdict and their metric's newest values
-    with django_assert_num_queries(9):
+    # session, user, tree, nodes, measures; verdicts and states: measures with their
+    # verdict and their metric's newest values, nodes (for the roll-up)
+    with django_assert_num_queries(7):
         html = client.get(f"/trees/{tree.slug}/").content.decode()
     measures = shape[0] * shape[1] * shape[2]
     assert html.count('<svg class="sparkline"') == measures
@@ -211,3 +211,24 @@ class TestVerdictTag:
     def test_user_text_is_escaped(self):
         html = self.render({"status": "x", "label": "<b>", "reason": '"><script>'})
         assert "<script>" not in html and "<b>" not in html
+
+
+@pytest.mark.django_db
+def test_the_combined_read_equals_the_separate_ones(tree, measured):
+    from outcomes.selectors import measure_states, node_statuses, tree_view_states
+
+    guard = Measure.objects.create(
+        node=measured["bet"],
+        name="Errors",
+        direction="at_most",
+        baseline_value=5,
+        baseline_date=dt.date(2026, 1, 1),
+        target_value=5,
+        target_date=dt.date(2027, 1, 1),
+        is_guardrail=True,
+        weight=2,
+    )
+    measures_evaluate(measure_ids=[guard.pk])
+    statuses, states = tree_view_states(tree.pk)
+    assert statuses == node_statuses(tree.pk)
+    assert states == measure_states(tree.pk)

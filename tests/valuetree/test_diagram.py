@@ -111,7 +111,7 @@ class TestExports:
         tree = make_tree(users, slug=f"big{shape_[0]}")
         bulk_tree(tree, goals=shape_[0], bets=shape_[1], initiatives=shape_[2], measures=1)
         client.force_login(users["viewer"])
-        with django_assert_max_num_queries(9):
+        with django_assert_max_num_queries(7):
             assert client.get(f"/trees/{tree.slug}/diagram.svg").status_code == 200
 
 

@@ -76,11 +76,12 @@ def _editable_node(request: HttpRequest, node_id: int) -> tuple[Node, ValueTree]
 
 def _outline_html(tree: ValueTree) -> str:
     document = selectors.tree_get(tree=tree)
+    verdicts, states = sections.tree_view_states(tree.pk)
     return outline.render_outline(
         document,
         can_edit=tree.caller_role in selectors.EDIT_ROLES,
-        verdicts=sections.node_statuses(tree.pk),
-        states=sections.measure_states(tree.pk),
+        verdicts=verdicts,
+        states=states,
     )
 
 
@@ -184,8 +185,7 @@ def tree_page(request: HttpRequest, slug: str) -> HttpResponse:
     view = "diagram" if request.GET.get("view") == "diagram" else "outline"
     document = selectors.tree_get(tree=tree)
     can_edit = tree.caller_role in selectors.EDIT_ROLES
-    verdicts = sections.node_statuses(tree.pk)
-    states = sections.measure_states(tree.pk)
+    verdicts, states = sections.tree_view_states(tree.pk)
     drawing = (
         outline.render_diagram(document, verdicts=verdicts, states=states)
         if view == "diagram"
