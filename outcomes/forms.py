@@ -54,12 +54,45 @@ class MeasureForm(ServiceModelForm):
             ),
         }
 
+    # Connect to data in the same dialog: a new push metric, and a first value.
+    new_metric = forms.CharField(
+        label="…or a new push metric named",
+        required=False,
+        max_length=200,
+        help_text="For values you check in by hand or send to the API.",
+    )
+    first_value = forms.FloatField(
+        label="First value (checked in now)",
+        required=False,
+        help_text="Optional: today's value of a push metric, so the verdict starts now.",
+    )
+    # The extra fields, which are not the measure's own.
+    CONNECT_FIELDS = ("new_metric", "first_value")
+
     def __init__(self, *args: Any, metrics: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         field = self.fields["metric"]
         field.queryset = metrics
         field.empty_label = "No metric (values come from elsewhere)"
         field.label_from_instance = lambda metric: f"{metric.source.name} › {metric.name}"
+        # Rarely changed after the first time: folded under "More details".
+        self.folded_fields = ["kind", "weight", "is_guardrail", "is_value_measure"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        metric, new = data.get("metric"), data.get("new_metric")
+        if metric and new:
+            self.add_error("new_metric", "Pick a metric above or name a new one, not both.")
+        if data.get("first_value") is not None:
+            if not (metric or new):
+                self.add_error("first_value", "Choose or name a push metric for this value.")
+            elif metric and metric.source.kind != SourceKind.PUSH:
+                self.add_error("first_value", "Only a push metric takes checked-in values.")
+        return data
+
+    def measure_fields(self) -> dict[str, Any]:
+        """The cleaned fields the measure services take."""
+        return {k: v for k, v in self.cleaned_data.items() if k not in self.CONNECT_FIELDS}
 
 
 # --- Metric sources -------------------------------------------------------------------

@@ -18,9 +18,11 @@ from zoneinfo import ZoneInfo
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRefresh
 
 from outcomes import dashboard as dashboard_selectors
 from outcomes import evaluation, pulling, selectors, services
@@ -89,12 +91,52 @@ def _editable_node(request: HttpRequest, node_id: int) -> Node:
 def _measure_form(
     request: HttpRequest, node: Node, form: MeasureForm, measure: Measure | None
 ) -> HttpResponse:
+    """The measure form: a page, or the node page's dialog when htmx asks (errors
+    answer 422 there, which the page's htmx config swaps in)."""
+    status = (422 if request.htmx else 400) if form.errors else 200
     return render(
         request,
         "outcomes/measure_form.html",
-        {"node": node, "form": form, "measure": measure},
-        status=400 if form.errors else 200,
+        {"node": node, "form": form, "measure": measure, "in_dialog": bool(request.htmx)},
+        status=status,
     )
+
+
+def _measure_save(
+    request: HttpRequest, node: Node, form: MeasureForm, measure: Measure | None
+) -> HttpResponse | None:
+    """Save a valid measure form in one flow: a new push metric named in it, the
+    measure, a first value checked in, and the verdict. All or nothing; None (errors on
+    the form) when refused."""
+    fields = form.measure_fields()
+    data = form.cleaned_data
+    is_new = measure is None
+    try:
+        with transaction.atomic():
+            if data.get("new_metric"):
+                fields["metric"] = services.push_metric_create(
+                    tree=node.tree, name=data["new_metric"], unit=fields["unit"], owner=request.user
+                )
+            if measure is None:
+                measure = services.measure_create(node=node, **fields)
+            else:
+                measure = services.measure_update(measure=measure, **fields)
+            if data.get("first_value") is not None:
+                pulling.observations_push(
+                    metric=fields["metric"],
+                    raw_points=[(None, data["first_value"])],
+                    trigger=PullTrigger.CHECK_IN,
+                    user=request.user,
+                    describe=lambda index: "First value",
+                )
+    except ValidationError as error:
+        add_service_errors(form, error)
+        return None
+    _evaluate_now(measure)
+    messages.success(request, f"Measure “{measure.name}” {'added' if is_new else 'saved'}.")
+    if request.htmx:
+        return HttpResponseClientRefresh()
+    return redirect("valuetree:node", node_id=node.pk)
 
 
 def _evaluate_now(measure: Measure) -> None:
@@ -108,17 +150,14 @@ def _evaluate_now(measure: Measure) -> None:
 
 @login_required
 def measure_create(request: HttpRequest, node_id: int) -> HttpResponse:
+    """Add a measure (a page, or the node page's dialog), optionally with a new push
+    metric and its first value."""
     node = _editable_node(request, node_id)
     form = MeasureForm(request.POST or None, metrics=selectors.tree_metric_choices(node.tree_id))
     if request.method == "POST" and form.is_valid():
-        try:
-            measure = services.measure_create(node=node, **form.cleaned_data)
-        except ValidationError as error:
-            add_service_errors(form, error)
-        else:
-            _evaluate_now(measure)
-            messages.success(request, f"Measure “{measure.name}” added.")
-            return redirect("valuetree:node", node_id=node.pk)
+        done = _measure_save(request, node, form, None)
+        if done is not None:
+            return done
     return _measure_form(request, node, form, None)
 
 
@@ -132,14 +171,10 @@ def measure_edit(request: HttpRequest, measure_id: int) -> HttpResponse:
         metrics=selectors.tree_metric_choices(node.tree_id),
     )
     if request.method == "POST" and form.is_valid():
-        try:
-            measure = services.measure_update(measure=measure, **form.cleaned_data)
-        except ValidationError as error:
-            add_service_errors(form, error)
-        else:
-            _evaluate_now(measure)
-            messages.success(request, f"Measure “{measure.name}” saved.")
-            return redirect("valuetree:node", node_id=node.pk)
+        # A copy: a refused change must not show on the form as if saved.
+        done = _measure_save(request, node, form, Measure.objects.get(pk=measure.pk))
+        if done is not None:
+            return done
     return _measure_form(request, node, form, measure)
 
 

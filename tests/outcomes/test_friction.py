@@ -70,3 +70,85 @@ def test_recent_values_follow_every_write(tree):
     pulling.observations_write(metric=metric, points=points, run=None, pulled_at=now)
     metric.refresh_from_db()
     assert metric.recent_values == [float(i) for i in range(8, 20)]
+
+
+MEASURE = {
+    "name": "Reports opened by 08:00",
+    "unit": "reports",
+    "direction": "increase",
+    "baseline_value": "0",
+    "baseline_date": "2026-01-01",
+    "target_value": "20",
+    "target_date": "2027-01-01",
+    "kind": "lagging",
+    "weight": "1",
+}
+
+
+@pytest.mark.django_db
+class TestMeasureDialog:
+    @pytest.fixture
+    def goal(self, tree):
+        from valuetree import services
+
+        return services.node_create(tree=tree, parent=None, title="Goal")
+
+    def test_a_new_push_metric_and_a_first_value_in_one_flow(self, client, users, tree, goal):
+        from outcomes.models import Measure, Observation, Verdict
+
+        client.force_login(users["editor"])
+        response = client.post(
+            f"/nodes/{goal.pk}/measures/new/",
+            {**MEASURE, "new_metric": "Reports opened", "first_value": "4"},
+            HTTP_HX_REQUEST="true",
+        )
+        assert response.status_code == 200
+        assert response["HX-Refresh"] == "true"
+        measure = Measure.objects.get(name="Reports opened by 08:00")
+        assert measure.metric.name == "Reports opened"
+        assert measure.metric.source.kind == "push"
+        assert list(
+            Observation.objects.filter(metric=measure.metric).values_list("value", flat=True)
+        ) == [4.0]
+        assert Verdict.objects.filter(measure=measure, is_current=True, latest_value=4.0).exists()
+
+    def test_a_refused_flow_writes_nothing(self, client, users, tree, goal):
+        from outcomes.models import Measure, Metric
+
+        client.force_login(users["editor"])
+        response = client.post(
+            f"/nodes/{goal.pk}/measures/new/",
+            {**MEASURE, "target_value": "-5", "new_metric": "Reports opened", "first_value": "4"},
+            HTTP_HX_REQUEST="true",
+        )
+        assert response.status_code == 422  # swapped into the dialog
+        assert 'id="dialog-title"' in response.content.decode()
+        assert not Measure.objects.exists() and not Metric.objects.exists()
+
+    def test_a_first_value_needs_a_push_metric(self, client, users, tree, goal):
+        pulled = make_metric(
+            tree,
+            kind="prometheus",
+            source_name="Prom",
+            config={"url": "https://prom.example"},
+            query="up",
+            schedule_interval=dt.timedelta(hours=1),
+        )
+        client.force_login(users["editor"])
+        for extra, message in (
+            ({"first_value": "4"}, "Choose or name a push metric"),
+            ({"first_value": "4", "metric": str(pulled.pk)}, "Only a push metric"),
+            ({"new_metric": "X", "metric": str(pulled.pk)}, "not both"),
+        ):
+            response = client.post(f"/nodes/{goal.pk}/measures/new/", {**MEASURE, **extra})
+            assert response.status_code == 400
+            assert message in response.content.decode()
+
+    def test_the_node_page_opens_measure_forms_in_a_dialog(self, client, users, tree, goal):
+        client.force_login(users["editor"])
+        html = client.get(f"/nodes/{goal.pk}/").content.decode()
+        assert f'hx-get="/nodes/{goal.pk}/measures/new/"' in html
+        assert '<dialog id="dialog"' in html
+        fragment = client.get(f"/nodes/{goal.pk}/measures/new/", HTTP_HX_REQUEST="true")
+        assert "<html" not in fragment.content.decode()
+        assert 'name="new_metric"' in fragment.content.decode()
