@@ -56,7 +56,7 @@ class MeasureForm(ServiceModelForm):
 
     # Connect to data in the same dialog: a new push metric, and a first value.
     new_metric = forms.CharField(
-        label="…or a new push metric named",
+        label="…or a new push metric, called",
         required=False,
         max_length=200,
         help_text="For values you check in by hand or send to the API.",
