@@ -5,7 +5,9 @@ Run from the repository root::
     .venv/bin/python bench/editor.py [--runs 5]
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/valuetree_bench .venv/bin/python bench/editor.py
 
-For a 1,000-node and a 10,000-node tree (one measure per initiative), it times
+For a 1,000-node and a 10,000-node tree (one measure per initiative, each fed by its
+own push metric with a year of monthly values and a current verdict, so every card
+draws a value, a progress meter, a sparkline and a verdict), it times
 ``GET /trees/<slug>/`` (the editable outline, as an editor sees it) and
 ``GET /api/trees/<slug>/`` in the same run, both through a session login, and
 prints one JSON object: medians, query counts and the page/API ratio, which the
@@ -32,6 +34,8 @@ from django.test import Client  # noqa: E402  (after _common, which sets Django 
 
 from tests.factories import bulk_tree, make_role_users, make_tree  # noqa: E402
 
+VALUES_PER_METRIC = 12
+
 # (goals, bets per goal, initiatives per bet)
 SIZES = {"1000": (10, 9, 10), "10000": (10, 10, 99)}
 MAX_RATIO = 3.0
@@ -42,6 +46,7 @@ def measure(size: str, shape: tuple[int, int, int], users: dict[str, Any], runs:
     goals, bets, initiatives = shape
     tree = make_tree(users, slug=f"editor-{size}", name=f"Editor {size}")
     bulk_tree(tree, goals=goals, bets=bets, initiatives=initiatives, measures=1)
+    _feed_measures(tree)
     nodes = goals + goals * bets + goals * bets * initiatives
     client = Client()
     client.force_login(users["editor"])
@@ -56,6 +61,8 @@ def measure(size: str, shape: tuple[int, int, int], users: dict[str, Any], runs:
     html = get(page_url).content.decode()
     check(html.count('id="card-') == nodes, "the page does not draw every node")
     check("node__handle" in html, "the page has no edit controls")
+    measures = goals * bets * initiatives
+    check(html.count('<svg class="sparkline"') == measures, "a measure has no sparkline")
     get(api_url)
     page_queries, _ = count_queries(lambda: get(page_url))
     api_queries, _ = count_queries(lambda: get(api_url))
@@ -72,6 +79,44 @@ def measure(size: str, shape: tuple[int, int, int], users: dict[str, Any], runs:
         "api": {"median_ms": api, "queries": api_queries},
         "ratio_page_to_api": round(page / api, 3),
     }
+
+
+def _feed_measures(tree: Any) -> None:
+    """A push metric per measure with monthly values (and their recent_values, as the
+    pull path writes them), and every measure evaluated."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from outcomes.evaluation import measures_evaluate
+    from outcomes.models import Measure, Metric, MetricSource, Observation
+
+    source = MetricSource.objects.create(tree=tree, kind="push", name="Bench")
+    measures = list(Measure.objects.filter(node__tree=tree).order_by("id"))
+    metrics = Metric.objects.bulk_create(
+        Metric(source=source, name=f"Metric {m.pk}", granularity="month") for m in measures
+    )
+    now = timezone.now()
+    Observation.objects.bulk_create(
+        (
+            Observation(
+                metric=metric,
+                period_start=now - dt.timedelta(days=30 * (VALUES_PER_METRIC - i)),
+                value=float(i * 5 + index % 7),
+                pulled_at=now,
+            )
+            for index, metric in enumerate(metrics)
+            for i in range(VALUES_PER_METRIC)
+        ),
+        batch_size=5000,
+    )
+    for index, metric in enumerate(metrics):
+        metric.recent_values = [float(i * 5 + index % 7) for i in range(VALUES_PER_METRIC)]
+    Metric.objects.bulk_update(metrics, ["recent_values"], batch_size=5000)
+    for measure, metric in zip(measures, metrics, strict=True):
+        measure.metric = metric
+    Measure.objects.bulk_update(measures, ["metric"], batch_size=5000)
+    measures_evaluate(measure_ids=[m.pk for m in measures])
 
 
 def main() -> int:

@@ -56,3 +56,19 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def default_site_url(port: str | None) -> str:
+    """The address links in e-mails point at when ``SITE_URL`` is not set: the one
+    ``make run`` serves on. ``PORT`` is what scripts/run takes: a port (``8010``) or an
+    address with one (``0.0.0.0:8010``, shown as 127.0.0.1 because 0.0.0.0 is not an
+    address a mail reader can open). Without it, http://127.0.0.1:8000."""
+    address = (port or "").strip() or "127.0.0.1:8000"
+    if ":" not in address:
+        address = f"127.0.0.1:{address}"
+    host, _, number = address.rpartition(":")
+    if not number.isdigit():
+        raise ImproperlyConfigured(f"PORT must be a port or host:port, got {port!r}")
+    if host in {"", "0.0.0.0", "::", "[::]"}:  # noqa: S104 — a listen address, not a bind
+        host = "127.0.0.1"
+    return f"http://{host}:{number}"

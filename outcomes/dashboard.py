@@ -70,6 +70,9 @@ BUBBLE_MAX_POINTS = 500
 GOAL_MAX_BARS = 30
 ATTENTION_MAX_ROWS = 25
 LABEL_MAX_CHARS = 40
+BUBBLE_MAX_LABELS = 30
+BUBBLE_LABEL_CHARS = 24
+SUNBURST_LABEL_CHARS = 22
 MEASURE_MAX_OBSERVATIONS = 2000
 
 CONFIG = {"displaylogo": False, "responsive": True}
@@ -277,10 +280,15 @@ def plotly_text(text: str) -> str:
     return html.escape(text, quote=False)
 
 
-def _label(text: str) -> str:
-    """User text for Plotly: escaped (plotly_text) and cut."""
-    if len(text) > LABEL_MAX_CHARS:
-        text = text[: LABEL_MAX_CHARS - 1] + "…"
+def _label(text: str, limit: int = LABEL_MAX_CHARS) -> str:
+    """User text for Plotly: escaped (plotly_text) and cut (at a word boundary when one
+    is in the second half)."""
+    if len(text) > limit:
+        cut = text[: limit - 1]
+        space = cut.rfind(" ")
+        if space > limit // 2:
+            cut = cut[:space]
+        text = cut.rstrip(" —-·,") + "…"
     return plotly_text(text)
 
 
@@ -291,6 +299,14 @@ def _layout(**extra: Any) -> dict[str, Any]:
 def status_counts(portfolio: Portfolio) -> dict[str, int]:
     counts = Counter(m["status"] for m in portfolio.measures)
     return {status: counts.get(status, 0) for status in STATUS_COLOURS}
+
+
+def _count_axis(largest: int, title: str) -> dict[str, Any]:
+    """A y axis of whole counts: no 0.2, 0.4 ticks on a small portfolio."""
+    axis: dict[str, Any] = {"title": {"text": title}, "rangemode": "tozero", "tickformat": ",d"}
+    if largest <= 10:
+        axis["dtick"] = 1
+    return axis
 
 
 def status_counts_figure(portfolio: Portfolio) -> dict[str, Any]:
@@ -306,85 +322,152 @@ def status_counts_figure(portfolio: Portfolio) -> dict[str, Any]:
                 "hovertemplate": "%{x}: %{y} measures<extra></extra>",
             }
         ],
-        "layout": _layout(showlegend=False, yaxis={"title": {"text": "Measures"}}),
+        "layout": _layout(
+            showlegend=False, yaxis=_count_axis(max(counts.values(), default=0), "Measures")
+        ),
         "config": CONFIG,
     }
 
 
 def goal_values(portfolio: Portfolio) -> list[dict[str, Any]]:
-    """Expected and realised value per goal, largest expected first; the rest summed."""
-    many_trees = len(portfolio.shown_tree_ids) > 1
+    """Expected and realised value per goal and unit, largest expected first; amounts
+    in different units are separate rows, never added. Beyond ``GOAL_MAX_BARS`` rows,
+    the rest are summed per unit into "Other goals". Each row: ``id``, ``title`` (the
+    goal's name), ``tree`` (its tree's name), ``unit``, ``status``, ``colour``,
+    ``expected``, ``realised``."""
     tree_names = {t["id"]: t["name"] for t in portfolio.trees}
     rows = []
     for node_id, node in portfolio.nodes.items():
         if node["kind"] != "goal":
             continue
         outcome = portfolio.outcomes.get(node_id)
-        title = node["title"]
-        if many_trees:
-            title = f"{tree_names.get(node['tree_id'], '')} · {title}"
-        rows.append(
-            {
-                "id": node_id,
-                "title": title,
-                "colour": status_colour(outcome.status if outcome else None),
-                "status": outcome.status if outcome else VerdictStatus.NO_DATA,
-                "expected": (outcome.expected_value if outcome else None) or 0.0,
-                "realised": (outcome.realised_value if outcome else None) or 0.0,
-            }
-        )
-    rows.sort(key=lambda row: (-row["expected"], row["id"]))
+        status = outcome.status if outcome else VerdictStatus.NO_DATA
+        by_unit = dict(outcome.expected_by_unit) if outcome else {}
+        realised = outcome.realised_by_unit if outcome else {}
+        for unit in by_unit or {"": 0.0}:
+            rows.append(
+                {
+                    "id": node_id,
+                    "title": node["title"],
+                    "tree": tree_names.get(node["tree_id"], ""),
+                    "unit": unit,
+                    "colour": status_colour(status),
+                    "status": status,
+                    "status_label": STATUS_LABELS.get(status, status),
+                    "expected": by_unit.get(unit, 0.0),
+                    "realised": realised.get(unit, 0.0),
+                }
+            )
+    rows.sort(key=lambda row: (-row["expected"], row["id"], row["unit"]))
     if len(rows) > GOAL_MAX_BARS:
         rest = rows[GOAL_MAX_BARS - 1 :]
         rows = rows[: GOAL_MAX_BARS - 1]
-        rows.append(
-            {
-                "id": None,
-                "title": f"Other goals ({len(rest)})",
-                "status": VerdictStatus.NO_DATA,
-                "colour": STATUS_COLOURS[VerdictStatus.NO_DATA],
-                "expected": sum(r["expected"] for r in rest),
-                "realised": sum(r["realised"] for r in rest),
-            }
-        )
+        for unit in sorted({r["unit"] for r in rest}):
+            same = [r for r in rest if r["unit"] == unit]
+            rows.append(
+                {
+                    "id": None,
+                    "title": f"Other goals ({len(same)})",
+                    "tree": "",
+                    "unit": unit,
+                    "status": VerdictStatus.NO_DATA,
+                    "status_label": STATUS_LABELS[VerdictStatus.NO_DATA],
+                    "colour": STATUS_COLOURS[VerdictStatus.NO_DATA],
+                    "expected": sum(r["expected"] for r in same),
+                    "realised": sum(r["realised"] for r in same),
+                }
+            )
     return rows
 
 
+def bet_rows(portfolio: Portfolio) -> list[dict[str, Any]]:
+    """Every kept bet with its verdict and amounts in words ("60,000 EUR", per unit
+    when its initiatives use several): the bubble chart's table alternative."""
+    from valuetree.outline import format_amount
+
+    def words(by_unit: dict[str, float]) -> str:
+        return "; ".join(format_amount(v, u) for u, v in sorted(by_unit.items())) or "—"
+
+    rows = []
+    for node_id, node in portfolio.nodes.items():
+        outcome = portfolio.outcomes.get(node_id)
+        if node["kind"] != "bet" or outcome is None:
+            continue
+        rows.append(
+            {
+                "id": node_id,
+                "title": node["title"],
+                "status": outcome.status,
+                "status_label": STATUS_LABELS.get(outcome.status, outcome.status),
+                "investment": words(outcome.investment_by_unit),
+                "expected": words(outcome.expected_by_unit),
+                "realised": words(outcome.realised_by_unit),
+            }
+        )
+    return rows[:BUBBLE_MAX_POINTS]
+
+
+def main_unit(units: Iterable[str]) -> str:
+    """The unit most rows are in (ties: the first in sorting order): the one a figure
+    with a single value axis draws; the others are in the figure's table."""
+    counts = Counter(units)
+    if not counts:
+        return ""
+    return min(counts, key=lambda unit: (-counts[unit], unit))
+
+
 def goal_value_figure(portfolio: Portfolio) -> dict[str, Any]:
-    rows = goal_values(portfolio)
-    # Plotly merges equal category labels, so equal titles get the goal's id.
+    """Bars of the goals valued in the main unit, labelled by the goal's name (the tree's
+    name and the full title in the hover text)."""
+    every = goal_values(portfolio)
+    unit = main_unit(r["unit"] for r in every if r["expected"])
+    rows = [r for r in every if r["unit"] == unit]
+    # Plotly merges equal category labels: equal names get their tree's name, then a number.
     seen: Counter[str] = Counter(_label(row["title"]) for row in rows)
-    labels = [
-        _label(row["title"]) + (f" (#{row['id']})" if seen[_label(row["title"])] > 1 else "")
-        for row in rows
-    ]
+    labels, used = [], Counter()
+    for row in rows:
+        label = _label(row["title"])
+        if seen[label] > 1:
+            label = _label(f"{row['title']} ({row['tree']})")
+        used[label] += 1
+        labels.append(label if used[label] == 1 else f"{label} {used[label]}")
+    hover = [_label(f"{row['tree']} › {row['title']}") for row in rows]
+    suffix = f" ({html.escape(unit)})" if unit else ""
     return {
         "data": [
             {
                 "type": "bar",
-                "name": "Expected value",
+                "name": f"Expected value{suffix}",
                 "x": labels,
                 "y": [row["expected"] for row in rows],
+                "customdata": hover,
+                "hovertemplate": "%{customdata}<br>Expected %{y:,}" + suffix + "<extra></extra>",
                 "marker": {"color": "#9ecae1"},
             },
             {
                 "type": "bar",
-                "name": "Realised value",
+                "name": f"Realised value{suffix}",
                 "x": labels,
                 "y": [row["realised"] for row in rows],
+                "customdata": hover,
+                "hovertemplate": "%{customdata}<br>Realised %{y:,}" + suffix + "<extra></extra>",
                 "marker": {"color": [status_colour(row["status"]) for row in rows]},
             },
         ],
         "layout": _layout(
-            barmode="group", yaxis={"title": {"text": "Value"}}, xaxis={"automargin": True}
+            barmode="group",
+            yaxis={"title": {"text": f"Value{suffix}"}, "tickformat": ",~r"},
+            xaxis={"automargin": True, "tickangle": -30},
         ),
         "config": CONFIG,
     }
 
 
 def investment_bubble_figure(portfolio: Portfolio) -> dict[str, Any]:
-    """Bets: investment (x) against expected value (y); the bubble's area is realised
-    value; one trace per status so the legend names the colours."""
+    """Bets: investment (x) against expected value (y), labelled by the bet's name;
+    the bubble's area is realised value; one trace per status so the legend names the
+    colours. Only bets in the main pair of units are drawn: EUR and person-weeks
+    never share an axis."""
     bets = []
     for node_id, node in portfolio.nodes.items():
         outcome = portfolio.outcomes.get(node_id)
@@ -393,12 +476,19 @@ def investment_bubble_figure(portfolio: Portfolio) -> dict[str, Any]:
         if outcome.investment is None or outcome.expected_value is None:
             continue
         bets.append((node, outcome))
+    pairs = Counter((o.investment_unit or "", o.value_unit or "") for _, o in bets)
+    money, value = min(pairs, key=lambda p: (-pairs[p], p)) if pairs else ("", "")
+    bets = [
+        (n, o) for n, o in bets if (o.investment_unit or "", o.value_unit or "") == (money, value)
+    ]
     bets.sort(key=lambda pair: (-(pair[1].investment or 0), pair[0]["id"]))
     bets = bets[:BUBBLE_MAX_POINTS]
     largest = max((o.realised_value or 0 for _, o in bets), default=0) or 1
     by_status: dict[str, list[tuple[dict[str, Any], NodeOutcome]]] = defaultdict(list)
     for node, outcome in bets:
         by_status[outcome.status].append((node, outcome))
+    # Names on the bubbles while they stay readable; beyond, in the hover text only.
+    mode = "markers+text" if len(bets) <= BUBBLE_MAX_LABELS else "markers"
     data = []
     for status in STATUS_COLOURS:
         points = by_status.get(status)
@@ -407,11 +497,15 @@ def investment_bubble_figure(portfolio: Portfolio) -> dict[str, Any]:
         data.append(
             {
                 "type": "scatter",
-                "mode": "markers",
+                "mode": mode,
                 "name": STATUS_LABELS[status],
                 "x": [round(o.investment, 2) for _, o in points],
                 "y": [round(o.expected_value, 2) for _, o in points],
-                "text": [_label(n["title"]) for n, _ in points],
+                "text": [_label(n["title"], BUBBLE_LABEL_CHARS) for n, _ in points],
+                "hovertext": [_label(n["title"]) for n, _ in points],
+                "textposition": "top center",
+                "textfont": {"size": 11},
+                "cliponaxis": False,
                 "customdata": [round(o.realised_value or 0, 2) for _, o in points],
                 "marker": {
                     "color": STATUS_COLOURS[status],
@@ -422,15 +516,17 @@ def investment_bubble_figure(portfolio: Portfolio) -> dict[str, Any]:
                     "line": {"width": 1, "color": "#333"},
                     "opacity": 0.8,
                 },
-                "hovertemplate": "%{text}<br>Investment %{x}<br>Expected %{y}"
-                "<br>Realised %{customdata}<extra>" + STATUS_LABELS[status] + "</extra>",
+                "hovertemplate": "%{hovertext}<br>Investment %{x:,}<br>Expected %{y:,}"
+                "<br>Realised %{customdata:,}<extra>" + STATUS_LABELS[status] + "</extra>",
             }
         )
+    money_suffix = f" ({html.escape(money)})" if money else ""
+    value_suffix = f" ({html.escape(value)})" if value else ""
     return {
         "data": data,
         "layout": _layout(
-            xaxis={"title": {"text": "Investment"}, "rangemode": "tozero"},
-            yaxis={"title": {"text": "Expected value"}, "rangemode": "tozero"},
+            xaxis={"title": {"text": f"Investment{money_suffix}"}, "rangemode": "tozero"},
+            yaxis={"title": {"text": f"Expected value{value_suffix}"}, "rangemode": "tozero"},
             legend={"title": {"text": "Verdict"}},
         ),
         "config": CONFIG,
@@ -497,7 +593,11 @@ def sunburst_figure(portfolio: Portfolio) -> dict[str, Any]:
                 "type": "sunburst",
                 "ids": [r["id"] for r in rows],
                 "parents": [r["parent"] for r in rows],
+                # Short labels drawn level; the full name is in the hover text.
                 "labels": [_label(r["label"]) for r in rows],
+                "text": [_label(r["label"], SUNBURST_LABEL_CHARS) for r in rows],
+                "texttemplate": "%{text}",
+                "textfont": {"size": 12},
                 "marker": {
                     "colors": [
                         TREE_COLOUR if r["status"] is None else STATUS_COLOURS[r["status"]]
@@ -514,7 +614,7 @@ def sunburst_figure(portfolio: Portfolio) -> dict[str, Any]:
                 ],
                 "hovertemplate": "%{label}<br>%{customdata[0]}<br>%{customdata[1]}<extra></extra>",
                 "maxdepth": 3,
-                "insidetextorientation": "radial",
+                "insidetextorientation": "horizontal",
             }
         ],
         "layout": {"margin": {"t": 8, "r": 8, "b": 8, "l": 8}, "height": 520},

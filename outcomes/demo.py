@@ -43,10 +43,23 @@ EVERY_MINUTE = timedelta(minutes=1)
 class DemoMetric:
     measure: str  # the demo measure it feeds, by name
     source: str
-    name: str
+    name: str  # its key in the demo warehouse (and the seed of its made-up values)
     # How far along the planned trajectory the made-up values run (1.0: on plan).
     pace: float = 1.0
 
+    @property
+    def words(self) -> str:
+        """The metric's name as people read it: "Turnaround hours"."""
+        return WORDS.get(self.name) or self.name.replace("_", " ").capitalize()
+
+
+# Metric names as the product owner reads them (the keys stay the warehouse's).
+WORDS = {
+    "sla_percent": "Share released within SLA (%)",
+    "event_trail_percent": "Samples with a full event trail (%)",
+    "report_opened_by_8": "Reports opened by 08:00",
+    "queue_to_action_minutes": "Queue to staff action (minutes)",
+}
 
 WAREHOUSE_METRICS = [
     DemoMetric(
@@ -160,7 +173,7 @@ def load_demo_metrics(*, base_url: str, today: date | None = None) -> dict[str, 
         _metric(
             warehouse,
             measures[spec.measure],
-            spec.name,
+            spec.words,
             query=(
                 "SELECT day, value FROM kpi_daily "
                 f"WHERE kpi = '{spec.name}' AND day >= date(:since) ORDER BY day"
@@ -178,7 +191,7 @@ def load_demo_metrics(*, base_url: str, today: date | None = None) -> dict[str, 
     _metric(
         live,
         measures[LIVE_METRIC.measure],
-        LIVE_METRIC.name,
+        LIVE_METRIC.words,
         query="$.floor.queue_to_action_minutes",
         granularity="minute",
         schedule_interval=EVERY_MINUTE,
@@ -187,7 +200,7 @@ def load_demo_metrics(*, base_url: str, today: date | None = None) -> dict[str, 
     checked_in = _metric(
         push,
         measures[PUSH_METRIC.measure],
-        PUSH_METRIC.name,
+        PUSH_METRIC.words,
         granularity="month",
         expected_frequency=timedelta(days=45),
     )

@@ -39,15 +39,35 @@ class MeasureForm(ServiceModelForm):
     class Meta:
         model = Measure
         fields = list(MEASURE_FIELDS)
-        widgets = {
-            "baseline_date": forms.DateInput(attrs={"type": "date"}),
-            "target_date": forms.DateInput(attrs={"type": "date"}),
-        }
         labels = {
             "is_guardrail": "Guardrail (can only lower the node's verdict)",
+            "is_value_measure": "Value measure",
             "metric": "Metric",
         }
-        help_texts = {"metric": "Where this measure's numbers come from (optional)."}
+        help_texts = {
+            "metric": "Where this measure's numbers come from (optional).",
+            "kind": "Leading: moves early and predicts; lagging: confirms the outcome later.",
+            "weight": "How much this measure counts in its node's verdict (1 = equal).",
+            "is_guardrail": "Something that must not get worse while you chase the target.",
+            "is_value_measure": (
+                "Its progress turns the node's expected value into realised value on the dashboard."
+            ),
+        }
+
+    # Connect to data in the same dialog: a new push metric, and a first value.
+    new_metric = forms.CharField(
+        label="…or a new push metric, called",
+        required=False,
+        max_length=200,
+        help_text="For values you check in by hand or send to the API.",
+    )
+    first_value = forms.FloatField(
+        label="First value (checked in now)",
+        required=False,
+        help_text="Optional: today's value of a push metric, so the verdict starts now.",
+    )
+    # The extra fields, which are not the measure's own.
+    CONNECT_FIELDS = ("new_metric", "first_value")
 
     def __init__(self, *args: Any, metrics: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -55,6 +75,24 @@ class MeasureForm(ServiceModelForm):
         field.queryset = metrics
         field.empty_label = "No metric (values come from elsewhere)"
         field.label_from_instance = lambda metric: f"{metric.source.name} › {metric.name}"
+        # Rarely changed after the first time: folded under "More details".
+        self.folded_fields = ["kind", "weight", "is_guardrail", "is_value_measure"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        metric, new = data.get("metric"), data.get("new_metric")
+        if metric and new:
+            self.add_error("new_metric", "Pick a metric above or name a new one, not both.")
+        if data.get("first_value") is not None:
+            if not (metric or new):
+                self.add_error("first_value", "Choose or name a push metric for this value.")
+            elif metric and metric.source.kind != SourceKind.PUSH:
+                self.add_error("first_value", "Only a push metric takes checked-in values.")
+        return data
+
+    def measure_fields(self) -> dict[str, Any]:
+        """The cleaned fields the measure services take."""
+        return {k: v for k, v in self.cleaned_data.items() if k not in self.CONNECT_FIELDS}
 
 
 # --- Metric sources -------------------------------------------------------------------
@@ -139,9 +177,25 @@ class MetricSourceForm(forms.Form):
         help_text="SQL: the database password, stored encrypted.",
     )
 
-    def __init__(self, *args: Any, source: MetricSource | None = None, **kwargs: Any) -> None:
+    # What a push source needs: nothing to connect to, so no address, headers or password.
+    CONNECTION_FIELDS = ("url", "headers", "secret_headers", "password")
+
+    def __init__(
+        self,
+        *args: Any,
+        source: MetricSource | None = None,
+        kind: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.source = source
+        kind = source.kind if source is not None else kind
+        if kind == SourceKind.PUSH:
+            # Values are sent to a push source: only its kind and name are asked for.
+            for name in self.CONNECTION_FIELDS:
+                del self.fields[name]
+            self.fields["kind"].initial = SourceKind.PUSH
+            self.fields["kind"].widget = forms.HiddenInput()
         if source is None:
             return
         # A source's kind is fixed: its metrics' queries are written for it.
@@ -156,9 +210,10 @@ class MetricSourceForm(forms.Form):
         )
         stored = bool(source.credentials_encrypted)
         for name in ("secret_headers", "password"):
-            self.fields[name].help_text += (
-                " Stored; leave blank to keep." if stored else " None stored."
-            )
+            if name in self.fields:
+                self.fields[name].help_text += (
+                    " Stored; leave blank to keep." if stored else " None stored."
+                )
         if stored:
             self.fields["clear_credentials"] = forms.BooleanField(
                 label="Remove the stored credentials", required=False
@@ -169,6 +224,12 @@ class MetricSourceForm(forms.Form):
 
     def clean_secret_headers(self) -> dict[str, str]:
         return headers_from_lines(self.cleaned_data["secret_headers"])
+
+    def clean_kind(self) -> str:
+        kind = self.cleaned_data["kind"]
+        if "url" not in self.fields and kind != SourceKind.PUSH:
+            raise ValidationError("This form adds a push source.")
+        return kind
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -182,9 +243,9 @@ class MetricSourceForm(forms.Form):
     def config(self) -> dict[str, Any]:
         data = self.cleaned_data
         config: dict[str, Any] = {}
-        if data["url"]:
+        if data.get("url"):
             config["url"] = data["url"]
-        if data["headers"]:
+        if data.get("headers"):
             config["headers"] = data["headers"]
         return config
 
@@ -192,9 +253,9 @@ class MetricSourceForm(forms.Form):
         """The credentials to store; None keeps the stored ones (an edit left blank)."""
         data = self.cleaned_data
         entered: dict[str, Any] = {}
-        if data["secret_headers"]:
+        if data.get("secret_headers"):
             entered["headers"] = data["secret_headers"]
-        if data["password"]:
+        if data.get("password"):
             entered["password"] = data["password"]
         if self.source is None:
             return entered

@@ -174,6 +174,10 @@ class Granularity(models.TextChoices):
     MONTH = "month", "Month"
 
 
+# How many of a metric's newest values Metric.recent_values keeps (a sparkline's points).
+RECENT_VALUES = 12
+
+
 class Metric(models.Model):
     source = models.ForeignKey(MetricSource, on_delete=models.CASCADE, related_name="metrics")
     name = models.CharField(max_length=200)
@@ -216,6 +220,10 @@ class Metric(models.Model):
     # The same error quoting what the source answered: for the source's editors only.
     last_error_detail = models.TextField(blank=True, default="")
     consecutive_failures = models.PositiveIntegerField(default=0)
+    # The newest values (at most RECENT_VALUES, oldest first), rewritten with every
+    # write of observations: the tree page draws a sparkline per measure from this one
+    # column instead of sorting every metric's history (issue 15).
+    recent_values = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -228,6 +236,7 @@ class Metric(models.Model):
             "last_error",
             "last_error_detail",
             "consecutive_failures",
+            "recent_values",
             "updated_at",
         ]
     )

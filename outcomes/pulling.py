@@ -39,6 +39,7 @@ from outcomes.credentials import CredentialsUnreadable, credentials_decrypt, red
 from outcomes.models import (
     LONGEST_INTERVAL,
     MAX_ABS_VALUE,
+    RECENT_VALUES,
     Granularity,
     Measure,
     Metric,
@@ -603,7 +604,19 @@ def observations_write(
         update_fields=["value", "pulled_at", "pull_run"],
         batch_size=1000,
     )
+    metric_recent_values_refresh(metric_id=metric.pk)
     return len(points)
+
+
+def metric_recent_values_refresh(*, metric_id: int) -> None:
+    """Rewrite ``Metric.recent_values`` (the newest ``RECENT_VALUES`` values, oldest
+    first) from the observations: two queries, run with every write."""
+    newest = (
+        Observation.objects.filter(metric_id=metric_id)
+        .order_by("-period_start")
+        .values_list("value", flat=True)[:RECENT_VALUES]
+    )
+    Metric.objects.filter(pk=metric_id).update(recent_values=list(newest)[::-1])
 
 
 # --- Pushing: the API, CSV uploads and check-ins --------------------------------------

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from cronsim import CronSim
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Exists, Min, OuterRef, QuerySet, Subquery
+from django.db.models import Count, Exists, FilteredRelation, Min, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from outcomes.models import (
@@ -227,9 +227,24 @@ class NodeOutcome:
     score: float | None
     # A node's own figure where it has one, else the sum of its children's: a bet's
     # expected value already covers its initiatives, so the two are never added.
+    # Amounts in different units (EUR, person-weeks) are never added either: the
+    # ``*_by_unit`` dicts ({unit: amount}, "" for no unit) hold one total per unit, and
+    # the plain figure is that total when there is one unit only, else None.
     expected_value: float | None
     realised_value: float | None
     investment: float | None
+    expected_by_unit: dict[str, float] = field(default_factory=dict)
+    realised_by_unit: dict[str, float] = field(default_factory=dict)
+    investment_by_unit: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def value_unit(self) -> str | None:
+        """The unit of ``expected_value`` (None when there is none or several)."""
+        return next(iter(self.expected_by_unit)) if len(self.expected_by_unit) == 1 else None
+
+    @property
+    def investment_unit(self) -> str | None:
+        return next(iter(self.investment_by_unit)) if len(self.investment_by_unit) == 1 else None
 
 
 @dataclass
@@ -237,28 +252,45 @@ class _Status:
     status: str  # what verdicts.roll_up reads of a measure's verdict
 
 
-def tree_outcomes(tree_ids: Collection[int]) -> dict[int, NodeOutcome]:
-    """Every node's outcome in these trees, from the current verdicts, in three queries."""
+def tree_outcomes(
+    tree_ids: Collection[int], *, measure_rows: list[dict[str, Any]] | None = None
+) -> dict[int, NodeOutcome]:
+    """Every node's outcome in these trees, from the current verdicts, in three queries
+    (one when ``measure_rows``, the trees' measures with their current verdict's
+    ``status`` and ``progress`` as ``_measure_rows`` reads them, are given)."""
     from outcomes import verdicts
 
     nodes = list(
         Node.objects.filter(tree_id__in=list(tree_ids))
         .order_by()
-        .values("id", "parent_id", "kind", "status", "investment_amount", "expected_value_amount")
-    )
-    measures = list(
-        Measure.objects.filter(node__tree_id__in=list(tree_ids))
-        .order_by()
-        .values("id", "node_id", "is_guardrail", "weight", "is_value_measure")
-    )
-    current = {
-        row["measure_id"]: row
-        for row in Verdict.objects.filter(
-            is_current=True, measure__node__tree_id__in=list(tree_ids)
+        .values(
+            "id",
+            "parent_id",
+            "kind",
+            "status",
+            "investment_amount",
+            "investment_unit",
+            "expected_value_amount",
+            "expected_value_unit",
         )
-        .order_by()
-        .values("measure_id", "status", "progress")
-    }
+    )
+    if measure_rows is not None:
+        measures = measure_rows
+        current = {row["id"]: row for row in measure_rows if row["status"] is not None}
+    else:
+        measures = list(
+            Measure.objects.filter(node__tree_id__in=list(tree_ids))
+            .order_by()
+            .values("id", "node_id", "is_guardrail", "weight", "is_value_measure")
+        )
+        current = {
+            row["measure_id"]: row
+            for row in Verdict.objects.filter(
+                is_current=True, measure__node__tree_id__in=list(tree_ids)
+            )
+            .order_by()
+            .values("measure_id", "status", "progress")
+        }
     own: dict[int, list[tuple[_Status, Any]]] = defaultdict(list)
     delivered: dict[int, float] = {}
     for measure in measures:
@@ -287,18 +319,43 @@ def tree_outcomes(tree_ids: Collection[int]) -> dict[int, NodeOutcome]:
         )
         expected = _amount(node["expected_value_amount"])
         if expected is not None:
+            unit = node["expected_value_unit"] or ""
             fraction = delivered.get(node["id"])
-            realised = None if fraction is None else expected * fraction
+            expected_by = {unit: expected}
+            realised_by = {} if fraction is None else {unit: expected * fraction}
         else:
-            expected = _total(kid.expected_value for kid in kids)
-            realised = _total(kid.realised_value for kid in kids)
+            expected_by = _totals(kid.expected_by_unit for kid in kids)
+            realised_by = _totals(kid.realised_by_unit for kid in kids)
         investment = _amount(node["investment_amount"])
-        if investment is None:
-            investment = _total(kid.investment for kid in kids)
+        if investment is not None:
+            investment_by = {node["investment_unit"] or "": investment}
+        else:
+            investment_by = _totals(kid.investment_by_unit for kid in kids)
         outcomes[node["id"]] = NodeOutcome(
-            score.status, score.score, expected, realised, investment
+            score.status,
+            score.score,
+            _single(expected_by),
+            _single(realised_by) if len(expected_by) <= 1 else None,
+            _single(investment_by),
+            expected_by,
+            realised_by,
+            investment_by,
         )
     return outcomes
+
+
+def _totals(parts: Iterable[dict[str, float]]) -> dict[str, float]:
+    """Per-unit sums of per-unit amounts: {"EUR": 10} + {"EUR": 5, "h": 2} → {"EUR": 15, "h": 2}."""
+    totals: dict[str, float] = {}
+    for part in parts:
+        for unit, amount in part.items():
+            totals[unit] = totals.get(unit, 0.0) + amount
+    return totals
+
+
+def _single(by_unit: dict[str, float]) -> float | None:
+    """The amount when there is exactly one unit; None when none or several."""
+    return next(iter(by_unit.values())) if len(by_unit) == 1 else None
 
 
 @dataclass
@@ -309,11 +366,6 @@ class _RollUpSpec:
 
 def _amount(value: Any) -> float | None:
     return None if value is None else float(value)
-
-
-def _total(values: Iterable[float | None]) -> float | None:
-    known = [value for value in values if value is not None]
-    return sum(known) if known else None
 
 
 def measure_verdicts(measure: Measure) -> QuerySet[Verdict]:
@@ -327,13 +379,108 @@ def measure_verdicts(measure: Measure) -> QuerySet[Verdict]:
 
 def node_statuses(tree_id: int) -> dict[int, tuple[str, str]]:
     """The verdict slot of every node of a tree: (status, label), from the roll-up."""
+    return _node_statuses(tree_outcomes([tree_id]))
+
+
+def _node_statuses(outcomes: dict[int, NodeOutcome]) -> dict[int, tuple[str, str]]:
     statuses = {}
-    for node_id, outcome in tree_outcomes([tree_id]).items():
-        label = VerdictStatus(outcome.status).label
+    for node_id, outcome in outcomes.items():
+        label = _status_label(outcome.status)
         if outcome.score is not None:
             label += f" (score {outcome.score:.2f})"
         statuses[node_id] = (outcome.status, label)
     return statuses
+
+
+_STATE_COLUMNS = ("status", "progress", "expected_progress", "latest_value")
+
+
+def _measure_rows(tree_id: int, measure_ids: Collection[int] | None = None) -> list[dict[str, Any]]:
+    """The tree's measures joined to their current verdict and their metric, in one
+    query: ``id``, ``node_id``, ``is_guardrail``, ``weight``, ``is_value_measure``,
+    ``metric_id``, ``points`` (``Metric.recent_values``) and the verdict's
+    ``status``, ``progress``, ``expected_progress``, ``latest_value`` (and ``reason``
+    where verdicts store one), None without a verdict."""
+    measures = Measure.objects.filter(node__tree_id=tree_id)
+    if measure_ids is not None:
+        measures = measures.filter(pk__in=list(measure_ids))
+    columns = list(_STATE_COLUMNS)
+    # A verdict's reason in words, where verdicts store one (issue 11).
+    if any(f.name == "reason" for f in Verdict._meta.get_fields()):
+        columns.append("reason")
+    own = ("id", "node_id", "is_guardrail", "weight", "is_value_measure", "metric_id")
+    names = [*own, "points", *columns]
+    return [
+        dict(zip(names, row, strict=True))
+        for row in measures.order_by()
+        .annotate(current=FilteredRelation("verdicts", condition=Q(verdicts__is_current=True)))
+        .values_list(*own, "metric__recent_values", *(f"current__{c}" for c in columns))
+    ]
+
+
+def _states(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    states = {}
+    for row in rows:
+        status = row["status"] or VerdictStatus.NO_DATA
+        states[row["id"]] = {
+            "status": status,
+            "label": _status_label(status),
+            "reason": row.get("reason") or _reason(row, status),
+            "latest_value": row["latest_value"],
+            "progress": row["progress"],
+            "expected_progress": row["expected_progress"],
+            "metric_id": row["metric_id"],
+            "points": row["points"] or [],
+        }
+    return states
+
+
+def measure_states(
+    tree_id: int, measure_ids: Collection[int] | None = None
+) -> dict[int, dict[str, Any]]:
+    """How each measure of a tree is doing, for the outline cards and the node page:
+    ``{measure id: {"status", "label", "reason", "latest_value", "progress",
+    "expected_progress", "metric_id", "points"}}``. ``points`` are the metric's newest
+    values (``Metric.recent_values``, oldest first, in the measure's unit);
+    ``progress`` a fraction in [0, 1] (DESIGN.md §5) or None. A measure with no current
+    verdict is ``no_data``. One query whatever the tree's size.
+    """
+    return _states(_measure_rows(tree_id, measure_ids))
+
+
+def tree_view_states(
+    tree_id: int,
+) -> tuple[dict[int, tuple[str, str]], dict[int, dict[str, Any]]]:
+    """``node_statuses`` and ``measure_states`` of a tree together, from one read of its
+    measures with their verdicts and one of its nodes (two queries instead of five):
+    what the tree page draws."""
+    rows = _measure_rows(tree_id)
+    return _node_statuses(tree_outcomes([tree_id], measure_rows=rows)), _states(rows)
+
+
+def _reason(row: dict[str, Any], status: str) -> str:
+    """The verdict's numbers in words, for verdicts that do not carry a reason."""
+    if row["status"] is None:
+        return "No verdict yet: connect a metric or check in a value."
+    if status == VerdictStatus.NO_DATA:
+        return "No values yet."
+    parts = []
+    if row["progress"] is not None:
+        parts.append(f"{row['progress']:.0%} of the way to the target")
+    if row["expected_progress"] is not None:
+        parts.append(f"{row['expected_progress']:.0%} planned by now")
+    text = ", ".join(parts) or _status_label(status)
+    if status == VerdictStatus.STALE:
+        text += "; the newest value is older than the metric's expected frequency"
+    return text[0].upper() + text[1:] + "."
+
+
+def _status_label(status: str) -> str:
+    """A status in words; one this code does not know yet is shown as written."""
+    try:
+        return VerdictStatus(status).label
+    except ValueError:
+        return status.replace("_", " ").capitalize()
 
 
 def verdict_policy_get(tree: ValueTree) -> VerdictPolicy:

@@ -582,3 +582,28 @@ def verdict_policy_set(
         if measure_ids:
             transaction.on_commit(lambda: tasks.evaluate_measures.delay(measure_ids))
     return policy
+
+
+# --- A measure's numbers in one flow (the measure dialog) -------------------------------
+
+# The push source a measure's in-place metric goes into, one per tree.
+CHECK_IN_SOURCE = "Check-ins"
+
+
+@transaction.atomic
+def push_metric_create(*, tree: ValueTree, name: str, unit: str = "", owner: Any = None) -> Metric:
+    """A push metric in the tree's "Check-ins" source (created when missing), for values
+    checked in by hand or sent to the API: what the measure dialog's "new push metric"
+    makes. Raises ValidationError (e.g. a name the source already has)."""
+    source = MetricSource.objects.filter(
+        tree=tree, name=CHECK_IN_SOURCE, kind=SourceKind.PUSH
+    ).first() or metric_source_create(
+        tree=tree, kind=SourceKind.PUSH, name=CHECK_IN_SOURCE, owner=owner
+    )
+    if source.metrics.filter(name=name).exists():
+        raise ValidationError(
+            {
+                "new_metric": f"The {CHECK_IN_SOURCE} source has a metric named {name!r}: pick it above."
+            }
+        )
+    return metric_create(source=source, name=name, unit=unit, granularity="day")

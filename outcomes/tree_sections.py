@@ -6,7 +6,13 @@ from valuetree import sections
 
 
 def register() -> None:
-    from outcomes.selectors import measure_history, measures_by_node, node_statuses
+    from outcomes.selectors import (
+        measure_history,
+        measure_states,
+        measures_by_node,
+        node_statuses,
+        tree_view_states,
+    )
     from outcomes.serializers import MeasureItemSerializer
     from outcomes.services import measure_create_at, measures_create_for_new_nodes
 
@@ -31,3 +37,5 @@ def register() -> None:
     review_interchange.register()
 
     sections.register_node_panel(node_panel)
+    sections.register_measure_states(measure_states)
+    sections.register_tree_view_states(tree_view_states)

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -24,7 +25,7 @@ from django_htmx.http import HttpResponseClientRefresh
 
 from config.throttling import throttle
 from outcomes import dashboard as dashboard_selectors
-from outcomes import pulling, selectors, services
+from outcomes import evaluation, pulling, selectors, services
 from outcomes.forms import (
     CheckInForm,
     CsvUploadForm,
@@ -90,26 +91,73 @@ def _editable_node(request: HttpRequest, node_id: int) -> Node:
 def _measure_form(
     request: HttpRequest, node: Node, form: MeasureForm, measure: Measure | None
 ) -> HttpResponse:
+    """The measure form: a page, or the node page's dialog when htmx asks (errors
+    answer 422 there, which the page's htmx config swaps in)."""
+    status = (422 if request.htmx else 400) if form.errors else 200
     return render(
         request,
         "outcomes/measure_form.html",
-        {"node": node, "form": form, "measure": measure},
-        status=400 if form.errors else 200,
+        {"node": node, "form": form, "measure": measure, "in_dialog": bool(request.htmx)},
+        status=status,
     )
+
+
+def _measure_save(
+    request: HttpRequest, node: Node, form: MeasureForm, measure: Measure | None
+) -> HttpResponse | None:
+    """Save a valid measure form in one flow: a new push metric named in it, the
+    measure, a first value checked in, and the verdict. All or nothing; None (errors on
+    the form) when refused."""
+    fields = form.measure_fields()
+    data = form.cleaned_data
+    is_new = measure is None
+    try:
+        with transaction.atomic():
+            if data.get("new_metric"):
+                fields["metric"] = services.push_metric_create(
+                    tree=node.tree, name=data["new_metric"], unit=fields["unit"], owner=request.user
+                )
+            if measure is None:
+                measure = services.measure_create(node=node, **fields)
+            else:
+                measure = services.measure_update(measure=measure, **fields)
+            if data.get("first_value") is not None:
+                pulling.observations_push(
+                    metric=fields["metric"],
+                    raw_points=[(None, data["first_value"])],
+                    trigger=PullTrigger.CHECK_IN,
+                    user=request.user,
+                    describe=lambda index: "First value",
+                )
+    except ValidationError as error:
+        add_service_errors(form, error)
+        return None
+    _evaluate_now(measure)
+    messages.success(request, f"Measure “{measure.name}” {'added' if is_new else 'saved'}.")
+    if request.htmx:
+        return HttpResponseClientRefresh()
+    return redirect("valuetree:node", node_id=node.pk)
+
+
+def _evaluate_now(measure: Measure) -> None:
+    """A measure connected to a metric (new, changed or re-targeted) gets its verdict in
+    this request, so the page it returns to shows it: the metric may have values for
+    years already, and the next value or the nightly run may be far away. One measure
+    (or a metric's few): milliseconds."""
+    if measure.metric_id:
+        evaluation.measures_evaluate(measure_ids=[measure.pk])
 
 
 @login_required
 def measure_create(request: HttpRequest, node_id: int) -> HttpResponse:
+    """Add a measure (a page, or the node page's dialog), optionally with a new push
+    metric and its first value."""
     node = _editable_node(request, node_id)
     form = MeasureForm(request.POST or None, metrics=selectors.tree_metric_choices(node.tree_id))
     if request.method == "POST" and form.is_valid():
-        try:
-            measure = services.measure_create(node=node, **form.cleaned_data)
-        except ValidationError as error:
-            add_service_errors(form, error)
-        else:
-            messages.success(request, f"Measure “{measure.name}” added.")
-            return redirect("valuetree:node", node_id=node.pk)
+        done = _measure_save(request, node, form, None)
+        if done is not None:
+            return done
     return _measure_form(request, node, form, None)
 
 
@@ -123,13 +171,10 @@ def measure_edit(request: HttpRequest, measure_id: int) -> HttpResponse:
         metrics=selectors.tree_metric_choices(node.tree_id),
     )
     if request.method == "POST" and form.is_valid():
-        try:
-            services.measure_update(measure=measure, **form.cleaned_data)
-        except ValidationError as error:
-            add_service_errors(form, error)
-        else:
-            messages.success(request, f"Measure “{measure.name}” saved.")
-            return redirect("valuetree:node", node_id=node.pk)
+        # A copy: a refused change must not show on the form as if saved.
+        done = _measure_save(request, node, form, Measure.objects.get(pk=measure.pk))
+        if done is not None:
+            return done
     return _measure_form(request, node, form, measure)
 
 
@@ -228,7 +273,9 @@ def _form_page(
 def source_create(request: HttpRequest, slug: str) -> HttpResponse:
     tree = _tree(request, slug=slug)
     _require_edit(tree)
-    form = MetricSourceForm(request.POST or None)
+    # ?kind=push: a form with only what a push source needs (a name).
+    push = (request.GET.get("kind") or request.POST.get("kind")) == SourceKind.PUSH
+    form = MetricSourceForm(request.POST or None, kind=SourceKind.PUSH if push else None)
     if request.method == "POST" and form.is_valid():
         try:
             source = services.metric_source_create(
@@ -245,7 +292,10 @@ def source_create(request: HttpRequest, slug: str) -> HttpResponse:
             messages.success(request, f"Source “{source.name}” added. Now add its metrics.")
             return redirect("outcomes:tree-metrics", slug=tree.slug)
     return _form_page(
-        request, "outcomes/source_form.html", {"tree": tree, "form": form, "source": None}, form
+        request,
+        "outcomes/source_form.html",
+        {"tree": tree, "form": form, "source": None, "push": push},
+        form,
     )
 
 
@@ -301,7 +351,10 @@ def source_edit(request: HttpRequest, source_id: int) -> HttpResponse:
             messages.success(request, f"Source “{form.cleaned_data['name']}” saved.")
             return redirect("outcomes:tree-metrics", slug=tree.slug)
     return _form_page(
-        request, "outcomes/source_form.html", {"tree": tree, "form": form, "source": source}, form
+        request,
+        "outcomes/source_form.html",
+        {"tree": tree, "form": form, "source": source, "push": source.kind == SourceKind.PUSH},
+        form,
     )
 
 
@@ -391,6 +444,17 @@ def metric_delete(request: HttpRequest, metric_id: int) -> HttpResponse:
     )
 
 
+def single_period_axis(moment: datetime) -> dict[str, Any]:
+    """The x axis of a chart with one value: that day, a week either side, in days."""
+    return {
+        "range": [
+            (moment - timedelta(days=7)).strftime("%Y-%m-%d"),
+            (moment + timedelta(days=7)).strftime("%Y-%m-%d"),
+        ],
+        "tickformat": "%d %b %Y",
+    }
+
+
 def observation_figure(metric: Metric, points: Sequence[tuple[datetime, float]]) -> dict[str, Any]:
     """A Plotly figure of the values, periods shown in the metric's time zone.
 
@@ -398,6 +462,10 @@ def observation_figure(metric: Metric, points: Sequence[tuple[datetime, float]])
     """
     zone = ZoneInfo(metric.timezone)
     unit = dashboard_selectors.plotly_text(metric.unit)
+    xaxis: dict[str, Any] = {"type": "date", "title": {"text": f"Period start ({metric.timezone})"}}
+    if len({start for start, _ in points}) == 1:
+        # One period: a week either side, not an axis of milliseconds around one point.
+        xaxis.update(single_period_axis(points[0][0].astimezone(zone)))
     return {
         "data": [
             {
@@ -413,7 +481,7 @@ def observation_figure(metric: Metric, points: Sequence[tuple[datetime, float]])
             "margin": {"t": 16, "r": 16, "b": 48, "l": 64},
             "height": 320,
             "showlegend": False,
-            "xaxis": {"type": "date", "title": {"text": f"Period start ({metric.timezone})"}},
+            "xaxis": xaxis,
             "yaxis": {"title": {"text": unit or "Value"}, "rangemode": "tozero"},
         },
         "config": {"displaylogo": False, "responsive": True},
@@ -506,6 +574,11 @@ def _check_in(request: HttpRequest, metric: Metric, form: CheckInForm) -> bool:
     except ValidationError as error:
         form.add_error(None, error.messages)
         return False
+    # The page the person goes back to shows the verdict this value makes (the queued
+    # evaluation the push also starts finds the same numbers).
+    evaluation.measures_evaluate(
+        measure_ids=Measure.objects.filter(metric=metric).values_list("id", flat=True)
+    )
     unit = f" {metric.unit}" if metric.unit else ""
     messages.success(request, f"Checked in {data['value']:g}{unit} for “{metric.name}”.")
     return True
@@ -562,10 +635,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "periods": dashboard_selectors.PERIODS,
             "figures": dashboard_selectors.dashboard_figures(portfolio),
             "status_rows": [
-                (dashboard_selectors.STATUS_LABELS[status], colour, counts[status])
-                for status, colour in dashboard_selectors.STATUS_COLOURS.items()
+                (status, dashboard_selectors.STATUS_LABELS[status], counts[status])
+                for status in dashboard_selectors.STATUS_COLOURS
             ],
             "goal_rows": dashboard_selectors.goal_values(portfolio),
+            "bet_rows": dashboard_selectors.bet_rows(portfolio),
             "attention": dashboard_selectors.attention_rows(portfolio),
         },
     )

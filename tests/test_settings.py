@@ -112,3 +112,45 @@ def test_missing_credentials_keys_refuse_to_start_without_debug(tmp_path):
     result = manage("check", **env)
     assert result.returncode != 0
     assert "CREDENTIALS_KEYS must be set when DEBUG is off" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("port", "expected"),
+    [
+        (None, "http://127.0.0.1:8000"),
+        ("8010", "http://127.0.0.1:8010"),
+        ("0.0.0.0:8020", "http://127.0.0.1:8020"),
+        ("localhost:8030", "http://localhost:8030"),
+    ],
+)
+def test_site_url_follows_the_served_port(port, expected):
+    """Links in e-mails use the port `make run` serves on (issue 15, defect 7)."""
+    from config.env import default_site_url
+
+    assert default_site_url(port) == expected
+
+
+def test_site_url_setting_reads_port_when_site_url_is_unset(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in {"SITE_URL", "DJANGO_SETTINGS_MODULE"}}
+    result = subprocess.run(
+        [sys.executable, "-c", "from django.conf import settings; print(settings.SITE_URL)"],
+        cwd=ROOT,
+        env={
+            **env,
+            "DJANGO_SETTINGS_MODULE": "config.settings.base",
+            "DEBUG": "1",
+            "PORT": "8099",
+            "DATA_DIR": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "http://127.0.0.1:8099", result.stderr
+
+
+def test_bad_port_is_refused():
+    from config.env import default_site_url
+
+    with pytest.raises(ImproperlyConfigured):
+        default_site_url("eighty")

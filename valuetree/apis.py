@@ -35,7 +35,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from valuetree import interchange, selectors, services, standards, strict
+from valuetree import diagram, interchange, selectors, services, standards, strict, trash
 from valuetree.models import (
     PLANNED_STAGES,
     DataProduct,
@@ -47,6 +47,7 @@ from valuetree.models import (
     Membership,
     Node,
     OutputPort,
+    TrashedSubtree,
     ValueTree,
 )
 from valuetree.openapi import PaginatedActions
@@ -175,6 +176,16 @@ IMPORT_ERROR_SCHEMA = inline_serializer(
 )
 
 
+class TrashItemSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    title = serializers.CharField()
+    descendant_count = serializers.IntegerField()
+    parent = serializers.IntegerField(source="parent_id", allow_null=True)
+    deleted_at = serializers.DateTimeField()
+    deleted_by = serializers.CharField(source="deleted_by.username", default=None)
+
+
 class TreeViewSet(PaginatedActions, RoleCheckedWrites, viewsets.ModelViewSet):
     """Value trees. Anyone logged in may create one and becomes its owner."""
 
@@ -246,6 +257,55 @@ class TreeViewSet(PaginatedActions, RoleCheckedWrites, viewsets.ModelViewSet):
         body, content_type = interchange.tree_export_text(tree=tree, fmt=fmt)
         response = HttpResponse(body, content_type=content_type)
         response["Content-Disposition"] = f'attachment; filename="{tree.slug}.{fmt}"'
+        return response
+
+    @extend_schema(responses=TrashItemSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="trash")
+    def trash(self, request: Request, slug: str) -> Response:
+        """Deleted subtrees that can still be restored (30 days), newest first."""
+        tree = tree_for_request(request, slug=slug)
+        return Response(TrashItemSerializer(trash.trash_for_tree(tree=tree), many=True).data)
+
+    @extend_schema(request=None, responses={201: NodeSerializer})
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path=r"trash/(?P<item_id>[0-9]+)/restore",
+        url_name="trash-restore",
+    )
+    def trash_restore(self, request: Request, slug: str, item_id: str) -> Response:
+        """Put a deleted subtree back where it was (editors and owners)."""
+        tree = tree_for_request(request, slug=slug)
+        require_role(tree, selectors.EDIT_ROLES)
+        item = TrashedSubtree.objects.filter(tree=tree, pk=int(item_id)).first()
+        if item is None:
+            raise NotFound("Nothing with that id in this tree's trash.")
+        node = trash.trash_restore(item=item)
+        return Response(NodeSerializer(node).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("format", str, enum=list(diagram.FORMATS), default="svg"),
+            OpenApiParameter("measures", bool, default=True, description="Measures' values."),
+        ],
+        responses={
+            (200, "image/svg+xml"): OpenApiTypes.STR,
+            (200, "image/png"): OpenApiTypes.BINARY,
+            (200, "text/plain"): OpenApiTypes.STR,
+        },
+    )
+    @action(detail=True, methods=["get"])
+    def diagram(self, request: Request, slug: str) -> HttpResponse:
+        """The tree as a picture for a slide: SVG (default), PNG or a Mermaid flowchart,
+        with verdict colours, a legend and (unless `measures=false`) measures' values."""
+        tree = tree_for_request(request, slug=slug)
+        fmt = request.query_params.get("format", "svg")
+        if fmt not in diagram.FORMATS:
+            raise DRFValidationError({"format": [f"Use one of: {', '.join(diagram.FORMATS)}."]})
+        measures = request.query_params.get("measures", "true").lower() not in {"0", "false"}
+        body, content_type, filename = diagram.diagram_export(tree, fmt=fmt, measures=measures)
+        response = HttpResponse(body, content_type=content_type)
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
 
     @extend_schema(
@@ -372,7 +432,8 @@ class NodeViewSet(
     def destroy(self, request: Request, pk: str) -> Response:
         node = self.get_object()
         cascade = bool(strict.query_bool(request.query_params.get("cascade"), name="cascade"))
-        services.node_delete(node=node, cascade=cascade)
+        # Into the tree's trash: `POST /api/trees/{slug}/trash/{id}/restore/` undoes it.
+        trash.node_trash(node=node, user=request.user, cascade=cascade)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=NodeMoveSerializer, responses=NodeSerializer)

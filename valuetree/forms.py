@@ -44,6 +44,76 @@ def add_service_errors(form: forms.BaseForm, error: ValidationError) -> None:
         form.add_error(None, error.messages)
 
 
+# --- Date and time inputs ------------------------------------------------------------------
+# A browser's <input type=date|datetime-local|time> shows and submits only ISO values
+# (HTML Living Standard, "valid date string", "valid normalized local date and time
+# string", "valid time string"). Django renders a date with the first of the locale's
+# input formats (en-GB: 01/09/2026), which such an input cannot show: the field looks
+# empty and the browser refuses to submit. These widgets always render ISO; the parsing
+# side already accepts ISO in every locale.
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+    def __init__(self, attrs: dict[str, object] | None = None) -> None:
+        super().__init__(attrs, format="%Y-%m-%d")
+
+
+class DateTimeInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def __init__(self, attrs: dict[str, object] | None = None) -> None:
+        super().__init__(attrs, format="%Y-%m-%dT%H:%M")
+
+
+class TimeInput(forms.TimeInput):
+    input_type = "time"
+
+    def __init__(self, attrs: dict[str, object] | None = None) -> None:
+        super().__init__(attrs, format="%H:%M")
+
+
+# Field class -> the ISO widget it gets. DateTimeField first: no subclassing between
+# them today, but the most specific match must win if that changes.
+HTML_INPUTS: tuple[tuple[type[forms.Field], type[forms.Widget]], ...] = (
+    (forms.DateTimeField, DateTimeInput),
+    (forms.DateField, DateInput),
+    (forms.TimeField, TimeInput),
+)
+
+
+def use_html_inputs(form: forms.BaseForm) -> None:
+    """Give every date, datetime and time field of ``form`` the browser's own input,
+    rendering ISO values (the attributes set on the old widget are kept). Called by
+    ``HtmlInputsMixin``; a widget that is not Django's default text input for the field
+    (a hidden input, a select) is left alone."""
+    for field in form.fields.values():
+        for field_class, widget_class in HTML_INPUTS:
+            if isinstance(field, field_class):
+                if isinstance(field.widget, forms.HiddenInput | widget_class):
+                    break
+                if isinstance(
+                    field.widget, forms.DateInput | forms.DateTimeInput | forms.TimeInput
+                ):
+                    field.widget = widget_class(attrs=dict(field.widget.attrs))
+                break
+
+
+class HtmlInputsMixin:
+    """Every form of the project derives from this (directly or through
+    ``ServiceModelForm``/``HtmlInputsForm``), so no date input ever renders a value the
+    browser cannot show. tests/test_form_dates.py checks every form class."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        use_html_inputs(self)
+
+
+class HtmlInputsForm(HtmlInputsMixin, forms.Form):
+    """A plain form with ISO date/time inputs."""
+
+
 class UsernameField(forms.ModelChoiceField):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(
@@ -58,7 +128,7 @@ class UsernameField(forms.ModelChoiceField):
         return f"{full_name} ({obj.get_username()})" if full_name else obj.get_username()
 
 
-class ServiceModelForm(forms.ModelForm):
+class ServiceModelForm(HtmlInputsMixin, forms.ModelForm):
     """A ModelForm whose instance a service validates and saves.
 
     The form checks its fields; the service runs ``full_clean()`` and the rules that
@@ -90,8 +160,12 @@ class TreeForm(forms.ModelForm):
         widgets = {
             "vision": forms.Textarea(attrs={"rows": 2}),
             "description": forms.Textarea(attrs={"rows": 3}),
+            "slug": forms.TextInput(attrs={"data-slug-from": "name"}),
         }
-        help_texts = {"slug": "Letters, digits and hyphens; used in the tree's address."}
+        help_texts = {
+            "slug": "Letters, digits and hyphens; used in the tree's address. "
+            "Suggested from the name; change it if you like."
+        }
 
 
 class NodeForm(ServiceModelForm):
@@ -102,8 +176,13 @@ class NodeForm(ServiceModelForm):
         min_value=0, max_value=100, required=False, help_text="How sure we are, 0–100."
     )
     weight = forms.FloatField(
-        min_value=0, max_value=MAX_WEIGHT, initial=1.0, help_text="Among its siblings, 0–1000."
+        min_value=0,
+        max_value=MAX_WEIGHT,
+        initial=1.0,
+        help_text="How much this counts in its parent's verdict, beside its siblings (1 = equal).",
     )
+    # Shown first; the rest fold under "More details" (their errors open it).
+    FIRST_FIELDS = ("title", "hypothesis", "owner", "confidence")
 
     class Meta:
         model = Node
@@ -118,10 +197,18 @@ class NodeForm(ServiceModelForm):
             ),
         }
         labels = {"description": "Outcome / description"}
+        help_texts = {
+            "owner": "Who drives the work day to day.",
+            "accountable": "Who answers for the outcome (often an executive); may be the owner.",
+            "investment_amount": "What it costs: money or effort, in the unit beside it.",
+            "expected_value_amount": "What it should bring when it works, in the unit beside it.",
+            "status": "Proposed, active, done or killed; killed work leaves the active tree.",
+        }
 
     def __init__(self, *args: object, kind: str, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.kind = kind
+        self.folded_fields = [name for name in self.fields if name not in self.FIRST_FIELDS]
         if kind == "goal":
             # Goals carry no hypothesis, investment or expected value of their own.
             for name in (
@@ -187,6 +274,7 @@ class DataProductForm(ServiceModelForm):
         widgets = {
             "description": forms.Textarea(attrs={"rows": 3}),
             "purpose": forms.Textarea(attrs={"rows": 2}),
+            "slug": forms.TextInput(attrs={"data-slug-from": "name"}),
         }
         labels = {"product_type": "Product type", "stage": "Lifecycle stage"}
         help_texts = {

@@ -7,6 +7,7 @@ is empty because it hangs directly under the tree's vision.
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -583,3 +584,35 @@ class GlossaryColumnLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.term}: {self.data_product_id}/{self.port}.{self.column}"
+
+
+# How long a deleted subtree can be restored from its tree's trash.
+TRASH_DAYS = 30
+
+
+class TrashedSubtree(models.Model):
+    """A deleted node with everything under it, kept for ``TRASH_DAYS`` so a mistake
+    can be undone from the tree's trash (issue 15). ``document`` is the subtree in the
+    tree document's node shape (``interchange``), with each measure's metric id kept:
+    restoring recreates the nodes, measures and data-product links under the same
+    parent, at the same position."""
+
+    tree = models.ForeignKey(ValueTree, on_delete=models.CASCADE, related_name="trash")
+    parent = models.ForeignKey(
+        Node, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    position = models.PositiveIntegerField()
+    kind = models.CharField(max_length=12, choices=NodeKind.choices)
+    title = models.CharField(max_length=300)
+    descendant_count = models.PositiveIntegerField(default=0)
+    document = models.JSONField(encoder=DjangoJSONEncoder)  # dates as ISO text
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    deleted_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-deleted_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.title} (deleted)"

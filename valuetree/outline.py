@@ -35,23 +35,154 @@ def _number(value: Any) -> str:
     return str(value)
 
 
-def _measures(measures: list[dict[str, Any]]) -> str:
+def format_number(value: Any) -> str:
+    """A figure for people: thousands separated, no trailing zeros, three significant
+    digits below 100 (60000.00 → "60,000"; 1234.5 → "1,234.5"; 0.12345 → "0.123").
+    None → "—"."""
+    if value is None:
+        return "—"
+    if type(value) is int:
+        return f"{value:,}"
+    number = float(value)
+    if number != number or number in (float("inf"), float("-inf")):
+        return str(value)
+    if number.is_integer() and abs(number) < 1e15:
+        return f"{int(number):,}"
+    if abs(number) >= 100:
+        return f"{number:,.1f}".rstrip("0").rstrip(".")
+    return f"{number:.3g}"
+
+
+def format_amount(value: Any, unit: str | None = "") -> str:
+    """An amount with its unit ("60,000 EUR", "12 person-weeks"); None → "—"."""
+    if value is None:
+        return "—"
+    return f"{format_number(value)} {unit}".strip()
+
+
+def plural(count: int, singular: str, many: str | None = None) -> str:
+    """ "1 initiative", "2 initiatives", "0 bets"."""
+    return f"{count} {singular if count == 1 else (many or singular + 's')}"
+
+
+def _status_words(status: str) -> str:
+    return status.replace("_", " ").capitalize() if status else "No verdict yet"
+
+
+def verdict_badge(status: str | None, label: str | None = None, reason: str | None = "") -> str:
+    """The one drawing of a verdict, wherever one appears (outline, diagram, node page,
+    dashboard tables through the ``verdict`` template tag): a coloured dot and the
+    status in words; the reason shows on hover and, as the badge takes the focus when it
+    has one, on keyboard focus. A status this code does not know is drawn grey with its
+    name in words, so new statuses never break a page."""
+    status = status or ""
+    label = label or _status_words(status)
+    if not reason:
+        return (
+            f'<span class="verdict" data-verdict="{_e(status)}">'
+            f'<span class="verdict__dot"></span><span class="verdict__word">{_e(label)}</span>'
+            "</span>"
+        )
+    # The reason is read with the word by screen readers (visually hidden, not
+    # display:none) and pops up on hover and keyboard focus.
+    return (
+        f'<span class="verdict" data-verdict="{_e(status)}" tabindex="0">'
+        f'<span class="verdict__dot"></span><span class="verdict__word">{_e(label)}</span>'
+        f'<span class="verdict__reason">{_e(reason)}</span></span>'
+    )
+
+
+def _trend(points: list[float]) -> str:
+    first, last = points[0], points[-1]
+    if last > first:
+        return "rising"
+    if last < first:
+        return "falling"
+    return "flat"
+
+
+def sparkline(points: list[float], *, label: str = "Recent values") -> str:
+    """The newest values as a small inline SVG line (80×20 px, drawn in a 800×200
+    viewBox so coordinates are whole numbers), drawn on the server so the page needs no
+    request and no script. ``label`` is HTML-escaped text; the text alternative adds
+    the count and the trend (the latest value is shown beside it in words). Fewer than
+    two points: nothing."""
+    count = len(points)
+    if count < 2:
+        return ""
+    low = min(points)
+    span = (max(points) - low) or 1.0
+    step = 780 // (count - 1)
+    scale = 180 / span
+    line = " ".join(
+        f"{10 + i * step},{190 - int((value - low) * scale)}" for i, value in enumerate(points)
+    )
+    last = line[line.rfind(" ") + 1 :].split(",")
+    return (
+        f'<svg class="sparkline" width="80" height="20" viewBox="0 0 800 200" role="img" '
+        f'aria-label="{label}: {count} values, {_trend(points)}"><polyline points="{line}"/>'
+        f'<circle cx="{last[0]}" cy="{last[1]}" r="20"/></svg>'
+    )
+
+
+def measure_state(
+    measure: dict[str, Any], state: dict[str, Any] | None, *, name: bool = True, plan: bool = True
+) -> str:
+    """How one measure is doing: current value with unit, progress toward the target,
+    a sparkline of its newest values and its verdict; the name links to its chart.
+    ``name``/``plan``: whether to draw the name and the baseline → target (a table that
+    has columns for them leaves them out). Called once per measure of a 10,000-node
+    tree page, so it builds one string in one go."""
+    unit = _e(measure.get("unit") or "")
+    state = state or {}
+    title = _e(measure["name"])
+    html = (
+        f'<a class="measure__name" href="/dashboard/measures/{measure["id"]}/">{title}</a> '
+        if name
+        else ""
+    )
+    latest = state.get("latest_value")
+    if latest is not None:
+        html += f'<span class="measure__value">{format_number(latest)} {unit}</span> '
+    progress = state.get("progress")
+    if progress is not None:
+        html += (
+            f'<meter class="measure__progress" value="{progress:.2f}" aria-hidden="true"></meter>'
+            f'<span class="measure__percent">{round(progress * 100)} %<span '
+            'class="visually-hidden"> of the way to the target</span></span> '
+        )
+    points = state.get("points")
+    if points:
+        html += sparkline(points, label=f"Recent values of {title}")
+    html += verdict_badge(state.get("status"), state.get("label"), state.get("reason"))
+    if plan:
+        html += (
+            f' <span class="measure__plan muted">{format_number(measure["baseline_value"])} → '
+            f"{format_number(measure['target_value'])} {unit} by {measure['target_date']}</span>"
+        )
+    if name and measure.get("is_guardrail"):
+        html += ' <span class="badge">guardrail</span>'
+    return html
+
+
+def _measures(
+    measures: list[dict[str, Any]], states: dict[int, dict[str, Any]] | None = None
+) -> str:
     if not measures:
         return ""
-    items = []
-    for m in measures:
-        unit = f" {_e(m['unit'])}" if m["unit"] else ""
-        guard = ' <span class="badge">guardrail</span>' if m["is_guardrail"] else ""
-        items.append(
-            f'<li class="measure">{_e(m["name"])}: {_number(m["baseline_value"])} → '
-            f"{_number(m['target_value'])}{unit} by {m['target_date']}{guard}</li>"
-        )
-    return f'<ul class="node__measures" aria-label="Measures">{"".join(items)}</ul>'
+    states = states or {}
+    items = "".join(
+        f'<li class="measure">{measure_state(m, states.get(m["id"]))}</li>' for m in measures
+    )
+    return f'<ul class="node__measures" aria-label="Measures">{items}</ul>'
 
 
-def _verdict(verdicts: dict[int, tuple[str, str]] | None, node_id: int) -> str:
-    status, label = (verdicts or {}).get(node_id, ("", "No verdict yet"))
-    return f'<span class="verdict" data-verdict="{_e(status)}" title="{_e(label)}"></span>'
+def _verdict(verdicts: dict[int, tuple[str, str]] | None, node: dict[str, Any]) -> str:
+    """A node's rolled-up verdict; a killed node has none (it left the active tree)."""
+    if node.get("status") == "killed":
+        return ""
+    status, label = (verdicts or {}).get(node["id"], ("", "No verdict yet"))
+    return verdict_badge(status, label)
 
 
 def node_card(
@@ -60,8 +191,10 @@ def node_card(
     slug: str,
     can_edit: bool,
     verdicts: dict[int, tuple[str, str]] | None = None,
+    states: dict[int, dict[str, Any]] | None = None,
 ) -> str:
-    """The card of one node: what it is, who owns it, its measures, its actions."""
+    """The card of one node: what it is, who owns it, its rolled-up verdict, how each of
+    its measures is doing, its actions."""
     node_id = node["id"]
     kind = node["kind"]
     child_kind = CHILD_KIND[kind]
@@ -117,8 +250,8 @@ def node_card(
         f'<span class="node__kind">{KIND_LABELS[kind]}</span> '
         f'<a class="node__title" href="/nodes/{node_id}/">{_e(node["title"])}</a> '
         f'<span class="node__meta">{" ".join(meta)}</span> '
-        f"{_verdict(verdicts, node_id)}"
-        f"{_measures(node['measures'])}{actions}</div>"
+        f"{_verdict(verdicts, node)}"
+        f"{_measures(node['measures'], states)}{actions}</div>"
     )
 
 
@@ -129,6 +262,7 @@ def _node(
     slug: str,
     can_edit: bool,
     verdicts: dict[int, tuple[str, str]] | None = None,
+    states: dict[int, dict[str, Any]] | None = None,
 ) -> None:
     node_id = node["id"]
     kind = node["kind"]
@@ -136,18 +270,18 @@ def _node(
         f'<li class="node node--{_e(kind)} node--{_e(node["status"])}" id="node-{node_id}" '
         f'data-node-id="{node_id}" data-kind="{kind}">'
     )
-    parts.append(node_card(node, slug=slug, can_edit=can_edit, verdicts=verdicts))
+    parts.append(node_card(node, slug=slug, can_edit=can_edit, verdicts=verdicts, states=states))
     child_kind = CHILD_KIND[kind]
     if child_kind:
         children = node["children"]
         parts.append(
-            f'<details class="node__children" open><summary>{len(children)} '
-            f"{PLURALS[child_kind]}</summary>"
+            f'<details class="node__children" open><summary>'
+            f"{plural(len(children), child_kind, PLURALS[child_kind])}</summary>"
             f'<ul class="children" id="children-{node_id}" data-parent-id="{node_id}" '
             f'data-child-kind="{child_kind}">'
         )
         for child in children:
-            _node(parts, child, slug=slug, can_edit=can_edit, verdicts=verdicts)
+            _node(parts, child, slug=slug, can_edit=can_edit, verdicts=verdicts, states=states)
         parts.append("</ul></details>")
     parts.append("</li>")
 
@@ -164,6 +298,7 @@ def render_outline(
     *,
     can_edit: bool,
     verdicts: dict[int, tuple[str, str]] | None = None,
+    states: dict[int, dict[str, Any]] | None = None,
 ) -> SafeString:
     """The whole tree as nested lists: goals, their bets, their initiatives."""
     slug = document["slug"]
@@ -172,45 +307,104 @@ def render_outline(
         f'data-child-kind="goal" aria-label="Goals of {_e(document["name"])}">'
     ]
     for goal in document["goals"]:
-        _node(parts, goal, slug=slug, can_edit=can_edit, verdicts=verdicts)
+        _node(parts, goal, slug=slug, can_edit=can_edit, verdicts=verdicts, states=states)
     parts.append("</ul>")
     if not document["goals"]:
         parts.append('<p class="muted">This tree has no goals yet.</p>')
     return mark_safe("".join(parts))  # noqa: S308 — every user value is escaped above
 
 
-def _box(parts: list[str], node: dict[str, Any], verdicts: dict[int, tuple[str, str]]) -> None:
+# The legend of the diagram: the verdict statuses the badges draw (colours in
+# static/css/valuetree.css, the same as outcomes/dashboard.py STATUS_COLOURS).
+LEGEND = (
+    ("achieved", "Achieved"),
+    ("on_track", "On track"),
+    ("at_risk", "At risk"),
+    ("off_track", "Off track"),
+    ("missed", "Missed"),
+    ("stale", "Stale"),
+    ("no_data", "No data"),
+)
+
+
+def _box_measures(node: dict[str, Any], states: dict[int, dict[str, Any]]) -> str:
+    if not node.get("measures"):
+        return ""
+    items = []
+    for m in node["measures"]:
+        state = states.get(m["id"]) or {}
+        value = state.get("latest_value")
+        shown = format_amount(value, m.get("unit")) if value is not None else "no value yet"
+        items.append(
+            f'<li><span class="verdict__dot" data-verdict="{_e(state.get("status", ""))}" '
+            f'aria-hidden="true"></span>{_e(m["name"])}: {_e(shown)}</li>'
+        )
+    return f'<ul class="box__measures">{"".join(items)}</ul>'
+
+
+def _box(
+    parts: list[str],
+    node: dict[str, Any],
+    verdicts: dict[int, tuple[str, str]],
+    states: dict[int, dict[str, Any]],
+) -> None:
     kind = node["kind"]
-    parts.append(
-        f'<div class="branch"><a class="box box--{_e(kind)} status--{_e(node["status"])}" '
-        f'href="/nodes/{node["id"]}/"><span class="box__kind">{KIND_LABELS[kind]}</span>'
-        f'<span class="box__title">{_e(node["title"])}</span>'
-        f"{_verdict(verdicts, node['id'])}</a>"
+    node_id = node["id"]
+    killed = node["status"] == "killed"
+    state = " box--killed" if killed else ""
+    extra = '<span class="box__status">Killed</span>' if killed else _verdict(verdicts, node)
+    toggle = (
+        f'<button type="button" class="box__toggle" aria-expanded="true" '
+        f'aria-controls="kids-{node_id}" aria-label="Fold {_e(node["title"])}">−</button>'
+        if node["children"]
+        else ""
     )
-    _kids(parts, node["children"], verdicts)
+    parts.append(
+        f'<div class="branch" id="branch-{node_id}"><div class="box-wrap">'
+        f'<a class="box box--{_e(kind)} status--{_e(node["status"])}{state}" '
+        f'href="/nodes/{node_id}/"><span class="box__kind">{KIND_LABELS[kind]}</span>'
+        f'<span class="box__title">{_e(node["title"])}</span>{extra}'
+        f"{_box_measures(node, states)}</a>{toggle}</div>"
+    )
+    _kids(parts, node["children"], verdicts, states, parent_id=node_id)
     parts.append("</div>")
 
 
 def _kids(
-    parts: list[str], children: list[dict[str, Any]], verdicts: dict[int, tuple[str, str]]
+    parts: list[str],
+    children: list[dict[str, Any]],
+    verdicts: dict[int, tuple[str, str]],
+    states: dict[int, dict[str, Any]],
+    *,
+    parent_id: int | None = None,
 ) -> None:
     """The column of boxes to the right of a parent."""
     if children:
-        parts.append('<div class="kids">')
+        ident = f' id="kids-{parent_id}"' if parent_id else ""
+        parts.append(f'<div class="kids"{ident}>')
         for child in children:
-            _box(parts, child, verdicts)
+            _box(parts, child, verdicts, states)
         parts.append("</div>")
 
 
 def render_diagram(
-    document: dict[str, Any], *, verdicts: dict[int, tuple[str, str]] | None = None
+    document: dict[str, Any],
+    *,
+    verdicts: dict[int, tuple[str, str]] | None = None,
+    states: dict[int, dict[str, Any]] | None = None,
 ) -> SafeString:
-    """The tree drawn left to right: vision → goals → bets → initiatives."""
+    """The tree drawn left to right: vision → goals → bets → initiatives, with
+    connectors, each node's verdict (killed nodes greyed, without one), its measures'
+    current values (shown or hidden by the page's toggle) and a legend."""
+    legend = "".join(f"<li>{verdict_badge(status, label)}</li>" for status, label in LEGEND)
     parts = [
-        '<div class="diagram"><div class="branch"><div class="box box--vision">'
+        f'<ul class="legend" aria-label="Verdict colours">{legend}'
+        '<li><span class="box__status">Killed</span></li></ul>'
+        '<div class="diagram" id="diagram"><div class="diagram__canvas">'
+        '<div class="branch"><div class="box-wrap"><div class="box box--vision">'
         f'<span class="box__kind">Vision</span><span class="box__title">'
-        f"{_e(document['vision'])}</span></div>"
+        f"{_e(document['vision'])}</span></div></div>"
     ]
-    _kids(parts, document["goals"], verdicts or {})
-    parts.append("</div></div>")
+    _kids(parts, document["goals"], verdicts or {}, states or {})
+    parts.append("</div></div></div>")
     return mark_safe("".join(parts))  # noqa: S308 — every user value is escaped above

@@ -120,3 +120,50 @@ def register_part(part: DocumentPart) -> None:
 
 def parts() -> list[DocumentPart]:
     return list(_parts.values())
+
+
+# --- Measure states -------------------------------------------------------------------------
+# How each measure is doing (value, progress, recent values, verdict), for the outline
+# cards and the node page: (tree id, measure ids or None) -> {measure id: state}, in a
+# constant number of queries. A state is a dict with "status", "label", "reason",
+# "latest_value", "progress", "expected_progress", "metric_id" and "points".
+
+MeasureStates = Callable[[int, Collection[int] | None], dict[int, dict[str, Any]]]
+_measure_state_providers: list[MeasureStates] = []
+
+
+def register_measure_states(provider: MeasureStates) -> None:
+    _measure_state_providers.append(provider)
+
+
+def measure_states(
+    tree_id: int, measure_ids: Collection[int] | None = None
+) -> dict[int, dict[str, Any]]:
+    states: dict[int, dict[str, Any]] = {}
+    for provider in _measure_state_providers:
+        states.update(provider(tree_id, measure_ids))
+    return states
+
+
+# Both at once, where a provider can read them together (the tree page): tree id ->
+# (node statuses, measure states). Without one, the two registries above answer.
+TreeViewStates = Callable[[int], tuple[dict[int, tuple[str, str]], dict[int, dict[str, Any]]]]
+_tree_view_providers: list[TreeViewStates] = []
+
+
+def register_tree_view_states(provider: TreeViewStates) -> None:
+    _tree_view_providers.append(provider)
+
+
+def tree_view_states(
+    tree_id: int,
+) -> tuple[dict[int, tuple[str, str]], dict[int, dict[str, Any]]]:
+    if not _tree_view_providers:
+        return node_statuses(tree_id), measure_states(tree_id)
+    statuses: dict[int, tuple[str, str]] = {}
+    states: dict[int, dict[str, Any]] = {}
+    for provider in _tree_view_providers:
+        more_statuses, more_states = provider(tree_id)
+        statuses.update(more_statuses)
+        states.update(more_states)
+    return statuses, states

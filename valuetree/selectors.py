@@ -603,3 +603,58 @@ def schema_with_glossary(schema: list[Any], *, product_id: int, port: str) -> li
         if isinstance(obj, dict):
             walk(obj.get("properties"))
     return schema
+
+
+# --- Search ------------------------------------------------------------------------------
+
+SEARCH_MAX_RESULTS = 50
+
+
+def search(*, user: User, query: str, tree: ValueTree | None = None) -> dict[str, Any]:
+    """What matches ``query`` (case-insensitive substring, trimmed; under 2 characters
+    matches nothing) among what the user may read: ``{"trees", "nodes",
+    "data_products"}``, each a list of at most ``SEARCH_MAX_RESULTS`` ``values()`` rows.
+    Nodes match on title, description, hypothesis and their measures' names (the
+    measure that matched is in ``measure``). With ``tree``, only that tree's nodes, and
+    no trees or data products. Three queries at most."""
+    query = query.strip()
+    empty: dict[str, Any] = {"trees": [], "nodes": [], "data_products": []}
+    if len(query) < 2:
+        return empty
+    readable = trees_for_user(user)
+    nodes = Node.objects.filter(tree__in=readable.values("pk"))
+    if tree is not None:
+        nodes = nodes.filter(tree=tree)
+    by_measure = Q(measures__name__icontains=query)  # outcomes' measures, by relation name
+    text = Q(title__icontains=query) | Q(description__icontains=query)
+    text |= Q(hypothesis__icontains=query)
+    node_rows = list(
+        nodes.filter(text | by_measure)
+        .annotate(
+            measure=Subquery(
+                Node.objects.filter(pk=OuterRef("pk"), measures__name__icontains=query).values(
+                    "measures__name"
+                )[:1]
+            )
+        )
+        .order_by("tree__name", "kind", "title", "id")
+        .values(
+            "id", "kind", "title", "hypothesis", "status", "tree__name", "tree__slug", "measure"
+        )
+        .distinct()[:SEARCH_MAX_RESULTS]
+    )
+    if tree is not None:
+        return {**empty, "nodes": node_rows}
+    tree_rows = list(
+        readable.filter(Q(name__icontains=query) | Q(vision__icontains=query))
+        .order_by("name")
+        .values("slug", "name", "vision")[:SEARCH_MAX_RESULTS]
+    )
+    product_rows = list(
+        DataProduct.objects.filter(
+            Q(name__icontains=query) | Q(purpose__icontains=query) | Q(description__icontains=query)
+        )
+        .order_by("name")
+        .values("slug", "name", "purpose", "stage", "domain__name")[:SEARCH_MAX_RESULTS]
+    )
+    return {"trees": tree_rows, "nodes": node_rows, "data_products": product_rows}

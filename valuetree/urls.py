@@ -8,8 +8,15 @@ app_name = "valuetree"
 urlpatterns = [
     path("", trees.home, name="home"),
     path("trees/new/", trees.tree_create, name="tree-create"),
+    path("search/", trees.search, name="search"),
     path("trees/<slug:slug>/", trees.tree_page, name="tree"),
     path("trees/<slug:slug>/settings/", trees.tree_settings, name="tree-settings"),
+    path("trees/<slug:slug>/trash/", trees.tree_trash, name="tree-trash"),
+    path(
+        "trees/<slug:slug>/diagram.<str:fmt>",
+        trees.tree_diagram_export,
+        name="tree-diagram-export",
+    ),
     path(
         "trees/<slug:slug>/members/<int:membership_id>/",
         trees.member_update,

@@ -19,7 +19,7 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_float, env_int, env_list, env_str
+from config.env import default_site_url, env_bool, env_float, env_int, env_list, env_str
 from config.observability import logging_config, sentry_init
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -218,6 +218,8 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"
 
 LANGUAGE_CODE = "en-gb"
+# ISO first among the input formats, so date inputs render values browsers can show.
+FORMAT_MODULE_PATH = ["config.formats"]
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
@@ -258,7 +260,8 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
 # The address users reach the service at, for links in e-mails.
-SITE_URL = (env_str("SITE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
+# Where links in e-mails point. Unset: the address `make run` serves on (its PORT).
+SITE_URL = (env_str("SITE_URL") or default_site_url(env_str("PORT"))).rstrip("/")
 
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header makes anonymous calls answer 401, not 403.

@@ -8,6 +8,7 @@ bets on the way to another bet's initiatives changes nothing on the way.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from playwright.sync_api import Locator, Page, expect
@@ -91,6 +92,10 @@ def test_a_new_product_owner_builds_a_tree(page: Page, login: Callable, requeste
     page.get_by_label("Find a data product to link").fill("results")
     results = page.get_by_role("list", name="Matching data products")
     expect(results.get_by_text("Lab results", exact=True)).to_be_visible()
+    # No silent default: the role is chosen (the browser refuses the form without one).
+    results.get_by_role("button", name="Link").click()
+    expect(page.get_by_role("link", name="Lab results")).to_have_count(0)
+    results.get_by_label("Role of Lab results").select_option("uses")
     results.get_by_role("button", name="Link").click()
     expect(page.get_by_role("link", name="Lab results")).to_be_visible()
 
@@ -108,7 +113,9 @@ def test_a_new_product_owner_builds_a_tree(page: Page, login: Callable, requeste
     page.reload()
     moved = page.locator(f"#children-{other_bet_id}")
     expect(moved.get_by_role("link", name="Publish sample events")).to_be_visible()
-    expect(moved.get_by_text("Labs streaming events: 0 → 3 labs")).to_be_visible()
+    measure = moved.locator(".measure", has_text="Labs streaming events")
+    expect(measure.get_by_role("link", name="Labs streaming events")).to_be_visible()
+    expect(measure.locator(".measure__plan")).to_have_text(re.compile(r"^0 → 3 labs by "))
     assert page.locator(f"#children-{other_bet_id} > li").count() == 2
 
     initiative_row = Node.objects.get(title="Publish sample events")

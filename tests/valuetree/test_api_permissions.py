@@ -41,6 +41,7 @@ from valuetree.models import (
     OutputPort,
     ValueTree,
 )
+from valuetree.trash import node_trash
 
 ROLES = (*USER_ROLES, "anonymous")
 # Public by design: the OpenAPI schema and its docs page.
@@ -456,6 +457,23 @@ CASES = [
     Case("tree-export-json", "tree-export", "GET", tree_url("export/?format=json"), tree_readers()),
     Case("tree-export-yaml", "tree-export", "GET", tree_url("export/?format=yaml"), tree_readers()),
     Case("tree-history", "tree-history", "GET", tree_url("history/"), tree_readers()),
+    Case("tree-diagram-svg", "tree-diagram", "GET", tree_url("diagram/"), tree_readers()),
+    Case("tree-trash", "tree-trash", "GET", tree_url("trash/"), tree_readers()),
+    Case(
+        "tree-trash-restore",
+        "tree-trash-restore",
+        "POST",
+        # The builder puts the initiative in the trash first.
+        lambda w: f"/api/trees/{w.tree.slug}/trash/{node_trash(node=w.initiative).pk}/restore/",
+        tree_editors(201),
+    ),
+    Case(
+        "tree-diagram-mermaid",
+        "tree-diagram",
+        "GET",
+        tree_url("diagram/?format=mermaid"),
+        tree_readers(),
+    ),
     # Members
     Case("member-list", "tree-member-list", "GET", tree_url("members/"), tree_readers()),
     Case(

@@ -47,9 +47,9 @@ class TestTreePage:
         bulk_tree(tree, goals=size[0], bets=size[1], initiatives=size[2], measures=1)
         client = Client()
         client.force_login(users["editor"])
-        # session, user, tree with role, nodes, measures; the verdict slots: nodes,
-        # measures and current verdicts (outcomes' roll-up)
-        with django_assert_num_queries(8):
+        # session, user, tree with role, nodes, measures; the verdicts and measures'
+        # states: the measures with their current verdict and metric, the nodes (roll-up)
+        with django_assert_num_queries(7):
             response = client.get(f"/trees/{tree.slug}/")
         assert response.status_code == 200
         assert response.content.decode().count('id="card-') == (

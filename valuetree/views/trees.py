@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import trigger_client_event
 
-from valuetree import outline, sections, selectors, services
+from valuetree import diagram, outline, sections, selectors, services, trash
 from valuetree.forms import (
     MembershipForm,
     MembershipRoleForm,
@@ -32,6 +32,7 @@ from valuetree.forms import (
 from valuetree.models import (
     CHILD_KIND,
     PARENT_KIND,
+    TRASH_DAYS,
     DataProduct,
     DataProductLink,
     LinkRole,
@@ -39,6 +40,7 @@ from valuetree.models import (
     Node,
     NodeStatus,
     Role,
+    TrashedSubtree,
     ValueTree,
 )
 
@@ -74,10 +76,12 @@ def _editable_node(request: HttpRequest, node_id: int) -> tuple[Node, ValueTree]
 
 def _outline_html(tree: ValueTree) -> str:
     document = selectors.tree_get(tree=tree)
+    verdicts, states = sections.tree_view_states(tree.pk)
     return outline.render_outline(
         document,
         can_edit=tree.caller_role in selectors.EDIT_ROLES,
-        verdicts=sections.node_statuses(tree.pk),
+        verdicts=verdicts,
+        states=states,
     )
 
 
@@ -107,11 +111,13 @@ def _done(
             return redirect("valuetree:node", node_id=node.pk)
         return redirect("valuetree:tree", slug=tree.slug)
     if redraw == "card" and node is not None:
+        card_data = selectors.node_card_get(node=node)
         card = outline.node_card(
-            selectors.node_card_get(node=node),
+            card_data,
             slug=tree.slug,
             can_edit=True,
             verdicts=sections.node_statuses(tree.pk),
+            states=sections.measure_states(tree.pk, [m["id"] for m in card_data["measures"]]),
         ).replace('<div class="node__card', '<div hx-swap-oob="outerHTML" class="node__card', 1)
         body = card
     else:
@@ -179,11 +185,11 @@ def tree_page(request: HttpRequest, slug: str) -> HttpResponse:
     view = "diagram" if request.GET.get("view") == "diagram" else "outline"
     document = selectors.tree_get(tree=tree)
     can_edit = tree.caller_role in selectors.EDIT_ROLES
-    verdicts = sections.node_statuses(tree.pk)
+    verdicts, states = sections.tree_view_states(tree.pk)
     drawing = (
-        outline.render_diagram(document, verdicts=verdicts)
+        outline.render_diagram(document, verdicts=verdicts, states=states)
         if view == "diagram"
-        else outline.render_outline(document, can_edit=can_edit, verdicts=verdicts)
+        else outline.render_outline(document, can_edit=can_edit, verdicts=verdicts, states=states)
     )
     return render(
         request,
@@ -198,6 +204,43 @@ def tree_page(request: HttpRequest, slug: str) -> HttpResponse:
             "parent_kinds": json.dumps(PARENT_KIND),
         },
     )
+
+
+@login_required
+def search(request: HttpRequest) -> HttpResponse:
+    """Search the trees, nodes (titles, hypotheses, measures) and data products the
+    caller may read; ``?tree=<slug>`` searches one tree's nodes. With htmx, only the
+    results (the header's and the tree page's search boxes ask as you type)."""
+    query = request.GET.get("q", "")[:200]
+    tree = None
+    if request.GET.get("tree"):
+        tree = _tree(request, slug=request.GET["tree"])
+    results = selectors.search(user=request.user, query=query, tree=tree)
+    return render(
+        request,
+        "valuetree/_search_results.html" if request.htmx else "valuetree/search.html",
+        {
+            "query": query.strip(),
+            "tree": tree,
+            "results": results,
+            "count": sum(len(rows) for rows in results.values()),
+        },
+    )
+
+
+@login_required
+def tree_diagram_export(request: HttpRequest, slug: str, fmt: str) -> HttpResponse:
+    """The tree's diagram to download: ``svg``, ``png`` or ``mermaid`` (text), with
+    the measures' current values unless ``?measures=0``. Readers may download."""
+    tree = _tree(request, slug=slug)
+    if fmt not in diagram.FORMATS:
+        raise Http404("Unknown diagram format.")
+    body, content_type, filename = diagram.diagram_export(
+        tree, fmt=fmt, measures=request.GET.get("measures") != "0"
+    )
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 @login_required
@@ -447,13 +490,51 @@ def node_delete(request: HttpRequest, node_id: int) -> HttpResponse:
     descendants = selectors.node_descendant_count(node=node)
     if request.method == "POST":
         title = node.title
-        services.node_delete(node=node, cascade=True)
+        trash.node_trash(node=node, user=request.user)
         extra = f" and {descendants} descendant(s)" if descendants else ""
-        return _done(request, tree, f"“{title}”{extra} deleted.", redraw="outline")
+        return _done(
+            request,
+            tree,
+            f"“{title}”{extra} deleted. The tree's trash can restore it for {TRASH_DAYS} days.",
+            redraw="outline",
+        )
     return _form_page(
         request,
         "valuetree/node_delete.html",
         {"tree": tree, "node": node, "descendants": descendants},
+    )
+
+
+@login_required
+def tree_trash(request: HttpRequest, slug: str) -> HttpResponse:
+    """Deleted subtrees of the last ``TRASH_DAYS`` days; editors restore them (POST
+    ``item``)."""
+    tree = _tree(request, slug=slug)
+    can_edit = tree.caller_role in selectors.EDIT_ROLES
+    if request.method == "POST":
+        _require(tree, selectors.EDIT_ROLES)
+        item_id = request.POST.get("item", "")
+        item = TrashedSubtree.objects.filter(
+            tree=tree, pk=int(item_id) if item_id.isdigit() else 0
+        ).first()
+        if item is None:
+            raise Http404("Nothing with that id in this tree's trash.")
+        try:
+            node = trash.trash_restore(item=item)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+            return redirect("valuetree:tree-trash", slug=tree.slug)
+        messages.success(request, f"“{node.title}” is back where it was.")
+        return redirect("valuetree:tree", slug=tree.slug)
+    return render(
+        request,
+        "valuetree/tree_trash.html",
+        {
+            "tree": tree,
+            "items": trash.trash_for_tree(tree=tree),
+            "can_edit": can_edit,
+            "days": TRASH_DAYS,
+        },
     )
 
 
@@ -465,13 +546,19 @@ def node_panel(request: HttpRequest, node_id: int) -> HttpResponse:
     node = Node.objects.select_related("owner", "accountable", "parent").get(pk=node.pk)
     links = DataProductLink.objects.filter(node=node).select_related("data_product__domain")
     history = selectors.history_entries(Node.history.filter(id=node.pk), model="node", limit=50)
+    measures = list(node.measures.select_related("metric__source"))
+    states = sections.measure_states(tree.pk, [m.pk for m in measures]) if measures else {}
+    for measure in measures:
+        measure.state = states.get(measure.pk)
+    status, label = sections.node_statuses(tree.pk).get(node.pk, ("", ""))
     return render(
         request,
         "valuetree/node.html",
         {
             "tree": tree,
             "node": node,
-            "measures": node.measures.select_related("metric__source"),
+            "measures": measures,
+            "verdict": {"status": status, "label": label} if node.status != "killed" else None,
             "links": links,
             "interests": selectors.node_interests(node=node),
             "history": history,

@@ -1,0 +1,130 @@
+"""The diagram for a slide: SVG, PNG and Mermaid exports from the page and the API
+(issue 15), with verdict colours, a legend, killed nodes greyed and measures' values."""
+
+from __future__ import annotations
+
+import datetime as dt
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from outcomes.models import Measure
+from tests.factories import bulk_tree, make_tree
+from valuetree import services
+from valuetree.models import Node
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.fixture
+def shape(tree):
+    goal = services.node_create(tree=tree, parent=None, title='Results reach <clinicians> "sooner"')
+    bet = services.node_create(tree=tree, parent=goal, title="Track samples in real time")
+    kept = services.node_create(tree=tree, parent=bet, title="Publish sample events")
+    killed = services.node_create(tree=tree, parent=bet, title="Courier re-routing pilot")
+    services.node_update(node=Node.objects.get(pk=killed.pk), status="killed")
+    Measure.objects.create(
+        node=kept,
+        name="Labs streaming",
+        unit="labs",
+        direction="increase",
+        baseline_value=0,
+        baseline_date=dt.date(2026, 1, 1),
+        target_value=3,
+        target_date=dt.date(2026, 12, 31),
+    )
+    return {"goal": goal, "bet": bet, "kept": kept, "killed": killed}
+
+
+@pytest.mark.django_db
+class TestExports:
+    @pytest.mark.parametrize("base", ["/trees/tree/diagram.svg", "/api/trees/tree/diagram/"])
+    def test_svg_is_valid_and_complete(self, client, users, shape, base):
+        client.force_login(users["viewer"])
+        response = client.get(base)
+        assert response.status_code == 200
+        assert response["Content-Type"] == "image/svg+xml"
+        assert 'filename="tree.svg"' in response["Content-Disposition"]
+        root = ET.fromstring(response.content)  # well-formed XML, user text escaped
+        assert root.tag == f"{SVG}svg"
+        texts = [t.text for t in root.iter(f"{SVG}text")]
+        titles = [t.text for t in root.iter(f"{SVG}title")]
+        assert 'Goal: Results reach <clinicians> "sooner"' in titles
+        assert "Results reach <clinicians>" in texts  # wrapped over two lines
+        assert "Killed" in texts  # the killed initiative, and the legend
+        assert "On track" in texts and "Missed" in texts  # the legend
+        assert "Labs streaming: no value yet" in texts
+        assert len(list(root.iter(f"{SVG}path"))) == 4  # vision→goal→bet→2 initiatives
+        boxes = {g.find(f"{SVG}title").text: g for g in root.iter(f"{SVG}g")}
+        assert boxes["Initiative: Courier re-routing pilot"].get("opacity") == "0.7"
+
+    def test_measures_can_be_left_out(self, client, users, shape):
+        client.force_login(users["viewer"])
+        for url in (
+            "/trees/tree/diagram.svg?measures=0",
+            "/api/trees/tree/diagram/?measures=false",
+        ):
+            assert b"Labs streaming" not in client.get(url).content
+
+    @pytest.mark.parametrize(
+        "base", ["/trees/tree/diagram.png", "/api/trees/tree/diagram/?format=png"]
+    )
+    def test_png(self, client, users, shape, base):
+        client.force_login(users["viewer"])
+        response = client.get(base)
+        assert response.status_code == 200
+        assert response["Content-Type"] == "image/png"
+        assert response.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+    @pytest.mark.parametrize(
+        "base", ["/trees/tree/diagram.mermaid", "/api/trees/tree/diagram/?format=mermaid"]
+    )
+    def test_mermaid(self, client, users, shape, base):
+        client.force_login(users["viewer"])
+        text = client.get(base).content.decode()
+        assert text.startswith("flowchart LR\n")
+        assert (
+            f'  n{shape["goal"].pk}["Goal: Results reach &lt;clinicians&gt; #quot;sooner#quot;'
+            in text
+        )
+        assert f"  n{shape['bet'].pk} --> n{shape['killed'].pk}" in text
+        assert f"n{shape['killed'].pk}[" in text and ":::killed" in text
+        assert "classDef on_track" in text
+
+    def test_unknown_format_is_refused(self, client, users, shape):
+        client.force_login(users["viewer"])
+        assert client.get("/trees/tree/diagram.gif").status_code == 404
+        response = client.get("/api/trees/tree/diagram/?format=gif")
+        assert response.status_code == 400
+        assert "format" in response.json()
+
+    def test_outsiders_get_nothing(self, client, users, shape):
+        client.force_login(users["outsider"])
+        assert client.get("/trees/tree/diagram.svg").status_code == 404
+        assert client.get("/api/trees/tree/diagram/").status_code == 404
+        client.logout()
+        assert client.get("/trees/tree/diagram.svg").status_code == 302
+        assert client.get("/api/trees/tree/diagram/").status_code in (401, 403)
+
+    @pytest.mark.parametrize("shape_", [(1, 3, 2), (10, 9, 10)], ids=["10", "1000"])
+    def test_export_queries_do_not_grow(self, users, client, django_assert_max_num_queries, shape_):
+        tree = make_tree(users, slug=f"big{shape_[0]}")
+        bulk_tree(tree, goals=shape_[0], bets=shape_[1], initiatives=shape_[2], measures=1)
+        client.force_login(users["viewer"])
+        with django_assert_max_num_queries(7):
+            assert client.get(f"/trees/{tree.slug}/diagram.svg").status_code == 200
+
+
+@pytest.mark.django_db
+def test_diagram_page_offers_the_tools(client, users, shape):
+    client.force_login(users["viewer"])
+    html = client.get("/trees/tree/?view=diagram").content.decode()
+    for text in (
+        'id="show-measures"',
+        'href="/trees/tree/diagram.svg"',
+        "js/diagram.js",
+        'class="legend"',
+        'class="box__toggle"',
+        'class="box__measures"',
+    ):
+        assert text in html

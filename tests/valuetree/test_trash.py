@@ -1,0 +1,124 @@
+"""Soft delete: a deleted subtree waits 30 days in its tree's trash and can be
+restored from the page and the API (issue 15)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from outcomes.models import Measure
+from tests.factories import make_metric
+from valuetree import services, trash
+from valuetree.models import DataProductLink, Node, TrashedSubtree
+
+
+@pytest.fixture
+def shape(tree, users, domains):
+    goal = services.node_create(tree=tree, parent=None, title="Goal")
+    first = services.node_create(tree=tree, parent=goal, title="First bet")
+    bet = services.node_create(
+        tree=tree, parent=goal, title="Bet", hypothesis="We believe", owner=users["editor"]
+    )
+    services.node_create(tree=tree, parent=goal, title="Last bet")
+    initiative = services.node_create(tree=tree, parent=bet, title="Initiative")
+    metric = make_metric(tree, name="Samples")
+    Measure.objects.create(
+        node=initiative,
+        name="Throughput",
+        direction="increase",
+        baseline_value=1,
+        baseline_date=dt.date(2026, 1, 1),
+        target_value=2,
+        target_date=dt.date(2027, 1, 1),
+        metric=metric,
+    )
+    product = services.data_product_create(name="Events", slug="events", domain=domains["lab"])
+    services.data_product_link(product=product, node=initiative, role="uses")
+    return {"goal": goal, "first": first, "bet": bet, "initiative": initiative, "metric": metric}
+
+
+def _assert_restored(tree, shape, users):
+    bet = Node.objects.get(tree=tree, title="Bet")
+    assert bet.parent_id == shape["goal"].pk
+    assert list(
+        Node.objects.filter(parent=shape["goal"])
+        .order_by("position")
+        .values_list("title", flat=True)
+    ) == ["First bet", "Bet", "Last bet"]
+    assert (bet.hypothesis, bet.owner) == ("We believe", users["editor"])
+    initiative = Node.objects.get(parent=bet)
+    measure = Measure.objects.get(node=initiative)
+    assert (measure.name, measure.metric_id) == ("Throughput", shape["metric"].pk)
+    assert DataProductLink.objects.filter(node=initiative, role="uses").exists()
+    assert not TrashedSubtree.objects.exists()
+
+
+@pytest.mark.django_db
+class TestPages:
+    def test_delete_then_restore_from_the_trash(self, client, users, tree, shape):
+        client.force_login(users["editor"])
+        response = client.post(f"/nodes/{shape['bet'].pk}/delete/")
+        assert response.status_code == 302
+        assert not Node.objects.filter(title__in=["Bet", "Initiative"]).exists()
+        page = client.get(f"/trees/{tree.slug}/trash/").content.decode()
+        assert "Bet" in page and "1 below it" in page
+        item = TrashedSubtree.objects.get()
+        response = client.post(f"/trees/{tree.slug}/trash/", {"item": item.pk})
+        assert response.status_code == 302
+        _assert_restored(tree, shape, users)
+
+    def test_viewer_sees_but_cannot_restore(self, client, users, tree, shape):
+        trash.node_trash(node=shape["bet"], user=users["editor"])
+        client.force_login(users["viewer"])
+        page = client.get(f"/trees/{tree.slug}/trash/").content.decode()
+        assert "Bet" in page and "Restore" not in page
+        item = TrashedSubtree.objects.get()
+        assert client.post(f"/trees/{tree.slug}/trash/", {"item": item.pk}).status_code == 403
+        assert TrashedSubtree.objects.exists()
+
+    def test_bad_item_is_404(self, client, users, tree, shape):
+        client.force_login(users["editor"])
+        assert client.post(f"/trees/{tree.slug}/trash/", {"item": "x"}).status_code == 404
+
+
+@pytest.mark.django_db
+class TestApi:
+    def test_delete_list_restore(self, client_for, users, tree, shape):
+        editor = client_for(users["editor"])
+        refused = editor.delete(f"/api/nodes/{shape['bet'].pk}/")
+        assert refused.status_code == 400  # has a descendant: cascade must be asked for
+        assert not TrashedSubtree.objects.exists()
+        assert editor.delete(f"/api/nodes/{shape['bet'].pk}/?cascade=true").status_code == 204
+        listed = client_for(users["viewer"]).get(f"/api/trees/{tree.slug}/trash/").json()
+        assert [(i["title"], i["descendant_count"], i["deleted_by"]) for i in listed] == [
+            ("Bet", 1, "editor")
+        ]
+        url = f"/api/trees/{tree.slug}/trash/{listed[0]['id']}/restore/"
+        assert client_for(users["viewer"]).post(url).status_code == 403
+        response = editor.post(url)
+        assert response.status_code == 201, response.content
+        assert response.json()["title"] == "Bet"
+        _assert_restored(tree, shape, users)
+        assert editor.post(url).status_code == 404
+
+
+@pytest.mark.django_db
+class TestRules:
+    def test_older_than_thirty_days_cannot_come_back(self, users, tree, shape):
+        item = trash.node_trash(node=shape["bet"], user=users["editor"])
+        later = timezone.now() + dt.timedelta(days=31)
+        assert trash.trash_for_tree(tree=tree, now=later) == []
+        with pytest.raises(Exception, match="30 days"):
+            trash.trash_restore(item=item, now=later)
+        assert trash.trash_purge(now=later) == 1
+
+    def test_a_child_whose_parent_was_deleted_waits_for_the_parent(self, users, tree, shape):
+        child = trash.node_trash(node=shape["initiative"], user=users["editor"])
+        parent = trash.node_trash(node=shape["bet"], user=users["editor"])
+        child.refresh_from_db()
+        with pytest.raises(Exception, match="restore the parent first"):
+            trash.trash_restore(item=child)
+        trash.trash_restore(item=parent)
+        assert Node.objects.filter(title="Bet").exists()
