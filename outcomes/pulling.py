@@ -561,7 +561,9 @@ def _pull_failed(
     metric: Metric, run: PullRun, message: str, full: str, started: float, release_claim: bool
 ) -> None:
     """Record a failed attempt: `message` for every reader, `full` ("" when it says no
-    more) for the source's editors."""
+    more) for the source's editors. A NUL a source sent shows as ``\\x00``: PostgreSQL
+    text cannot hold it, and failing to record a failure would hide it."""
+    message, full = message.replace("\x00", "\\x00"), full.replace("\x00", "\\x00")
     with transaction.atomic():
         _run_finish(run, PullStatus.FAILED, started, error=message, error_detail=full)
         health: dict[str, Any] = {

@@ -645,3 +645,14 @@ def test_claiming_among_some_metrics_leaves_the_others_due(metric, tree, fake):
 def test_csv_that_is_not_csv_is_a_line_numbered_error():
     with pytest.raises(ValidationError, match=r"Line \d+: not readable as CSV"):
         pulling.csv_points("period,value\n2026-03-01," + "x" * 200_000 + "\n")
+
+
+def test_a_nul_the_source_sent_is_recorded_visibly_on_both_databases(metric, fake):
+    # PostgreSQL text cannot hold NUL: the failure must still be recorded, not lost in a 500.
+    fake.answer = PullError("The server answered: bad\x00request")
+    run = pulling.metric_pull(metric_id=claimed(metric).pk, trigger="schedule")
+    run.refresh_from_db()
+    metric.refresh_from_db()
+    assert run.status == PullStatus.FAILED
+    assert "\x00" not in run.error + run.error_detail + metric.last_error
+    assert "bad\\x00request" in run.error + run.error_detail
