@@ -17,6 +17,7 @@ import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from django.db import connection, transaction
@@ -26,7 +27,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from outcomes import verdicts
-from outcomes.models import Measure, Metric, Observation, Verdict, VerdictPolicy
+from outcomes.models import Measure, Observation, Verdict, VerdictPolicy
 from outcomes.pulling import GRANULARITY_SECONDS
 from outcomes.selectors import expected_frequency
 
@@ -215,17 +216,18 @@ def _evaluate_batch(ids: list[int], at: datetime) -> int:
         )
         for policy in VerdictPolicy.objects.filter(tree_id__in={m["tree_id"] for m in measures})
     }
+    # One per metric, from plain attributes: a Metric instance per measure costs more
+    # than its verdict.
     staleness = {
         m["metric_id"]: _staleness(
-            Metric(
+            SimpleNamespace(
                 expected_frequency=m["metric__expected_frequency"],
                 schedule_interval=m["metric__schedule_interval"],
                 schedule_cron=m["metric__schedule_cron"] or "",
                 granularity=m["metric__granularity"],
             )
         )
-        for m in measures
-        if m["metric_id"]
+        for m in {m["metric_id"]: m for m in measures if m["metric_id"]}.values()
     }
     fits = _metric_fits(staleness.keys(), at)
     now = timezone.now()
