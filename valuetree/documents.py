@@ -242,6 +242,12 @@ class _Lines(Mapping[str, int]):
         return len(self._built())
 
 
+def yaml_parser(text: str) -> Any:
+    """libyaml's event parser over ``text`` (``get_event()``; ``dispose()`` after),
+    for a caller that wants to stop reading early."""
+    return _Loader(text)
+
+
 def yaml_failure(error: yaml.YAMLError) -> ImportFailed:
     """A YAML syntax error as an ImportFailed naming its line."""
     mark = getattr(error, "problem_mark", None)

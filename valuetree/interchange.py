@@ -29,6 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+import yaml
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -74,10 +75,78 @@ def guess_format(*, content_type: str = "", filename: str = "") -> str:
 
 
 def parse(raw: bytes | str, *, fmt: str) -> tuple[Any, dict[str, int]]:
-    """Decode one document through the safe loader (``valuetree.documents``): a
-    syntax error or a broken limit is an ImportFailed naming the line."""
+    """Decode one tree document through the safe loader (``valuetree.documents``): a
+    syntax error or a broken limit is an ImportFailed naming the line. A YAML
+    document with more than MAX_TREE_NODES nodes is refused while it is read."""
+    if fmt == "yaml":
+        _refuse_too_many_nodes_early(documents.document_text(raw))
     [(data, lines)] = documents.load(raw, fmt=fmt)
     return data, lines
+
+
+def _too_many_nodes(count: int, line: int | None) -> ImportFailed:
+    return ImportFailed(
+        [
+            Problem(
+                "goals",
+                f"The document holds {count:,} nodes or more; one import takes at most "
+                f"{MAX_TREE_NODES:,}. Split the tree, or import it in parts.",
+                line,
+            )
+        ]
+    )
+
+
+def _refuse_too_many_nodes_early(text: str) -> None:
+    """Refuse a YAML tree document over the node cap before it is parsed whole.
+
+    Parsing all of a large document costs seconds; a document of 100,000 goals is
+    refused here after reading its first MAX_TREE_NODES + 1. Every node has a
+    ``title`` key, so a text with no more "title"s than the cap cannot be over it and
+    is not scanned at all (a key spelled with escapes is still caught by ``validate``,
+    after parsing). Otherwise libyaml's events are read, counting the mappings that
+    are items of a ``goals`` or ``children`` list, until the cap or the end; anything
+    malformed is left for the loader to report.
+    """
+    if text.count("title") <= MAX_TREE_NODES:
+        return
+    parser = documents.yaml_parser(text)
+    # One frame per open collection: [is a mapping, expecting a key, last key,
+    # is a sequence of nodes].
+    stack: list[list[Any]] = []
+    count = 0
+    try:
+        while (event := parser.get_event()) is not None:
+            kind = type(event).__name__
+            if kind in ("MappingStartEvent", "SequenceStartEvent"):
+                parent = stack[-1] if stack else None
+                nodes_list = False
+                if parent is not None and parent[0]:
+                    nodes_list = parent[2] in ("goals", "children")
+                    parent[1] = True  # the value is read: a key comes next
+                elif parent is not None and parent[3] and kind == "MappingStartEvent":
+                    count += 1
+                    if count > MAX_TREE_NODES:
+                        raise _too_many_nodes(count, event.start_mark.line + 1)
+                stack.append([kind == "MappingStartEvent", True, None, nodes_list])
+                if len(stack) > documents.MAX_DEPTH:
+                    return  # the loader refuses it, with its own message
+            elif kind in ("MappingEndEvent", "SequenceEndEvent"):
+                stack.pop()
+            elif kind in ("ScalarEvent", "AliasEvent"):
+                if kind == "AliasEvent":
+                    return  # the loader refuses it, with its own message
+                parent = stack[-1] if stack else None
+                if parent is not None and parent[0]:
+                    if parent[1]:
+                        parent[2] = event.value
+                    parent[1] = not parent[1]
+            elif kind == "DocumentEndEvent":
+                return
+    except yaml.YAMLError:
+        return
+    finally:
+        parser.dispose()
 
 
 # --- Validation ----------------------------------------------------------------------
@@ -382,16 +451,7 @@ def validate(
     validator = DocumentValidator(lines)
     count = count_nodes(data)
     if count > MAX_TREE_NODES:
-        raise ImportFailed(
-            [
-                Problem(
-                    "goals",
-                    f"The document holds {count:,} nodes; one import takes at most "
-                    f"{MAX_TREE_NODES:,}. Split the tree, or import it in parts.",
-                    lines.get("goals"),
-                )
-            ]
-        )
+        raise _too_many_nodes(count, lines.get("goals"))
     header_serializer = TreeDocumentSerializer()
     for part in sections.parts():
         if part.tree_level:

@@ -4,10 +4,12 @@ and NUL characters, with a 400 (or a form/command error) and nothing written."""
 
 from __future__ import annotations
 
+import json
 import tracemalloc
 from pathlib import Path
 
 import pytest
+import yaml
 from django.core.management import CommandError, call_command
 
 from valuetree import documents, interchange, services, standards
@@ -266,3 +268,51 @@ def test_nul_in_a_json_body_is_a_400_at_its_path(users, client_for):
     assert response.status_code == 400
     assert response.json() == {"extra.deep[1]": [documents.NUL_MESSAGE]}
     assert not ValueTree.objects.filter(slug="nul").exists()
+
+
+# --- Node and byte caps for tree documents (issue 16 §8) ---------------------------------
+
+
+def many_goals(count: int) -> str:
+    goals = "".join(f"- title: goal {i}\n" for i in range(count))
+    return f"version: 1\nslug: many\nname: n\nvision: v\ngoals:\n{goals}"
+
+
+def test_a_tree_document_over_the_node_cap_is_refused_before_it_is_parsed_whole(
+    users, client_for, monkeypatch
+):
+    """100,000 goals (1.8 MB) took 85 s to refuse; it is refused while it is read,
+    after the first MAX_TREE_NODES + 1, without loading the document."""
+
+    def never(*args, **kwargs):
+        raise AssertionError("the whole document was loaded")
+
+    monkeypatch.setattr(documents, "load", never)
+    response = client_for(users["owner"]).post(
+        "/api/trees/import/", many_goals(100_000).encode(), content_type=YAML
+    )
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["path"] == "goals"
+    assert "holds 20,001 nodes or more; one import takes at most 20,000" in error["message"]
+    assert not ValueTree.objects.filter(slug="many").exists()
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+def test_the_node_cap_holds_after_parsing_too(fmt, users, monkeypatch):
+    monkeypatch.setattr(interchange, "MAX_TREE_NODES", 5)
+    goals = [{"title": "g", "children": [{"title": f"b{i}"} for i in range(5)]}]
+    raw = documents.dump_yaml([{"version": 1, "slug": "t", "name": "n", "vision": "v",
+                                "goals": goals}])  # fmt: skip
+    if fmt == "json":
+        raw = json.dumps(yaml.safe_load(raw))
+    with pytest.raises(interchange.ImportFailed, match="holds 6 nodes"):
+        interchange.tree_import_text(raw, fmt=fmt, owner=users["owner"])
+
+
+def test_a_tree_document_at_the_cap_is_read(monkeypatch):
+    monkeypatch.setattr(interchange, "MAX_TREE_NODES", 50)
+    data, _ = interchange.parse(many_goals(50), fmt="yaml")
+    assert len(data["goals"]) == 50
+    with pytest.raises(interchange.ImportFailed, match="51 nodes or more"):
+        interchange.parse(many_goals(51), fmt="yaml")
