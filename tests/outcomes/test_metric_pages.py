@@ -644,7 +644,10 @@ class TestMetricPage:
             assert f"Timed out {ESCAPED}" in html
             assert "120 ms" in html
         metric_html = as_role("viewer").get(f"/metrics/{pulled.pk}/").content.decode()
-        assert f'<a href="/nodes/{measure.node_id}/">Goal</a>: Happier customers' in metric_html
+        assert (
+            f'<a href="/nodes/{measure.node_id}/">Goal</a>: <a href="/dashboard/measures/{measure.pk}/">Happier customers</a>'
+            in metric_html
+        )
         assert "Every hour" in metric_html
 
 

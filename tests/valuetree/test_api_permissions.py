@@ -235,6 +235,11 @@ def learning_url(w: World) -> str:
     return f"/api/learnings/{learning.pk}/"
 
 
+def spare_in_trash(w: World) -> int:
+    goal = services.node_create(tree=w.tree, parent=None, title="Spare goal")
+    return node_trash(node=goal).pk
+
+
 # --- The matrix ------------------------------------------------------------------------
 
 Builder = Callable[[World], Any]
@@ -463,8 +468,8 @@ CASES = [
         "tree-trash-restore",
         "tree-trash-restore",
         "POST",
-        # The builder puts the initiative in the trash first.
-        lambda w: f"/api/trees/{w.tree.slug}/trash/{node_trash(node=w.initiative).pk}/restore/",
+        # The builder puts a spare goal in the trash first (the world's nodes stay).
+        lambda w: f"/api/trees/{w.tree.slug}/trash/{spare_in_trash(w)}/restore/",
         tree_editors(201),
     ),
     Case(
