@@ -125,6 +125,9 @@ def daily_rows() -> int:
         PG_URL.replace("postgresql://", "postgresql+psycopg://"),
         PG_URL.replace("postgresql://", "postgres://"),
     ],
+    # Ids without the URL: it names the xdist worker's database, and every worker
+    # must collect the same tests.
+    ids=["postgresql", "postgresql+psycopg", "postgres"],
 )
 def test_single_value(warehouse, url):
     points = CONNECTOR.fetch(fetch_request(url, "SELECT sum(value) FROM daily"))
