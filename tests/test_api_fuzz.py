@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 
 from outcomes import evaluation
 from outcomes.pulling import observations_push
 from outcomes.services import measure_create
 from tests.factories import make_metric
+from valuetree import services
 from valuetree.management.commands.load_demo import load_demo
 from valuetree.models import Node, ValueTree
 
@@ -45,7 +45,7 @@ CALLERS = {
 def api_token(user) -> str:
     """A key the API accepts in `Authorization: Token <key>` (the one place to change
     when the token scheme changes)."""
-    return Token.objects.get_or_create(user=user)[0].key
+    return services.api_token_create(user=user, name="API fuzzer")[1]
 
 
 @pytest.fixture

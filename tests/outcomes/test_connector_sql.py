@@ -143,7 +143,8 @@ def daily_rows() -> int:
         PG_URL.replace("postgresql://", "postgresql+psycopg://"),
         PG_URL.replace("postgresql://", "postgres://"),
     ],
-    # The URL names the xdist worker's database: ids must be the same on every worker.
+    # Ids without the URL: it names the xdist worker's database, and every worker
+    # must collect the same tests.
     ids=["postgresql", "postgresql+psycopg", "postgres"],
 )
 def test_single_value(warehouse, url):

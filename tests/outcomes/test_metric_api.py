@@ -587,7 +587,6 @@ def five_days(push_metric, editor):
         ("?until=2026-03-03T00:00:00Z", [1, 2]),
         ("?since=2026-03-02T00:00:00Z&until=2026-03-04T00:00:00Z", [2, 3]),
         ("?since=2026-03-02T01:00:00%2B01:00", [2, 3, 4, 5]),
-        ("?since=", [1, 2, 3, 4, 5]),
     ],
 )
 def test_observations_are_read_in_period_order_within_bounds(
@@ -603,7 +602,11 @@ def test_observations_are_read_in_period_order_within_bounds(
     ]
 
 
-@pytest.mark.parametrize(("name", "value"), [("since", "yesterday"), ("until", "2026-13-01")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    # An empty bound is no date either (the schema says date-time): leave it out.
+    [("since", "yesterday"), ("until", "2026-13-01"), ("since", ""), ("until", "")],
+)
 def test_a_bad_bound_is_refused(five_days, editor, name, value):
     response = editor.get(f"{observations_url(five_days)}?{name}={value}")
 
