@@ -22,7 +22,7 @@ def make_user(username: str, **extra: object) -> User:
 def make_role_users(prefix: str = "") -> dict[str, User]:
     """One user per role; tree memberships are given by ``make_tree``."""
     users = {role: make_user(f"{prefix}{role}") for role in ROLES}
-    users["leadership"].groups.add(Group.objects.get(name="Leadership"))
+    users["leadership"].groups.add(Group.objects.get_or_create(name="Leadership")[0])
     return users
 
 

@@ -243,7 +243,7 @@ def upsert_user(
             user.full_clean()
             user.save(update_fields=list(updates))
             changes["user", "updated"] += 1
-    leadership = Group.objects.get(name=LEADERSHIP_GROUP)
+    leadership, _ = Group.objects.get_or_create(name=LEADERSHIP_GROUP)
     is_leader = user.groups.filter(pk=leadership.pk).exists()
     if entry["role"] == LEADERSHIP and not is_leader:
         user.groups.add(leadership)
