@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from outcomes.models import (
@@ -219,10 +220,31 @@ class ObservationSerializer(strict.ModelSerializer):
         read_only_fields = fields
 
 
+@extend_schema_field(
+    {
+        "oneOf": [{"type": "string"}, {"type": "number"}],
+        "nullable": True,
+        "description": "ISO 8601 (2026, 2026-09, 2026-W36, 2026-09-01T08:00+02:00), or a "
+        "Unix timestamp in the unit the metric's options.period_unit names (s or ms).",
+    }
+)
+class PeriodField(serializers.Field):
+    """A pushed period as sent: text, or a number (a Unix timestamp). Parsing is the pull
+    path's (``pulling.parse_period``), so every entry point reads periods alike."""
+
+    def to_internal_value(self, data: object) -> object:
+        if isinstance(data, bool) or not isinstance(data, str | int | float):
+            raise serializers.ValidationError("Give the period as text or a Unix timestamp.")
+        return data
+
+    def to_representation(self, value: object) -> object:
+        return value
+
+
 class PushedValueSerializer(strict.Serializer):
     """One value sent to a push metric. Without a period it is the current period's value."""
 
-    period = serializers.CharField(required=False, allow_null=True, default=None)
+    period = PeriodField(required=False, allow_null=True, default=None)
     value = serializers.JSONField()
 
 

@@ -171,7 +171,8 @@ class TestFreshVerdict:
         assert response.status_code == 302
         verdict = Verdict.objects.get(measure=measure, is_current=True)
         assert verdict.latest_value == 1200
-        assert verdict.status == "achieved"
+        # Above target before the target date: reached, must hold (issue 11).
+        assert verdict.status == "reached"
         page = client.get(f"/nodes/{measure.node_id}/").content.decode()
         assert '<span class="measure__value">1,200 samples</span>' in page
 
@@ -180,7 +181,7 @@ class TestFreshVerdict:
         client.force_login(users["editor"])
         response = client.post(f"/measures/{measure.pk}/check-in/", {"value": "1100"})
         assert response.status_code == 302
-        assert Verdict.objects.get(measure=measure, is_current=True).status == "achieved"
+        assert Verdict.objects.get(measure=measure, is_current=True).status == "reached"
 
 
 class TestVerdictTag:

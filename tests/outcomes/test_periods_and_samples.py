@@ -259,7 +259,9 @@ def test_text_where_a_sample_should_be_still_fails_the_pull(tree, prometheus):
     prometheus.route("/api/v1/query_range", matrix([[now - 7200, "NaN"], [now - 3600, "abc"]]))
     run = pull(metric)
     assert run.status == PullStatus.FAILED
-    assert "Value 2: 'abc' is not a number." in run.error
+    # Readers see the sample's shape; the source's editors read its text.
+    assert "Value 2: the value (a text of 3 characters) is not a finite number." in run.error
+    assert "Value 2: 'abc' is not a number." in run.error_detail
 
 
 def test_skipped_samples_are_reported_in_the_api(tree, prometheus, users, client_for):
