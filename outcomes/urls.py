@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from outcomes import views
+from outcomes.reports import views as reports
 from outcomes.reviews import views as reviews
 
 app_name = "outcomes"
@@ -25,6 +26,8 @@ urlpatterns = [
     ),
     path("nodes/<int:node_id>/decide/", reviews.decide, name="decide"),
     path("learnings/", reviews.learning_search, name="learning-search"),
+    # Scheduled review reports (issue 13).
+    path("reports/unsubscribe/<str:token>/", reports.unsubscribe, name="report-unsubscribe"),
     path("learnings/<int:learning_id>/delete/", reviews.learning_delete, name="learning-delete"),
     path("nodes/<int:node_id>/measures/new/", views.measure_create, name="measure-create"),
     path("measures/<int:measure_id>/edit/", views.measure_edit, name="measure-edit"),
