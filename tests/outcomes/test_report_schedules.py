@@ -409,3 +409,24 @@ def test_resend(delivery, addressed, queued):
     assert Delivery.objects.get(pk=delivery.pk).status == DeliveryStatus.QUEUED
     services.delivery_send(delivery_id=delivery.pk, final_attempt=False)
     assert len(mail.outbox) == 2
+
+
+def test_the_task_backs_off_and_honours_retry_after(delivery, monkeypatch, settings):
+    from celery.exceptions import Retry
+
+    from outcomes import tasks
+
+    asked: list[float] = []
+
+    def retry(*, countdown, exc):
+        asked.append(countdown)
+        return Retry(exc=exc, when=countdown)
+
+    monkeypatch.setattr(tasks.send_delivery, "retry", retry)
+    _failing(monkeypatch, TransportError("HTTP 429", retry_after=600))
+    with pytest.raises(Retry):
+        tasks.send_delivery.apply(args=[delivery.pk], throw=True)
+    _failing(monkeypatch, TransportError("SMTP 421"))
+    with pytest.raises(Retry):
+        tasks.send_delivery.apply(args=[delivery.pk], throw=True)
+    assert asked == [600, settings.REPORT_DELIVERY_BACKOFF]
