@@ -403,6 +403,12 @@ class Notification(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     read_at = models.DateTimeField(null=True, blank=True)
+    # Its e-mail, sent by a Celery task with retries (services.notification_email_send):
+    # "" (no e-mail), queued, sending, retrying, sent, failed.
+    email_status = models.CharField(max_length=10, blank=True)
+    email_attempts = models.PositiveSmallIntegerField(default=0)
+    email_error = models.TextField(blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

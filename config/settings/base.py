@@ -151,6 +151,7 @@ CELERY_TASK_ROUTES = {
     # Scheduled review reports: their own queue, so a big PDF never delays a pull.
     "outcomes.tasks.run_review_schedule": {"queue": "reports"},
     "outcomes.tasks.send_delivery": {"queue": "reports"},
+    "valuetree.tasks.email_notification": {"queue": "reports"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # One schedule list. Each metric's own schedule lives in the database; beat only fans out.

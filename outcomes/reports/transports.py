@@ -8,32 +8,22 @@ a refused address) are not. Messages never quote a webhook's URL: it is the secr
 
 from __future__ import annotations
 
-import smtplib
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import orjson
-from django.core.mail import get_connection
 from django.utils import timezone
 
 from outcomes.connectors.base import PullError, TransientPullError
 from outcomes.connectors.http import Response, http_post
 from outcomes.credentials import redact
+from valuetree.mail import EmailTransport, TransportError
+
+__all__ = ["EmailTransport", "SlackTransport", "TeamsTransport", "TransportError"]
 
 # Teams Workflows refuse posts above about 28 KB (PostHog's figure).
 TEAMS_MAX_BYTES = 28 * 1024
 WEBHOOK_TIMEOUT = 10.0
-
-
-class TransportError(Exception):
-    """A delivery failed: ``permanent`` ones are not retried; ``retry_after`` is the
-    seconds a server asked to wait (429 Retry-After), None if it did not say."""
-
-    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None):
-        super().__init__(message)
-        self.message = message
-        self.permanent = permanent
-        self.retry_after = retry_after
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -47,42 +37,6 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, (parsedate_to_datetime(value) - timezone.now()).total_seconds())
     except (TypeError, ValueError):
         return None
-
-
-# --- E-mail ----------------------------------------------------------------------------
-
-
-class EmailTransport:
-    """Sends one prepared message through Django's e-mail backend (SMTP in production)."""
-
-    def send(self, message: Any) -> None:
-        try:
-            with get_connection() as connection:
-                sent = connection.send_messages([message])
-        except smtplib.SMTPRecipientsRefused as e:
-            codes = [code for code, _ in e.recipients.values()]
-            permanent = any(code >= 500 for code in codes)
-            raise TransportError(
-                f"The mail server refused the recipient (SMTP {', '.join(map(str, codes))}).",
-                permanent=permanent,
-            ) from None
-        except smtplib.SMTPResponseException as e:
-            text = (
-                e.smtp_error.decode(errors="replace")
-                if isinstance(e.smtp_error, bytes)
-                else str(e.smtp_error)
-            )
-            raise TransportError(
-                f"The mail server answered SMTP {e.smtp_code}: {text[:200]}",
-                permanent=500 <= e.smtp_code < 600,
-            ) from None
-        except (smtplib.SMTPException, OSError) as e:
-            # Disconnected, refused connection, timeout: the server may come back.
-            raise TransportError(
-                f"Could not reach the mail server ({type(e).__name__}: {e})."
-            ) from None
-        if not sent:
-            raise TransportError("The mail backend sent nothing.")
 
 
 # --- Webhooks --------------------------------------------------------------------------

@@ -288,3 +288,44 @@ def test_slack_limits_hold_for_a_500_node_review(tree, users, queued):
         if block["type"] == "section":
             assert len(block["text"]["text"]) <= 3000
     assert len(orjson.dumps(cards.teams_payload(content))) <= 28 * 1024
+
+
+# --- Catalogue notifications on the same delivery path -----------------------------------
+
+
+def test_a_notification_email_survives_an_smtp_outage(users, smtp, monkeypatch):
+    from valuetree import services as catalogue
+    from valuetree import tasks
+    from valuetree.models import Notification
+
+    users["editor"].email = "editor@example.com"
+    users["editor"].save(update_fields=["email"])
+    retried: list[int] = []
+    monkeypatch.setattr(tasks.email_notification, "delay", lambda pk: None)
+    [notice] = catalogue.notify(
+        recipients=[users["editor"].pk, users["viewer"].pk], kind="interest", subject="Hello"
+    )[:1]
+    assert notice.email_status == "queued"
+    assert Notification.objects.get(recipient=users["viewer"]).email_status == ""  # no address
+    smtp.refuse_with = "421 4.3.2 service not available"
+
+    def retry(*, countdown, exc):
+        from celery.exceptions import Retry
+
+        retried.append(countdown)
+        return Retry(exc=exc, when=countdown)
+
+    monkeypatch.setattr(tasks.email_notification, "retry", retry)
+    from celery.exceptions import Retry
+
+    with pytest.raises(Retry):
+        tasks.email_notification.apply(args=[notice.pk], throw=True)
+    notice.refresh_from_db()
+    assert (notice.email_status, notice.email_attempts) == ("retrying", 1)
+    assert "421" in notice.email_error and retried
+    smtp.refuse_with = None
+    assert tasks.email_notification.apply(args=[notice.pk]).get() == "sent"
+    assert tasks.email_notification.apply(args=[notice.pk]).get() == "sent"
+    [(rcpt, raw)] = smtp.messages
+    assert rcpt == ["editor@example.com"]
+    assert b"[Valuetree] Hello" in raw

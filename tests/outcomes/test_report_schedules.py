@@ -365,6 +365,7 @@ def test_permanent_failure_is_not_retried(delivery, monkeypatch):
 )
 def test_smtp_errors_are_classified(monkeypatch, error, permanent):
     from outcomes.reports import transports
+    from valuetree import mail as mail_module
 
     class Broken:
         def __enter__(self):
@@ -376,7 +377,7 @@ def test_smtp_errors_are_classified(monkeypatch, error, permanent):
         def send_messages(self, messages):
             raise error
 
-    monkeypatch.setattr(transports, "get_connection", lambda: Broken())
+    monkeypatch.setattr(mail_module, "get_connection", lambda: Broken())
     with pytest.raises(TransportError) as e:
         transports.EmailTransport().send(object())
     assert e.value.permanent is permanent
