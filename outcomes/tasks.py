@@ -91,6 +91,7 @@ def run_due_review_schedules() -> int:
     for schedule_id, run_at in claimed:
         run_review_schedule.delay(schedule_id, run_at)
     reports.runs_deliver_published()
+    reports.reminders_send()
     return len(claimed)
 
 

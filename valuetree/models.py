@@ -375,6 +375,7 @@ class NotificationKind(models.TextChoices):
     DEPRECATION = "deprecation", "Data product deprecated"
     INTEREST = "interest", "Early consumer"
     DUPLICATE = "duplicate", "Marked as a duplicate"
+    REVIEW_REMINDER = "review_reminder", "Value review coming"
 
 
 class Notification(models.Model):

@@ -22,13 +22,14 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models import F as models_F
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
 from outcomes.connectors.http import validate_url
 from outcomes.credentials import credentials_decrypt, credentials_encrypt
-from outcomes.reports import cards, recurrence
+from outcomes.reports import cards, recurrence, selectors
 from outcomes.reports.content import report_content
 from outcomes.reports.models import (
     Channel,
@@ -563,3 +564,64 @@ def delivery_send(*, delivery_id: int, final_attempt: bool) -> str:
         status=DeliveryStatus.SENT, sent_at=now, error="", updated_at=now
     )
     return DeliveryStatus.SENT
+
+
+# --- Reminders -------------------------------------------------------------------------
+
+
+def reminders_send(*, now: datetime | None = None) -> list[int]:
+    """Remind, ``reminder_days`` before each run, the owners of the items that need a
+    decision (a node without an owner: the tree's owners), once per run: a conditional
+    UPDATE sets ``reminded_for`` to the run time. In-app and by e-mail through the
+    catalogue's notifications (their e-mail goes by Celery with retries). Returns the
+    ids of the schedules reminded."""
+    from valuetree.services import notify
+
+    now = now or timezone.now()
+    reminded = []
+    candidates = ReviewSchedule.objects.filter(
+        is_active=True, reminder_days__gt=0, next_run_at__isnull=False
+    ).exclude(reminded_for=models_F("next_run_at"))
+    for schedule in candidates.select_related("tree"):
+        if schedule.next_run_at - timedelta(days=schedule.reminder_days) > now:
+            continue
+        if not ReviewSchedule.objects.filter(
+            Q(reminded_for__isnull=True) | ~Q(reminded_for=schedule.next_run_at),
+            pk=schedule.pk,
+            next_run_at=schedule.next_run_at,
+        ).update(reminded_for=schedule.next_run_at):
+            continue
+        reminded.append(schedule.pk)
+        items = selectors.items_needing_decision(schedule.tree, now=now)
+        if not items:
+            continue
+        User = get_user_model()
+        ids = dict(
+            User.objects.filter(
+                username__in={i["node"]["owner"] for i in items if i["node"]["owner"]},
+                is_active=True,
+            ).values_list("username", "pk")
+        )
+        tree_owners = list(
+            Membership.objects.filter(tree=schedule.tree, role="owner").values_list(
+                "user_id", flat=True
+            )
+        )
+        by_owner: dict[int, list[str]] = {}
+        for item in items:
+            owner = ids.get(item["node"]["owner"])
+            for user_id in [owner] if owner else tree_owners:
+                by_owner.setdefault(user_id, []).append(
+                    f"- {item['node']['title']}: {', '.join(item['reasons'])}"
+                )
+        when = schedule.next_run_at.astimezone(recurrence.zone(schedule.timezone))
+        for user_id, lines in by_owner.items():
+            notify(
+                recipients=[user_id],
+                kind="review_reminder",
+                subject=f"Value review of {schedule.tree.name} on {when:%Y-%m-%d %H:%M}: "
+                f"{len(lines)} item{'s' if len(lines) != 1 else ''} of yours need a decision",
+                body="\n".join(lines),
+                url=reverse("outcomes:reviews", kwargs={"slug": schedule.tree.slug}),
+            )
+    return reminded

@@ -431,3 +431,24 @@ def test_the_task_backs_off_and_honours_retry_after(delivery, monkeypatch, setti
     with pytest.raises(Retry):
         tasks.send_delivery.apply(args=[delivery.pk], throw=True)
     assert asked == [600, settings.REPORT_DELIVERY_BACKOFF]
+
+
+def test_owners_of_items_needing_a_decision_are_reminded_once(tree, addressed, monkeypatch):
+    from valuetree.models import Notification
+
+    goal = node_services.node_create(tree=tree, parent=None, title="Grow revenue")
+    node_services.node_create(tree=tree, parent=goal, title="Old bet", owner=addressed["editor"])
+    node_services.node_create(tree=tree, parent=goal, title="Orphan bet")
+    from valuetree.models import Node
+
+    Node.objects.filter(tree=tree).update(created_at=utc(2025, 1, 1))
+    schedule = schedule_for(tree, addressed, reminder_days=3)
+    assert schedule.next_run_at == utc(2026, 3, 23, 8)
+    assert services.reminders_send(now=utc(2026, 3, 20, 7)) == []
+    assert services.reminders_send(now=utc(2026, 3, 20, 9)) == [schedule.pk]
+    assert services.reminders_send(now=utc(2026, 3, 21)) == []
+    notices = {n.recipient.username: n for n in Notification.objects.select_related("recipient")}
+    assert set(notices) == {"editor", "owner"}
+    assert "Old bet" in notices["editor"].body and "Orphan bet" not in notices["editor"].body
+    assert "Orphan bet" in notices["owner"].body
+    assert "need a decision" in notices["editor"].subject
