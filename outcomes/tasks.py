@@ -92,6 +92,7 @@ def run_due_review_schedules() -> int:
         run_review_schedule.delay(schedule_id, run_at)
     reports.runs_deliver_published()
     reports.reminders_send()
+    reports.deliveries_sweep_stuck()
     return len(claimed)
 
 

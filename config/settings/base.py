@@ -181,6 +181,10 @@ PULL_RUNS_KEEP_LATEST = env_int("PULL_RUNS_KEEP_LATEST", 100)
 # Report deliveries (outcomes/reports): retries of a transient failure, first backoff (s).
 REPORT_DELIVERY_MAX_RETRIES = env_int("REPORT_DELIVERY_MAX_RETRIES", 6)
 REPORT_DELIVERY_BACKOFF = env_int("REPORT_DELIVERY_BACKOFF", 30)
+# A delivery left "sending" (or queued) this long is taken over: its worker died.
+REPORT_DELIVERY_LEASE_SECONDS = env_int(
+    "REPORT_DELIVERY_LEASE_SECONDS", CELERY_TASK_TIME_LIMIT + 30
+)
 
 # --- Metrics: limits of a pull, outbound HTTP policy, source credentials. ---
 METRICS_FETCH_TIMEOUT = env_int("METRICS_FETCH_TIMEOUT", 10)  # seconds, whole request

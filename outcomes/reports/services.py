@@ -457,7 +457,24 @@ def unsubscribe(*, token: str) -> ReportUnsubscribe:
 
 def _lease() -> timedelta:
     # A row left "sending" longer than a task may run belongs to a worker that died.
-    return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 30)
+    return timedelta(seconds=settings.REPORT_DELIVERY_LEASE_SECONDS)
+
+
+def deliveries_sweep_stuck(*, now: datetime | None = None) -> list[int]:
+    """The deliveries whose worker died mid-send (left "sending" past the lease) or
+    whose task message was lost (queued longer than the lease): queued again (beat).
+    A row still being sent, or waiting for its retry's countdown, is left alone."""
+    now = now or timezone.now()
+    ids = list(
+        Delivery.objects.filter(
+            status__in=(DeliveryStatus.SENDING, DeliveryStatus.QUEUED),
+            updated_at__lt=now - _lease(),
+        ).values_list("id", flat=True)[:1000]
+    )
+    if ids:
+        logger.warning("Re-queued %d deliveries that never finished: %s", len(ids), ids)
+        _queue(ids)
+    return ids
 
 
 def delivery_claim(delivery_id: int, *, now: datetime | None = None) -> bool:

@@ -452,3 +452,17 @@ def test_owners_of_items_needing_a_decision_are_reminded_once(tree, addressed, m
     assert "Old bet" in notices["editor"].body and "Orphan bet" not in notices["editor"].body
     assert "Orphan bet" in notices["owner"].body
     assert "need a decision" in notices["editor"].subject
+
+
+def test_the_sweeper_requeues_rows_a_dead_worker_left(
+    delivery, queued, django_capture_on_commit_callbacks
+):
+    assert services.delivery_claim(delivery.pk)  # a worker took it, then died
+    assert services.deliveries_sweep_stuck() == []
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.deliveries_sweep_stuck(now=later) == [delivery.pk]
+    assert queued[-1] == delivery.pk
+    assert services.delivery_send(delivery_id=delivery.pk, final_attempt=False) == "sending"
+    Delivery.objects.filter(pk=delivery.pk).update(status="sent")
+    assert services.deliveries_sweep_stuck(now=later) == []
