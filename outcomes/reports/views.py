@@ -192,9 +192,12 @@ def review_pdf(request: HttpRequest, review_id: int) -> HttpResponse:
     review.tree = get_object_or_404(trees_for_user(request.user), pk=review.tree_id)
     schedule = selectors.schedule_of(review.tree)
     landscape = request.GET.get("landscape") == "1" or bool(schedule and schedule.pdf_landscape)
-    if review.is_published:
+    stored_landscape = bool(schedule and schedule.pdf_landscape)
+    if review.is_published and landscape == stored_landscape:
+        # The render the deliveries use (made once per review).
         pdf = bytes(review_render(review, landscape=landscape).pdf or b"")
     else:
+        # A draft still changes; another orientation is not stored over the deliveries'.
         pdf = render_build(review, landscape=landscape)["pdf"]
     response = HttpResponse(pdf, content_type="application/pdf")
     response["Content-Disposition"] = (
