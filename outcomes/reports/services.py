@@ -289,7 +289,25 @@ def schedule_run(*, schedule_id: int, run_at: datetime) -> ScheduledRun:
     ReviewSchedule.objects.filter(pk=schedule.pk).update(claimed_at=None)
     if review.is_published:
         run_deliver(run=run)
+    else:
+        _tell_owners_a_draft_waits(tree, review)
     return run
+
+
+def _tell_owners_a_draft_waits(tree: ValueTree, review: ValueReview) -> None:
+    """The tree's owners hear (in-app and by e-mail) that the scheduled review waits
+    for them: it is delivered once they publish it."""
+    from valuetree.services import notify
+
+    notify(
+        recipients=Membership.objects.filter(tree=tree, role="owner").values_list(
+            "user_id", flat=True
+        ),
+        kind="review_reminder",
+        subject=f"The scheduled review of {tree.name} waits for you: “{review.title}”",
+        body="Complete and publish it; its report goes to the recipients once it is published.",
+        url=reverse("outcomes:review", kwargs={"review_id": review.pk}),
+    )
 
 
 def runs_deliver_published() -> list[int]:

@@ -276,6 +276,10 @@ def test_draft_mode_waits_for_the_owners_then_delivers(
     run = services.schedule_run(schedule_id=schedule.pk, run_at=utc(2026, 3, 23, 8))
     assert run.status == RunStatus.AWAITING_PUBLISH
     assert not run.review.is_published
+    from valuetree.models import Notification
+
+    [told] = Notification.objects.all()
+    assert told.recipient == addressed["owner"] and "waits for you" in told.subject
     assert services.runs_deliver_published() == []
     review_services.review_publish(review=run.review, by=addressed["owner"])
     with django_capture_on_commit_callbacks(execute=True):
