@@ -1,6 +1,6 @@
 """The Celery app: configured from Django settings (CELERY_*), tasks found in each app.
 
-Run a worker with `celery -A config worker -Q pulls,verdicts,celery --pool threads`
+Run a worker with `celery -A config worker -Q pulls,verdicts,reports,celery --pool threads`
 and one beat with `celery -A config beat`; `make run` starts both.
 """
 

@@ -4,6 +4,7 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from outcomes import apis
+from outcomes.reports import apis as report_apis
 from outcomes.reviews import apis as review_apis
 
 # JSON only: no `.json` suffix twins (and `?format=` belongs to the tree export).
@@ -18,6 +19,27 @@ router.register("observations", apis.ObservationViewSet, basename="observation")
 
 urlpatterns = [
     path("", include(router.urls)),
+    # Scheduled review reports (issue 13).
+    path(
+        "trees/<slug:slug>/review-schedule/",
+        report_apis.TreeScheduleView.as_view(),
+        name="tree-review-schedule",
+    ),
+    path(
+        "trees/<slug:slug>/review-schedule/test/",
+        report_apis.ScheduleTestView.as_view(),
+        name="tree-review-schedule-test",
+    ),
+    path(
+        "trees/<slug:slug>/deliveries/",
+        report_apis.TreeDeliveriesView.as_view(),
+        name="tree-deliveries",
+    ),
+    path(
+        "deliveries/<int:delivery_id>/resend/",
+        report_apis.DeliveryResendView.as_view(),
+        name="delivery-resend",
+    ),
     # Value reviews, decisions and learnings (DESIGN.md §5b).
     path("trees/<slug:slug>/reviews/", review_apis.TreeReviewsView.as_view(), name="tree-reviews"),
     path(

@@ -219,6 +219,10 @@ def load_demo_metrics(*, base_url: str, today: date | None = None) -> dict[str, 
     from outcomes.reviews.demo import load_demo_reviews
 
     load_demo_reviews(tree=tree, today=today)
+    # A review schedule delivering reports (e-mail with PDF; Slack when configured).
+    from outcomes.reports.demo import load_demo_schedule
+
+    load_demo_schedule(tree=tree, today=today)
     # Verdicts from the start: the pulls add theirs within a minute.
     transaction.on_commit(
         lambda: measures_evaluate(

@@ -463,6 +463,15 @@ class Verdict(models.Model):
 
 
 # Reviews, decisions and learnings live in their own module (DESIGN.md §5b).
+# Scheduled review reports and their deliveries (issue 13).
+from outcomes.reports.models import (  # noqa: E402, F401
+    CalendarToken,
+    Delivery,
+    ReportUnsubscribe,
+    ReviewRender,
+    ReviewSchedule,
+    ScheduledRun,
+)
 from outcomes.reviews.models import (  # noqa: E402, F401
     Decision,
     DecisionKind,

@@ -76,3 +76,54 @@ def prune_history() -> dict[str, int]:
     pruned = retention.history_prune()
     logger.info("Pruned %(verdicts)d verdicts and %(pull_runs)d pull runs", pruned)
     return pruned
+
+
+# --- Scheduled review reports (outcomes/reports/services.py) ----------------------------
+
+
+@shared_task(ignore_result=True)
+def run_due_review_schedules() -> int:
+    """Beat, every minute: claim the due review schedules and queue one run each on the
+    reports queue; start delivering drafts published since their run."""
+    from outcomes.reports import services as reports
+
+    claimed = reports.schedules_claim_due()
+    for schedule_id, run_at in claimed:
+        run_review_schedule.delay(schedule_id, run_at)
+    reports.runs_deliver_published()
+    reports.reminders_send()
+    reports.deliveries_sweep_stuck()
+    return len(claimed)
+
+
+@shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def run_review_schedule(schedule_id: int, run_at: str) -> None:
+    """One scheduled run: make the review of the period, render it, queue deliveries."""
+    from datetime import datetime
+
+    from outcomes.reports import services as reports
+
+    reports.schedule_run(schedule_id=schedule_id, run_at=datetime.fromisoformat(run_at))
+
+
+@shared_task(
+    bind=True,
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=settings.REPORT_DELIVERY_MAX_RETRIES,
+)
+def send_delivery(self, delivery_id: int) -> str:
+    """Send one delivery exactly once; transient failures retry with exponential
+    backoff (or after the server's Retry-After), permanent ones are stored."""
+    from outcomes.reports import services as reports
+    from outcomes.reports.transports import TransportError
+
+    try:
+        return reports.delivery_send(
+            delivery_id=delivery_id, final_attempt=self.request.retries >= self.max_retries
+        )
+    except TransportError as e:
+        backoff = min(settings.REPORT_DELIVERY_BACKOFF * 2**self.request.retries, 3600)
+        countdown = max(backoff, min(e.retry_after or 0, 3600))
+        raise self.retry(countdown=countdown, exc=e) from None

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from outcomes import views
+from outcomes.reports import views as reports
 from outcomes.reviews import views as reviews
 
 app_name = "outcomes"
@@ -18,6 +19,8 @@ urlpatterns = [
     path("reviews/<int:review_id>/edit/", reviews.review_edit, name="review-edit"),
     path("reviews/<int:review_id>/hold/", reviews.review_hold, name="review-hold"),
     path("reviews/<int:review_id>/tree/", reviews.review_tree, name="review-tree"),
+    # Before the JSON/Markdown downloads: the PDF is the report's (issue 13).
+    path("reviews/<int:review_id>/review.pdf", reports.review_pdf, name="review-pdf"),
     path(
         "reviews/<int:review_id>/review.<str:fmt>",
         reviews.review_download,
@@ -25,6 +28,21 @@ urlpatterns = [
     ),
     path("nodes/<int:node_id>/decide/", reviews.decide, name="decide"),
     path("learnings/", reviews.learning_search, name="learning-search"),
+    # Scheduled review reports (issue 13).
+    path("reports/unsubscribe/<str:token>/", reports.unsubscribe, name="report-unsubscribe"),
+    path("reports/calendar/<str:token>.ics", reports.calendar_feed, name="review-calendar"),
+    path("trees/<slug:slug>/review-schedule/", reports.schedule_page, name="review-schedule"),
+    path(
+        "trees/<slug:slug>/review-schedule/test/",
+        reports.schedule_send_test,
+        name="review-schedule-test",
+    ),
+    path(
+        "trees/<slug:slug>/review-schedule/calendar/",
+        reports.schedule_calendar,
+        name="review-schedule-calendar",
+    ),
+    path("deliveries/<int:delivery_id>/resend/", reports.delivery_resend, name="delivery-resend"),
     path("learnings/<int:learning_id>/delete/", reviews.learning_delete, name="learning-delete"),
     path("nodes/<int:node_id>/measures/new/", views.measure_create, name="measure-create"),
     path("measures/<int:measure_id>/edit/", views.measure_edit, name="measure-edit"),

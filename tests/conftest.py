@@ -27,3 +27,16 @@ def client_for():
         return client
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def notification_emails_run_at_once(monkeypatch):
+    """Notification e-mails go through a Celery task (valuetree/tasks.py); the unit tests'
+    in-memory broker has no worker, so the task runs in place when queued."""
+    from valuetree import tasks
+
+    monkeypatch.setattr(
+        tasks.email_notification,
+        "delay",
+        lambda notification_id: tasks.email_notification.apply(args=[notification_id]),
+    )

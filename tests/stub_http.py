@@ -42,6 +42,7 @@ class StubRequest:
     method: str
     path: str  # with the query string
     headers: dict[str, str]  # lower-case names
+    body: bytes = b""
 
 
 def redirect(location: str, status: int = 302) -> StubResponse:
@@ -83,9 +84,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
         stub = self.server.stub
         headers = {name.lower(): value for name, value in self.headers.items()}
         length = int(headers.get("content-length") or 0)
-        if length:
-            self.rfile.read(length)
-        stub._record(StubRequest(self.command, self.path, headers))
+        body = self.rfile.read(length) if length else b""
+        stub._record(StubRequest(self.command, self.path, headers, body))
         if stub.latency:
             time.sleep(stub.latency)
         response = stub._routes.get(urlsplit(self.path).path)

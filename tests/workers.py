@@ -184,7 +184,7 @@ def running_worker(
     env: Mapping[str, str],
     *,
     threads: int = 8,
-    queues: str = "pulls,verdicts,celery",
+    queues: str = "pulls,verdicts,reports,celery",
     name: str = "test",
 ) -> Iterator[Worker]:
     worker = Worker(env, threads=threads, queues=queues, name=name)

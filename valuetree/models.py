@@ -414,6 +414,7 @@ class NotificationKind(models.TextChoices):
     DEPRECATION = "deprecation", "Data product deprecated"
     INTEREST = "interest", "Early consumer"
     DUPLICATE = "duplicate", "Marked as a duplicate"
+    REVIEW_REMINDER = "review_reminder", "Value review coming"
 
 
 class Notification(models.Model):
@@ -442,6 +443,12 @@ class Notification(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     read_at = models.DateTimeField(null=True, blank=True)
+    # Its e-mail, sent by a Celery task with retries (services.notification_email_send):
+    # "" (no e-mail), queued, sending, retrying, sent, failed.
+    email_status = models.CharField(max_length=10, blank=True)
+    email_attempts = models.PositiveSmallIntegerField(default=0)
+    email_error = models.TextField(blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -13,11 +13,12 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.core.mail import EmailMessage, get_connection
+from django.core.mail import EmailMessage
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, Q
 from django.urls import reverse
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
@@ -686,6 +687,13 @@ def notify(
     transaction commits, e-mail those with an address."""
     if not url and data_product is not None:
         url = reverse("valuetree:data-product", kwargs={"slug": data_product.slug})
+    wanted = list(dict.fromkeys(recipients))
+    addressed = set(
+        get_user_model()
+        .objects.filter(pk__in=wanted)
+        .exclude(email="")
+        .values_list("pk", flat=True)
+    )
     notifications = Notification.objects.bulk_create(
         Notification(
             recipient_id=user_id,
@@ -695,36 +703,73 @@ def notify(
             url=url,
             data_product=data_product,
             related_product=related_product,
+            email_status="queued" if user_id in addressed else "",
         )
-        for user_id in dict.fromkeys(recipients)
+        for user_id in wanted
     )
-    ids = [n.pk for n in notifications]
-    transaction.on_commit(lambda: notifications_email(notification_ids=ids))
+    ids = [n.pk for n in notifications if n.email_status]
+    transaction.on_commit(lambda: _queue_notification_emails(ids))
     return notifications
 
 
-def notifications_email(*, notification_ids: list[int]) -> int:
-    """Send the given notifications by e-mail; returns how many went out.
+def _queue_notification_emails(ids: list[int]) -> None:
+    from valuetree import tasks
 
-    Runs after the commit that stored them: a mail server that is down costs the
-    e-mails (logged), never the change that caused them."""
-    messages = [
-        EmailMessage(
-            subject=f"[Valuetree] {n.subject}",
-            body=f"{n.body}\n\n{settings.SITE_URL}{n.url}".strip(),
-            to=[n.recipient.email],
+    for notification_id in ids:
+        tasks.email_notification.delay(notification_id)
+
+
+# A row left "sending" longer than a task may run belongs to a worker that died.
+def _email_lease() -> timedelta:
+    return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 30)
+
+
+def notification_email_send(*, notification_id: int, final_attempt: bool) -> str:
+    """E-mail one notification once (queued by ``notify`` after its commit, sent by a
+    Celery task with retries, so a mail server that is down delays the e-mail instead
+    of losing it). Returns the e-mail's status.
+
+    The row is claimed by a conditional UPDATE (queued or retrying, or left sending by
+    a dead worker past the lease); a sent one is never sent again. A transient failure
+    (valuetree.mail.TransportError, not permanent) is stored as "retrying" and raised
+    for the task to retry; a permanent one, or the final attempt's, is "failed".
+    """
+    from valuetree.mail import EmailTransport, TransportError
+
+    now = timezone.now()
+    claimed = Notification.objects.filter(
+        Q(email_status__in=("queued", "retrying"))
+        | Q(email_status="sending", emailed_at__lt=now - _email_lease()),
+        pk=notification_id,
+    ).update(email_status="sending", email_attempts=F("email_attempts") + 1, emailed_at=now)
+    if not claimed:
+        return (
+            Notification.objects.filter(pk=notification_id)
+            .values_list("email_status", flat=True)
+            .first()
+            or "gone"
         )
-        for n in Notification.objects.filter(pk__in=notification_ids)
-        .exclude(recipient__email="")
-        .select_related("recipient")
-    ]
-    if not messages:
-        return 0
+    n = Notification.objects.select_related("recipient").get(pk=notification_id)
+    message = EmailMessage(
+        subject=f"[Valuetree] {n.subject}",
+        body=f"{n.body}\n\n{settings.SITE_URL}{n.url}".strip(),
+        to=[n.recipient.email],
+    )
     try:
-        return get_connection().send_messages(messages) or 0
-    except OSError:
-        logger.exception("Could not e-mail %d notification(s)", len(messages))
-        return 0
+        EmailTransport().send(message)
+    except TransportError as e:
+        failed = e.permanent or final_attempt
+        Notification.objects.filter(pk=notification_id).update(
+            email_status="failed" if failed else "retrying", email_error=e.message[:2000]
+        )
+        logger.warning("E-mail of notification %s failed: %s", notification_id, e.message)
+        if failed:
+            return "failed"
+        raise
+    Notification.objects.filter(pk=notification_id).update(
+        email_status="sent", email_error="", emailed_at=timezone.now()
+    )
+    return "sent"
 
 
 def notifications_mark_read(*, user: AbstractBaseUser, ids: Iterable[int] | None = None) -> int:

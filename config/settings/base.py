@@ -160,12 +160,20 @@ CELERY_TASK_ROUTES = {
     "outcomes.tasks.pull_metric": {"queue": "pulls"},
     "outcomes.tasks.evaluate_measures": {"queue": "verdicts"},
     "outcomes.tasks.evaluate_all_measures": {"queue": "verdicts"},
+    # Scheduled review reports: their own queue, so a big PDF never delays a pull.
+    "outcomes.tasks.run_review_schedule": {"queue": "reports"},
+    "outcomes.tasks.send_delivery": {"queue": "reports"},
+    "valuetree.tasks.email_notification": {"queue": "reports"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # One schedule list. Each metric's own schedule lives in the database; beat only fans out.
 CELERY_BEAT_SCHEDULE = {
     "pull-due-metrics": {"task": "outcomes.tasks.pull_due_metrics", "schedule": 30.0},
     "sweep-stuck-pulls": {"task": "outcomes.tasks.sweep_stuck_pulls", "schedule": 60.0},
+    "run-due-review-schedules": {
+        "task": "outcomes.tasks.run_due_review_schedules",
+        "schedule": 60.0,
+    },
     "evaluate-all-measures": {
         "task": "outcomes.tasks.evaluate_all_measures",
         "schedule": crontab(minute=10, hour=2),
@@ -182,6 +190,13 @@ CELERY_BEAT_SCHEDULE = {
 VERDICT_HISTORY_DAYS = env_int("VERDICT_HISTORY_DAYS", 400)
 PULL_RUN_HISTORY_DAYS = env_int("PULL_RUN_HISTORY_DAYS", 90)
 PULL_RUNS_KEEP_LATEST = env_int("PULL_RUNS_KEEP_LATEST", 100)
+# Report deliveries (outcomes/reports): retries of a transient failure, first backoff (s).
+REPORT_DELIVERY_MAX_RETRIES = env_int("REPORT_DELIVERY_MAX_RETRIES", 6)
+REPORT_DELIVERY_BACKOFF = env_int("REPORT_DELIVERY_BACKOFF", 30)
+# A delivery left "sending" (or queued) this long is taken over: its worker died.
+REPORT_DELIVERY_LEASE_SECONDS = env_int(
+    "REPORT_DELIVERY_LEASE_SECONDS", CELERY_TASK_TIME_LIMIT + 30
+)
 
 # --- Metrics: limits of a pull, outbound HTTP policy, source credentials. ---
 METRICS_FETCH_TIMEOUT = env_int("METRICS_FETCH_TIMEOUT", 10)  # seconds, whole request

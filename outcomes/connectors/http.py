@@ -763,3 +763,63 @@ def _reason(error: BaseException) -> str:
     if isinstance(cause, OSError) and cause.strerror:
         return cause.strerror.lower()
     return type(cause).__name__
+
+
+# -- Posting (report webhooks) -----------------------------------------------------------
+
+
+def http_post(
+    url: str,
+    body: bytes,
+    *,
+    content_type: str = "application/json",
+    timeout: float = 10.0,
+    max_bytes: int = 64 * 1024,
+) -> Response:
+    """POST `body` to `url` through the same connect-time address checks as a GET
+    (METRICS_ALLOWED_HOSTS, one deadline), following no redirect; any status is
+    returned for the caller to judge.
+
+    The URL is a secret (a webhook's address is its credential): no message here
+    quotes it, not even its host's path. Raises PullError (the address is unusable or
+    refused) or TransientPullError (timeout, connection failure).
+    """
+    try:
+        validate_url(url)
+    except ValidationError as e:
+        raise PullError(f"The webhook address is not usable: {' '.join(e.messages)}") from e
+    scheme, host, port = origin(url)
+    with Deadline(timeout) as deadline:
+        manager = _GuardedPoolManager(deadline)
+        try:
+            remaining = deadline.remaining()
+            try:
+                response = manager.urlopen(
+                    "POST",
+                    url,
+                    body=body,
+                    headers={"User-Agent": "Valuetree reports", "Content-Type": content_type},
+                    redirect=False,
+                    retries=False,
+                    preload_content=False,
+                    timeout=Timeout(connect=remaining, read=remaining),
+                )
+            except PullError:
+                raise
+            except (HTTPError, OSError, http.client.HTTPException) as e:
+                if deadline.expired or deadline.remaining() <= 0:
+                    raise TransientPullError(
+                        f"No answer from {host}:{port} within {timeout:g} s."
+                    ) from None
+                raise TransientPullError(
+                    f"Could not reach {host}:{port} ({type(e).__name__})."
+                ) from None
+            try:
+                data = _read_body(response, "the webhook", deadline, max_bytes)
+            except PullError:
+                data = b""
+            finally:
+                response.close()
+            return Response(status=response.status, headers=response.headers, body=data, url="")
+        finally:
+            manager.clear()

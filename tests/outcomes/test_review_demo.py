@@ -61,3 +61,16 @@ def test_the_demo_review_pages_render(demo, client):
     assert "Courier re-routing" in client.get(f"/reviews/{second.pk}/tree/").content.decode()
     node = Node.objects.get(title="Queue board on the lab floor")
     assert "Pivoted from" in client.get(f"/nodes/{node.pk}/").content.decode()
+
+
+def test_the_demo_tree_has_a_review_schedule_running_soon(demo):
+    from django.utils import timezone
+
+    from outcomes.reports.models import ReviewSchedule
+    from outcomes.reports.services import recipients
+
+    schedule = ReviewSchedule.objects.get(tree__slug="helix-diagnostics")
+    assert schedule.channels == ["email"] and schedule.attach_pdf
+    assert (schedule.next_run_at - timezone.now()).total_seconds() < 5 * 60
+    assert "board@helix.example" in recipients(schedule)
+    assert len(recipients(schedule)) >= 2

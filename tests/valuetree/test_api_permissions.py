@@ -245,6 +245,63 @@ def spare_in_trash(w: World) -> int:
 Builder = Callable[[World], Any]
 
 
+# --- Review schedules and deliveries (issue 13) ------------------------------------------
+
+
+def _schedule(w: World) -> Any:
+    import datetime as dt
+
+    from outcomes.reports import services as report_services
+
+    return report_services.schedule_save(
+        tree=w.tree,
+        by=w.users["owner"],
+        rrule="FREQ=WEEKLY;BYDAY=MO",
+        starts_on=dt.date(2026, 1, 5),
+        time_of_day=dt.time(9),
+        timezone="Europe/Oslo",
+        recipient_roles=["owner"],
+        channels=["email"],
+    )
+
+
+def schedule_url(suffix: str = "") -> Builder:
+    def build(w: World) -> str:
+        _schedule(w)
+        return f"/api/trees/{w.tree.slug}/review-schedule/{suffix}"
+
+    return build
+
+
+def schedule_body(w: World) -> dict[str, Any]:
+    return {
+        "rrule": "FREQ=MONTHLY;INTERVAL=3;BYDAY=1MO",
+        "starts_on": "2026-01-01",
+        "time_of_day": "09:00",
+        "timezone": "Europe/Oslo",
+        "channels": ["email", "slack"],
+        "slack_webhook": "https://hooks.slack.com/services/T/B/secret",
+        "recipient_roles": ["owner", "leadership"],
+    }
+
+
+def send_test_url(w: World) -> str:
+    published_review(w)
+    for user in w.users.values():
+        user.email = f"{user.username}@example.com"
+        user.save(update_fields=["email"])
+    return f"/api/trees/{w.tree.slug}/review-schedule/test/"
+
+
+def resend_url(w: World) -> str:
+    from outcomes.reports.models import Delivery
+
+    delivery = Delivery.objects.create(
+        review=published_review(w), channel="email", recipient="a@example.com", status="sent"
+    )
+    return f"/api/deliveries/{delivery.pk}/resend/"
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -1249,6 +1306,34 @@ CASES = [
         body=lambda w: {"text": "Reorders came from the app"},
     ),
     Case("learning-delete", "learning-detail", "DELETE", learning_url, tree_editors(204)),
+    # Review schedules: readers read it; owners set it, read deliveries, resend, test
+    Case("review-schedule", "tree-review-schedule", "GET", schedule_url(), tree_readers()),
+    Case(
+        "review-schedule-set",
+        "tree-review-schedule",
+        "PUT",
+        tree_url("review-schedule/"),
+        tree_owners(200),
+        body=schedule_body,
+    ),
+    Case(
+        "review-schedule-set-invalid",
+        "tree-review-schedule",
+        "PUT",
+        tree_url("review-schedule/"),
+        statuses(owner=400, editor=403, viewer=403, leadership=403, outsider=404),
+        body=lambda w: {**schedule_body(w), "rrule": "FREQ=SECONDLY"},
+        field="rrule",
+    ),
+    Case(
+        "review-schedule-test",
+        "tree-review-schedule-test",
+        "POST",
+        send_test_url,
+        tree_owners(202),
+    ),
+    Case("tree-deliveries", "tree-deliveries", "GET", tree_url("deliveries/"), tree_owners(200)),
+    Case("delivery-resend", "delivery-resend", "POST", resend_url, tree_owners(202)),
 ]
 
 

@@ -1,0 +1,1 @@
+"""Scheduled value-review reports (issue 13): schedules, rendering, delivery channels."""

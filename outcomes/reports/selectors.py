@@ -1,0 +1,90 @@
+"""Reads for the schedule page and API: the schedule in words, its next dates, the
+delivery log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from outcomes.reports import recurrence
+from outcomes.reports.models import Delivery, ReviewSchedule, ScheduledRun
+from valuetree.models import ValueTree
+
+DELIVERY_LOG_ROWS = 100
+
+
+def schedule_of(tree: ValueTree) -> ReviewSchedule | None:
+    return ReviewSchedule.objects.filter(tree=tree).first()
+
+
+def schedule_summary(schedule: ReviewSchedule, *, now: datetime | None = None) -> dict[str, Any]:
+    """``{"words", "next_dates"}``: the rule in words and the next five dates (aware,
+    in the schedule's time zone)."""
+    now = now or timezone.now()
+    zone = recurrence.zone(schedule.timezone)
+    kwargs = {
+        "starts_on": schedule.starts_on,
+        "time_of_day": schedule.time_of_day,
+        "tz_name": schedule.timezone,
+    }
+    return {
+        "words": recurrence.describe(schedule.rrule, **kwargs),
+        "next_dates": [
+            moment.astimezone(zone)
+            for moment in recurrence.next_n(schedule.rrule, after=now, n=5, **kwargs)
+        ]
+        if schedule.is_active
+        else [],
+    }
+
+
+def deliveries(tree: ValueTree) -> QuerySet[Delivery]:
+    """The tree's deliveries, newest first, with their review's title (one query)."""
+    return (
+        Delivery.objects.filter(review__tree=tree)
+        .select_related("review")
+        .only(
+            "id",
+            "channel",
+            "recipient",
+            "purpose",
+            "status",
+            "attempts",
+            "error",
+            "created_at",
+            "sent_at",
+            "review__id",
+            "review__title",
+        )
+        .order_by("-created_at", "-id")
+    )
+
+
+def runs(tree: ValueTree) -> QuerySet[ScheduledRun]:
+    return ScheduledRun.objects.filter(schedule__tree=tree).select_related("review")[:20]
+
+
+def items_needing_decision(tree: ValueTree, *, now: datetime | None = None) -> list[dict]:
+    """The tree's bets and initiatives that need a decision now, by the same rule as a
+    review's "decisions needed" (outcomes/reviews/selectors.py): ``[{"node", "reasons"}]``
+    where ``node`` is the live snapshot row (``owner`` is a user id or None)."""
+    from django.db.models import Max
+
+    from outcomes.reviews import selectors as review_selectors
+    from outcomes.reviews.models import Decision
+    from outcomes.reviews.snapshot import snapshot_build
+
+    now = now or timezone.now()
+    snapshot = snapshot_build(tree=tree, as_of=now)
+    last = dict(
+        Decision.objects.filter(tree=tree, node__isnull=False)
+        .values_list("node_id")
+        .annotate(latest=Max("at"))
+        .order_by()
+    )
+    return review_selectors._needed(
+        snapshot, last, review_selectors.decision_due_days(tree.pk), now
+    )

@@ -1,0 +1,173 @@
+"""The schedule page, send-a-test, resend, the calendar feed, unsubscribe, the PDF."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core import mail
+from django.urls import reverse
+from icalendar import Calendar
+
+from outcomes.reports import services
+from outcomes.reports.models import CalendarToken, Delivery, ReportUnsubscribe, ReviewSchedule
+from outcomes.reviews import services as review_services
+from valuetree import services as node_services
+
+pytestmark = pytest.mark.django_db
+
+FORM = {
+    "rrule": "FREQ=MONTHLY;INTERVAL=3;BYDAY=1MO",
+    "starts_on": "2026-01-01",
+    "time_of_day": "09:00",
+    "timezone": "Europe/Oslo",
+    "is_active": "on",
+    "publish_mode": "auto",
+    "send_policy": "always",
+    "recipient_roles": ["owner", "leadership"],
+    "extra_addresses": "board@example.com",
+    "channels": ["email"],
+    "attach_pdf": "on",
+    "reminder_days": "0",
+}
+
+
+@pytest.fixture
+def page(tree):
+    return reverse("outcomes:review-schedule", kwargs={"slug": tree.slug})
+
+
+def test_owner_sets_the_schedule_and_reads_it_in_words(client, tree, users, page):
+    client.force_login(users["owner"])
+    assert client.get(page).status_code == 200
+    response = client.post(page, FORM)
+    assert response.status_code == 302
+    schedule = ReviewSchedule.objects.get(tree=tree)
+    assert schedule.recipient_roles == ["owner", "leadership"]
+    html = client.get(page).content.decode()
+    assert "Every 3 months on the first Monday at 09:00 Europe/Oslo" in html
+    assert html.count("<li><time") == 5
+
+
+def test_a_bad_rule_answers_422_and_changes_nothing(client, tree, users, page):
+    client.force_login(users["owner"])
+    response = client.post(page, {**FORM, "rrule": "FREQ=HOURLY"})
+    assert response.status_code == 422
+    assert "Reviews recur daily at most" in response.content.decode()
+    assert not ReviewSchedule.objects.exists()
+
+
+def test_webhook_is_write_only_on_the_page(client, tree, users, page):
+    client.force_login(users["owner"])
+    secret = "https://hooks.slack.com/services/T/B/very-secret-token"
+    client.post(page, {**FORM, "channels": ["email", "slack"], "slack_webhook": secret})
+    html = client.get(page).content.decode()
+    assert "very-secret-token" not in html
+    assert "Slack yes" in html
+
+
+@pytest.mark.parametrize(("role", "get", "post"), [("viewer", 200, 403), ("outsider", 404, 404)])
+def test_others_cannot_change_it(client, tree, users, page, role, get, post):
+    client.force_login(users[role])
+    assert client.get(page).status_code == get
+    assert client.post(page, FORM).status_code == post
+    assert not ReviewSchedule.objects.exists()
+
+
+def _published(tree, users):
+    node_services.node_create(tree=tree, parent=None, title="Grow revenue")
+    review = review_services.review_start(tree=tree, by=users["owner"], title="Q1 value review")
+    return review_services.review_publish(review=review, by=users["owner"])
+
+
+def test_send_a_test_to_me_only(
+    client, tree, users, page, django_capture_on_commit_callbacks, monkeypatch
+):
+    from outcomes import tasks
+
+    monkeypatch.setattr(
+        tasks.send_delivery, "delay", lambda pk: tasks.send_delivery.apply(args=[pk])
+    )
+    users["owner"].email = "owner@example.com"
+    users["owner"].save()
+    client.force_login(users["owner"])
+    client.post(page, FORM)
+    _published(tree, users)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("outcomes:review-schedule-test", kwargs={"slug": tree.slug}))
+    assert response.status_code == 302
+    assert [m.to for m in mail.outbox] == [["owner@example.com"]]
+    html = client.get(page).content.decode()
+    assert "owner@example.com" in html and "Sent" in html
+    delivery = Delivery.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("outcomes:delivery-resend", kwargs={"delivery_id": delivery.pk}))
+    assert len(mail.outbox) == 2
+    client.force_login(users["viewer"])
+    assert (
+        client.post(
+            reverse("outcomes:delivery-resend", kwargs={"delivery_id": delivery.pk})
+        ).status_code
+        == 403
+    )
+
+
+def test_calendar_feed_by_token_and_revoked(client, tree, users, page):
+    client.force_login(users["owner"])
+    client.post(page, FORM)
+    client.force_login(users["viewer"])
+    calendar_url = reverse("outcomes:review-schedule-calendar", kwargs={"slug": tree.slug})
+    client.post(calendar_url, {"action": "issue"})
+    html = client.get(page).content.decode()
+    feed = html.split("<code>", 1)[1].split("</code>", 1)[0]
+    path = feed.split("8000", 1)[1]
+    client.logout()
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/calendar")
+    events = Calendar.from_ical(response.content).walk("VEVENT")
+    assert len(events) == 12
+    first = events[0].decoded("dtstart")
+    local = first.astimezone(dt.timezone(dt.timedelta(hours=0)))
+    assert first.tzinfo is not None and local.weekday() == 0
+    assert str(events[0]["summary"]) == "Value review: Tree"
+    assert CalendarToken.objects.get().digest not in path  # only the hash is stored
+    client.force_login(users["viewer"])
+    client.post(calendar_url, {"action": "revoke"})
+    client.logout()
+    assert client.get(path).status_code == 404
+
+
+def test_a_feed_stops_when_its_user_leaves_the_tree(client, tree, users):
+    from outcomes.reports import calendar
+
+    token = calendar.calendar_token_issue(user=users["viewer"], tree=tree)
+    assert calendar.feed_for_token(token) is not None
+    tree.memberships.filter(user=users["viewer"]).delete()
+    assert calendar.feed_for_token(token) is None
+
+
+def test_unsubscribe_page_one_click(client, tree):
+    token = services.unsubscribe_token(tree.pk, "board@example.com")
+    url = reverse("outcomes:report-unsubscribe", kwargs={"token": token})
+    assert "Stop these reports" in client.get(url).content.decode()
+    assert not ReportUnsubscribe.objects.exists()
+    response = client.post(url, {"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 200
+    assert ReportUnsubscribe.objects.filter(tree=tree, address="board@example.com").exists()
+    assert client.get(url[:-3] + "zz/").status_code == 400
+
+
+def test_review_page_offers_pdf_and_markdown(client, tree, users):
+    review = _published(tree, users)
+    client.force_login(users["viewer"])
+    html = client.get(reverse("outcomes:review", kwargs={"review_id": review.pk})).content.decode()
+    assert reverse("outcomes:review-pdf", kwargs={"review_id": review.pk}) in html
+    assert reverse("outcomes:review-download", kwargs={"review_id": review.pk, "fmt": "md"}) in html
+    response = client.get(reverse("outcomes:review-pdf", kwargs={"review_id": review.pk}))
+    assert response.status_code == 200 and response.content.startswith(b"%PDF")
+    client.force_login(users["outsider"])
+    assert (
+        client.get(reverse("outcomes:review-pdf", kwargs={"review_id": review.pk})).status_code
+        == 404
+    )

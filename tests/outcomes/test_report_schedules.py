@@ -1,0 +1,472 @@
+"""Review schedules (issue 13): recurrence in a time zone, claims, runs, deliveries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import smtplib
+from email import message_from_bytes
+
+import pytest
+from django.core import mail
+from django.core.exceptions import ValidationError
+
+from outcomes.models import ValueReview
+from outcomes.reports import recurrence, services
+from outcomes.reports.models import (
+    Delivery,
+    DeliveryStatus,
+    ReportUnsubscribe,
+    ReviewSchedule,
+    RunStatus,
+    ScheduledRun,
+)
+from outcomes.reports.transports import TransportError
+from outcomes.reviews import services as review_services
+from valuetree import services as node_services
+
+pytestmark = pytest.mark.django_db
+
+OSLO = "Europe/Oslo"
+NINE = dt.time(9, 0)
+
+
+def utc(*args: int) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=dt.UTC)
+
+
+# --- Recurrence --------------------------------------------------------------------------
+
+
+def test_weekly_nine_oslo_stays_nine_local_across_spring_change():
+    # 2026-03-29: Oslo moves from UTC+1 to UTC+2 (CET → CEST).
+    dates = recurrence.next_n(
+        "FREQ=WEEKLY;BYDAY=MO",
+        starts_on=dt.date(2026, 1, 5),
+        time_of_day=NINE,
+        tz_name=OSLO,
+        after=utc(2026, 3, 20),
+    )
+    assert dates[:2] == [utc(2026, 3, 23, 8), utc(2026, 3, 30, 7)]
+    zone = recurrence.zone(OSLO)
+    assert {d.astimezone(zone).time() for d in dates} == {NINE}
+
+
+def test_weekly_nine_oslo_stays_nine_local_across_autumn_change():
+    # 2026-10-25: back from UTC+2 to UTC+1.
+    dates = recurrence.next_n(
+        "FREQ=WEEKLY;BYDAY=MO",
+        starts_on=dt.date(2026, 1, 5),
+        time_of_day=NINE,
+        tz_name=OSLO,
+        after=utc(2026, 10, 15),
+    )
+    assert dates[:2] == [utc(2026, 10, 19, 7), utc(2026, 10, 26, 8)]
+    zone = recurrence.zone(OSLO)
+    assert {d.astimezone(zone).time() for d in dates} == {NINE}
+
+
+def test_quarterly_third_monday_and_words():
+    rule = "FREQ=MONTHLY;INTERVAL=3;BYDAY=3MO"
+    dates = recurrence.next_n(
+        rule, starts_on=dt.date(2026, 1, 1), time_of_day=NINE, tz_name=OSLO, after=utc(2026, 1, 1)
+    )
+    assert [d.date() for d in dates] == [
+        dt.date(2026, 1, 19),
+        dt.date(2026, 4, 20),
+        dt.date(2026, 7, 20),
+        dt.date(2026, 10, 19),
+        dt.date(2027, 1, 18),
+    ]
+    words = recurrence.describe(
+        "FREQ=MONTHLY;INTERVAL=3;BYDAY=1MO",
+        starts_on=dt.date(2026, 1, 1),
+        time_of_day=NINE,
+        tz_name=OSLO,
+    )
+    assert words.startswith("every 3 months on the first Monday at 09:00 Europe/Oslo")
+    assert recurrence.describe(
+        "FREQ=WEEKLY;INTERVAL=2;BYDAY=FR",
+        starts_on=dt.date(2026, 1, 2),
+        time_of_day=NINE,
+        tz_name="UTC",
+    ).startswith("every 2 weeks on Friday at 09:00 UTC")
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "",
+        "FREQ=HOURLY",
+        "FREQ=WEEKLY;BYHOUR=9",
+        "DTSTART:20260101T000000\nRRULE:FREQ=DAILY",
+        "X=1",
+        "FREQ=MONTHLY;BYMONTHDAY=99",
+    ],
+)
+def test_unusable_rules_are_refused(rule):
+    with pytest.raises(ValidationError) as e:
+        recurrence.parse(rule, starts_on=dt.date(2026, 1, 1), time_of_day=NINE)
+    assert "rrule" in e.value.message_dict
+
+
+def test_ended_rule_has_no_next_date():
+    assert (
+        recurrence.next_after(
+            "FREQ=DAILY;COUNT=2",
+            starts_on=dt.date(2026, 1, 1),
+            time_of_day=NINE,
+            tz_name="UTC",
+            after=utc(2026, 2, 1),
+        )
+        is None
+    )
+
+
+# --- Schedules ---------------------------------------------------------------------------
+
+
+def schedule_for(tree, users, **fields):
+    values = {
+        "rrule": "FREQ=WEEKLY;BYDAY=MO",
+        "starts_on": dt.date(2026, 1, 5),
+        "time_of_day": NINE,
+        "timezone": OSLO,
+        "recipient_roles": ["owner", "viewer"],
+        "extra_addresses": ["Board@Example.com"],
+        "channels": ["email"],
+    }
+    values.update(fields)
+    return services.schedule_save(tree=tree, by=users["owner"], now=utc(2026, 3, 20), **values)
+
+
+@pytest.fixture
+def addressed(users):
+    for role, user in users.items():
+        user.email = f"{role}@example.com"
+        user.save(update_fields=["email"])
+    return users
+
+
+def test_schedule_save_computes_next_run_and_refuses_bad_input(tree, users):
+    schedule = schedule_for(tree, users)
+    assert schedule.next_run_at == utc(2026, 3, 23, 8)
+    assert schedule.extra_addresses == ["board@example.com"]
+    with pytest.raises(ValidationError) as e:
+        schedule_for(
+            tree,
+            users,
+            timezone="Mars/Olympus",
+            channels=["email", "fax"],
+            extra_addresses=["not an address"],
+            recipient_roles=["owner", "king"],
+        )
+    assert {"timezone", "channels", "extra_addresses", "recipient_roles"} <= set(
+        e.value.message_dict
+    )
+    schedule.refresh_from_db()
+    assert schedule.timezone == OSLO
+    with pytest.raises(ValidationError) as e:
+        schedule_for(tree, users, channels=["email", "slack"])
+    assert "slack_webhook" in e.value.message_dict
+
+
+def test_webhook_urls_are_encrypted_at_rest(tree, users):
+    url = "https://hooks.slack.com/services/T000/B000/secretsecretsecret"
+    schedule = schedule_for(tree, users, channels=["slack"], slack_webhook=url)
+    stored = ReviewSchedule.objects.filter(pk=schedule.pk).values_list(
+        "slack_webhook_encrypted", flat=True
+    )[0]
+    assert stored and "secretsecret" not in stored and "hooks.slack.com" not in stored
+    assert services._webhook_url(schedule, "slack") == url
+    # None keeps it, "" removes it.
+    schedule_for(tree, users, channels=["slack"])
+    assert services._webhook_url(ReviewSchedule.objects.get(), "slack") == url
+
+
+def test_beat_claims_a_due_run_once(tree, users):
+    schedule = schedule_for(tree, users)
+    assert services.schedules_claim_due(now=utc(2026, 3, 23, 7, 59)) == []
+    claimed = services.schedules_claim_due(now=utc(2026, 3, 23, 8, 1))
+    assert claimed == [(schedule.pk, utc(2026, 3, 23, 8).isoformat())]
+    assert services.schedules_claim_due(now=utc(2026, 3, 23, 8, 2)) == []
+    schedule.refresh_from_db()
+    # The next Monday is after the spring change: 09:00 CEST is 07:00 UTC.
+    assert schedule.next_run_at == utc(2026, 3, 30, 7)
+
+
+def test_a_missed_stretch_runs_once(tree, users):
+    schedule = schedule_for(tree, users)
+    claimed = services.schedules_claim_due(now=utc(2026, 5, 1))
+    assert len(claimed) == 1
+    schedule.refresh_from_db()
+    assert schedule.next_run_at == utc(2026, 5, 4, 7)
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    from outcomes import tasks
+
+    sent: list[int] = []
+    monkeypatch.setattr(tasks.send_delivery, "delay", lambda delivery_id: sent.append(delivery_id))
+    return sent
+
+
+def test_a_run_publishes_the_review_and_queues_one_delivery_per_recipient(
+    tree, addressed, queued, django_capture_on_commit_callbacks
+):
+    node_services.node_create(tree=tree, parent=None, title="Grow revenue")
+    schedule = schedule_for(tree, addressed)
+    services.schedules_claim_due(now=utc(2026, 3, 23, 8, 1))
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.schedule_run(schedule_id=schedule.pk, run_at=utc(2026, 3, 23, 8))
+    assert run.status == RunStatus.DELIVERING
+    assert run.review.is_published
+    rows = Delivery.objects.filter(review=run.review)
+    assert sorted(rows.values_list("recipient", flat=True)) == [
+        "board@example.com",
+        "owner@example.com",
+        "viewer@example.com",
+    ]
+    assert sorted(queued) == sorted(rows.values_list("id", flat=True))
+    # A redelivered run task makes no second review and no second row.
+    with django_capture_on_commit_callbacks(execute=True):
+        again = services.schedule_run(schedule_id=schedule.pk, run_at=utc(2026, 3, 23, 8))
+    assert again.pk == run.pk
+    assert ValueReview.objects.filter(tree=tree).count() == 1
+    assert Delivery.objects.count() == 3
+
+
+def test_leadership_and_unsubscribed(tree, addressed, queued):
+    schedule = schedule_for(tree, addressed, recipient_roles=["leadership", "editor"])
+    assert services.recipients(schedule) == [
+        "editor@example.com",
+        "leadership@example.com",
+        "board@example.com",
+    ]
+    token = services.unsubscribe_token(tree.pk, "Board@example.com")
+    services.unsubscribe(token=token)
+    assert ReportUnsubscribe.objects.filter(tree=tree, address="board@example.com").exists()
+    assert "board@example.com" not in services.recipients(schedule)
+    with pytest.raises(ValidationError):
+        services.unsubscribe(token=token[:-2] + "xx")
+
+
+def test_only_if_changed_skips_a_review_with_no_changes(tree, addressed, queued):
+    node_services.node_create(tree=tree, parent=None, title="Grow revenue")
+    first = review_services.review_start(tree=tree, by=addressed["owner"])
+    review_services.review_publish(review=first, by=addressed["owner"])
+    schedule = schedule_for(tree, addressed, send_policy="only_if_changed")
+    run = services.schedule_run(schedule_id=schedule.pk, run_at=utc(2026, 3, 23, 8))
+    assert run.status == RunStatus.SKIPPED
+    assert "Nothing changed" in run.detail
+    assert not Delivery.objects.exists()
+
+
+def test_skip_if_empty(tree, addressed, queued):
+    schedule = schedule_for(tree, addressed, send_policy="skip_if_empty")
+    run = services.schedule_run(schedule_id=schedule.pk, run_at=utc(2026, 3, 23, 8))
+    assert run.status == RunStatus.SKIPPED
+
+
+def test_draft_mode_waits_for_the_owners_then_delivers(
+    tree, addressed, queued, django_capture_on_commit_callbacks
+):
+    node_services.node_create(tree=tree, parent=None, title="Grow revenue")
+    schedule = schedule_for(tree, addressed, publish_mode="draft")
+    run = services.schedule_run(schedule_id=schedule.pk, run_at=utc(2026, 3, 23, 8))
+    assert run.status == RunStatus.AWAITING_PUBLISH
+    assert not run.review.is_published
+    from valuetree.models import Notification
+
+    [told] = Notification.objects.all()
+    assert told.recipient == addressed["owner"] and "waits for you" in told.subject
+    assert services.runs_deliver_published() == []
+    review_services.review_publish(review=run.review, by=addressed["owner"])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.runs_deliver_published() == [run.pk]
+    assert ScheduledRun.objects.get().status == RunStatus.DELIVERING
+    assert len(queued) == 3
+
+
+# --- Sending -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def delivery(tree, addressed, queued):
+    node_services.node_create(tree=tree, parent=None, title="Grow revenue")
+    schedule = schedule_for(tree, addressed, extra_addresses=[], recipient_roles=["owner"])
+    run = services.schedule_run(schedule_id=schedule.pk, run_at=utc(2026, 3, 23, 8))
+    return Delivery.objects.get(review=run.review)
+
+
+def test_a_delivery_is_sent_once(delivery):
+    assert services.delivery_send(delivery_id=delivery.pk, final_attempt=False) == "sent"
+    assert services.delivery_send(delivery_id=delivery.pk, final_attempt=False) == "sent"
+    assert len(mail.outbox) == 1
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.error) == ("sent", 1, "")
+    assert delivery.sent_at is not None
+    message = message_from_bytes(mail.outbox[0].message().as_bytes())
+    assert message["List-Unsubscribe"].strip().startswith("<http://")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    types = [part.get_content_type() for part in message.walk()]
+    assert types == [
+        "multipart/mixed",
+        "multipart/related",
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+        "image/png",
+        "application/pdf",
+    ]
+    html = next(p for p in message.walk() if p.get_content_type() == "text/html")
+    body = html.get_payload(decode=True).decode()
+    assert 'src="cid:headline"' in body
+    assert "<style" not in body  # inlined
+    assert "/reports/unsubscribe/" in body
+
+
+def _failing(monkeypatch, error):
+    from outcomes.reports import transports
+
+    def send(self, message):
+        raise error
+
+    monkeypatch.setattr(transports.EmailTransport, "send", send)
+
+
+def test_transient_failure_is_stored_and_raised_for_retry(delivery, monkeypatch):
+    _failing(monkeypatch, TransportError("SMTP 451 try later"))
+    with pytest.raises(TransportError):
+        services.delivery_send(delivery_id=delivery.pk, final_attempt=False)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("retrying", 1)
+    assert "451" in delivery.error
+    # The last attempt's failure is final.
+    assert services.delivery_send(delivery_id=delivery.pk, final_attempt=True) == "failed"
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("failed", 2)
+
+
+def test_permanent_failure_is_not_retried(delivery, monkeypatch):
+    _failing(monkeypatch, TransportError("SMTP 550 no such user", permanent=True))
+    assert services.delivery_send(delivery_id=delivery.pk, final_attempt=False) == "failed"
+    assert services.delivery_send(delivery_id=delivery.pk, final_attempt=False) == "failed"
+    delivery.refresh_from_db()
+    assert delivery.attempts == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "permanent"),
+    [
+        (smtplib.SMTPResponseException(451, b"greylisted"), False),
+        (smtplib.SMTPResponseException(554, b"rejected"), True),
+        (smtplib.SMTPServerDisconnected("gone"), False),
+        (TimeoutError("timed out"), False),
+        (smtplib.SMTPRecipientsRefused({"a@b": (550, b"no")}), True),
+        (smtplib.SMTPRecipientsRefused({"a@b": (452, b"full")}), False),
+    ],
+)
+def test_smtp_errors_are_classified(monkeypatch, error, permanent):
+    from outcomes.reports import transports
+    from valuetree import mail as mail_module
+
+    class Broken:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def send_messages(self, messages):
+            raise error
+
+    monkeypatch.setattr(mail_module, "get_connection", lambda: Broken())
+    with pytest.raises(TransportError) as e:
+        transports.EmailTransport().send(object())
+    assert e.value.permanent is permanent
+
+
+def test_a_row_left_sending_is_taken_over_only_after_the_lease(delivery):
+    assert services.delivery_claim(delivery.pk)
+    assert not services.delivery_claim(delivery.pk)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    assert services.delivery_claim(delivery.pk, now=later)
+
+
+def test_send_a_test_goes_to_the_user_only(tree, addressed, queued):
+    node_services.node_create(tree=tree, parent=None, title="Grow revenue")
+    with pytest.raises(ValidationError):
+        services.send_test(tree=tree, user=addressed["owner"])
+    review = review_services.review_start(tree=tree, by=addressed["owner"])
+    review_services.review_publish(review=review, by=addressed["owner"])
+    test = services.send_test(tree=tree, user=addressed["owner"])
+    services.delivery_send(delivery_id=test.pk, final_attempt=False)
+    assert [m.to for m in mail.outbox] == [["owner@example.com"]]
+    assert mail.outbox[0].subject.startswith("[Test] ")
+    # Tests are not reports: a second test is another row.
+    assert services.send_test(tree=tree, user=addressed["owner"]).pk != test.pk
+
+
+def test_resend(delivery, addressed, queued):
+    services.delivery_send(delivery_id=delivery.pk, final_attempt=False)
+    services.delivery_resend(delivery=delivery, by=addressed["owner"])
+    assert Delivery.objects.get(pk=delivery.pk).status == DeliveryStatus.QUEUED
+    services.delivery_send(delivery_id=delivery.pk, final_attempt=False)
+    assert len(mail.outbox) == 2
+
+
+def test_the_task_backs_off_and_honours_retry_after(delivery, monkeypatch, settings):
+    from celery.exceptions import Retry
+
+    from outcomes import tasks
+
+    asked: list[float] = []
+
+    def retry(*, countdown, exc):
+        asked.append(countdown)
+        return Retry(exc=exc, when=countdown)
+
+    monkeypatch.setattr(tasks.send_delivery, "retry", retry)
+    _failing(monkeypatch, TransportError("HTTP 429", retry_after=600))
+    with pytest.raises(Retry):
+        tasks.send_delivery.apply(args=[delivery.pk], throw=True)
+    _failing(monkeypatch, TransportError("SMTP 421"))
+    with pytest.raises(Retry):
+        tasks.send_delivery.apply(args=[delivery.pk], throw=True)
+    assert asked == [600, settings.REPORT_DELIVERY_BACKOFF]
+
+
+def test_owners_of_items_needing_a_decision_are_reminded_once(tree, addressed, monkeypatch):
+    from valuetree.models import Notification
+
+    goal = node_services.node_create(tree=tree, parent=None, title="Grow revenue")
+    node_services.node_create(tree=tree, parent=goal, title="Old bet", owner=addressed["editor"])
+    node_services.node_create(tree=tree, parent=goal, title="Orphan bet")
+    from valuetree.models import Node
+
+    Node.objects.filter(tree=tree).update(created_at=utc(2025, 1, 1))
+    schedule = schedule_for(tree, addressed, reminder_days=3)
+    assert schedule.next_run_at == utc(2026, 3, 23, 8)
+    assert services.reminders_send(now=utc(2026, 3, 20, 7)) == []
+    assert services.reminders_send(now=utc(2026, 3, 20, 9)) == [schedule.pk]
+    assert services.reminders_send(now=utc(2026, 3, 21)) == []
+    notices = {n.recipient.username: n for n in Notification.objects.select_related("recipient")}
+    assert set(notices) == {"editor", "owner"}
+    assert "Old bet" in notices["editor"].body and "Orphan bet" not in notices["editor"].body
+    assert "Orphan bet" in notices["owner"].body
+    assert "need a decision" in notices["editor"].subject
+
+
+def test_the_sweeper_requeues_rows_a_dead_worker_left(
+    delivery, queued, django_capture_on_commit_callbacks
+):
+    assert services.delivery_claim(delivery.pk)  # a worker took it, then died
+    assert services.deliveries_sweep_stuck() == []
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.deliveries_sweep_stuck(now=later) == [delivery.pk]
+    assert queued[-1] == delivery.pk
+    assert services.delivery_send(delivery_id=delivery.pk, final_attempt=False) == "sending"
+    Delivery.objects.filter(pk=delivery.pk).update(status="sent")
+    assert services.deliveries_sweep_stuck(now=later) == []
