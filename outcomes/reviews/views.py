@@ -354,6 +354,8 @@ def decide(request: HttpRequest, node_id: int) -> HttpResponse:
     review = None
     review_id = request.POST.get("review") or request.GET.get("review")
     if review_id:
+        if not str(review_id).isdecimal():
+            raise Http404("No such review in this tree.")
         review = ValueReview.objects.filter(pk=review_id, tree=tree).first()
         if review is None:
             raise Http404("No such review in this tree.")
