@@ -407,6 +407,8 @@ def _check_learning(learning: Learning) -> None:
         raise ValidationError({"node": "The node belongs to another tree."})
     if learning.review_id is not None and learning.review.tree_id != learning.tree_id:
         raise ValidationError({"review": "The review belongs to another tree."})
+    if learning.review_id is not None:
+        _refuse_published(learning.review)
     learning.text = (learning.text or "").strip()
     learning.full_clean(exclude=["tree", "node", "review", "by"])
 
@@ -439,6 +441,8 @@ def learning_create(
 
 
 def learning_update(*, learning: Learning, **fields: Any) -> Learning:
+    """Change a learning. One in a published review is frozen with it (a published
+    review is read as it was): ``ValidationError``, as for a new one put into it."""
     node_services.apply_fields(learning, fields, LEARNING_FIELDS)
     _check_learning(learning)
     learning.save()
@@ -446,4 +450,7 @@ def learning_update(*, learning: Learning, **fields: Any) -> Learning:
 
 
 def learning_delete(*, learning: Learning) -> None:
+    """Delete a learning; one in a published review stays (``ValidationError``)."""
+    if learning.review_id is not None:
+        _refuse_published(learning.review)
     learning.delete()

@@ -465,7 +465,7 @@ def learning_log(request: HttpRequest, slug: str) -> HttpResponse:
     review = None
     if request.method == "POST":
         _require_edit(tree)
-        if request.POST.get("review"):
+        if request.POST.get("review", "").isdecimal():
             review = ValueReview.objects.filter(pk=request.POST["review"], tree=tree).first()
         if form.is_valid():
             data = form.cleaned_data
@@ -510,8 +510,12 @@ def learning_delete(request: HttpRequest, learning_id: int) -> HttpResponse:
     learning = get_object_or_404(Learning, pk=learning_id)
     tree = _tree(request, pk=learning.tree_id)
     _require_edit(tree)
-    services.learning_delete(learning=learning)
-    messages.success(request, "Learning removed.")
+    try:
+        services.learning_delete(learning=learning)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, "Learning removed.")
     return redirect("outcomes:learnings", slug=tree.slug)
 
 

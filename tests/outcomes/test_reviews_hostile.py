@@ -627,3 +627,40 @@ def test_review_pages_refuse_junk_without_500(tree, shape, other, as_role):
     assert counts() == before
     draft.refresh_from_db()
     assert (draft.title, draft.attendees.count()) == ("Q1", 0)
+
+
+def test_a_published_reviews_learnings_are_frozen(tree, shape, client_for, as_role, users):
+    """A published review is read as it was: no learning goes into it afterwards, and
+    its learnings are neither changed nor deleted (API, pages, services)."""
+    review = services.review_start(tree=tree, by=None)
+    kept = services.learning_create(tree=tree, by=None, kind="surprise", text="Kept", review=review)
+    services.review_publish(review=review, by=None)
+    export_before = client_for(users["editor"]).get(f"/api/reviews/{review.pk}/export/").json()
+    api = client_for(users["editor"])
+    response = api.post(
+        f"/api/trees/{tree.slug}/learnings/",
+        {"kind": "process", "text": "Sneaked in", "review": review.pk},
+        format="json",
+    )
+    assert response.status_code == 400
+    response = api.patch(f"/api/learnings/{kept.pk}/", {"text": "Rewritten"}, format="json")
+    assert response.status_code == 400
+    assert api.delete(f"/api/learnings/{kept.pk}/").status_code == 400
+    page = as_role("editor")
+    page.post(
+        f"/trees/{tree.slug}/learnings/",
+        {"kind": "process", "text": "Sneaked in", "review": review.pk},
+    )
+    assert page.post(f"/learnings/{kept.pk}/delete/").status_code == 302
+    assert list(Learning.objects.values_list("text", flat=True)) == ["Kept"]
+    export_after = api.get(f"/api/reviews/{review.pk}/export/").json()
+    assert export_after["learnings"] == export_before["learnings"]
+
+
+def test_learning_page_with_a_junk_review_id_is_not_500(tree, as_role):
+    client = as_role("editor")
+    for review in ("abc", "²", "1.5"):
+        response = client.post(
+            f"/trees/{tree.slug}/learnings/", {"kind": "process", "text": "x", "review": review}
+        )
+        assert response.status_code in (200, 302, 400, 404), review
