@@ -320,7 +320,7 @@ def decision_create(
     ``evidence``: see ``_evidence_rows``; none given means the current verdicts of the
     node's (and its children's) measures. ``review`` must be an open review of the tree.
     Raises ``ValidationError`` (nothing written) on a blank rationale, a goal, a node
-    already killed or done for kill/done/pivot, foreign evidence.
+    already killed or done, foreign evidence.
     """
     # Fresh and locked: two people deciding on one node at once are served in turn.
     node = Node.objects.select_for_update().get(pk=node.pk)
@@ -332,7 +332,9 @@ def decision_create(
         errors["rationale"] = "Say why: a decision needs its rationale."
     if node.kind not in DECIDABLE_KINDS:
         errors["node"] = "Decisions are taken on bets and initiatives."
-    if kind in STATUS_AFTER and node.status in (NodeStatus.KILLED, NodeStatus.DONE):
+    if node.status in (NodeStatus.KILLED, NodeStatus.DONE):
+        # Persevering with a killed or finished node would leave the log saying
+        # "persevere" beside a node that no longer runs.
         errors["kind"] = f"This {node.kind} is {node.status} already."
     if review is not None and (
         review.tree_id != node.tree_id or review.status == ReviewStatus.PUBLISHED

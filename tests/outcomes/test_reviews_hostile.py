@@ -664,3 +664,60 @@ def test_learning_page_with_a_junk_review_id_is_not_500(tree, as_role):
             f"/trees/{tree.slug}/learnings/", {"kind": "process", "text": "x", "review": review}
         )
         assert response.status_code in (200, 302, 400, 404), review
+
+
+def test_deleted_nodes_keep_their_decisions_readable(tree, shape, client_for, as_role, users):
+    """Deleting a decided node (and a pivot's new node) keeps every decision and leaves
+    the logs, the review pages and the exports readable."""
+    first = services.review_start(tree=tree, by=None)
+    services.decision_create(
+        node=shape["drop"],
+        kind="pivot",
+        rationale="Faxes",
+        by=None,
+        review=first,
+        pivot_title="Email",
+    )
+    services.decision_create(
+        node=shape["keep"], kind="persevere", rationale="Fine", by=None, review=first
+    )
+    services.learning_create(tree=tree, node=shape["keep"], by=None, kind="surprise", text="L")
+    services.review_publish(review=first, by=None)
+    second = services.review_start(tree=tree, by=None)
+    api = client_for(users["owner"])
+    for node in (Node.objects.get(title="Email"), shape["keep"], shape["drop"]):
+        assert api.delete(f"/api/nodes/{node.pk}/").status_code == 204
+    assert Decision.objects.count() == 2
+    for url in (
+        f"/api/trees/{tree.slug}/decisions/",
+        f"/api/reviews/{first.pk}/",
+        f"/api/reviews/{second.pk}/",
+        f"/api/reviews/{first.pk}/export/?format=md",
+        f"/api/trees/{tree.slug}/learnings/",
+        *(f"/api/decisions/{pk}/" for pk in Decision.objects.values_list("pk", flat=True)),
+    ):
+        assert api.get(url).status_code == 200, url
+    page = as_role("owner")
+    for url in (
+        f"/trees/{tree.slug}/decisions/",
+        f"/reviews/{first.pk}/",
+        f"/reviews/{second.pk}/",
+        f"/reviews/{first.pk}/tree/",
+        f"/trees/{tree.slug}/learnings/",
+        f"/trees/{tree.slug}/",
+    ):
+        assert page.get(url).status_code == 200, url
+    services.review_publish(review=second, by=None)
+    assert page.get(f"/trees/{tree.slug}/reviews/compare/").status_code == 200
+    assert page.get(f"/reviews/{second.pk}/").status_code == 200
+
+
+def test_no_decision_on_a_killed_or_done_node(tree, shape, client_for, users):
+    services.decision_create(node=shape["drop"], kind="kill", rationale="x", by=None)
+    services.decision_create(node=shape["keep"], kind="done", rationale="x", by=None)
+    before = counts()
+    for node in (shape["drop"], shape["keep"]):
+        response = decide(client_for(users["editor"]), node, kind="persevere", rationale="y")
+        assert response.status_code == 400
+        assert "already" in response.json()["kind"][0]
+    assert counts() == before
