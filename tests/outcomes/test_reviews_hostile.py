@@ -721,3 +721,24 @@ def test_no_decision_on_a_killed_or_done_node(tree, shape, client_for, users):
         assert response.status_code == 400
         assert "already" in response.json()["kind"][0]
     assert counts() == before
+
+
+def test_an_empty_tree_reviews_publishes_and_compares(tree, client_for, as_role, users):
+    api = client_for(users["owner"])
+    first = api.post(f"/api/trees/{tree.slug}/reviews/", {}, format="json").json()["id"]
+    assert api.post(f"/api/reviews/{first}/publish/").status_code == 200
+    second = api.post(f"/api/trees/{tree.slug}/reviews/", {}, format="json").json()["id"]
+    assert api.post(f"/api/reviews/{second}/publish/").status_code == 200
+    compare = f"/api/trees/{tree.slug}/reviews/compare/"
+    assert api.get(compare, {"from": second, "to": first}).status_code == 200
+    assert api.get(compare, {"from": first, "to": first}).status_code in (200, 400)
+    page = as_role("owner")
+    for url in (
+        f"/reviews/{first}/",
+        f"/reviews/{first}/tree/",
+        f"/reviews/{first}/review.md",
+        f"/reviews/{first}/review.json",
+        f"/trees/{tree.slug}/reviews/compare/?from={first}&to={first}",
+        f"/trees/{tree.slug}/reviews/compare/?from={first}&to={second}",
+    ):
+        assert page.get(url).status_code == 200, url
