@@ -604,6 +604,9 @@ def test_review_pages_refuse_junk_without_500(tree, shape, other, as_role):
         f"/trees/{tree.slug}/reviews/compare/?from=99999999999999999999999",
         f"/trees/{tree.slug}/learnings/?q=%00",
         "/learnings/?kind=nope",
+        "/learnings/?q=%00",
+        "/api/learnings/?q=%00",
+        f"/trees/{tree.slug}/decisions/?q=%00",
     ):
         response = client.get(url)
         assert response.status_code in (200, 400, 404), (url, response.status_code)
@@ -742,3 +745,26 @@ def test_an_empty_tree_reviews_publishes_and_compares(tree, client_for, as_role,
         f"/trees/{tree.slug}/reviews/compare/?from={first}&to={second}",
     ):
         assert page.get(url).status_code == 200, url
+
+
+@pytest.mark.parametrize("role,status", [("viewer", 403), ("leadership", 403), ("outsider", 404)])
+def test_readers_and_outsiders_cannot_write_through_pages(tree, shape, as_role, role, status):
+    review = services.review_start(tree=tree, by=None, title="Q1")
+    learning = services.learning_create(tree=tree, by=None, kind="surprise", text="hm")
+    client = as_role(role)
+    before = counts()
+    for url, data in (
+        (f"/trees/{tree.slug}/reviews/", {"title": "Mine"}),
+        (f"/reviews/{review.pk}/edit/", {"title": "Mine"}),
+        (f"/reviews/{review.pk}/hold/", {}),
+        (f"/reviews/{review.pk}/publish/", {}),
+        (f"/reviews/{review.pk}/amend/", {"text": "a", "reason": "b"}),
+        (f"/nodes/{shape['drop'].pk}/decide/", {"kind": "kill", "rationale": "x"}),
+        (f"/trees/{tree.slug}/learnings/", {"kind": "process", "text": "x"}),
+        (f"/learnings/{learning.pk}/delete/", {}),
+    ):
+        response = client.post(url, data)
+        assert response.status_code == status, (url, response.status_code)
+    assert counts() == before
+    review.refresh_from_db()
+    assert (review.title, review.status) == ("Q1", "draft")
