@@ -254,7 +254,11 @@ def review_amend(request: HttpRequest, review_id: int) -> HttpResponse:
 
 @login_required
 def review_download(request: HttpRequest, review_id: int, fmt: str) -> HttpResponse:
-    """The review as JSON (snapshot and changes) or Markdown."""
+    """The review as JSON (snapshot and changes) or Markdown; any other suffix is 404
+    (it went into the Content-Disposition header: a quote or a newline in it forged
+    the file name or failed the response)."""
+    if fmt not in ("md", "json"):
+        raise Http404("A review downloads as .md or .json.")
     review = _review(request, review_id)
     data = selectors.review_data(review)
     name = f"review-{review.tree.slug}-{review.pk}"

@@ -768,3 +768,13 @@ def test_readers_and_outsiders_cannot_write_through_pages(tree, shape, as_role, 
     assert counts() == before
     review.refresh_from_db()
     assert (review.title, review.status) == ("Q1", "draft")
+
+
+def test_download_answers_only_md_and_json(tree, as_role):
+    review = services.review_start(tree=tree, by=None)
+    client = as_role("viewer")
+    assert client.get(f"/reviews/{review.pk}/review.md").status_code == 200
+    assert client.get(f"/reviews/{review.pk}/review.json").status_code == 200
+    for fmt in ("xml", "html", 'md"; filename="evil.html', "md%0AX-Evil:%201", "md%0D%0A"):
+        response = client.get(f"/reviews/{review.pk}/review.{fmt}")
+        assert response.status_code == 404, fmt
