@@ -778,3 +778,21 @@ def test_download_answers_only_md_and_json(tree, as_role):
     for fmt in ("xml", "html", 'md"; filename="evil.html', "md%0AX-Evil:%201", "md%0D%0A"):
         response = client.get(f"/reviews/{review.pk}/review.{fmt}")
         assert response.status_code == 404, fmt
+
+
+def test_htmx_decisions_escape_the_node_title(tree, shape, as_role):
+    node_services.node_update(node=shape["drop"], title=XSS)
+    node_services.node_update(node=shape["keep"], title=XSS + "2")
+    review = services.review_start(tree=tree, by=None)
+    client = as_role("editor")
+    for node, data in (
+        (shape["drop"], {"kind": "kill", "rationale": XSS}),
+        (shape["keep"], {"kind": "pivot", "rationale": XSS, "pivot_title": XSS}),
+        (shape["other_bet"], {"kind": "persevere", "rationale": XSS, "review": review.pk}),
+        (shape["bet"], {"kind": "persevere", "rationale": " ", "review": review.pk}),
+    ):
+        response = client.post(f"/nodes/{node.pk}/decide/", data, HTTP_HX_REQUEST="true")
+        assert response.status_code in (200, 422), node
+        body = response.content.decode() + str(response.headers)
+        assert "<script>alert" not in body
+        assert "<img src=x" not in body
