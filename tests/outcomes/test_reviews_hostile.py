@@ -796,3 +796,24 @@ def test_htmx_decisions_escape_the_node_title(tree, shape, as_role):
         body = response.content.decode() + str(response.headers)
         assert "<script>alert" not in body
         assert "<img src=x" not in body
+
+
+def test_a_body_over_the_upload_limit_is_refused(tree, shape, client_for, as_role, users):
+    huge = "x" * 3_000_000
+    before = counts()
+    response = decide(client_for(users["editor"]), shape["drop"], kind="kill", rationale=huge)
+    assert response.status_code in (400, 413)
+    response = as_role("editor").post(
+        f"/nodes/{shape['drop'].pk}/decide/", {"kind": "kill", "rationale": huge}
+    )
+    assert response.status_code in (400, 413)
+    assert counts() == before
+
+
+def test_many_evidence_links_in_one_decision(tree, shape, client_for, users):
+    links = [{"kind": "link", "url": f"https://e.com/{n}", "title": str(n)} for n in range(2000)]
+    response = decide(
+        client_for(users["editor"]), shape["keep"], kind="persevere", rationale="x", evidence=links
+    )
+    assert response.status_code == 201
+    assert Evidence.objects.count() == 2000
