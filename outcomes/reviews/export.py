@@ -3,6 +3,7 @@ scheduled delivery all use these)."""
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from outcomes.reviews.models import Decision, Learning
@@ -112,6 +113,18 @@ def _money(value: float | None) -> str:
     return "—" if value is None else f"{value:,.0f}"
 
 
+def _md(value: Any) -> str:
+    """User text for Markdown: HTML escaped, so a renderer that passes raw HTML through
+    (CommonMark does) never runs a title's or a rationale's ``<script>``."""
+    return html.escape(str(value), quote=False)
+
+
+def _url(url: str) -> str:
+    """A URL inside a Markdown autolink ``<…>``: angle brackets and spaces percent-encoded
+    (CommonMark autolinks end at the first ``>``)."""
+    return url.replace("<", "%3C").replace(">", "%3E").replace(" ", "%20")
+
+
 def review_markdown(data: dict[str, Any]) -> str:
     """The review as a Markdown document: headline, what changed, decisions,
     learnings, amendments, and the tree as it stood."""
@@ -120,9 +133,9 @@ def review_markdown(data: dict[str, Any]) -> str:
     changes = data["changes"]
     head = snapshot["headline"]
     lines = [
-        f"# {review.title}",
+        f"# {_md(review.title)}",
         "",
-        f"Tree: **{data['tree'].name}** · status: {review.status} · as of "
+        f"Tree: **{_md(data['tree'].name)}** · status: {review.status} · as of "
         f"{data['as_of']:%Y-%m-%d %H:%M %Z}"
         + (f" · snapshot sha256 `{review.snapshot_hash}`" if review.snapshot_hash else ""),
         "",
@@ -149,58 +162,58 @@ def review_markdown(data: dict[str, Any]) -> str:
     entries = []
     for move in changes["measure_moves"]:
         entries.append(
-            f"- Measure **{move['name']}** ({move['node_title']}): {_words(move['from'])} → "
+            f"- Measure **{_md(move['name'])}** ({_md(move['node_title'])}): {_words(move['from'])} → "
             f"{_words(move['to'])}"
         )
     for move in changes["node_moves"]:
         entries.append(
-            f"- {move['kind'].capitalize()} **{move['title']}**: {_words(move['from'])} → "
+            f"- {move['kind'].capitalize()} **{_md(move['title'])}**: {_words(move['from'])} → "
             f"{_words(move['to'])}"
         )
     for key, verb in (("added", "added"), ("killed", "killed"), ("done", "done")):
         for node in changes[key]:
-            entries.append(f"- {node['kind'].capitalize()} **{node['title']}** {verb}")
+            entries.append(f"- {node['kind'].capitalize()} **{_md(node['title'])}** {verb}")
     for node in changes["removed"]:
-        entries.append(f"- {node['kind'].capitalize()} **{node['title']}** deleted")
+        entries.append(f"- {node['kind'].capitalize()} **{_md(node['title'])}** deleted")
     for node in changes["moved"]:
         entries.append(
-            f"- **{node['title']}** moved from {node['from_parent_title']} to "
-            f"{node['to_parent_title']}"
+            f"- **{_md(node['title'])}** moved from {_md(node['from_parent_title'])} to "
+            f"{_md(node['to_parent_title'])}"
         )
     for edit in changes["edits"]:
         entries.append(
-            f"- **{edit['name']}**: {edit['field'].replace('_', ' ')} {edit['from']} → "
-            f"{edit['to']}" + (f" (by {edit['by']})" if edit.get("by") else "")
+            f"- **{_md(edit['name'])}**: {edit['field'].replace('_', ' ')} {_md(edit['from'])} → "
+            f"{_md(edit['to'])}" + (f" (by {_md(edit['by'])})" if edit.get("by") else "")
         )
     for metric in changes["metrics"]:
-        entries.append(f"- Metric **{metric['name']}** {metric['change']}")
+        entries.append(f"- Metric **{_md(metric['name'])}** {metric['change']}")
     lines += entries or ["Nothing changed."]
     lines += ["", "## Decisions", ""]
     for decision in data["decisions"]:
         lines.append(
-            f"- **{decision.kind}** {decision.node_title}: {decision.rationale}"
-            + (f" (by {decision.by.get_username()})" if decision.by else "")
+            f"- **{decision.kind}** {_md(decision.node_title)}: {_md(decision.rationale)}"
+            + (f" (by {_md(decision.by.get_username())})" if decision.by else "")
         )
         for evidence in decision.evidence.all():
             label = evidence.summary or evidence.title or evidence.url
-            lines.append(f"  - {label}" + (f" <{evidence.url}>" if evidence.url else ""))
+            lines.append(f"  - {_md(label)}" + (f" <{_url(evidence.url)}>" if evidence.url else ""))
     if not data["decisions"]:
         lines.append("No decisions recorded.")
     lines += ["", "## Learnings", ""]
-    lines += [f"- *{row.kind}*: {row.text}" for row in data["learnings"]] or ["None recorded."]
+    lines += [f"- *{row.kind}*: {_md(row.text)}" for row in data["learnings"]] or ["None recorded."]
     if data["amendments"]:
         lines += ["", "## Amendments", ""]
         for amendment in data["amendments"]:
             who = amendment.by.get_username() if amendment.by else "someone"
             lines.append(
-                f"- {amendment.at:%Y-%m-%d} {who}: {amendment.text} (why: {amendment.reason})"
+                f"- {amendment.at:%Y-%m-%d} {_md(who)}: {_md(amendment.text)} (why: {_md(amendment.reason)})"
             )
     lines += ["", "## The tree as it stood", ""]
     depth = {"goal": 0, "bet": 1, "initiative": 2}
     for node in snapshot["nodes"]:
         indent = "  " * depth.get(node["kind"], 0)
         lines.append(
-            f"{indent}- {node['kind'].capitalize()}: {node['title']} — "
+            f"{indent}- {node['kind'].capitalize()}: {_md(node['title'])} — "
             f"{node['status']}, {_words(node['outcome']['status'])}"
         )
     return "\n".join(lines) + "\n"

@@ -320,7 +320,7 @@ def decision_create(
     ``evidence``: see ``_evidence_rows``; none given means the current verdicts of the
     node's (and its children's) measures. ``review`` must be an open review of the tree.
     Raises ``ValidationError`` (nothing written) on a blank rationale, a goal, a node
-    already killed or done for kill/done/pivot, foreign evidence.
+    already killed or done, foreign evidence.
     """
     # Fresh and locked: two people deciding on one node at once are served in turn.
     node = Node.objects.select_for_update().get(pk=node.pk)
@@ -332,7 +332,9 @@ def decision_create(
         errors["rationale"] = "Say why: a decision needs its rationale."
     if node.kind not in DECIDABLE_KINDS:
         errors["node"] = "Decisions are taken on bets and initiatives."
-    if kind in STATUS_AFTER and node.status in (NodeStatus.KILLED, NodeStatus.DONE):
+    if node.status in (NodeStatus.KILLED, NodeStatus.DONE):
+        # Persevering with a killed or finished node would leave the log saying
+        # "persevere" beside a node that no longer runs.
         errors["kind"] = f"This {node.kind} is {node.status} already."
     if review is not None and (
         review.tree_id != node.tree_id or review.status == ReviewStatus.PUBLISHED
@@ -407,6 +409,8 @@ def _check_learning(learning: Learning) -> None:
         raise ValidationError({"node": "The node belongs to another tree."})
     if learning.review_id is not None and learning.review.tree_id != learning.tree_id:
         raise ValidationError({"review": "The review belongs to another tree."})
+    if learning.review_id is not None:
+        _refuse_published(learning.review)
     learning.text = (learning.text or "").strip()
     learning.full_clean(exclude=["tree", "node", "review", "by"])
 
@@ -439,6 +443,8 @@ def learning_create(
 
 
 def learning_update(*, learning: Learning, **fields: Any) -> Learning:
+    """Change a learning. One in a published review is frozen with it (a published
+    review is read as it was): ``ValidationError``, as for a new one put into it."""
     node_services.apply_fields(learning, fields, LEARNING_FIELDS)
     _check_learning(learning)
     learning.save()
@@ -446,4 +452,7 @@ def learning_update(*, learning: Learning, **fields: Any) -> Learning:
 
 
 def learning_delete(*, learning: Learning) -> None:
+    """Delete a learning; one in a published review stays (``ValidationError``)."""
+    if learning.review_id is not None:
+        _refuse_published(learning.review)
     learning.delete()

@@ -254,7 +254,11 @@ def review_amend(request: HttpRequest, review_id: int) -> HttpResponse:
 
 @login_required
 def review_download(request: HttpRequest, review_id: int, fmt: str) -> HttpResponse:
-    """The review as JSON (snapshot and changes) or Markdown."""
+    """The review as JSON (snapshot and changes) or Markdown; any other suffix is 404
+    (it went into the Content-Disposition header: a quote or a newline in it forged
+    the file name or failed the response)."""
+    if fmt not in ("md", "json"):
+        raise Http404("A review downloads as .md or .json.")
     review = _review(request, review_id)
     data = selectors.review_data(review)
     name = f"review-{review.tree.slug}-{review.pk}"
@@ -354,6 +358,8 @@ def decide(request: HttpRequest, node_id: int) -> HttpResponse:
     review = None
     review_id = request.POST.get("review") or request.GET.get("review")
     if review_id:
+        if not str(review_id).isdecimal():
+            raise Http404("No such review in this tree.")
         review = ValueReview.objects.filter(pk=review_id, tree=tree).first()
         if review is None:
             raise Http404("No such review in this tree.")
@@ -463,7 +469,7 @@ def learning_log(request: HttpRequest, slug: str) -> HttpResponse:
     review = None
     if request.method == "POST":
         _require_edit(tree)
-        if request.POST.get("review"):
+        if request.POST.get("review", "").isdecimal():
             review = ValueReview.objects.filter(pk=request.POST["review"], tree=tree).first()
         if form.is_valid():
             data = form.cleaned_data
@@ -508,8 +514,12 @@ def learning_delete(request: HttpRequest, learning_id: int) -> HttpResponse:
     learning = get_object_or_404(Learning, pk=learning_id)
     tree = _tree(request, pk=learning.tree_id)
     _require_edit(tree)
-    services.learning_delete(learning=learning)
-    messages.success(request, "Learning removed.")
+    try:
+        services.learning_delete(learning=learning)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, "Learning removed.")
     return redirect("outcomes:learnings", slug=tree.slug)
 
 
