@@ -40,3 +40,23 @@ def notification_emails_run_at_once(monkeypatch):
         "delay",
         lambda notification_id: tasks.email_notification.apply(args=[notification_id]),
     )
+
+
+def pytest_collection_modifyitems(items):
+    """Every transactional test (``transaction=True``, ``transactional_db``, a live
+    server) restores the migrated rows it flushes (serialized rollback).
+
+    The suite runs on several processes (pytest-xdist), each taking whole files, so a
+    transactional test can run between ordinary ones: without this, its flush left the
+    next transactional test's restore colliding with content types made again by
+    post_migrate, and the ordinary tests after it without the migrated rows."""
+    for item in items:
+        names = getattr(item, "fixturenames", None)
+        if names is None or "django_db_serialized_rollback" in names:
+            continue
+        marker = item.get_closest_marker("django_db")
+        transaction = bool(
+            marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0]))
+        )
+        if transaction or "transactional_db" in names or "live_server" in names:
+            names.append("django_db_serialized_rollback")

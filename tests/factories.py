@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 
 from outcomes.models import Measure
 from valuetree import services
@@ -22,7 +21,7 @@ def make_user(username: str, **extra: object) -> User:
 def make_role_users(prefix: str = "") -> dict[str, User]:
     """One user per role; tree memberships are given by ``make_tree``."""
     users = {role: make_user(f"{prefix}{role}") for role in ROLES}
-    users["leadership"].groups.add(Group.objects.get_or_create(name="Leadership")[0])
+    users["leadership"].groups.add(services.leadership_group())
     return users
 
 

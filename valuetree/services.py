@@ -14,7 +14,8 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, Group, Permission
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.db import transaction
@@ -90,6 +91,23 @@ def apply_fields(instance: Any, fields: dict[str, Any], allowed: Sequence[str]) 
 
 
 # --- Trees and memberships ---------------------------------------------------------
+
+
+LEADERSHIP_GROUP = "Leadership"
+
+
+def leadership_group() -> Group:
+    """The organisation-wide Leadership group, holding ``valuetree.read_all_trees``
+    (made by migration 0002; made again here if it is gone, e.g. after a flush)."""
+    content_type, _ = ContentType.objects.get_or_create(app_label="valuetree", model="valuetree")
+    permission, _ = Permission.objects.get_or_create(
+        codename="read_all_trees",
+        content_type=content_type,
+        defaults={"name": "Can read every value tree (organisation-wide leadership role)"},
+    )
+    group, _ = Group.objects.get_or_create(name=LEADERSHIP_GROUP)
+    group.permissions.add(permission)
+    return group
 
 
 @transaction.atomic

@@ -24,7 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import check_password, make_password
-from django.contrib.auth.models import AbstractUser, Group
+from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
@@ -50,7 +50,6 @@ TREE_FILE = DEMO_DIR / "diagnostics.yaml"
 
 DEFAULT_PASSWORD = "valuetree-demo"
 PASSWORD_ENV = "DEMO_PASSWORD"
-LEADERSHIP_GROUP = "Leadership"  # created by valuetree/migrations/0002_leadership_group.py
 LEADERSHIP = "leadership"
 EMAIL_DOMAIN = "helix-diagnostics.example"
 DEFAULT_URL = "http://127.0.0.1:8000/"
@@ -243,7 +242,7 @@ def upsert_user(
             user.full_clean()
             user.save(update_fields=list(updates))
             changes["user", "updated"] += 1
-    leadership, _ = Group.objects.get_or_create(name=LEADERSHIP_GROUP)
+    leadership = services.leadership_group()
     is_leader = user.groups.filter(pk=leadership.pk).exists()
     if entry["role"] == LEADERSHIP and not is_leader:
         user.groups.add(leadership)
