@@ -176,7 +176,7 @@ IMPORT_ERROR_SCHEMA = inline_serializer(
 )
 
 
-class TrashItemSerializer(serializers.Serializer):
+class TrashItemSerializer(strict.Serializer):
     id = serializers.IntegerField()
     kind = serializers.CharField()
     title = serializers.CharField()
@@ -264,7 +264,7 @@ class TreeViewSet(PaginatedActions, RoleCheckedWrites, viewsets.ModelViewSet):
     def trash(self, request: Request, slug: str) -> Response:
         """Deleted subtrees that can still be restored (30 days), newest first."""
         tree = tree_for_request(request, slug=slug)
-        return Response(TrashItemSerializer(trash.trash_for_tree(tree=tree), many=True).data)
+        return self.paginated(trash.trash_for_tree(tree=tree), TrashItemSerializer)
 
     @extend_schema(request=None, responses={201: NodeSerializer})
     @action(
@@ -302,7 +302,8 @@ class TreeViewSet(PaginatedActions, RoleCheckedWrites, viewsets.ModelViewSet):
         fmt = request.query_params.get("format", "svg")
         if fmt not in diagram.FORMATS:
             raise DRFValidationError({"format": [f"Use one of: {', '.join(diagram.FORMATS)}."]})
-        measures = request.query_params.get("measures", "true").lower() not in {"0", "false"}
+        measures = strict.query_bool(request.query_params.get("measures"), name="measures")
+        measures = True if measures is None else measures
         body, content_type, filename = diagram.diagram_export(tree, fmt=fmt, measures=measures)
         response = HttpResponse(body, content_type=content_type)
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -902,7 +903,10 @@ class GlossaryTermViewSet(viewsets.ModelViewSet):
 
     @extend_schema(
         parameters=[OpenApiParameter("as", str, enum=["yaml", "csv"], description="Default yaml.")],
-        responses={(200, "text/plain"): OpenApiTypes.STR},
+        responses={
+            (200, "application/yaml"): OpenApiTypes.STR,
+            (200, "text/csv"): OpenApiTypes.STR,
+        },
     )
     @action(detail=False, methods=["get"], url_path="export", url_name="export")
     def export(self, request: Request) -> HttpResponse:

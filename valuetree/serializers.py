@@ -420,7 +420,7 @@ class HistoryEntrySerializer(strict.Serializer):
     at = serializers.DateTimeField()
 
 
-class GlossaryTermSerializer(serializers.ModelSerializer):
+class GlossaryTermSerializer(strict.ModelSerializer):
     """A business glossary term; ``domain`` by slug, ``data_products`` by slug."""
 
     domain = serializers.SlugRelatedField(

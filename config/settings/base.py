@@ -344,6 +344,7 @@ SPECTACULAR_SETTINGS = {
         "LearningKindEnum": "outcomes.reviews.models.LearningKind",
         "EvidenceKindEnum": "outcomes.reviews.models.EvidenceKind",
         "ReviewStatusEnum": "outcomes.reviews.models.ReviewStatus",
+        "ChannelEnum": "outcomes.reports.models.Channel",
     },
 }
 

@@ -26,13 +26,14 @@ from outcomes.reports.models import (
     ReviewSchedule,
     SendPolicy,
 )
+from valuetree import strict
 from valuetree.apis import require_role, tree_for_request
 from valuetree.selectors import MANAGE_ROLES
 
 DELIVERY_PAGE = 200
 
 
-class ScheduleSerializer(serializers.ModelSerializer):
+class ScheduleSerializer(strict.ModelSerializer):
     recipient_roles = serializers.ListField(
         child=serializers.ChoiceField(choices=RecipientRole.choices), required=False
     )
@@ -90,7 +91,7 @@ class ScheduleSerializer(serializers.ModelSerializer):
         return [d.isoformat() for d in selectors.schedule_summary(obj)["next_dates"]]
 
 
-class DeliverySerializer(serializers.ModelSerializer):
+class DeliverySerializer(strict.ModelSerializer):
     review_title = serializers.CharField(source="review.title", read_only=True)
 
     class Meta:

@@ -30,6 +30,7 @@ from outcomes.reviews.models import (
     ReviewStatus,
     ValueReview,
 )
+from valuetree import strict
 from valuetree.apis import json_response, require_role, tree_for_request
 from valuetree.models import Node
 from valuetree.selectors import EDIT_ROLES, nodes_for_user, trees_for_user
@@ -39,7 +40,7 @@ User = get_user_model()
 # --- Serializers -----------------------------------------------------------------------
 
 
-class ReviewListSerializer(serializers.Serializer):
+class ReviewListSerializer(strict.Serializer):
     id = serializers.IntegerField(read_only=True)
     title = serializers.CharField(read_only=True)
     status = serializers.ChoiceField(choices=ReviewStatus.choices, read_only=True)
@@ -50,12 +51,12 @@ class ReviewListSerializer(serializers.Serializer):
     snapshot_hash = serializers.CharField(read_only=True)
 
 
-class ReviewCreateSerializer(serializers.Serializer):
+class ReviewCreateSerializer(strict.Serializer):
     title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     notes = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class ReviewUpdateSerializer(serializers.Serializer):
+class ReviewUpdateSerializer(strict.Serializer):
     title = serializers.CharField(max_length=200, required=False)
     notes = serializers.CharField(required=False, allow_blank=True)
     attendees = serializers.ListField(
@@ -63,12 +64,12 @@ class ReviewUpdateSerializer(serializers.Serializer):
     )
 
 
-class AmendmentSerializer(serializers.Serializer):
+class AmendmentSerializer(strict.Serializer):
     text = serializers.CharField()
     reason = serializers.CharField()
 
 
-class EvidenceSerializer(serializers.Serializer):
+class EvidenceSerializer(strict.Serializer):
     kind = serializers.ChoiceField(choices=EvidenceKind.choices)
     id = serializers.IntegerField(required=False, help_text="Verdict, observation or pull run.")
     url = serializers.URLField(required=False, max_length=500)
@@ -83,7 +84,7 @@ class EvidenceSerializer(serializers.Serializer):
         return attrs
 
 
-class DecisionCreateSerializer(serializers.Serializer):
+class DecisionCreateSerializer(strict.Serializer):
     kind = serializers.ChoiceField(choices=DecisionKind.choices)
     rationale = serializers.CharField()
     review = serializers.IntegerField(required=False, allow_null=True)
@@ -99,7 +100,7 @@ class DecisionCreateSerializer(serializers.Serializer):
     pivot_hypothesis = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class EvidenceOutSerializer(serializers.Serializer):
+class EvidenceOutSerializer(strict.Serializer):
     kind = serializers.CharField()
     verdict = serializers.IntegerField(allow_null=True)
     observation = serializers.IntegerField(allow_null=True)
@@ -110,7 +111,7 @@ class EvidenceOutSerializer(serializers.Serializer):
     summary = serializers.CharField()
 
 
-class DecisionSerializer(serializers.Serializer):
+class DecisionSerializer(strict.Serializer):
     id = serializers.IntegerField()
     node = serializers.IntegerField(allow_null=True)
     node_title = serializers.CharField()
@@ -125,7 +126,7 @@ class DecisionSerializer(serializers.Serializer):
     evidence = EvidenceOutSerializer(many=True)
 
 
-class LearningInSerializer(serializers.Serializer):
+class LearningInSerializer(strict.Serializer):
     kind = serializers.ChoiceField(choices=LearningKind.choices)
     text = serializers.CharField()
     node = serializers.IntegerField(required=False, allow_null=True)
@@ -133,12 +134,12 @@ class LearningInSerializer(serializers.Serializer):
     evidence = EvidenceSerializer(many=True, required=False)
 
 
-class LearningUpdateSerializer(serializers.Serializer):
+class LearningUpdateSerializer(strict.Serializer):
     kind = serializers.ChoiceField(choices=LearningKind.choices, required=False)
     text = serializers.CharField(required=False)
 
 
-class LearningSerializer(serializers.Serializer):
+class LearningSerializer(strict.Serializer):
     id = serializers.IntegerField()
     tree = serializers.CharField()
     node = serializers.IntegerField(allow_null=True)

@@ -92,6 +92,7 @@ class TestApi:
         assert not TrashedSubtree.objects.exists()
         assert editor.delete(f"/api/nodes/{shape['bet'].pk}/?cascade=true").status_code == 204
         listed = client_for(users["viewer"]).get(f"/api/trees/{tree.slug}/trash/").json()
+        listed = listed["results"]  # paginated, like every list of the API
         assert [(i["title"], i["descendant_count"], i["deleted_by"]) for i in listed] == [
             ("Bet", 1, "editor")
         ]
