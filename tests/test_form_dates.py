@@ -89,7 +89,9 @@ class _FormScraper(HTMLParser):
                 return
             if kind in ("submit", "button", "file"):
                 return
-            self.data.setdefault(name, []).append(a.get("value") or "")
+            # A checked box without a value sends "on", as browsers do.
+            default = "on" if kind in ("checkbox", "radio") else ""
+            self.data.setdefault(name, []).append(a.get("value") or default)
         elif tag == "select" and name:
             self._select = name
             self.data.setdefault(name, [])
@@ -114,10 +116,20 @@ class _FormScraper(HTMLParser):
             self._in_form, self._done = False, True
 
 
-def scrape(html: str) -> _FormScraper:
-    scraper = _FormScraper()
-    scraper.feed(html)
-    return scraper
+def scrape(html: str, *, temporal: bool = False) -> _FormScraper:
+    """The page's first POST form; with ``temporal``, its first one with a date or time
+    input (a page may have side forms before it, e.g. "subscribe" on a schedule)."""
+    while True:
+        scraper = _FormScraper()
+        scraper.feed(html)
+        if not temporal or not scraper._done or set(scraper.types.values()) & set(ISO):
+            return scraper
+        # Drop the form just read and look at the next one.
+        start = html.find("<form", html.find("<main"))
+        end = html.find("</form>", start)
+        if start < 0 or end < 0:
+            return scraper
+        html = html[:start] + html[end + len("</form>") :]
 
 
 # --- One case per form with a date/time field: (url of the edit page, object check) ----
@@ -151,7 +163,38 @@ def _measure_case(tree, users):
     return f"/measures/{measure.pk}/edit/", unchanged
 
 
-CASES = {"outcomes.forms.MeasureForm": _measure_case}
+def _schedule_case(tree, users):
+    from outcomes.reports.models import ReviewSchedule
+    from outcomes.reports.services import schedule_save
+
+    schedule_save(
+        tree=tree,
+        by=users["owner"],
+        rrule="FREQ=MONTHLY;INTERVAL=3;BYDAY=1MO",
+        starts_on=dt.date(2026, 9, 1),
+        time_of_day=dt.time(9, 0),
+        timezone="Europe/Oslo",
+        channels=["email"],
+        recipient_roles=["owner"],
+    )
+
+    def unchanged() -> bool:
+        schedule = ReviewSchedule.objects.get(tree=tree)
+        return (schedule.rrule, schedule.starts_on, schedule.time_of_day, schedule.timezone) == (
+            "FREQ=MONTHLY;INTERVAL=3;BYDAY=1MO",
+            dt.date(2026, 9, 1),
+            dt.time(9, 0),
+            "Europe/Oslo",
+        )
+
+    # Only a tree's owners change its schedule.
+    return f"/trees/{tree.slug}/review-schedule/", unchanged, "owner"
+
+
+CASES = {
+    "outcomes.forms.MeasureForm": _measure_case,
+    "outcomes.reports.forms.ScheduleForm": _schedule_case,
+}
 
 
 def test_every_form_with_a_date_field_has_a_case():
@@ -163,11 +206,11 @@ def test_every_form_with_a_date_field_has_a_case():
 @pytest.mark.django_db
 @pytest.mark.parametrize("form_name", sorted(CASES))
 def test_form_renders_iso_and_saves_unchanged(client, users, tree, form_name):
-    url, unchanged = CASES[form_name](tree, users)
-    client.force_login(users["editor"])
+    url, unchanged, *role = CASES[form_name](tree, users)
+    client.force_login(users[role[0] if role else "editor"])
     page = client.get(url)
     assert page.status_code == 200
-    form = scrape(page.content.decode())
+    form = scrape(page.content.decode(), temporal=True)
     temporal = {n: t for n, t in form.types.items() if t in ISO}
     assert temporal, "the form shows no browser date/time input"
     for name, kind in temporal.items():
