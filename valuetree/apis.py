@@ -904,7 +904,8 @@ class GlossaryTermViewSet(viewsets.ModelViewSet):
     @extend_schema(
         parameters=[OpenApiParameter("as", str, enum=["yaml", "csv"], description="Default yaml.")],
         responses={
-            (200, "application/yaml"): OpenApiTypes.STR,
+            # A YAML document reads as an object (like the tree export's).
+            (200, "application/yaml"): OpenApiTypes.OBJECT,
             (200, "text/csv"): OpenApiTypes.STR,
         },
     )
