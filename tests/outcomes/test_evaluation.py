@@ -256,6 +256,36 @@ def test_killed_nodes_leave_the_roll_up_done_nodes_count(tree, bet):
     assert tree_outcomes([tree.pk])[bet.pk].status == "on_track"  # done counts
 
 
+def test_killed_nodes_leave_the_value_and_investment_totals(tree, bet):
+    kept = tree_services.node_create(
+        tree=tree, parent=bet, title="Reorder", expected_value_amount=1000, investment_amount=300
+    )
+    killed = tree_services.node_create(
+        tree=tree, parent=bet, title="Points", expected_value_amount=500, investment_amount=200
+    )
+    metric = pushed(tree, "Reorders")
+    ids = [
+        add_measure(node, metric=metric, values=AHEAD, is_value_measure=True).pk
+        for node in (kept, killed)
+    ]
+    measures_evaluate(measure_ids=ids, at=AT)
+    before = tree_outcomes([tree.pk])[bet.pk]
+    assert (before.expected_value, before.investment) == (1500.0, 500.0)
+    assert before.realised_value == pytest.approx(1500 * 0.75)
+
+    tree_services.node_update(node=killed, status="killed")
+    outcomes = tree_outcomes([tree.pk])
+    after = outcomes[bet.pk]
+    assert (after.expected_value, after.investment) == (1000.0, 300.0)
+    assert after.realised_value == pytest.approx(750.0)
+    assert after.expected_by_unit == {"": 1000.0}
+    # The killed node keeps its own figures.
+    assert (outcomes[killed.pk].expected_value, outcomes[killed.pk].investment) == (500.0, 200.0)
+    # ... and a goal above sums only what its bets still count.
+    goal = outcomes[bet.parent_id]
+    assert (goal.expected_value, goal.investment) == (1000.0, 300.0)
+
+
 def test_extreme_weights_are_refused_and_the_largest_rolls_up(tree, bet):
     metric = pushed(tree, "Reorders")
     with pytest.raises(ValidationError) as refused:
