@@ -11,6 +11,7 @@ import math
 import random
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from statistics import NormalDist
 
 import pytest
 from hypothesis import assume, given, settings
@@ -21,6 +22,7 @@ from outcomes.verdicts import (
     AT_LEAST,
     AT_MOST,
     AT_RISK,
+    CALIBRATION,
     DECREASE,
     DIRECTIONS,
     EVIDENCE_POINTS,
@@ -44,6 +46,7 @@ from outcomes.verdicts import (
     NodeScore,
     Tolerance,
     Verdict,
+    calibrated_probability,
     evaluate,
     expected_progress,
     fit_history,
@@ -251,17 +254,17 @@ KEEP_AT_MOST = {"direction": AT_MOST, "baseline_value": 1, "target_value": 2}
 @pytest.mark.parametrize(
     ("changes", "value", "day", "probability", "status"),
     [
-        pytest.param({}, 50, 50, 0.6, ON_TRACK, id="p-exactly-on-track"),
+        pytest.param({}, 50, 50, 0.5, ON_TRACK, id="p-exactly-on-track"),
         pytest.param({}, 50, 50, 0.95, ON_TRACK, id="p-high"),
-        pytest.param({}, 50, 50, 0.5999, AT_RISK, id="p-just-below-on-track"),
-        pytest.param({}, 50, 50, 0.4, AT_RISK, id="p-exactly-at-risk"),
-        pytest.param({}, 50, 50, 0.3999, OFF_TRACK, id="p-just-below-at-risk"),
+        pytest.param({}, 50, 50, 0.4999, AT_RISK, id="p-just-below-on-track"),
+        pytest.param({}, 50, 50, 0.35, AT_RISK, id="p-exactly-at-risk"),
+        pytest.param({}, 50, 50, 0.3499, OFF_TRACK, id="p-just-below-at-risk"),
         pytest.param({}, 90, 50, 0.1, OFF_TRACK, id="ahead-of-plan-but-forecast-falls-short"),
         pytest.param({}, 10, 50, 0.9, ON_TRACK, id="behind-plan-but-forecast-reaches"),
         pytest.param({}, 50, 50, None, TOO_EARLY, id="no-forecast-too-early"),
         pytest.param({}, 130, 50, None, REACHED, id="reached-early-no-forecast"),
         pytest.param({}, 130, 50, 0.8, REACHED, id="reached-early-must-hold"),
-        pytest.param({}, 130, 50, 0.4, REACHED, id="reached-at-risk-edge-still-reached"),
+        pytest.param({}, 130, 50, 0.35, REACHED, id="reached-at-risk-edge-still-reached"),
         pytest.param({}, 130, 50, 0.2, OFF_TRACK, id="reached-but-forecast-falls-back"),
         pytest.param({}, 100, 100, 0.0, ACHIEVED, id="on-target-date-holding-final"),
         pytest.param({}, 95, 100, 0.9, ON_TRACK, id="on-target-date-not-yet-missed"),
@@ -274,7 +277,7 @@ KEEP_AT_MOST = {"direction": AT_MOST, "baseline_value": 1, "target_value": 2}
         pytest.param(KEEP_AT_LEAST, 99.2, 100, 0.9, ACHIEVED, id="threshold-holding-on-date"),
         pytest.param(KEEP_AT_LEAST, 98.8, 50, 0.1, OFF_TRACK, id="threshold-breached"),
         pytest.param(KEEP_AT_LEAST, 98.8, 101, 0.9, MISSED, id="threshold-breached-after"),
-        pytest.param(KEEP_AT_MOST, 2.5, 30, 0.5, AT_RISK, id="at_most-breached-may-recover"),
+        pytest.param(KEEP_AT_MOST, 2.5, 30, 0.4, AT_RISK, id="at_most-breached-may-recover"),
         pytest.param(KEEP_AT_MOST, 1.5, 30, 0.9, REACHED, id="at_most-holding"),
     ],
 )
@@ -602,6 +605,41 @@ def test_probability_is_a_probability_and_rises_with_the_level(offset, noise, da
     assert 0 <= low.probability <= 1
     assert low.low <= low.value <= low.high
     assert high.probability >= low.probability - 1e-9
+
+
+@pytest.mark.parametrize(
+    ("raw", "holding", "expected"),
+    [
+        # Φ(a + b·Φ⁻¹(raw) + c·holding) with (a, b, c) = CALIBRATION; Φ⁻¹(0.5) = 0.
+        pytest.param(0.5, False, NormalDist().cdf(CALIBRATION[0]), id="even-odds"),
+        pytest.param(
+            0.5, True, NormalDist().cdf(CALIBRATION[0] + CALIBRATION[2]), id="even-odds-holding"
+        ),
+        pytest.param(
+            NormalDist().cdf(1.0),
+            False,
+            NormalDist().cdf(CALIBRATION[0] + CALIBRATION[1]),
+            id="one-sd-above",
+        ),
+        # Certainty is clipped: a recalibrated probability is never exactly 0 or 1.
+        pytest.param(
+            0.0, False, NormalDist().cdf(CALIBRATION[0] - CALIBRATION[1] * 3.719), id="zero"
+        ),
+        pytest.param(
+            1.0, True, NormalDist().cdf(sum(CALIBRATION) + CALIBRATION[1] * 2.719), id="one"
+        ),
+    ],
+)
+def test_probability_recalibration(raw, holding, expected):
+    assert calibrated_probability(raw, holding) == pytest.approx(expected, abs=1e-3)
+
+
+@PROPERTY
+@given(st.floats(0, 1), st.floats(0, 1), st.booleans())
+def test_recalibration_keeps_the_order_and_holding_raises_it(a, b, holding):
+    low, high = sorted((a, b))
+    assert 0 < calibrated_probability(low, holding) <= calibrated_probability(high, holding) < 1
+    assert calibrated_probability(low, True) > calibrated_probability(low, False)
 
 
 @pytest.mark.parametrize(
