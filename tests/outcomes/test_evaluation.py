@@ -93,6 +93,16 @@ def test_an_unchanged_metric_is_not_refitted(tree, bet, monkeypatch):
     measures_evaluate(measure_ids=[measure.pk], at=AT)
     assert len(fits) == 2
     assert Verdict.objects.get(measure=measure, is_current=True).latest_value == 80.0
+    # A later moment with no newer observation reads the same rows: no refit.
+    measures_evaluate(measure_ids=[measure.pk], at=AT.replace(day=20))
+    assert len(fits) == 2
+    # A correction of an old period leaves the newest row as it was, but the write is
+    # stamped on the metric: refitted, and the forecast moves.
+    before = Verdict.objects.get(measure=measure, is_current=True).forecast_value
+    pulling.observations_push(metric=metric, raw_points=[("2026-02-01", 500)])
+    measures_evaluate(measure_ids=[measure.pk], at=AT)
+    assert len(fits) == 3
+    assert Verdict.objects.get(measure=measure, is_current=True).forecast_value != before
 
 
 def test_re_evaluating_keeps_history_and_one_current_verdict(tree, bet):
