@@ -28,6 +28,10 @@ Per checkpoint it prints, in one JSON object on stdout:
 Targets at 50 %: accuracy ≥ 0.75 and ≥ 8 points above both rules (also at 75 %; never
 below them at 25 %); Brier ≤ 0.18; 80 % coverage within 0.75–0.85.
 
+``--fit-calibration 11 12`` refits the probit recalibration of P(reach)
+(``verdicts.CALIBRATION``) the way it was fitted and prints it: check other seeds
+(13 and on) with the default run, not the seeds it was fitted on.
+
 The generator is written from what business KPIs look like (launch steps that fade,
 adoption S-curves, plateaus, noisy random walks; weekday patterns, outliers, gaps), not
 from the forecaster: its shapes are not the forecaster's candidate curves.
@@ -312,12 +316,66 @@ def checkpoint(cases: list[Case], fraction: float, tolerance: verdicts.Tolerance
     }
 
 
+def fit_calibration(seeds: list[int], measures: int, real_per_series: int) -> dict:
+    """Refit ``verdicts.CALIBRATION`` as it was fitted: the raw P(reach) (recalibration
+    off) and whether the newest value holds the target, at 25/50/75 % of every case of
+    these seeds; a binomial GLM with probit link (statsmodels) of the outcome on
+    Φ⁻¹(raw) and holding, the real series weighted so that they count as much as the
+    synthetic portfolio."""
+    import statsmodels.api as sm
+    from scipy.stats import norm
+
+    saved = verdicts.CALIBRATION
+    verdicts.CALIBRATION = (0.0, 1.0, 0.0)
+    rows = []
+    try:
+        for seed in seeds:
+            rng = np.random.default_rng(seed)
+            cases = [c for i in range(measures) if (c := synthetic_case(rng, i)) is not None]
+            real = real_cases(rng, real_per_series)
+            weight = len(cases) / max(len(real), 1)
+            for case in cases + real:
+                spec = case.spec
+                span = (spec.target_date - spec.baseline_date).days
+                observed = list(zip(case.periods, case.values, strict=True))
+                for fraction in CHECKPOINTS:
+                    moment = _moment(spec.baseline_date) + timedelta(days=span * fraction, hours=12)
+                    verdict = verdicts.evaluate(spec, observed, moment)
+                    p = verdict.forecast.probability
+                    p = 0.5 if p is None else min(max(p, 1e-4), 1 - 1e-4)
+                    holding = verdict.latest_value is not None and spec.holds(verdict.latest_value)
+                    is_real = case.source.startswith("real:")
+                    rows.append((norm.ppf(p), holding, case.achieved, weight if is_real else 1))
+    finally:
+        verdicts.CALIBRATION = saved
+    z, holding, achieved, weights = np.array(rows, dtype=float).T
+    model = sm.GLM(
+        achieved,
+        sm.add_constant(np.column_stack([z, holding])),
+        family=sm.families.Binomial(sm.families.links.Probit()),
+        var_weights=weights,
+    ).fit()
+    return {"calibration": [round(float(v), 3) for v in model.params], "verdicts": len(rows)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--measures", type=int, default=1000, help="synthetic measures")
     parser.add_argument("--real-per-series", type=int, default=12)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--fit-calibration",
+        type=int,
+        nargs="+",
+        metavar="SEED",
+        help="refit verdicts.CALIBRATION on these seeds (it was fitted on 11 12) and exit",
+    )
     args = parser.parse_args()
+    if args.fit_calibration:
+        print(
+            json.dumps(fit_calibration(args.fit_calibration, args.measures, args.real_per_series))
+        )
+        return
 
     rng = np.random.default_rng(args.seed)
     cases = [c for i in range(args.measures) if (c := synthetic_case(rng, i)) is not None]

@@ -386,14 +386,13 @@ class VerdictPolicy(models.Model):
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="Trailing by more than this is off track.",
     )
-    # Defaults chosen from bench/verdict_backtest.py (outcomes/verdicts.py, Tolerance).
     on_track_probability = models.FloatField(
-        default=0.5,
+        default=0.6,
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="A forecast chance of reaching the target at least this high is on track.",
     )
     at_risk_probability = models.FloatField(
-        default=0.35,
+        default=0.4,
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="Below the on-track chance but at least this high is at risk; lower is "
         "off track.",

@@ -254,17 +254,17 @@ KEEP_AT_MOST = {"direction": AT_MOST, "baseline_value": 1, "target_value": 2}
 @pytest.mark.parametrize(
     ("changes", "value", "day", "probability", "status"),
     [
-        pytest.param({}, 50, 50, 0.5, ON_TRACK, id="p-exactly-on-track"),
+        pytest.param({}, 50, 50, 0.6, ON_TRACK, id="p-exactly-on-track"),
         pytest.param({}, 50, 50, 0.95, ON_TRACK, id="p-high"),
-        pytest.param({}, 50, 50, 0.4999, AT_RISK, id="p-just-below-on-track"),
-        pytest.param({}, 50, 50, 0.35, AT_RISK, id="p-exactly-at-risk"),
-        pytest.param({}, 50, 50, 0.3499, OFF_TRACK, id="p-just-below-at-risk"),
+        pytest.param({}, 50, 50, 0.5999, AT_RISK, id="p-just-below-on-track"),
+        pytest.param({}, 50, 50, 0.4, AT_RISK, id="p-exactly-at-risk"),
+        pytest.param({}, 50, 50, 0.3999, OFF_TRACK, id="p-just-below-at-risk"),
         pytest.param({}, 90, 50, 0.1, OFF_TRACK, id="ahead-of-plan-but-forecast-falls-short"),
         pytest.param({}, 10, 50, 0.9, ON_TRACK, id="behind-plan-but-forecast-reaches"),
         pytest.param({}, 50, 50, None, TOO_EARLY, id="no-forecast-too-early"),
         pytest.param({}, 130, 50, None, REACHED, id="reached-early-no-forecast"),
         pytest.param({}, 130, 50, 0.8, REACHED, id="reached-early-must-hold"),
-        pytest.param({}, 130, 50, 0.35, REACHED, id="reached-at-risk-edge-still-reached"),
+        pytest.param({}, 130, 50, 0.4, REACHED, id="reached-at-risk-edge-still-reached"),
         pytest.param({}, 130, 50, 0.2, OFF_TRACK, id="reached-but-forecast-falls-back"),
         pytest.param({}, 100, 100, 0.0, ACHIEVED, id="on-target-date-holding-final"),
         pytest.param({}, 95, 100, 0.9, ON_TRACK, id="on-target-date-not-yet-missed"),
@@ -277,7 +277,7 @@ KEEP_AT_MOST = {"direction": AT_MOST, "baseline_value": 1, "target_value": 2}
         pytest.param(KEEP_AT_LEAST, 99.2, 100, 0.9, ACHIEVED, id="threshold-holding-on-date"),
         pytest.param(KEEP_AT_LEAST, 98.8, 50, 0.1, OFF_TRACK, id="threshold-breached"),
         pytest.param(KEEP_AT_LEAST, 98.8, 101, 0.9, MISSED, id="threshold-breached-after"),
-        pytest.param(KEEP_AT_MOST, 2.5, 30, 0.4, AT_RISK, id="at_most-breached-may-recover"),
+        pytest.param(KEEP_AT_MOST, 2.5, 30, 0.5, AT_RISK, id="at_most-breached-may-recover"),
         pytest.param(KEEP_AT_MOST, 1.5, 30, 0.9, REACHED, id="at_most-holding"),
     ],
 )
@@ -321,9 +321,11 @@ STEADY = line(1.0, 0.0, range(0, 50), lambda day: 1.5 if day % 2 else -1.5)  # 0
 
 def test_evaluate_uses_the_forecast_and_says_why():
     verdict = evaluate(spec(), STEADY, at(50), unit="orders")
-    # On the straight plan is a coin flip for "at or above 100 on the date"; business
-    # trends slow down (the damped trend), so a little less: at risk.
-    assert verdict.status == AT_RISK
+    # On the straight plan is at best a coin flip for "at or above 100 on the date";
+    # business trends slow down (the damped trend), and in the backtest measures on
+    # their plan at mid-timeline reach the target about one time in five: off track.
+    assert verdict.forecast.probability < 0.4
+    assert verdict.status == OFF_TRACK
     assert verdict.forecast.model == LINEAR
     assert verdict.forecast.unit == "orders"
     assert verdict.plan_status == ON_TRACK

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("outcomes", "0007_s11_i11_policy_defaults"),
+        ("outcomes", "0006_i13_report_schedules"),
     ]
 
     operations = [
