@@ -35,6 +35,26 @@ below them at 25 %); Brier ≤ 0.18; 80 % coverage within 0.75–0.85.
 The generator is written from what business KPIs look like (launch steps that fade,
 adoption S-curves, plateaus, noisy random walks; weekday patterns, outliers, gaps), not
 from the forecaster: its shapes are not the forecaster's candidate curves.
+
+Calibration of the generator (not of the method)
+------------------------------------------------
+Issue 11 publishes, for the held-out portfolio the figures will be checked on, only the
+scores of rules that need no forecast: the naive rule ("the latest value already holds
+the target") scores 0.62 at 50 % and 0.73 at 75 %; the linear plan rule 0.61 at 50 %
+and 0.69 at 75 % (the old status, which was that rule); a third of the measures
+already holding their target before its date fall back; at-risk measures (by the plan)
+achieve 32–44 % of the time. The first generator (``UNCALIBRATED``) was much easier for
+the naive rule (0.73 at 50 %, 0.84 at 75 %; linear 0.67 / 0.77; 16 % fall back):
+outcomes sat far from their targets relative to the noise. ``CALIBRATED`` changes two
+knobs of ``Mix`` and nothing else — noise sd 5–50 % of the planned change (was 2–25 %)
+and realised/planned change log-normal with sd 0.25 (was 0.45) — chosen on a grid of
+72 mixes (noise, ambition, stall share, event timing, random-walk spread) on seed 21,
+by the least total distance of those four rule scores to the published ones, before
+any forecaster was run on it. On seeds 13/14 the synthetic part then scores naive 0.66 /
+0.65 at 50 % and 0.73 / 0.69 at 75 %, linear 0.62 / 0.62 and 0.69 / 0.68, fall back
+0.30 / 0.35, at-risk achieve 0.36 / 0.39: all within 0.04 of the published figures.
+What was not published (the achieved share, the shape mix, the noise) is not matched;
+the real statsmodels series are unchanged.
 """
 
 from __future__ import annotations
@@ -90,13 +110,38 @@ def _outcome(spec: verdicts.MeasureSpec, periods, values) -> tuple[bool, float] 
 # --- Synthetic portfolio ------------------------------------------------------------------
 
 
-def _shape(rng: np.random.Generator, kind: str, u: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class Mix:
+    """The generator's knobs (see "Calibration" in the module docstring).
+
+    noise: range of the noise sd, as a fraction of the planned change; ambition: mean
+    and sd of log(realised change / planned change); stall: share of measures that
+    barely move (realised change within ±30 % of the plan's, either way); events: the
+    range, in timeline fractions, where steps fall (S-curve midpoints 0.25 later and
+    0.05 earlier; launches that fade from its start to 0.5); walk: range of a random
+    walk's spread over the timeline, as a fraction of the plan.
+    """
+
+    noise: tuple[float, float] = (0.02, 0.25)
+    ambition: tuple[float, float] = (0.0, 0.45)
+    stall: float = 0.12
+    events: tuple[float, float] = (0.05, 0.8)
+    walk: tuple[float, float] = (0.3, 0.8)
+
+
+UNCALIBRATED = Mix()
+# Matched to the held-out portfolio's published baseline scores (module docstring).
+CALIBRATED = Mix(noise=(0.05, 0.5), ambition=(0.0, 0.25))
+
+
+def _shape(rng: np.random.Generator, kind: str, u: np.ndarray, mix: Mix) -> np.ndarray:
     """Fraction of the realised change reached at u (0 = baseline date, 1 = target date)."""
     after = np.clip(u, 0, None)
+    lo, hi = mix.events
     if kind == "linear":
         return after
     if kind == "s_curve":
-        centre, steep = rng.uniform(0.3, 0.75), rng.uniform(6, 16)
+        centre, steep = rng.uniform(lo + 0.25, hi - 0.05), rng.uniform(6, 16)
 
         def f(z):
             return 1 / (1 + np.exp(-steep * (z - centre)))
@@ -106,16 +151,16 @@ def _shape(rng: np.random.Generator, kind: str, u: np.ndarray) -> np.ndarray:
         knee = rng.uniform(0.2, 0.7)
         return np.minimum(after / knee, 1.0)
     if kind == "step":
-        when = rng.uniform(0.05, 0.8)
+        when = rng.uniform(lo, hi)
         return (u >= when).astype(float)
     if kind == "fade":
-        when, decay, peak = rng.uniform(0.05, 0.5), rng.uniform(0.05, 0.35), rng.uniform(0.3, 1)
+        when, decay, peak = rng.uniform(lo, 0.5), rng.uniform(0.05, 0.35), rng.uniform(0.3, 1)
         since = u - when
         return np.where(since >= 0, 1 + peak * np.exp(-np.clip(since, 0, None) / decay), 0.0)
     raise ValueError(kind)
 
 
-def synthetic_case(rng: np.random.Generator, index: int) -> Case | None:
+def synthetic_case(rng: np.random.Generator, index: int, mix: Mix = CALIBRATED) -> Case | None:
     daily = rng.random() < 0.6
     step = 1 if daily else 7
     length = int(rng.integers(60, 366)) if daily else int(rng.integers(20, 79)) * 7
@@ -125,22 +170,22 @@ def synthetic_case(rng: np.random.Generator, index: int) -> Case | None:
     increase = rng.random() < 0.7
     planned = level * rng.uniform(0.1, 0.6) * (1 if increase else -1)
     # Reality against the plan: usually in the right direction, by more or less.
-    realised = planned * float(np.exp(rng.normal(0, 0.45)))
-    if rng.random() < 0.12:
+    realised = planned * float(np.exp(rng.normal(*mix.ambition)))
+    if rng.random() < mix.stall:
         realised = planned * rng.uniform(-0.3, 0.3)
     days = np.arange(-pre, length + 1, step, dtype=float)
     u = days / length
-    noise_sd = abs(planned) * rng.uniform(0.02, 0.25)
+    noise_sd = abs(planned) * rng.uniform(*mix.noise)
     if kind == "random_walk":
         walk = np.cumsum(
             rng.normal(
-                0, abs(planned) * rng.uniform(0.3, 0.8) / math.sqrt(length / step), len(days)
+                0, abs(planned) * rng.uniform(*mix.walk) / math.sqrt(length / step), len(days)
             )
         )
         walk -= walk[pre // step]
         values = level + realised * np.clip(u, 0, None) * rng.uniform(0, 1) + walk
     else:
-        values = level + realised * _shape(rng, kind, u)
+        values = level + realised * _shape(rng, kind, u, mix)
     values = values + rng.normal(0, noise_sd, len(days))
     if daily and rng.random() < 0.5:
         weekly = rng.normal(0, abs(planned) * rng.uniform(0.05, 0.3), 7)
@@ -370,6 +415,9 @@ def main() -> None:
         metavar="SEED",
         help="refit verdicts.CALIBRATION on these seeds (it was fitted on 11 12) and exit",
     )
+    parser.add_argument(
+        "--uncalibrated", action="store_true", help="the first, uncalibrated generator mix"
+    )
     args = parser.parse_args()
     if args.fit_calibration:
         print(
@@ -378,7 +426,8 @@ def main() -> None:
         return
 
     rng = np.random.default_rng(args.seed)
-    cases = [c for i in range(args.measures) if (c := synthetic_case(rng, i)) is not None]
+    mix = UNCALIBRATED if args.uncalibrated else CALIBRATED
+    cases = [c for i in range(args.measures) if (c := synthetic_case(rng, i, mix)) is not None]
     real = real_cases(rng, args.real_per_series)
     portfolio = cases + real
     tolerance = verdicts.DEFAULT_TOLERANCE
@@ -396,17 +445,20 @@ def main() -> None:
         "checkpoints": {
             f"{int(f * 100)}%": checkpoint(portfolio, f, tolerance) for f in CHECKPOINTS
         },
-        "real_only_at_50%": {
-            k: v
-            for k, v in checkpoint(real, 0.5, tolerance).items()
-            if k
-            in (
-                "status_accuracy",
-                "linear_rule_accuracy",
-                "naive_rule_accuracy",
-                "brier",
-                "interval_80_coverage",
-            )
+        "real_only": {
+            f"{int(f * 100)}%": {
+                k: v
+                for k, v in checkpoint(real, f, tolerance).items()
+                if k
+                in (
+                    "status_accuracy",
+                    "linear_rule_accuracy",
+                    "naive_rule_accuracy",
+                    "brier",
+                    "interval_80_coverage",
+                )
+            }
+            for f in CHECKPOINTS
         },
     }
     at50 = result["checkpoints"]["50%"]

@@ -322,10 +322,10 @@ STEADY = line(1.0, 0.0, range(0, 50), lambda day: 1.5 if day % 2 else -1.5)  # 0
 def test_evaluate_uses_the_forecast_and_says_why():
     verdict = evaluate(spec(), STEADY, at(50), unit="orders")
     # On the straight plan is at best a coin flip for "at or above 100 on the date";
-    # business trends slow down (the damped trend), and in the backtest measures on
-    # their plan at mid-timeline reach the target about one time in five: off track.
-    assert verdict.forecast.probability < 0.4
-    assert verdict.status == OFF_TRACK
+    # business trends slow down (the damped trend), so the forecast falls short of the
+    # target and P(reach) is below the on-track cut: at risk, not on track.
+    assert 0.3 < verdict.forecast.probability < 0.5
+    assert verdict.status == AT_RISK
     assert verdict.forecast.model == LINEAR
     assert verdict.forecast.unit == "orders"
     assert verdict.plan_status == ON_TRACK
