@@ -23,7 +23,8 @@ Per checkpoint it prints, in one JSON object on stdout:
   0.25) and its calibration by deciles;
 * the share of outcomes inside the 80 % interval (no interval counts as outside);
 * the share of verdicts per status, how often at_risk measures achieve, and the
-  evaluation time.
+  evaluation time;
+* the accuracy of an oracle on the synthetic measures (the ceiling; see below).
 
 Targets at 50 %: accuracy ≥ 0.75 and ≥ 8 points above both rules (also at 75 %; never
 below them at 25 %); Brier ≤ 0.18; 80 % coverage within 0.75–0.85.
@@ -55,6 +56,15 @@ any forecaster was run on it. On seeds 13/14 the synthetic part then scores naiv
 0.30 / 0.35, at-risk achieve 0.36 / 0.39: all within 0.04 of the published figures.
 What was not published (the achieved share, the shape mix, the noise) is not matched;
 the real statsmodels series are unchanged.
+
+What the calibration implies: with outcomes that close to their targets relative to
+the noise, the final value is partly a coin flip. ``oracle_accuracy_synthetic`` scores
+an oracle that knows each synthetic measure's noiseless curve to its end (future steps
+and launches included; not the noise of the deciding value, nor a random walk's steps
+still to come): on seeds 13/14 it reaches 0.79–0.80 at 50 % and 0.80 at 75 %. The
+issue's "+8 points over the naive rule at 75 %" (0.73 + 0.08 = 0.81) is above that
+ceiling on a portfolio matching the published figures; on the uncalibrated mix the
+oracle reaches 0.90–0.93.
 """
 
 from __future__ import annotations
@@ -65,11 +75,13 @@ import math
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import norm
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -92,6 +104,10 @@ class Case:
     values: list[float]
     achieved: bool
     final_value: float
+    # Synthetic measures: P(achieved) at a timeline fraction for an oracle that knows
+    # the generator's noiseless curve to the end (not the noise to come, nor a random
+    # walk's steps to come): the ceiling any forecaster can reach on this portfolio.
+    oracle: Callable[[float], float] | None = None
 
 
 def _moment(day: date) -> datetime:
@@ -186,11 +202,13 @@ def synthetic_case(rng: np.random.Generator, index: int, mix: Mix = CALIBRATED) 
         values = level + realised * np.clip(u, 0, None) * rng.uniform(0, 1) + walk
     else:
         values = level + realised * _shape(rng, kind, u, mix)
+    noiseless = values.copy()
     values = values + rng.normal(0, noise_sd, len(days))
     if daily and rng.random() < 0.5:
         weekly = rng.normal(0, abs(planned) * rng.uniform(0.05, 0.3), 7)
         weekdays = (START.weekday() + days.astype(int)) % 7
         values = values + (weekly - weekly.mean())[weekdays]
+        noiseless = noiseless + (weekly - weekly.mean())[weekdays]
     if rng.random() < 0.3:
         spikes = rng.random(len(days)) < 0.02
         values = values + spikes * rng.choice([-1, 1], len(days)) * abs(planned) * rng.uniform(
@@ -216,8 +234,23 @@ def synthetic_case(rng: np.random.Generator, index: int, mix: Mix = CALIBRATED) 
     outcome = _outcome(spec, periods, observed)
     if outcome is None:
         return None
+    sign = 1.0 if increase else -1.0
+
+    def oracle(fraction: float) -> float:
+        end, spread = float(noiseless[-1]), noise_sd**2
+        if kind == "random_walk":  # the steps after the moment are still to come
+            seen = pre // step + int(fraction * length / step)
+            end -= float(walk[-1] - walk[seen])
+            spread += (len(walk) - 1 - seen) * float(np.var(np.diff(walk)))
+        return float(norm.cdf(sign * (end - spec.target_value) / math.sqrt(spread)))
+
     return Case(
-        f"synthetic:{kind}:{'daily' if daily else 'weekly'}", spec, periods, observed, *outcome
+        f"synthetic:{kind}:{'daily' if daily else 'weekly'}",
+        spec,
+        periods,
+        observed,
+        *outcome,
+        oracle=oracle,
     )
 
 
@@ -308,8 +341,11 @@ def checkpoint(cases: list[Case], fraction: float, tolerance: verdicts.Tolerance
     deciles = [[0, 0.0, 0] for _ in range(10)]
     statuses: Counter[str] = Counter()
     at_risk = [0, 0]
+    oracle_pairs = []
     elapsed = 0.0
     for case in cases:
+        if case.oracle is not None:
+            oracle_pairs.append((case.oracle(fraction) >= 0.5, case.achieved))
         spec = case.spec
         span = (spec.target_date - spec.baseline_date).days
         moment = _moment(spec.baseline_date) + timedelta(days=span * fraction, hours=12)
@@ -342,6 +378,7 @@ def checkpoint(cases: list[Case], fraction: float, tolerance: verdicts.Tolerance
         "linear_rule_balanced_accuracy": round(_balanced(plan_pairs), 3),
         "naive_rule_accuracy": round(_accuracy(naive_pairs), 3),
         "naive_rule_balanced_accuracy": round(_balanced(naive_pairs), 3),
+        "oracle_accuracy_synthetic": (round(_accuracy(oracle_pairs), 3) if oracle_pairs else None),
         "brier": round(sum(brier) / len(brier), 4),
         "calibration_deciles": [
             {
