@@ -23,14 +23,49 @@ Per checkpoint it prints, in one JSON object on stdout:
   0.25) and its calibration by deciles;
 * the share of outcomes inside the 80 % interval (no interval counts as outside);
 * the share of verdicts per status, how often at_risk measures achieve, and the
-  evaluation time.
+  evaluation time;
+* the accuracy of an oracle on the synthetic measures (the ceiling; see below).
 
 Targets at 50 %: accuracy ≥ 0.75 and ≥ 8 points above both rules (also at 75 %; never
 below them at 25 %); Brier ≤ 0.18; 80 % coverage within 0.75–0.85.
 
+``--fit-calibration 11 12`` refits the probit recalibration of P(reach)
+(``verdicts.CALIBRATION``) the way it was fitted and prints it: check other seeds
+(13 and on) with the default run, not the seeds it was fitted on.
+
 The generator is written from what business KPIs look like (launch steps that fade,
 adoption S-curves, plateaus, noisy random walks; weekday patterns, outliers, gaps), not
 from the forecaster: its shapes are not the forecaster's candidate curves.
+
+Calibration of the generator (not of the method)
+------------------------------------------------
+Issue 11 publishes, for the held-out portfolio the figures will be checked on, only the
+scores of rules that need no forecast: the naive rule ("the latest value already holds
+the target") scores 0.62 at 50 % and 0.73 at 75 %; the linear plan rule 0.61 at 50 %
+and 0.69 at 75 % (the old status, which was that rule); a third of the measures
+already holding their target before its date fall back; at-risk measures (by the plan)
+achieve 32–44 % of the time. The first generator (``UNCALIBRATED``) was much easier for
+the naive rule (0.73 at 50 %, 0.84 at 75 %; linear 0.67 / 0.77; 16 % fall back):
+outcomes sat far from their targets relative to the noise. ``CALIBRATED`` changes two
+knobs of ``Mix`` and nothing else — noise sd 5–50 % of the planned change (was 2–25 %)
+and realised/planned change log-normal with sd 0.25 (was 0.45) — chosen on a grid of
+72 mixes (noise, ambition, stall share, event timing, random-walk spread) on 600
+measures of seed 21, by the least total distance of the four rule scores to the
+published ones, before any forecaster was run on it. On seeds 13/14 the synthetic part
+then scores naive 0.66 / 0.65 at 50 % and 0.73 / 0.69 at 75 %, linear 0.62 / 0.62 and
+0.69 / 0.68, fall back 0.30 / 0.35, at-risk achieve 0.36 / 0.39: all within 0.045 of
+the published figures (``--uncalibrated`` runs the first mix).
+What was not published (the achieved share, the shape mix, the noise) is not matched;
+the real statsmodels series are unchanged.
+
+What the calibration implies: with outcomes that close to their targets relative to
+the noise, the final value is partly a coin flip. ``oracle_accuracy_synthetic`` scores
+an oracle that knows each synthetic measure's noiseless curve to its end (future steps
+and launches included; not the noise of the deciding value, nor a random walk's steps
+still to come): on seeds 13/14 it reaches 0.79–0.80 at 50 % and 0.80 at 75 %. The
+issue's "+8 points over the naive rule at 75 %" (0.73 + 0.08 = 0.81) is above that
+ceiling on a portfolio matching the published figures; on the uncalibrated mix the
+oracle reaches 0.90–0.93.
 """
 
 from __future__ import annotations
@@ -41,11 +76,13 @@ import math
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import norm
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -68,6 +105,10 @@ class Case:
     values: list[float]
     achieved: bool
     final_value: float
+    # Synthetic measures: P(achieved) at a timeline fraction for an oracle that knows
+    # the generator's noiseless curve to the end (not the noise to come, nor a random
+    # walk's steps to come): the ceiling any forecaster can reach on this portfolio.
+    oracle: Callable[[float], float] | None = None
 
 
 def _moment(day: date) -> datetime:
@@ -86,13 +127,38 @@ def _outcome(spec: verdicts.MeasureSpec, periods, values) -> tuple[bool, float] 
 # --- Synthetic portfolio ------------------------------------------------------------------
 
 
-def _shape(rng: np.random.Generator, kind: str, u: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class Mix:
+    """The generator's knobs (see "Calibration" in the module docstring).
+
+    noise: range of the noise sd, as a fraction of the planned change; ambition: mean
+    and sd of log(realised change / planned change); stall: share of measures that
+    barely move (realised change within ±30 % of the plan's, either way); events: the
+    range, in timeline fractions, where steps fall (S-curve midpoints 0.25 later and
+    0.05 earlier; launches that fade from its start to 0.5); walk: range of a random
+    walk's spread over the timeline, as a fraction of the plan.
+    """
+
+    noise: tuple[float, float] = (0.02, 0.25)
+    ambition: tuple[float, float] = (0.0, 0.45)
+    stall: float = 0.12
+    events: tuple[float, float] = (0.05, 0.8)
+    walk: tuple[float, float] = (0.3, 0.8)
+
+
+UNCALIBRATED = Mix()
+# Matched to the held-out portfolio's published baseline scores (module docstring).
+CALIBRATED = Mix(noise=(0.05, 0.5), ambition=(0.0, 0.25))
+
+
+def _shape(rng: np.random.Generator, kind: str, u: np.ndarray, mix: Mix) -> np.ndarray:
     """Fraction of the realised change reached at u (0 = baseline date, 1 = target date)."""
     after = np.clip(u, 0, None)
+    lo, hi = mix.events
     if kind == "linear":
         return after
     if kind == "s_curve":
-        centre, steep = rng.uniform(0.3, 0.75), rng.uniform(6, 16)
+        centre, steep = rng.uniform(lo + 0.25, hi - 0.05), rng.uniform(6, 16)
 
         def f(z):
             return 1 / (1 + np.exp(-steep * (z - centre)))
@@ -102,16 +168,16 @@ def _shape(rng: np.random.Generator, kind: str, u: np.ndarray) -> np.ndarray:
         knee = rng.uniform(0.2, 0.7)
         return np.minimum(after / knee, 1.0)
     if kind == "step":
-        when = rng.uniform(0.05, 0.8)
+        when = rng.uniform(lo, hi)
         return (u >= when).astype(float)
     if kind == "fade":
-        when, decay, peak = rng.uniform(0.05, 0.5), rng.uniform(0.05, 0.35), rng.uniform(0.3, 1)
+        when, decay, peak = rng.uniform(lo, 0.5), rng.uniform(0.05, 0.35), rng.uniform(0.3, 1)
         since = u - when
         return np.where(since >= 0, 1 + peak * np.exp(-np.clip(since, 0, None) / decay), 0.0)
     raise ValueError(kind)
 
 
-def synthetic_case(rng: np.random.Generator, index: int) -> Case | None:
+def synthetic_case(rng: np.random.Generator, index: int, mix: Mix = CALIBRATED) -> Case | None:
     daily = rng.random() < 0.6
     step = 1 if daily else 7
     length = int(rng.integers(60, 366)) if daily else int(rng.integers(20, 79)) * 7
@@ -121,27 +187,29 @@ def synthetic_case(rng: np.random.Generator, index: int) -> Case | None:
     increase = rng.random() < 0.7
     planned = level * rng.uniform(0.1, 0.6) * (1 if increase else -1)
     # Reality against the plan: usually in the right direction, by more or less.
-    realised = planned * float(np.exp(rng.normal(0, 0.45)))
-    if rng.random() < 0.12:
+    realised = planned * float(np.exp(rng.normal(*mix.ambition)))
+    if rng.random() < mix.stall:
         realised = planned * rng.uniform(-0.3, 0.3)
     days = np.arange(-pre, length + 1, step, dtype=float)
     u = days / length
-    noise_sd = abs(planned) * rng.uniform(0.02, 0.25)
+    noise_sd = abs(planned) * rng.uniform(*mix.noise)
     if kind == "random_walk":
         walk = np.cumsum(
             rng.normal(
-                0, abs(planned) * rng.uniform(0.3, 0.8) / math.sqrt(length / step), len(days)
+                0, abs(planned) * rng.uniform(*mix.walk) / math.sqrt(length / step), len(days)
             )
         )
         walk -= walk[pre // step]
         values = level + realised * np.clip(u, 0, None) * rng.uniform(0, 1) + walk
     else:
-        values = level + realised * _shape(rng, kind, u)
+        values = level + realised * _shape(rng, kind, u, mix)
+    noiseless = values.copy()
     values = values + rng.normal(0, noise_sd, len(days))
     if daily and rng.random() < 0.5:
         weekly = rng.normal(0, abs(planned) * rng.uniform(0.05, 0.3), 7)
         weekdays = (START.weekday() + days.astype(int)) % 7
         values = values + (weekly - weekly.mean())[weekdays]
+        noiseless = noiseless + (weekly - weekly.mean())[weekdays]
     if rng.random() < 0.3:
         spikes = rng.random(len(days)) < 0.02
         values = values + spikes * rng.choice([-1, 1], len(days)) * abs(planned) * rng.uniform(
@@ -167,8 +235,23 @@ def synthetic_case(rng: np.random.Generator, index: int) -> Case | None:
     outcome = _outcome(spec, periods, observed)
     if outcome is None:
         return None
+    sign = 1.0 if increase else -1.0
+
+    def oracle(fraction: float) -> float:
+        end, spread = float(noiseless[-1]), noise_sd**2
+        if kind == "random_walk":  # the steps after the moment are still to come
+            seen = pre // step + int(fraction * length / step)
+            end -= float(walk[-1] - walk[seen])
+            spread += (len(walk) - 1 - seen) * float(np.var(np.diff(walk)))
+        return float(norm.cdf(sign * (end - spec.target_value) / math.sqrt(spread)))
+
     return Case(
-        f"synthetic:{kind}:{'daily' if daily else 'weekly'}", spec, periods, observed, *outcome
+        f"synthetic:{kind}:{'daily' if daily else 'weekly'}",
+        spec,
+        periods,
+        observed,
+        *outcome,
+        oracle=oracle,
     )
 
 
@@ -259,8 +342,11 @@ def checkpoint(cases: list[Case], fraction: float, tolerance: verdicts.Tolerance
     deciles = [[0, 0.0, 0] for _ in range(10)]
     statuses: Counter[str] = Counter()
     at_risk = [0, 0]
+    oracle_pairs = []
     elapsed = 0.0
     for case in cases:
+        if case.oracle is not None:
+            oracle_pairs.append((case.oracle(fraction) >= 0.5, case.achieved))
         spec = case.spec
         span = (spec.target_date - spec.baseline_date).days
         moment = _moment(spec.baseline_date) + timedelta(days=span * fraction, hours=12)
@@ -293,6 +379,7 @@ def checkpoint(cases: list[Case], fraction: float, tolerance: verdicts.Tolerance
         "linear_rule_balanced_accuracy": round(_balanced(plan_pairs), 3),
         "naive_rule_accuracy": round(_accuracy(naive_pairs), 3),
         "naive_rule_balanced_accuracy": round(_balanced(naive_pairs), 3),
+        "oracle_accuracy_synthetic": (round(_accuracy(oracle_pairs), 3) if oracle_pairs else None),
         "brier": round(sum(brier) / len(brier), 4),
         "calibration_deciles": [
             {
@@ -312,15 +399,73 @@ def checkpoint(cases: list[Case], fraction: float, tolerance: verdicts.Tolerance
     }
 
 
+def fit_calibration(seeds: list[int], measures: int, real_per_series: int) -> dict:
+    """Refit ``verdicts.CALIBRATION`` as it was fitted: the raw P(reach) (recalibration
+    off) and whether the newest value holds the target, at 25/50/75 % of every case of
+    these seeds; a binomial GLM with probit link (statsmodels) of the outcome on
+    Φ⁻¹(raw) and holding, the real series weighted so that they count as much as the
+    synthetic portfolio."""
+    import statsmodels.api as sm
+    from scipy.stats import norm
+
+    saved = verdicts.CALIBRATION
+    verdicts.CALIBRATION = (0.0, 1.0, 0.0)
+    rows = []
+    try:
+        for seed in seeds:
+            rng = np.random.default_rng(seed)
+            cases = [c for i in range(measures) if (c := synthetic_case(rng, i)) is not None]
+            real = real_cases(rng, real_per_series)
+            weight = len(cases) / max(len(real), 1)
+            for case in cases + real:
+                spec = case.spec
+                span = (spec.target_date - spec.baseline_date).days
+                observed = list(zip(case.periods, case.values, strict=True))
+                for fraction in CHECKPOINTS:
+                    moment = _moment(spec.baseline_date) + timedelta(days=span * fraction, hours=12)
+                    verdict = verdicts.evaluate(spec, observed, moment)
+                    p = verdict.forecast.probability
+                    p = 0.5 if p is None else min(max(p, 1e-4), 1 - 1e-4)
+                    holding = verdict.latest_value is not None and spec.holds(verdict.latest_value)
+                    is_real = case.source.startswith("real:")
+                    rows.append((norm.ppf(p), holding, case.achieved, weight if is_real else 1))
+    finally:
+        verdicts.CALIBRATION = saved
+    z, holding, achieved, weights = np.array(rows, dtype=float).T
+    model = sm.GLM(
+        achieved,
+        sm.add_constant(np.column_stack([z, holding])),
+        family=sm.families.Binomial(sm.families.links.Probit()),
+        var_weights=weights,
+    ).fit()
+    return {"calibration": [round(float(v), 3) for v in model.params], "verdicts": len(rows)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--measures", type=int, default=1000, help="synthetic measures")
     parser.add_argument("--real-per-series", type=int, default=12)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--fit-calibration",
+        type=int,
+        nargs="+",
+        metavar="SEED",
+        help="refit verdicts.CALIBRATION on these seeds (it was fitted on 11 12) and exit",
+    )
+    parser.add_argument(
+        "--uncalibrated", action="store_true", help="the first, uncalibrated generator mix"
+    )
     args = parser.parse_args()
+    if args.fit_calibration:
+        print(
+            json.dumps(fit_calibration(args.fit_calibration, args.measures, args.real_per_series))
+        )
+        return
 
     rng = np.random.default_rng(args.seed)
-    cases = [c for i in range(args.measures) if (c := synthetic_case(rng, i)) is not None]
+    mix = UNCALIBRATED if args.uncalibrated else CALIBRATED
+    cases = [c for i in range(args.measures) if (c := synthetic_case(rng, i, mix)) is not None]
     real = real_cases(rng, args.real_per_series)
     portfolio = cases + real
     tolerance = verdicts.DEFAULT_TOLERANCE
@@ -338,17 +483,20 @@ def main() -> None:
         "checkpoints": {
             f"{int(f * 100)}%": checkpoint(portfolio, f, tolerance) for f in CHECKPOINTS
         },
-        "real_only_at_50%": {
-            k: v
-            for k, v in checkpoint(real, 0.5, tolerance).items()
-            if k
-            in (
-                "status_accuracy",
-                "linear_rule_accuracy",
-                "naive_rule_accuracy",
-                "brier",
-                "interval_80_coverage",
-            )
+        "real_only": {
+            f"{int(f * 100)}%": {
+                k: v
+                for k, v in checkpoint(real, f, tolerance).items()
+                if k
+                in (
+                    "status_accuracy",
+                    "linear_rule_accuracy",
+                    "naive_rule_accuracy",
+                    "brier",
+                    "interval_80_coverage",
+                )
+            }
+            for f in CHECKPOINTS
         },
     }
     at50 = result["checkpoints"]["50%"]

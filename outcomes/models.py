@@ -224,6 +224,11 @@ class Metric(models.Model):
     # write of observations: the tree page draws a sparkline per measure from this one
     # column instead of sorting every metric's history (issue 15).
     recent_values = models.JSONField(default=list, blank=True)
+    # When observations were last written (pulling.observations_write stamps it with
+    # the same UPDATE as recent_values): with the newest period it keys the cached
+    # forecast fit (outcomes/evaluation.py), so no evaluation scans the history to
+    # learn whether it changed.
+    observations_changed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -237,6 +242,7 @@ class Metric(models.Model):
             "last_error_detail",
             "consecutive_failures",
             "recent_values",
+            "observations_changed_at",
             "updated_at",
         ]
     )

@@ -612,13 +612,16 @@ def observations_write(
 
 def metric_recent_values_refresh(*, metric_id: int) -> None:
     """Rewrite ``Metric.recent_values`` (the newest ``RECENT_VALUES`` values, oldest
-    first) from the observations: two queries, run with every write."""
+    first) from the observations and stamp ``observations_changed_at`` (the key of the
+    evaluation's cached fit): two queries, run with every write."""
     newest = (
         Observation.objects.filter(metric_id=metric_id)
         .order_by("-period_start")
         .values_list("value", flat=True)[:RECENT_VALUES]
     )
-    Metric.objects.filter(pk=metric_id).update(recent_values=list(newest)[::-1])
+    Metric.objects.filter(pk=metric_id).update(
+        recent_values=list(newest)[::-1], observations_changed_at=timezone.now()
+    )
 
 
 # --- Pushing: the API, CSV uploads and check-ins --------------------------------------

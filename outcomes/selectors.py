@@ -229,7 +229,8 @@ class NodeOutcome:
     # expected value already covers its initiatives, so the two are never added.
     # Amounts in different units (EUR, person-weeks) are never added either: the
     # ``*_by_unit`` dicts ({unit: amount}, "" for no unit) hold one total per unit, and
-    # the plain figure is that total when there is one unit only, else None.
+    # the plain figure is that total when there is one unit only, else None. Killed
+    # children are left out of the sums (their own outcome keeps its figures).
     expected_value: float | None
     realised_value: float | None
     investment: float | None
@@ -306,9 +307,10 @@ def tree_outcomes(
     depth = {"initiative": 0, "bet": 1, "goal": 2}
     outcomes: dict[int, NodeOutcome] = {}
     for node in sorted(nodes, key=lambda n: depth[n["kind"]]):
-        kids = [outcomes[child["id"]] for child in children[node["id"]]]
-        # Killed work keeps its own last verdict but no longer counts for its parent;
-        # done work counts with its final verdict.
+        # Killed work keeps its own last verdict and figures but no longer counts for
+        # its parent, neither in the status roll-up nor in the value and investment
+        # totals (issue 11 §5: "killed nodes leave the roll-up"); done work counts with
+        # its final verdict and figures.
         counted = [
             outcomes[child["id"]]
             for child in children[node["id"]]
@@ -324,13 +326,13 @@ def tree_outcomes(
             expected_by = {unit: expected}
             realised_by = {} if fraction is None else {unit: expected * fraction}
         else:
-            expected_by = _totals(kid.expected_by_unit for kid in kids)
-            realised_by = _totals(kid.realised_by_unit for kid in kids)
+            expected_by = _totals(kid.expected_by_unit for kid in counted)
+            realised_by = _totals(kid.realised_by_unit for kid in counted)
         investment = _amount(node["investment_amount"])
         if investment is not None:
             investment_by = {node["investment_unit"] or "": investment}
         else:
-            investment_by = _totals(kid.investment_by_unit for kid in kids)
+            investment_by = _totals(kid.investment_by_unit for kid in counted)
         outcomes[node["id"]] = NodeOutcome(
             score.status,
             score.score,

@@ -93,6 +93,16 @@ def test_an_unchanged_metric_is_not_refitted(tree, bet, monkeypatch):
     measures_evaluate(measure_ids=[measure.pk], at=AT)
     assert len(fits) == 2
     assert Verdict.objects.get(measure=measure, is_current=True).latest_value == 80.0
+    # A later moment with no newer observation reads the same rows: no refit.
+    measures_evaluate(measure_ids=[measure.pk], at=AT.replace(day=20))
+    assert len(fits) == 2
+    # A correction of an old period leaves the newest row as it was, but the write is
+    # stamped on the metric: refitted, and the forecast moves.
+    before = Verdict.objects.get(measure=measure, is_current=True).forecast_value
+    pulling.observations_push(metric=metric, raw_points=[("2026-02-01", 500)])
+    measures_evaluate(measure_ids=[measure.pk], at=AT)
+    assert len(fits) == 3
+    assert Verdict.objects.get(measure=measure, is_current=True).forecast_value != before
 
 
 def test_re_evaluating_keeps_history_and_one_current_verdict(tree, bet):
@@ -254,6 +264,36 @@ def test_killed_nodes_leave_the_roll_up_done_nodes_count(tree, bet):
 
     tree_services.node_update(node=good, status="done")
     assert tree_outcomes([tree.pk])[bet.pk].status == "on_track"  # done counts
+
+
+def test_killed_nodes_leave_the_value_and_investment_totals(tree, bet):
+    kept = tree_services.node_create(
+        tree=tree, parent=bet, title="Reorder", expected_value_amount=1000, investment_amount=300
+    )
+    killed = tree_services.node_create(
+        tree=tree, parent=bet, title="Points", expected_value_amount=500, investment_amount=200
+    )
+    metric = pushed(tree, "Reorders")
+    ids = [
+        add_measure(node, metric=metric, values=AHEAD, is_value_measure=True).pk
+        for node in (kept, killed)
+    ]
+    measures_evaluate(measure_ids=ids, at=AT)
+    before = tree_outcomes([tree.pk])[bet.pk]
+    assert (before.expected_value, before.investment) == (1500.0, 500.0)
+    assert before.realised_value == pytest.approx(1500 * 0.75)
+
+    tree_services.node_update(node=killed, status="killed")
+    outcomes = tree_outcomes([tree.pk])
+    after = outcomes[bet.pk]
+    assert (after.expected_value, after.investment) == (1000.0, 300.0)
+    assert after.realised_value == pytest.approx(750.0)
+    assert after.expected_by_unit == {"": 1000.0}
+    # The killed node keeps its own figures.
+    assert (outcomes[killed.pk].expected_value, outcomes[killed.pk].investment) == (500.0, 200.0)
+    # ... and a goal above sums only what its bets still count.
+    goal = outcomes[bet.parent_id]
+    assert (goal.expected_value, goal.investment) == (1000.0, 300.0)
 
 
 def test_extreme_weights_are_refused_and_the_largest_rolls_up(tree, bet):

@@ -11,6 +11,7 @@ import math
 import random
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from statistics import NormalDist
 
 import pytest
 from hypothesis import assume, given, settings
@@ -21,6 +22,7 @@ from outcomes.verdicts import (
     AT_LEAST,
     AT_MOST,
     AT_RISK,
+    CALIBRATION,
     DECREASE,
     DIRECTIONS,
     EVIDENCE_POINTS,
@@ -44,6 +46,7 @@ from outcomes.verdicts import (
     NodeScore,
     Tolerance,
     Verdict,
+    calibrated_probability,
     evaluate,
     expected_progress,
     fit_history,
@@ -318,8 +321,10 @@ STEADY = line(1.0, 0.0, range(0, 50), lambda day: 1.5 if day % 2 else -1.5)  # 0
 
 def test_evaluate_uses_the_forecast_and_says_why():
     verdict = evaluate(spec(), STEADY, at(50), unit="orders")
-    # On the straight plan is a coin flip for "at or above 100 on the date"; business
-    # trends slow down (the damped trend), so a little less: at risk.
+    # On the straight plan is at best a coin flip for "at or above 100 on the date";
+    # business trends slow down (the damped trend), so the forecast falls short of the
+    # target and P(reach) is below the on-track cut: at risk, not on track.
+    assert 0.3 < verdict.forecast.probability < 0.5
     assert verdict.status == AT_RISK
     assert verdict.forecast.model == LINEAR
     assert verdict.forecast.unit == "orders"
@@ -602,6 +607,41 @@ def test_probability_is_a_probability_and_rises_with_the_level(offset, noise, da
     assert 0 <= low.probability <= 1
     assert low.low <= low.value <= low.high
     assert high.probability >= low.probability - 1e-9
+
+
+@pytest.mark.parametrize(
+    ("raw", "holding", "expected"),
+    [
+        # Φ(a + b·Φ⁻¹(raw) + c·holding) with (a, b, c) = CALIBRATION; Φ⁻¹(0.5) = 0.
+        pytest.param(0.5, False, NormalDist().cdf(CALIBRATION[0]), id="even-odds"),
+        pytest.param(
+            0.5, True, NormalDist().cdf(CALIBRATION[0] + CALIBRATION[2]), id="even-odds-holding"
+        ),
+        pytest.param(
+            NormalDist().cdf(1.0),
+            False,
+            NormalDist().cdf(CALIBRATION[0] + CALIBRATION[1]),
+            id="one-sd-above",
+        ),
+        # Certainty is clipped: a recalibrated probability is never exactly 0 or 1.
+        pytest.param(
+            0.0, False, NormalDist().cdf(CALIBRATION[0] - CALIBRATION[1] * 3.719), id="zero"
+        ),
+        pytest.param(
+            1.0, True, NormalDist().cdf(sum(CALIBRATION) + CALIBRATION[1] * 2.719), id="one"
+        ),
+    ],
+)
+def test_probability_recalibration(raw, holding, expected):
+    assert calibrated_probability(raw, holding) == pytest.approx(expected, abs=1e-3)
+
+
+@PROPERTY
+@given(st.floats(0, 1), st.floats(0, 1), st.booleans())
+def test_recalibration_keeps_the_order_and_holding_raises_it(a, b, holding):
+    low, high = sorted((a, b))
+    assert 0 < calibrated_probability(low, holding) <= calibrated_probability(high, holding) < 1
+    assert calibrated_probability(low, True) > calibrated_probability(low, False)
 
 
 @pytest.mark.parametrize(
