@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from outcomes.connectors.http import validate_url
 from outcomes.credentials import credentials_decrypt, credentials_encrypt
-from outcomes.reports import cards, recurrence, selectors
+from outcomes.reports import cards, recurrence
 from outcomes.reports.content import report_content
 from outcomes.reports.models import (
     Channel,
@@ -51,6 +51,7 @@ from outcomes.reports.transports import (
     TeamsTransport,
     TransportError,
 )
+from outcomes.reviews import selectors as review_selectors
 from outcomes.reviews import services as review_services
 from outcomes.reviews.models import OPEN_REVIEW_STATUSES, ReviewStatus, ValueReview
 from outcomes.reviews.selectors import review_data
@@ -627,7 +628,7 @@ def reminders_send(*, now: datetime | None = None) -> list[int]:
         ).update(reminded_for=schedule.next_run_at):
             continue
         reminded.append(schedule.pk)
-        items = selectors.items_needing_decision(schedule.tree, now=now)
+        items = review_selectors.items_needing_decision(schedule.tree, now=now)
         if not items:
             continue
         User = get_user_model()
