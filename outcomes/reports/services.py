@@ -545,9 +545,10 @@ def delivery_claim(delivery_id: int, *, now: datetime | None = None) -> bool:
 
 
 def _sent_marker(delivery_id: int) -> tuple[Callable[[], None], Callable[[], None]]:
-    """(mark, close): ``mark()`` marks the row sent in one autocommitted UPDATE whose
-    cursor, SQL and parameters are made beforehand, so that as little as possible lies
-    between reading the server's 250 and the database having the row as sent."""
+    """(mark, close): ``mark()`` marks the row sent (``sent_at`` now) in one
+    autocommitted UPDATE whose cursor and SQL are made beforehand, so that as little as
+    possible lies between reading the server's 250 and the database having the row as
+    sent."""
     ops = connection.ops
     table = ops.quote_name(Delivery._meta.db_table)
     columns = [ops.quote_name(name) for name in ("status", "sent_at", "error", "id")]
@@ -556,15 +557,11 @@ def _sent_marker(delivery_id: int) -> tuple[Callable[[], None], Callable[[], Non
         f"WHERE {columns[3]} = %s AND {columns[0]} = %s"
     )
     cursor = connection.cursor()
-    params = [
-        DeliveryStatus.SENT.value,
-        ops.adapt_datetimefield_value(timezone.now()),
-        delivery_id,
-        DeliveryStatus.SENDING.value,
-    ]
+    sent, sending = DeliveryStatus.SENT.value, DeliveryStatus.SENDING.value
+    adapt = ops.adapt_datetimefield_value
 
     def mark() -> None:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [sent, adapt(timezone.now()), delivery_id, sending])
 
     return mark, cursor.close
 
