@@ -46,6 +46,48 @@ def change_lines(changes: dict[str, Any]) -> list[str]:
     return lines
 
 
+_PLURAL = {"goal": "Goals", "bet": "Bets", "initiative": "Initiatives"}
+
+
+def _plural(kind: str) -> str:
+    return _PLURAL.get(kind, f"{kind.capitalize()}s")
+
+
+def change_groups(changes: dict[str, Any]) -> list[dict[str, Any]]:
+    """The same changes as ``change_lines``, in the same order, grouped by what they
+    share: ``[{"heading", "items"}]``, e.g. ``{"heading": "Measures: no data → on
+    track", "items": ["Churn (Initiative A)", …]}``. Every change is one item of one
+    group (``sum(len(g["items"])) == len(change_lines(changes))``): the printed report
+    lists them all without repeating the shared words on every line."""
+    groups: dict[tuple[str, ...], dict[str, Any]] = {}
+
+    def add(key: tuple[str, ...], heading: str, item: str) -> None:
+        groups.setdefault(key, {"heading": heading, "items": []})["items"].append(item)
+
+    for m in changes.get("measure_moves", []):
+        fro, to = _words(m["from"]), _words(m["to"])
+        add(("m", fro, to), f"Measures: {fro} → {to}", f"{m['name']} ({m['node_title']})")
+    for m in changes.get("node_moves", []):
+        fro, to = _words(m["from"]), _words(m["to"])
+        add(("n", m["kind"], fro, to), f"{_plural(m['kind'])}: {fro} → {to}", m["title"])
+    for key, verb in (("killed", "killed"), ("done", "done"), ("added", "added")):
+        for n in changes.get(key, []):
+            add((key, n["kind"]), f"{_plural(n['kind'])} {verb}", n["title"])
+    for n in changes.get("removed", []):
+        add(("removed", n["kind"]), f"{_plural(n['kind'])} deleted", n["title"])
+    for n in changes.get("moved", []):
+        add(("moved",), "Moved", f"{n['title']}: {n['from_parent_title']} → {n['to_parent_title']}")
+    for e in changes.get("edits", []):
+        add(
+            ("edits",),
+            "Baseline and target edits",
+            f"{e['name']}: {e['field'].replace('_', ' ')} {e['from']} → {e['to']}",
+        )
+    for m in changes.get("metrics", []):
+        add(("metrics", m["change"]), f"Metrics {m['change']}", m["name"])
+    return list(groups.values())
+
+
 def review_url(review_id: int) -> str:
     """The review page's absolute address (SITE_URL + path)."""
     return settings.SITE_URL + reverse("outcomes:review", kwargs={"review_id": review_id})
@@ -57,7 +99,8 @@ def report_content(data: dict[str, Any]) -> dict[str, Any]:
     Keys: ``title``, ``tree`` (name), ``tree_slug``, ``as_of`` (aware datetime),
     ``url``, ``headline`` (rows ``{"status", "label", "now", "before"}``; ``before`` is
     None without a previous review), ``value`` (expected/realised/investment),
-    ``changes`` (sentences), ``changes_count``, ``decisions`` (``{"kind", "node",
+    ``changes`` (sentences), ``change_groups`` (the same, grouped:
+    ``change_groups``), ``changes_count``, ``decisions`` (``{"kind", "node",
     "rationale", "by"}``), ``needed`` (titles, for a draft), ``learnings`` (``{"kind",
     "text"}``), ``previous_title``, ``nodes`` (the tree as it stood: ``{"depth",
     "kind", "title", "status", "outcome"}``).
@@ -91,6 +134,7 @@ def report_content(data: dict[str, Any]) -> dict[str, Any]:
             "investment": head.get("investment"),
         },
         "changes": change_lines(data["changes"]),
+        "change_groups": change_groups(data["changes"]),
         "changes_count": data["changes_count"],
         "decisions": [
             {

@@ -65,26 +65,3 @@ def deliveries(tree: ValueTree) -> QuerySet[Delivery]:
 
 def runs(tree: ValueTree) -> QuerySet[ScheduledRun]:
     return ScheduledRun.objects.filter(schedule__tree=tree).select_related("review")[:20]
-
-
-def items_needing_decision(tree: ValueTree, *, now: datetime | None = None) -> list[dict]:
-    """The tree's bets and initiatives that need a decision now, by the same rule as a
-    review's "decisions needed" (outcomes/reviews/selectors.py): ``[{"node", "reasons"}]``
-    where ``node`` is the live snapshot row (``owner`` is a user id or None)."""
-    from django.db.models import Max
-
-    from outcomes.reviews import selectors as review_selectors
-    from outcomes.reviews.models import Decision
-    from outcomes.reviews.snapshot import snapshot_build
-
-    now = now or timezone.now()
-    snapshot = snapshot_build(tree=tree, as_of=now)
-    last = dict(
-        Decision.objects.filter(tree=tree, node__isnull=False)
-        .values_list("node_id")
-        .annotate(latest=Max("at"))
-        .order_by()
-    )
-    return review_selectors._needed(
-        snapshot, last, review_selectors.decision_due_days(tree.pk), now
-    )

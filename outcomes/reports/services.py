@@ -3,15 +3,48 @@
 The run path: beat claims due schedules (``schedules_claim_due``, one conditional
 UPDATE each, like ``metrics_claim_due``) → ``schedule_run`` makes the review of the
 period (published, or a draft left for the owners) → ``run_deliver`` renders it once
-and writes one ``Delivery`` per (channel, recipient) → ``delivery_send`` sends each
-exactly once (the row is claimed by a conditional UPDATE; a sent row is never sent
-again; a row left "sending" by a dead worker is taken over after a lease).
+and writes one ``Delivery`` per (channel, recipient) → ``delivery_send`` sends each.
+
+Exactly once, and where it stops being provable. A delivery row moves
+
+    queued/retrying ──claim──▶ sending ──the server's 250, recorded at once──▶ sent
+                                  │
+                            (worker dies)
+                                  ▼
+              taken over after the lease (REPORT_DELIVERY_LEASE_SECONDS), sent again
+
+- *claim*: a conditional UPDATE, committed before any SMTP traffic, so one worker at
+  a time owns the row; a ``sent`` row is never claimed again (only "resend" requeues
+  it, on purpose).
+- *sent*: by its 250 answer to the end-of-data mark an SMTP server accepts
+  responsibility for the message (RFC 5321 §6.1); before it, it has not. The e-mail
+  transport calls back the moment that 250 is read (valuetree/mail.py), before QUIT
+  or anything else, and the row is marked sent by an UPDATE prepared beforehand and
+  autocommitted. A row its dead worker left ``sending`` therefore never got its 250:
+  the server did not accept the message, and it is sent again.
+- What is left: the database and the SMTP server cannot commit together, so a kill
+  landing between the server writing its 250 and the worker writing that UPDATE (one
+  read, a few lines of Python, one write; microseconds, plus waits for the CPU and
+  the GIL) sends the row again, with the same Message-ID, which mail stores use to
+  drop the repeat. The earlier design marked the row after closing the SMTP session
+  (QUIT and its answer) and through the ORM: the chaos test saw 201 mails for 200.
+  A server that delivers a message although the client vanished before its 250 came
+  (RFC 1047) also gets it twice; again with the same Message-ID.
+- Why not the other way round (count the row as sent once the end-of-data mark is
+  written, before the answer): a server may drop a message whose client disappears
+  before it answered; aiosmtpd does, and the chaos test then lost a row. We prefer
+  the rare duplicate that mail stores can drop to a silent loss.
+- A 4xx/5xx answer or a dropped connection before the 250 retries or fails the row as
+  usual; a failure after it (QUIT) does not touch a sent row.
+- Slack and Teams webhooks are marked sent after their HTTP answer: a worker killed
+  between the POST and reading its answer posts again (at-least-once in that window).
 """
 
 from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,15 +54,16 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F as models_F
-from django.db.models import Q
+from django.db.models import Q, Value
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
 from outcomes.connectors.http import validate_url
 from outcomes.credentials import credentials_decrypt, credentials_encrypt
-from outcomes.reports import cards, recurrence, selectors
+from outcomes.reports import cards, recurrence
 from outcomes.reports.content import report_content
 from outcomes.reports.models import (
     Channel,
@@ -51,6 +85,7 @@ from outcomes.reports.transports import (
     TeamsTransport,
     TransportError,
 )
+from outcomes.reviews import selectors as review_selectors
 from outcomes.reviews import services as review_services
 from outcomes.reviews.models import OPEN_REVIEW_STATUSES, ReviewStatus, ValueReview
 from outcomes.reviews.selectors import review_data
@@ -496,16 +531,39 @@ def deliveries_sweep_stuck(*, now: datetime | None = None) -> list[int]:
 
 
 def delivery_claim(delivery_id: int, *, now: datetime | None = None) -> bool:
-    """Mark a delivery as sending (attempts + 1) if nobody else is sending it: queued,
-    waiting to retry, or left sending past the lease by a dead worker."""
+    """Mark a delivery as sending (attempts + 1, ``sent_at`` cleared) if nobody else is
+    sending it: queued, waiting to retry, or left sending past the lease by a dead
+    worker (which never read the server's acceptance: see the module's docstring)."""
     now = now or timezone.now()
     return bool(
         Delivery.objects.filter(
             Q(status__in=(DeliveryStatus.QUEUED, DeliveryStatus.RETRYING))
             | Q(status=DeliveryStatus.SENDING, updated_at__lt=now - _lease()),
             pk=delivery_id,
-        ).update(status=DeliveryStatus.SENDING, attempts=_plus_one(), updated_at=now)
+        ).update(status=DeliveryStatus.SENDING, attempts=_plus_one(), sent_at=None, updated_at=now)
     )
+
+
+def _sent_marker(delivery_id: int) -> tuple[Callable[[], None], Callable[[], None]]:
+    """(mark, close): ``mark()`` marks the row sent (``sent_at`` now) in one
+    autocommitted UPDATE whose cursor and SQL are made beforehand, so that as little as
+    possible lies between reading the server's 250 and the database having the row as
+    sent."""
+    ops = connection.ops
+    table = ops.quote_name(Delivery._meta.db_table)
+    columns = [ops.quote_name(name) for name in ("status", "sent_at", "error", "id")]
+    sql = (
+        f"UPDATE {table} SET {columns[0]} = %s, {columns[1]} = %s, {columns[2]} = '' "
+        f"WHERE {columns[3]} = %s AND {columns[0]} = %s"
+    )
+    cursor = connection.cursor()
+    sent, sending = DeliveryStatus.SENT.value, DeliveryStatus.SENDING.value
+    adapt = ops.adapt_datetimefield_value
+
+    def mark() -> None:
+        cursor.execute(sql, [sent, adapt(timezone.now()), delivery_id, sending])
+
+    return mark, cursor.close
 
 
 def _plus_one() -> Any:
@@ -549,7 +607,11 @@ def _send(delivery: Delivery) -> None:
             # The same id on every attempt: a mail store can drop a repeat.
             message_id=f"<valuetree-delivery-{delivery.pk}@{domain}>",
         )
-        EmailTransport().send(message)
+        mark, close = _sent_marker(delivery.pk)
+        try:
+            EmailTransport().send(message, accepted=mark)
+        finally:
+            close()
         return
     content = report_content(review_data(review))
     url = _webhook_url(schedule, delivery.channel)
@@ -576,9 +638,10 @@ def delivery_send(*, delivery_id: int, final_attempt: bool) -> str:
         _send(delivery)
     except TransportError as e:
         failed = e.permanent or final_attempt
-        Delivery.objects.filter(pk=delivery_id).update(
+        Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.SENDING).update(
             status=DeliveryStatus.FAILED if failed else DeliveryStatus.RETRYING,
             error=e.message[:2000],
+            sent_at=None,
             updated_at=timezone.now(),
         )
         logger.warning("Delivery %s (%s) failed: %s", delivery_id, delivery.channel, e.message)
@@ -588,15 +651,20 @@ def delivery_send(*, delivery_id: int, final_attempt: bool) -> str:
     except Exception as e:
         # A fault of ours (rendering, a bug): stored and visible, not retried blindly.
         logger.exception("Delivery %s could not be prepared", delivery_id)
-        Delivery.objects.filter(pk=delivery_id).update(
+        Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.SENDING).update(
             status=DeliveryStatus.FAILED,
             error=f"The report could not be prepared ({type(e).__name__}).",
+            sent_at=None,
             updated_at=timezone.now(),
         )
         return DeliveryStatus.FAILED
     now = timezone.now()
+    # E-mail: already marked at the server's 250 (its sent_at is kept); webhooks: now.
     Delivery.objects.filter(pk=delivery_id).update(
-        status=DeliveryStatus.SENT, sent_at=now, error="", updated_at=now
+        status=DeliveryStatus.SENT,
+        sent_at=Coalesce("sent_at", Value(now)),
+        error="",
+        updated_at=now,
     )
     return DeliveryStatus.SENT
 
@@ -627,7 +695,7 @@ def reminders_send(*, now: datetime | None = None) -> list[int]:
         ).update(reminded_for=schedule.next_run_at):
             continue
         reminded.append(schedule.pk)
-        items = selectors.items_needing_decision(schedule.tree, now=now)
+        items = review_selectors.items_needing_decision(schedule.tree, now=now)
         if not items:
             continue
         User = get_user_model()

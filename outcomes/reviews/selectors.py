@@ -211,13 +211,21 @@ def _observations_for(metric_ids: set[int], limit: int) -> dict[int, list[tuple[
     return grouped
 
 
-def _needed(
+def needing_decision(
     snapshot: dict[str, Any],
     last_decided: dict[int, datetime],
     due_days: int,
     now: datetime,
 ) -> list[dict[str, Any]]:
-    """The bets and initiatives that need a decision, worst first, each with why."""
+    """The bets and initiatives of ``snapshot`` that need a decision at ``now``,
+    worst outcome first: ``[{"node", "reasons", "last_decided"}]``.
+
+    ``node`` is the snapshot's node row; ``reasons`` are short phrases ("off track",
+    "metric stale", "no decision for 120 days"); ``last_decided`` is the node's newest
+    decision time from ``last_decided`` ({node id: aware datetime}) or None. The rule
+    (issue 12): a live bet or initiative whose outcome is in trouble, whose measures'
+    metrics are stale or unhealthy, or that has gone ``due_days`` without a decision.
+    Pure: no queries."""
     stale_nodes = {
         m["node"] for m in snapshot["measures"] if (m["verdict"] or {}).get("status") == "stale"
     }
@@ -248,6 +256,27 @@ def _needed(
             items.append({"node": node, "reasons": reasons, "last_decided": decided})
     items.sort(key=lambda item: order.get(item["node"]["outcome"]["status"], 9))
     return items
+
+
+def last_decided(tree: ValueTree) -> dict[int, datetime]:
+    """{node id: time of its newest decision} for the tree's nodes (one query)."""
+    return dict(
+        Decision.objects.filter(tree=tree, node__isnull=False)
+        .values_list("node_id")
+        .annotate(latest=Max("at"))
+        .order_by()
+    )
+
+
+def items_needing_decision(tree: ValueTree, *, now: datetime | None = None) -> list[dict]:
+    """The tree's bets and initiatives that need a decision now, from the live tree,
+    by the same rule as a draft review's "decisions needed" (``needing_decision``):
+    ``[{"node", "reasons", "last_decided"}]``; ``node["owner"]`` is the owner's
+    username or None. A constant number of queries (the live snapshot, the latest
+    decisions, the tree's policy). Used by the review reminders (issue 13)."""
+    now = now or timezone.now()
+    snapshot = snapshot_build(tree=tree, as_of=now)
+    return needing_decision(snapshot, last_decided(tree), decision_due_days(tree.pk), now)
 
 
 def review_data(review: ValueReview, *, now: datetime | None = None) -> dict[str, Any]:
@@ -287,13 +316,7 @@ def review_data(review: ValueReview, *, now: datetime | None = None) -> dict[str
         as_of = now
         snapshot = snapshot_build(tree=tree, as_of=now)
         changes = changes_between(tree_id=tree.pk, old=previous_snapshot_doc, new=snapshot)
-        last = dict(
-            Decision.objects.filter(tree=tree, node__isnull=False)
-            .values_list("node_id")
-            .annotate(latest=Max("at"))
-            .order_by()
-        )
-        needed = _needed(snapshot, last, decision_due_days(tree.pk), now)
+        needed = needing_decision(snapshot, last_decided(tree), decision_due_days(tree.pk), now)
         followup = followup_rows(
             tree_id=tree.pk,
             previous_id=review.previous_id,

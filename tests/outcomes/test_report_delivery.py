@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 import socket
 from email import message_from_bytes, policy
 
@@ -143,6 +144,44 @@ def test_the_email_arrives_over_smtp_with_both_parts_the_pdf_and_the_chart(
     assert Delivery.objects.get().status == "sent"
 
 
+def _pdf_words(pdf: bytes, tree_name: str) -> str:
+    """The PDF's text in one line, without the page headers and footers (an item may
+    break across a page)."""
+    pages = []
+    for page in PdfReader(io.BytesIO(pdf)).pages:
+        text = re.sub(r"Page \d+ of \d+|As of [\d-]+ [\d:]+ \w+", " ", page.extract_text())
+        pages.append(text.replace(tree_name, " "))
+    return " ".join(" ".join(pages).split())
+
+
+def test_the_pdf_lists_every_change_and_every_node(tree, users):
+    """No silent truncation: a review with more changes than the e-mail shows (and
+    than the PDF used to hold, 300) has each of them in the PDF, and each node in the
+    tree as it stood."""
+    from outcomes.reports.charts import report_charts
+    from outcomes.reports.render import EMAIL_MAX_CHANGES, pdf_bytes
+
+    node_services.node_create(tree=tree, parent=None, title="Seed goal")
+    first = review_services.review_start(tree=tree, by=users["owner"])
+    review_services.review_publish(review=first, by=users["owner"])
+    nodes = bulk_tree(tree, goals=3, bets=6, initiatives=18)  # 3 + 18 + 324 nodes
+    review = review_services.review_publish(
+        review=review_services.review_start(tree=tree, by=users["owner"], title="Big review"),
+        by=users["owner"],
+    )
+    content = report_content(review_data(review))
+    assert len(content["changes"]) >= len(nodes) > 300 > EMAIL_MAX_CHANGES
+    assert sum(len(g["items"]) for g in content["change_groups"]) == len(content["changes"])
+    words = _pdf_words(pdf_bytes(content, report_charts(content), landscape=False), tree.name)
+    changes_part, tree_part = words.split("The tree as it stood")
+    assert "more:" not in changes_part
+    assert f"Initiatives added ({18 * 18})" in changes_part
+    for node in nodes:
+        alone = re.compile(rf"(?<![\w.]){re.escape(node.title)}(?![\w.])")
+        assert alone.search(changes_part), f"{node.title} missing from what changed"
+        assert alone.search(tree_part), f"{node.title} missing from the tree"
+
+
 def test_an_smtp_4xx_is_retried_and_a_5xx_is_not(tree, users, decided, smtp, queued):
     schedule(tree, users)
     services.send_test(tree=tree, user=users["owner"])
@@ -153,29 +192,95 @@ def test_an_smtp_4xx_is_retried_and_a_5xx_is_not(tree, users, decided, smtp, que
     assert not e.value.permanent
     delivery.refresh_from_db()
     assert delivery.status == "retrying" and "451" in delivery.error
+    assert delivery.sent_at is None
     smtp.refuse_with = "554 5.7.1 rejected"
     assert services.delivery_send(delivery_id=delivery.pk, final_attempt=False) == "failed"
+    delivery.refresh_from_db()
+    assert delivery.sent_at is None
     smtp.refuse_with = None
     assert smtp.messages == []
 
 
-def test_an_smtp_server_that_is_down_is_transient(tree, users, decided, queued):
+def test_the_acceptance_is_recorded_as_the_250_is_read_before_quit():
+    """The e-mail transport calls ``accepted`` right after the server's 250 to the
+    end-of-data mark, before closing the session: the server's QUIT handler finds
+    the call made."""
+    import threading
+
+    from django.core.mail import EmailMessage
+
+    from valuetree.mail import EmailTransport
+
+    called = threading.Event()
+    seen: dict[str, object] = {}
+
+    class Recording:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802
+            seen["content"] = envelope.content
+            seen["called_before_250"] = called.is_set()
+            return "250 OK"
+
+        async def handle_QUIT(self, server, session, envelope):  # noqa: N802
+            seen["called_before_quit"] = called.is_set()
+            return "221 Bye"
+
+    controller = Controller(Recording(), hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    try:
+        with override_settings(
+            EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+            EMAIL_HOST="127.0.0.1",
+            EMAIL_PORT=controller.port,
+            EMAIL_USE_TLS=False,
+            EMAIL_TIMEOUT=10,
+        ):
+            message = EmailMessage("Hi", ".leading dot\nbody", to=["a@example.com"])
+            EmailTransport().send(message, accepted=called.set)
+    finally:
+        controller.stop()
+    assert seen["called_before_250"] is False
+    assert seen["called_before_quit"] is True
+    assert b"\n.leading dot" in seen["content"]  # dot-stuffed on the wire, unstuffed there
+
+
+def test_a_delivery_is_marked_sent_when_the_server_accepts_it(
+    tree, users, decided, smtp, queued, monkeypatch
+):
+    """A failure after the server's 250 (here: closing the session times out) is no
+    failure of the delivery: it stays sent, and is not retried."""
+    from django.core.mail.backends.smtp import EmailBackend
+
+    def close(self):
+        raise TimeoutError("QUIT unanswered")
+
+    monkeypatch.setattr(EmailBackend, "close", close)
     schedule(tree, users)
     services.send_test(tree=tree, user=users["owner"])
     delivery = Delivery.objects.get()
-    with (
-        override_settings(
-            EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
-            EMAIL_HOST="127.0.0.1",
-            EMAIL_PORT=_free_port(),
-        ),
-        pytest.raises(TransportError) as e,
-    ):
-        services.delivery_send(delivery_id=delivery.pk, final_attempt=False)
-    assert not e.value.permanent
+    assert services.delivery_send(delivery_id=delivery.pk, final_attempt=False) == "sent"
+    delivery.refresh_from_db()
+    assert delivery.status == "sent" and delivery.sent_at is not None and delivery.error == ""
+    assert len(smtp.messages) == 1
+    assert not services.delivery_claim(delivery.pk)  # never sent again by a redelivery
 
 
-# --- Slack and Teams ---------------------------------------------------------------------
+def test_a_row_its_worker_left_sending_is_sent_again_after_the_lease(
+    tree, users, decided, smtp, queued
+):
+    """Recovery after a kill -9: the row never got the server's 250 (it would say
+    sent), so the server did not take it; after the lease it is sent, once."""
+    schedule(tree, users)
+    services.send_test(tree=tree, user=users["owner"])
+    delivery = Delivery.objects.get()
+    assert services.delivery_claim(delivery.pk)  # the worker that died
+    assert services.delivery_send(delivery_id=delivery.pk, final_attempt=False) == "sending"
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    assert delivery.pk in services.deliveries_sweep_stuck(now=later)
+    Delivery.objects.filter(pk=delivery.pk).update(updated_at=later - dt.timedelta(hours=2))
+    assert services.delivery_send(delivery_id=delivery.pk, final_attempt=False) == "sent"
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("sent", 2)
+    assert len(smtp.messages) == 1
 
 
 @pytest.fixture

@@ -329,7 +329,7 @@ def test_a_delivery_is_sent_once(delivery):
 def _failing(monkeypatch, error):
     from outcomes.reports import transports
 
-    def send(self, message):
+    def send(self, message, **kwargs):
         raise error
 
     monkeypatch.setattr(transports.EmailTransport, "send", send)

@@ -388,6 +388,24 @@ class TestDraft:
         fax = next(item for item in data["needed"] if item["node"]["title"] == "Fax")
         assert [m["name"] for m in fax["measures"]] == ["Fax orders"]
 
+    def test_items_needing_decision_is_the_draft_rule_without_a_review(
+        self, tree, shape, users, django_assert_num_queries
+    ):
+        """The public selector the reminders use gives what a draft review lists as
+        "decisions needed", in the same order, with no review started."""
+        now = timezone.now()
+        with django_assert_num_queries(9):
+            items = selectors.items_needing_decision(tree, now=now)
+        assert [(i["node"]["title"], i["reasons"]) for i in items][:2] == [
+            ("Fax", ["off track"]),
+            ("Self-service", ["at risk"]),
+        ]
+        review = services.review_start(tree=tree, by=users["owner"])
+        drafted = selectors.review_data(review, now=now)["needed"]
+        assert [(i["node"]["id"], i["reasons"]) for i in items] == [
+            (i["node"]["id"], i["reasons"]) for i in drafted
+        ]
+
     def test_no_decision_for_n_days(self, tree, shape, users):
         Node.objects.filter(pk=shape["keep"].pk).update(
             created_at=timezone.now() - dt.timedelta(days=91)
