@@ -196,6 +196,64 @@ class TestScore:
 
 
 @pytest.mark.django_db
+class TestTheIssuesExample:
+    """Done for issue 17: a team proposing "Unified client profile" is told, before it
+    saves, that "Customer 360" in another domain is very likely the same product, and
+    why — with the default glossary loaded and only what the form asks for typed, next
+    to products about customers that are not the same (they stay below notify)."""
+
+    @pytest.fixture
+    def catalogue(self, domains, glossary):
+        retail = services.domain_create(name="Retail", slug="retail")
+        marketing = services.domain_create(name="Marketing", slug="marketing")
+        make(
+            retail,
+            "customer-360",
+            "Customer 360",
+            "Everything we know about each customer: contact details, purchases, "
+            "loyalty status and service history in one place.",
+            description="Store staff and the call centre look a customer up before "
+            "they talk to them.",
+            ports=["customer_profiles"],
+            columns=[("customer_id", "Customer"), ("email", "Contact e-mail")],
+        )
+        make(
+            marketing,
+            "customer-segments",
+            "Customer segments",
+            "Groups of customers with similar buying behaviour, for targeted campaigns.",
+            ports=["segments"],
+        )
+        make(
+            retail,
+            "shopper-ltv",
+            "Shopper lifetime value",
+            "Predicted revenue each shopper brings over the whole relationship.",
+            ports=["ltv_scores"],
+        )
+        make(
+            domains["finance"],
+            "supplier-invoices",
+            "Supplier invoice ledger",
+            "Every invoice received from suppliers with amount and due date.",
+            ports=["invoice_lines"],
+        )
+
+    def test_customer_360_is_very_likely_the_same_product(self, catalogue):
+        draft = Probe(
+            name="Unified client profile",
+            purpose="A single view of every client: how to reach them, what they "
+            "bought, their loyalty tier and their contacts with our service desk.",
+        )
+        found = similar_products(draft, min_score=0)
+        assert found[0].product.slug == "customer-360"
+        assert found[0].very_likely, found[0].signals
+        assert found[0].label == "very likely the same product"
+        assert "shared glossary terms: customer" in found[0].reasons
+        assert all(not m.very_likely for m in found[1:])
+
+
+@pytest.mark.django_db
 class TestGlossarySearch:
     """Runs on SQLite and, with DATABASE_URL pointing at PostgreSQL, on PostgreSQL."""
 
