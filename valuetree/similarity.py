@@ -110,6 +110,10 @@ RAW_CEILING = 0.9
 SHOW_SCORE = 0.1
 NOTIFY_SCORE = 0.4
 RERANK = 30
+# Empty documents counted into every inverse document frequency: in a catalogue of a
+# few products the frequencies say little, and a word the draft alone uses would
+# outweigh the rest (see Idf). Set on the bench catalogue and a two-product one.
+IDF_PRIOR_DOCUMENTS = 10
 LABELS = {"notify": "very likely the same product", "show": "related", "below": "not alike"}
 
 _WORD = re.compile(r"[^\W_]+")
@@ -640,14 +644,17 @@ def compare(
 @dataclass(frozen=True)
 class Idf:
     """Inverse document frequency of content words over the stored texts:
-    ``log((N + 1) / (df + 0.5))`` — rare words weigh more, words every product
-    uses ("data", "daily") less."""
+    ``log((N + K + 1) / (df + 0.5))`` — rare words weigh more, words every product
+    uses ("data", "daily") less. ``K`` (:data:`IDF_PRIOR_DOCUMENTS`, 10) empty prior
+    documents keep the weights near even while the catalogue is small: with two
+    stored products and K = 0 the issue's example scored 0.38, with K = 10 0.43, and
+    the bench catalogue's figures moved by under 0.01."""
 
     frequency: dict[str, int]
     documents: int
 
     def weights(self, words: Sequence[str]) -> np.ndarray:
-        total = self.documents + 1
+        total = self.documents + IDF_PRIOR_DOCUMENTS + 1
         return np.array(
             [math.log(total / (self.frequency.get(w, 0) + 0.5)) for w in words], dtype=np.float32
         )
