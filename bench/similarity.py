@@ -1,7 +1,7 @@
 """Duplicate detection across domains: does a product described in other words find
 its twin, do unrelated products stay below "notify", and is it fast enough?
 
-    python bench/similarity.py [--catalogue bench/similarity_catalogue.yaml]
+    python bench/similarity.py [--catalogue bench/similarity_catalogue.yaml ...]
 
 The catalogue (YAML: domains, products with name/purpose/usage/ports/columns, and
 `twins` as pairs of slugs) is loaded into a throw-away database with the default
@@ -52,8 +52,19 @@ from valuetree.similarity import (  # noqa: E402
 )
 
 
-def load_catalogue(path: Path) -> tuple[dict[str, DataProduct], list[tuple[str, str]]]:
-    data = yaml.safe_load(path.read_text())
+def read_catalogues(paths: list[Path]) -> dict:
+    """The catalogues' domains, products and twins, merged in order."""
+    merged: dict = {"domains": [], "products": [], "twins": []}
+    for path in paths:
+        data = yaml.safe_load(path.read_text())
+        merged["domains"] += [d for d in data["domains"] if d not in merged["domains"]]
+        merged["products"] += data["products"]
+        merged["twins"] += data["twins"]
+    return merged
+
+
+def load_catalogue(paths: list[Path]) -> tuple[dict[str, DataProduct], list[tuple[str, str]]]:
+    data = read_catalogues(paths)
     services.glossary_import(
         rows=yaml.safe_load((ROOT / "valuetree/demo/glossary.yaml").read_text())["terms"],
         by=None,
@@ -189,9 +200,13 @@ def synthetic_products(count: int, domain: Domain, *, seed: int, prefix: str) ->
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument(
-        "--catalogue", type=Path, default=Path(__file__).with_name("similarity_catalogue.yaml")
+        "--catalogue",
+        type=Path,
+        action="append",
+        help="A catalogue YAML (repeat to merge several); default similarity_catalogue.yaml.",
     )
     args = parser.parse_args()
+    args.catalogue = args.catalogue or [Path(__file__).with_name("similarity_catalogue.yaml")]
     with throwaway_database():
         t0 = time.perf_counter()
         embedder()
@@ -228,7 +243,7 @@ def main() -> int:
         ]
         cold_glossary = [timed_ms(lambda: similar_products(draft, limit=5))[0] for _ in range(5)]
     result = {
-        "catalogue": str(args.catalogue),
+        "catalogue": [str(path) for path in args.catalogue],
         "products": len(products),
         **quality,
         "baseline_trigram_only": baseline,

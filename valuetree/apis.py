@@ -42,6 +42,7 @@ from valuetree.models import (
     DataProductLink,
     DataProductType,
     Domain,
+    GlossaryColumnLink,
     GlossaryTerm,
     LifecycleStage,
     Membership,
@@ -60,6 +61,7 @@ from valuetree.serializers import (
     DataProductSerializer,
     DomainSerializer,
     DuplicateSerializer,
+    GlossaryColumnLinkSerializer,
     GlossaryTermSerializer,
     HistoryEntrySerializer,
     MembershipSerializer,
@@ -856,7 +858,7 @@ class DataContractView(APIView):
         )
 
 
-class GlossaryTermViewSet(viewsets.ModelViewSet):
+class GlossaryTermViewSet(PaginatedActions, viewsets.ModelViewSet):
     """The business glossary: everyone reads it; staff, the term's owner and the
     owners of its domain's data products write it. Synonyms widen catalogue search
     and count in duplicate detection."""
@@ -900,6 +902,64 @@ class GlossaryTermViewSet(viewsets.ModelViewSet):
 
     def perform_destroy(self, instance: GlossaryTerm) -> None:
         services.glossary_term_delete(term=instance)
+
+    @extend_schema(methods=["GET"], responses=GlossaryColumnLinkSerializer(many=True))
+    @extend_schema(
+        methods=["POST"],
+        request=GlossaryColumnLinkSerializer,
+        responses={201: GlossaryColumnLinkSerializer},
+    )
+    @action(detail=True, methods=["get", "post"], url_path="columns", url_name="columns")
+    def columns(self, request: Request, slug: str) -> Response:
+        """The contract columns the term describes; POST links one more (the term's
+        editors, or the product's owner): ``data_product`` (slug), ``port``,
+        ``column`` — a column of that port's data contract. Linking it again
+        changes nothing."""
+        term = get_object_or_404(self.get_queryset(), slug=slug)
+        if request.method == "GET":
+            return self.paginated(
+                selectors.glossary_term_columns(term), GlossaryColumnLinkSerializer
+            )
+        product_slug = request.data.get("data_product") if isinstance(request.data, dict) else None
+        product = (
+            DataProduct.objects.filter(slug=product_slug).first()
+            if isinstance(product_slug, str)
+            else None
+        )
+        # Who may link is known from the term and the product: 403 before any 400.
+        if not selectors.glossary_term_can_edit(request.user, term) and (
+            product is None or not selectors.glossary_column_can_link(request.user, term, product)
+        ):
+            raise PermissionDenied(
+                "The term's editors and the product's owner link its columns to the term."
+            )
+        serializer = GlossaryColumnLinkSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        link = services.glossary_column_link(
+            term=term,
+            product=serializer.validated_data["data_product"],
+            port=serializer.validated_data["port"],
+            column=serializer.validated_data["column"],
+        )
+        return Response(GlossaryColumnLinkSerializer(link).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: None})
+    @action(
+        detail=True,
+        methods=["delete"],
+        url_path=r"columns/(?P<link_id>[0-9]+)",
+        url_name="column",
+    )
+    def column(self, request: Request, slug: str, link_id: str) -> Response:
+        """Unlink one column from the term (the term's editors, or the product's owner)."""
+        term = get_object_or_404(self.get_queryset(), slug=slug)
+        link = get_object_or_404(
+            GlossaryColumnLink.objects.select_related("data_product"), pk=link_id, term=term
+        )
+        if not selectors.glossary_column_can_link(request.user, term, link.data_product):
+            raise PermissionDenied("The term's editors and the product's owner unlink its columns.")
+        services.glossary_column_unlink(link=link)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
         parameters=[OpenApiParameter("as", str, enum=["yaml", "csv"], description="Default yaml.")],

@@ -46,7 +46,7 @@ from valuetree.models import (
     Role,
     ValueTree,
 )
-from valuetree.similarity import Glossary
+from valuetree.similarity import Glossary, contract_columns
 
 LEADERSHIP = "leadership"
 # What each role may do with a tree. Leadership reads every tree, like a viewer.
@@ -239,6 +239,53 @@ def glossary_term_can_edit(user: User, term: GlossaryTerm) -> bool:
     if user.is_staff or (term.owner_id is not None and term.owner_id == user.pk):
         return True
     return glossary_may_write(user, term.domain)
+
+
+def glossary_column_can_link(user: User, term: GlossaryTerm, product: DataProduct) -> bool:
+    """Who links a term to a contract column of a product, or removes that link:
+    whoever edits the term (staff, its owner, its domain's owners) and the product's
+    owner (it is their contract's column)."""
+    return glossary_term_can_edit(user, term) or data_product_can_edit(user, product)
+
+
+def glossary_term_columns(term: GlossaryTerm) -> QuerySet[GlossaryColumnLink]:
+    """The contract columns ``term`` describes, by product name, port and column."""
+    return term.columns.select_related("data_product").order_by(
+        "data_product__name", "port", "column", "pk"
+    )
+
+
+LINKABLE_COLUMNS_LIMIT = 500
+
+
+def glossary_linkable_columns(user: User, term: GlossaryTerm) -> list[tuple[str, str]]:
+    """(value, label) of the contract columns ``user`` may link ``term`` to and that
+    it is not linked to yet: every product's if they edit the term, else their own
+    products'; at most :data:`LINKABLE_COLUMNS_LIMIT`, by product name. ``value`` is
+    ``product-slug/port/column`` (what the term page's form posts)."""
+    products = DataProduct.objects.order_by("name", "pk")
+    if not glossary_term_can_edit(user, term):
+        products = products.filter(owner_id=user.pk)
+    linked = set(term.columns.values_list("data_product_id", "port", "column"))
+    ports = (
+        OutputPort.objects.filter(data_product__in=products, contract__isnull=False)
+        .select_related("contract", "data_product")
+        .order_by("data_product__name", "data_product_id", "name")
+    )
+    choices: list[tuple[str, str]] = []
+    for port in ports:
+        for column, _ in contract_columns(port.contract):
+            if (port.data_product_id, port.name, column) in linked:
+                continue
+            choices.append(
+                (
+                    f"{port.data_product.slug}/{port.name}/{column}",
+                    f"{port.data_product.name} — {port.name}.{column}",
+                )
+            )
+            if len(choices) >= LINKABLE_COLUMNS_LIMIT:
+                return choices
+    return choices
 
 
 def glossary_terms() -> QuerySet[GlossaryTerm]:

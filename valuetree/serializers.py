@@ -18,6 +18,7 @@ from valuetree.models import (
     DataProduct,
     DataProductLink,
     Domain,
+    GlossaryColumnLink,
     GlossaryTerm,
     LifecycleStage,
     LifecycleTransition,
@@ -418,6 +419,23 @@ class HistoryEntrySerializer(strict.Serializer):
     changed_fields = serializers.ListField(child=serializers.CharField())
     user = serializers.CharField(allow_null=True)
     at = serializers.DateTimeField()
+
+
+class GlossaryColumnLinkSerializer(strict.ModelSerializer):
+    """A glossary term describing one column of a product's data contract: the
+    product by slug, the output port's name and the column's name (as in the
+    contract's schema)."""
+
+    data_product = serializers.SlugRelatedField(
+        slug_field="slug", queryset=DataProduct.objects.all()
+    )
+    port = serializers.CharField(max_length=200)
+    column = serializers.CharField(max_length=200)
+
+    class Meta:
+        model = GlossaryColumnLink
+        fields = ["id", "data_product", "port", "column"]
+        read_only_fields = ["id"]
 
 
 class GlossaryTermSerializer(strict.ModelSerializer):

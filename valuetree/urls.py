@@ -65,6 +65,16 @@ urlpatterns = [
     path("glossary/<slug:slug>/", glossary.glossary_term, name="glossary-term"),
     path("glossary/<slug:slug>/edit/", glossary.glossary_term_edit, name="glossary-term-edit"),
     path(
+        "glossary/<slug:slug>/columns/",
+        glossary.glossary_column_link,
+        name="glossary-column-link",
+    ),
+    path(
+        "glossary/<slug:slug>/columns/<int:link_id>/delete/",
+        glossary.glossary_column_unlink,
+        name="glossary-column-unlink",
+    ),
+    path(
         "glossary/<slug:slug>/delete/", glossary.glossary_term_delete, name="glossary-term-delete"
     ),
     path("notifications/", discovery.notification_list, name="notifications"),

@@ -55,10 +55,8 @@ def test_a_twin_in_other_words_is_shown_while_typing(
     expect(warning).to_be_visible()
     first = warning.locator("tbody tr").first
     expect(first).to_contain_text("Customer 360")
-    # Described in wholly other words it is "related" (0.3 here); with shared columns
-    # or more glossary terms it reaches "very likely the same product" (see
-    # tests/valuetree/test_semantic_similarity.py).
-    expect(first).to_contain_text(re.compile(r"0\.\d\d (related|very likely the same product)"))
+    # Issue 17's "done": described wholly in other words, it is very likely the same.
+    expect(first).to_contain_text(re.compile(r"0\.\d\d+ very likely the same product"))
     expect(first).to_contain_text("shared glossary terms: customer")
     expect(warning).not_to_contain_text("Warehouse energy use")
     assert not DataProduct.objects.filter(name="Unified client profile").exists()

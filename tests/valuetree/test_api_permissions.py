@@ -127,6 +127,32 @@ def term_url(w: World) -> str:
     return f"/api/glossary/{w.term.slug}/"
 
 
+def contract_port(w: World) -> OutputPort:
+    """An output port of the world's product with a data contract (made on first use)."""
+    port, _ = OutputPort.objects.get_or_create(data_product=w.product, name="order_lines")
+    DataContract.objects.get_or_create(
+        output_port=port,
+        defaults={
+            "contract_id": "orders-order-lines-v1",
+            "schema": [{"name": "order_lines", "properties": [{"name": "order_id"}]}],
+        },
+    )
+    return port
+
+
+def column_link_body(w: World) -> dict[str, Any]:
+    contract_port(w)
+    return {"data_product": w.product.slug, "port": "order_lines", "column": "order_id"}
+
+
+def column_link_url(w: World) -> str:
+    contract_port(w)
+    link = services.glossary_column_link(
+        term=w.term, product=w.product, port="order_lines", column="order_id"
+    )
+    return f"/api/glossary/{w.term.slug}/columns/{link.pk}/"
+
+
 def statuses(
     *, owner: int, editor: int, viewer: int, leadership: int, outsider: int
 ) -> dict[str, int]:
@@ -919,6 +945,37 @@ CASES = [
         body=lambda w: {"abbreviations": ["ORD"], "data_products": [w.product.slug]},
     ),
     Case("glossary-destroy", "glossary-term-detail", "DELETE", term_url, product_owner(204)),
+    Case(
+        "glossary-columns",
+        "glossary-term-columns",
+        "GET",
+        lambda w: f"/api/glossary/{w.term.slug}/columns/",
+        everyone(200),
+    ),
+    Case(
+        "glossary-column-link",
+        "glossary-term-columns",
+        "POST",
+        lambda w: f"/api/glossary/{w.term.slug}/columns/",
+        product_owner(201),
+        body=column_link_body,
+    ),
+    Case(
+        "glossary-column-link-invalid",
+        "glossary-term-columns",
+        "POST",
+        lambda w: f"/api/glossary/{w.term.slug}/columns/",
+        product_owner(400),
+        body=lambda w: {**column_link_body(w), "column": "no_such_column"},
+        field="column",
+    ),
+    Case(
+        "glossary-column-unlink",
+        "glossary-term-column",
+        "DELETE",
+        column_link_url,
+        product_owner(204),
+    ),
     Case(
         "glossary-export",
         "glossary-term-export",

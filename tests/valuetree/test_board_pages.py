@@ -399,7 +399,7 @@ def test_similar_check_warns_of_the_closest_product_first(login, products):
     assert response.status_code == 200
     assert 'id="duplicate-warning"' in html
     assert "<html" not in html
-    assert scores(html) == [("1.00", "sample-turnaround"), ("0.70", "turnaround-times")]
+    assert scores(html) == [("1.00", "sample-turnaround"), ("0.72", "turnaround-times")]
     assert (DataProduct.objects.count(), Notification.objects.count()) == before
 
 
@@ -414,7 +414,7 @@ def test_similar_check_leaves_out_the_product_being_edited(login, products):
             "product": str(products["sample-turnaround"].pk),
         },
     )
-    assert scores(response.content.decode()) == [("0.70", "turnaround-times")]
+    assert scores(response.content.decode()) == [("0.72", "turnaround-times")]
 
 
 @pytest.mark.django_db
@@ -454,7 +454,7 @@ def test_detail_lists_similar_products_with_their_scores(login, products):
     html = login("outsider").get("/data-products/sample-turnaround/").content.decode()
     similar = section(html, "similar-products")
     assert '<h2 id="similar-title">Similar data products</h2>' in similar
-    assert scores(similar) == [("0.70", "turnaround-times")]
+    assert scores(similar) == [("0.72", "turnaround-times")]
     assert "<td>Finance</td>" in similar
     assert '<span class="badge stage stage--design">Design</span>' in similar
     assert "<td>editor</td>" in similar

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from django.apps import apps
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import Group
@@ -19,10 +20,13 @@ from rest_framework.test import APIClient
 from outcomes.models import Measure
 from valuetree import interchange, services
 from valuetree.management.commands import load_demo as command
+from valuetree.management.commands.load_demo import GLOSSARY_FILE
 from valuetree.models import (
     DataProduct,
+    DataProductEmbedding,
     DataProductLink,
     Domain,
+    GlossaryTerm,
     Membership,
     Node,
     OutputPort,
@@ -169,6 +173,16 @@ class TestWhatItLoads:
             ("Reagent demand forecast from test volumes", "uses"),
         }
 
+    def test_the_default_glossary_is_loaded_and_used_by_the_duplicate_score(self):
+        load()
+        terms = yaml.safe_load(GLOSSARY_FILE.read_text())["terms"]
+        assert GlossaryTerm.objects.count() == len(terms)
+        assert "client" in GlossaryTerm.objects.get(name="customer").synonyms
+        # The demo's products are embedded with the glossary's terms (the worker does
+        # it after commit; this test's transaction never commits).
+        services.data_product_embeddings_refresh()
+        assert any(row.term_ids for row in DataProductEmbedding.objects.all())
+
     def test_users_hold_every_role(self):
         load()
         roles: dict[str, set[str]] = {}
@@ -234,6 +248,16 @@ class TestIdempotence:
         assert demo_tree().name == "Our diagnostics tree"
         assert Membership.objects.get(tree=tree, user=jonas).role == "editor"
         assert not Membership.objects.filter(user__username="kosei").exists()
+
+    def test_an_edited_glossary_term_keeps_its_edits_and_a_deleted_one_comes_back(self):
+        load()
+        customer = GlossaryTerm.objects.get(name="customer")
+        services.glossary_term_update(term=customer, definition="Whoever pays us.")
+        GlossaryTerm.objects.get(name="invoice").delete()
+        out, _ = load()
+        assert GlossaryTerm.objects.get(name="customer").definition == "Whoever pays us."
+        assert GlossaryTerm.objects.filter(name="invoice").exists()
+        assert "1 glossary term created" in out
 
     def test_a_deleted_demo_tree_is_imported_again(self):
         load()

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from valuetree import services, standards
-from valuetree.models import GlossaryColumnLink, GlossaryTerm
+from valuetree.models import DataProductEmbedding, GlossaryColumnLink, GlossaryTerm
 
 ODCS = """
 apiVersion: v3.0.2
@@ -240,3 +240,103 @@ class TestPages:
         response = login("viewer").get("/glossary/export/?as=csv")
         assert response["Content-Disposition"] == 'attachment; filename="glossary.csv"'
         assert b"customer,Who buys from us,client;shopper" in response.content
+
+
+@pytest.mark.django_db
+class TestColumnLinks:
+    """A term's contract columns: listed on its page and at
+    /api/glossary/{slug}/columns/, linked and unlinked by the term's editors and by
+    the product's owner, in the browser and the API."""
+
+    @pytest.fixture
+    def shoppers(self, users, terms):
+        domain = services.domain_create(name="Retail", slug="retail")
+        product = services.data_product_create(
+            slug="shoppers",
+            name="Shoppers",
+            domain=domain,
+            owner=users["owner"],
+            output_ports=[{"name": "shoppers_table", "kind": "table"}],
+        )
+        standards.odcs_import_text(ODCS, user=users["owner"])  # links client_id, sku
+        return product
+
+    def test_the_term_page_lists_its_columns_with_links(self, login, shoppers, terms):
+        page = login("viewer").get("/glossary/customer/").content.decode()
+        assert 'href="/data-products/shoppers/"' in page
+        assert "<code>shoppers_table.client_id</code>" in page
+        # A viewer neither owns the product nor edits the company-wide term.
+        assert "Unlink" not in page and "Link a contract column" not in page
+
+    def test_the_product_owner_links_and_unlinks_a_column_in_the_browser(
+        self, login, shoppers, terms
+    ):
+        client = login("owner")  # owns the product; the term is company-wide (staff's)
+        page = client.get("/glossary/customer/").content.decode()
+        assert '<option value="shoppers/shoppers_table/note">' in page
+        assert 'value="shoppers/shoppers_table/client_id"' not in page  # linked already
+        response = client.post(
+            "/glossary/customer/columns/", {"column": "shoppers/shoppers_table/note"}
+        )
+        assert response.status_code == 302
+        link = GlossaryColumnLink.objects.get(term=terms["customer"], column="note")
+        response = client.post(f"/glossary/customer/columns/{link.pk}/delete/")
+        assert response.status_code == 302
+        assert not GlossaryColumnLink.objects.filter(pk=link.pk).exists()
+
+    def test_a_column_not_in_the_contract_is_refused_in_the_browser(self, login, shoppers, terms):
+        client = login("owner")
+        response = client.post(
+            "/glossary/customer/columns/",
+            {"column": "shoppers/shoppers_table/missing"},
+            follow=True,
+        )
+        assert "no column “missing”" in response.content.decode()
+        assert not GlossaryColumnLink.objects.filter(column="missing").exists()
+
+    def test_others_may_not_link_or_unlink(self, login, shoppers, terms):
+        link = GlossaryColumnLink.objects.get(column="client_id")
+        client = login("editor")
+        response = client.post(
+            "/glossary/customer/columns/", {"column": "shoppers/shoppers_table/note"}
+        )
+        assert response.status_code == 403
+        assert client.post(f"/glossary/customer/columns/{link.pk}/delete/").status_code == 403
+        assert GlossaryColumnLink.objects.count() == 2
+
+    def test_the_api_lists_links_and_unlinks(self, users, shoppers, terms):
+        client = APIClient()
+        client.force_authenticate(users["owner"])
+        listed = client.get("/api/glossary/customer/columns/").json()["results"]
+        assert [(c["data_product"], c["port"], c["column"]) for c in listed] == [
+            ("shoppers", "shoppers_table", "client_id")
+        ]
+        body = {"data_product": "shoppers", "port": "shoppers_table", "column": "note"}
+        first = client.post("/api/glossary/customer/columns/", body, format="json")
+        again = client.post("/api/glossary/customer/columns/", body, format="json")
+        assert (first.status_code, again.status_code) == (201, 201)
+        assert first.json()["id"] == again.json()["id"]  # linking again changes nothing
+        response = client.delete(f"/api/glossary/customer/columns/{first.json()['id']}/")
+        assert response.status_code == 204
+        assert GlossaryColumnLink.objects.filter(term=terms["customer"]).count() == 1
+
+    def test_the_api_names_what_is_wrong(self, users, shoppers, terms):
+        client = APIClient()
+        client.force_authenticate(users["owner"])
+        url = "/api/glossary/customer/columns/"
+        response = client.post(url, {"data_product": "shoppers", "port": "nope", "column": "x"})
+        assert response.status_code == 400 and "port" in response.json()
+        response = client.post(url, {"data_product": "shoppers", "port": "shoppers_table"})
+        assert response.status_code == 400 and "column" in response.json()
+        other = services.glossary_term_create(name="basket")
+        response = client.delete(
+            f"/api/glossary/{other.slug}/columns/{GlossaryColumnLink.objects.first().pk}/"
+        )
+        assert response.status_code == 404  # a link of another term
+
+    def test_a_linked_column_counts_in_the_products_embedding(self, users, shoppers, terms):
+        services.glossary_column_link(
+            term=terms["sku"], product=shoppers, port="shoppers_table", column="note"
+        )
+        services.data_product_embeddings_refresh()
+        assert terms["sku"].pk in DataProductEmbedding.objects.get(pk=shoppers.pk).term_ids

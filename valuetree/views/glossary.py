@@ -1,5 +1,6 @@
 """The business glossary pages: the list (with search and export), a term's page
-(its forms, products and columns), and the form to add or change a term."""
+(its forms, products and columns, linking and unlinking a contract column), and the
+form to add or change a term."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from valuetree import selectors, services
 from valuetree.forms import GlossaryTermForm
-from valuetree.models import GlossaryTerm
+from valuetree.models import DataProduct, GlossaryColumnLink, GlossaryTerm
 
 
 @login_required
@@ -56,17 +57,63 @@ def glossary_export(request: HttpRequest) -> HttpResponse:
 @login_required
 def glossary_term(request: HttpRequest, slug: str) -> HttpResponse:
     term = get_object_or_404(selectors.glossary_terms(), slug=slug)
+    can_edit = selectors.glossary_term_can_edit(request.user, term)
+    columns = list(selectors.glossary_term_columns(term))
     return render(
         request,
         "valuetree/glossary/detail.html",
         {
             "term": term,
-            "columns": term.columns.select_related("data_product").order_by(
-                "data_product__name", "port", "column"
-            ),
-            "can_edit": selectors.glossary_term_can_edit(request.user, term),
+            "columns": [
+                (
+                    link,
+                    can_edit or selectors.data_product_can_edit(request.user, link.data_product),
+                )
+                for link in columns
+            ],
+            "linkable": selectors.glossary_linkable_columns(request.user, term),
+            "can_edit": can_edit,
         },
     )
+
+
+@login_required
+@require_POST
+def glossary_column_link(request: HttpRequest, slug: str) -> HttpResponse:
+    """Link the term to the column posted as ``column`` = ``product-slug/port/column``
+    (a choice of the term page's form)."""
+    term = get_object_or_404(GlossaryTerm, slug=slug)
+    product_slug, _, rest = request.POST.get("column", "").partition("/")
+    port, _, column = rest.partition("/")
+    product = DataProduct.objects.filter(slug=product_slug).first()
+    if product is None or not port or not column:
+        messages.error(request, "Choose a column to link.")
+        return redirect("valuetree:glossary-term", slug=term.slug)
+    if not selectors.glossary_column_can_link(request.user, term, product):
+        raise PermissionDenied("The term's editors and the product's owner link its columns.")
+    try:
+        services.glossary_column_link(term=term, product=product, port=port, column=column)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"Linked {product.name}: {port}.{column} to “{term.name}”.")
+    return redirect("valuetree:glossary-term", slug=term.slug)
+
+
+@login_required
+@require_POST
+def glossary_column_unlink(request: HttpRequest, slug: str, link_id: int) -> HttpResponse:
+    term = get_object_or_404(GlossaryTerm, slug=slug)
+    link = get_object_or_404(
+        GlossaryColumnLink.objects.select_related("data_product"), pk=link_id, term=term
+    )
+    if not selectors.glossary_column_can_link(request.user, term, link.data_product):
+        raise PermissionDenied("The term's editors and the product's owner unlink its columns.")
+    services.glossary_column_unlink(link=link)
+    messages.success(
+        request, f"Unlinked {link.data_product.name}: {link.port}.{link.column} from “{term.name}”."
+    )
+    return redirect("valuetree:glossary-term", slug=term.slug)
 
 
 def _fields(form: GlossaryTermForm) -> dict[str, object]:

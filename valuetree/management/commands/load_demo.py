@@ -1,11 +1,15 @@
 """`manage.py load_demo`: the Helix Diagnostics demo organisation and its value tree.
 
-Reads ``valuetree/demo/organisation.yaml`` (users, domains, data products) and
-``valuetree/demo/diagnostics.yaml`` (the tree, a version-1 tree document) and loads
-them in one transaction. Running it again changes nothing:
+Reads ``valuetree/demo/organisation.yaml`` (users, domains, data products),
+``valuetree/demo/diagnostics.yaml`` (the tree, a version-1 tree document) and
+``valuetree/demo/glossary.yaml`` (the default business glossary, which the duplicate
+score and synonym search use) and loads them in one transaction. Running it again
+changes nothing:
 
 - users are upserted by username, domains and data products by slug, and a row is
   saved only when it differs, so a second run writes no rows and no history;
+- glossary terms are created when no term has their name (in any case): a term
+  edited in the browser keeps its edits, a deleted one comes back;
 - the tree is imported only when no tree has its slug, so edits made to the demo
   tree in the browser survive; its memberships are granted when the tree or the
   member is new, and an existing role is never changed.
@@ -36,6 +40,7 @@ from valuetree.models import (
     DataProduct,
     DataProductType,
     Domain,
+    GlossaryTerm,
     LifecycleStage,
     Membership,
     Node,
@@ -47,6 +52,7 @@ from valuetree.models import (
 DEMO_DIR = Path(__file__).resolve().parent.parent.parent / "demo"
 ORGANISATION_FILE = DEMO_DIR / "organisation.yaml"
 TREE_FILE = DEMO_DIR / "diagnostics.yaml"
+GLOSSARY_FILE = DEMO_DIR / "glossary.yaml"
 
 DEFAULT_PASSWORD = "valuetree-demo"
 PASSWORD_ENV = "DEMO_PASSWORD"
@@ -322,6 +328,7 @@ def load_demo(*, password: str | None = None) -> LoadResult:
     }
     for entry in organisation["data_products"]:
         upsert_data_product(entry, domains=domains, users=users, changes=changes)
+    _add_glossary(changes=changes)
 
     tree = ValueTree.objects.filter(slug=document.get("slug")).first()
     tree_created = tree is None
@@ -352,6 +359,25 @@ def load_demo(*, password: str | None = None) -> LoadResult:
         users=users,
         changes=changes,
     )
+
+
+def _add_glossary(*, changes: Counter[tuple[str, str]]) -> None:
+    """The default glossary's terms that are missing (by name, any case); existing
+    terms are left as they are, so edits made in the browser survive a reload."""
+    rows, _ = read_yaml(GLOSSARY_FILE)
+    existing = {name.lower() for name in GlossaryTerm.objects.values_list("name", flat=True)}
+    for row in rows["terms"]:
+        name = " ".join(str(row["name"]).split())
+        if name.lower() in existing:
+            continue
+        services.glossary_term_create(
+            name=name,
+            definition=str(row.get("definition") or ""),
+            synonyms=row.get("synonyms") or [],
+            abbreviations=row.get("abbreviations") or [],
+        )
+        existing.add(name.lower())
+        changes["glossary term", "created"] += 1
 
 
 def _add_early_consumers(
