@@ -74,7 +74,11 @@ def evaluate_all_measures() -> int:
 def prune_history() -> dict[str, int]:
     """Beat, daily: old verdicts and pull runs go, evidence stays (outcomes/retention.py)."""
     pruned = retention.history_prune()
-    logger.info("Pruned %(verdicts)d verdicts and %(pull_runs)d pull runs", pruned)
+    logger.info(
+        "Pruned %(verdicts)d verdicts, %(pull_runs)d pull runs and %(api_tokens)d expired "
+        "API tokens",
+        pruned,
+    )
     return pruned
 
 
