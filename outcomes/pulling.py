@@ -588,7 +588,9 @@ def _success_health(now: datetime) -> dict[str, Any]:
 
 
 def _queue_evaluation(metric_id: int) -> None:
-    """After commit, queue an evaluation of the measures the metric feeds.
+    """After commit, queue an evaluation of the measures the metric feeds, with the time
+    of the change (read after the commit), so that the worker skips it when a later
+    evaluation already read the change (coalescing: evaluation.measures_evaluate).
 
     Which measures is read after the commit too, outside the write transaction: on the
     embedded SQLite every write transaction holds the one write lock, so what can run
@@ -596,9 +598,10 @@ def _queue_evaluation(metric_id: int) -> None:
     from outcomes import tasks
 
     def queue() -> None:
+        changed_at = timezone.now()
         measure_ids = list(Measure.objects.filter(metric_id=metric_id).values_list("id", flat=True))
         if measure_ids:
-            tasks.evaluate_measures.delay(measure_ids)
+            tasks.evaluate_measures.delay(measure_ids, changed_at.isoformat())
 
     transaction.on_commit(queue)
 

@@ -785,7 +785,7 @@ def test_a_push_with_a_token_costs_a_fixed_number_of_queries_and_writes_in_one_t
     from rest_framework.test import APIClient
 
     queued: list = []
-    monkeypatch.setattr(tasks.evaluate_measures, "delay", queued.append)
+    monkeypatch.setattr(tasks.evaluate_measures, "delay", lambda ids, _changed: queued.append(ids))
     measure = services.measure_create(
         node=tree_services.node_create(tree=push_metric.source.tree, parent=None, title="Goal"),
         name="Signups",
