@@ -174,9 +174,7 @@ def main() -> None:
                 evaluate_measures(measure_ids)
                 evaluations.append((time.process_time() - began) * 1000)
             figures["evaluation_cpu_ms_median"] = round(statistics.median(evaluations), 2)
-            figures["evaluation_cpu_ms_p10"] = round(
-                statistics.quantiles(evaluations, n=10)[0], 2
-            )
+            figures["evaluation_cpu_ms_p10"] = round(statistics.quantiles(evaluations, n=10)[0], 2)
         if profile:
             out = io.StringIO()
             pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(args.top)
