@@ -45,6 +45,7 @@ def when_ready(server: object) -> None:
     get_resolver().url_patterns  # noqa: B018 — the import is the point
     connections.close_all()
 
+
 # Logs go to the console, as JSON lines like Django's unless DEBUG or LOG_FORMAT=text.
 accesslog = env_str("GUNICORN_ACCESS_LOG", "-") or None
 errorlog = "-"
