@@ -206,16 +206,38 @@ def _recent_observations(
     return grouped
 
 
+# How much later than a change an evaluation must have begun to be known to include
+# it: room for the clocks of the web server and the worker to differ.
+COALESCE_MARGIN = timedelta(seconds=1)
+
+
 def measures_evaluate(
-    *, measure_ids: Iterable[int] | None = None, at: datetime | None = None
+    *,
+    measure_ids: Iterable[int] | None = None,
+    at: datetime | None = None,
+    changed_at: datetime | None = None,
 ) -> int:
-    """Evaluate measures (default: all) as of `at` (default: now); how many verdicts."""
+    """Evaluate measures (default: all) as of `at` (default: now); how many verdicts.
+
+    `changed_at`: when the values these measures read last changed (committed). A
+    measure whose current verdict is as of `changed_at` + COALESCE_MARGIN or later is
+    skipped: that evaluation began after the change committed, so it read it. This
+    coalesces the evaluations queued by a burst of pushes to one metric when the worker
+    is behind: the first one evaluates, the ones queued before it began are no-ops.
+    """
     at = at or timezone.now()
     ids = list(
         Measure.objects.values_list("id", flat=True)
         if measure_ids is None
         else Measure.objects.filter(pk__in=list(measure_ids)).values_list("id", flat=True)
     )
+    if changed_at is not None and ids:
+        covered = set(
+            Verdict.objects.filter(
+                measure_id__in=ids, is_current=True, as_of__gte=changed_at + COALESCE_MARGIN
+            ).values_list("measure_id", flat=True)
+        )
+        ids = [measure_id for measure_id in ids if measure_id not in covered]
     written = 0
     for batch in _batches(sorted(ids), BATCH):
         written += _evaluate_batch(batch, at)

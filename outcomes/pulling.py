@@ -530,16 +530,15 @@ def metric_pull(
         _pull_failed(metric, run, "Unexpected error (see the worker log).", "", started, True)
         raise
     with transaction.atomic():
-        written = observations_write(metric=metric, points=points, run=run, pulled_at=now)
+        written = observations_write(
+            metric=metric,
+            points=points,
+            run=run,
+            pulled_at=now,
+            metric_fields={"claimed_at": None, **_success_health(now)},
+        )
         _run_finish(
             run, PullStatus.SUCCEEDED, started, values_written=written, samples_skipped=skipped
-        )
-        Metric.objects.filter(pk=metric.pk).update(
-            claimed_at=None,
-            last_success_at=now,
-            consecutive_failures=0,
-            last_error="",
-            last_error_detail="",
         )
         if metric.has_measures:
             _queue_evaluation(metric.pk)
@@ -578,18 +577,47 @@ def _pull_failed(
         Metric.objects.filter(pk=metric.pk).update(**health)
 
 
+def _success_health(now: datetime) -> dict[str, Any]:
+    """The metric's health fields after values were stored at `now`."""
+    return {
+        "last_success_at": now,
+        "consecutive_failures": 0,
+        "last_error": "",
+        "last_error_detail": "",
+    }
+
+
 def _queue_evaluation(metric_id: int) -> None:
+    """After commit, queue an evaluation of the measures the metric feeds, with the time
+    of the change (read after the commit), so that the worker skips it when a later
+    evaluation already read the change (coalescing: evaluation.measures_evaluate).
+
+    Which measures is read after the commit too, outside the write transaction: on the
+    embedded SQLite every write transaction holds the one write lock, so what can run
+    after it does (bench/push_profile.py)."""
     from outcomes import tasks
 
-    measure_ids = list(Measure.objects.filter(metric_id=metric_id).values_list("id", flat=True))
-    if measure_ids:
-        transaction.on_commit(lambda: tasks.evaluate_measures.delay(measure_ids))
+    def queue() -> None:
+        changed_at = timezone.now()
+        measure_ids = list(Measure.objects.filter(metric_id=metric_id).values_list("id", flat=True))
+        if measure_ids:
+            tasks.evaluate_measures.delay(measure_ids, changed_at.isoformat())
+
+    transaction.on_commit(queue)
 
 
 def observations_write(
-    *, metric: Metric, points: Sequence[Point], run: PullRun | None, pulled_at: datetime
+    *,
+    metric: Metric,
+    points: Sequence[Point],
+    run: PullRun | None,
+    pulled_at: datetime,
+    metric_fields: dict[str, Any] | None = None,
 ) -> int:
-    """Upsert one row per (metric, period): a period pulled again gets the newer value."""
+    """Upsert one row per (metric, period): a period pulled again gets the newer value.
+
+    `metric_fields` are other Metric fields to set (its health after a pull or push),
+    written in the same UPDATE as the recent values."""
     Observation.objects.bulk_create(
         [
             Observation(
@@ -606,28 +634,28 @@ def observations_write(
         update_fields=["value", "pulled_at", "pull_run"],
         batch_size=1000,
     )
-    metric_recent_values_refresh(metric_id=metric.pk)
+    metric_recent_values_refresh(metric_id=metric.pk, **(metric_fields or {}))
     return len(points)
 
 
-def metric_recent_values_refresh(*, metric_id: int) -> None:
+def metric_recent_values_refresh(*, metric_id: int, **metric_fields: Any) -> None:
     """Rewrite ``Metric.recent_values`` (the newest ``RECENT_VALUES`` values, oldest
-    first) from the observations and stamp ``observations_changed_at`` (the key of the
-    evaluation's cached fit): two queries, run with every write."""
+    first) from the observations, stamp ``observations_changed_at`` (the key of the
+    evaluation's cached fit), and write any other `metric_fields`: two queries, run
+    with every write."""
     newest = (
         Observation.objects.filter(metric_id=metric_id)
         .order_by("-period_start")
         .values_list("value", flat=True)[:RECENT_VALUES]
     )
     Metric.objects.filter(pk=metric_id).update(
-        recent_values=list(newest)[::-1], observations_changed_at=timezone.now()
+        recent_values=list(newest)[::-1], observations_changed_at=timezone.now(), **metric_fields
     )
 
 
 # --- Pushing: the API, CSV uploads and check-ins --------------------------------------
 
 
-@transaction.atomic
 def observations_push(
     *,
     metric: Metric,
@@ -639,6 +667,9 @@ def observations_push(
     """Store values sent to a push metric, all or nothing, recorded as a PullRun.
 
     `describe(index)` names a point in error messages ("line 4", "observations[2]").
+    The values are checked before the write transaction begins, which then holds only
+    the four writes (run, values, the metric's recent values and health): on the
+    embedded SQLite, concurrent pushes wait for one another's transaction.
     """
     if metric.source.kind != SourceKind.PUSH:
         raise ValidationError(
@@ -660,21 +691,21 @@ def observations_push(
         raise ValidationError(f"{where}: {error.detail}" if where else detail) from None
     except PullError as error:
         raise ValidationError(str(error)) from None
-    run = PullRun.objects.create(
-        metric=metric,
-        trigger=trigger,
-        status=PullStatus.SUCCEEDED,
-        started_at=now,
-        finished_at=now,
-        duration_ms=0,
-        values_written=len(points),
-        user=user if getattr(user, "is_authenticated", False) else None,
-    )
-    observations_write(metric=metric, points=points, run=run, pulled_at=now)
-    Metric.objects.filter(pk=metric.pk).update(
-        last_success_at=now, consecutive_failures=0, last_error="", last_error_detail=""
-    )
-    _queue_evaluation(metric.pk)
+    with transaction.atomic():
+        run = PullRun.objects.create(
+            metric=metric,
+            trigger=trigger,
+            status=PullStatus.SUCCEEDED,
+            started_at=now,
+            finished_at=now,
+            duration_ms=0,
+            values_written=len(points),
+            user=user if getattr(user, "is_authenticated", False) else None,
+        )
+        observations_write(
+            metric=metric, points=points, run=run, pulled_at=now, metric_fields=_success_health(now)
+        )
+        _queue_evaluation(metric.pk)
     return run
 
 

@@ -5,9 +5,16 @@ Kept whatever their age:
 - every measure's current verdict, and every verdict another row points at (a
   published value review or decision cites the verdict it was made on:
   `verdict_ids_referenced`);
-- the latest PULL_RUNS_KEEP_LATEST runs of each metric, every run an observation was
-  stored by (the provenance of a value: who pushed it, which pull wrote it) and runs
-  still in progress.
+- the latest PULL_RUNS_KEEP_LATEST runs of each metric, runs still in progress, every
+  run a review or decision cites, and the run that stored an observation a review or
+  decision cites (`pull_run_ids_referenced`).
+
+A run that stored values is otherwise pruned like any other (issue 16 §15: a push
+metric has one run per pushed value): its values stay, and lose only the link to the
+run that wrote them (`Observation.pull_run` is SET_NULL).
+
+Expired API tokens go too (`api_tokens_expired_prune`): they are refused already, and
+the request that presents one no longer deletes it (valuetree/auth.py).
 
 Settings: VERDICT_HISTORY_DAYS, PULL_RUN_HISTORY_DAYS, PULL_RUNS_KEEP_LATEST (README).
 """
@@ -19,7 +26,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from outcomes.models import Observation, PullRun, PullStatus, Verdict
@@ -36,9 +43,35 @@ def verdict_ids_referenced() -> set[int]:
     changing this function. A relation whose rows should not protect (none today) would
     be excluded here, by its related model's label.
     """
+    return _ids_referenced(Verdict)
+
+
+def pull_run_ids_referenced() -> set[int]:
+    """Ids of pull runs that are evidence: cited by a row of another model (a decision's
+    or learning's evidence), or the run that stored an observation such a row cites.
+
+    Found by introspection, as for verdicts; the observations a run stored do not
+    protect it (that link is provenance, not citation)."""
+    cited_observations = _ids_referenced(Observation)
+    referenced = _ids_referenced(PullRun, ignore=(Observation,))
+    if cited_observations:
+        referenced.update(
+            Observation.objects.filter(pk__in=cited_observations, pull_run__isnull=False)
+            .values_list("pull_run_id", flat=True)
+            .distinct()
+        )
+    return referenced
+
+
+def _ids_referenced(
+    target: type[models.Model], *, ignore: tuple[type[models.Model], ...] = ()
+) -> set[int]:
+    """Ids of `target` rows that a row of another model (not in `ignore`) points at."""
     referenced: set[int] = set()
-    for relation in _relations_to(Verdict):
+    for relation in _relations_to(target):
         model = relation.related_model
+        if model in ignore:
+            continue
         if relation.many_to_many:
             through = relation.field.remote_field.through if relation.field else None
             if through is None:
@@ -46,7 +79,7 @@ def verdict_ids_referenced() -> set[int]:
             column = next(
                 f.attname
                 for f in through._meta.get_fields()
-                if isinstance(f, models.ForeignKey) and f.related_model is Verdict
+                if isinstance(f, models.ForeignKey) and f.related_model is target
             )
             referenced.update(through.objects.values_list(column, flat=True).distinct().iterator())
         elif relation.one_to_many or relation.one_to_one:
@@ -98,17 +131,17 @@ def pull_runs_prune(
     *, now: datetime | None = None, days: int | None = None, keep_latest: int | None = None
 ) -> int:
     """Delete pull runs started more than `days` (PULL_RUN_HISTORY_DAYS) ago, except each
-    metric's latest `keep_latest` (PULL_RUNS_KEEP_LATEST), runs observations point at and
-    running ones; how many."""
+    metric's latest `keep_latest` (PULL_RUNS_KEEP_LATEST), running ones and those a
+    review or decision cites (`pull_run_ids_referenced`); how many. Runs that stored
+    values go too: the values stay, without their run."""
     now = now or timezone.now()
     days = settings.PULL_RUN_HISTORY_DAYS if days is None else days
     keep_latest = settings.PULL_RUNS_KEEP_LATEST if keep_latest is None else keep_latest
     cutoff = now - timedelta(days=days)
-    old = (
-        PullRun.objects.filter(started_at__lt=cutoff)
-        .exclude(status=PullStatus.RUNNING)
-        .exclude(Exists(Observation.objects.filter(pull_run=OuterRef("pk"))))
-    )
+    old = PullRun.objects.filter(started_at__lt=cutoff).exclude(status=PullStatus.RUNNING)
+    keep = pull_run_ids_referenced()
+    if keep:
+        old = old.exclude(pk__in=keep)
     deleted = 0
     for metric_id in _metrics_with(old):
         newest = PullRun.objects.filter(metric_id=metric_id).order_by("-started_at", "-id")
@@ -123,6 +156,20 @@ def _metrics_with(runs: QuerySet[PullRun]) -> Iterable[int]:
     return list(runs.order_by().values_list("metric_id", flat=True).distinct())
 
 
+def api_tokens_expired_prune(*, now: datetime | None = None) -> int:
+    """Delete API tokens whose expiry has passed (they are refused already); how many."""
+    from valuetree.models import ApiToken
+
+    now = now or timezone.now()
+    _, by_model = ApiToken.objects.filter(expiry__lt=now).delete()
+    return by_model.get(ApiToken._meta.label, 0)
+
+
 def history_prune(*, now: datetime | None = None) -> dict[str, int]:
-    """Both prunes with the configured history: {"verdicts": n, "pull_runs": n}."""
-    return {"verdicts": verdicts_prune(now=now), "pull_runs": pull_runs_prune(now=now)}
+    """Every prune with the configured history:
+    {"verdicts": n, "pull_runs": n, "api_tokens": n}."""
+    return {
+        "verdicts": verdicts_prune(now=now),
+        "pull_runs": pull_runs_prune(now=now),
+        "api_tokens": api_tokens_expired_prune(now=now),
+    }

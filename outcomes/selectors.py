@@ -85,11 +85,12 @@ def metrics_for_user(user: Any) -> QuerySet[Metric]:
     `caller_role` in its tree (who may read the errors' full text: EDIT_ROLES)."""
     if not getattr(user, "is_authenticated", False):
         return Metric.objects.none()  # the schema generator's anonymous fake request
-    trees = trees_for_user(user)
-    role = trees.filter(pk=OuterRef("source__tree_id")).values("caller_role")[:1]
+    # The role is null exactly where the tree is not among the user's (trees_for_user):
+    # one subquery both filters and annotates.
+    role = trees_for_user(user).filter(pk=OuterRef("source__tree_id")).values("caller_role")[:1]
     return (
-        Metric.objects.filter(source__tree__in=trees.values("pk"))
-        .annotate(caller_role=Subquery(role))
+        Metric.objects.annotate(caller_role=Subquery(role))
+        .filter(caller_role__isnull=False)
         .select_related("source", "source__tree")
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from celery import shared_task
 from django.conf import settings
@@ -59,9 +60,15 @@ def pull_metric(
 
 
 @shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
-def evaluate_measures(measure_ids: list[int]) -> int:
-    """Queued after new observations commit: new verdicts for the measures they feed."""
-    return evaluation.measures_evaluate(measure_ids=measure_ids)
+def evaluate_measures(measure_ids: list[int], changed_at: str | None = None) -> int:
+    """Queued after new observations commit: new verdicts for the measures they feed.
+
+    `changed_at` (ISO 8601, taken after the commit): measures evaluated since then are
+    skipped, so a burst of pushes costs one evaluation (evaluation.measures_evaluate)."""
+    return evaluation.measures_evaluate(
+        measure_ids=measure_ids,
+        changed_at=datetime.fromisoformat(changed_at) if changed_at else None,
+    )
 
 
 @shared_task(ignore_result=True, acks_late=True, reject_on_worker_lost=True)
@@ -74,7 +81,11 @@ def evaluate_all_measures() -> int:
 def prune_history() -> dict[str, int]:
     """Beat, daily: old verdicts and pull runs go, evidence stays (outcomes/retention.py)."""
     pruned = retention.history_prune()
-    logger.info("Pruned %(verdicts)d verdicts and %(pull_runs)d pull runs", pruned)
+    logger.info(
+        "Pruned %(verdicts)d verdicts, %(pull_runs)d pull runs and %(api_tokens)d expired "
+        "API tokens",
+        pruned,
+    )
     return pruned
 
 

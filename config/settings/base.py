@@ -281,7 +281,8 @@ SITE_URL = (env_str("SITE_URL") or default_site_url(env_str("PORT"))).rstrip("/"
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header makes anonymous calls answer 401, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        # knox's, with one query per request (valuetree/auth.py).
+        "valuetree.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

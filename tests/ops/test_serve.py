@@ -167,3 +167,24 @@ def test_docker_image_collects_static_files_and_leaves_local_files_out():
     assert "USER valuetree" in dockerfile
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".env", ".venv", "var", ".git"} <= set(ignored)
+
+
+def test_the_gunicorn_master_imports_every_view_before_the_workers_fork():
+    """config/gunicorn.py's when_ready: no worker's first request waits for the imports
+    (bench/load.py: the first 16 reads took 3 s), and no connection is inherited."""
+    script = (
+        "import sys, django; django.setup()\n"
+        "import config.gunicorn as g\n"
+        "from django.db import connection\n"
+        "connection.ensure_connection()\n"
+        "assert 'outcomes.apis' not in sys.modules\n"
+        "g.when_ready(None)\n"
+        "assert {'outcomes.apis', 'valuetree.apis', 'config.urls'} <= set(sys.modules)\n"
+        "assert connection.connection is None\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -142,10 +142,51 @@ def test_new_observations_are_evaluated_after_they_commit(
 ):
     metric = pushed(tree, "Reorders")
     measure = add_measure(bet, metric=metric)
-    monkeypatch.setattr(tasks.evaluate_measures, "delay", lambda ids: tasks.evaluate_measures(ids))
+    monkeypatch.setattr(
+        tasks.evaluate_measures, "delay", lambda *args: tasks.evaluate_measures(*args)
+    )
     with django_capture_on_commit_callbacks(execute=True):
         pulling.observations_push(metric=metric, raw_points=[("2026-07-01", 50)])
     assert Verdict.objects.get(measure=measure, is_current=True).latest_value == 50.0
+
+
+def test_evaluations_queued_by_a_burst_of_pushes_are_coalesced(
+    tree, bet, django_capture_on_commit_callbacks, monkeypatch
+):
+    """Pushes queued while the worker was behind: the first evaluation reads them all,
+    those queued before it began are no-ops; a push after it is evaluated."""
+    metric = pushed(tree, "Reorders")
+    measure = add_measure(bet, metric=metric)
+    queued: list = []
+    monkeypatch.setattr(tasks.evaluate_measures, "delay", lambda *args: queued.append(args))
+    with django_capture_on_commit_callbacks(execute=True):
+        pulling.observations_push(metric=metric, raw_points=[("2026-06-01", 40)])
+    with django_capture_on_commit_callbacks(execute=True):
+        pulling.observations_push(metric=metric, raw_points=[("2026-07-01", 50)])
+    (first, second) = queued
+    # The worker, behind, begins the first one later than the margin after both pushes.
+    late = datetime.fromisoformat(second[1]) + evaluation.COALESCE_MARGIN
+    assert measures_evaluate(measure_ids=first[0], at=late) == 1
+    assert Verdict.objects.get(measure=measure, is_current=True).latest_value == 50.0
+    assert tasks.evaluate_measures(*second) == 0  # already read by the first
+    assert tasks.evaluate_measures(*first) == 0
+    assert Verdict.objects.filter(measure=measure).count() == 1
+    # A change after that evaluation began is evaluated.
+    after = (late + evaluation.COALESCE_MARGIN).isoformat()
+    assert tasks.evaluate_measures(first[0], after) == 1
+    # Without a time (an edited target, the daily run), always.
+    assert tasks.evaluate_measures(first[0]) == 1
+    assert Verdict.objects.filter(measure=measure).count() == 3
+
+
+def test_an_evaluation_that_began_within_the_margin_of_a_change_does_not_cover_it(tree, bet):
+    """Clocks of the web server and the worker may differ: only an evaluation that began
+    COALESCE_MARGIN after the change is taken to have read it."""
+    metric = pushed(tree, "Reorders")
+    measure = add_measure(bet, metric=metric, values=AHEAD)
+    measures_evaluate(measure_ids=[measure.pk], at=AT)
+    just_before = AT - evaluation.COALESCE_MARGIN / 2
+    assert measures_evaluate(measure_ids=[measure.pk], changed_at=just_before) == 1
 
 
 @pytest.mark.parametrize(

@@ -773,3 +773,55 @@ def test_a_pushed_value_python_would_read_but_a_person_might_not_is_refused(
     assert response.status_code == 400
     assert "is not a number" in json.dumps(response.json(), ensure_ascii=False)
     assert not push_metric.observations.exists()
+
+
+def test_a_push_with_a_token_costs_a_fixed_number_of_queries_and_writes_in_one_transaction(
+    users, push_metric, django_assert_num_queries, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The push path of bench/load.py (issue 16 §10): the token (one query), the metric
+    with the caller's role (one), then one write transaction — the run, the value, the
+    metric's recent values and health — and the evaluation queued after commit, which
+    reads the measures then, outside the write lock."""
+    from rest_framework.test import APIClient
+
+    queued: list = []
+    monkeypatch.setattr(tasks.evaluate_measures, "delay", lambda ids, _changed: queued.append(ids))
+    measure = services.measure_create(
+        node=tree_services.node_create(tree=push_metric.source.tree, parent=None, title="Goal"),
+        name="Signups",
+        direction="increase",
+        baseline_value=0,
+        baseline_date="2026-01-01",
+        target_value=10,
+        target_date="2027-01-01",
+        metric=push_metric,
+    )
+    _, key = tree_services.api_token_create(user=users["editor"], name="pusher")
+    client = APIClient(HTTP_AUTHORIZATION=f"Token {key}")
+    # token, metric + role, SAVEPOINT, run, value, recent values, UPDATE metric,
+    # RELEASE SAVEPOINT, then after commit: the measures
+    with (
+        django_assert_num_queries(9),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = client.post(
+            observations_url(push_metric), {"period": "2026-03-01", "value": 4}, format="json"
+        )
+    assert response.status_code == 201, response.content
+    assert stored(push_metric) == [("2026-03-01", 4.0)]
+    assert queued == [[measure.pk]]
+    push_metric.refresh_from_db()
+    assert push_metric.recent_values == [4.0]
+    assert push_metric.last_success_at is not None
+
+
+def test_a_viewer_cannot_push_with_a_token(users, push_metric):
+    from rest_framework.test import APIClient
+
+    _, key = tree_services.api_token_create(user=users["viewer"], name="reader")
+    client = APIClient(HTTP_AUTHORIZATION=f"Token {key}")
+    response = client.post(
+        observations_url(push_metric), {"period": "2026-03-01", "value": 4}, format="json"
+    )
+    assert response.status_code == 403
+    assert stored(push_metric) == []

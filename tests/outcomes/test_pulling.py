@@ -486,10 +486,13 @@ def test_new_observations_queue_the_evaluation_of_their_measures(
         metric=metric,
     )
     queued = []
-    monkeypatch.setattr(tasks.evaluate_measures, "delay", queued.append)
+    monkeypatch.setattr(tasks.evaluate_measures, "delay", lambda *args: queued.append(args))
     with django_capture_on_commit_callbacks(execute=True):
         pulling.metric_pull(metric_id=claimed(metric).pk, trigger="schedule")
-    assert queued == [[measure.pk]]
+    [(measure_ids, changed_at)] = queued
+    assert measure_ids == [measure.pk]
+    # Taken after the commit: evaluations that began later are known to include it.
+    assert datetime.fromisoformat(changed_at) >= PullRun.objects.get().finished_at
 
 
 def test_the_sweeper_requeues_pulls_that_never_finished(metric, fake, settings):

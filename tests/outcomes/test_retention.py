@@ -97,25 +97,98 @@ def test_a_verdict_another_row_points_at_is_kept(users, tree, measure, settings,
             editor.delete_model(Review)
 
 
-def test_old_runs_go_except_the_latest_the_running_and_those_values_came_from(metric, settings):
+def test_old_runs_go_except_the_latest_and_the_running_even_those_that_stored_values(
+    metric, settings
+):
+    """A push metric has a run per pushed value: those runs are pruned like the others,
+    and their values stay, without the run (issue 16 §15)."""
     settings.PULL_RUN_HISTORY_DAYS = 10
     settings.PULL_RUNS_KEEP_LATEST = 2
     old = [run(metric, days) for days in (40, 39, 38, 37)]
     stored_by = run(metric, 50)
-    Observation.objects.create(
+    value = Observation.objects.create(
         metric=metric, period_start=NOW, value=1, pull_run=stored_by, pulled_at=NOW
     )
     running = run(metric, 60, PullStatus.RUNNING)
     newest = [run(metric, 2), run(metric, 1)]
 
-    assert retention.pull_runs_prune(now=NOW) == 4
+    assert retention.pull_runs_prune(now=NOW) == 5
     assert set(PullRun.objects.values_list("pk", flat=True)) == {
-        stored_by.pk,
         running.pk,
         *(r.pk for r in newest),
     }
-    assert Observation.objects.get().pull_run == stored_by
-    assert not PullRun.objects.filter(pk__in=[r.pk for r in old]).exists()
+    value.refresh_from_db()
+    assert value.value == 1
+    assert value.pull_run is None
+    assert not PullRun.objects.filter(pk__in=[stored_by.pk, *(r.pk for r in old)]).exists()
+
+
+def test_a_pushed_metric_keeps_only_the_configured_history_of_runs(metric, settings):
+    """The case of the closing note: one push a day is one run per value; the runs keep
+    the configured history, the values all stay."""
+    from outcomes import pulling
+
+    settings.PULL_RUN_HISTORY_DAYS = 30
+    settings.PULL_RUNS_KEEP_LATEST = 10
+    for days in range(100, 0, -1):
+        pushed = pulling.observations_push(
+            metric=metric, raw_points=[((NOW - timedelta(days=days)).date().isoformat(), days)]
+        )
+        PullRun.objects.filter(pk=pushed.pk).update(started_at=NOW - timedelta(days=days))
+    assert PullRun.objects.count() == 100
+
+    assert retention.pull_runs_prune(now=NOW) == 70  # started 31 to 100 days ago
+    assert PullRun.objects.count() == 30
+    assert Observation.objects.filter(metric=metric).count() == 100
+    assert Observation.objects.filter(pull_run__isnull=False).count() == 30
+
+
+def test_runs_a_decision_cites_are_kept_directly_or_through_a_cited_value(
+    users, tree, metric, settings
+):
+    from outcomes.reviews.models import Decision, Evidence
+
+    settings.PULL_RUN_HISTORY_DAYS = 10
+    settings.PULL_RUNS_KEEP_LATEST = 0
+    cited, behind_a_cited_value, uncited, behind_an_uncited_value = (
+        run(metric, days) for days in (40, 41, 42, 43)
+    )
+    value = Observation.objects.create(
+        metric=metric, period_start=NOW, value=1, pull_run=behind_a_cited_value, pulled_at=NOW
+    )
+    Observation.objects.create(
+        metric=metric,
+        period_start=NOW - timedelta(days=1),
+        value=2,
+        pull_run=behind_an_uncited_value,
+        pulled_at=NOW,
+    )
+    decision = Decision.objects.create(
+        tree=tree, node_title="Goal", kind="persevere", rationale="The numbers say so."
+    )
+    Evidence.objects.create(decision=decision, kind="pull_run", pull_run=cited)
+    Evidence.objects.create(decision=decision, kind="observation", observation=value)
+
+    assert retention.pull_run_ids_referenced() == {cited.pk, behind_a_cited_value.pk}
+    assert retention.pull_runs_prune(now=NOW) == 2
+    assert set(PullRun.objects.values_list("pk", flat=True)) == {
+        cited.pk,
+        behind_a_cited_value.pk,
+    }
+    value.refresh_from_db()
+    assert value.pull_run_id == behind_a_cited_value.pk
+
+
+def test_expired_api_tokens_are_pruned(users):
+    from valuetree import services
+    from valuetree.models import ApiToken
+
+    expired, _ = services.api_token_create(user=users["viewer"], name="old script")
+    working, _ = services.api_token_create(user=users["viewer"], name="new script")
+    ApiToken.objects.filter(pk=expired.pk).update(expiry=NOW - timedelta(seconds=1))
+
+    assert retention.api_tokens_expired_prune(now=NOW) == 1
+    assert list(ApiToken.objects.values_list("pk", flat=True)) == [working.pk]
 
 
 def test_the_latest_runs_are_kept_even_when_all_are_old(metric, settings):
@@ -127,14 +200,14 @@ def test_the_latest_runs_are_kept_even_when_all_are_old(metric, settings):
     assert set(PullRun.objects.values_list("pk", flat=True)) == {r.pk for r in runs[-3:]}
 
 
-def test_the_task_prunes_both_and_is_scheduled(measure, metric, settings):
+def test_the_task_prunes_everything_and_is_scheduled(measure, metric, settings):
     settings.VERDICT_HISTORY_DAYS = 1
     settings.PULL_RUN_HISTORY_DAYS = 1
     settings.PULL_RUNS_KEEP_LATEST = 0
     verdict(measure, 2 + (datetime.now(UTC) - NOW).days)
     run(metric, 2 + (datetime.now(UTC) - NOW).days)
 
-    assert tasks.prune_history() == {"verdicts": 1, "pull_runs": 1}
+    assert tasks.prune_history() == {"verdicts": 1, "pull_runs": 1, "api_tokens": 0}
     assert settings.CELERY_BEAT_SCHEDULE["prune-history"]["task"] == "outcomes.tasks.prune_history"
 
 
@@ -146,9 +219,10 @@ def test_pruning_costs_a_few_queries_per_metric(
     settings.PULL_RUNS_KEEP_LATEST = 1
     for days in range(size):
         run(metric, 10 + days)
-    # One query per model that points at a pull run (the delete collector), decision
+    # The cited runs and values (one query per relation to a run or a value), then one
+    # query per model that points at a pull run (the delete collector), decision
     # evidence among them: constant, whatever the number of runs.
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(12):
         assert retention.pull_runs_prune(now=NOW) == size - 1
 
 
@@ -161,5 +235,7 @@ def test_the_command_prunes_and_says_how_much(metric, settings, capsys):
 
     call_command("prune_history")
 
-    assert capsys.readouterr().out.strip() == "Deleted 0 verdict(s) and 1 pull run(s)."
+    assert capsys.readouterr().out.strip() == (
+        "Deleted 0 verdict(s), 1 pull run(s) and 0 expired API token(s)."
+    )
     assert not PullRun.objects.exists()

@@ -149,3 +149,46 @@ def test_issue_token_works_in_a_fresh_shell(tmp_path):
     issued = manage("issue_token", "demo")
     assert issued.returncode == 0, issued.stderr
     assert issued.stdout.strip().startswith("vt_")
+
+
+@pytest.mark.django_db
+def test_a_token_is_checked_in_one_query_whatever_the_users_other_tokens(
+    users, django_assert_num_queries
+):
+    """knox read every token of the user on each request (to delete expired ones); ours
+    reads only the working tokens with the presented prefix (valuetree/auth.py)."""
+    from rest_framework.test import APIRequestFactory
+
+    from valuetree.auth import TokenAuthentication
+
+    for index in range(5):
+        services.api_token_create(user=users["viewer"], name=f"other {index}")
+    expired, _ = services.api_token_create(user=users["viewer"], name="expired")
+    ApiToken.objects.filter(pk=expired.pk).update(expiry=timezone.now() - timedelta(days=1))
+    token, key = services.api_token_create(user=users["viewer"], name="script")
+    request = APIRequestFactory().get("/api/trees/", HTTP_AUTHORIZATION=f"Token {key}")
+    with django_assert_num_queries(1):
+        user, found = TokenAuthentication().authenticate(request)
+    assert (user, found) == (users["viewer"], token)
+    assert ApiToken.objects.filter(pk=expired.pk).exists()  # the daily prune deletes it
+
+
+@pytest.mark.django_db
+def test_an_expired_or_revoked_token_is_refused_at_once_and_the_request_writes_nothing(users):
+    token, key = services.api_token_create(user=users["viewer"], name="script")
+    assert api_status(key) == 200
+    ApiToken.objects.filter(pk=token.pk).update(expiry=timezone.now() - timedelta(seconds=1))
+    assert api_status(key) == 401
+    assert ApiToken.objects.filter(pk=token.pk).exists()  # refused, not deleted on a GET
+    other, other_key = services.api_token_create(user=users["viewer"], name="second")
+    assert api_status(other_key) == 200
+    assert services.api_token_revoke(user=users["viewer"], token_key=other.token_key) == 1
+    assert api_status(other_key) == 401  # nothing cached
+
+
+@pytest.mark.django_db
+def test_a_wrong_token_with_a_known_prefix_is_refused(users):
+    _, key = services.api_token_create(user=users["viewer"], name="script")
+    forged = key[:15] + ("0" if key[15] != "0" else "1") + key[16:]
+    assert api_status(forged) == 401
+    assert api_status(key) == 200

@@ -1,7 +1,8 @@
 """`manage.py prune_history`: what the daily `prune_history` task does, now.
 
 Deletes verdicts older than VERDICT_HISTORY_DAYS and pull runs older than
-PULL_RUN_HISTORY_DAYS, keeping what outcomes/retention.py says is evidence.
+PULL_RUN_HISTORY_DAYS, keeping what outcomes/retention.py says is evidence, and
+expired API tokens.
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ from outcomes.retention import history_prune
 
 
 class Command(BaseCommand):
-    help = "Prune old verdicts and pull runs to the configured history (as the daily task does)."
+    help = (
+        "Prune old verdicts and pull runs to the configured history, and expired API "
+        "tokens (as the daily task does)."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         pruned = history_prune()
         self.stdout.write(
-            f"Deleted {pruned['verdicts']} verdict(s) and {pruned['pull_runs']} pull run(s)."
+            f"Deleted {pruned['verdicts']} verdict(s), {pruned['pull_runs']} pull run(s) "
+            f"and {pruned['api_tokens']} expired API token(s)."
         )
