@@ -281,8 +281,9 @@ def tree_outcomes(
         )
     )
     if measure_rows is not None:
+        # Each row carries its own verdict's columns (None without one).
         measures = measure_rows
-        current = {row["id"]: row for row in measure_rows if row["status"] is not None}
+        current = None
     else:
         measures = list(
             Measure.objects.filter(node__tree_id__in=list(tree_ids))
@@ -301,7 +302,10 @@ def tree_outcomes(
     own: dict[int, list[tuple[str, bool, float]]] = defaultdict(list)
     delivered: dict[int, float] = {}
     for measure in measures:
-        verdict = current.get(measure["id"])
+        if current is None:
+            verdict = measure if measure["status"] is not None else None
+        else:
+            verdict = current.get(measure["id"])
         status = verdict["status"] if verdict else "no_data"
         own[measure["node_id"]].append((status, measure["is_guardrail"], measure["weight"]))
         if measure["is_value_measure"] and verdict and verdict["progress"] is not None:
