@@ -2,7 +2,8 @@
 
 Measures are added, edited and removed from a node's page. Each tree has a metrics page
 (sources, metrics with their health, recent pulls); each metric has a page with a chart
-of its values and, for a push metric, a CSV upload and a check-in form. Readers of the
+of its values and, for a push metric, a CSV upload and a check-in form. Measures and
+metrics are added and edited in the page's dialog (htmx), like nodes. Readers of the
 tree see them; owners and editors change them. Without JavaScript every form is a plain
 page and the chart's values are in a table.
 """
