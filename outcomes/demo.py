@@ -7,6 +7,11 @@
   endpoint this server answers itself (DEMO_ENDPOINTS), whose values move every minute;
 - "Monthly check-ins": a push source, filled by a few check-ins.
 
+The demo starts with a year of history (the warehouse metrics are pulled once, the
+live feed's past year is written, the check-ins go back to their baseline), and the
+measures of the bets and initiatives marked as value measures (diagnostics.yaml)
+turn their expected value into realised value on the dashboard from the start.
+
 Every pulled demo metric is pulled every minute, so a new user sees pull runs within a
 minute of `make run`.
 """
@@ -17,7 +22,7 @@ import math
 import random
 import sqlite3
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +42,7 @@ LIVE_SOURCE = "Lab floor live feed (demo)"
 PUSH_SOURCE = "Monthly check-ins"
 WAREHOUSE_FILE = "helix_demo_warehouse.sqlite3"
 EVERY_MINUTE = timedelta(minutes=1)
+HISTORY_DAYS = 365  # the history the demo starts with (pulling.FIRST_PULL_LOOKBACK)
 
 
 @dataclass(frozen=True)
@@ -169,8 +175,9 @@ def load_demo_metrics(*, base_url: str, today: date | None = None) -> dict[str, 
     path = warehouse_build(measures, today)
 
     warehouse = _source(tree, WAREHOUSE_SOURCE, SourceKind.SQL, {"url": f"sqlite:///{path}"})
+    pulled = []
     for spec in WAREHOUSE_METRICS:
-        _metric(
+        metric = _metric(
             warehouse,
             measures[spec.measure],
             spec.words,
@@ -182,13 +189,21 @@ def load_demo_metrics(*, base_url: str, today: date | None = None) -> dict[str, 
             schedule_interval=EVERY_MINUTE,
             expected_frequency=timedelta(days=2),
         )
+        pulled.append(metric)
+    # A year of history from the start, so verdicts (and the realised value of the
+    # value measures) are there before the first scheduled pull: one ordinary first
+    # pull (FIRST_PULL_LOOKBACK) of each warehouse metric, in this process; the
+    # warehouse is a local file, so this needs no network.
+    for metric in pulled:
+        if not metric.observations.exists() and pulling.metric_claim(metric=metric):
+            pulling.metric_pull(metric_id=metric.pk, trigger=PullTrigger.MANUAL)
     live = _source(
         tree,
         LIVE_SOURCE,
         SourceKind.HTTP_JSON,
         {"url": base_url.rstrip("/") + "/demo/live-metrics/"},
     )
-    _metric(
+    feed = _metric(
         live,
         measures[LIVE_METRIC.measure],
         LIVE_METRIC.words,
@@ -196,6 +211,24 @@ def load_demo_metrics(*, base_url: str, today: date | None = None) -> dict[str, 
         granularity="minute",
         schedule_interval=EVERY_MINUTE,
     )
+    if not feed.observations.exists():
+        # The feed answers only its current value; its past year, a value a day at
+        # 12:00 UTC, is what it answered then (live_value is a function of the time),
+        # and this minute's value makes it fresh until the first pull.
+        now = timezone.now()
+        moments = [
+            *(
+                datetime.combine(today - timedelta(days=days), time(12), tzinfo=UTC)
+                for days in range(HISTORY_DAYS, 0, -1)
+            ),
+            now.astimezone(UTC).replace(second=0, microsecond=0),
+        ]
+        pulling.observations_write(
+            metric=feed,
+            points=[pulling.Point(moment, live_value(moment)) for moment in moments],
+            run=None,
+            pulled_at=now,
+        )
     push = _source(tree, PUSH_SOURCE, SourceKind.PUSH, {})
     checked_in = _metric(
         push,

@@ -244,6 +244,22 @@ def measures_evaluate(
     return written
 
 
+def measures_evaluate_restored(node_ids: list[int]) -> None:
+    """The measures of nodes a trash restore recreated (valuetree/trash.py) get their
+    verdicts right after the restore commits, in the same request, so the page the
+    person returns to shows them: the restored measures are new rows, and their
+    metrics may have had values all along. Only measures with a metric: the others
+    have nothing to evaluate. A restore is rare and one subtree; the evaluation is
+    batched (BATCH) like any other."""
+    measure_ids = list(
+        Measure.objects.filter(node_id__in=node_ids, metric__isnull=False).values_list(
+            "id", flat=True
+        )
+    )
+    if measure_ids:
+        transaction.on_commit(lambda: measures_evaluate(measure_ids=measure_ids))
+
+
 def _metric_fits(metric_ids: Iterable[int], at: datetime) -> dict[int, tuple[Any, list[Row]]]:
     """Each metric's fit up to `at` and its newest EVIDENCE_POINTS rows, from the cache
     when its key is unchanged; the others' histories in one query."""

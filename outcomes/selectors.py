@@ -220,7 +220,7 @@ def tree_metric_choices(tree_id: int) -> QuerySet[Metric]:
 # --- Verdicts and roll-ups ------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)  # one per node of a 10,000-node tree page: no __dict__ each
 class NodeOutcome:
     """A node's rolled-up verdict and value (see outcomes/verdicts.py for the rules)."""
 
@@ -259,13 +259,19 @@ def tree_outcomes(
 ) -> dict[int, NodeOutcome]:
     """Every node's outcome in these trees, from the current verdicts, in three queries
     (one when ``measure_rows``, the trees' measures with their current verdict's
-    ``status`` and ``progress`` as ``_measure_rows`` reads them, are given)."""
+    ``status`` and ``progress`` as ``_measure_rows`` reads them, are given).
+
+    One pass over the nodes, children before parents, each node reading its children
+    from a precomputed list. ``verdicts.roll_up`` is a pure function of its inputs, so
+    it runs once per distinct input: most initiatives have the same few (one measure
+    on track, or none), which is what keeps a 10,000-node tree fast (bench/editor.py).
+    """
     from outcomes import verdicts
 
     nodes = list(
         Node.objects.filter(tree_id__in=list(tree_ids))
         .order_by()
-        .values(
+        .values_list(
             "id",
             "parent_id",
             "kind",
@@ -277,8 +283,9 @@ def tree_outcomes(
         )
     )
     if measure_rows is not None:
+        # Each row carries its own verdict's columns (None without one).
         measures = measure_rows
-        current = {row["id"]: row for row in measure_rows if row["status"] is not None}
+        current = None
     else:
         measures = list(
             Measure.objects.filter(node__tree_id__in=list(tree_ids))
@@ -293,48 +300,62 @@ def tree_outcomes(
             .order_by()
             .values("measure_id", "status", "progress")
         }
-    own: dict[int, list[tuple[_Status, Any]]] = defaultdict(list)
+    # A node's own measures as (status, is_guardrail, weight): what roll_up reads.
+    own: dict[int, list[tuple[str, bool, float]]] = defaultdict(list)
     delivered: dict[int, float] = {}
     for measure in measures:
-        verdict = current.get(measure["id"])
+        if current is None:
+            verdict = measure if measure["status"] is not None else None
+        else:
+            verdict = current.get(measure["id"])
         status = verdict["status"] if verdict else "no_data"
-        spec = _RollUpSpec(measure["is_guardrail"], measure["weight"])
-        own[measure["node_id"]].append((_Status(status), spec))
+        own[measure["node_id"]].append((status, measure["is_guardrail"], measure["weight"]))
         if measure["is_value_measure"] and verdict and verdict["progress"] is not None:
             delivered[measure["node_id"]] = verdict["progress"]
-    children: dict[int | None, list[dict[str, Any]]] = defaultdict(list)
+    children: dict[int, list[int]] = defaultdict(list)
+    by_depth: dict[str, list[tuple[Any, ...]]] = {"initiative": [], "bet": [], "goal": []}
+    killed: set[int] = set()
     for node in nodes:
-        children[node["parent_id"]].append(node)
-    depth = {"initiative": 0, "bet": 1, "goal": 2}
+        if node[1] is not None:
+            children[node[1]].append(node[0])
+        if node[3] == NodeStatus.KILLED:
+            killed.add(node[0])
+        by_depth[node[2]].append(node)
+    rolled: dict[tuple[Any, ...], verdicts.NodeScore] = {}
     outcomes: dict[int, NodeOutcome] = {}
-    for node in sorted(nodes, key=lambda n: depth[n["kind"]]):
+    for node in (*by_depth["initiative"], *by_depth["bet"], *by_depth["goal"]):
+        (node_id, _, _, _, investment, investment_unit, expected, expected_unit) = node
         # Killed work keeps its own last verdict and figures but no longer counts for
         # its parent, neither in the status roll-up nor in the value and investment
         # totals (issue 11 §5: "killed nodes leave the roll-up"); done work counts with
         # its final verdict and figures.
-        counted = [
-            outcomes[child["id"]]
-            for child in children[node["id"]]
-            if child["status"] != NodeStatus.KILLED
-        ]
-        score = verdicts.roll_up(
-            [verdicts.NodeScore(kid.status, kid.score) for kid in counted], own[node["id"]]
-        )
-        expected = _amount(node["expected_value_amount"])
+        kids = [outcomes[kid_id] for kid_id in children.get(node_id, ()) if kid_id not in killed]
+        counted = tuple((kid.status, kid.score) for kid in kids)
+        mine = tuple(own.get(node_id, ()))
+        score = rolled.get((counted, mine))
+        if score is None:
+            score = rolled[counted, mine] = verdicts.roll_up(
+                [verdicts.NodeScore(status, kid_score) for status, kid_score in counted],
+                [(_Status(status), _RollUpSpec(guard, weight)) for status, guard, weight in mine],
+            )
         if expected is not None:
-            unit = node["expected_value_unit"] or ""
-            fraction = delivered.get(node["id"])
+            expected = float(expected)
+            unit = expected_unit or ""
+            fraction = delivered.get(node_id)
             expected_by = {unit: expected}
             realised_by = {} if fraction is None else {unit: expected * fraction}
+        elif kids:
+            expected_by = _totals(kid.expected_by_unit for kid in kids)
+            realised_by = _totals(kid.realised_by_unit for kid in kids)
         else:
-            expected_by = _totals(kid.expected_by_unit for kid in counted)
-            realised_by = _totals(kid.realised_by_unit for kid in counted)
-        investment = _amount(node["investment_amount"])
+            expected_by, realised_by = {}, {}
         if investment is not None:
-            investment_by = {node["investment_unit"] or "": investment}
+            investment_by = {investment_unit or "": float(investment)}
+        elif kids:
+            investment_by = _totals(kid.investment_by_unit for kid in kids)
         else:
-            investment_by = _totals(kid.investment_by_unit for kid in counted)
-        outcomes[node["id"]] = NodeOutcome(
+            investment_by = {}
+        outcomes[node_id] = NodeOutcome(
             score.status,
             score.score,
             _single(expected_by),
@@ -365,10 +386,6 @@ def _single(by_unit: dict[str, float]) -> float | None:
 class _RollUpSpec:
     is_guardrail: bool
     weight: float
-
-
-def _amount(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 def measure_verdicts(measure: Measure) -> QuerySet[Verdict]:
@@ -478,12 +495,15 @@ def _reason(row: dict[str, Any], status: str) -> str:
     return text[0].upper() + text[1:] + "."
 
 
+# A dict, not VerdictStatus(status): the tree page looks up a label per node and per
+# measure (20,000 at 10,000 nodes), and building an enum member by value costs more.
+_STATUS_LABELS: dict[str, str] = {str(value): str(label) for value, label in VerdictStatus.choices}
+
+
 def _status_label(status: str) -> str:
     """A status in words; one this code does not know yet is shown as written."""
-    try:
-        return VerdictStatus(status).label
-    except ValueError:
-        return status.replace("_", " ").capitalize()
+    label = _STATUS_LABELS.get(status)
+    return label if label is not None else status.replace("_", " ").capitalize()
 
 
 def verdict_policy_get(tree: ValueTree) -> VerdictPolicy:

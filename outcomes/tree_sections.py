@@ -6,6 +6,7 @@ from valuetree import sections
 
 
 def register() -> None:
+    from outcomes.evaluation import measures_evaluate_restored
     from outcomes.selectors import (
         measure_history,
         measure_states,
@@ -27,6 +28,7 @@ def register() -> None:
             history_model="measure",
             # A metric id means nothing in another installation.
             export_exclude=frozenset({"id", "metric_id", "created_at", "updated_at"}),
+            restored=measures_evaluate_restored,
         )
     )
     sections.register_node_statuses(node_statuses)

@@ -2,7 +2,8 @@
 
 Measures are added, edited and removed from a node's page. Each tree has a metrics page
 (sources, metrics with their health, recent pulls); each metric has a page with a chart
-of its values and, for a push metric, a CSV upload and a check-in form. Readers of the
+of its values and, for a push metric, a CSV upload and a check-in form. Measures and
+metrics are added and edited in the page's dialog (htmx), like nodes. Readers of the
 tree see them; owners and editors change them. Without JavaScript every form is a plain
 page and the chart's values are in a table.
 """
@@ -21,7 +22,7 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseClientRefresh
+from django_htmx.http import HttpResponseClientRefresh, trigger_client_event
 
 from config.throttling import throttle
 from outcomes import dashboard as dashboard_selectors
@@ -40,6 +41,7 @@ from outcomes.think_again import think_again
 from valuetree.forms import add_service_errors
 from valuetree.models import Node, ValueTree
 from valuetree.selectors import EDIT_ROLES, nodes_for_user, trees_for_user
+from valuetree.views.trees import CLOSE_DIALOG
 
 # The metric page charts at most this many of the newest values, and lists fewer.
 CHART_POINTS = 2000
@@ -211,18 +213,20 @@ def schedule_words(metric: Metric) -> str:
     return "No schedule"
 
 
+def _tree_metrics_context(tree: ValueTree) -> dict[str, Any]:
+    """What the metrics page (and its re-drawn tables) shows: ``selectors.tree_metrics``
+    with each metric's schedule in words."""
+    page = selectors.tree_metrics(tree)
+    for metric in page["metrics"]:
+        metric.schedule_words = schedule_words(metric)
+    return {"tree": tree, "can_edit": tree.caller_role in EDIT_ROLES, **page}
+
+
 @login_required
 def tree_metrics(request: HttpRequest, slug: str) -> HttpResponse:
     """The tree's sources, its metrics with their health and last value, and recent pulls."""
     tree = _tree(request, slug=slug)
-    page = selectors.tree_metrics(tree)
-    for metric in page["metrics"]:
-        metric.schedule_words = schedule_words(metric)
-    return render(
-        request,
-        "outcomes/tree_metrics.html",
-        {"tree": tree, "can_edit": tree.caller_role in EDIT_ROLES, **page},
-    )
+    return render(request, "outcomes/tree_metrics.html", _tree_metrics_context(tree))
 
 
 @login_required
@@ -381,8 +385,65 @@ def source_delete(request: HttpRequest, source_id: int) -> HttpResponse:
 # --- Metrics --------------------------------------------------------------------------
 
 
+def _returns_to_metric(request: HttpRequest) -> bool:
+    """The form was opened from the metric's own page (a fixed flag, not a URL, so
+    nothing can redirect elsewhere); else from the tree's metrics page."""
+    return "metric" in (request.GET.get("return"), request.POST.get("return"))
+
+
+def _metric_form(
+    request: HttpRequest,
+    tree: ValueTree,
+    source: MetricSource,
+    form: MetricForm,
+    metric: Metric | None,
+) -> HttpResponse:
+    """The metric form, with only the fields of the source's kind: a page, or the
+    dialog of the metrics page or the metric page when htmx asks (errors answer 422
+    there, which the page's htmx config swaps in)."""
+    status = (422 if request.htmx else 400) if form.errors else 200
+    return render(
+        request,
+        "outcomes/metric_form.html",
+        {
+            "tree": tree,
+            "source": source,
+            "form": form,
+            "metric": metric,
+            "in_dialog": bool(request.htmx),
+            "return_to": "metric" if _returns_to_metric(request) else "",
+        },
+        status=status,
+    )
+
+
+def _metric_saved(
+    request: HttpRequest, tree: ValueTree, metric_id: int, message: str
+) -> HttpResponse:
+    """Finish a saved metric form. Without htmx: the metric's page. With htmx: close the
+    dialog (after the swaps settle, as the node dialogs do) and re-draw, out of band,
+    what the page the dialog was on shows of the metric (the metric page's summary, or
+    the metrics page's tables), with the message; the focus goes to the metric's link
+    or the page's heading."""
+    if not request.htmx:
+        messages.success(request, message)
+        return redirect("outcomes:metric", metric_id=metric_id)
+    context: dict[str, Any] = {"message": message}
+    if _returns_to_metric(request):
+        metric = Metric.objects.select_related("source").get(pk=metric_id)
+        context.update(_metric_summary_context(metric, tree), on_metric_page=True)
+        focus = "#metric-title"
+    else:
+        context.update(_tree_metrics_context(tree))
+        focus = f"#metric-link-{metric_id}"
+    response = render(request, "outcomes/_metric_saved.html", context)
+    trigger_client_event(response, CLOSE_DIALOG, {"focus": focus}, after="settle")
+    return response
+
+
 @login_required
 def metric_create(request: HttpRequest, source_id: int) -> HttpResponse:
+    """Add a metric to a source (a page, or the metrics page's dialog)."""
     source, tree = _source(request, source_id)
     form = MetricForm(request.POST or None, kind=source.kind)
     if request.method == "POST" and form.is_valid():
@@ -391,22 +452,18 @@ def metric_create(request: HttpRequest, source_id: int) -> HttpResponse:
         except ValidationError as error:
             form.add_service_errors(error)
         else:
-            messages.success(request, f"Metric “{metric.name}” added.")
-            return redirect("outcomes:metric", metric_id=metric.pk)
-    return _form_page(
-        request,
-        "outcomes/metric_form.html",
-        {"tree": tree, "source": source, "form": form, "metric": None},
-        form,
-    )
+            return _metric_saved(request, tree, metric.pk, f"Metric “{metric.name}” added.")
+    return _metric_form(request, tree, source, form, None)
 
 
 @login_required
 def metric_edit(request: HttpRequest, metric_id: int) -> HttpResponse:
+    """Change a metric (a page, or the dialog of the metrics page or its own page)."""
     metric, tree = _metric(request, metric_id, edit=True)
     form = MetricForm(request.POST or None, kind=metric.source.kind, metric=metric)
     if request.method == "POST" and form.is_valid():
         try:
+            # A copy: a refused change must not show on the form as if saved.
             services.metric_update(
                 metric=Metric.objects.select_related("source").get(pk=metric.pk),
                 **form.service_fields(),
@@ -414,14 +471,9 @@ def metric_edit(request: HttpRequest, metric_id: int) -> HttpResponse:
         except ValidationError as error:
             form.add_service_errors(error)
         else:
-            messages.success(request, f"Metric “{form.cleaned_data['name']}” saved.")
-            return redirect("outcomes:metric", metric_id=metric.pk)
-    return _form_page(
-        request,
-        "outcomes/metric_form.html",
-        {"tree": tree, "source": metric.source, "form": form, "metric": metric},
-        form,
-    )
+            message = f"Metric “{form.cleaned_data['name']}” saved."
+            return _metric_saved(request, tree, metric.pk, message)
+    return _metric_form(request, tree, metric.source, form, metric)
 
 
 @login_required
@@ -498,10 +550,6 @@ def _metric_page(
 ) -> HttpResponse:
     newest = selectors.metric_observations(metric).order_by("-period_start")
     points = list(newest.values_list("period_start", "value")[:CHART_POINTS])[::-1]
-    metric.health = selectors.metric_health(metric)
-    metric.schedule_words = schedule_words(metric)
-    if metric.expected_frequency:
-        metric.expected_words = duration_words(metric.expected_frequency)
     invalid = bool(upload_form and upload_form.errors) or bool(
         check_in_form and check_in_form.errors
     )
@@ -509,10 +557,7 @@ def _metric_page(
         request,
         "outcomes/metric.html",
         {
-            "tree": tree,
-            "metric": metric,
-            "is_push": metric.source.kind == SourceKind.PUSH,
-            "can_edit": tree.caller_role in EDIT_ROLES,
+            **_metric_summary_context(metric, tree),
             "figure": observation_figure(metric, points),
             "table": points[-TABLE_POINTS:][::-1],
             "observation_count": len(points),
@@ -524,6 +569,20 @@ def _metric_page(
         },
         status=400 if invalid else 200,
     )
+
+
+def _metric_summary_context(metric: Metric, tree: ValueTree) -> dict[str, Any]:
+    """What the top of a metric's page shows (name, health, source, query, schedule)."""
+    metric.health = selectors.metric_health(metric)
+    metric.schedule_words = schedule_words(metric)
+    if metric.expected_frequency:
+        metric.expected_words = duration_words(metric.expected_frequency)
+    return {
+        "tree": tree,
+        "metric": metric,
+        "is_push": metric.source.kind == SourceKind.PUSH,
+        "can_edit": tree.caller_role in EDIT_ROLES,
+    }
 
 
 @login_required

@@ -38,6 +38,10 @@ class NodeSection:
     # [(node id, position, fields)]. Raises services.ItemsInvalid (by index).
     # Optional: without it the import calls ``create`` per item.
     create_many: Callable[[list[tuple[int, int, dict[str, Any]]]], Any] | None = None
+    # Called with the ids of the nodes a trash restore recreated, once their items are
+    # in, inside the restore's transaction (outcomes evaluates the restored measures
+    # after the commit, so they show their verdicts at once). Optional.
+    restored: Callable[[list[int]], Any] | None = None
 
 
 _sections: dict[str, NodeSection] = {}

@@ -5,7 +5,8 @@ Deleting stores the subtree as a document (nodes with their fields, measures wit
 their metric, data-product links) and then deletes the rows, so every other read of
 the tree stays as it is. Restoring recreates the subtree through the node services
 and the registered sections, under the same parent at the same position; what was
-written about the old rows (history, verdicts) stays with them in the history.
+written about the old rows (history, verdicts) stays with them in the history, and
+each section's ``restored`` hook derives it again for the new rows (verdicts).
 """
 
 from __future__ import annotations
@@ -122,21 +123,32 @@ def trash_restore(*, item: TrashedSubtree, now: Any = None) -> Node:
         )
     tree = ValueTree.objects.get(pk=item.tree_id)
     parent = Node.objects.filter(pk=item.parent_id, tree=tree).first() if item.parent_id else None
-    root = _recreate(tree, parent, item.document)
+    created: list[int] = []
+    root = _recreate(tree, parent, item.document, created)
     siblings = Node.objects.filter(tree=tree, parent=parent).count()
     if item.position < siblings - 1:
         services.node_move(node=root, parent=parent, position=item.position)
     item.delete()
+    # The recreated items are new rows: what was derived from the old ones (verdicts)
+    # is made again by the sections that own it.
+    for section in sections.registered():
+        if section.restored is not None:
+            section.restored(created)
     return root
 
 
-def _recreate(tree: ValueTree, parent: Node | None, doc: dict[str, Any]) -> Node:
+def _recreate(
+    tree: ValueTree, parent: Node | None, doc: dict[str, Any], created: list[int]
+) -> Node:
+    """Recreate ``doc`` and its children under ``parent``; append each new node's id
+    to ``created``."""
     users = get_user_model().objects
     fields = {name: doc.get(name) for name in _RESTORED_FIELDS if name in doc}
     for name in ("owner", "accountable"):
         username = fields.get(name)
         fields[name] = users.filter(username=username).first() if username else None
     node = services.node_create(tree=tree, parent=parent, kind=doc["kind"], **fields)
+    created.append(node.pk)
     by_key = {section.key: section for section in sections.registered()}
     for key, section in by_key.items():
         for position, item in enumerate(doc.get(key, [])):
@@ -152,7 +164,7 @@ def _recreate(tree: ValueTree, parent: Node | None, doc: dict[str, Any]) -> Node
                 node=node, data_product=product, defaults={"role": link["role"]}
             )
     for child in doc.get("children", []):
-        _recreate(tree, node, child)
+        _recreate(tree, node, child, created)
     return node
 
 

@@ -10,6 +10,7 @@ import pytest
 from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
 from django.test import RequestFactory
+from django.utils import timezone
 
 from outcomes.credentials import CredentialsUnreadable, credentials_decrypt
 from outcomes.demo import live_metrics_view
@@ -179,3 +180,52 @@ def test_the_demo_endpoint_answers_what_the_demo_http_source_reads():
     # The demo metric's JSONPath finds one number in it.
     assert CONNECTOR.validate_metric("$.floor.queue_to_action_minutes", {}) is None
     assert isinstance(parse_json(response.content)["floor"]["queue_to_action_minutes"], float)
+
+
+def test_the_demo_dashboard_shows_true_realised_value(
+    db, tmp_path, settings, client, django_capture_on_commit_callbacks
+):
+    """The demo marks value measures and starts with a year of history, so realised
+    value is there from the start: each bet's expected value × its value measure's
+    delivered fraction (its verdict's progress), summed per unit up to its goal."""
+    from django.contrib.auth import get_user_model
+
+    from outcomes.models import Verdict
+    from outcomes.selectors import tree_outcomes
+    from valuetree.models import Node
+
+    settings.METRICS_SQLITE_DIRS = [str(tmp_path)]
+    run("load_demo")
+    with django_capture_on_commit_callbacks(execute=True):
+        run("load_demo_metrics")
+    # A year of history: the warehouse metrics pulled once, the live feed's past year.
+    for metric in Metric.objects.exclude(source__kind="push"):
+        first = metric.observations.order_by("period_start").first().period_start
+        assert timezone.now() - first >= timedelta(days=364), metric.name
+
+    value_measures = Measure.objects.filter(is_value_measure=True, metric__isnull=False)
+    assert value_measures.count() == 4
+    tree_id = Node.objects.get(title__startswith="Real-time sample tracking").tree_id
+    outcomes = tree_outcomes([tree_id])
+    expected_realised: dict[int, float] = {}
+    for measure in value_measures.select_related("node"):
+        progress = Verdict.objects.get(measure=measure, is_current=True).progress
+        assert progress is not None and 0 < progress <= 1, measure.name
+        node = measure.node
+        realised = float(node.expected_value_amount) * progress
+        assert outcomes[node.pk].realised_by_unit == {"EUR/year": pytest.approx(realised)}
+        if node.kind == "bet":
+            expected_realised[node.parent_id] = expected_realised.get(node.parent_id, 0) + realised
+    [(goal_id, goal_realised)] = expected_realised.items()
+    assert outcomes[goal_id].realised_by_unit == {"EUR/year": pytest.approx(goal_realised)}
+
+    client.force_login(get_user_model().objects.get(username="demo"))
+    page = client.get("/dashboard/")
+    assert page.status_code == 200
+    rows = {(row["id"], row["unit"]): row for row in page.context["goal_rows"]}
+    assert rows[goal_id, "EUR/year"]["realised"] == pytest.approx(goal_realised)
+    assert goal_realised > 0
+    html = page.content.decode()
+    from valuetree.outline import format_amount
+
+    assert format_amount(rows[goal_id, "EUR/year"]["realised"], "EUR/year") in html

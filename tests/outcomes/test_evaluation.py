@@ -337,6 +337,48 @@ def test_killed_nodes_leave_the_value_and_investment_totals(tree, bet):
     assert (goal.expected_value, goal.investment) == (1000.0, 300.0)
 
 
+def test_equal_inputs_share_a_roll_up_and_different_ones_never_do(tree, bet):
+    """tree_outcomes runs roll_up once per distinct input: initiatives with the same
+    verdicts share a result, but parents with the same own measures and different
+    children (or a killed child) do not; the tree page's path (``measure_rows``) and
+    the plain one agree on every node."""
+    from outcomes.selectors import _measure_rows
+
+    goal = bet.parent
+    other = tree_services.node_create(tree=tree, parent=goal, title="Other bet")
+    ahead, flat = pushed(tree, "Reorders"), pushed(tree, "Points")
+    ids = []
+    kids = {}
+    for parent, title, metric in [
+        (bet, "A", ahead),
+        (bet, "B", ahead),
+        (other, "C", flat),
+        (other, "D", ahead),
+    ]:
+        kids[title] = tree_services.node_create(tree=tree, parent=parent, title=title)
+        values = AHEAD if metric is ahead else [(d, 0) for d, _ in AHEAD]
+        ids.append(add_measure(kids[title], metric=metric, values=values, name=title).pk)
+    for parent in (bet, other):  # the same own measure on both bets, no metric
+        add_measure(parent, name=f"Own {parent.title}")
+    measures_evaluate(measure_ids=ids, at=AT)
+
+    outcomes = tree_outcomes([tree.pk])
+    assert outcomes[kids["A"].pk] == outcomes[kids["B"].pk] == outcomes[kids["D"].pk]
+    assert (outcomes[kids["A"].pk].status, outcomes[kids["C"].pk].status) == (
+        "on_track",
+        "off_track",
+    )
+    assert outcomes[bet.pk].status == "on_track"
+    assert outcomes[other.pk].status == "at_risk"  # on track + off track
+    assert tree_outcomes([tree.pk], measure_rows=_measure_rows(tree.pk)) == outcomes
+
+    tree_services.node_update(node=kids["C"], status="killed")
+    outcomes = tree_outcomes([tree.pk])
+    assert outcomes[other.pk].status == "on_track"
+    assert outcomes[kids["C"].pk].status == "off_track"
+    assert tree_outcomes([tree.pk], measure_rows=_measure_rows(tree.pk)) == outcomes
+
+
 def test_extreme_weights_are_refused_and_the_largest_rolls_up(tree, bet):
     metric = pushed(tree, "Reorders")
     with pytest.raises(ValidationError) as refused:

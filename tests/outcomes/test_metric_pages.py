@@ -730,3 +730,251 @@ class TestMeasureForm:
         assert Measure.objects.get(pk=measure.pk).metric_id == pushed.pk
         client.post(f"/measures/{measure.pk}/edit/", {**form, "metric": ""})
         assert Measure.objects.get(pk=measure.pk).metric_id is None
+
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+# One valid form per kind the metrics page offers; each shows only its kind's fields.
+KIND_FORMS = {
+    "push": (
+        {},
+        {"name": "CSAT", "unit": "points", "granularity": "week", "timezone": "UTC"},
+        {"name", "unit", "granularity", "timezone", "expected_hours", "is_active"},
+    ),
+    "http_json": (
+        {"url": API},
+        {
+            "name": "Orders",
+            "query": "$.orders",
+            "path": "/stats",
+            "granularity": "day",
+            "interval_minutes": "30",
+            "timezone": "UTC",
+            "is_active": "on",
+        },
+        {
+            "name",
+            "query",
+            "path",
+            "period_path",
+            "unit",
+            "granularity",
+            "interval_minutes",
+            "schedule_cron",
+            "timezone",
+            "expected_hours",
+            "is_active",
+        },
+    ),
+    "sql": (
+        {"url": "postgresql://reader@db:5432/warehouse"},
+        {
+            "name": "Active users",
+            "query": "SELECT 1",
+            "granularity": "day",
+            "interval_minutes": "60",
+            "timezone": "UTC",
+            "is_active": "on",
+        },
+        {
+            "name",
+            "query",
+            "unit",
+            "granularity",
+            "interval_minutes",
+            "schedule_cron",
+            "timezone",
+            "expected_hours",
+            "is_active",
+        },
+    ),
+    "prometheus": (
+        {"url": API},
+        {
+            "name": "Latency",
+            "query": "sum(rate(x[5m]))",
+            "mode": "instant",
+            "granularity": "hour",
+            "schedule_cron": "0 * * * *",
+            "timezone": "UTC",
+            "is_active": "on",
+        },
+        {
+            "name",
+            "query",
+            "mode",
+            "step",
+            "unit",
+            "granularity",
+            "interval_minutes",
+            "schedule_cron",
+            "timezone",
+            "expected_hours",
+            "is_active",
+        },
+    ),
+}
+
+
+def form_fields(html: str) -> set[str]:
+    return set(re.findall(r'<(?:input|select|textarea)[^>]* name="(\w+)"', html)) - {
+        "csrfmiddlewaretoken"
+    }
+
+
+@pytest.mark.django_db
+class TestMetricDialogs:
+    """Metrics are added and edited in the metrics page's dialog (and the metric page's),
+    like nodes: the form comes as the dialog's body, errors answer 422 into it, and a
+    save empties it, re-draws the page's tables out of band and closes the dialog."""
+
+    @pytest.fixture(params=list(KIND_FORMS))
+    def kind_source(self, request, tree):
+        config, _, _ = KIND_FORMS[request.param]
+        source = outcome_services.metric_source_create(
+            tree=tree, kind=request.param, name=f"{request.param} source", config=config
+        )
+        return request.param, source
+
+    def test_the_page_opens_the_dialogs(self, as_role, pushed):
+        html = as_role("editor").get("/trees/tree/metrics/").content.decode()
+        assert f'hx-get="/sources/{pushed.source_id}/metrics/new/" hx-target="#dialog-body"' in html
+        assert f'hx-get="/metrics/{pushed.pk}/edit/" hx-target="#dialog-body"' in html
+        assert '<dialog id="dialog"' in html
+        metric_page = as_role("editor").get(f"/metrics/{pushed.pk}/").content.decode()
+        assert f'hx-get="/metrics/{pushed.pk}/edit/?return=metric"' in metric_page
+        assert '<dialog id="dialog"' in metric_page
+
+    def test_a_reader_gets_no_dialog(self, as_role, pushed):
+        html = as_role("viewer").get("/trees/tree/metrics/").content.decode()
+        assert '<dialog id="dialog"' not in html
+        assert "/edit/" not in html
+
+    def test_create_in_the_dialog_shows_only_the_kinds_fields(self, as_role, kind_source):
+        kind, source = kind_source
+        _, data, fields = KIND_FORMS[kind]
+        client = as_role("editor")
+        body = client.get(f"/sources/{source.pk}/metrics/new/", **HTMX).content.decode()
+        assert "<html" not in body  # the dialog's body, not a page
+        assert '<h2 id="dialog-title">' in body
+        assert form_fields(body) == fields
+        response = client.post(f"/sources/{source.pk}/metrics/new/", data, **HTMX)
+        metric = Metric.objects.get(source=source, name=data["name"])
+        assert response.status_code == 200
+        trigger = json.loads(response["HX-Trigger-After-Settle"])
+        assert trigger == {"vt:close-dialog": {"focus": f"#metric-link-{metric.pk}"}}
+        html = response.content.decode()
+        assert '<div id="metrics-list" hx-swap-oob="innerHTML">' in html
+        assert f'id="metric-link-{metric.pk}">{data["name"]}</a>' in html
+        assert '<div id="sources-list" hx-swap-oob="innerHTML">' in html
+        assert f"Metric “{data['name']}” added." in html
+
+    def test_edit_in_the_dialog(self, as_role, kind_source):
+        kind, source = kind_source
+        _, data, fields = KIND_FORMS[kind]
+        metric = outcome_services.metric_create(
+            source=source, **MetricFormService.fields(kind, data)
+        )
+        client = as_role("editor")
+        body = client.get(f"/metrics/{metric.pk}/edit/", **HTMX).content.decode()
+        assert form_fields(body) == fields
+        assert f'value="{data["name"]}"' in body
+        response = client.post(
+            f"/metrics/{metric.pk}/edit/", {**data, "name": "Renamed", "unit": "kg"}, **HTMX
+        )
+        assert response.status_code == 200
+        assert "vt:close-dialog" in response["HX-Trigger-After-Settle"]
+        assert f'id="metric-link-{metric.pk}">Renamed</a>' in response.content.decode()
+        assert (Metric.objects.get(pk=metric.pk).name, Metric.objects.get(pk=metric.pk).unit) == (
+            "Renamed",
+            "kg",
+        )
+
+    def test_errors_answer_422_into_the_dialog_and_change_nothing(self, as_role, pulled):
+        before = metric_state(pulled)
+        response = as_role("editor").post(
+            f"/metrics/{pulled.pk}/edit/",
+            {"name": "", "query": "$[[[", "granularity": "day", "timezone": "UTC"},
+            **HTMX,
+        )
+        assert response.status_code == 422
+        html = response.content.decode()
+        assert "<html" not in html
+        assert 'hx-post="/metrics/' in html
+        assert "required" in field_error(html, "name")
+        assert "HX-Trigger-After-Settle" not in response
+        assert metric_state(pulled) == before
+
+    def test_a_new_metric_with_errors_is_not_created(self, as_role, pushed):
+        response = as_role("editor").post(
+            f"/sources/{pushed.source_id}/metrics/new/",
+            {"name": "", "granularity": "day", "timezone": "UTC"},
+            **HTMX,
+        )
+        assert response.status_code == 422
+        assert Metric.objects.filter(source_id=pushed.source_id).count() == 1
+
+    def test_edit_from_the_metric_page_redraws_its_summary(self, as_role, pulled):
+        response = as_role("editor").post(
+            f"/metrics/{pulled.pk}/edit/?return=metric",
+            {
+                "name": "Signups per day",
+                "query": "$.signups",
+                "granularity": "day",
+                "interval_minutes": "15",
+                "timezone": "UTC",
+                "is_active": "on",
+            },
+            **HTMX,
+        )
+        assert response.status_code == 200
+        trigger = json.loads(response["HX-Trigger-After-Settle"])
+        assert trigger == {"vt:close-dialog": {"focus": "#metric-title"}}
+        html = response.content.decode()
+        assert '<div id="metric-summary" hx-swap-oob="innerHTML">' in html
+        assert ">Signups per day</h1>" in html
+        assert "Every 15 minutes" in html
+        assert "metrics-list" not in html
+
+    def test_the_dialog_form_posts_back_to_the_page_it_came_from(self, as_role, pulled):
+        body = as_role("editor").get(f"/metrics/{pulled.pk}/edit/?return=metric", **HTMX)
+        assert f'hx-post="/metrics/{pulled.pk}/edit/?return=metric"' in body.content.decode()
+
+    def test_secrets_are_never_rendered_into_the_dialog(self, as_role, pulled):
+        body = as_role("editor").get(f"/metrics/{pulled.pk}/edit/", **HTMX).content.decode()
+        assert SECRET not in body
+        assert "sk-very-secret" not in body
+
+    @pytest.mark.parametrize("role", ["viewer", "leadership"])
+    def test_readers_cannot_use_the_dialog(self, as_role, pulled, role):
+        client = as_role(role)
+        assert client.get(f"/metrics/{pulled.pk}/edit/", **HTMX).status_code == 403
+        before = metric_state(pulled)
+        response = client.post(
+            f"/sources/{pulled.source_id}/metrics/new/", {"name": "X", "query": "$.x"}, **HTMX
+        )
+        assert response.status_code == 403
+        assert metric_state(pulled) == before
+        assert not Metric.objects.filter(name="X").exists()
+
+    def test_without_javascript_the_forms_are_pages(self, as_role, pushed):
+        client = as_role("editor")
+        page = client.get(f"/metrics/{pushed.pk}/edit/?return=metric").content.decode()
+        assert "<html" in page and '<h1 id="dialog-title">' in page
+        response = client.post(
+            f"/metrics/{pushed.pk}/edit/?return=metric",
+            {"name": "NPS 2", "granularity": "day", "timezone": "UTC", "is_active": "on"},
+        )
+        assert (response.status_code, response["Location"]) == (302, f"/metrics/{pushed.pk}/")
+
+
+class MetricFormService:
+    """A valid KIND_FORMS form as the services take it (through the form itself)."""
+
+    @staticmethod
+    def fields(kind: str, data: dict) -> dict:
+        from outcomes.forms import MetricForm
+
+        form = MetricForm(data, kind=kind)
+        assert form.is_valid(), form.errors
+        return form.service_fields()

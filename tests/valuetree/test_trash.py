@@ -123,3 +123,76 @@ class TestRules:
             trash.trash_restore(item=child)
         trash.trash_restore(item=parent)
         assert Node.objects.filter(title="Bet").exists()
+
+
+@pytest.mark.django_db
+class TestVerdictsAfterRestore:
+    """A restored measure is a new row: it gets its verdict when the restore commits,
+    not at the next value or the nightly run."""
+
+    @pytest.fixture
+    def evaluated(self, shape):
+        from outcomes import pulling
+        from outcomes.evaluation import measures_evaluate
+        from outcomes.models import Verdict
+
+        now, today = timezone.now(), timezone.localdate()
+        pulling.observations_write(
+            metric=shape["metric"],
+            points=[
+                pulling.Point(now - dt.timedelta(days=30 * (4 - i)), 1 + i / 10) for i in range(5)
+            ],
+            run=None,
+            pulled_at=now,
+        )
+        measure = Measure.objects.get(node=shape["initiative"])
+        Measure.objects.filter(pk=measure.pk).update(
+            baseline_date=today - dt.timedelta(days=120),
+            target_date=today + dt.timedelta(days=240),
+        )
+        measures_evaluate(measure_ids=[measure.pk])
+        verdict = Verdict.objects.get(measure=measure, is_current=True)
+        assert verdict.status not in ("no_data", "too_early")  # something to get back
+        return verdict
+
+    def _restored_verdict(self):
+        from outcomes.models import Verdict
+
+        measure = Measure.objects.get(node__title="Initiative")
+        return Verdict.objects.filter(measure=measure, is_current=True).first()
+
+    def test_the_page_restore_shows_the_verdict_at_once(
+        self, client, users, tree, shape, evaluated, django_capture_on_commit_callbacks
+    ):
+        client.force_login(users["editor"])
+        trash.node_trash(node=shape["bet"], user=users["editor"])
+        item = TrashedSubtree.objects.get()
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(f"/trees/{tree.slug}/trash/", {"item": item.pk})
+        assert response.status_code == 302
+        verdict = self._restored_verdict()
+        assert verdict is not None
+        assert (verdict.status, verdict.progress) == (evaluated.status, evaluated.progress)
+        bet = Node.objects.get(title="Bet")
+        page = client.get(f"/nodes/{bet.pk}/").content.decode()
+        assert f'data-verdict="{evaluated.status}"' in page
+
+    def test_the_api_restore_too(
+        self, client_for, users, tree, shape, evaluated, django_capture_on_commit_callbacks
+    ):
+        item = trash.node_trash(node=shape["bet"], user=users["editor"])
+        url = f"/api/trees/{tree.slug}/trash/{item.pk}/restore/"
+        with django_capture_on_commit_callbacks(execute=True):
+            assert client_for(users["editor"]).post(url).status_code == 201
+        assert self._restored_verdict().status == evaluated.status
+
+    def test_nothing_is_evaluated_before_the_commit(
+        self, users, tree, shape, evaluated, django_capture_on_commit_callbacks
+    ):
+        item = trash.node_trash(node=shape["bet"], user=users["editor"])
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            trash.trash_restore(item=item)
+        assert self._restored_verdict() is None
+        assert len(callbacks) == 1
+        callbacks[0]()
+        assert self._restored_verdict().status == evaluated.status

@@ -199,7 +199,9 @@ class TestNodeForms:
         """Kill and Mark done open the decision dialog (issue 12): a rationale is asked."""
         html = as_role("editor").get(f"/trees/{tree.slug}/").content.decode()
         bet = shape["bet"].pk
-        assert f'hx-get="/nodes/{bet}/decide/?kind=kill" hx-target="#dialog-body">Kill…' in html
+        assert (
+            f'hx-get="/nodes/{bet}/decide/?kind=kill" hx-target="#dialog-body">Kill&hellip;' in html
+        )
         assert f'hx-get="/nodes/{bet}/decide/?kind=done"' in html
         assert f'hx-post="/nodes/{bet}/status/"' not in html
         # The plain status endpoint refuses a decided status under htmx.
