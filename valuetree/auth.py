@@ -24,6 +24,7 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
 from knox.auth import TokenAuthentication as KnoxTokenAuthentication
 from knox.crypto import hash_token
 from knox.models import get_token_model
@@ -53,3 +54,11 @@ class TokenAuthentication(KnoxTokenAuthentication):
                     self.renew_token(auth_token)
                 return self.validate_user(auth_token)
         raise exceptions.AuthenticationFailed(message)
+
+
+class TokenScheme(KnoxTokenScheme):
+    """OpenAPI: this authenticator documents as knox's own scheme (`knoxApiToken`,
+    `Authorization: Token <token>`); drf-spectacular matches extensions by exact class,
+    so a subclass of knox's authenticator needs its own (drf_spectacular.contrib)."""
+
+    target_class = "valuetree.auth.TokenAuthentication"
