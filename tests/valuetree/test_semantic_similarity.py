@@ -19,6 +19,7 @@ from valuetree.models import (
     OutputPort,
 )
 from valuetree.similarity import (
+    MAX_FIELD_CHARS,
     NOTIFY_SCORE,
     SHOW_SCORE,
     Embedder,
@@ -94,6 +95,33 @@ class TestTheGlossarysWords:
 
     def test_only_whole_words_are_rewritten(self):
         assert self.GLOSSARY.canonical("clientele etagere") == "clientele etagere"
+
+    def test_a_character_that_only_matches_case_insensitively_is_still_its_form(self):
+        # "ſ" (long s) matches "s" case-insensitively but "ſ".lower() is not "s": it
+        # was looked up as a form that does not exist, and the request failed (500).
+        glossary = Glossary([(1, "stock keeping unit", ["SKU"])])
+        assert glossary.term_ids("\u017fku list") == {1}
+        assert glossary.canonical("\u017fku list") == "stock keeping unit list"
+
+    def test_the_longest_form_wins_and_shorter_ones_still_match(self):
+        glossary = Glossary([(1, "stock", ["inventory"]), (2, "stock keeping unit", ["SKU"])])
+        assert glossary.canonical("Stock keeping unit, stock keeping, inventory") == (
+            "stock keeping unit, stock keeping, stock"
+        )
+        assert glossary.term_ids("stock keeping unit") == {2}
+
+    def test_scanning_does_not_grow_with_the_number_of_forms(self):
+        # The pattern is a trie: its size in characters stays linear in the forms',
+        # and a text character enters at most one branch of each alternation.
+        forms = [(i, f"term{i:05d}", [f"synonym{i:05d}"]) for i in range(5000)]
+        pattern = Glossary(forms)._pattern.pattern
+        flat = sum(len(f"term{i:05d}") + len(f"synonym{i:05d}") + 1 for i in range(5000))
+        assert len(pattern) < flat
+        assert pattern.count("term") == 1 and pattern.count("synonym") == 1
+
+    def test_a_long_field_is_compared_by_its_beginning(self):
+        probe = Probe(name="x", purpose="word " * 100_000)
+        assert len(probe.purpose) == MAX_FIELD_CHARS
 
     def test_the_embedded_text_keeps_its_lines_and_names_the_terms(self):
         text = self.GLOSSARY.expand("Client 360\nclient_id", {1})
