@@ -19,12 +19,14 @@ from valuetree.models import (
     OutputPort,
 )
 from valuetree.similarity import (
+    CONTRAST_CAP,
     MAX_FIELD_CHARS,
     NOTIFY_SCORE,
     SHOW_SCORE,
     Embedder,
     Glossary,
     Probe,
+    contrasting_terms,
     embedder,
     probe_of,
     products_with_text,
@@ -118,6 +120,13 @@ class TestTheGlossarysWords:
         flat = sum(len(f"term{i:05d}") + len(f"synonym{i:05d}") + 1 for i in range(5000))
         assert len(pattern) < flat
         assert pattern.count("term") == 1 and pattern.count("synonym") == 1
+
+    def test_a_regular_plural_is_its_form_but_not_for_one_or_two_letters(self):
+        glossary = Glossary([(1, "readmission", []), (2, "A", []), (3, "bus", ["ETA"])])
+        assert glossary.canonical("30-day Readmissions, ETAs, buses, as, busy") == (
+            "30-day readmission, bus, bus, as, busy"
+        )
+        assert glossary.equivalents("etas") >= {"bus", "eta"}
 
     def test_a_long_field_is_compared_by_its_beginning(self):
         probe = Probe(name="x", purpose="word " * 100_000)
@@ -258,6 +267,56 @@ class TestScore:
         services.data_product_embeddings_refresh()
         with django_assert_max_num_queries(7):
             similar_products(self.draft())
+
+
+@pytest.mark.django_db
+class TestNamesThatContrast:
+    """Names alike in words but naming different glossary terms — days *sales* against
+    days *payable* outstanding — are not "very likely the same" product, whatever
+    their word vectors say: before the rule, the hard catalogue's pair scored 0.686."""
+
+    @pytest.fixture
+    def payables(self, domains, glossary):
+        return make(
+            domains["finance"],
+            "dpo",
+            "Days payable outstanding",
+            "Average number of days we take to pay supplier invoices, per month.",
+            ports=["dpo_monthly"],
+        )
+
+    def test_the_other_term_is_capped_below_notify_with_its_reason(self, payables):
+        draft = Probe(
+            name="Days sales outstanding",
+            purpose="Average number of days customers take to pay our invoices, per month.",
+            ports="dso_monthly",
+        )
+        [match] = similar_products(draft, limit=1, min_score=0)
+        assert match.signals["contrast"] == 1.0
+        assert SHOW_SCORE <= match.score == CONTRAST_CAP < NOTIFY_SCORE
+        assert (
+            "names different glossary terms: days sales outstanding / days payable outstanding"
+            in match.reasons
+        )
+
+    def test_the_same_term_in_other_words_is_not_capped(self, payables):
+        draft = Probe(
+            name="Creditor days",
+            purpose="Average number of days we take to pay supplier invoices, per month.",
+            ports="creditor_days_monthly",
+        )
+        [match] = similar_products(draft, limit=1, min_score=0)
+        assert match.signals["contrast"] == 0.0
+        assert match.score >= NOTIFY_SCORE
+
+    def test_names_contrast_only_when_each_has_a_term_the_other_lacks(self):
+        glossary = Glossary([(1, "customer", ["client"]), (2, "order", []), (3, "payment", [])])
+        assert contrasting_terms("Client orders", "Customer payments", glossary) == (
+            "order",
+            "payment",
+        )
+        assert contrasting_terms("Client orders", "Customer 360", glossary) == ()
+        assert contrasting_terms("Orders", "Shop sales", glossary) == ()
 
 
 @pytest.mark.django_db
