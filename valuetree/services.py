@@ -1174,6 +1174,28 @@ def _save_term(term: GlossaryTerm, fields: dict[str, Any]) -> GlossaryTerm:
         clash = GlossaryTerm.objects.filter(name__iexact=fields["name"]).exclude(pk=term.pk)
         if fields["name"] and clash.exists():
             raise ValidationError({"name": f"A term “{clash.first()}” already exists."})
+    for key in ("synonyms", "abbreviations"):
+        # A form that is another term's name would make the word mean two terms at
+        # once (and "a = b, b = a" a cycle): say they are one term, or link them.
+        forms = fields.get(key) or []
+        if forms:
+            named = Q()
+            for form in forms:
+                named |= Q(name__iexact=form)
+            other = GlossaryTerm.objects.filter(named).exclude(pk=term.pk).first()
+            if other is not None:
+                raise ValidationError(
+                    {key: f"“{other.name}” is a term of its own; it cannot also be one of these."}
+                )
+    name = fields.get("name")
+    if isinstance(name, str) and name.lower() != (term.name or "").lower():
+        for other, synonyms, abbreviations in GlossaryTerm.objects.exclude(pk=term.pk).values_list(
+            "name", "synonyms", "abbreviations"
+        ):
+            if name.lower() in {form.lower() for form in (*synonyms, *abbreviations)}:
+                raise ValidationError(
+                    {"name": f"“{name}” is already a synonym or abbreviation of “{other}”."}
+                )
     apply_fields(term, fields, GLOSSARY_TERM_FIELDS)
     if not term.slug:
         from django.utils.text import slugify

@@ -92,8 +92,21 @@ class TestServices:
             ({"name": "ok", "synonyms": ["the"]}, "synonyms"),
             ({"name": "ok", "synonyms": [f"s{i}" for i in range(101)]}, "synonyms"),
             ({"name": "CUSTOMER"}, "name"),
+            ({"name": "buyer", "synonyms": ["Stock Keeping Unit"]}, "synonyms"),
+            ({"name": "shelf unit", "abbreviations": ["customer"]}, "abbreviations"),
+            ({"name": "Client"}, "name"),
         ],
-        ids=["nul-name", "nul-definition", "nul-synonym", "stop-word", "too-many", "case"],
+        ids=[
+            "nul-name",
+            "nul-definition",
+            "nul-synonym",
+            "stop-word",
+            "too-many",
+            "case",
+            "synonym-is-a-term",
+            "abbreviation-is-a-term",
+            "name-is-a-synonym",
+        ],
     )
     def test_hostile_terms_are_refused(self, terms, fields, field):
         with pytest.raises(ValidationError) as error:
