@@ -293,6 +293,22 @@ class TestPages:
         assert "Sample turnaround" in page
 
     @pytest.mark.parametrize(
+        ("data", "message"),
+        [
+            # Slug errors have no field on the form: they were a ValueError (500).
+            ({"name": "New"}, "is reserved"),
+            ({"name": "Import"}, "is reserved"),
+            ({"name": "Shopper", "synonyms": "the"}, "too common"),
+        ],
+    )
+    def test_a_refused_term_is_shown_on_the_form(self, client, staff, data, message):
+        client.force_login(staff)
+        response = client.post("/glossary/new/", data)
+        assert response.status_code == 200
+        assert message in response.content.decode()
+        assert not GlossaryTerm.objects.exists()
+
+    @pytest.mark.parametrize(
         ("role", "domain", "status"),
         [("viewer", "lab", 403), ("owner", "", 403), ("owner", "finance", 403)],
     )
