@@ -387,16 +387,9 @@ class Glossary:
         """The terms of a form as the pattern matched it. Case-insensitive matching
         also pairs characters whose ``lower()`` differ ("ſ" with "s", "K" with "k"):
         those are looked up by matching each form in full (rare, so not indexed)."""
-        key = matched.lower()
-        if key in self.forms:
-            return self.forms[key]
-        # A regular English plural of a form ("readmissions", "ETAs", "buses") is the
-        # form; a base of one or two letters ("as" for "A") is not.
-        for suffix in ("es", "s"):
-            base = key.removesuffix(suffix)
-            if base != key and len(base) >= 3 and base in self.forms:
-                return self.forms[base]
-        found: set[int] = set()
+        found = self._lookup(matched.lower())
+        if found:
+            return found
         for form, ids in self.forms.items():
             plural = "(?:e?s)?" if len(form) >= 3 else ""
             if re.fullmatch(re.escape(form) + plural, matched, re.IGNORECASE):
@@ -411,6 +404,18 @@ class Glossary:
         if self._pattern is None:
             return spaced
         return self._pattern.sub(lambda m: self._canonical_names(m.group(1)), spaced)
+
+    def _lookup(self, key: str) -> set[int]:
+        """The terms of a lower-case form or of its regular English plural
+        ("readmissions", "ETAs", "buses"; not for a base of one or two letters: "as"
+        is not "A"s); empty when it is neither. A dictionary look-up."""
+        if key in self.forms:
+            return self.forms[key]
+        for suffix in ("es", "s"):
+            base = key.removesuffix(suffix)
+            if base != key and len(base) >= 3 and base in self.forms:
+                return self.forms[base]
+        return set()
 
     def _canonical_names(self, form: str) -> str:
         return " ".join(sorted(self.names[t] for t in self._ids(form))) or form
@@ -437,7 +442,7 @@ class Glossary:
         """Every form of every term ``form`` is a form of (itself included)."""
         key = " ".join(form.lower().split())
         result = {key}
-        for term_id in self._ids(key) if self._pattern is not None else ():
+        for term_id in self._lookup(key):
             result |= {f for f, ids in self.forms.items() if term_id in ids}
         return result
 

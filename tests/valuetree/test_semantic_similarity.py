@@ -127,6 +127,8 @@ class TestTheGlossarysWords:
             "30-day readmission, bus, bus, as, busy"
         )
         assert glossary.equivalents("etas") >= {"bus", "eta"}
+        # A search word that is no form is looked up, not matched against every form.
+        assert glossary.equivalents("as") == {"as"}
 
     def test_a_long_field_is_compared_by_its_beginning(self):
         probe = Probe(name="x", purpose="word " * 100_000)
