@@ -56,7 +56,7 @@ from valuetree.apis import RoleCheckedWrites, json_response, require_role, tree_
 from valuetree.models import DataProduct
 from valuetree.openapi import PaginatedActions
 from valuetree.parsers import JSONParser
-from valuetree.selectors import EDIT_ROLES, nodes_for_user
+from valuetree.selectors import EDIT_ROLES, csv_cell, nodes_for_user
 
 
 class MeasureViewSet(
@@ -410,20 +410,6 @@ VERDICT_CSV_COLUMNS = (
     ("as_of", "as_of"),
     ("evaluated_at", "evaluated_at"),
 )
-# A spreadsheet runs a cell that starts with one of these as a formula.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value: Any) -> Any:
-    """A value as a spreadsheet may safely open it: text that would start a formula is
-    quoted with a leading apostrophe; numbers stay numbers."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return "'" + value if value.startswith(FORMULA_PREFIXES) else value
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
 
 
 class _Echo:

@@ -610,14 +610,40 @@ def glossary_export(*, fmt: str) -> str:
         writer.writeheader()
         for row in rows:
             writer.writerow(
-                row
-                | {
-                    "synonyms": ";".join(row["synonyms"]),
-                    "abbreviations": ";".join(row["abbreviations"]),
+                {
+                    "name": csv_cell(row["name"]),
+                    "definition": csv_cell(row["definition"]),
+                    "synonyms": ";".join(csv_cell(s) for s in row["synonyms"]),
+                    "abbreviations": ";".join(csv_cell(a) for a in row["abbreviations"]),
+                    "domain": row["domain"],
                 }
             )
         return out.getvalue()
     return yaml.safe_dump({"terms": rows}, sort_keys=False, allow_unicode=True)
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV
+# injection").
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a spreadsheet may safely open it: text that would start a formula is
+    quoted with a leading apostrophe; numbers stay numbers; None is empty."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def csv_cell_value(cell: str) -> str:
+    """The text :func:`csv_cell` wrote (its apostrophe before a formula removed)."""
+    if cell.startswith("'") and cell[1:].startswith(FORMULA_PREFIXES):
+        return cell[1:]
+    return cell
 
 
 def schema_with_glossary(schema: list[Any], *, product_id: int, port: str) -> list[Any]:

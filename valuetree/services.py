@@ -8,6 +8,7 @@ goals hang under the tree's vision, bets under goals, initiatives under bets.
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -55,6 +56,7 @@ from valuetree.similarity import (
     NOTIFY_SCORE,
     Glossary,
     Probe,
+    content_words,
     embedder,
     embedding_text,
     products_with_text,
@@ -1121,6 +1123,18 @@ GLOSSARY_TERM_FIELDS = (
 )
 
 
+# Synonyms (or abbreviations) of one term: a real term has a handful; the cap keeps
+# one careless import from making every text scan and search expansion longer.
+GLOSSARY_MAX_FORMS = 100
+
+
+def _no_control_characters(value: str, field: str) -> None:
+    """Refuse NUL and other control characters (tab and line breaks aside):
+    PostgreSQL cannot store NUL in text or JSON, and none belongs in a term."""
+    if any(unicodedata.category(char) == "Cc" and char not in "\t\n\r" for char in value):
+        raise ValidationError({field: "Remove the control characters (such as NUL)."})
+
+
 def _clean_forms(values: Any, field: str) -> list[str]:
     if values is None:
         return []
@@ -1130,11 +1144,17 @@ def _clean_forms(values: Any, field: str) -> list[str]:
         raise ValidationError({field: "Give a list of words or phrases."})
     seen: dict[str, str] = {}
     for value in values:
-        value = " ".join(value.split())
+        value = unicodedata.normalize("NFC", " ".join(value.split()))
+        _no_control_characters(value, field)
         if len(value) > 200:
             raise ValidationError({field: "Each entry may have at most 200 characters."})
+        if value and field == "synonyms" and not content_words(value):
+            # "the" or "of" as a synonym would put the term in every product's text.
+            raise ValidationError({field: f"“{value}” is too common a word to be a synonym."})
         if value and value.lower() not in seen:
             seen[value.lower()] = value
+    if len(seen) > GLOSSARY_MAX_FORMS:
+        raise ValidationError({field: f"Give at most {GLOSSARY_MAX_FORMS} entries."})
     return list(seen.values())
 
 
@@ -1142,6 +1162,40 @@ def _save_term(term: GlossaryTerm, fields: dict[str, Any]) -> GlossaryTerm:
     for key in ("synonyms", "abbreviations"):
         if key in fields:
             fields[key] = _clean_forms(fields[key], key)
+    for key in ("name", "definition"):
+        if isinstance(fields.get(key), str):
+            # NFC: "Café" typed with a combining accent is the same name as "Café".
+            fields[key] = unicodedata.normalize("NFC", fields[key])
+            _no_control_characters(fields[key], key)
+    if isinstance(fields.get("name"), str):
+        fields["name"] = " ".join(fields["name"].split())
+        # The scorer and the import match names case-insensitively: "Customer" and
+        # "customer" as two terms would be one form with two meanings.
+        clash = GlossaryTerm.objects.filter(name__iexact=fields["name"]).exclude(pk=term.pk)
+        if fields["name"] and clash.exists():
+            raise ValidationError({"name": f"A term “{clash.first()}” already exists."})
+    for key in ("synonyms", "abbreviations"):
+        # A form that is another term's name would make the word mean two terms at
+        # once (and "a = b, b = a" a cycle): say they are one term, or link them.
+        forms = fields.get(key) or []
+        if forms:
+            named = Q()
+            for form in forms:
+                named |= Q(name__iexact=form)
+            other = GlossaryTerm.objects.filter(named).exclude(pk=term.pk).first()
+            if other is not None:
+                raise ValidationError(
+                    {key: f"“{other.name}” is a term of its own; it cannot also be one of these."}
+                )
+    name = fields.get("name")
+    if isinstance(name, str) and name.lower() != (term.name or "").lower():
+        for other, synonyms, abbreviations in GlossaryTerm.objects.exclude(pk=term.pk).values_list(
+            "name", "synonyms", "abbreviations"
+        ):
+            if name.lower() in {form.lower() for form in (*synonyms, *abbreviations)}:
+                raise ValidationError(
+                    {"name": f"“{name}” is already a synonym or abbreviation of “{other}”."}
+                )
     apply_fields(term, fields, GLOSSARY_TERM_FIELDS)
     if not term.slug:
         from django.utils.text import slugify
@@ -1329,35 +1383,47 @@ GLOSSARY_CSV_COLUMNS = ("name", "definition", "synonyms", "abbreviations", "doma
 def glossary_rows_from_text(raw: bytes | str, *, fmt: str) -> list[dict[str, Any]]:
     """Terms from a YAML document (``terms: [...]`` or a bare list) or a CSV file with
     the columns of :data:`GLOSSARY_CSV_COLUMNS` (synonyms and abbreviations split on
-    ``;``). Raises ValidationError for a document that cannot be read."""
+    ``;``; a cell our export quoted against formulas is read back unquoted). Read
+    through :mod:`valuetree.documents`, like every document from outside: its size,
+    depth, alias and NUL limits hold here too. Raises ValidationError for a document
+    that cannot be read."""
     import csv
     import io
 
-    import yaml
+    from valuetree import documents
+    from valuetree.selectors import csv_cell_value
 
-    text = raw.decode("utf-8-sig", errors="replace") if isinstance(raw, bytes) else raw
+    try:
+        if fmt == "csv":
+            text = documents.document_text(raw).removeprefix("\ufeff")
+        else:
+            [(data, _lines)] = documents.load_yaml(raw)
+    except documents.ImportFailed as error:
+        raise ValidationError({"terms": str(error)}) from None
     if fmt == "csv":
+        if "\x00" in text:
+            raise ValidationError({"terms": documents.NUL_MESSAGE})
         reader = csv.DictReader(io.StringIO(text))
         if not reader.fieldnames or "name" not in reader.fieldnames:
             raise ValidationError({"terms": "The CSV needs a header row with a `name` column."})
         return [
             {
-                "name": row.get("name") or "",
-                "definition": row.get("definition") or "",
+                "name": csv_cell_value(row.get("name") or ""),
+                "definition": csv_cell_value(row.get("definition") or ""),
                 "synonyms": [
-                    s.strip() for s in (row.get("synonyms") or "").split(";") if s.strip()
+                    csv_cell_value(s.strip())
+                    for s in (row.get("synonyms") or "").split(";")
+                    if s.strip()
                 ],
                 "abbreviations": [
-                    s.strip() for s in (row.get("abbreviations") or "").split(";") if s.strip()
+                    csv_cell_value(s.strip())
+                    for s in (row.get("abbreviations") or "").split(";")
+                    if s.strip()
                 ],
                 "domain": row.get("domain") or "",
             }
             for row in reader
         ]
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ValidationError({"terms": f"Not valid YAML: {error}"}) from None
     if isinstance(data, dict):
         data = data.get("terms")
     if not isinstance(data, list):

@@ -83,6 +83,43 @@ class TestServices:
             services.glossary_import(rows=rows, by=None)
         assert not GlossaryTerm.objects.exists()
 
+    @pytest.mark.parametrize(
+        ("fields", "field"),
+        [
+            ({"name": "a\x00b"}, "name"),
+            ({"name": "ok", "definition": "a\x00b"}, "definition"),
+            ({"name": "ok", "synonyms": ["x\x00y"]}, "synonyms"),
+            ({"name": "ok", "synonyms": ["the"]}, "synonyms"),
+            ({"name": "ok", "synonyms": [f"s{i}" for i in range(101)]}, "synonyms"),
+            ({"name": "CUSTOMER"}, "name"),
+            ({"name": "buyer", "synonyms": ["Stock Keeping Unit"]}, "synonyms"),
+            ({"name": "shelf unit", "abbreviations": ["customer"]}, "abbreviations"),
+            ({"name": "Client"}, "name"),
+        ],
+        ids=[
+            "nul-name",
+            "nul-definition",
+            "nul-synonym",
+            "stop-word",
+            "too-many",
+            "case",
+            "synonym-is-a-term",
+            "abbreviation-is-a-term",
+            "name-is-a-synonym",
+        ],
+    )
+    def test_hostile_terms_are_refused(self, terms, fields, field):
+        with pytest.raises(ValidationError) as error:
+            services.glossary_term_create(**fields)
+        assert field in error.value.message_dict
+        assert GlossaryTerm.objects.count() == 2
+
+    def test_a_name_is_stored_composed(self, db):
+        term = services.glossary_term_create(name="Cafe\u0301")
+        assert term.name == "Caf\u00e9"
+        with pytest.raises(ValidationError):
+            services.glossary_term_create(name="caf\u00e9", slug="cafe-2")
+
 
 class TestOdcs:
     @pytest.fixture
@@ -161,6 +198,47 @@ class TestImportExport:
         assert response.status_code == 400
         assert not GlossaryTerm.objects.exists()
 
+    @pytest.mark.parametrize(
+        ("body", "content_type", "message"),
+        [
+            ("terms: " + "[" * 5000 + "]" * 5000, "application/yaml", "nested"),
+            ("a: &a [x, x]\nterms: [{name: t, synonyms: *a}]\n", "application/yaml", "Aliases"),
+            ('terms:\n - name: "a\\0b"\n', "application/yaml", "NUL"),
+            ("name,synonyms\nok,x\x00y\n", "text/csv", "NUL"),
+            (
+                "terms:\n - name: fine\n - name: ok\n   synonyms: [the]\n",
+                "application/yaml",
+                "Term 2",
+            ),
+        ],
+        ids=["deep", "alias", "nul-yaml", "nul-csv", "second-row-bad"],
+    )
+    def test_api_refuses_hostile_documents_whole(self, staff, body, content_type, message):
+        client = APIClient()
+        client.force_authenticate(staff)
+        response = client.post("/api/glossary/import/", body, content_type=content_type)
+        assert response.status_code == 400
+        assert message in str(response.json())
+        assert not GlossaryTerm.objects.exists()
+
+    def test_csv_export_quotes_formulas_and_the_import_reads_them_back(self, staff):
+        services.glossary_term_create(
+            name='=HYPERLINK("http://x")', definition="+1", synonyms=["@SUM(1)", "plain"]
+        )
+        client = APIClient()
+        client.force_authenticate(staff)
+        exported = client.get("/api/glossary/export/?as=csv").content.decode()
+        assert "'=HYPERLINK" in exported and "'+1" in exported and "'@SUM(1);plain" in exported
+        GlossaryTerm.objects.all().delete()
+        response = client.post("/api/glossary/import/", exported, content_type="text/csv")
+        assert response.status_code == 200
+        term = GlossaryTerm.objects.get()
+        assert (term.name, term.definition, term.synonyms) == (
+            '=HYPERLINK("http://x")',
+            "+1",
+            ["@SUM(1)", "plain"],
+        )
+
     def test_api_export_refuses_an_unknown_format(self, staff):
         client = APIClient()
         client.force_authenticate(staff)
@@ -213,6 +291,22 @@ class TestPages:
         assert [p.slug for p in term.data_products.all()] == ["tat"]
         page = login("viewer").get(response["Location"]).content.decode()
         assert "Sample turnaround" in page
+
+    @pytest.mark.parametrize(
+        ("data", "message"),
+        [
+            # Slug errors have no field on the form: they were a ValueError (500).
+            ({"name": "New"}, "is reserved"),
+            ({"name": "Import"}, "is reserved"),
+            ({"name": "Shopper", "synonyms": "the"}, "too common"),
+        ],
+    )
+    def test_a_refused_term_is_shown_on_the_form(self, client, staff, data, message):
+        client.force_login(staff)
+        response = client.post("/glossary/new/", data)
+        assert response.status_code == 200
+        assert message in response.content.decode()
+        assert not GlossaryTerm.objects.exists()
 
     @pytest.mark.parametrize(
         ("role", "domain", "status"),

@@ -19,11 +19,14 @@ from valuetree.models import (
     OutputPort,
 )
 from valuetree.similarity import (
+    CONTRAST_CAP,
+    MAX_FIELD_CHARS,
     NOTIFY_SCORE,
     SHOW_SCORE,
     Embedder,
     Glossary,
     Probe,
+    contrasting_terms,
     embedder,
     probe_of,
     products_with_text,
@@ -94,6 +97,42 @@ class TestTheGlossarysWords:
 
     def test_only_whole_words_are_rewritten(self):
         assert self.GLOSSARY.canonical("clientele etagere") == "clientele etagere"
+
+    def test_a_character_that_only_matches_case_insensitively_is_still_its_form(self):
+        # "ſ" (long s) matches "s" case-insensitively but "ſ".lower() is not "s": it
+        # was looked up as a form that does not exist, and the request failed (500).
+        glossary = Glossary([(1, "stock keeping unit", ["SKU"])])
+        assert glossary.term_ids("\u017fku list") == {1}
+        assert glossary.canonical("\u017fku list") == "stock keeping unit list"
+
+    def test_the_longest_form_wins_and_shorter_ones_still_match(self):
+        glossary = Glossary([(1, "stock", ["inventory"]), (2, "stock keeping unit", ["SKU"])])
+        assert glossary.canonical("Stock keeping unit, stock keeping, inventory") == (
+            "stock keeping unit, stock keeping, stock"
+        )
+        assert glossary.term_ids("stock keeping unit") == {2}
+
+    def test_scanning_does_not_grow_with_the_number_of_forms(self):
+        # The pattern is a trie: its size in characters stays linear in the forms',
+        # and a text character enters at most one branch of each alternation.
+        forms = [(i, f"term{i:05d}", [f"synonym{i:05d}"]) for i in range(5000)]
+        pattern = Glossary(forms)._pattern.pattern
+        flat = sum(len(f"term{i:05d}") + len(f"synonym{i:05d}") + 1 for i in range(5000))
+        assert len(pattern) < flat
+        assert pattern.count("term") == 1 and pattern.count("synonym") == 1
+
+    def test_a_regular_plural_is_its_form_but_not_for_one_or_two_letters(self):
+        glossary = Glossary([(1, "readmission", []), (2, "A", []), (3, "bus", ["ETA"])])
+        assert glossary.canonical("30-day Readmissions, ETAs, buses, as, busy") == (
+            "30-day readmission, bus, bus, as, busy"
+        )
+        assert glossary.equivalents("etas") >= {"bus", "eta"}
+        # A search word that is no form is looked up, not matched against every form.
+        assert glossary.equivalents("as") == {"as"}
+
+    def test_a_long_field_is_compared_by_its_beginning(self):
+        probe = Probe(name="x", purpose="word " * 100_000)
+        assert len(probe.purpose) == MAX_FIELD_CHARS
 
     def test_the_embedded_text_keeps_its_lines_and_names_the_terms(self):
         text = self.GLOSSARY.expand("Client 360\nclient_id", {1})
@@ -230,6 +269,56 @@ class TestScore:
         services.data_product_embeddings_refresh()
         with django_assert_max_num_queries(7):
             similar_products(self.draft())
+
+
+@pytest.mark.django_db
+class TestNamesThatContrast:
+    """Names alike in words but naming different glossary terms — days *sales* against
+    days *payable* outstanding — are not "very likely the same" product, whatever
+    their word vectors say: before the rule, the hard catalogue's pair scored 0.686."""
+
+    @pytest.fixture
+    def payables(self, domains, glossary):
+        return make(
+            domains["finance"],
+            "dpo",
+            "Days payable outstanding",
+            "Average number of days we take to pay supplier invoices, per month.",
+            ports=["dpo_monthly"],
+        )
+
+    def test_the_other_term_is_capped_below_notify_with_its_reason(self, payables):
+        draft = Probe(
+            name="Days sales outstanding",
+            purpose="Average number of days customers take to pay our invoices, per month.",
+            ports="dso_monthly",
+        )
+        [match] = similar_products(draft, limit=1, min_score=0)
+        assert match.signals["contrast"] == 1.0
+        assert SHOW_SCORE <= match.score == CONTRAST_CAP < NOTIFY_SCORE
+        assert (
+            "names different glossary terms: days sales outstanding / days payable outstanding"
+            in match.reasons
+        )
+
+    def test_the_same_term_in_other_words_is_not_capped(self, payables):
+        draft = Probe(
+            name="Creditor days",
+            purpose="Average number of days we take to pay supplier invoices, per month.",
+            ports="creditor_days_monthly",
+        )
+        [match] = similar_products(draft, limit=1, min_score=0)
+        assert match.signals["contrast"] == 0.0
+        assert match.score >= NOTIFY_SCORE
+
+    def test_names_contrast_only_when_each_has_a_term_the_other_lacks(self):
+        glossary = Glossary([(1, "customer", ["client"]), (2, "order", []), (3, "payment", [])])
+        assert contrasting_terms("Client orders", "Customer payments", glossary) == (
+            "order",
+            "payment",
+        )
+        assert contrasting_terms("Client orders", "Customer 360", glossary) == ()
+        assert contrasting_terms("Orders", "Shop sales", glossary) == ()
 
 
 @pytest.mark.django_db

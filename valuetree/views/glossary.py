@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from valuetree import selectors, services
-from valuetree.forms import GlossaryTermForm
+from valuetree.forms import GlossaryTermForm, add_service_errors
 from valuetree.models import DataProduct, GlossaryColumnLink, GlossaryTerm
 
 
@@ -131,7 +131,7 @@ def glossary_term_create(request: HttpRequest) -> HttpResponse:
         try:
             term = services.glossary_term_create(by=request.user, **_fields(form))
         except ValidationError as error:
-            form.add_error(None, error)
+            add_service_errors(form, error)
         else:
             messages.success(request, f"Added “{term.name}” to the glossary.")
             return redirect("valuetree:glossary-term", slug=term.slug)
@@ -152,7 +152,7 @@ def glossary_term_edit(request: HttpRequest, slug: str) -> HttpResponse:
         try:
             services.glossary_term_update(term=term, **_fields(form))
         except ValidationError as error:
-            form.add_error(None, error)
+            add_service_errors(form, error)
         else:
             messages.success(request, f"Saved “{term.name}”.")
             return redirect("valuetree:glossary-term", slug=term.slug)
