@@ -498,12 +498,16 @@ def unsubscribe_url(tree_id: int, address: str) -> str:
 
 
 def unsubscribe(*, token: str) -> ReportUnsubscribe:
-    """Stop a tree's reports to the address in a signed token (ValidationError if the
-    token is not ours)."""
+    """Stop a tree's reports to the address in a signed token. Replaying it changes
+    nothing more. ValidationError if the token is not ours or its tree is gone."""
     try:
         value = signing.loads(token, salt=UNSUBSCRIBE_SALT)
     except signing.BadSignature:
         raise ValidationError("This unsubscribe link is not valid.") from None
+    if not ValueTree.objects.filter(pk=value["t"]).exists():
+        # The tree was deleted since the e-mail went out: it sends nothing more, and a
+        # row pointing at it would break its foreign key (a 500 on the link).
+        raise ValidationError("This tree no longer exists: it sends no more reports.")
     found, _ = ReportUnsubscribe.objects.get_or_create(tree_id=value["t"], address=value["a"])
     return found
 

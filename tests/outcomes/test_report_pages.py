@@ -158,6 +158,20 @@ def test_unsubscribe_page_one_click(client, tree):
     assert client.get(url[:-3] + "zz/").status_code == 400
 
 
+def test_unsubscribe_link_of_a_deleted_tree_is_a_400_not_a_500(client, tree):
+    # The e-mail outlives its tree: the link must not write a row for a tree that is
+    # gone (its foreign key fails: a 500 before the fix).
+    token = services.unsubscribe_token(tree.pk, "board@example.com")
+    url = reverse("outcomes:report-unsubscribe", kwargs={"token": token})
+    from valuetree.models import ValueTree
+
+    ValueTree.objects.filter(pk=tree.pk).delete()
+    response = client.post(url, {"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 400
+    assert not ReportUnsubscribe.objects.exists()
+    assert client.get(url).status_code == 200
+
+
 def test_review_page_offers_pdf_and_markdown(client, tree, users):
     review = _published(tree, users)
     client.force_login(users["viewer"])
