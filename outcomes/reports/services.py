@@ -276,8 +276,16 @@ def schedules_claim_due(*, now: datetime | None = None, limit: int = 500) -> lis
     claimed = []
     for schedule in due:
         run_at = schedule.next_run_at
+        try:
+            following = next_run(schedule, max(now, run_at))
+        except ValidationError as e:
+            # A rule stored before a check was added: this run goes ahead, then the
+            # schedule waits for its owners to correct it (one bad row must not stop
+            # every other schedule's beat).
+            logger.warning("Schedule %s cannot be read any more: %s", schedule.pk, e.messages)
+            following = None
         changed = ReviewSchedule.objects.filter(pk=schedule.pk, next_run_at=run_at).update(
-            next_run_at=next_run(schedule, max(now, run_at)), claimed_at=now
+            next_run_at=following, claimed_at=now
         )
         if changed:
             claimed.append((schedule.pk, run_at.isoformat()))
