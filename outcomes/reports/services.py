@@ -145,7 +145,16 @@ def _clean_addresses(value: Any) -> list[str]:
     return list(dict.fromkeys(a.strip().lower() for a in value))
 
 
+# Slack's and Teams' webhook addresses are a few hundred characters; browsers and
+# servers commonly stop at 2,000 (RFC 9110 §4.1 asks for at least 8,000 of a server).
+MAX_WEBHOOK_LENGTH = 2000
+
+
 def _webhook(url: Any, field: str) -> str:
+    if isinstance(url, str) and len(url) > MAX_WEBHOOK_LENGTH:
+        raise ValidationError(
+            {field: f"A webhook address has at most {MAX_WEBHOOK_LENGTH} characters."}
+        )
     try:
         validate_url(url)
     except ValidationError as e:

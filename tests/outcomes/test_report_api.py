@@ -83,6 +83,7 @@ def test_the_schema_documents_schedules_and_keeps_webhooks_write_only(client_for
         # Private/metadata addresses are refused at connect time (DNS can change after
         # saving): test_report_delivery.py::test_webhook_to_a_private_address_is_refused.
         ("teams_webhook", "file:///etc/passwd"),
+        ("teams_webhook", "https://example.com/etc/passwd/" + "a" * 10_000),
     ],
 )
 def test_hostile_schedule_input_is_a_400_and_saves_nothing(client_for, users, tree, field, value):
