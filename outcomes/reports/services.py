@@ -369,7 +369,7 @@ def runs_deliver_published() -> list[int]:
         status=RunStatus.AWAITING_PUBLISH, review__status=ReviewStatus.PUBLISHED
     ).only("id"):
         if ScheduledRun.objects.filter(pk=run.pk, status=RunStatus.AWAITING_PUBLISH).update(
-            status=RunStatus.STARTED
+            status=RunStatus.STARTED, detail=""
         ):
             run_deliver(run=ScheduledRun.objects.get(pk=run.pk))
             started.append(run.pk)

@@ -335,6 +335,8 @@ def test_draft_mode_waits_for_the_owners_then_delivers(
     with django_capture_on_commit_callbacks(execute=True):
         assert services.runs_deliver_published() == [run.pk]
     assert ScheduledRun.objects.get().status == RunStatus.DELIVERING
+    # The page's run list no longer says it waits for a draft that was published.
+    assert ScheduledRun.objects.get().detail == ""
     assert len(queued) == 3
 
 
