@@ -125,6 +125,30 @@ def test_unusable_rules_are_refused(rule):
     assert "rrule" in e.value.message_dict
 
 
+@pytest.mark.parametrize(
+    "rule,has_days",
+    [
+        ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", False),
+        ("FREQ=WEEKLY;BYMONTH=4;BYMONTHDAY=31", False),
+        ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29", True),  # leap days only
+        ("FREQ=WEEKLY;INTERVAL=2;BYDAY=FR", True),
+        ("FREQ=DAILY;BYWEEKNO=53;BYDAY=MO", True),
+        ("FREQ=DAILY;BYMONTH=6", True),
+    ],
+)
+def test_daily_and_weekly_rules_without_days_are_found_by_years(rule, has_days):
+    # dateutil walks every day to the year 9999 to learn that a daily rule never
+    # matches (~5 s a request); a yearly probe with the same filters walks years.
+    start = dt.datetime(2026, 1, 1, 9)  # noqa: DTZ001 - a local wall time, as parse() uses
+    parsed = recurrence.rrulestr(rule, dtstart=start)
+    assert recurrence._may_match(parsed, start) is has_days
+    if has_days:
+        assert recurrence.parse(rule, starts_on=start.date(), time_of_day=NINE)
+    else:
+        with pytest.raises(ValidationError):
+            recurrence.parse(rule, starts_on=start.date(), time_of_day=NINE)
+
+
 def test_utc_until_is_read_as_rfc_5545_asks():
     # RFC 5545 §3.3.10: beside a DTSTART with a time zone, UNTIL MUST be in UTC (…Z).
     # dateutil refused it beside our local DTSTART: a valid rule was a 400.
