@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 from icalendar import Calendar, Event
@@ -75,14 +76,18 @@ def tree_calendar(tree: ValueTree, *, now: datetime | None = None) -> bytes:
     if schedule is not None:
         domain = settings.SITE_URL.split("//", 1)[-1].split("/", 1)[0] or "localhost"
         link = settings.SITE_URL + reverse("outcomes:reviews", kwargs={"slug": tree.slug})
-        for start in recurrence.next_n(
-            schedule.rrule,
-            starts_on=schedule.starts_on,
-            time_of_day=schedule.time_of_day,
-            tz_name=schedule.timezone,
-            after=now,
-            n=FEED_DATES,
-        ):
+        try:
+            starts = recurrence.next_n(
+                schedule.rrule,
+                starts_on=schedule.starts_on,
+                time_of_day=schedule.time_of_day,
+                tz_name=schedule.timezone,
+                after=now,
+                n=FEED_DATES,
+            )
+        except ValidationError:
+            starts = []  # a stored rule that no longer reads: no dates, not a 500
+        for start in starts:
             event = Event()
             event.add("uid", f"review-{tree.pk}-{start:%Y%m%dT%H%M%SZ}@{domain}")
             event.add("summary", f"Value review: {tree.name}")

@@ -8,6 +8,7 @@ or 08:00 UTC). No date arithmetic is written here: every date comes from the rul
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -25,6 +26,23 @@ _MONTHS = [
 ]  # fmt: skip
 _ORDINALS = {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth", -1: "last"}
 MAX_RULE_LENGTH = 500
+MAX_INTERVAL = 1000
+# The first and last start dates taken: outside them dateutil walks centuries of empty
+# periods (a rule from the year 1 iterates ~740,000 days to reach today) or a local
+# date near 9999-12-31 overflows when placed in UTC.
+FIRST_START = date(1970, 1, 1)
+LAST_START = date(2999, 12, 31)
+# RFC 5545 §3.3.10 value ranges of the numeric parts (dateutil does not check them:
+# INTERVAL=0 loops for ever, BYMONTHDAY=0 or BYDAY=9MO raise IndexError as it iterates,
+# BYMONTH=13 walks to the year 9999 for nothing). BYDAY's ordinal is at most 5 in a
+# month (RFC 5545: "within a MONTHLY rule"), 53 in a year.
+_RANGES = {"BYMONTH": (1, 12), "BYMONTHDAY": (1, 31), "BYYEARDAY": (1, 366), "BYWEEKNO": (1, 53)}
+_SIGNED = {"BYMONTHDAY", "BYYEARDAY", "BYWEEKNO"}
+_NUMBER = re.compile(r"[+-]?\d{1,6}\Z")
+_BYDAY = re.compile(r"([+-]?)(\d{1,2})?(MO|TU|WE|TH|FR|SA|SU)\Z")
+# UNTIL is a DATE or DATE-TIME (§3.3.4, §3.3.5), not whatever dateutil's fuzzy parser
+# reads ("2027" would become today's day and month in 2027).
+_UNTIL = re.compile(r"\d{8}(T\d{6}Z?)?\Z")
 
 
 def zone(name: str) -> ZoneInfo:
@@ -42,14 +60,92 @@ def _normalise(text: str) -> str:
     return text[len("RRULE:") :] if text.upper().startswith("RRULE:") else text
 
 
+def _check_parts(upper: str) -> str:
+    """Check the numeric parts of an upper-cased RRULE value against RFC 5545's ranges
+    before dateutil sees them; the value with a UTC ``UNTIL`` (``…Z``) made local wall
+    time (as the rule's DTSTART is). Raises ValidationError (key ``rrule``)."""
+
+    def refuse(message: str) -> ValidationError:
+        return ValidationError({"rrule": message})
+
+    parts = []
+    names = [part.partition("=")[0] for part in upper.split(";")]
+    if len(set(names)) != len(names):
+        raise refuse("Give each part once (RFC 5545 §3.3.10).")
+    for part in upper.split(";"):
+        name, _, value = part.partition("=")
+        if name == "INTERVAL":
+            if not _NUMBER.match(value) or not 1 <= int(value) <= MAX_INTERVAL:
+                raise refuse(f"INTERVAL is a whole number from 1 to {MAX_INTERVAL}.")
+        elif name == "COUNT":
+            if not _NUMBER.match(value) or int(value) < 1:
+                raise refuse("COUNT is a whole number from 1.")
+        elif name == "UNTIL":
+            if not _UNTIL.match(value):
+                raise refuse("UNTIL is a date (20271231) or a date and time (20271231T090000Z).")
+            value = value.rstrip("Z")
+            part = f"UNTIL={value}"
+        elif name in _RANGES:
+            low, high = _RANGES[name]
+            for item in value.split(","):
+                number = int(item) if _NUMBER.match(item) else 0
+                if not low <= (abs(number) if name in _SIGNED else number) <= high:
+                    raise refuse(f"{name} takes numbers from {low} to {high}: not {item[:12]!r}.")
+        elif name == "BYDAY":
+            limit = 5 if "FREQ=MONTHLY" in upper else 53
+            for item in value.split(","):
+                found = _BYDAY.match(item)
+                if not found or found.group(2) and not 1 <= int(found.group(2)) <= limit:
+                    raise refuse(
+                        f"BYDAY takes days such as MO, 1MO or -1FR (at most {limit}): "
+                        f"not {item[:12]!r}."
+                    )
+        parts.append(part)
+    return ";".join(parts)
+
+
+def _may_match(rule: rrule, start: datetime) -> bool:
+    """False when a daily or weekly rule's day filters match no day at all.
+
+    dateutil finds that out by walking every day (or week) to the year 9999, about
+    5 s for FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30. A yearly rule with the same filters
+    walks years instead (0.2 s): dateutil applies one filter to every period, so its
+    days are the daily rule's days and more (INTERVAL only thins the daily ones). A
+    rule without a day filter (none of BYMONTHDAY, BYYEARDAY, BYWEEKNO, BYDAY) always
+    has days; the yearly rule would add defaults, so it is not asked.
+    """
+    if rule._freq not in (DAILY, WEEKLY):
+        return True
+    monthdays = tuple(rule._bymonthday or ()) + tuple(rule._bynmonthday or ())
+    if not (monthdays or rule._byyearday or rule._byweekno or rule._byweekday):
+        return True
+    probe = rrule(
+        YEARLY,
+        dtstart=start,
+        wkst=rule._wkst,
+        bymonth=rule._bymonth,
+        bymonthday=monthdays or None,
+        byyearday=rule._byyearday,
+        byweekno=rule._byweekno,
+        byweekday=rule._byweekday,
+    )
+    return probe.after(start, inc=True) is not None
+
+
 def parse(text: str, *, starts_on: date, time_of_day: time) -> rrule:
     """The dateutil rule for an RRULE value, anchored at local ``starts_on time_of_day``
-    (naive). Raises ValidationError (key ``rrule``) for an unreadable rule, one more
-    frequent than daily, one that sets the time itself, or one with no occurrence.
+    (naive). Raises ValidationError (key ``rrule``) for an unreadable rule, a part out
+    of RFC 5545's range, one more frequent than daily, one that sets the time itself,
+    or one with no occurrence; (key ``starts_on``) for a start before FIRST_START or
+    after LAST_START.
     """
     value = _normalise(text)
     if not value or len(value) > MAX_RULE_LENGTH:
         raise ValidationError({"rrule": "Enter a recurrence rule such as FREQ=MONTHLY;BYDAY=1MO."})
+    if not FIRST_START <= starts_on <= LAST_START:
+        raise ValidationError(
+            {"starts_on": f"Start between {FIRST_START:%Y-%m-%d} and {LAST_START:%Y-%m-%d}."}
+        )
     upper = value.upper()
     for part in _REFUSED_PARTS:
         if part in upper:
@@ -59,17 +155,21 @@ def parse(text: str, *, starts_on: date, time_of_day: time) -> rrule:
             )
     if "\n" in value or not upper.startswith("FREQ=") and ";FREQ=" not in upper:
         raise ValidationError({"rrule": "A rule needs FREQ (e.g. FREQ=WEEKLY;INTERVAL=2)."})
+    # An UNTIL in UTC (…Z), as RFC 5545 asks for beside a DTSTART with a time zone, is
+    # compared as local wall time: dateutil refuses a UTC UNTIL beside a naive DTSTART.
+    value = _check_parts(upper)
     start = datetime.combine(starts_on, time_of_day.replace(tzinfo=None, microsecond=0))
     try:
         rule = rrulestr(value, dtstart=start)
-    except (ValueError, TypeError, KeyError, IndexError) as e:
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as e:
         raise ValidationError({"rrule": f"The rule cannot be read: {e}"}) from None
     if not isinstance(rule, rrule) or rule._freq not in _FREQS:
         raise ValidationError({"rrule": "Reviews recur daily at most: use FREQ=DAILY or rarer."})
-    if rule._until is not None and rule._until.tzinfo is not None:
-        # An UNTIL in UTC (…Z) against a local DTSTART: compare as local wall time.
-        rule = rule.replace(until=rule._until.replace(tzinfo=None))
-    if rule.after(start, inc=True) is None:
+    try:
+        first = rule.after(start, inc=True) if _may_match(rule, start) else None
+    except (ValueError, IndexError, OverflowError) as e:
+        raise ValidationError({"rrule": f"The rule cannot be read: {e}"}) from None
+    if first is None:
         raise ValidationError({"rrule": "The rule has no date on or after the start."})
     return rule
 
@@ -88,7 +188,10 @@ def occurrences(
     rule = parse(text, starts_on=starts_on, time_of_day=time_of_day)
     local_after = after.astimezone(tz).replace(tzinfo=None)
     for local in rule.xafter(local_after, inc=False):
-        moment = _aware(local, tz)
+        try:
+            moment = _aware(local, tz)
+        except OverflowError:  # past 9999-12-31 in UTC: the calendar ends there
+            return
         if moment > after:
             yield moment
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -22,23 +23,29 @@ def schedule_of(tree: ValueTree) -> ReviewSchedule | None:
 
 def schedule_summary(schedule: ReviewSchedule, *, now: datetime | None = None) -> dict[str, Any]:
     """``{"words", "next_dates"}``: the rule in words and the next five dates (aware,
-    in the schedule's time zone)."""
+    in the schedule's time zone); for a stored rule that no longer reads, why, and no
+    dates."""
     now = now or timezone.now()
-    zone = recurrence.zone(schedule.timezone)
     kwargs = {
         "starts_on": schedule.starts_on,
         "time_of_day": schedule.time_of_day,
         "tz_name": schedule.timezone,
     }
-    return {
-        "words": recurrence.describe(schedule.rrule, **kwargs),
-        "next_dates": [
-            moment.astimezone(zone)
-            for moment in recurrence.next_n(schedule.rrule, after=now, n=5, **kwargs)
-        ]
-        if schedule.is_active
-        else [],
-    }
+    try:
+        zone = recurrence.zone(schedule.timezone)
+        return {
+            "words": recurrence.describe(schedule.rrule, **kwargs),
+            "next_dates": [
+                moment.astimezone(zone)
+                for moment in recurrence.next_n(schedule.rrule, after=now, n=5, **kwargs)
+            ]
+            if schedule.is_active
+            else [],
+        }
+    except ValidationError as e:
+        # A rule stored before a check was added (or a zone tzdata dropped): the page
+        # and the API still answer, and say so, so an owner can correct it.
+        return {"words": "This schedule cannot be read: " + " ".join(e.messages), "next_dates": []}
 
 
 def deliveries(tree: ValueTree) -> QuerySet[Delivery]:

@@ -145,7 +145,16 @@ def _clean_addresses(value: Any) -> list[str]:
     return list(dict.fromkeys(a.strip().lower() for a in value))
 
 
+# Slack's and Teams' webhook addresses are a few hundred characters; browsers and
+# servers commonly stop at 2,000 (RFC 9110 §4.1 asks for at least 8,000 of a server).
+MAX_WEBHOOK_LENGTH = 2000
+
+
 def _webhook(url: Any, field: str) -> str:
+    if isinstance(url, str) and len(url) > MAX_WEBHOOK_LENGTH:
+        raise ValidationError(
+            {field: f"A webhook address has at most {MAX_WEBHOOK_LENGTH} characters."}
+        )
     try:
         validate_url(url)
     except ValidationError as e:
@@ -276,8 +285,16 @@ def schedules_claim_due(*, now: datetime | None = None, limit: int = 500) -> lis
     claimed = []
     for schedule in due:
         run_at = schedule.next_run_at
+        try:
+            following = next_run(schedule, max(now, run_at))
+        except ValidationError as e:
+            # A rule stored before a check was added: this run goes ahead, then the
+            # schedule waits for its owners to correct it (one bad row must not stop
+            # every other schedule's beat).
+            logger.warning("Schedule %s cannot be read any more: %s", schedule.pk, e.messages)
+            following = None
         changed = ReviewSchedule.objects.filter(pk=schedule.pk, next_run_at=run_at).update(
-            next_run_at=next_run(schedule, max(now, run_at)), claimed_at=now
+            next_run_at=following, claimed_at=now
         )
         if changed:
             claimed.append((schedule.pk, run_at.isoformat()))
@@ -352,7 +369,7 @@ def runs_deliver_published() -> list[int]:
         status=RunStatus.AWAITING_PUBLISH, review__status=ReviewStatus.PUBLISHED
     ).only("id"):
         if ScheduledRun.objects.filter(pk=run.pk, status=RunStatus.AWAITING_PUBLISH).update(
-            status=RunStatus.STARTED
+            status=RunStatus.STARTED, detail=""
         ):
             run_deliver(run=ScheduledRun.objects.get(pk=run.pk))
             started.append(run.pk)
@@ -498,12 +515,16 @@ def unsubscribe_url(tree_id: int, address: str) -> str:
 
 
 def unsubscribe(*, token: str) -> ReportUnsubscribe:
-    """Stop a tree's reports to the address in a signed token (ValidationError if the
-    token is not ours)."""
+    """Stop a tree's reports to the address in a signed token. Replaying it changes
+    nothing more. ValidationError if the token is not ours or its tree is gone."""
     try:
         value = signing.loads(token, salt=UNSUBSCRIBE_SALT)
     except signing.BadSignature:
         raise ValidationError("This unsubscribe link is not valid.") from None
+    if not ValueTree.objects.filter(pk=value["t"]).exists():
+        # The tree was deleted since the e-mail went out: it sends nothing more, and a
+        # row pointing at it would break its foreign key (a 500 on the link).
+        raise ValidationError("This tree no longer exists: it sends no more reports.")
     found, _ = ReportUnsubscribe.objects.get_or_create(tree_id=value["t"], address=value["a"])
     return found
 

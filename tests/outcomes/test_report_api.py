@@ -63,3 +63,34 @@ def test_the_schema_documents_schedules_and_keeps_webhooks_write_only(client_for
     components = schema["components"]["schemas"]
     assert "slack_webhook" not in components["Schedule"]["properties"]
     assert "slack_webhook" in components["ScheduleRequest"]["properties"]
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("rrule", "FREQ=DAILY;INTERVAL=0"),  # dateutil loops for ever
+        ("rrule", "FREQ=MONTHLY;BYDAY=9MO"),  # IndexError while iterating
+        ("rrule", "FREQ=MONTHLY;BYMONTHDAY=0"),
+        ("rrule", "FREQ=DAILY\x00"),
+        ("rrule", "FREQ=DAILY;" + "X" * 10_000),
+        ("starts_on", "0001-01-01"),
+        ("starts_on", "9999-12-31"),
+        ("timezone", "Europe/Oslo\r\nBcc: x@example.com"),
+        ("reminder_days", -1),
+        ("reminder_days", 10**9),
+        ("extra_addresses", ["a@example.com\r\nBcc: evil@example.com"]),
+        ("extra_addresses", ["not-an-address"]),
+        # Private/metadata addresses are refused at connect time (DNS can change after
+        # saving): test_report_delivery.py::test_webhook_to_a_private_address_is_refused.
+        ("teams_webhook", "file:///etc/passwd"),
+        ("teams_webhook", "https://example.com/etc/passwd/" + "a" * 10_000),
+    ],
+)
+def test_hostile_schedule_input_is_a_400_and_saves_nothing(client_for, users, tree, field, value):
+    response = client_for(users["owner"]).put(
+        f"/api/trees/{tree.slug}/review-schedule/", {**BODY, field: value}, format="json"
+    )
+    assert response.status_code == 400, response.content
+    assert field in response.json()
+    assert "/etc/passwd" not in response.content.decode()  # write-only even when refused
+    assert not ReviewSchedule.objects.exists()

@@ -158,6 +158,20 @@ def test_unsubscribe_page_one_click(client, tree):
     assert client.get(url[:-3] + "zz/").status_code == 400
 
 
+def test_unsubscribe_link_of_a_deleted_tree_is_a_400_not_a_500(client, tree):
+    # The e-mail outlives its tree: the link must not write a row for a tree that is
+    # gone (its foreign key fails: a 500 before the fix).
+    token = services.unsubscribe_token(tree.pk, "board@example.com")
+    url = reverse("outcomes:report-unsubscribe", kwargs={"token": token})
+    from valuetree.models import ValueTree
+
+    ValueTree.objects.filter(pk=tree.pk).delete()
+    response = client.post(url, {"List-Unsubscribe": "One-Click"})
+    assert response.status_code == 400
+    assert not ReportUnsubscribe.objects.exists()
+    assert client.get(url).status_code == 200
+
+
 def test_review_page_offers_pdf_and_markdown(client, tree, users):
     review = _published(tree, users)
     client.force_login(users["viewer"])
@@ -171,3 +185,31 @@ def test_review_page_offers_pdf_and_markdown(client, tree, users):
         client.get(reverse("outcomes:review-pdf", kwargs={"review_id": review.pk})).status_code
         == 404
     )
+
+
+def test_a_stored_rule_that_no_longer_reads_is_shown_not_a_500(client, tree, users):
+    # Rows saved before a check was added (or with a zone tzdata dropped) bypass the
+    # service's validation: the page, the API, the feed and the beat must survive them.
+    from outcomes.reports import calendar
+
+    schedule = ReviewSchedule.objects.create(
+        tree=tree,
+        rrule="FREQ=MONTHLY;BYDAY=9MO",
+        starts_on=dt.date(2026, 1, 1),
+        time_of_day=dt.time(9),
+        timezone="UTC",
+        channels=["email"],
+        next_run_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    )
+    client.force_login(users["owner"])
+    page = client.get(reverse("outcomes:review-schedule", kwargs={"slug": tree.slug}))
+    assert page.status_code == 200
+    assert "cannot be read" in page.content.decode()
+    api = client.get(f"/api/trees/{tree.slug}/review-schedule/")
+    assert api.status_code == 200 and api.json()["next_dates"] == []
+    token = calendar.calendar_token_issue(user=users["owner"], tree=tree)
+    assert b"VEVENT" not in calendar.feed_for_token(token)
+    claimed = services.schedules_claim_due(now=dt.datetime(2026, 2, 1, tzinfo=dt.UTC))
+    assert claimed == [(schedule.pk, "2026-01-01T00:00:00+00:00")]
+    schedule.refresh_from_db()
+    assert schedule.next_run_at is None

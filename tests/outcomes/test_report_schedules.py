@@ -101,12 +101,86 @@ def test_quarterly_third_monday_and_words():
         "DTSTART:20260101T000000\nRRULE:FREQ=DAILY",
         "X=1",
         "FREQ=MONTHLY;BYMONTHDAY=99",
+        # dateutil loops for ever on INTERVAL=0 and fails as it iterates (IndexError,
+        # ValueError: a 500) on the next ones; RFC 5545 ranges refuse them up front.
+        "FREQ=DAILY;INTERVAL=0",
+        "FREQ=DAILY;INTERVAL=-1",
+        "FREQ=MONTHLY;BYDAY=9MO",
+        "FREQ=MONTHLY;BYMONTHDAY=0",
+        "FREQ=DAILY;BYMONTH=13",
+        "FREQ=YEARLY;BYWEEKNO=60",
+        "FREQ=DAILY;COUNT=0",
+        "FREQ=DAILY;COUNT=99999999999999999999",
+        "FREQ=DAILY;UNTIL=2027",
+        "FREQ=DAILY;FREQ=YEARLY",
+        "FREQ=DAILY;BYDAY=XX",
+        "FREQ=DAILY;UNTIL=20200101",
+        "FREQ=DAILY\x00",
+        "FREQ=DAILY;" + "BYMONTH=1," * 1000,
     ],
 )
 def test_unusable_rules_are_refused(rule):
     with pytest.raises(ValidationError) as e:
         recurrence.parse(rule, starts_on=dt.date(2026, 1, 1), time_of_day=NINE)
     assert "rrule" in e.value.message_dict
+
+
+@pytest.mark.parametrize(
+    "rule,has_days",
+    [
+        ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", False),
+        ("FREQ=WEEKLY;BYMONTH=4;BYMONTHDAY=31", False),
+        ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=29", True),  # leap days only
+        ("FREQ=WEEKLY;INTERVAL=2;BYDAY=FR", True),
+        ("FREQ=DAILY;BYWEEKNO=53;BYDAY=MO", True),
+        ("FREQ=DAILY;BYMONTH=6", True),
+    ],
+)
+def test_daily_and_weekly_rules_without_days_are_found_by_years(rule, has_days):
+    # dateutil walks every day to the year 9999 to learn that a daily rule never
+    # matches (~5 s a request); a yearly probe with the same filters walks years.
+    start = dt.datetime(2026, 1, 1, 9)  # noqa: DTZ001 - a local wall time, as parse() uses
+    parsed = recurrence.rrulestr(rule, dtstart=start)
+    assert recurrence._may_match(parsed, start) is has_days
+    if has_days:
+        assert recurrence.parse(rule, starts_on=start.date(), time_of_day=NINE)
+    else:
+        with pytest.raises(ValidationError):
+            recurrence.parse(rule, starts_on=start.date(), time_of_day=NINE)
+
+
+def test_utc_until_is_read_as_rfc_5545_asks():
+    # RFC 5545 §3.3.10: beside a DTSTART with a time zone, UNTIL MUST be in UTC (…Z).
+    # dateutil refused it beside our local DTSTART: a valid rule was a 400.
+    dates = recurrence.next_n(
+        "FREQ=WEEKLY;BYDAY=MO;UNTIL=20260131T000000Z",
+        starts_on=dt.date(2026, 1, 1),
+        time_of_day=NINE,
+        tz_name=OSLO,
+        after=utc(2026, 1, 1),
+    )
+    assert [d.day for d in dates] == [5, 12, 19, 26]
+
+
+@pytest.mark.parametrize("starts_on", [dt.date(1, 1, 1), dt.date(9999, 12, 31)])
+def test_starts_far_in_the_past_or_future_are_refused(starts_on):
+    # From the year 1 dateutil walks ~740,000 days to reach today on every read; near
+    # 9999-12-31 a local time west of UTC overflows (OverflowError: a 500).
+    with pytest.raises(ValidationError) as e:
+        recurrence.parse("FREQ=DAILY", starts_on=starts_on, time_of_day=dt.time(23))
+    assert "starts_on" in e.value.message_dict
+
+
+def test_the_last_dates_before_the_calendar_ends_do_not_overflow():
+    dates = recurrence.next_n(
+        "FREQ=YEARLY",
+        starts_on=recurrence.LAST_START,
+        time_of_day=dt.time(23),
+        tz_name="Pacific/Pago_Pago",
+        after=utc(2026, 1, 1),
+        n=9000,
+    )
+    assert dates[0].year == 3000 and dates[-1].year == 9999
 
 
 def test_ended_rule_has_no_next_date():
@@ -285,6 +359,8 @@ def test_draft_mode_waits_for_the_owners_then_delivers(
     with django_capture_on_commit_callbacks(execute=True):
         assert services.runs_deliver_published() == [run.pk]
     assert ScheduledRun.objects.get().status == RunStatus.DELIVERING
+    # The page's run list no longer says it waits for a draft that was published.
+    assert ScheduledRun.objects.get().detail == ""
     assert len(queued) == 3
 
 
