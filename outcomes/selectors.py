@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -11,7 +12,18 @@ from typing import Any
 from cronsim import CronSim
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Exists, FilteredRelation, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    Count,
+    Exists,
+    FilteredRelation,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    TextField,
+)
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from outcomes.models import (
@@ -306,10 +318,12 @@ def tree_outcomes(
             .values_list("id", "node_id", "is_guardrail", "weight", "is_value_measure")
         )
     # A node's own measures as (status, is_guardrail, weight): what roll_up reads.
-    own: dict[int, list[tuple[str, bool, float]]] = defaultdict(list)
+    # Tuples of tuples of plain values, not lists: the garbage collector stops tracking
+    # those, and a 10,000-node page keeps fewer objects for it to walk.
+    own: dict[int, tuple[tuple[str, bool, float], ...]] = {}
     delivered: dict[int, float] = {}
     for node_id, guard, weight, is_value, status, progress in facts:
-        own[node_id].append((status or "no_data", guard, weight))
+        own[node_id] = (*own.get(node_id, ()), (status or "no_data", guard, weight))
         if is_value and progress is not None:
             delivered[node_id] = progress
     children: dict[int, list[int]] = defaultdict(list)
@@ -331,7 +345,7 @@ def tree_outcomes(
         # its final verdict and figures.
         kids = [outcomes[kid_id] for kid_id in children.get(node_id, ()) if kid_id not in killed]
         counted = tuple((kid.status, kid.score) for kid in kids)
-        mine = tuple(own.get(node_id, ()))
+        mine = own.get(node_id, ())
         score = rolled.get((counted, mine))
         if score is None:
             score = rolled[counted, mine] = verdicts.roll_up(
@@ -430,8 +444,9 @@ def _measure_rows(
     was a third of the objects the page made, so of its garbage-collection time):
     ``(id, node_id, is_guardrail, weight, is_value_measure, metric_id, points, status,
     progress, expected_progress, latest_value[, reason])`` — ``points`` is
-    ``Metric.recent_values``; the verdict's columns are None without a verdict, and
-    ``reason`` is there where verdicts store one."""
+    ``Metric.recent_values`` as JSON text (None without a metric); the verdict's
+    columns are None without a verdict, and ``reason`` is there where verdicts store
+    one."""
     measures = Measure.objects.filter(node__tree_id=tree_id)
     if measure_ids is not None:
         measures = measures.filter(pk__in=list(measure_ids))
@@ -442,8 +457,13 @@ def _measure_rows(
     own = ("id", "node_id", "is_guardrail", "weight", "is_value_measure", "metric_id")
     return list(
         measures.order_by()
-        .annotate(current=FilteredRelation("verdicts", condition=Q(verdicts__is_current=True)))
-        .values_list(*own, "metric__recent_values", *(f"current__{c}" for c in columns))
+        .annotate(
+            current=FilteredRelation("verdicts", condition=Q(verdicts__is_current=True)),
+            # As JSON text, decoded by _states: a row of plain values is not tracked by
+            # the garbage collector, a row holding a list is (10,000 rows a page).
+            points=Cast("metric__recent_values", TextField()),
+        )
+        .values_list(*own, "points", *(f"current__{c}" for c in columns))
     )
 
 
@@ -462,7 +482,7 @@ def _states(rows: list[tuple[Any, ...]]) -> dict[int, dict[str, Any]]:
             "progress": progress,
             "expected_progress": expected,
             "metric_id": metric_id,
-            "points": points or [],
+            "points": (json.loads(points) if points else None) or [],
         }
     return states
 
