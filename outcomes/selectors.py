@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -11,7 +12,18 @@ from typing import Any
 from cronsim import CronSim
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Exists, FilteredRelation, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    Count,
+    Exists,
+    FilteredRelation,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    TextField,
+)
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from outcomes.models import (
@@ -255,7 +267,7 @@ class _Status:
 
 
 def tree_outcomes(
-    tree_ids: Collection[int], *, measure_rows: list[dict[str, Any]] | None = None
+    tree_ids: Collection[int], *, measure_rows: list[tuple[Any, ...]] | None = None
 ) -> dict[int, NodeOutcome]:
     """Every node's outcome in these trees, from the current verdicts, in three queries
     (one when ``measure_rows``, the trees' measures with their current verdict's
@@ -282,36 +294,38 @@ def tree_outcomes(
             "expected_value_unit",
         )
     )
+    # Per measure: (node id, is_guardrail, weight, is_value_measure, its current
+    # verdict's status and progress, both None without a verdict).
+    facts: Iterable[tuple[Any, ...]]
     if measure_rows is not None:
         # Each row carries its own verdict's columns (None without one).
-        measures = measure_rows
-        current = None
+        facts = ((row[1], row[2], row[3], row[4], row[7], row[8]) for row in measure_rows)
     else:
-        measures = list(
-            Measure.objects.filter(node__tree_id__in=list(tree_ids))
-            .order_by()
-            .values("id", "node_id", "is_guardrail", "weight", "is_value_measure")
-        )
         current = {
-            row["measure_id"]: row
-            for row in Verdict.objects.filter(
+            measure_id: (status, progress)
+            for measure_id, status, progress in Verdict.objects.filter(
                 is_current=True, measure__node__tree_id__in=list(tree_ids)
             )
             .order_by()
-            .values("measure_id", "status", "progress")
+            .values_list("measure_id", "status", "progress")
         }
+        facts = (
+            (node_id, guard, weight, is_value, *current.get(measure_id, (None, None)))
+            for measure_id, node_id, guard, weight, is_value in Measure.objects.filter(
+                node__tree_id__in=list(tree_ids)
+            )
+            .order_by()
+            .values_list("id", "node_id", "is_guardrail", "weight", "is_value_measure")
+        )
     # A node's own measures as (status, is_guardrail, weight): what roll_up reads.
-    own: dict[int, list[tuple[str, bool, float]]] = defaultdict(list)
+    # Tuples of tuples of plain values, not lists: the garbage collector stops tracking
+    # those, and a 10,000-node page keeps fewer objects for it to walk.
+    own: dict[int, tuple[tuple[str, bool, float], ...]] = {}
     delivered: dict[int, float] = {}
-    for measure in measures:
-        if current is None:
-            verdict = measure if measure["status"] is not None else None
-        else:
-            verdict = current.get(measure["id"])
-        status = verdict["status"] if verdict else "no_data"
-        own[measure["node_id"]].append((status, measure["is_guardrail"], measure["weight"]))
-        if measure["is_value_measure"] and verdict and verdict["progress"] is not None:
-            delivered[measure["node_id"]] = verdict["progress"]
+    for node_id, guard, weight, is_value, status, progress in facts:
+        own[node_id] = (*own.get(node_id, ()), (status or "no_data", guard, weight))
+        if is_value and progress is not None:
+            delivered[node_id] = progress
     children: dict[int, list[int]] = defaultdict(list)
     by_depth: dict[str, list[tuple[Any, ...]]] = {"initiative": [], "bet": [], "goal": []}
     killed: set[int] = set()
@@ -331,7 +345,7 @@ def tree_outcomes(
         # its final verdict and figures.
         kids = [outcomes[kid_id] for kid_id in children.get(node_id, ()) if kid_id not in killed]
         counted = tuple((kid.status, kid.score) for kid in kids)
-        mine = tuple(own.get(node_id, ()))
+        mine = own.get(node_id, ())
         score = rolled.get((counted, mine))
         if score is None:
             score = rolled[counted, mine] = verdicts.roll_up(
@@ -403,24 +417,36 @@ def node_statuses(tree_id: int) -> dict[int, tuple[str, str]]:
 
 
 def _node_statuses(outcomes: dict[int, NodeOutcome]) -> dict[int, tuple[str, str]]:
+    # Most nodes share a few (status, score) pairs: one (immutable) slot per pair, not
+    # one per node, which spares the tree page 10,000 labels and tuples.
+    slots: dict[tuple[str, float | None], tuple[str, str]] = {}
     statuses = {}
     for node_id, outcome in outcomes.items():
-        label = _status_label(outcome.status)
-        if outcome.score is not None:
-            label += f" (score {outcome.score:.2f})"
-        statuses[node_id] = (outcome.status, label)
+        key = (outcome.status, outcome.score)
+        slot = slots.get(key)
+        if slot is None:
+            label = _status_label(outcome.status)
+            if outcome.score is not None:
+                label += f" (score {outcome.score:.2f})"
+            slot = slots[key] = (outcome.status, label)
+        statuses[node_id] = slot
     return statuses
 
 
 _STATE_COLUMNS = ("status", "progress", "expected_progress", "latest_value")
 
 
-def _measure_rows(tree_id: int, measure_ids: Collection[int] | None = None) -> list[dict[str, Any]]:
+def _measure_rows(
+    tree_id: int, measure_ids: Collection[int] | None = None
+) -> list[tuple[Any, ...]]:
     """The tree's measures joined to their current verdict and their metric, in one
-    query: ``id``, ``node_id``, ``is_guardrail``, ``weight``, ``is_value_measure``,
-    ``metric_id``, ``points`` (``Metric.recent_values``) and the verdict's
-    ``status``, ``progress``, ``expected_progress``, ``latest_value`` (and ``reason``
-    where verdicts store one), None without a verdict."""
+    query, as tuples (not dicts: the tree page reads 10,000 of them, and a dict a row
+    was a third of the objects the page made, so of its garbage-collection time):
+    ``(id, node_id, is_guardrail, weight, is_value_measure, metric_id, points, status,
+    progress, expected_progress, latest_value[, reason])`` — ``points`` is
+    ``Metric.recent_values`` as JSON text (None without a metric); the verdict's
+    columns are None without a verdict, and ``reason`` is there where verdicts store
+    one."""
     measures = Measure.objects.filter(node__tree_id=tree_id)
     if measure_ids is not None:
         measures = measures.filter(pk__in=list(measure_ids))
@@ -429,28 +455,34 @@ def _measure_rows(tree_id: int, measure_ids: Collection[int] | None = None) -> l
     if any(f.name == "reason" for f in Verdict._meta.get_fields()):
         columns.append("reason")
     own = ("id", "node_id", "is_guardrail", "weight", "is_value_measure", "metric_id")
-    names = [*own, "points", *columns]
-    return [
-        dict(zip(names, row, strict=True))
-        for row in measures.order_by()
-        .annotate(current=FilteredRelation("verdicts", condition=Q(verdicts__is_current=True)))
-        .values_list(*own, "metric__recent_values", *(f"current__{c}" for c in columns))
-    ]
+    return list(
+        measures.order_by()
+        .annotate(
+            current=FilteredRelation("verdicts", condition=Q(verdicts__is_current=True)),
+            # As JSON text, decoded by _states: a row of plain values is not tracked by
+            # the garbage collector, a row holding a list is (10,000 rows a page).
+            points=Cast("metric__recent_values", TextField()),
+        )
+        .values_list(*own, "points", *(f"current__{c}" for c in columns))
+    )
 
 
-def _states(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+def _states(rows: list[tuple[Any, ...]]) -> dict[int, dict[str, Any]]:
     states = {}
     for row in rows:
-        status = row["status"] or VerdictStatus.NO_DATA
-        states[row["id"]] = {
+        measure_id, metric_id = row[0], row[5]
+        points, verdict_status, progress, expected, latest = row[6:11]
+        status = verdict_status or VerdictStatus.NO_DATA
+        reason = row[11] if len(row) > 11 else None
+        states[measure_id] = {
             "status": status,
             "label": _status_label(status),
-            "reason": row.get("reason") or _reason(row, status),
-            "latest_value": row["latest_value"],
-            "progress": row["progress"],
-            "expected_progress": row["expected_progress"],
-            "metric_id": row["metric_id"],
-            "points": row["points"] or [],
+            "reason": reason or _reason(verdict_status, status, progress, expected),
+            "latest_value": latest,
+            "progress": progress,
+            "expected_progress": expected,
+            "metric_id": metric_id,
+            "points": (json.loads(points) if points else None) or [],
         }
     return states
 
@@ -478,17 +510,20 @@ def tree_view_states(
     return _node_statuses(tree_outcomes([tree_id], measure_rows=rows)), _states(rows)
 
 
-def _reason(row: dict[str, Any], status: str) -> str:
-    """The verdict's numbers in words, for verdicts that do not carry a reason."""
-    if row["status"] is None:
+def _reason(
+    verdict_status: str | None, status: str, progress: float | None, expected: float | None
+) -> str:
+    """The verdict's numbers in words, for verdicts that do not carry a reason
+    (``verdict_status`` None: the measure has no verdict)."""
+    if verdict_status is None:
         return "No verdict yet: connect a metric or check in a value."
     if status == VerdictStatus.NO_DATA:
         return "No values yet."
     parts = []
-    if row["progress"] is not None:
-        parts.append(f"{row['progress']:.0%} of the way to the target")
-    if row["expected_progress"] is not None:
-        parts.append(f"{row['expected_progress']:.0%} planned by now")
+    if progress is not None:
+        parts.append(f"{progress:.0%} of the way to the target")
+    if expected is not None:
+        parts.append(f"{expected:.0%} planned by now")
     text = ", ".join(parts) or _status_label(status)
     if status == VerdictStatus.STALE:
         text += "; the newest value is older than the metric's expected frequency"
