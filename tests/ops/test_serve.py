@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -169,7 +170,7 @@ def test_docker_image_collects_static_files_and_leaves_local_files_out():
     assert {".env", ".venv", "var", ".git"} <= set(ignored)
 
 
-def test_the_gunicorn_master_imports_every_view_before_the_workers_fork():
+def test_the_gunicorn_master_imports_every_view_before_the_workers_fork(django_db_setup):
     """config/gunicorn.py's when_ready: no worker's first request waits for the imports
     (bench/load.py: the first 16 reads took 3 s), and no connection is inherited."""
     script = (
@@ -184,6 +185,13 @@ def test_the_gunicorn_master_imports_every_view_before_the_workers_fork():
         "print('ok')\n"
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    if connection.vendor == "postgresql":
+        # The subprocess connects to this session's test database: the database named in
+        # DATABASE_URL itself need not exist on a clean machine (only test_* are created).
+        url = urllib.parse.urlsplit(os.environ["DATABASE_URL"])
+        env["DATABASE_URL"] = urllib.parse.urlunsplit(
+            url._replace(path="/" + connection.settings_dict["NAME"])
+        )
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
     )
