@@ -309,10 +309,11 @@ def schedule_run(*, schedule_id: int, run_at: datetime) -> ScheduledRun:
     """Make the review of one scheduled run and start its delivery. Idempotent: the
     run is unique per (schedule, run_at), so a redelivered task finds it.
 
-    Publish mode ``auto`` publishes a new review now and delivers it; ``draft`` opens
-    a draft for the owners (delivered once they publish it: ``runs_deliver_published``).
-    A tree that already has an open review is not given another: the run waits for
-    that one to be published.
+    Publish mode ``auto`` publishes a snapshot of the tree now and delivers it, even
+    while the tree's people have a review of their own open (that draft is left as it
+    is: ``review_snapshot``). Mode ``draft`` opens a draft for the owners, delivered
+    once they publish it (``runs_deliver_published``); when the tree already has an
+    open review, the run waits for that one instead of opening another.
     """
     schedule = ReviewSchedule.objects.select_related("tree").get(pk=schedule_id)
     tree = schedule.tree
@@ -326,14 +327,14 @@ def schedule_run(*, schedule_id: int, run_at: datetime) -> ScheduledRun:
                 _queue(deliveries_create(run=run))
             return run
     local = run_at.astimezone(recurrence.zone(schedule.timezone))
+    title = f"Scheduled review {local:%Y-%m-%d}"
     with transaction.atomic():
-        review = _open_review(tree)
-        if review is None:
-            review = review_services.review_start(
-                tree=tree, by=None, title=f"Scheduled review {local:%Y-%m-%d}"
+        if schedule.publish_mode == PublishMode.AUTO:
+            review = review_services.review_snapshot(tree=tree, by=None, title=title)
+        else:
+            review = _open_review(tree) or review_services.review_start(
+                tree=tree, by=None, title=title
             )
-            if schedule.publish_mode == PublishMode.AUTO:
-                review = review_services.review_publish(review=review, by=None)
         run.review = review
         run.status = RunStatus.STARTED if review.is_published else RunStatus.AWAITING_PUBLISH
         run.detail = "" if review.is_published else f"Waiting for “{review.title}” to be published."

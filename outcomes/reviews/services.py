@@ -135,6 +135,43 @@ def review_publish(
     """
     review = ValueReview.objects.select_for_update().get(pk=review.pk)
     _refuse_published(review)
+    _freeze(review, by=by, at=at)
+    review.save()
+    return review
+
+
+def review_snapshot(
+    *, tree: ValueTree, by: AbstractBaseUser | None, title: str, at: datetime | None = None
+) -> ValueReview:
+    """Publish a review of ``tree`` as it stands, in one step: it is never open, so
+    it does not wait for (nor disturb) a draft the tree's people have open. A
+    scheduled report in ``auto`` mode is such a snapshot.
+
+    Its period runs from the last published review, which it names as ``previous``;
+    an open draft keeps its own ``previous`` and its decisions' follow-up. Returns the
+    published review; the queries of ``review_publish`` plus the insert.
+    """
+    list(ValueTree.objects.select_for_update().filter(pk=tree.pk).values_list("pk"))
+    previous = review_selectors.last_published(tree_id=tree.pk)
+    now = timezone.now()
+    review = ValueReview(
+        tree=tree,
+        title=title.strip() or f"Review of {now:%B %Y}",
+        period_start=previous.as_of if previous else tree.created_at,
+        previous=previous,
+        created_by=by,
+        created_at=now,
+    )
+    review.full_clean(exclude=["previous", "tree", "created_by"], validate_constraints=False)
+    _freeze(review, by=by, at=at)
+    review.save()
+    return review
+
+
+def _freeze(review: ValueReview, *, by: AbstractBaseUser | None, at: datetime | None) -> None:
+    """Fill ``review`` (not saved) with the tree's snapshot as of ``at`` (now), its
+    hash, the changes since ``review.previous`` and the follow-up of that review's
+    decisions, and mark it published by ``by``."""
     as_of = at or timezone.now()
     tree = ValueTree.objects.get(pk=review.tree_id)
     snapshot = snapshot_build(tree=tree, as_of=as_of)
@@ -153,8 +190,6 @@ def review_publish(
     review.published_at = timezone.now()
     if review.held_at is None:
         review.held_at, review.held_by = review.published_at, by
-    review.save()
-    return review
 
 
 def review_amend(

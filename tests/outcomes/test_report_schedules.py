@@ -364,6 +364,29 @@ def test_draft_mode_waits_for_the_owners_then_delivers(
     assert len(queued) == 3
 
 
+def test_auto_mode_publishes_its_snapshot_beside_a_draft_people_have_open(
+    tree, addressed, queued, django_capture_on_commit_callbacks
+):
+    node_services.node_create(tree=tree, parent=None, title="Grow revenue")
+    first = review_services.review_start(tree=tree, by=addressed["owner"])
+    first = review_services.review_publish(review=first, by=addressed["owner"])
+    node_services.node_create(tree=tree, parent=None, title="Keep customers")
+    draft = review_services.review_start(tree=tree, by=addressed["owner"], notes="ours")
+    schedule = schedule_for(tree, addressed)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.schedule_run(schedule_id=schedule.pk, run_at=utc(2026, 3, 23, 8))
+    assert run.status == RunStatus.DELIVERING
+    assert run.review.is_published and run.review.pk != draft.pk
+    assert run.review.previous == first
+    assert [n["title"] for n in run.review.changes["added"]] == ["Keep customers"]
+    assert len(queued) == 3
+    # The people's draft is left as it was, and still publishes after the snapshot.
+    draft.refresh_from_db()
+    assert (draft.status, draft.notes, draft.previous) == ("draft", "ours", first)
+    published = review_services.review_publish(review=draft, by=addressed["owner"])
+    assert [n["title"] for n in published.changes["added"]] == ["Keep customers"]
+
+
 # --- Sending -----------------------------------------------------------------------------
 
 
