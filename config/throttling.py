@@ -74,18 +74,29 @@ def too_many_requests(request: HttpRequest, wait: float | None, *, message: str)
     return response
 
 
+def refused(request: HttpRequest, scope: str, *, reads: bool = False) -> HttpResponse | None:
+    """The 429 answer when ``request`` is over the scoped rate ``scope`` (same counters
+    as the API), None when it may go on. POSTs are counted; reads only with
+    ``reads=True`` (a GET that does costly work, such as rendering a PDF)."""
+    limiter = ScopedThrottle()
+    view = SimpleNamespace(throttle_scope=scope)
+    allowed = (
+        ScopedRateThrottle.allow_request(limiter, request, view)
+        if reads
+        else limiter.allow_request(request, view)
+    )
+    if allowed:
+        return None
+    return too_many_requests(request, limiter.wait(), message="Too many requests of this kind.")
+
+
 def throttle(scope: str) -> Callable:
     """Apply the scoped rate `scope` to a browser view's POSTs (same counters as the API)."""
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            limiter = ScopedThrottle()
-            if not limiter.allow_request(request, SimpleNamespace(throttle_scope=scope)):
-                return too_many_requests(
-                    request, limiter.wait(), message="Too many requests of this kind."
-                )
-            return view(request, *args, **kwargs)
+            return refused(request, scope) or view(request, *args, **kwargs)
 
         return wrapped
 

@@ -426,6 +426,8 @@ REST_FRAMEWORK |= {
         "imports": _throttle_rate("THROTTLE_IMPORTS", "30/hour"),
         "pulls": _throttle_rate("THROTTLE_PULLS", "60/hour"),
         "evaluations": _throttle_rate("THROTTLE_EVALUATIONS", "120/hour"),
+        # Reports rendered on demand (a draft's PDF, the other orientation), per user.
+        "renders": _throttle_rate("THROTTLE_RENDERS", "60/hour"),
         "logins": _throttle_rate("THROTTLE_LOGINS", "20/min"),  # login POSTs per address
     },
     # Proxies in front of the server whose X-Forwarded-For is trusted; 0 ignores the

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from icalendar import Calendar, Event
@@ -24,6 +25,7 @@ from valuetree.models import ValueTree
 from valuetree.selectors import trees_for_user
 
 FEED_DATES = 12
+MAX_LIVE_LINKS = 5
 EVENT_MINUTES = 60
 
 
@@ -32,9 +34,18 @@ def _digest(token: str) -> str:
 
 
 def calendar_token_issue(*, user: AbstractBaseUser, tree: ValueTree) -> str:
-    """A new feed token for ``user`` and ``tree`` (returned once, stored hashed)."""
+    """A new feed token for ``user`` and ``tree`` (returned once, stored hashed).
+
+    A user keeps at most ``MAX_LIVE_LINKS`` links per tree: making another deletes the
+    oldest beyond that, and the user's revoked ones (they answer 404 either way), so
+    clicking "make a link" again and again cannot fill the table."""
     token = secrets.token_urlsafe(32)
-    CalendarToken.objects.create(user=user, tree=tree, digest=_digest(token))
+    mine = CalendarToken.objects.filter(user=user, tree=tree)
+    with transaction.atomic():
+        CalendarToken.objects.create(user=user, tree=tree, digest=_digest(token))
+        keep = mine.filter(revoked_at__isnull=True).order_by("-created_at", "-id")
+        keep = list(keep.values_list("pk", flat=True)[:MAX_LIVE_LINKS])
+        mine.exclude(pk__in=keep).delete()
     return token
 
 

@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from config.throttling import refused
 from outcomes.reports import calendar, selectors, services
 from outcomes.reports.forms import ScheduleForm
 from outcomes.reports.models import Delivery
@@ -198,6 +199,9 @@ def review_pdf(request: HttpRequest, review_id: int) -> HttpResponse:
         pdf = bytes(review_render(review, landscape=landscape).pdf or b"")
     else:
         # A draft still changes; another orientation is not stored over the deliveries'.
+        # Each such request renders anew, so it counts against the user's render rate.
+        if too_many := refused(request, "renders", reads=True):
+            return too_many
         pdf = render_build(review, landscape=landscape)["pdf"]
     response = HttpResponse(pdf, content_type="application/pdf")
     response["Content-Disposition"] = (

@@ -25,6 +25,7 @@ RATES = {
     "imports": "2/hour",
     "pulls": "2/hour",
     "evaluations": "2/hour",
+    "renders": "2/hour",
     "logins": "1000/min",
 }
 
@@ -207,3 +208,23 @@ def test_evaluations_have_their_own_rate(rates, users, tree):
     # Reading the policy is not counted; changing it (which re-evaluates) is.
     assert client.get(f"/api/trees/{tree.slug}/verdict-policy/").status_code == 200
     assert_throttled(client.put(f"/api/trees/{tree.slug}/verdict-policy/", {}, format="json"))
+
+
+def test_review_pdfs_rendered_on_demand_have_their_own_rate(rates, users, tree):
+    from outcomes.reviews import services as review_services
+
+    services.node_create(tree=tree, parent=None, title="Goal")
+    review = review_services.review_start(tree=tree, by=users["owner"])
+    review = review_services.review_publish(review=review, by=users["owner"])
+    browser = Client()
+    browser.force_login(users["viewer"])
+    url = f"/reviews/{review.pk}/review.pdf"
+    # The stored render (the deliveries' orientation) is made once and not counted.
+    for _ in range(3):
+        answer = browser.get(url)
+        assert answer.status_code == 200 and answer.content.startswith(b"%PDF")
+    # Each landscape download renders anew: two an hour here, then a 429.
+    for _ in range(2):
+        assert browser.get(url + "?landscape=1").status_code == 200
+    assert_throttled(browser.get(url + "?landscape=1"))
+    assert browser.get(url).status_code == 200

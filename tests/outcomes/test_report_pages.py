@@ -147,6 +147,23 @@ def test_a_feed_stops_when_its_user_leaves_the_tree(client, tree, users):
     assert calendar.feed_for_token(token) is None
 
 
+def test_making_links_again_and_again_keeps_five_live_ones(tree, users):
+    from outcomes.reports import calendar
+    from outcomes.reports.models import CalendarToken
+
+    tokens = [calendar.calendar_token_issue(user=users["viewer"], tree=tree) for _ in range(8)]
+    calendar.calendar_tokens_revoke(user=users["owner"], tree=tree)
+    assert CalendarToken.objects.filter(user=users["viewer"]).count() == calendar.MAX_LIVE_LINKS
+    assert [calendar.feed_for_token(t) is not None for t in tokens] == [False] * 3 + [True] * 5
+    # Revoked links are cleared when the next one is made.
+    calendar.calendar_tokens_revoke(user=users["viewer"], tree=tree)
+    fresh = calendar.calendar_token_issue(user=users["viewer"], tree=tree)
+    assert list(CalendarToken.objects.filter(user=users["viewer"]).values_list("revoked_at")) == [
+        (None,)
+    ]
+    assert calendar.feed_for_token(fresh) is not None
+
+
 def test_unsubscribe_page_one_click(client, tree):
     token = services.unsubscribe_token(tree.pk, "board@example.com")
     url = reverse("outcomes:report-unsubscribe", kwargs={"token": token})

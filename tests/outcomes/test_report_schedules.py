@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import smtplib
 from email import message_from_bytes
@@ -9,6 +10,8 @@ from email import message_from_bytes
 import pytest
 from django.core import mail
 from django.core.exceptions import ValidationError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from outcomes.models import ValueReview
 from outcomes.reports import recurrence, services
@@ -134,19 +137,87 @@ def test_unusable_rules_are_refused(rule):
         ("FREQ=WEEKLY;INTERVAL=2;BYDAY=FR", True),
         ("FREQ=DAILY;BYWEEKNO=53;BYDAY=MO", True),
         ("FREQ=DAILY;BYMONTH=6", True),
+        # INTERVAL thins the filter's days out: 2026-01-01 is a Thursday, so every
+        # 7th day from it is a Thursday, never a Tuesday; every 14th week from a week
+        # never lands in one of the listed ISO weeks 2 and 3 after the first pair.
+        ("FREQ=DAILY;INTERVAL=7;BYDAY=TU", False),
+        ("FREQ=DAILY;INTERVAL=7;BYDAY=TH", True),
+        ("FREQ=DAILY;INTERVAL=14;BYDAY=TU,TH", True),
+        ("FREQ=WEEKLY;INTERVAL=3;BYDAY=MO;BYMONTH=2", True),
+        ("FREQ=WEEKLY;INTERVAL=2;WKST=SU;BYDAY=SU", True),
     ],
 )
-def test_daily_and_weekly_rules_without_days_are_found_by_years(rule, has_days):
-    # dateutil walks every day to the year 9999 to learn that a daily rule never
-    # matches (~5 s a request); a yearly probe with the same filters walks years.
+def test_rules_without_days_are_found_without_walking_to_the_year_9999(rule, has_days):
+    # dateutil walks every period to the year 9999 to learn that a daily rule never
+    # matches (~1-5 s a request); a yearly probe with the same filters walks years.
     start = dt.datetime(2026, 1, 1, 9)  # noqa: DTZ001 - a local wall time, as parse() uses
     parsed = recurrence.rrulestr(rule, dtstart=start)
-    assert recurrence._may_match(parsed, start) is has_days
+    found = recurrence._first_date(parsed, start)
+    assert (found is not None) is has_days
     if has_days:
+        # The same first date as dateutil's own walk.
+        assert found == parsed.after(start, inc=True)
         assert recurrence.parse(rule, starts_on=start.date(), time_of_day=NINE)
     else:
         with pytest.raises(ValidationError):
             recurrence.parse(rule, starts_on=start.date(), time_of_day=NINE)
+
+
+def _first_by_hand(freq, interval, days, months, monthdays, wkst, start):
+    """An independent oracle for small rules: the first day from ``start`` within
+    HORIZON_YEARS that is on the rule's INTERVAL and passes its filters (dateutil's
+    defaults: a weekly rule with neither BYDAY nor BYMONTHDAY takes the start's
+    weekday)."""
+    names = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
+    weekdays = {names.index(d) for d in days}
+    if freq == "WEEKLY" and not weekdays and not monthdays:
+        weekdays = {start.weekday()}
+    first_week = (start.toordinal() - 1 - names.index(wkst)) // 7
+    day = start
+    end = start.replace(year=start.year + recurrence.HORIZON_YEARS)
+    while day < end:
+        if freq == "DAILY":
+            on_interval = (day - start).days % interval == 0
+        else:
+            on_interval = (
+                (day.toordinal() - 1 - names.index(wkst)) // 7 - first_week
+            ) % interval == 0
+        length = calendar.monthrange(day.year, day.month)[1]
+        if (
+            on_interval
+            and (not weekdays or day.weekday() in weekdays)
+            and (not months or day.month in months)
+            and (
+                not monthdays or any(day.day == (m if m > 0 else length + 1 + m) for m in monthdays)
+            )
+        ):
+            return day
+        day += dt.timedelta(days=1)
+    return None
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    freq=st.sampled_from(["DAILY", "WEEKLY"]),
+    interval=st.integers(1, 60),
+    days=st.lists(st.sampled_from(["MO", "TU", "WE", "TH", "FR", "SA", "SU"]), max_size=3),
+    months=st.lists(st.integers(1, 12), max_size=2),
+    monthdays=st.lists(st.integers(-31, 31).filter(bool), max_size=2),
+    wkst=st.sampled_from(["MO", "SU", "WE"]),
+    start=st.dates(dt.date(2000, 1, 1), dt.date(2040, 12, 31)),
+)
+def test_the_first_date_matches_an_oracle_by_hand(
+    freq, interval, days, months, monthdays, wkst, start
+):
+    parts = [f"FREQ={freq}", f"INTERVAL={interval}", f"WKST={wkst}"]
+    for name, values in (("BYDAY", days), ("BYMONTH", months), ("BYMONTHDAY", monthdays)):
+        if values:
+            parts.append(f"{name}={','.join(map(str, sorted(set(values))))}")
+    moment = dt.datetime.combine(start, NINE)
+    parsed = recurrence.rrulestr(";".join(parts), dtstart=moment)
+    found = recurrence._first_date(parsed, moment)
+    expected = _first_by_hand(freq, interval, days, months, monthdays, wkst, start)
+    assert (found.date() if found else None) == expected, ";".join(parts)
 
 
 def test_utc_until_is_read_as_rfc_5545_asks():
