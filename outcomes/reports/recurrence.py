@@ -30,6 +30,8 @@ MAX_RULE_LENGTH = 500
 MAX_INTERVAL = 1000
 # A rule must have a date within this many years of its start (see _first_date).
 HORIZON_YEARS = 100
+# The Gregorian calendar repeats after 400 years (146,097 days, exactly 20,871 weeks).
+GREGORIAN_CYCLE_YEARS = 400
 # The first and last start dates taken: outside them dateutil walks centuries of empty
 # periods (a rule from the year 1 iterates ~740,000 days to reach today) or a local
 # date near 9999-12-31 overflows when placed in UTC.
@@ -113,24 +115,37 @@ def _first_date(rule: rrule, start: datetime) -> datetime | None:
 
     dateutil finds that a rule has no date by walking period after period to the
     year 9999, and an UNTIL does not stop a walk that produces nothing: about 5 s for
-    FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30, and ~1 s for FREQ=DAILY;INTERVAL=7;BYDAY=TU
-    from a Monday (only ever Mondays). So a daily or weekly rule with day filters is
-    first asked as a yearly rule with the same filters, which steps whole years and
-    yields every day the filters allow (dateutil applies one filter to every
-    period: the daily rule's days are among them); a day counts when it also falls on
-    the rule's INTERVAL — a whole number of INTERVAL days (DAILY) or weeks counted from
-    WKST (WEEKLY) after the start's. Only once such a day is found within the horizon is
-    the rule itself asked, and its walk then ends at that day. A rule without a day
-    filter (none of BYMONTHDAY, BYYEARDAY, BYWEEKNO, BYDAY) always has days.
+    FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30, ~0.25-0.75 s for a monthly rule such as
+    FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=30. So the rule is first asked through a probe
+    that starts a whole number of 400-year Gregorian cycles later (146,097 days: the
+    same weekdays, leap days, ISO weeks, and a whole number of days, weeks and months,
+    so every INTERVAL phase is kept), as late as leaves HORIZON_YEARS before 9999: a
+    probe that finds nothing stops at 9999 within one cycle after its horizon.
+
+    A monthly or yearly rule is its own probe. A daily or weekly rule with day filters
+    is probed as a yearly rule with the same filters, which steps whole years and
+    yields every day the filters allow (dateutil applies one filter to every period:
+    the daily rule's days are among them); a day counts when it also falls on the
+    rule's INTERVAL — a whole number of INTERVAL days (DAILY) or weeks counted from
+    WKST (WEEKLY) after the start's. Only once the probe finds a day within the horizon
+    is the rule itself asked, and its walk then ends at that day. A daily rule without
+    a day filter (none of BYMONTHDAY, BYYEARDAY, BYWEEKNO, BYDAY) always has days.
     """
     monthdays = tuple(rule._bymonthday or ()) + tuple(rule._bynmonthday or ())
     filtered = monthdays or rule._byyearday or rule._byweekno or rule._byweekday
-    if rule._freq not in (DAILY, WEEKLY) or not filtered:
+    if rule._freq in (DAILY, WEEKLY) and not filtered:
         return rule.after(start, inc=True)
+    cycles = max(0, (date.max.year - HORIZON_YEARS - start.year) // GREGORIAN_CYCLE_YEARS)
+    shifted = start.replace(year=start.year + cycles * GREGORIAN_CYCLE_YEARS)
+    until = shifted + relativedelta(years=HORIZON_YEARS)
+    if rule._freq in (MONTHLY, YEARLY):
+        probe = rule.replace(dtstart=shifted, until=until, count=None)
+        found = probe.after(shifted, inc=True)
+        return None if found is None else rule.after(start, inc=True)
     probe = rrule(
         YEARLY,
-        dtstart=start,
-        until=start + relativedelta(years=HORIZON_YEARS),
+        dtstart=shifted,
+        until=until,
         wkst=rule._wkst,
         bymonth=rule._bymonth,
         bymonthday=monthdays or None,
@@ -144,7 +159,7 @@ def _first_date(rule: rrule, start: datetime) -> datetime | None:
         ordinal = moment.toordinal()  # day 1 (0001-01-01) was a Monday
         return ordinal if rule._freq == DAILY else (ordinal - 1 - rule._wkst) // 7
 
-    first_period = period(start)
+    first_period = period(shifted)
     for day in probe:
         if (period(day) - first_period) % interval == 0:
             return rule.after(start, inc=True)

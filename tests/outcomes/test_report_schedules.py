@@ -640,3 +640,70 @@ def test_the_sweeper_requeues_rows_a_dead_worker_left(
     assert services.delivery_send(delivery_id=delivery.pk, final_attempt=False) == "sending"
     Delivery.objects.filter(pk=delivery.pk).update(status="sent")
     assert services.deliveries_sweep_stuck(now=later) == []
+
+
+@pytest.mark.parametrize(
+    "rule,starts_on",
+    [
+        # Never a date: dateutil walks every month (or year) to the year 9999 to learn
+        # it, ~0.25-0.75 s of CPU a request (the schedule page parses a rule thrice).
+        ("FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=30", dt.date(2026, 1, 5)),
+        ("FREQ=MONTHLY;BYMONTH=2", dt.date(2026, 1, 31)),  # the start's day 31
+        ("FREQ=MONTHLY;BYMONTH=2,4,6,9,11;BYMONTHDAY=31;BYDAY=1MO,2TU,-1SU", dt.date(1970, 1, 1)),
+        ("FREQ=MONTHLY;BYYEARDAY=366;BYMONTH=1;UNTIL=20270101", dt.date(2026, 1, 5)),
+        ("FREQ=YEARLY;BYMONTH=2,4,6,9,11;BYMONTHDAY=31;BYDAY=1MO,1TU,1FR", dt.date(1970, 1, 1)),
+        ("FREQ=YEARLY;BYMONTH=1;BYDAY=6MO", dt.date(2999, 12, 31)),
+        # The daily rule's yearly probe walked to 9999 too when its filters never meet.
+        ("FREQ=WEEKLY;BYMONTH=2,4,6,9,11;BYMONTHDAY=31;BYDAY=MO,TU,WE", dt.date(1970, 1, 1)),
+        ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", dt.date(2026, 1, 5)),
+    ],
+)
+def test_rules_with_no_date_are_refused_without_walking_to_the_year_9999(
+    rule, starts_on, monkeypatch
+):
+    from dateutil import rrule as dateutil_rrule
+
+    periods = []
+    rebuild = dateutil_rrule._iterinfo.rebuild
+
+    def counted(self, year, month):
+        periods.append((year, month))
+        return rebuild(self, year, month)
+
+    monkeypatch.setattr(dateutil_rrule._iterinfo, "rebuild", counted)
+    with pytest.raises(ValidationError) as e:
+        recurrence.parse(rule, starts_on=starts_on, time_of_day=NINE)
+    assert "no date" in e.value.message_dict["rrule"][0]
+    # dateutil starts each year anew: a rule is asked over the horizon and at most one
+    # 400-year Gregorian cycle after it (the calendar repeats), not ~8,000 years to 9999.
+    years = {year for year, _ in periods}
+    assert len(years) <= 2 * recurrence.HORIZON_YEARS + 400, (min(years), max(years))
+
+
+@pytest.mark.parametrize(
+    "rule,starts_on,first",
+    [
+        ("FREQ=MONTHLY;INTERVAL=1000;BYMONTHDAY=31", dt.date(2026, 4, 1), dt.date(2109, 8, 31)),
+        ("FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=29", dt.date(2097, 3, 1), dt.date(2104, 2, 29)),
+        ("FREQ=MONTHLY;BYDAY=5FR;BYMONTH=2", dt.date(2026, 1, 1), dt.date(2036, 2, 29)),
+        (
+            "FREQ=YEARLY;INTERVAL=4;BYMONTH=2;BYMONTHDAY=29",
+            dt.date(2096, 3, 1),
+            dt.date(2104, 2, 29),
+        ),
+        (
+            "FREQ=YEARLY;BYWEEKNO=53;BYDAY=MO;INTERVAL=1000",
+            dt.date(2026, 1, 5),
+            dt.date(2026, 12, 28),
+        ),
+        ("FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=29", dt.date(2999, 12, 31), dt.date(3004, 2, 29)),
+        (
+            "FREQ=DAILY;BYYEARDAY=-366;BYMONTH=1;INTERVAL=7",
+            dt.date(2026, 1, 5),
+            dt.date(2052, 1, 1),
+        ),
+    ],
+)
+def test_rare_rules_keep_their_first_date(rule, starts_on, first):
+    parsed = recurrence.parse(rule, starts_on=starts_on, time_of_day=NINE)
+    assert parsed.after(dt.datetime.combine(starts_on, NINE), inc=True).date() == first
