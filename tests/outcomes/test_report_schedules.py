@@ -458,6 +458,31 @@ def test_auto_mode_publishes_its_snapshot_beside_a_draft_people_have_open(
     assert [n["title"] for n in published.changes["added"]] == ["Keep customers"]
 
 
+def test_a_run_redelivered_after_its_snapshot_delivers_that_snapshot(
+    tree, addressed, queued, monkeypatch, django_capture_on_commit_callbacks
+):
+    # The worker dies after the run's snapshot is committed and before its deliveries
+    # are written (a render that fails, kill -9): the task comes back with the run
+    # still "started". It must deliver that snapshot, not publish a second one (which,
+    # with nothing changed since the first, only_if_changed would then skip).
+    node_services.node_create(tree=tree, parent=None, title="Grow revenue")
+    schedule = schedule_for(tree, addressed, send_policy="only_if_changed")
+
+    def dies(*, run):
+        raise RuntimeError("worker lost")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(services, "run_deliver", dies)
+        with pytest.raises(RuntimeError):
+            services.schedule_run(schedule_id=schedule.pk, run_at=utc(2026, 3, 23, 8))
+    [first] = ValueReview.objects.filter(tree=tree)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.schedule_run(schedule_id=schedule.pk, run_at=utc(2026, 3, 23, 8))
+    assert list(ValueReview.objects.filter(tree=tree)) == [first]
+    assert (run.review_id, run.status) == (first.pk, RunStatus.DELIVERING)
+    assert len(queued) == 3
+
+
 # --- Sending -----------------------------------------------------------------------------
 
 
