@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from dateutil.relativedelta import relativedelta
 from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrule, rrulestr
+from django.contrib.humanize.templatetags.humanize import ordinal
 from django.core.exceptions import ValidationError
 
 # Parts that would say something the schedule's own fields say (the start, the time).
@@ -25,7 +26,9 @@ _MONTHS = [
     "January", "February", "March", "April", "May", "June", "July", "August",
     "September", "October", "November", "December",
 ]  # fmt: skip
-_ORDINALS = {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth", -1: "last"}
+_ORDINALS = {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth"}
+# Parts the words of describe() do not cover: shown as the rule's own text.
+_UNDESCRIBED_PARTS = ("BYYEARDAY", "BYWEEKNO", "WKST")
 MAX_RULE_LENGTH = 500
 MAX_INTERVAL = 1000
 # A rule must have a date within this many years of its start (see _first_date).
@@ -77,6 +80,12 @@ def _check_parts(upper: str) -> str:
     names = [part.partition("=")[0] for part in upper.split(";")]
     if len(set(names)) != len(names):
         raise refuse("Give each part once (RFC 5545 §3.3.10).")
+    freq = next((p.partition("=")[2] for p in upper.split(";") if p.startswith("FREQ=")), "")
+    # BYDAY's numbers count within the month in a monthly rule and in a yearly rule
+    # with BYMONTH (as dateutil counts them), within the year in a yearly rule; RFC
+    # 5545 forbids them elsewhere, where dateutil drops them ("-1FR" would be every
+    # Friday), and beside BYWEEKNO.
+    numbered = freq == "MONTHLY" or freq == "YEARLY" and "BYWEEKNO" not in names
     for part in upper.split(";"):
         name, _, value = part.partition("=")
         if name == "INTERVAL":
@@ -97,9 +106,14 @@ def _check_parts(upper: str) -> str:
                 if not low <= (abs(number) if name in _SIGNED else number) <= high:
                     raise refuse(f"{name} takes numbers from {low} to {high}: not {item[:12]!r}.")
         elif name == "BYDAY":
-            limit = 5 if "FREQ=MONTHLY" in upper else 53
+            limit = 5 if freq == "MONTHLY" or "BYMONTH" in names else 53
             for item in value.split(","):
                 found = _BYDAY.match(item)
+                if found and found.group(2) and not numbered:
+                    raise refuse(
+                        "BYDAY's numbers (1MO, -1FR) go in a monthly or yearly rule without "
+                        f"BYWEEKNO: not {item[:12]!r} here."
+                    )
                 if not found or found.group(2) and not 1 <= int(found.group(2)) <= limit:
                     raise refuse(
                         f"BYDAY takes days such as MO, 1MO or -1FR (at most {limit}): "
@@ -265,11 +279,18 @@ def _join(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
+def _ordinal(n: int) -> str:
+    """1 → "first", 22 → "22nd", -1 → "last", -2 → "second last"."""
+    if n < 0:
+        return "last" if n == -1 else f"{_ordinal(-n)} last"
+    return _ORDINALS.get(n) or str(ordinal(n))
+
+
 def _weekday(wd: object) -> str:
     name = _DAYS[wd.weekday]  # type: ignore[attr-defined]
     n = getattr(wd, "n", None)
     if n:
-        return f"the {_ORDINALS.get(n, f'{n}th')} {name}"
+        return f"the {_ordinal(n)} {name}"
     return name
 
 
@@ -291,12 +312,15 @@ def describe(text: str, *, starts_on: date, time_of_day: time, tz_name: str) -> 
         for wd in rule._byweekday or ():
             days.append(_DAYS[wd])
         for wd, n in rule._bynweekday or ():
-            days.append(f"the {_ORDINALS.get(n, f'{n}th')} {_DAYS[wd]}")
+            days.append(f"the {_ordinal(n)} {_DAYS[wd]}")
     if days:
         words.append("on " + _join(days))
     if "BYMONTHDAY=" in upper:
         monthdays = sorted(rule._bymonthday) + sorted(rule._bynmonthday)
-        words.append("on day " + _join(["last" if d == -1 else str(d) for d in monthdays]))
+        words.append("on day " + _join([_ordinal(d) if d < 0 else str(d) for d in monthdays]))
+    for part in upper.split(";"):
+        if part.partition("=")[0] in _UNDESCRIBED_PARTS:
+            words.append(part)
     words.append(f"at {time_of_day:%H:%M} {tz_name}")
     if rule._count:
         words.append(f"{rule._count} times")

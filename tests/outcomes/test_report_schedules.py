@@ -267,6 +267,45 @@ def test_ended_rule_has_no_next_date():
     )
 
 
+@pytest.mark.parametrize(
+    "rule,says",
+    [
+        # dateutil drops a BYDAY ordinal outside a monthly or yearly rule: "the last
+        # Friday" would silently be every Friday (RFC 5545 §3.3.10: MUST NOT).
+        ("FREQ=WEEKLY;BYDAY=-1FR", "BYDAY's numbers"),
+        ("FREQ=DAILY;BYDAY=2MO", "BYDAY's numbers"),
+        ("FREQ=YEARLY;BYWEEKNO=20;BYDAY=1MO", "BYDAY's numbers"),
+        # In a yearly rule with BYMONTH the number counts within the month (as dateutil
+        # does): at most 5, not dateutil's "list index out of range".
+        ("FREQ=YEARLY;BYMONTH=12;BYDAY=53MO", "at most 5"),
+    ],
+)
+def test_byday_numbers_are_refused_where_they_would_mean_something_else(rule, says):
+    with pytest.raises(ValidationError) as e:
+        recurrence.parse(rule, starts_on=dt.date(2026, 1, 5), time_of_day=NINE)
+    assert says in e.value.message_dict["rrule"][0]
+
+
+@pytest.mark.parametrize(
+    "rule,words",
+    [
+        ("FREQ=MONTHLY;BYDAY=-2FR", "every month on the second last Friday at"),
+        (
+            "FREQ=YEARLY;BYDAY=22MO,-1TU,11WE",
+            "on the 22nd Monday, the last Tuesday and the 11th Wednesday at",
+        ),
+        ("FREQ=MONTHLY;BYMONTHDAY=-2,-1,3", "every month on day 3, second last and last at"),
+        # The parts the words do not cover are given as the rule's own text, so "every
+        # week" is not all a rule limited to ISO week 1 (once a year) says.
+        ("FREQ=WEEKLY;BYWEEKNO=1", "every week BYWEEKNO=1 at"),
+        ("FREQ=MONTHLY;BYYEARDAY=100;WKST=SU", "every month BYYEARDAY=100 WKST=SU at"),
+    ],
+)
+def test_rules_in_words_say_what_they_do(rule, words):
+    said = recurrence.describe(rule, starts_on=dt.date(2026, 1, 5), time_of_day=NINE, tz_name="UTC")
+    assert words in said
+
+
 # --- Schedules ---------------------------------------------------------------------------
 
 
@@ -677,7 +716,7 @@ def test_the_sweeper_requeues_rows_a_dead_worker_left(
         ("FREQ=MONTHLY;BYMONTH=2,4,6,9,11;BYMONTHDAY=31;BYDAY=1MO,2TU,-1SU", dt.date(1970, 1, 1)),
         ("FREQ=MONTHLY;BYYEARDAY=366;BYMONTH=1;UNTIL=20270101", dt.date(2026, 1, 5)),
         ("FREQ=YEARLY;BYMONTH=2,4,6,9,11;BYMONTHDAY=31;BYDAY=1MO,1TU,1FR", dt.date(1970, 1, 1)),
-        ("FREQ=YEARLY;BYMONTH=1;BYDAY=6MO", dt.date(2999, 12, 31)),
+        ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", dt.date(2999, 12, 31)),
         # The daily rule's yearly probe walked to 9999 too when its filters never meet.
         ("FREQ=WEEKLY;BYMONTH=2,4,6,9,11;BYMONTHDAY=31;BYDAY=MO,TU,WE", dt.date(1970, 1, 1)),
         ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", dt.date(2026, 1, 5)),
