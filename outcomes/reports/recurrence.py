@@ -80,6 +80,8 @@ def _check_parts(upper: str) -> str:
     names = [part.partition("=")[0] for part in upper.split(";")]
     if len(set(names)) != len(names):
         raise refuse("Give each part once (RFC 5545 §3.3.10).")
+    if "COUNT" in names and "UNTIL" in names:
+        raise refuse("Give COUNT or UNTIL, not both (RFC 5545 §3.3.10).")
     freq = next((p.partition("=")[2] for p in upper.split(";") if p.startswith("FREQ=")), "")
     # BYDAY's numbers count within the month in a monthly rule and in a yearly rule
     # with BYMONTH (as dateutil counts them), within the year in a yearly rule; RFC

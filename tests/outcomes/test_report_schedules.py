@@ -278,9 +278,12 @@ def test_ended_rule_has_no_next_date():
         # In a yearly rule with BYMONTH the number counts within the month (as dateutil
         # does): at most 5, not dateutil's "list index out of range".
         ("FREQ=YEARLY;BYMONTH=12;BYDAY=53MO", "at most 5"),
+        # RFC 5545: COUNT and UNTIL MUST NOT occur together; dateutil warns that it
+        # will raise on them, which would make a stored schedule unreadable.
+        ("FREQ=DAILY;COUNT=3;UNTIL=20300101", "COUNT or UNTIL"),
     ],
 )
-def test_byday_numbers_are_refused_where_they_would_mean_something_else(rule, says):
+def test_parts_are_refused_where_they_would_mean_something_else(rule, says):
     with pytest.raises(ValidationError) as e:
         recurrence.parse(rule, starts_on=dt.date(2026, 1, 5), time_of_day=NINE)
     assert says in e.value.message_dict["rrule"][0]
