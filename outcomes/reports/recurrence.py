@@ -68,10 +68,11 @@ def _normalise(text: str) -> str:
     return text[len("RRULE:") :] if text.upper().startswith("RRULE:") else text
 
 
-def _check_parts(upper: str) -> str:
+def _check_parts(upper: str, tz: ZoneInfo | None = None) -> str:
     """Check the numeric parts of an upper-cased RRULE value against RFC 5545's ranges
     before dateutil sees them; the value with a UTC ``UNTIL`` (``…Z``) made local wall
-    time (as the rule's DTSTART is). Raises ValidationError (key ``rrule``)."""
+    time (as the rule's DTSTART is): the wall time in ``tz`` at that instant, or read
+    as wall time when no zone is given. Raises ValidationError (key ``rrule``)."""
 
     def refuse(message: str) -> ValidationError:
         return ValidationError({"rrule": message})
@@ -99,8 +100,9 @@ def _check_parts(upper: str) -> str:
         elif name == "UNTIL":
             if not _UNTIL.match(value):
                 raise refuse("UNTIL is a date (20271231) or a date and time (20271231T090000Z).")
-            value = value.rstrip("Z")
-            part = f"UNTIL={value}"
+            if value.endswith("Z") and tz is not None:
+                value = _utc_until_in(value, tz)
+            part = f"UNTIL={value.rstrip('Z')}"
         elif name in _RANGES:
             low, high = _RANGES[name]
             for item in value.split(","):
@@ -123,6 +125,17 @@ def _check_parts(upper: str) -> str:
                     )
         parts.append(part)
     return ";".join(parts)
+
+
+def _utc_until_in(value: str, tz: ZoneInfo) -> str:
+    """A UTC ``UNTIL`` date-time (``20271231T090000Z``) as the wall time in ``tz`` at that
+    instant (``20271231T100000`` in Oslo), clamped to the calendar's ends."""
+    instant = datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    try:
+        local = instant.astimezone(tz)
+    except OverflowError:  # past either end of the calendar in that zone
+        return "99991231T235959" if instant.year == date.max.year else "00010101T000000"
+    return f"{local.year:04d}{local:%m%dT%H%M%S}"
 
 
 def _first_date(rule: rrule, start: datetime) -> datetime | None:
@@ -182,9 +195,10 @@ def _first_date(rule: rrule, start: datetime) -> datetime | None:
     return None
 
 
-def parse(text: str, *, starts_on: date, time_of_day: time) -> rrule:
+def parse(text: str, *, starts_on: date, time_of_day: time, tz_name: str | None = None) -> rrule:
     """The dateutil rule for an RRULE value, anchored at local ``starts_on time_of_day``
-    (naive). Raises ValidationError (key ``rrule``) for an unreadable rule, a part out
+    (naive) in the zone ``tz_name`` (a UTC UNTIL is placed in it; without a zone it is
+    read as wall time). Raises ValidationError (key ``rrule``) for an unreadable rule, a part out
     of RFC 5545's range, one more frequent than daily, one that sets the time itself,
     or one with no occurrence; (key ``starts_on``) for a start before FIRST_START or
     after LAST_START.
@@ -206,8 +220,9 @@ def parse(text: str, *, starts_on: date, time_of_day: time) -> rrule:
     if "\n" in value or not upper.startswith("FREQ=") and ";FREQ=" not in upper:
         raise ValidationError({"rrule": "A rule needs FREQ (e.g. FREQ=WEEKLY;INTERVAL=2)."})
     # An UNTIL in UTC (…Z), as RFC 5545 asks for beside a DTSTART with a time zone, is
-    # compared as local wall time: dateutil refuses a UTC UNTIL beside a naive DTSTART.
-    value = _check_parts(upper)
+    # made the zone's wall time at that instant: dateutil refuses a UTC UNTIL beside a
+    # naive DTSTART.
+    value = _check_parts(upper, zone(tz_name) if tz_name else None)
     start = datetime.combine(starts_on, time_of_day.replace(tzinfo=None, microsecond=0))
     try:
         rule = rrulestr(value, dtstart=start)
@@ -240,7 +255,7 @@ def occurrences(
 ) -> Iterator[datetime]:
     """The rule's occurrences strictly after ``after`` (aware), as aware UTC datetimes."""
     tz = zone(tz_name)
-    rule = parse(text, starts_on=starts_on, time_of_day=time_of_day)
+    rule = parse(text, starts_on=starts_on, time_of_day=time_of_day, tz_name=tz_name)
     local_after = after.astimezone(tz).replace(tzinfo=None)
     for local in rule.xafter(local_after, inc=False):
         try:
@@ -302,7 +317,7 @@ def describe(text: str, *, starts_on: date, time_of_day: time, tz_name: str) -> 
     Covers FREQ, INTERVAL, BYDAY (with ordinals), BYMONTHDAY, BYMONTH, COUNT and
     UNTIL; other parts are appended as the rule's own text.
     """
-    rule = parse(text, starts_on=starts_on, time_of_day=time_of_day)
+    rule = parse(text, starts_on=starts_on, time_of_day=time_of_day, tz_name=tz_name)
     unit = _FREQS[rule._freq]
     interval = rule._interval
     words = [f"every {unit}" if interval == 1 else f"every {interval} {unit}s"]

@@ -241,7 +241,10 @@ def schedule_save(
     def clean_rule() -> None:
         if schedule.starts_on and schedule.time_of_day:
             recurrence.parse(
-                schedule.rrule, starts_on=schedule.starts_on, time_of_day=schedule.time_of_day
+                schedule.rrule,
+                starts_on=schedule.starts_on,
+                time_of_day=schedule.time_of_day,
+                tz_name=schedule.timezone,
             )
 
     for step in (

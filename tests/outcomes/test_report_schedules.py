@@ -233,6 +233,30 @@ def test_utc_until_is_read_as_rfc_5545_asks():
     assert [d.day for d in dates] == [5, 12, 19, 26]
 
 
+@pytest.mark.parametrize(
+    "zone,until,days",
+    [
+        # 09:00 in Oslo in January is 08:00 UTC: an UNTIL of exactly that instant
+        # includes it (UNTIL is inclusive), and the rule has a date (it was refused).
+        (OSLO, "20260105T080000Z", [5]),
+        (OSLO, "20260112T075959Z", [5]),
+        # 09:00 in New York is 14:00 UTC: 10:00 UTC on the 12th is before that review.
+        ("America/New_York", "20260112T100000Z", [5]),
+        ("America/New_York", "20260112T140000Z", [5, 12]),
+    ],
+)
+def test_a_utc_until_is_the_instant_it_names_in_the_schedules_zone(zone, until, days):
+    rule = f"FREQ=WEEKLY;BYDAY=MO;UNTIL={until}"
+    dates = recurrence.next_n(
+        rule,
+        starts_on=dt.date(2026, 1, 1),
+        time_of_day=NINE,
+        tz_name=zone,
+        after=utc(2026, 1, 1),
+    )
+    assert [d.day for d in dates] == days
+
+
 @pytest.mark.parametrize("starts_on", [dt.date(1, 1, 1), dt.date(9999, 12, 31)])
 def test_starts_far_in_the_past_or_future_are_refused(starts_on):
     # From the year 1 dateutil walks ~740,000 days to reach today on every read; near
