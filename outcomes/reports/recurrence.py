@@ -101,7 +101,10 @@ def _check_parts(upper: str, tz: ZoneInfo | None = None) -> str:
             if not _UNTIL.match(value):
                 raise refuse("UNTIL is a date (20271231) or a date and time (20271231T090000Z).")
             if value.endswith("Z") and tz is not None:
-                value = _utc_until_in(value, tz)
+                try:
+                    value = _utc_until_in(value, tz)
+                except ValueError:  # 25 o'clock, 30 February
+                    raise refuse(f"UNTIL is not a date and time: {value!r}.") from None
             part = f"UNTIL={value.rstrip('Z')}"
         elif name in _RANGES:
             low, high = _RANGES[name]

@@ -257,6 +257,18 @@ def test_a_utc_until_is_the_instant_it_names_in_the_schedules_zone(zone, until, 
     assert [d.day for d in dates] == days
 
 
+@pytest.mark.parametrize("until", ["20260101T250000Z", "20260230T090000Z", "20261301T000000Z"])
+def test_a_utc_until_that_is_no_time_is_refused(until):
+    with pytest.raises(ValidationError) as e:
+        recurrence.parse(
+            f"FREQ=DAILY;UNTIL={until}",
+            starts_on=dt.date(2026, 1, 1),
+            time_of_day=NINE,
+            tz_name=OSLO,
+        )
+    assert "UNTIL" in e.value.message_dict["rrule"][0]
+
+
 @pytest.mark.parametrize("starts_on", [dt.date(1, 1, 1), dt.date(9999, 12, 31)])
 def test_starts_far_in_the_past_or_future_are_refused(starts_on):
     # From the year 1 dateutil walks ~740,000 days to reach today on every read; near
