@@ -241,7 +241,10 @@ def schedule_save(
     def clean_rule() -> None:
         if schedule.starts_on and schedule.time_of_day:
             recurrence.parse(
-                schedule.rrule, starts_on=schedule.starts_on, time_of_day=schedule.time_of_day
+                schedule.rrule,
+                starts_on=schedule.starts_on,
+                time_of_day=schedule.time_of_day,
+                tz_name=schedule.timezone,
             )
 
     for step in (
@@ -307,7 +310,8 @@ def _open_review(tree: ValueTree) -> ValueReview | None:
 
 def schedule_run(*, schedule_id: int, run_at: datetime) -> ScheduledRun:
     """Make the review of one scheduled run and start its delivery. Idempotent: the
-    run is unique per (schedule, run_at), so a redelivered task finds it.
+    run is unique per (schedule, run_at), so a redelivered task finds it, and the
+    review it made once.
 
     Publish mode ``auto`` publishes a snapshot of the tree now and delivers it, even
     while the tree's people have a review of their own open (that draft is left as it
@@ -329,16 +333,24 @@ def schedule_run(*, schedule_id: int, run_at: datetime) -> ScheduledRun:
     local = run_at.astimezone(recurrence.zone(schedule.timezone))
     title = f"Scheduled review {local:%Y-%m-%d}"
     with transaction.atomic():
-        if schedule.publish_mode == PublishMode.AUTO:
-            review = review_services.review_snapshot(tree=tree, by=None, title=title)
-        else:
-            review = _open_review(tree) or review_services.review_start(
-                tree=tree, by=None, title=title
+        # Locked and read again: a task redelivered after its review was made (the
+        # worker died before the deliveries were written), or its twin running at
+        # once, delivers that review instead of publishing a second snapshot.
+        run = ScheduledRun.objects.select_for_update().get(pk=run.pk)
+        review = run.review
+        if review is None:
+            if schedule.publish_mode == PublishMode.AUTO:
+                review = review_services.review_snapshot(tree=tree, by=None, title=title)
+            else:
+                review = _open_review(tree) or review_services.review_start(
+                    tree=tree, by=None, title=title
+                )
+            run.review = review
+            run.status = RunStatus.STARTED if review.is_published else RunStatus.AWAITING_PUBLISH
+            run.detail = (
+                "" if review.is_published else f"Waiting for “{review.title}” to be published."
             )
-        run.review = review
-        run.status = RunStatus.STARTED if review.is_published else RunStatus.AWAITING_PUBLISH
-        run.detail = "" if review.is_published else f"Waiting for “{review.title}” to be published."
-        run.save(update_fields=["review", "status", "detail"])
+            run.save(update_fields=["review", "status", "detail"])
     ReviewSchedule.objects.filter(pk=schedule.pk).update(claimed_at=None)
     if review.is_published:
         run_deliver(run=run)

@@ -140,6 +140,7 @@ def review_publish(
     return review
 
 
+@transaction.atomic
 def review_snapshot(
     *, tree: ValueTree, by: AbstractBaseUser | None, title: str, at: datetime | None = None
 ) -> ValueReview:

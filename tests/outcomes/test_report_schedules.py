@@ -233,6 +233,42 @@ def test_utc_until_is_read_as_rfc_5545_asks():
     assert [d.day for d in dates] == [5, 12, 19, 26]
 
 
+@pytest.mark.parametrize(
+    "zone,until,days",
+    [
+        # 09:00 in Oslo in January is 08:00 UTC: an UNTIL of exactly that instant
+        # includes it (UNTIL is inclusive), and the rule has a date (it was refused).
+        (OSLO, "20260105T080000Z", [5]),
+        (OSLO, "20260112T075959Z", [5]),
+        # 09:00 in New York is 14:00 UTC: 10:00 UTC on the 12th is before that review.
+        ("America/New_York", "20260112T100000Z", [5]),
+        ("America/New_York", "20260112T140000Z", [5, 12]),
+    ],
+)
+def test_a_utc_until_is_the_instant_it_names_in_the_schedules_zone(zone, until, days):
+    rule = f"FREQ=WEEKLY;BYDAY=MO;UNTIL={until}"
+    dates = recurrence.next_n(
+        rule,
+        starts_on=dt.date(2026, 1, 1),
+        time_of_day=NINE,
+        tz_name=zone,
+        after=utc(2026, 1, 1),
+    )
+    assert [d.day for d in dates] == days
+
+
+@pytest.mark.parametrize("until", ["20260101T250000Z", "20260230T090000Z", "20261301T000000Z"])
+def test_a_utc_until_that_is_no_time_is_refused(until):
+    with pytest.raises(ValidationError) as e:
+        recurrence.parse(
+            f"FREQ=DAILY;UNTIL={until}",
+            starts_on=dt.date(2026, 1, 1),
+            time_of_day=NINE,
+            tz_name=OSLO,
+        )
+    assert "UNTIL" in e.value.message_dict["rrule"][0]
+
+
 @pytest.mark.parametrize("starts_on", [dt.date(1, 1, 1), dt.date(9999, 12, 31)])
 def test_starts_far_in_the_past_or_future_are_refused(starts_on):
     # From the year 1 dateutil walks ~740,000 days to reach today on every read; near
@@ -265,6 +301,48 @@ def test_ended_rule_has_no_next_date():
         )
         is None
     )
+
+
+@pytest.mark.parametrize(
+    "rule,says",
+    [
+        # dateutil drops a BYDAY ordinal outside a monthly or yearly rule: "the last
+        # Friday" would silently be every Friday (RFC 5545 §3.3.10: MUST NOT).
+        ("FREQ=WEEKLY;BYDAY=-1FR", "BYDAY's numbers"),
+        ("FREQ=DAILY;BYDAY=2MO", "BYDAY's numbers"),
+        ("FREQ=YEARLY;BYWEEKNO=20;BYDAY=1MO", "BYDAY's numbers"),
+        # In a yearly rule with BYMONTH the number counts within the month (as dateutil
+        # does): at most 5, not dateutil's "list index out of range".
+        ("FREQ=YEARLY;BYMONTH=12;BYDAY=53MO", "at most 5"),
+        # RFC 5545: COUNT and UNTIL MUST NOT occur together; dateutil warns that it
+        # will raise on them, which would make a stored schedule unreadable.
+        ("FREQ=DAILY;COUNT=3;UNTIL=20300101", "COUNT or UNTIL"),
+    ],
+)
+def test_parts_are_refused_where_they_would_mean_something_else(rule, says):
+    with pytest.raises(ValidationError) as e:
+        recurrence.parse(rule, starts_on=dt.date(2026, 1, 5), time_of_day=NINE)
+    assert says in e.value.message_dict["rrule"][0]
+
+
+@pytest.mark.parametrize(
+    "rule,words",
+    [
+        ("FREQ=MONTHLY;BYDAY=-2FR", "every month on the second last Friday at"),
+        (
+            "FREQ=YEARLY;BYDAY=22MO,-1TU,11WE",
+            "on the 22nd Monday, the last Tuesday and the 11th Wednesday at",
+        ),
+        ("FREQ=MONTHLY;BYMONTHDAY=-2,-1,3", "every month on day 3, second last and last at"),
+        # The parts the words do not cover are given as the rule's own text, so "every
+        # week" is not all a rule limited to ISO week 1 (once a year) says.
+        ("FREQ=WEEKLY;BYWEEKNO=1", "every week BYWEEKNO=1 at"),
+        ("FREQ=MONTHLY;BYYEARDAY=100;WKST=SU", "every month BYYEARDAY=100 WKST=SU at"),
+    ],
+)
+def test_rules_in_words_say_what_they_do(rule, words):
+    said = recurrence.describe(rule, starts_on=dt.date(2026, 1, 5), time_of_day=NINE, tz_name="UTC")
+    assert words in said
 
 
 # --- Schedules ---------------------------------------------------------------------------
@@ -458,6 +536,31 @@ def test_auto_mode_publishes_its_snapshot_beside_a_draft_people_have_open(
     assert [n["title"] for n in published.changes["added"]] == ["Keep customers"]
 
 
+def test_a_run_redelivered_after_its_snapshot_delivers_that_snapshot(
+    tree, addressed, queued, monkeypatch, django_capture_on_commit_callbacks
+):
+    # The worker dies after the run's snapshot is committed and before its deliveries
+    # are written (a render that fails, kill -9): the task comes back with the run
+    # still "started". It must deliver that snapshot, not publish a second one (which,
+    # with nothing changed since the first, only_if_changed would then skip).
+    node_services.node_create(tree=tree, parent=None, title="Grow revenue")
+    schedule = schedule_for(tree, addressed, send_policy="only_if_changed")
+
+    def dies(*, run):
+        raise RuntimeError("worker lost")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(services, "run_deliver", dies)
+        with pytest.raises(RuntimeError):
+            services.schedule_run(schedule_id=schedule.pk, run_at=utc(2026, 3, 23, 8))
+    [first] = ValueReview.objects.filter(tree=tree)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.schedule_run(schedule_id=schedule.pk, run_at=utc(2026, 3, 23, 8))
+    assert list(ValueReview.objects.filter(tree=tree)) == [first]
+    assert (run.review_id, run.status) == (first.pk, RunStatus.DELIVERING)
+    assert len(queued) == 3
+
+
 # --- Sending -----------------------------------------------------------------------------
 
 
@@ -640,3 +743,70 @@ def test_the_sweeper_requeues_rows_a_dead_worker_left(
     assert services.delivery_send(delivery_id=delivery.pk, final_attempt=False) == "sending"
     Delivery.objects.filter(pk=delivery.pk).update(status="sent")
     assert services.deliveries_sweep_stuck(now=later) == []
+
+
+@pytest.mark.parametrize(
+    "rule,starts_on",
+    [
+        # Never a date: dateutil walks every month (or year) to the year 9999 to learn
+        # it, ~0.25-0.75 s of CPU a request (the schedule page parses a rule thrice).
+        ("FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=30", dt.date(2026, 1, 5)),
+        ("FREQ=MONTHLY;BYMONTH=2", dt.date(2026, 1, 31)),  # the start's day 31
+        ("FREQ=MONTHLY;BYMONTH=2,4,6,9,11;BYMONTHDAY=31;BYDAY=1MO,2TU,-1SU", dt.date(1970, 1, 1)),
+        ("FREQ=MONTHLY;BYYEARDAY=366;BYMONTH=1;UNTIL=20270101", dt.date(2026, 1, 5)),
+        ("FREQ=YEARLY;BYMONTH=2,4,6,9,11;BYMONTHDAY=31;BYDAY=1MO,1TU,1FR", dt.date(1970, 1, 1)),
+        ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", dt.date(2999, 12, 31)),
+        # The daily rule's yearly probe walked to 9999 too when its filters never meet.
+        ("FREQ=WEEKLY;BYMONTH=2,4,6,9,11;BYMONTHDAY=31;BYDAY=MO,TU,WE", dt.date(1970, 1, 1)),
+        ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", dt.date(2026, 1, 5)),
+    ],
+)
+def test_rules_with_no_date_are_refused_without_walking_to_the_year_9999(
+    rule, starts_on, monkeypatch
+):
+    from dateutil import rrule as dateutil_rrule
+
+    periods = []
+    rebuild = dateutil_rrule._iterinfo.rebuild
+
+    def counted(self, year, month):
+        periods.append((year, month))
+        return rebuild(self, year, month)
+
+    monkeypatch.setattr(dateutil_rrule._iterinfo, "rebuild", counted)
+    with pytest.raises(ValidationError) as e:
+        recurrence.parse(rule, starts_on=starts_on, time_of_day=NINE)
+    assert "no date" in e.value.message_dict["rrule"][0]
+    # dateutil starts each year anew: a rule is asked over the horizon and at most one
+    # 400-year Gregorian cycle after it (the calendar repeats), not ~8,000 years to 9999.
+    years = {year for year, _ in periods}
+    assert len(years) <= 2 * recurrence.HORIZON_YEARS + 400, (min(years), max(years))
+
+
+@pytest.mark.parametrize(
+    "rule,starts_on,first",
+    [
+        ("FREQ=MONTHLY;INTERVAL=1000;BYMONTHDAY=31", dt.date(2026, 4, 1), dt.date(2109, 8, 31)),
+        ("FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=29", dt.date(2097, 3, 1), dt.date(2104, 2, 29)),
+        ("FREQ=MONTHLY;BYDAY=5FR;BYMONTH=2", dt.date(2026, 1, 1), dt.date(2036, 2, 29)),
+        (
+            "FREQ=YEARLY;INTERVAL=4;BYMONTH=2;BYMONTHDAY=29",
+            dt.date(2096, 3, 1),
+            dt.date(2104, 2, 29),
+        ),
+        (
+            "FREQ=YEARLY;BYWEEKNO=53;BYDAY=MO;INTERVAL=1000",
+            dt.date(2026, 1, 5),
+            dt.date(2026, 12, 28),
+        ),
+        ("FREQ=MONTHLY;BYMONTH=2;BYMONTHDAY=29", dt.date(2999, 12, 31), dt.date(3004, 2, 29)),
+        (
+            "FREQ=DAILY;BYYEARDAY=-366;BYMONTH=1;INTERVAL=7",
+            dt.date(2026, 1, 5),
+            dt.date(2052, 1, 1),
+        ),
+    ],
+)
+def test_rare_rules_keep_their_first_date(rule, starts_on, first):
+    parsed = recurrence.parse(rule, starts_on=starts_on, time_of_day=NINE)
+    assert parsed.after(dt.datetime.combine(starts_on, NINE), inc=True).date() == first

@@ -512,3 +512,16 @@ def test_query_counts_are_constant(tree, users, size):
     counts = _counts(tree, users)
     assert counts.pop("needed") == 3 * size
     assert counts == QUERIES
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_snapshot_called_outside_a_transaction_takes_its_own(tree, users):
+    # review_snapshot locks the tree (one snapshot at a time names the last published
+    # review as its previous): outside an atomic block PostgreSQL refuses the lock
+    # ("select_for_update cannot be used outside of a transaction") and SQLite took none.
+    node_services.node_create(tree=tree, parent=None, title="Grow revenue")
+    first = services.review_snapshot(tree=tree, by=users["owner"], title="First")
+    second = services.review_snapshot(tree=tree, by=None, title="")
+    assert (first.is_published, second.previous_id) == (True, first.pk)
+    assert second.title.startswith("Review of ")
+    assert second.changes["added"] == []
