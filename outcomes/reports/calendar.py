@@ -12,6 +12,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -42,8 +43,11 @@ def calendar_token_issue(*, user: AbstractBaseUser, tree: ValueTree) -> str:
     token = secrets.token_urlsafe(32)
     mine = CalendarToken.objects.filter(user=user, tree=tree)
     with transaction.atomic():
+        # One issue at a time per user, so two at once cannot both keep five.
+        User = get_user_model()
+        list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk"))
         CalendarToken.objects.create(user=user, tree=tree, digest=_digest(token))
-        keep = mine.filter(revoked_at__isnull=True).order_by("-created_at", "-id")
+        keep = mine.filter(revoked_at__isnull=True).order_by("-id")
         keep = list(keep.values_list("pk", flat=True)[:MAX_LIVE_LINKS])
         mine.exclude(pk__in=keep).delete()
     return token

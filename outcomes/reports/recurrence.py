@@ -46,11 +46,11 @@ LAST_START = date(2999, 12, 31)
 # month (RFC 5545: "within a MONTHLY rule"), 53 in a year.
 _RANGES = {"BYMONTH": (1, 12), "BYMONTHDAY": (1, 31), "BYYEARDAY": (1, 366), "BYWEEKNO": (1, 53)}
 _SIGNED = {"BYMONTHDAY", "BYYEARDAY", "BYWEEKNO"}
-_NUMBER = re.compile(r"[+-]?\d{1,6}\Z")
-_BYDAY = re.compile(r"([+-]?)(\d{1,2})?(MO|TU|WE|TH|FR|SA|SU)\Z")
+_NUMBER = re.compile(r"[+-]?\d{1,6}\Z", re.ASCII)
+_BYDAY = re.compile(r"([+-]?)(\d{1,2})?(MO|TU|WE|TH|FR|SA|SU)\Z", re.ASCII)
 # UNTIL is a DATE or DATE-TIME (§3.3.4, §3.3.5), not whatever dateutil's fuzzy parser
 # reads ("2027" would become today's day and month in 2027).
-_UNTIL = re.compile(r"\d{8}(T\d{6}Z?)?\Z")
+_UNTIL = re.compile(r"\d{8}(T\d{6}Z?)?\Z", re.ASCII)
 
 
 def zone(name: str) -> ZoneInfo:
@@ -78,6 +78,8 @@ def _check_parts(upper: str, tz: ZoneInfo | None = None) -> str:
         return ValidationError({"rrule": message})
 
     parts = []
+    if any("=" not in part for part in upper.split(";")):
+        raise refuse("Each part is NAME=VALUE, separated by single ';' (no ';' at the end).")
     names = [part.partition("=")[0] for part in upper.split(";")]
     if len(set(names)) != len(names):
         raise refuse("Give each part once (RFC 5545 §3.3.10).")
@@ -241,7 +243,7 @@ def parse(text: str, *, starts_on: date, time_of_day: time, tz_name: str | None 
         raise ValidationError(
             {
                 "rrule": "The rule has no date in the "
-                f"{HORIZON_YEARS} years from the start: check INTERVAL against the filters."
+                f"{HORIZON_YEARS} years from the start: check its filters (and INTERVAL)."
             }
         )
     return rule

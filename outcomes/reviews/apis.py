@@ -49,6 +49,9 @@ class ReviewListSerializer(strict.Serializer):
     previous = serializers.IntegerField(read_only=True, allow_null=True)
     published_at = serializers.DateTimeField(read_only=True, allow_null=True)
     snapshot_hash = serializers.CharField(read_only=True)
+    is_snapshot = serializers.BooleanField(
+        read_only=True, help_text="Published in one step by a review schedule: no decisions."
+    )
 
 
 class ReviewCreateSerializer(strict.Serializer):

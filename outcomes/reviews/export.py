@@ -85,6 +85,7 @@ def review_json(data: dict[str, Any]) -> dict[str, Any]:
         "published_at": review.published_at.isoformat() if review.published_at else None,
         "snapshot_version": review.snapshot_version,
         "snapshot_hash": review.snapshot_hash or None,
+        "is_snapshot": review.is_snapshot,
         "snapshot": data["snapshot"],
         "changes": data["changes"],
         "decisions": [decision_json(d) for d in data["decisions"]],

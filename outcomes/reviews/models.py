@@ -121,6 +121,10 @@ class ValueReview(models.Model):
     snapshot_version = models.PositiveSmallIntegerField(null=True, blank=True)
     snapshot_hash = models.CharField(max_length=64, blank=True)
     changes = FrozenJSONField(null=True, blank=True)
+    # Published in one step by a schedule (``review_snapshot``): a report of the tree,
+    # with no meeting and no decisions, so a people's review follows up the decisions
+    # of the people's review before it, not of a snapshot in between.
+    is_snapshot = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["tree_id", "-created_at", "-id"]

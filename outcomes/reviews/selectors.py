@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import F, Max, Prefetch, Q, QuerySet, Window
+from django.db.models import F, Max, Prefetch, Q, QuerySet, Subquery, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -112,6 +112,7 @@ def review_list(*, tree: ValueTree) -> list[dict[str, Any]]:
             "created_at",
             "published_at",
             "snapshot_hash",
+            "is_snapshot",
             "previous_id",
             "created_by__username",
             "published_by__username",
@@ -317,11 +318,11 @@ def review_data(review: ValueReview, *, now: datetime | None = None) -> dict[str
         snapshot = snapshot_build(tree=tree, as_of=now)
         changes = changes_between(tree_id=tree.pk, old=previous_snapshot_doc, new=snapshot)
         needed = needing_decision(snapshot, last_decided(tree), decision_due_days(tree.pk), now)
+        basis_id, basis = followup_basis(
+            tree_id=tree.pk, previous_id=review.previous_id, previous=previous_snapshot_doc
+        )
         followup = followup_rows(
-            tree_id=tree.pk,
-            previous_id=review.previous_id,
-            previous=previous_snapshot_doc,
-            snapshot=snapshot,
+            tree_id=tree.pk, previous_id=basis_id, previous=basis, snapshot=snapshot
         )
     review_decisions = decisions(tree_id=tree.pk, review_id=review.pk)
     decided_here = {d.node_id for d in review_decisions}
@@ -384,6 +385,38 @@ def review_data(review: ValueReview, *, now: datetime | None = None) -> dict[str
         "followup": followup,
         "stale_metrics": stale_metrics,
     }
+
+
+def followup_basis(
+    *, tree_id: int, previous_id: int | None, previous: dict[str, Any] | None
+) -> tuple[int | None, dict[str, Any] | None]:
+    """Whose decisions a review follows up, and the snapshot they were taken against:
+    ``(review id, snapshot)``, ``(None, None)`` for the tree's first review.
+
+    The previous review's, unless that was a scheduled snapshot (``is_snapshot``: it
+    holds no decisions) — then the newest published people's review before it, so a
+    quarterly meeting still follows up its own last decisions however many weekly
+    reports went out between. ``previous`` is the previous review's snapshot, already
+    read by the caller. One query; two when a snapshot lies between.
+    """
+    if previous_id is None:
+        return None, None
+    previous_as_of = ValueReview.objects.filter(pk=previous_id).values("as_of")[:1]
+    basis = (
+        ValueReview.objects.filter(
+            tree_id=tree_id,
+            status=ReviewStatus.PUBLISHED,
+            is_snapshot=False,
+            as_of__lte=Subquery(previous_as_of),
+        )
+        .order_by("-as_of", "-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    if basis is None or basis == previous_id:
+        return basis, previous if basis == previous_id else None
+    snapshot = ValueReview.objects.filter(pk=basis).values_list("snapshot", flat=True).first()
+    return basis, snapshot
 
 
 def followup_rows(

@@ -149,8 +149,10 @@ def review_snapshot(
     scheduled report in ``auto`` mode is such a snapshot.
 
     Its period runs from the last published review, which it names as ``previous``;
-    an open draft keeps its own ``previous`` and its decisions' follow-up. Returns the
-    published review; the queries of ``review_publish`` plus the insert.
+    an open draft keeps its own ``previous``. It is marked ``is_snapshot``: it holds no
+    decisions, so a people's review published after it still follows up the last
+    people's review's decisions (``followup_basis``). Returns the published review;
+    the queries of ``review_publish`` plus the insert.
     """
     list(ValueTree.objects.select_for_update().filter(pk=tree.pk).values_list("pk"))
     previous = review_selectors.last_published(tree_id=tree.pk)
@@ -162,6 +164,7 @@ def review_snapshot(
         previous=previous,
         created_by=by,
         created_at=now,
+        is_snapshot=True,
     )
     review.full_clean(exclude=["previous", "tree", "created_by"], validate_constraints=False)
     _freeze(review, by=by, at=at)
@@ -179,8 +182,11 @@ def _freeze(review: ValueReview, *, by: AbstractBaseUser | None, at: datetime | 
     previous = review_selectors.previous_snapshot(review)
     review.changes = review_selectors.changes_between(tree_id=tree.pk, old=previous, new=snapshot)
     # Frozen with the rest: reading a published review never reads live tables.
+    basis_id, basis = review_selectors.followup_basis(
+        tree_id=tree.pk, previous_id=review.previous_id, previous=previous
+    )
     review.changes["followup"] = review_selectors.followup_rows(
-        tree_id=tree.pk, previous_id=review.previous_id, previous=previous, snapshot=snapshot
+        tree_id=tree.pk, previous_id=basis_id, previous=basis, snapshot=snapshot
     )
     review.snapshot = snapshot
     review.snapshot_version = SNAPSHOT_VERSION

@@ -119,6 +119,9 @@ def test_quarterly_third_monday_and_words():
         "FREQ=DAILY;BYDAY=XX",
         "FREQ=DAILY;UNTIL=20200101",
         "FREQ=DAILY\x00",
+        "FREQ=WEEKLY;",  # a ';' at the end: dateutil's "not enough values to unpack"
+        "FREQ=WEEKLY;;BYDAY=MO",
+        "FREQ=WEEKLY;INTERVAL=\u0661",  # ARABIC-INDIC DIGIT ONE: a digit to \\d, not to RFC 5545
         "FREQ=DAILY;" + "BYMONTH=1," * 1000,
     ],
 )
@@ -559,6 +562,38 @@ def test_a_run_redelivered_after_its_snapshot_delivers_that_snapshot(
     assert list(ValueReview.objects.filter(tree=tree)) == [first]
     assert (run.review_id, run.status) == (first.pk, RunStatus.DELIVERING)
     assert len(queued) == 3
+
+
+def test_a_peoples_review_follows_up_its_last_decisions_across_scheduled_snapshots(
+    tree, addressed, queued, django_capture_on_commit_callbacks, client
+):
+    from outcomes.models import Decision
+
+    goal = node_services.node_create(tree=tree, parent=None, title="Grow revenue")
+    bet = node_services.node_create(tree=tree, parent=goal, title="Self-service reorders")
+    first = review_services.review_start(tree=tree, by=addressed["owner"], title="Q1")
+    review_services.decision_create(
+        node=bet, kind="persevere", rationale="Keep going", by=addressed["owner"], review=first
+    )
+    assert Decision.objects.get().review == first
+    first = review_services.review_publish(review=first, by=addressed["owner"])
+    schedule = schedule_for(tree, addressed)
+    with django_capture_on_commit_callbacks(execute=True):
+        for week in (23, 30):
+            run = services.schedule_run(schedule_id=schedule.pk, run_at=utc(2026, 3, week, 8))
+            assert run.review.is_snapshot and run.review.changes["followup"][0]["rationale"] == (
+                "Keep going"
+            )
+    second = review_services.review_start(tree=tree, by=addressed["owner"], title="Q2")
+    assert second.previous == run.review  # its period runs from the last report
+    second = review_services.review_publish(review=second, by=addressed["owner"])
+    assert not second.is_snapshot
+    [followed] = second.changes["followup"]
+    assert (followed["kind"], followed["rationale"]) == ("persevere", "Keep going")
+    # The list says which reviews were scheduled reports.
+    client.force_login(addressed["owner"])
+    page = client.get(f"/trees/{tree.slug}/reviews/").content.decode()
+    assert page.count("scheduled report") == 2
 
 
 # --- Sending -----------------------------------------------------------------------------
