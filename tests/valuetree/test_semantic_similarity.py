@@ -26,6 +26,7 @@ from valuetree.similarity import (
     Embedder,
     Glossary,
     Probe,
+    _usage_only,
     contrasting_terms,
     embedder,
     probe_of,
@@ -286,6 +287,24 @@ class TestScore:
 
 
 @pytest.mark.django_db
+class TestUsageWeighsLess:
+    """Who uses a product differs across domains even for twins: the words only its
+    usage holds count at USAGE_WEIGHT in the meaning signal."""
+
+    def test_words_only_the_usage_holds(self):
+        glossary = Glossary([(1, "customer", ["client"])])
+        fields = {
+            "name": "Client worth",
+            "purpose": "Margin of each customer",
+            "usage": "Finance decides the spend per client",
+            "ports": "",
+            "columns": "",
+        }
+        # "client" is "customer", which the name and purpose hold too.
+        assert _usage_only(fields, glossary) == {"finance", "decides", "spend"}
+        assert _usage_only({**fields, "usage": ""}, glossary) == frozenset()
+
+
 class TestNamesThatContrast:
     """Names alike in words but naming different glossary terms — days *sales* against
     days *payable* outstanding — are not "very likely the same" product, whatever
