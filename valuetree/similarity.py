@@ -23,7 +23,7 @@ abbreviation replaced by its term's name, so "Unified client profile" is embedde
 "customer profile" and "Shipment ETA" as "shipment estimated time of arrival"; a
 rewrite that completes a longer form is rewritten again, so "client attrition"
 becomes "customer attrition" and then "churn") and followed by the names of the
-terms it mentions or is linked to. The default glossary (224 terms across retail,
+terms it mentions or is linked to. The default glossary (253 terms across retail,
 logistics, healthcare, insurance, finance, marketing, people, manufacturing, telecom
 and energy) is where most of the gain on unseen catalogues comes from. Each
 product's mean-pooled embedding is stored (:class:`DataProductEmbedding`) with the
@@ -67,7 +67,7 @@ they are different things in the company's vocabulary, however close their word
 vectors: the score is halved (``CONTRAST_FACTOR``) and capped at ``CONTRAST_CAP``
 (0.39), "related" and never "very likely", and the reason names both terms. On the
 hard catalogue the cap took the highest non-twin from 0.686 to 0.39 with every
-twin's rank unchanged. With the 224-term glossary almost any two names mention
+twin's rank unchanged. With the 253-term glossary almost any two names mention
 different terms, so unrelated ones ("nurse" / "sickness absence") no longer count
 (they capped twins), and halving lets a twin scored under the cap still rank above
 its sibling distractor (days sales outstanding's twin now beats days payable
