@@ -26,6 +26,7 @@ from valuetree.similarity import (
     Embedder,
     Glossary,
     Probe,
+    _usage_only,
     contrasting_terms,
     embedder,
     probe_of,
@@ -94,6 +95,18 @@ class TestTheGlossarysWords:
             self.GLOSSARY.canonical("Unified CLIENT profile, shipment eta")
             == "Unified customer profile, shipment estimated time of arrival"
         )
+
+    def test_a_rewrite_that_completes_a_longer_form_is_rewritten_again(self):
+        glossary = Glossary(
+            [
+                (1, "customer", ["client"]),
+                (2, "churn", ["customer attrition"]),
+                (3, "attrition", []),
+            ]
+        )
+        assert glossary.canonical("Client attrition forecast") == "churn forecast"
+        assert glossary.term_ids("Client attrition forecast") == {2}
+        assert glossary.term_ids("Staff attrition") == {3}
 
     def test_only_whole_words_are_rewritten(self):
         assert self.GLOSSARY.canonical("clientele etagere") == "clientele etagere"
@@ -251,10 +264,12 @@ class TestScore:
         self, catalogue
     ):
         # Customer 360's columns add "customer lifetime value"; a draft typed with a
-        # name and a purpose only is compared with its name and purpose's terms.
-        draft = Probe(name="Client records", purpose="Who our clients are")
+        # name and a purpose only is compared with its name and purpose's terms
+        # (customer profile, customer: "Client 360" is "customer 360", a form of it).
+        draft = Probe(name="Client 360", purpose="Who our clients are")
         [match] = similar_products(draft, limit=1, min_score=0)
         assert match.product.slug == "customer-360"
+        assert match.shared_terms == ("customer", "customer profile")
         assert match.signals["glossary"] == 1.0
 
     def test_same_columns_are_named(self, catalogue):
@@ -272,6 +287,24 @@ class TestScore:
 
 
 @pytest.mark.django_db
+class TestUsageWeighsLess:
+    """Who uses a product differs across domains even for twins: the words only its
+    usage holds count at USAGE_WEIGHT in the meaning signal."""
+
+    def test_words_only_the_usage_holds(self):
+        glossary = Glossary([(1, "customer", ["client"])])
+        fields = {
+            "name": "Client worth",
+            "purpose": "Margin of each customer",
+            "usage": "Finance decides the spend per client",
+            "ports": "",
+            "columns": "",
+        }
+        # "client" is "customer", which the name and purpose hold too.
+        assert _usage_only(fields, glossary) == {"finance", "decides", "spend"}
+        assert _usage_only({**fields, "usage": ""}, glossary) == frozenset()
+
+
 class TestNamesThatContrast:
     """Names alike in words but naming different glossary terms — days *sales* against
     days *payable* outstanding — are not "very likely the same" product, whatever
@@ -311,14 +344,35 @@ class TestNamesThatContrast:
         assert match.signals["contrast"] == 0.0
         assert match.score >= NOTIFY_SCORE
 
+    GLOSSARY = Glossary(
+        [
+            (1, "customer", ["client"]),
+            (2, "days sales outstanding", ["DSO"]),
+            (3, "days payable outstanding", ["DPO"]),
+            (4, "payment", []),
+            (5, "supplier", ["vendor"]),
+            (6, "supplier master data", ["supplier register"]),
+        ]
+    )
+
     def test_names_contrast_only_when_each_has_a_term_the_other_lacks(self):
-        glossary = Glossary([(1, "customer", ["client"]), (2, "order", []), (3, "payment", [])])
-        assert contrasting_terms("Client orders", "Customer payments", glossary) == (
-            "order",
-            "payment",
+        assert contrasting_terms("Client DSO", "Customer DPO", self.GLOSSARY) == (
+            "days sales outstanding",
+            "days payable outstanding",
         )
-        assert contrasting_terms("Client orders", "Customer 360", glossary) == ()
-        assert contrasting_terms("Orders", "Shop sales", glossary) == ()
+        assert contrasting_terms("Client DSO", "Customer 360", self.GLOSSARY) == ()
+        assert contrasting_terms("DSO", "Shop sales", self.GLOSSARY) == ()
+
+    def test_only_look_alike_terms_contrast(self):
+        # "days sales outstanding" and "payment" share no word and few letters: two
+        # names that mention unrelated terms are no evidence either way.
+        assert contrasting_terms("Client DSO", "Customer payments", self.GLOSSARY) == ()
+
+    def test_a_longer_term_counts_its_parts_as_mentioned(self):
+        # "Supplier register" is supplier master data, and so about suppliers: against
+        # "Vendor payments" only payment / supplier master data differ (not alike).
+        assert contrasting_terms("Vendor payments", "Supplier register", self.GLOSSARY) == ()
+        assert self.GLOSSARY.with_parts({6}) == {5, 6}
 
 
 @pytest.mark.django_db
@@ -375,7 +429,10 @@ class TestTheIssuesExample:
         assert found[0].product.slug == "customer-360"
         assert found[0].very_likely, found[0].signals
         assert found[0].label == "very likely the same product"
-        assert "shared glossary terms: customer" in found[0].reasons
+        assert "customer" in found[0].shared_terms
+        assert any(
+            r.startswith("shared glossary terms: ") and "customer" in r for r in found[0].reasons
+        )
         assert all(not m.very_likely for m in found[1:])
 
 
