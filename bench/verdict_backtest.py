@@ -402,10 +402,10 @@ def checkpoint(cases: list[Case], fraction: float, tolerance: verdicts.Tolerance
 
 def fit_calibration(seeds: list[int], measures: int, real_per_series: int) -> dict:
     """Refit ``verdicts.CALIBRATION`` as it was fitted: at 25/50/75 % of every case of
-    these seeds, the regressors ``verdicts.calibration_features`` gets (the raw P(reach),
-    holding, the share of recent values holding, the share of the timeline ahead, the
-    predictive spread; recorded by wrapping ``verdicts.calibrated_probability``, which
-    returns the raw P meanwhile, so nothing else in the verdict changes); a binomial
+    these seeds, the regressors ``verdicts.calibration_features`` gets (from the raw
+    P(reach), whether the newest value holds the target and the share of the timeline
+    ahead; recorded by wrapping ``verdicts.calibrated_probability``, which returns the
+    raw P meanwhile, so nothing else in the verdict changes); a binomial
     GLM with probit link (statsmodels) of the outcome on them, the real series weighted
     so that they count as much as the synthetic portfolio. A verdict without a
     forecast records nothing (its P stays None)."""
@@ -415,8 +415,8 @@ def fit_calibration(seeds: list[int], measures: int, real_per_series: int) -> di
     rows, outcomes, weights = [], [], []
     recorded: list[tuple[float, ...]] = []
 
-    def record(raw, holding, hold_share, ahead, spread):
-        recorded.append(verdicts.calibration_features(raw, holding, hold_share, ahead, spread))
+    def record(raw, holding, ahead):
+        recorded.append(verdicts.calibration_features(raw, holding, ahead))
         return raw
 
     verdicts.calibrated_probability = record
