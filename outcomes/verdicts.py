@@ -647,8 +647,11 @@ class Fit:
     ``x`` is days since ``origin``. ``params`` depend on ``model``: level (c,), linear
     (a, b), hinge (a, b, c, τ): a + b·x + c·max(0, x − τ), damped (a, b, r):
     a + b·(1 − e^(−r·x)), logistic (a, b, k, x0): a + b / (1 + e^(−k·(x − x0))).
-    Beyond the last point a straight trend (linear, hinge) is damped with time
-    constant ``damping`` days. ``weekday`` holds the weekday offsets (Monday first)
+    ``model``/``params``/``damping`` are the single best shape's (named in words); the
+    value and slope (``trend``, ``slope``) are those of ``mixture``, the shapes
+    averaged by Akaike weight, each with its own damping. Beyond the last point a
+    straight trend (linear, hinge) is damped with a time constant of its ``damping``
+    days. ``weekday`` holds the weekday offsets (Monday first)
     taken out of daily data, or None. The 80 % half-width at horizon h days after the
     last point is ``quantile × sqrt(sigma² + (kappa·h)²)``, in the values' unit.
     """
