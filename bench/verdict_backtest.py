@@ -29,9 +29,10 @@ Per checkpoint it prints, in one JSON object on stdout:
 Targets at 50 %: accuracy ≥ 0.75 and ≥ 8 points above both rules (also at 75 %; never
 below them at 25 %); Brier ≤ 0.18; 80 % coverage within 0.75–0.85.
 
-``--fit-calibration 11 12`` refits the probit recalibration of P(reach)
-(``verdicts.CALIBRATION``) the way it was fitted and prints it: check other seeds
-(13 and on) with the default run, not the seeds it was fitted on.
+``--fit-calibration 21 22`` refits the probit recalibration of P(reach)
+(``verdicts.CALIBRATION``, on the regressors of ``verdicts.calibration_features``) the
+way it was fitted and prints it: check other seeds (13 and on) with the default run,
+not the seeds it was fitted on.
 
 The generator is written from what business KPIs look like (launch steps that fade,
 adoption S-curves, plateaus, noisy random walks; weekday patterns, outliers, gaps), not
@@ -400,17 +401,25 @@ def checkpoint(cases: list[Case], fraction: float, tolerance: verdicts.Tolerance
 
 
 def fit_calibration(seeds: list[int], measures: int, real_per_series: int) -> dict:
-    """Refit ``verdicts.CALIBRATION`` as it was fitted: the raw P(reach) (recalibration
-    off) and whether the newest value holds the target, at 25/50/75 % of every case of
-    these seeds; a binomial GLM with probit link (statsmodels) of the outcome on
-    Φ⁻¹(raw) and holding, the real series weighted so that they count as much as the
-    synthetic portfolio."""
+    """Refit ``verdicts.CALIBRATION`` as it was fitted: at 25/50/75 % of every case of
+    these seeds, the regressors ``verdicts.calibration_features`` gets (from the raw
+    P(reach), whether the newest value holds the target and the share of the timeline
+    ahead; recorded by wrapping ``verdicts.calibrated_probability``, which returns the
+    raw P meanwhile, so nothing else in the verdict changes); a binomial
+    GLM with probit link (statsmodels) of the outcome on them, the real series weighted
+    so that they count as much as the synthetic portfolio. A verdict without a
+    forecast records nothing (its P stays None)."""
     import statsmodels.api as sm
-    from scipy.stats import norm
 
-    saved = verdicts.CALIBRATION
-    verdicts.CALIBRATION = (0.0, 1.0, 0.0)
-    rows = []
+    saved = verdicts.calibrated_probability
+    rows, outcomes, weights = [], [], []
+    recorded: list[tuple[float, ...]] = []
+
+    def record(raw, holding, ahead):
+        recorded.append(verdicts.calibration_features(raw, holding, ahead))
+        return raw
+
+    verdicts.calibrated_probability = record
     try:
         for seed in seeds:
             rng = np.random.default_rng(seed)
@@ -423,20 +432,19 @@ def fit_calibration(seeds: list[int], measures: int, real_per_series: int) -> di
                 observed = list(zip(case.periods, case.values, strict=True))
                 for fraction in CHECKPOINTS:
                     moment = _moment(spec.baseline_date) + timedelta(days=span * fraction, hours=12)
-                    verdict = verdicts.evaluate(spec, observed, moment)
-                    p = verdict.forecast.probability
-                    p = 0.5 if p is None else min(max(p, 1e-4), 1 - 1e-4)
-                    holding = verdict.latest_value is not None and spec.holds(verdict.latest_value)
-                    is_real = case.source.startswith("real:")
-                    rows.append((norm.ppf(p), holding, case.achieved, weight if is_real else 1))
+                    recorded.clear()
+                    verdicts.evaluate(spec, observed, moment)
+                    if recorded:
+                        rows.append(recorded[-1])
+                        outcomes.append(case.achieved)
+                        weights.append(weight if case.source.startswith("real:") else 1.0)
     finally:
-        verdicts.CALIBRATION = saved
-    z, holding, achieved, weights = np.array(rows, dtype=float).T
+        verdicts.calibrated_probability = saved
     model = sm.GLM(
-        achieved,
-        sm.add_constant(np.column_stack([z, holding])),
+        np.asarray(outcomes, dtype=float),
+        np.asarray(rows, dtype=float),
         family=sm.families.Binomial(sm.families.links.Probit()),
-        var_weights=weights,
+        var_weights=np.asarray(weights),
     ).fit()
     return {"calibration": [round(float(v), 3) for v in model.params], "verdicts": len(rows)}
 
@@ -451,7 +459,7 @@ def main() -> None:
         type=int,
         nargs="+",
         metavar="SEED",
-        help="refit verdicts.CALIBRATION on these seeds (it was fitted on 11 12) and exit",
+        help="refit verdicts.CALIBRATION on these seeds (it was fitted on 21 22) and exit",
     )
     parser.add_argument(
         "--uncalibrated", action="store_true", help="the first, uncalibrated generator mix"

@@ -106,7 +106,7 @@ def test_history_is_newest_first_with_every_field_and_the_evidence(users, initia
     assert second["forecast_model"] == "linear"
     assert second["unit"] == "orders"
     assert second["plan_status"] == "on_track"
-    assert second["reason"].startswith("Rising about 3.44 orders a week; 73 % chance of ")
+    assert second["reason"].startswith("Rising about 3.44 orders a week; 74 % chance of ")
     assert sorted(second["observation_ids"]) == sorted(
         measure.metric.observations.values_list("id", flat=True)
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from statistics import NormalDist
@@ -46,7 +47,9 @@ from outcomes.verdicts import (
     NodeScore,
     Tolerance,
     Verdict,
+    akaike_weights,
     calibrated_probability,
+    calibration_features,
     evaluate,
     expected_progress,
     fit_history,
@@ -331,7 +334,7 @@ def test_evaluate_uses_the_forecast_and_says_why():
     assert verdict.plan_status == ON_TRACK
     assert verdict.reason.startswith("Rising about 7.03 orders a week; ")
     assert verdict.reason.endswith(
-        f"(forecast 92.3 orders, 80 % range {verdict.forecast.low:.1f} to "
+        f"(forecast 92.2 orders, 80 % range {verdict.forecast.low:.1f} to "
         f"{verdict.forecast.high:.0f} orders)."
     )
     assert f"{verdict.forecast.probability:.0%}".replace("%", " %") in verdict.reason
@@ -497,6 +500,41 @@ def test_forecasts_recover_known_shapes(name, values, model, at_day, expected):
     assert value <= expected + 1 if model == LINEAR else True
 
 
+@pytest.mark.parametrize(
+    ("aicc", "weights"),
+    [
+        pytest.param({LEVEL: 10.0}, {LEVEL: 1.0}, id="alone"),
+        pytest.param({LEVEL: 10.0, LINEAR: 10.0}, {LEVEL: 0.5, LINEAR: 0.5}, id="tie"),
+        # exp(−ln 9 / 2) = 1/3: weights 3/4 and 1/4.
+        pytest.param(
+            {LEVEL: 3.0, LINEAR: 3.0 + 2 * math.log(3)}, {LEVEL: 0.75, LINEAR: 0.25}, id="third"
+        ),
+        # Δ = 10 weighs exp(−5) ≈ 0.7 % < 1 %: dropped; so is an infinite AICc.
+        pytest.param({LEVEL: 0.0, LINEAR: 10.0, HINGE: math.inf}, {LEVEL: 1.0}, id="negligible"),
+    ],
+)
+def test_akaike_weights(aicc, weights):
+    assert akaike_weights(aicc) == pytest.approx(weights)
+
+
+def test_akaike_weights_need_a_finite_aicc():
+    with pytest.raises(ValueError, match="finite AICc"):
+        akaike_weights({LEVEL: math.inf})
+
+
+def test_the_forecast_is_the_akaike_weighted_mean_of_the_shapes():
+    fit = fit_history([p for p, _ in STEADY], [v for _, v in STEADY])
+    assert fit.model == LINEAR
+    weights = {model: weight for weight, model, _, _ in fit.mixture}
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert max(weights, key=weights.get) == LINEAR
+    x = fit.last_x + 30
+    alone = [replace(fit, mixture=((1.0, m, p, d),)).trend(x) for _, m, p, d in fit.mixture]
+    assert fit.trend(x) == pytest.approx(
+        sum(w * v for (w, *_), v in zip(fit.mixture, alone, strict=True))
+    )
+
+
 def test_a_damped_line_keeps_most_of_its_slope_near_the_data():
     observed = line(2, 10, range(50), noisy(0.5))
     fit = fit_history([p for p, _ in observed], [v for _, v in observed])
@@ -609,39 +647,49 @@ def test_probability_is_a_probability_and_rises_with_the_level(offset, noise, da
     assert high.probability >= low.probability - 1e-9
 
 
+C0, C1, C2, C3 = CALIBRATION
+
+
 @pytest.mark.parametrize(
-    ("raw", "holding", "expected"),
+    ("raw", "holding", "ahead", "expected"),
     [
-        # Φ(a + b·Φ⁻¹(raw) + c·holding) with (a, b, c) = CALIBRATION; Φ⁻¹(0.5) = 0.
-        pytest.param(0.5, False, NormalDist().cdf(CALIBRATION[0]), id="even-odds"),
+        # Φ(c₀ + c₁z + c₂h + c₃z·a) with z = Φ⁻¹(raw); Φ⁻¹(0.5) = 0.
+        pytest.param(0.5, False, 0.0, NormalDist().cdf(C0), id="even-odds"),
+        pytest.param(0.5, True, 1.0, NormalDist().cdf(C0 + C2), id="even-odds-holding"),
+        pytest.param(NormalDist().cdf(1.0), False, 0.0, NormalDist().cdf(C0 + C1), id="at-date"),
         pytest.param(
-            0.5, True, NormalDist().cdf(CALIBRATION[0] + CALIBRATION[2]), id="even-odds-holding"
+            NormalDist().cdf(1.0), False, 0.5, NormalDist().cdf(C0 + C1 + C3 / 2), id="midway"
         ),
         pytest.param(
-            NormalDist().cdf(1.0),
-            False,
-            NormalDist().cdf(CALIBRATION[0] + CALIBRATION[1]),
-            id="one-sd-above",
+            NormalDist().cdf(-1.0), True, 1.0, NormalDist().cdf(C0 - C1 + C2 - C3), id="early"
         ),
         # Certainty is clipped: a recalibrated probability is never exactly 0 or 1.
-        pytest.param(
-            0.0, False, NormalDist().cdf(CALIBRATION[0] - CALIBRATION[1] * 3.719), id="zero"
-        ),
-        pytest.param(
-            1.0, True, NormalDist().cdf(sum(CALIBRATION) + CALIBRATION[1] * 2.719), id="one"
-        ),
+        pytest.param(0.0, False, 0.0, NormalDist().cdf(C0 - C1 * 3.719), id="zero"),
+        pytest.param(1.0, True, 0.0, NormalDist().cdf(C0 + C1 * 3.719 + C2), id="one"),
     ],
 )
-def test_probability_recalibration(raw, holding, expected):
-    assert calibrated_probability(raw, holding) == pytest.approx(expected, abs=1e-3)
+def test_probability_recalibration(raw, holding, ahead, expected):
+    assert calibrated_probability(raw, holding, ahead) == pytest.approx(expected, abs=1e-3)
+
+
+def test_calibration_features_are_in_the_order_of_the_coefficients():
+    features = calibration_features(NormalDist().cdf(2.0), True, 0.25)
+    assert features == pytest.approx((1.0, 2.0, 1.0, 0.5))
+    assert len(features) == len(CALIBRATION)
+
+
+def test_early_on_the_raw_probability_is_trusted_less():
+    assert calibrated_probability(0.9, False, 1.0) < calibrated_probability(0.9, False, 0.0)
+    assert calibrated_probability(0.1, False, 1.0) > calibrated_probability(0.1, False, 0.0)
 
 
 @PROPERTY
-@given(st.floats(0, 1), st.floats(0, 1), st.booleans())
-def test_recalibration_keeps_the_order_and_holding_raises_it(a, b, holding):
+@given(st.floats(0, 1), st.floats(0, 1), st.booleans(), st.floats(0, 1))
+def test_recalibration_keeps_the_order_and_holding_raises_it(a, b, holding, ahead):
     low, high = sorted((a, b))
-    assert 0 < calibrated_probability(low, holding) <= calibrated_probability(high, holding) < 1
-    assert calibrated_probability(low, True) > calibrated_probability(low, False)
+    p_low = calibrated_probability(low, holding, ahead)
+    assert 0 < p_low <= calibrated_probability(high, holding, ahead) < 1
+    assert calibrated_probability(low, True, ahead) > calibrated_probability(low, False, ahead)
 
 
 @pytest.mark.parametrize(
