@@ -7,7 +7,6 @@ from email import message_from_bytes
 
 import pytest
 from django.core import mail
-from django.core.management import call_command
 
 from outcomes.models import ValueReview
 from outcomes.reports import services
@@ -15,11 +14,8 @@ from outcomes.reports.models import Delivery, ReviewSchedule, RunStatus
 
 
 @pytest.fixture
-def demo(db, tmp_path, settings, django_capture_on_commit_callbacks):
-    settings.METRICS_SQLITE_DIRS = [str(tmp_path)]
-    call_command("load_demo", stdout=None)
-    with django_capture_on_commit_callbacks(execute=True):
-        call_command("load_demo_metrics")
+def demo(helix_demo):
+    return helix_demo
 
 
 def test_the_demo_schedules_first_run_delivers_a_pdf_beside_the_open_draft(

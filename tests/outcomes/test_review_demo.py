@@ -11,11 +11,8 @@ from valuetree.models import Node
 
 
 @pytest.fixture
-def demo(db, tmp_path, settings, django_capture_on_commit_callbacks):
-    settings.METRICS_SQLITE_DIRS = [str(tmp_path)]
-    call_command("load_demo", stdout=None)
-    with django_capture_on_commit_callbacks(execute=True):
-        call_command("load_demo_metrics")
+def demo(helix_demo):
+    return helix_demo
 
 
 def test_two_published_reviews_a_quarter_apart_and_a_draft(demo):
