@@ -118,6 +118,49 @@ class TestTheGlossarysWords:
         assert glossary.term_ids("\u017fku list") == {1}
         assert glossary.canonical("\u017fku list") == "stock keeping unit list"
 
+    def test_a_folded_form_is_looked_up_not_matched_against_every_form(self, monkeypatch):
+        # "cuſtomer" (long s) lower()s to no form: each such word was matched against
+        # all ~1,000 forms of the default glossary, past re's cache of 512 patterns —
+        # 200 of them typed into the product form took 5 s of CPU per rewrite.
+        import re as regex
+
+        glossary = Glossary(
+            [(i, f"term{i:04d}", [f"synonym{i:04d}"]) for i in range(600)]
+            + [(1000, "customer", ["client"]), (1001, "ınvoice", [])]
+        )
+        calls = []
+        fullmatch = regex.fullmatch
+        monkeypatch.setattr(
+            regex, "fullmatch", lambda *args, **kw: calls.append(1) or fullmatch(*args, **kw)
+        )
+        text = " ".join(["cu\u017ftomer", "CLIENT\u017f", "Invoice", "\u212aa"] * 50)
+        assert glossary.term_ids(text) == {1000, 1001}
+        assert glossary.canonical("cu\u017ftomers and invoices") == "customer and ınvoice"
+        assert len(calls) <= 2 * 200 + 10
+
+    @pytest.mark.parametrize(
+        "name",
+        ["xx_" * 60 + "xx", "\u0130tem xx xx xx xx", "xx  xx"],
+    )
+    def test_a_name_written_in_is_not_rewritten_again(self, name):
+        # A name the pattern does not match as a whole (an underscore, "İ" whose
+        # lower() is two characters) held its own synonym: each pass rewrote every
+        # copy again, so "xx" grew to 680,000 characters and a field of 100 of them
+        # to 27 MB (a 20,000-character field: gigabytes).
+        glossary = Glossary([(1, name, ["xx"])])
+        assert glossary.canonical("xx") == name
+        assert glossary.canonical(", ".join(["xx"] * 100)) == ", ".join([name] * 100)
+
+    def test_a_rewrite_that_completes_a_longer_form_still_runs_through_names(self):
+        glossary = Glossary(
+            [
+                (1, "customer", ["client"]),
+                (2, "churn", ["customer attrition"]),
+                (3, "attrition", ["leaving"]),
+            ]
+        )
+        assert glossary.canonical("client attrition, client leaving") == "churn, churn"
+
     def test_the_longest_form_wins_and_shorter_ones_still_match(self):
         glossary = Glossary([(1, "stock", ["inventory"]), (2, "stock keeping unit", ["SKU"])])
         assert glossary.canonical("Stock keeping unit, stock keeping, inventory") == (
