@@ -8,6 +8,7 @@ goals hang under the tree's vision, bets under goals, initiatives under bets.
 from __future__ import annotations
 
 import logging
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
@@ -59,6 +60,7 @@ from valuetree.similarity import (
     content_words,
     embedder,
     embedding_text,
+    fold_case,
     products_with_text,
     similar_products,
     text_hash,
@@ -1151,6 +1153,17 @@ def _clean_forms(values: Any, field: str) -> list[str]:
         if value and field == "synonyms" and not content_words(value):
             # "the" or "of" as a synonym would put the term in every product's text.
             raise ValidationError({field: f"“{value}” is too common a word to be a synonym."})
+        if (
+            value
+            and field == "abbreviations"
+            and not content_words(value)
+            and re.fullmatch(r"[^\W_]+", value)
+        ):
+            # Forms match case-insensitively: "IT" would be every "it", "D" every
+            # lone "d". Abbreviations of several parts ("A&E", "P&L") are kept.
+            raise ValidationError(
+                {field: f"“{value}” is a single letter or too common a word to be an abbreviation."}
+            )
         if value and value.lower() not in seen:
             seen[value.lower()] = value
     if len(seen) > GLOSSARY_MAX_FORMS:
@@ -1187,6 +1200,26 @@ def _save_term(term: GlossaryTerm, fields: dict[str, Any]) -> GlossaryTerm:
                 raise ValidationError(
                     {key: f"“{other.name}” is a term of its own; it cannot also be one of these."}
                 )
+    # One form of two terms is rewritten as both names wherever it occurs (a hundred
+    # terms sharing "ab" made each "ab" 20,000 characters): a word names one term.
+    # Folded as the scanner matches ("ſku" is "SKU").
+    mine = {
+        fold_case(form): key
+        for key in ("synonyms", "abbreviations")
+        for form in fields.get(key) or []
+    }
+    if mine:
+        for other, synonyms, abbreviations in GlossaryTerm.objects.exclude(pk=term.pk).values_list(
+            "name", "synonyms", "abbreviations"
+        ):
+            for form in (*synonyms, *abbreviations):
+                if fold_case(form) in mine:
+                    raise ValidationError(
+                        {
+                            mine[fold_case(form)]: f"“{form}” is already a synonym or "
+                            f"abbreviation of “{other}”."
+                        }
+                    )
     name = fields.get("name")
     if isinstance(name, str) and name.lower() != (term.name or "").lower():
         for other, synonyms, abbreviations in GlossaryTerm.objects.exclude(pk=term.pk).values_list(

@@ -395,7 +395,7 @@ class Glossary:
         # Forms by their case folding, for a match whose lower() is no form ("ſku").
         self._folded: dict[str, set[str]] = {}
         for key in forms:
-            self._folded.setdefault(_fold(key), set()).add(key)
+            self._folded.setdefault(fold_case(key), set()).add(key)
         # One alternation shaped as a trie of the forms (shared prefixes written once):
         # at each character at most one branch can match, so a scan costs about the
         # text's length times the longest form, not times the number of forms (a flat
@@ -438,7 +438,7 @@ class Glossary:
         # Only the forms that fold alike are tried: trying every form, for every such
         # word, took 5 s for 200 of them with the default glossary (~1,000 forms, more
         # patterns than re caches).
-        folded = _fold(matched)
+        folded = fold_case(matched)
         for base in {folded, folded.removesuffix("es"), folded.removesuffix("s")}:
             for form in self._folded.get(base, ()):
                 plural = "(?:e?s)?" if len(form) >= 3 else ""
@@ -566,7 +566,7 @@ class Glossary:
         return result
 
 
-def _fold(text: str) -> str:
+def fold_case(text: str) -> str:
     """``text`` case-folded as far as re's case-insensitive matching goes: casefold(),
     and the dotless "ı", which re matches with "i" and "I" but casefold() keeps."""
     return text.casefold().replace("\u0131", "i")

@@ -95,6 +95,14 @@ class TestServices:
             ({"name": "buyer", "synonyms": ["Stock Keeping Unit"]}, "synonyms"),
             ({"name": "shelf unit", "abbreviations": ["customer"]}, "abbreviations"),
             ({"name": "Client"}, "name"),
+            # An abbreviation "IT" or "D" was matched in every "it" and every lone "d"
+            # (case-insensitively): each product's text gained the term.
+            ({"name": "information technology", "abbreviations": ["IT"]}, "abbreviations"),
+            ({"name": "vitamin", "abbreviations": ["D"]}, "abbreviations"),
+            # One form of two terms is rewritten as both names: a hundred terms sharing
+            # "ab" made each "ab" in a text 20,000 characters long.
+            ({"name": "buyer", "synonyms": ["Client"]}, "synonyms"),
+            ({"name": "unit", "abbreviations": ["\u017fku"]}, "abbreviations"),
         ],
         ids=[
             "nul-name",
@@ -106,6 +114,10 @@ class TestServices:
             "synonym-is-a-term",
             "abbreviation-is-a-term",
             "name-is-a-synonym",
+            "abbreviation-stop-word",
+            "abbreviation-one-letter",
+            "synonym-of-another-term",
+            "abbreviation-folds-to-another-terms",
         ],
     )
     def test_hostile_terms_are_refused(self, terms, fields, field):
