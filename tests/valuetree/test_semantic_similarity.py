@@ -499,6 +499,10 @@ class TestGlossarySearch:
             ("SKU", ["skus"]),
             ("liquidity", ["cash"]),
             ("client prices", []),
+            # Searched as one pattern per term: metacharacters are plain text.
+            ("***:(zz) [a-z]+ .*", []),
+            ("client [register] \\ 100% a_b", []),
+            ("CLIENT REGISTER", ["clients"]),
         ],
     )
     def test_a_synonym_finds_the_term(self, products, query, expected):
@@ -508,6 +512,20 @@ class TestGlossarySearch:
     def test_the_board_expands_synonyms_too(self, products, users):
         board = selectors.discovery_board(users["viewer"], query="buyer")
         assert [p.slug for p in board] == ["clients"]
+
+    def test_a_term_with_the_most_forms_allowed_is_searched_by_any(self, db, domains):
+        # Each form was five LIKE clauses in one OR: a term of 100 synonyms and 100
+        # abbreviations made 1,005, past SQLite's expression depth (1,000): a 500.
+        services.glossary_term_create(
+            name="loyalty programme",
+            synonyms=[f"rewards scheme {i}" for i in range(100)],
+            abbreviations=[f"LP{i}" for i in range(100)],
+        )
+        product = make(domains["lab"], "loyalty", "Loyalty programme members", "Who joined")
+        found = selectors.data_product_search(DataProduct.objects.all(), "lp7 LP7 " * 20)
+        assert list(found) == [product]
+        found = selectors.data_product_search(DataProduct.objects.all(), "rewards scheme 42")
+        assert list(found) == [product]
 
     def test_glossary_phrases_are_found_whole(self, glossary):
         terms = Glossary.load()
