@@ -130,7 +130,7 @@ from typing import Any
 
 import numpy as np
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Max, Prefetch, QuerySet
 
 from valuetree.models import (
     DataProduct,
@@ -412,10 +412,26 @@ class Glossary:
 
     @classmethod
     def load(cls) -> Glossary:
-        return cls(
+        """The stored glossary, built once per process and again only when a term
+        was added, changed or deleted (one aggregate query otherwise): building it
+        compiles one pattern of every form, and 2,000 terms of 100 synonyms took 2.2 s
+        of CPU — paid by every similarity check and every search."""
+        global _glossary
+        version = tuple(
+            GlossaryTerm.objects.aggregate(
+                count=Count("pk"), pk=Max("pk"), updated=Max("updated_at")
+            ).values()
+        )
+        with _glossary_lock:
+            if _glossary is not None and _glossary[0] == version:
+                return _glossary[1]
+        glossary = cls(
             (term.pk, term.name, [*term.synonyms, *term.abbreviations])
             for term in GlossaryTerm.objects.only("pk", "name", "synonyms", "abbreviations")
         )
+        with _glossary_lock:
+            _glossary = (version, glossary)
+        return glossary
 
     def term_ids(self, text: str) -> set[int]:
         """The terms ``text`` mentions, read from its :meth:`canonical` form, so a
@@ -564,6 +580,10 @@ class Glossary:
         for term_id in self._lookup(key):
             result |= {f for f, ids in self.forms.items() if term_id in ids}
         return result
+
+
+_glossary_lock = threading.Lock()
+_glossary: tuple[tuple[Any, ...], Glossary] | None = None
 
 
 def fold_case(text: str) -> str:

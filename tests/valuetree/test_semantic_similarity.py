@@ -527,6 +527,18 @@ class TestGlossarySearch:
         found = selectors.data_product_search(DataProduct.objects.all(), "rewards scheme 42")
         assert list(found) == [product]
 
+    def test_the_glossary_is_built_again_only_when_a_term_changes(
+        self, db, django_assert_num_queries
+    ):
+        term = services.glossary_term_create(name="customer", synonyms=["client"])
+        first = Glossary.load()
+        with django_assert_num_queries(1):
+            assert Glossary.load() is first
+        services.glossary_term_update(term=term, synonyms=["client", "patron"])
+        assert Glossary.load().canonical("patron") == "customer"
+        services.glossary_term_delete(term=term)
+        assert Glossary.load().canonical("patron") == "patron"
+
     def test_glossary_phrases_are_found_whole(self, glossary):
         terms = Glossary.load()
         assert terms.phrases("stock keeping unit prices") == ["stock keeping unit"]
