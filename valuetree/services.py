@@ -1106,10 +1106,19 @@ def _embed_after_commit(product_ids: Iterable[int]) -> None:
 
 
 def _embed_all_after_commit() -> None:
-    """A glossary change can change every product's text: re-embed in the worker."""
+    """A glossary change can change every product's text: re-embed in the worker,
+    once per transaction — an import of 253 terms queued 253 tasks, each reading
+    every product. A callback discarded with a rolled-back savepoint is no longer
+    pending, so a later change queues it again."""
+    pending = transaction.get_connection().run_on_commit
+    if not any(entry[1] is _enqueue_embed_all for entry in pending):
+        transaction.on_commit(_enqueue_embed_all)
+
+
+def _enqueue_embed_all() -> None:
     from valuetree.tasks import refresh_embeddings
 
-    transaction.on_commit(lambda: refresh_embeddings.delay())
+    refresh_embeddings.delay()
 
 
 # --- Business glossary -------------------------------------------------------------------

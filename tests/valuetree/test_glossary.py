@@ -77,6 +77,14 @@ class TestServices:
         term = GlossaryTerm.objects.get()
         assert (term.synonyms, term.definition) == (["haulier", "courier"], "Moves it")
 
+    def test_an_import_reembeds_once(self, db, django_capture_on_commit_callbacks):
+        # Each term queued its own re-embedding of every product: importing the
+        # default glossary (253 terms) queued 253 tasks, each reading every product.
+        rows = [{"name": f"term {i}"} for i in range(5)]
+        with django_capture_on_commit_callbacks() as callbacks:
+            services.glossary_import(rows=rows, by=None)
+        assert len(callbacks) == 1
+
     def test_a_bad_row_imports_nothing(self, db):
         rows = [{"name": "fine"}, {"name": "bad", "domain": "nowhere"}]
         with pytest.raises(ValidationError, match="Term 2: no domain “nowhere”"):
