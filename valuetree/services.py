@@ -1180,6 +1180,33 @@ def _clean_forms(values: Any, field: str) -> list[str]:
     return list(seen.values())
 
 
+# Addresses of the glossary's own pages and API routes.
+GLOSSARY_RESERVED_SLUGS = frozenset({"new", "export", "import"})
+
+
+def _glossary_slug(name: str, pk: int | None) -> str:
+    """A free slug for a term named ``name``: its ASCII slug, or "term-" and a hash of
+    the name when it has no ASCII letter or digit ("顧客"), with "-2", "-3"... when a
+    term or a glossary route has it ("Cafe" after "Café", "New"). The import has no
+    slug column and the form no slug field: a taken slug was an error nobody could
+    act on."""
+    import hashlib
+
+    from django.utils.text import slugify
+
+    base = slugify(name)[:90] or f"term-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    taken = GLOSSARY_RESERVED_SLUGS | set(
+        GlossaryTerm.objects.filter(slug__startswith=base)
+        .exclude(pk=pk)
+        .values_list("slug", flat=True)
+    )
+    slug, number = base, 1
+    while slug in taken:
+        number += 1
+        slug = f"{base}-{number}"
+    return slug
+
+
 def _save_term(term: GlossaryTerm, fields: dict[str, Any]) -> GlossaryTerm:
     for key in ("synonyms", "abbreviations"):
         if key in fields:
@@ -1240,10 +1267,8 @@ def _save_term(term: GlossaryTerm, fields: dict[str, Any]) -> GlossaryTerm:
                 )
     apply_fields(term, fields, GLOSSARY_TERM_FIELDS)
     if not term.slug:
-        from django.utils.text import slugify
-
-        term.slug = slugify(term.name)[:100]
-    if term.slug in {"new", "export", "import"}:
+        term.slug = _glossary_slug(term.name, term.pk)
+    if term.slug in GLOSSARY_RESERVED_SLUGS:
         # Addresses of the glossary's own pages and API routes.
         raise ValidationError({"slug": f"“{term.slug}” is reserved; choose another slug."})
     term.full_clean()
