@@ -411,6 +411,34 @@ class TestNamesThatContrast:
         # names that mention unrelated terms are no evidence either way.
         assert contrasting_terms("Client DSO", "Customer payments", self.GLOSSARY) == ()
 
+    def test_a_term_defined_with_the_other_is_related_not_a_sibling(self):
+        # The reviewer's twin: "Patient admissions" against "Inpatient stays" scored
+        # 0.20, capped as "names different glossary terms: patient / hospital
+        # admission", although a hospital admission is defined as a patient's.
+        terms = [
+            (1, "patient", ["insured member"]),
+            (2, "hospital admission", ["inpatient stay"]),
+            (3, "readmission", ["return to hospital"]),
+        ]
+        names = ["Patient admissions", "Inpatient stays"]
+        assert contrasting_terms(*names, Glossary(terms)) == ("patient", "hospital admission")
+        defined = Glossary(
+            terms,
+            definitions={
+                1: "A person receiving medical care.",
+                2: "A patient being taken into hospital for a stay.",
+                3: "A patient admitted again soon after discharge.",
+            },
+        )
+        assert defined.related(1, 2) and defined.related(2, 1)
+        assert contrasting_terms(*names, defined) == ()
+        # Siblings that neither defines with the other still contrast.
+        assert not defined.related(2, 3)
+        assert contrasting_terms("Readmissions", "Inpatient stays", defined) == (
+            "readmission",
+            "hospital admission",
+        )
+
     def test_a_longer_term_counts_its_parts_as_mentioned(self):
         # "Supplier register" is supplier master data, and so about suppliers: against
         # "Vendor payments" only payment / supplier master data differ (not alike).
