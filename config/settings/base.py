@@ -109,6 +109,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # before it writes waits its turn (busy timeout) instead of failing at once with
     # "database is locked" (SQLite cannot upgrade a read lock under a waiting writer).
     # tests/ops/test_sqlite_concurrency.py keeps it so.
+    # config.sqlite queues each process's writers for that lock (see its docstring).
+    DATABASES["default"]["ENGINE"] = "config.sqlite"
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": env_int("SQLITE_BUSY_TIMEOUT", 20),  # seconds a writer waits for the lock
