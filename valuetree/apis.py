@@ -154,6 +154,12 @@ class RawBodyParser(BaseParser):
         return stream.read()
 
 
+def raw_body(request: Request) -> bytes:
+    """The body a RawBodyParser read; with no body at all DRF never calls the parser
+    and gives an empty dict, which is an empty document (a 400), not a 500."""
+    return request.data if isinstance(request.data, bytes) else b""
+
+
 TREE_DOCUMENT_SCHEMA = inline_serializer(
     "TreeDocument",
     fields={
@@ -331,9 +337,7 @@ class TreeViewSet(PaginatedActions, RoleCheckedWrites, viewsets.ModelViewSet):
         upload = (
             request.FILES.get("file") if request.content_type.startswith("multipart/") else None
         )
-        raw = upload.read() if upload else request.data
-        if not isinstance(raw, bytes):  # no body at all: DRF gives an empty dict
-            raw = b""
+        raw = upload.read() if upload else raw_body(request)
         name = upload.name if upload else ""
         fmt = interchange.guess_format(content_type=request.content_type, filename=name)
         try:
@@ -753,8 +757,7 @@ STANDARDS_ERRORS = OpenApiResponse(
 
 def standards_document(request: Request) -> tuple[bytes, str]:
     """The raw body and its format (YAML for a YAML content type, else JSON)."""
-    raw = request.data if isinstance(request.data, bytes) else b""
-    return raw, interchange.guess_format(content_type=request.content_type)
+    return raw_body(request), interchange.guess_format(content_type=request.content_type)
 
 
 def standards_refusal(failed: interchange.ImportFailed) -> Response:
@@ -1005,7 +1008,7 @@ class GlossaryTermViewSet(PaginatedActions, viewsets.ModelViewSet):
         if not request.user.is_staff:
             raise PermissionDenied("Only staff import the glossary.")
         fmt = "csv" if "csv" in (request.content_type or "") else "yaml"
-        rows = services.glossary_rows_from_text(request.data, fmt=fmt)
+        rows = services.glossary_rows_from_text(raw_body(request), fmt=fmt)
         return Response(services.glossary_import(rows=rows, by=request.user))
 
 

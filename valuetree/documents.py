@@ -13,6 +13,11 @@ goes through this module, so every one of them gets the same limits:
 - at most ``MAX_DEPTH`` levels of nesting and ``MAX_VALUES`` values (every mapping,
   list and scalar counts one) per document;
 - no NUL character (``\\u0000``) in any text or key: PostgreSQL cannot store it;
+- no tag beyond what JSON holds (text, numbers, true/false, null, mappings, lists)
+  and dates: ``!!binary``, ``!!set``, ``!!omap``, ``!!pairs``, ``!!python/…`` and
+  custom tags build values no field of ours takes (bytes, sets) or none at all;
+- a scalar its tag cannot read (``2026-02-30``, ``!!int abc``, an integer of more
+  than 4,300 digits) is a refusal at its line, never an error of the server;
 - an empty document (nothing but whitespace or comments) is refused as such.
 
 A refusal is a :class:`DocumentRefused` (an :class:`ImportFailed`) naming the path and,
@@ -41,6 +46,20 @@ MAX_VALUES = 1_000_000
 NUL_MESSAGE = "Text may not contain the NUL character (\\u0000)."
 EMPTY_MESSAGE = "The document is empty."
 NULL_TAG = "tag:yaml.org,2002:null"
+# The tags a document may hold, said or resolved: JSON's values and dates (YAML reads
+# ``2026-01-01`` as a date). ``<<`` (merge) is a key's tag only.
+YAML_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}"
+    for name in ("null", "bool", "int", "float", "str", "timestamp", "map", "seq")
+)
+MERGE_TAG = "tag:yaml.org,2002:merge"
+_TAG_WORDS = {
+    "tag:yaml.org,2002:null": "null",
+    "tag:yaml.org,2002:bool": "true or false",
+    "tag:yaml.org,2002:int": "a whole number",
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:timestamp": "a date",
+}
 
 
 @dataclass(frozen=True)
@@ -90,7 +109,8 @@ def _refuse(message: str, path: str = "", line: int | None = None) -> DocumentRe
 
 
 def document_text(raw: bytes | str) -> str:
-    """A document's text: at most MAX_DOCUMENT_BYTES, UTF-8, not blank."""
+    """A document's text: at most MAX_DOCUMENT_BYTES, UTF-8, not blank, without the
+    byte order mark some editors write first (YAML skips it; JSON and CSV do not)."""
     if len(raw) > MAX_DOCUMENT_BYTES:
         raise _refuse(
             f"The document is larger than {MAX_DOCUMENT_BYTES} bytes "
@@ -101,6 +121,7 @@ def document_text(raw: bytes | str) -> str:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise _refuse("The document is not UTF-8 text.") from None
+    raw = raw.removeprefix("\ufeff")
     if not raw.strip():
         raise _refuse(EMPTY_MESSAGE)
     return raw
@@ -111,8 +132,34 @@ def document_text(raw: bytes | str) -> str:
 
 # libyaml (C) where installed: ~10x faster than the pure-Python parser, and it refuses
 # nesting past 1000 levels itself, so composing can never recurse without bound.
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-LIBYAML = _Loader is not yaml.SafeLoader
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+LIBYAML = _BaseLoader is not yaml.SafeLoader
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
+    """The safe loader, whose scalar constructors' own errors (``2026-02-30`` read as a
+    date: ValueError; ``!!int abc``; an integer past Python's 4,300 digits) become a
+    YAML error at the scalar's line instead of escaping as an error of the server."""
+
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as error:
+            if not isinstance(node, ScalarNode):
+                raise
+            value = node.value if len(node.value) <= 40 else node.value[:40] + "…"
+            what = _TAG_WORDS.get(node.tag, node.tag)
+            detail = f" ({error})" if isinstance(error, ValueError) and str(error) else ""
+            if "digits" in detail:  # Python's limit on reading integers from text
+                detail = " (more than 4,300 digits)"
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"{value!r} cannot be read as {what}{detail}; quote it if it is text",
+                node.start_mark,
+            ) from None
 
 
 # A place in the walk: (node, depth, parent place, key or index, line of the key).
@@ -128,6 +175,18 @@ def _path_of(place: _Place | None) -> str:
     for key in reversed(keys):
         path = join_path(path, key)
     return path
+
+
+def _tag_message(tag: str) -> str:
+    shown = (
+        "!!" + tag.removeprefix("tag:yaml.org,2002:")
+        if tag.startswith("tag:yaml.org,2002:")
+        else tag
+    )
+    return (
+        f"The YAML tag {shown} is not allowed: a document holds text, numbers, true/false, "
+        "dates, null, mappings and lists."
+    )
 
 
 def _check_nodes(root: Node) -> None:
@@ -146,6 +205,8 @@ def _check_nodes(root: Node) -> None:
     while stack:
         place = stack.pop()
         node, depth = place[0], place[1]
+        if node.tag not in YAML_TAGS:
+            raise _refuse(_tag_message(node.tag), _path_of(place), node.start_mark.line + 1)
         if isinstance(node, ScalarNode):  # only the root or a key that is not text
             if "\x00" in node.value:
                 raise _refuse(NUL_MESSAGE, _path_of(place), node.start_mark.line + 1)
@@ -169,11 +230,20 @@ def _check_nodes(root: Node) -> None:
                     raise _refuse(alias, _path_of(where), key_line)
                 seen.add(id(key_node))
                 seen.add(id(value_node))
+                if key_node.tag not in YAML_TAGS and key_node.tag != MERGE_TAG:
+                    where = (key_node, depth + 1, place, "?", None)
+                    raise _refuse(
+                        _tag_message(key_node.tag), _path_of(where), key_node.start_mark.line + 1
+                    )
                 if type(key_node) is not ScalarNode:
                     children.append((key_node, depth + 1, place, "?", None))
                 elif "\x00" in key_node.value:
                     raise _refuse(NUL_MESSAGE, _path_of(place), key_node.start_mark.line + 1)
                 if type(value_node) is ScalarNode:
+                    if value_node.tag not in YAML_TAGS:
+                        key_line = key_node.start_mark.line + 1
+                        where = (value_node, depth + 1, place, str(key_node.value), key_line)
+                        raise _refuse(_tag_message(value_node.tag), _path_of(where), key_line)
                     if "\x00" in value_node.value:
                         key_line = key_node.start_mark.line + 1
                         where = (value_node, depth + 1, place, str(key_node.value), key_line)
@@ -189,6 +259,11 @@ def _check_nodes(root: Node) -> None:
                     raise _refuse(alias, _path_of((item, 0, place, index, None)), None)
                 seen.add(id(item))
                 if isinstance(item, ScalarNode):
+                    if item.tag not in YAML_TAGS:
+                        where = (item, depth + 1, place, index, None)
+                        raise _refuse(
+                            _tag_message(item.tag), _path_of(where), item.start_mark.line + 1
+                        )
                     if "\x00" in item.value:
                         where = (item, depth + 1, place, index, None)
                         raise _refuse(NUL_MESSAGE, _path_of(where), item.start_mark.line + 1)

@@ -1462,7 +1462,7 @@ def glossary_rows_from_text(raw: bytes | str, *, fmt: str) -> list[dict[str, Any
 
     try:
         if fmt == "csv":
-            text = documents.document_text(raw).removeprefix("\ufeff")
+            text = documents.document_text(raw)
         else:
             [(data, _lines)] = documents.load_yaml(raw)
     except documents.ImportFailed as error:

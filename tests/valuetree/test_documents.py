@@ -4,6 +4,7 @@ and NUL characters, with a 400 (or a form/command error) and nothing written."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import tracemalloc
 from pathlib import Path
@@ -13,7 +14,7 @@ import yaml
 from django.core.management import CommandError, call_command
 
 from valuetree import documents, interchange, services, standards
-from valuetree.models import DataContract, DataProduct, ValueTree
+from valuetree.models import DataContract, DataProduct, GlossaryTerm, ValueTree
 
 CASES = Path(__file__).parent / "fixtures" / "cases"
 STANDARDS = Path(__file__).parent / "fixtures" / "standards"
@@ -31,6 +32,7 @@ DEEP_BLOCK = "version: 1\nslug: s\nname: n\nvision: v\ngoals:\n" + "".join(
     " " * (2 * i) + "- \n" for i in range(1, 150)
 )
 NUL_YAML = 'version: 1\nslug: s\nname: n\nvision: "v\\0"\n'
+HEAD = "version: 1\nslug: s\nname: n\nvision: v\n"
 
 # (document, the message a refusal must carry)
 HOSTILE_YAML = {
@@ -44,6 +46,20 @@ HOSTILE_YAML = {
     "only-comments": ("# nothing here\n---\n", "The document is empty."),
     "null": ("~\n", "The document is empty."),
     "nul": (NUL_YAML, "NUL"),
+    # Scalars their (implicit or said) tag cannot read: each was a 500 (ValueError).
+    "impossible-date": (HEAD + "goals:\n  - title: 2026-02-30\n", "cannot be read as a date"),
+    "bad-int-tag": (HEAD + "goals:\n  - title: !!int abc\n", "cannot be read as a whole"),
+    "bad-float-tag": (HEAD + "goals:\n  - weight: !!float abc\n", "cannot be read as a number"),
+    "bad-bool-tag": (HEAD + "goals:\n  - title: !!bool abc\n", "cannot be read as true"),
+    "bad-timestamp-tag": (HEAD + "description: !!timestamp abc\n", "cannot be read as a date"),
+    "huge-int": (HEAD + "goals:\n  - confidence: " + "9" * 5000 + "\n", "4,300 digits"),
+    # Tags that build values no field takes (bytes, sets, pairs) or none at all.
+    "binary-tag": (HEAD + "goals:\n  - title: !!binary aGk=\n", "tag !!binary is not allowed"),
+    "set-tag": (HEAD + "goals: !!set {a}\n", "tag !!set is not allowed"),
+    "omap-tag": (HEAD + "goals: [!!omap [title: g]]\n", "tag !!omap is not allowed"),
+    "python-tag": (HEAD + "goals: !!python/object:os.system [ls]\n", "is not allowed"),
+    "custom-tag": (HEAD + "description: !secret x\n", "tag !secret is not allowed"),
+    "binary-key": (HEAD + "? !!binary aGk=\n: x\n", "tag !!binary is not allowed"),
 }
 HOSTILE_JSON = {
     "deep": ("[" * 100_000 + "]" * 100_000, "nested more than 100 levels"),
@@ -119,6 +135,41 @@ def test_a_stream_skips_empty_documents_and_a_single_document_refuses_a_stream()
     assert "one document" in refusal("a: 1\n---\nb: 2\n", "yaml")
 
 
+def test_a_tag_is_refused_at_its_path_and_line():
+    with pytest.raises(documents.ImportFailed) as failed:
+        documents.load("a:\n  b: [1, !!set {x}]\n", fmt="yaml")
+    [problem] = failed.value.problems
+    assert (problem.path, problem.line) == ("a.b[1]", 2)
+
+
+def test_an_unreadable_scalar_is_refused_at_its_line():
+    with pytest.raises(documents.ImportFailed) as failed:
+        documents.load("a: 1\nb:\n  - 2026-13-01\n", fmt="yaml")
+    [problem] = failed.value.problems
+    assert problem.line == 3
+    assert "'2026-13-01' cannot be read as a date" in problem.message
+
+
+def test_json_values_dates_merge_keys_and_said_text_are_read():
+    [(data, _)] = documents.load(
+        "a: !!str 1.10\nb: 2026-01-01\nc: {<<: {d: 1}, e: 2}\nf: [~, true, 1.5, !!int '7']\n",
+        fmt="yaml",
+    )
+    assert data == {
+        "a": "1.10",
+        "b": dt.date(2026, 1, 1),
+        "c": {"d": 1, "e": 2},
+        "f": [None, True, 1.5, 7],
+    }
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+def test_a_byte_order_mark_is_skipped_in_both_formats(fmt):
+    raw = "\ufeff" + json.dumps({"a": "ü"})
+    [(data, _)] = documents.load(raw.encode(), fmt=fmt)
+    assert data == {"a": "ü"}
+
+
 def peak_memory_of_refusing(raw: str, fmt: str) -> int:
     tracemalloc.start()
     try:
@@ -158,7 +209,17 @@ def orders(users, domain):
     return product
 
 
-ENTRY_CASES = ["alias-bomb", "self-alias", "deep-flow", "empty", "nul"]
+ENTRY_CASES = [
+    "alias-bomb",
+    "self-alias",
+    "deep-flow",
+    "empty",
+    "nul",
+    "impossible-date",
+    "huge-int",
+    "binary-tag",
+    "set-tag",
+]
 
 
 @pytest.mark.parametrize("name", ENTRY_CASES)
@@ -238,6 +299,23 @@ def test_import_commands_refuse(name, orders, users, tmp_path):
         with pytest.raises(CommandError, match=message):
             call_command(command, str(path), **options)
     assert not ValueTree.objects.filter(slug__in=["alias-bomb", "s"]).exists()
+
+
+@pytest.mark.parametrize("name", ENTRY_CASES)
+def test_glossary_import_refuses(name, users, client_for, tmp_path):
+    raw, message = HOSTILE_YAML[name]
+    users["owner"].is_staff = True
+    users["owner"].save()
+    response = client_for(users["owner"]).post(
+        "/api/glossary/import/", raw.encode(), content_type=YAML
+    )
+    assert response.status_code == 400
+    assert message in str(response.json())
+    path = tmp_path / "glossary.yaml"
+    path.write_text(raw)
+    with pytest.raises(CommandError, match=message):
+        call_command("import_glossary", str(path))
+    assert not GlossaryTerm.objects.exists()
 
 
 def test_interchange_parse_is_the_loader():
