@@ -39,7 +39,7 @@ class TestMeasureApi:
         ("changes", "field"),
         [
             ({"direction": "increase"}, "target_value"),  # target 24 below baseline 48
-            ({"target_date": "2025-06-01"}, "__all__"),  # before the baseline date
+            ({"target_date": "2025-06-01"}, "target_date"),  # before the baseline date
             ({"direction": "sideways"}, "direction"),
             ({"baseline_value": "lots"}, "baseline_value"),
             ({"weight": -1}, "weight"),

@@ -216,6 +216,12 @@ class TestRefusedDocuments:
                 "goals[0].children[0].children[0].measures[0].target_value",
                 "A 'decrease' measure needs a target below its baseline.",
             ),
+            (
+                # Was an IntegrityError (500): the bulk path skipped the date-order rule.
+                {"goals__0__children__0__children__0__measures__0__baseline_date": "9999-12-31"},
+                "goals[0].children[0].children[0].measures[0].target_date",
+                "The target date must be after the baseline date.",
+            ),
         ],
     )
     def test_invalid_field_is_named_and_nothing_is_written(
