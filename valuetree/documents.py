@@ -34,6 +34,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import orjson
@@ -99,6 +100,19 @@ def join_path(path: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
     return f"{path}.{key}" if path else key
+
+
+def quote_it(value: Any) -> str:
+    """The refusal of a number, true/false or date where a document wants text: YAML
+    reads ``version: 1.10`` as 1.1 and ``name: yes`` as true, and turning them back
+    into text would change them."""
+    if isinstance(value, bool):
+        shown: Any = "true" if value else "false"
+    elif isinstance(value, date):  # a datetime too
+        shown = value.isoformat()
+    else:
+        shown = value
+    return f'Expected text, got {shown!r}: quote it ("{shown}") so it is read exactly as written.'
 
 
 def _refuse(message: str, path: str = "", line: int | None = None) -> DocumentRefused:

@@ -43,6 +43,7 @@ from valuetree.documents import (  # noqa: F401 - the names callers import from 
     Problem,
     document_text,
     join_path,
+    quote_it,
     yaml_failure,
 )
 from valuetree.models import (
@@ -248,11 +249,6 @@ def keep_text_exactly(serializer: serializers.Serializer) -> None:
     for field in serializer.fields.values():
         if isinstance(field, serializers.CharField):
             field.trim_whitespace = False
-
-
-def quote_it(value: Any) -> str:
-    shown = {True: "true", False: "false"}.get(value, value) if isinstance(value, bool) else value
-    return f'Expected text, got {shown!r}: quote it ("{shown}") so it is read exactly as written.'
 
 
 def count_nodes(data: Any) -> int:

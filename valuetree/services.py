@@ -11,7 +11,8 @@ import logging
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -26,6 +27,7 @@ from django.urls import reverse
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
+from valuetree.documents import quote_it
 from valuetree.models import (
     CHILD_KIND,
     CONSUMER_STAGES,
@@ -1415,6 +1417,14 @@ def glossary_import(*, rows: list[dict[str, Any]], by: AbstractBaseUser | None) 
     counts = {"created": 0, "updated": 0}
     with transaction.atomic():
         for number, row in enumerate(rows, start=1):
+            for key in ("name", "definition", "domain"):
+                value = row.get(key) if isinstance(row, dict) else None
+                if value is not None and not isinstance(value, str):
+                    # YAML's ``definition: no`` is false and ``name: 1.10`` is 1.1:
+                    # text is taken as written, never made from another value.
+                    scalar = isinstance(value, bool | int | float | Decimal | date)
+                    message = quote_it(value) if scalar else "Expected text."
+                    raise ValidationError({"terms": f"Term {number}: {key}: {message}"})
             if not isinstance(row, dict) or not str(row.get("name") or "").strip():
                 raise ValidationError({"terms": f"Term {number}: give it a name."})
             fields: dict[str, Any] = {

@@ -255,6 +255,33 @@ class TestImportExport:
         assert message in str(response.json())
         assert not GlossaryTerm.objects.exists()
 
+    @pytest.mark.parametrize(
+        ("row", "message"),
+        [
+            ("name: 1.10", 'name: Expected text, got 1.1: quote it ("1.1")'),
+            ("name: yes", "name: Expected text, got 'true': quote it (\"true\")"),
+            ("name: Ok\n   definition: no", "definition: Expected text, got 'false'"),
+            ("name: Ok\n   definition: 2026-01-01", 'quote it ("2026-01-01")'),
+            ("name: {a: 1}", "name: Expected text."),
+            ("name: Ok\n   domain: [sales]", "domain: Expected text."),
+        ],
+        ids=["number", "true", "false", "date", "mapping", "list"],
+    )
+    def test_text_given_another_value_is_refused_not_converted(self, staff, row, message):
+        """Each was stored as str(value): "1.1", "True", "" (false), "{'a': 1}"."""
+        client = APIClient()
+        client.force_authenticate(staff)
+        body = f"terms:\n - {row}\n"
+        response = client.post("/api/glossary/import/", body, content_type="application/yaml")
+        assert response.status_code == 400
+        assert message in response.json()["terms"][0]
+        assert not GlossaryTerm.objects.exists()
+        # The same document, quoted, is taken as written.
+        quoted = "terms:\n - name: '1.10'\n   definition: 'no'\n"
+        response = client.post("/api/glossary/import/", quoted, content_type="application/yaml")
+        assert response.status_code == 200
+        assert GlossaryTerm.objects.get().definition == "no"
+
     def test_csv_export_quotes_formulas_and_the_import_reads_them_back(self, staff):
         services.glossary_term_create(
             name='=HYPERLINK("http://x")', definition="+1", synonyms=["@SUM(1)", "plain"]
