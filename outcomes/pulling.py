@@ -214,8 +214,20 @@ def parse_period(raw: Any, zone: ZoneInfo, *, unit: str = "s") -> datetime:
             raise ValueError(
                 f"period {raw[:50]!r} is not a date, an ISO 8601 time or a Unix timestamp."
             ) from None
+        week = _ISO_WEEK.match(text)
+        if week:
+            # isoparse reads week 53 of a year of 52 weeks as next year's first week.
+            year, number = int(week[1]), int(week[2])
+            weeks = date(year, 12, 28).isocalendar().week
+            if number > weeks:
+                raise ValueError(
+                    f"period {raw[:50]!r}: {year} has {weeks} ISO weeks, not {number}."
+                )
         return parse_period(parsed, zone)
     raise ValueError(f"period {raw!r} is not a date, an ISO 8601 time or a Unix timestamp.")
+
+
+_ISO_WEEK = re.compile(r"([0-9]{4})-?W([0-9]{2})")
 
 
 def _looks_like_a_year_or_date(text: str) -> bool:

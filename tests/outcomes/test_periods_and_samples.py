@@ -49,6 +49,26 @@ def test_periods_in_every_iso_precision_and_as_unix_seconds(raw, expected):
     assert pulling.parse_period(raw, AMS) == expected
 
 
+def test_week_53_is_read_only_in_a_year_that_has_it():
+    """isoparse read 2021-W53 (2021 has 52 ISO weeks) as 2022-01-03, silently."""
+    assert pulling.parse_period("2020-W53", AMS) == datetime(2020, 12, 28, tzinfo=AMS)
+    assert pulling.parse_period("2026W53", AMS) == datetime(2026, 12, 28, tzinfo=AMS)
+    for raw in ("2021-W53", "2021W53", "2021-W53-1", "2027-W53"):
+        with pytest.raises(ValueError, match="has 52 ISO weeks, not 53"):
+            pulling.parse_period(raw, AMS)
+
+
+def test_week_53_of_a_year_of_52_is_a_400_and_writes_nothing(push_metric, users, client_for):
+    client = client_for(users["owner"])
+    url = observations_url(push_metric)
+    response = client.post(url, [{"period": "2021-W53", "value": 1}], format="json")
+    assert response.status_code == 400
+    assert "2021 has 52 ISO weeks, not 53" in str(response.json())
+    csv = client.post(url, "period,value\n2021-W53,1\n", content_type="text/csv")
+    assert csv.status_code == 400
+    assert not Observation.objects.exists()
+
+
 @pytest.mark.parametrize("raw", [1_788_000_000_123, "1788000000123", 1.788000000123e12])
 def test_milliseconds_where_the_metric_says_so(raw):
     expected = datetime.fromtimestamp(1_788_000_000.123, tz=UTC)
