@@ -400,7 +400,9 @@ class OdcsSerializer(serializers.Serializer):
     id = serializers.CharField(max_length=200)
     name = serializers.CharField(max_length=200, allow_blank=True, required=False)
     version = serializers.CharField(max_length=50)
-    status = serializers.ChoiceField(choices=STATUSES)
+    # Free text in every ODCS v3 schema: proposed/draft/active/deprecated/retired are
+    # its examples (v3.0.0's were production/test/development), not a list to pick from.
+    status = serializers.CharField(max_length=20)
     dataProduct = serializers.CharField(max_length=200, required=False)  # its name or slug
     domain = serializers.SlugField(max_length=100, required=False)
     tenant = serializers.CharField(allow_blank=True, required=False)
