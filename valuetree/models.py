@@ -305,7 +305,10 @@ class OutputPort(models.Model):
         DataProduct, on_delete=models.CASCADE, related_name="output_ports"
     )
     name = models.CharField(max_length=200)
-    kind = models.CharField(max_length=50, help_text="table, api, file, stream, dashboard…")
+    # Empty where an ODPS document gives no `type` (optional in the standard).
+    kind = models.CharField(
+        max_length=50, blank=True, help_text="table, api, file, stream, dashboard…"
+    )
     location = models.CharField(max_length=500, blank=True)
 
     class Meta:

@@ -350,7 +350,8 @@ class TeamMemberSerializer(serializers.Serializer):
 class OdpsOutputPortSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     version = serializers.CharField(max_length=50)
-    type = serializers.CharField(max_length=50)
+    # Optional in ODPS (v0.9.0 and v1.0.0): left out, a kept port keeps its kind.
+    type = serializers.CharField(max_length=50, required=False)
     description = serializers.CharField(allow_blank=True, required=False)
     contractId = serializers.CharField(max_length=200, required=False)
     sbom = item_list()
@@ -536,7 +537,9 @@ def _plan_product(v: Validator, data: Any, prefix: str) -> _PlannedProduct | Non
             checked = v.check(OdpsOutputPortSerializer(data=port), port, port_path)
             if checked is None:
                 continue
-            ports.append({"name": name, "kind": checked["type"], "location": locations.get(name)})
+            ports.append(
+                {"name": name, "kind": checked.get("type"), "location": locations.get(name)}
+            )
             if checked.get("contractId"):
                 contract_ids[name] = (
                     join(port_path, "contractId"),
@@ -704,9 +707,12 @@ def _write_product(
         ports = [
             {
                 **port,
-                "location": port["location"]
-                if port["location"] is not None
-                else (old[port["name"]].location if port["name"] in old else ""),
+                **{
+                    # Left out of the document: as the port was (new: empty).
+                    key: getattr(old[port["name"]], key) if port["name"] in old else ""
+                    for key in ("kind", "location")
+                    if port[key] is None
+                },
             }
             for port in planned.ports
         ]
@@ -968,8 +974,9 @@ def data_product_to_odps(product: DataProduct) -> dict[str, Any]:
         out = {
             "name": port.name,
             "version": contract.version if contract else (product.version or "1.0.0"),
-            "type": port.kind,
         }
+        if port.kind:
+            out["type"] = port.kind
         if contract:
             out["contractId"] = contract.contract_id
         output_ports.append(out)

@@ -354,3 +354,18 @@ def test_contract_text_survives_odcs_export_and_import_exactly(
         again = standards.odcs_import_text(body, user=users["owner"])
         assert (again.name, again.purpose) == (name[:200], purpose)
         assert again.schema[0]["properties"][0]["description"] == description
+
+
+def test_an_output_port_without_type_imports_and_a_kept_port_keeps_its_kind(sales, users):
+    """`type` is optional on an ODPS output port: such a valid document was refused
+    ("This field is required."). A new port has no kind (the export leaves `type`
+    out); an existing port keeps the kind it had."""
+    raw = (STANDARDS / "valid" / "odps-v1.0.0-port-without-type.yaml").read_text()
+    [product] = standards.odps_import_text(raw, user=users["owner"])
+    assert list(product.output_ports.values_list("name", "kind")) == [("returns-feed", "")]
+    exported = standards.data_product_to_odps(standards.products_for_export().get(pk=product.pk))
+    assert "type" not in exported["outputPorts"][0]
+    assert official_errors(exported) == []
+    product.output_ports.update(kind="stream")
+    standards.odps_import_text(raw, user=users["owner"])
+    assert list(product.output_ports.values_list("kind", flat=True)) == ["stream"]

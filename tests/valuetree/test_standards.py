@@ -113,7 +113,7 @@ def test_every_problem_is_named_by_path_and_line(domain, users):
     assert found["colour"][0] == "Unknown field."
     assert found["team[0].username"][0] == "No user named 'nobody'."
     assert found["domain"][0] == "No domain with slug 'nowhere'."
-    assert found["outputPorts[1].type"][0] == "This field is required."
+    assert found["outputPorts[1].type"][0].startswith("Expected text, got 5: quote it")
     assert "repeated" in found["outputPorts[1].name"][0]
     assert DataProduct.objects.count() == 0
 
@@ -366,7 +366,9 @@ def test_api_import_errors_name_the_field(domain, users, client_for):
     assert response.status_code == 400
     assert response.json() == {
         "[2].status": ['Line 22: "finished" is not a valid choice.'],
-        "[2].outputPorts[0].type": ["Line 25: This field is required."],
+        "[2].outputPorts[0].type": [
+            'Line 25: Expected text, got 5: quote it ("5") so it is read exactly as written.'
+        ],
     }
     assert DataProduct.objects.count() == 0
 
