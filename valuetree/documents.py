@@ -13,6 +13,7 @@ goes through this module, so every one of them gets the same limits:
 - at most ``MAX_DEPTH`` levels of nesting and ``MAX_VALUES`` values (every mapping,
   list and scalar counts one) per document;
 - no NUL character (``\\u0000``) in any text or key: PostgreSQL cannot store it;
+- no key twice in one mapping (YAML forbids it; PyYAML would keep the last silently);
 - no tag beyond what JSON holds (text, numbers, true/false, null, mappings, lists)
   and dates: ``!!binary``, ``!!set``, ``!!omap``, ``!!pairs``, ``!!python/…`` and
   custom tags build values no field of ours takes (bytes, sets) or none at all;
@@ -235,7 +236,20 @@ def _check_nodes(root: Node) -> None:
             pairs = node.value
             values += 2 * len(pairs)
             children = []
+            keys: set[tuple[str, str]] = set()
             for key_node, value_node in pairs:
+                if type(key_node) is ScalarNode:
+                    # YAML wants keys unique; PyYAML keeps the last silently, so
+                    # `title: A` then `title: B` would import B without a word.
+                    key = (key_node.tag, key_node.value)
+                    if key in keys:
+                        where = (key_node, depth + 1, place, str(key_node.value), None)
+                        raise _refuse(
+                            "This key is given twice in the same mapping: keep one.",
+                            _path_of(where),
+                            key_node.start_mark.line + 1,
+                        )
+                    keys.add(key)
                 if id(key_node) in seen or id(value_node) in seen:
                     # The anchor's node: its mark is the anchor's line, not the alias's.
                     key_line = key_node.start_mark.line + 1

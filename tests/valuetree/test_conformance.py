@@ -241,7 +241,10 @@ def test_numbers_in_odcs_text_fields_are_refused(old, new, path, orders, users):
     ("field", "value"), [("name", "1.10"), ("vision", "2026"), ("description", "yes")]
 )
 def test_numbers_in_tree_document_text_fields_are_refused(field, value, users):
-    raw = f"version: 1\nslug: t\nname: T\nvision: V\n{field}: {value}\n"
+    others = {"name": "T", "vision": "V", "description": "D"}
+    del others[field]  # a key given twice is refused in its own right
+    raw = "version: 1\nslug: t\n" + "".join(f"{k}: {v}\n" for k, v in others.items())
+    raw += f"{field}: {value}\n"
     with pytest.raises(interchange.ImportFailed) as failed:
         interchange.tree_import_text(raw, fmt="yaml", owner=users["owner"])
     [problem] = failed.value.problems

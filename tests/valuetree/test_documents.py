@@ -60,6 +60,8 @@ HOSTILE_YAML = {
     "python-tag": (HEAD + "goals: !!python/object:os.system [ls]\n", "is not allowed"),
     "custom-tag": (HEAD + "description: !secret x\n", "tag !secret is not allowed"),
     "binary-key": (HEAD + "? !!binary aGk=\n: x\n", "tag !!binary is not allowed"),
+    # PyYAML kept the last of two equal keys without a word.
+    "duplicate-key": (HEAD + "goals:\n  - title: A\n    title: B\n", "given twice"),
 }
 HOSTILE_JSON = {
     "deep": ("[" * 100_000 + "]" * 100_000, "nested more than 100 levels"),
@@ -142,6 +144,16 @@ def test_a_tag_is_refused_at_its_path_and_line():
     assert (problem.path, problem.line) == ("a.b[1]", 2)
 
 
+def test_a_duplicate_key_is_refused_at_its_second_use():
+    with pytest.raises(documents.ImportFailed) as failed:
+        documents.load("a:\n  b: 1\n  c: 2\n  b: 3\n", fmt="yaml")
+    [problem] = failed.value.problems
+    assert (problem.path, problem.line) == ("a.b", 4)
+    # The same text in another mapping, or as text and as a number, is no duplicate.
+    [(data, _)] = documents.load("a: {b: 1}\nc: {b: 2}\nd: {1: x, '1': y}\n", fmt="yaml")
+    assert data == {"a": {"b": 1}, "c": {"b": 2}, "d": {1: "x", "1": "y"}}
+
+
 def test_an_unreadable_scalar_is_refused_at_its_line():
     with pytest.raises(documents.ImportFailed) as failed:
         documents.load("a: 1\nb:\n  - 2026-13-01\n", fmt="yaml")
@@ -219,6 +231,7 @@ ENTRY_CASES = [
     "huge-int",
     "binary-tag",
     "set-tag",
+    "duplicate-key",
 ]
 
 
