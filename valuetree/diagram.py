@@ -15,8 +15,9 @@ so this module never imports ``outcomes`` (DESIGN.md §2).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from html import escape
+from html import escape as html_escape
 from typing import Any
 
 from valuetree import sections, selectors
@@ -46,6 +47,19 @@ GREY = "#bababa"
 BOX_W, COL_GAP, ROW_GAP, MARGIN = 240, 56, 12, 16
 LINE = 15  # px per text line
 TITLE_CHARS = 34  # per line, at 12 px in a 240 px box
+
+
+# Characters XML 1.0 cannot hold at all (C0 controls but tab and line breaks, lone
+# surrogates, U+FFFE/U+FFFF): one in a title made the SVG unreadable and the PNG a 500.
+# Names refuse them now (valuetree.models.no_control_characters); rows written before,
+# and imports of old documents, are drawn without them.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def escape(text: str) -> str:
+    """``text`` for SVG text or an attribute: markup and quotes escaped, and characters
+    XML cannot hold dropped (a vertical tab or form feed, a line break, is a space)."""
+    return html_escape(_NOT_XML.sub("", text.replace("\x0b", " ").replace("\x0c", " ")))
 
 
 @dataclass
@@ -244,11 +258,15 @@ def render_png(data: dict[str, Any], *, measures: bool = True, scale: float = 2.
 
 
 def _mermaid_text(text: str) -> str:
-    """Text inside a Mermaid ``["…"]`` label: quotes and markup as entities."""
+    """Text inside a Mermaid ``["…"]`` label, shown as typed: on one line (any run of
+    whitespace, a vertical tab too, is one space); ``#`` as an entity first, so text
+    that looks like one ("#quot;") stays text; ``%`` too, since Mermaid reads a
+    ``%%{init: …}%%`` directive anywhere in the document, labels included; then quotes,
+    brackets and markup."""
+    text = _NOT_XML.sub("", " ".join(text.split()))
     return (
-        escape(text, quote=False)
+        html_escape(text.replace("#", "#35;").replace("%", "#37;"), quote=False)
         .replace('"', "#quot;")
-        .replace("\n", " ")
         .replace("[", "#91;")
         .replace("]", "#93;")
     )
