@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import trigger_client_event
 
-from valuetree import diagram, outline, sections, selectors, services, trash
+from valuetree import diagram, outline, sections, selectors, services, strict, trash
 from valuetree.forms import (
     MembershipForm,
     MembershipRoleForm,
@@ -331,7 +331,7 @@ def node_create(request: HttpRequest, slug: str) -> HttpResponse:
     tree = _tree(request, slug=slug)
     _require(tree, selectors.EDIT_ROLES)
     parent_id = request.GET.get("parent") or request.POST.get("parent") or ""
-    if parent_id and not parent_id.isdigit():
+    if parent_id and not strict.is_id(parent_id):
         raise Http404("No such parent.")
     parent = get_object_or_404(Node, tree=tree, pk=parent_id) if parent_id else None
     kind = CHILD_KIND[parent.kind if parent else None]
@@ -515,7 +515,7 @@ def tree_trash(request: HttpRequest, slug: str) -> HttpResponse:
         _require(tree, selectors.EDIT_ROLES)
         item_id = request.POST.get("item", "")
         item = TrashedSubtree.objects.filter(
-            tree=tree, pk=int(item_id) if item_id.isdigit() else 0
+            tree=tree, pk=int(item_id) if strict.is_id(item_id) else 0
         ).first()
         if item is None:
             raise Http404("Nothing with that id in this tree's trash.")
