@@ -250,11 +250,35 @@ def _svg_box(
     return "".join(out)
 
 
+# cairo draws no surface wider or taller than 32,767 px (a 1,000-initiative tree is
+# ~70,000 px tall at twice the size: a 500); the pixel cap keeps one PNG's memory
+# (4 bytes a pixel) near 160 MB. Below half size the text cannot be read any more.
+PNG_MAX_SIDE = 32_767
+PNG_MAX_PIXELS = 40_000_000
+PNG_MIN_SCALE = 0.5
+
+
+class TooLargeForPng(ValueError):
+    """The tree's picture is too large to draw as a readable PNG (the SVG has no limit)."""
+
+
 def render_png(data: dict[str, Any], *, measures: bool = True, scale: float = 2.0) -> bytes:
-    """The SVG drawn as a PNG (twice the size by default, sharp on a projector)."""
+    """The SVG drawn as a PNG (twice the size by default, sharp on a projector; smaller
+    when that would pass cairo's or memory's limits). Raises TooLargeForPng when even
+    half size would."""
     import cairosvg
 
-    return cairosvg.svg2png(bytestring=render_svg(data, measures=measures).encode(), scale=scale)
+    svg = render_svg(data, measures=measures)
+    width, height = (int(v) for v in re.search(r'width="(\d+)" height="(\d+)"', svg).groups())
+    scale = min(
+        scale, PNG_MAX_SIDE / max(width, height), (PNG_MAX_PIXELS / (width * height)) ** 0.5
+    )
+    if scale < PNG_MIN_SCALE:
+        raise TooLargeForPng(
+            f"The tree is too large for a readable PNG ({width} × {height} px): "
+            "download the SVG or the Mermaid text instead."
+        )
+    return cairosvg.svg2png(bytestring=svg.encode(), scale=scale)
 
 
 def _mermaid_text(text: str) -> str:
@@ -307,7 +331,8 @@ def render_mermaid(data: dict[str, Any], *, measures: bool = True) -> str:
 
 def diagram_export(tree: ValueTree, *, fmt: str, measures: bool = True) -> tuple[bytes, str, str]:
     """(body, content type, file name) of the tree's diagram in ``fmt`` (a key of
-    ``FORMATS``). Raises ValueError for another format."""
+    ``FORMATS``). Raises ValueError for another format, TooLargeForPng (a ValueError)
+    for a PNG too large to draw."""
     if fmt not in FORMATS:
         raise ValueError(f"Use one of: {', '.join(FORMATS)}.")
     data = diagram_data(tree)

@@ -127,6 +127,24 @@ class TestExports:
         assert "control characters (U+0007)" in response.json()["title"][0]
         assert not Node.objects.filter(title__startswith="Bell").exists()
 
+    def test_a_tall_tree_is_drawn_smaller_and_a_huge_one_refused(self, client, users):
+        # cairo refuses surfaces over 32,767 px: 300 initiatives at twice the size (and
+        # 1,000) were a 500.
+        tall = make_tree(users, slug="tall")
+        bulk_tree(tall, goals=3, bets=10, initiatives=10, measures=1)
+        huge = make_tree(users, slug="huge")
+        bulk_tree(huge, goals=10, bets=10, initiatives=10, measures=1)
+        client.force_login(users["viewer"])
+        response = client.get("/trees/tall/diagram.png")
+        assert response.status_code == 200 and response.content[:4] == b"\x89PNG"
+        response = client.get("/trees/huge/diagram.png")
+        assert response.status_code == 422
+        assert "too large for a readable PNG" in response.content.decode()
+        response = client.get("/api/trees/huge/diagram/?format=png")
+        assert response.status_code == 400
+        assert "download the SVG" in response.json()["format"][0]
+        assert client.get("/trees/huge/diagram.svg").status_code == 200
+
     def test_unknown_format_is_refused(self, client, users, shape):
         client.force_login(users["viewer"])
         assert client.get("/trees/tree/diagram.gif").status_code == 404

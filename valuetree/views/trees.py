@@ -235,9 +235,12 @@ def tree_diagram_export(request: HttpRequest, slug: str, fmt: str) -> HttpRespon
     tree = _tree(request, slug=slug)
     if fmt not in diagram.FORMATS:
         raise Http404("Unknown diagram format.")
-    body, content_type, filename = diagram.diagram_export(
-        tree, fmt=fmt, measures=request.GET.get("measures") != "0"
-    )
+    try:
+        body, content_type, filename = diagram.diagram_export(
+            tree, fmt=fmt, measures=request.GET.get("measures") != "0"
+        )
+    except diagram.TooLargeForPng as error:
+        return HttpResponse(str(error), status=422, content_type="text/plain; charset=utf-8")
     response = HttpResponse(body, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
