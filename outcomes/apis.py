@@ -282,10 +282,10 @@ class MetricViewSet(PaginatedActions, RoleCheckedWrites, viewsets.ModelViewSet):
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         # The role first (404 hidden source, 403 no right), then the body's field rules.
         source_id = request.data.get("source") if hasattr(request.data, "get") else None
-        if not isinstance(source_id, bool) and str(source_id).strip().isdigit():
+        if strict.is_id(source_id):
             # Text or number alike: a hidden source and a missing one both answer 404.
             source = get_object_or_404(
-                selectors.metric_sources_for_user(request.user), pk=int(source_id)
+                selectors.metric_sources_for_user(request.user), pk=int(str(source_id).strip())
             )
             require_role(tree_for_request(request, pk=source.tree_id), EDIT_ROLES)
         return super().create(request, *args, **kwargs)

@@ -606,4 +606,15 @@ def push_metric_create(*, tree: ValueTree, name: str, unit: str = "", owner: Any
                 "new_metric": f"The {CHECK_IN_SOURCE} source has a metric named {name!r}: pick it above."
             }
         )
-    return metric_create(source=source, name=name, unit=unit, granularity="day")
+    try:
+        return metric_create(source=source, name=name, unit=unit, granularity="day")
+    except ValidationError as error:
+        # The dialog's field for this name is "new_metric": its "name" is the measure's.
+        if not hasattr(error, "error_dict"):
+            raise
+        raise ValidationError(
+            {
+                ("new_metric" if key == "name" else key): value
+                for key, value in error.error_dict.items()
+            }
+        ) from error

@@ -224,3 +224,17 @@ class TestObservationAndScheduleNumbers:
         )
         with pytest.raises(IntegrityError), transaction.atomic():
             Metric.objects.filter(pk=metric.pk).update(schedule_interval=dt.timedelta(days=400))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("digit", ["²", "٣"])
+def test_a_non_ascii_digit_as_an_id_is_a_404_not_a_500(tree, users, client, digit):
+    """str.isdigit() takes "²" and "٣"; int() and the ORM do not."""
+    client.force_login(users["editor"])
+    assert client.get(f"/trees/{tree.slug}/nodes/new/", {"parent": digit}).status_code == 404
+    assert client.post(f"/trees/{tree.slug}/trash/", {"item": digit}).status_code == 404
+    response = client.post(
+        "/api/metrics/", {"source": digit, "name": "Wait"}, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert not Metric.objects.filter(name="Wait").exists()

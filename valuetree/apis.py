@@ -312,7 +312,10 @@ class TreeViewSet(PaginatedActions, RoleCheckedWrites, viewsets.ModelViewSet):
             raise DRFValidationError({"format": [f"Use one of: {', '.join(diagram.FORMATS)}."]})
         measures = strict.query_bool(request.query_params.get("measures"), name="measures")
         measures = True if measures is None else measures
-        body, content_type, filename = diagram.diagram_export(tree, fmt=fmt, measures=measures)
+        try:
+            body, content_type, filename = diagram.diagram_export(tree, fmt=fmt, measures=measures)
+        except diagram.TooLargeForPng as error:
+            raise DRFValidationError({"format": [str(error)]}) from error
         response = HttpResponse(body, content_type=content_type)
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response

@@ -15,8 +15,9 @@ so this module never imports ``outcomes`` (DESIGN.md §2).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from html import escape
+from html import escape as html_escape
 from typing import Any
 
 from valuetree import sections, selectors
@@ -46,6 +47,19 @@ GREY = "#bababa"
 BOX_W, COL_GAP, ROW_GAP, MARGIN = 240, 56, 12, 16
 LINE = 15  # px per text line
 TITLE_CHARS = 34  # per line, at 12 px in a 240 px box
+
+
+# Characters XML 1.0 cannot hold at all (C0 controls but tab and line breaks, lone
+# surrogates, U+FFFE/U+FFFF): one in a title made the SVG unreadable and the PNG a 500.
+# Names refuse them now (valuetree.models.no_control_characters); rows written before,
+# and imports of old documents, are drawn without them.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def escape(text: str) -> str:
+    """``text`` for SVG text or an attribute: markup and quotes escaped, and characters
+    XML cannot hold dropped (a vertical tab or form feed, a line break, is a space)."""
+    return html_escape(_NOT_XML.sub("", text.replace("\x0b", " ").replace("\x0c", " ")))
 
 
 @dataclass
@@ -236,19 +250,47 @@ def _svg_box(
     return "".join(out)
 
 
+# cairo draws no surface wider or taller than 32,767 px (a 1,000-initiative tree is
+# ~70,000 px tall at twice the size: a 500); the pixel cap keeps one PNG's memory
+# (4 bytes a pixel) near 160 MB. Below half size the text cannot be read any more.
+PNG_MAX_SIDE = 32_767
+PNG_MAX_PIXELS = 40_000_000
+PNG_MIN_SCALE = 0.5
+
+
+class TooLargeForPng(ValueError):
+    """The tree's picture is too large to draw as a readable PNG (the SVG has no limit)."""
+
+
 def render_png(data: dict[str, Any], *, measures: bool = True, scale: float = 2.0) -> bytes:
-    """The SVG drawn as a PNG (twice the size by default, sharp on a projector)."""
+    """The SVG drawn as a PNG (twice the size by default, sharp on a projector; smaller
+    when that would pass cairo's or memory's limits). Raises TooLargeForPng when even
+    half size would."""
     import cairosvg
 
-    return cairosvg.svg2png(bytestring=render_svg(data, measures=measures).encode(), scale=scale)
+    svg = render_svg(data, measures=measures)
+    width, height = (int(v) for v in re.search(r'width="(\d+)" height="(\d+)"', svg).groups())
+    scale = min(
+        scale, PNG_MAX_SIDE / max(width, height), (PNG_MAX_PIXELS / (width * height)) ** 0.5
+    )
+    if scale < PNG_MIN_SCALE:
+        raise TooLargeForPng(
+            f"The tree is too large for a readable PNG ({width} × {height} px): "
+            "download the SVG or the Mermaid text instead."
+        )
+    return cairosvg.svg2png(bytestring=svg.encode(), scale=scale)
 
 
 def _mermaid_text(text: str) -> str:
-    """Text inside a Mermaid ``["…"]`` label: quotes and markup as entities."""
+    """Text inside a Mermaid ``["…"]`` label, shown as typed: on one line (any run of
+    whitespace, a vertical tab too, is one space); ``#`` as an entity first, so text
+    that looks like one ("#quot;") stays text; ``%`` too, since Mermaid reads a
+    ``%%{init: …}%%`` directive anywhere in the document, labels included; then quotes,
+    brackets and markup."""
+    text = _NOT_XML.sub("", " ".join(text.split()))
     return (
-        escape(text, quote=False)
+        html_escape(text.replace("#", "#35;").replace("%", "#37;"), quote=False)
         .replace('"', "#quot;")
-        .replace("\n", " ")
         .replace("[", "#91;")
         .replace("]", "#93;")
     )
@@ -289,7 +331,8 @@ def render_mermaid(data: dict[str, Any], *, measures: bool = True) -> str:
 
 def diagram_export(tree: ValueTree, *, fmt: str, measures: bool = True) -> tuple[bytes, str, str]:
     """(body, content type, file name) of the tree's diagram in ``fmt`` (a key of
-    ``FORMATS``). Raises ValueError for another format."""
+    ``FORMATS``). Raises ValueError for another format, TooLargeForPng (a ValueError)
+    for a PNG too large to draw."""
     if fmt not in FORMATS:
         raise ValueError(f"Use one of: {', '.join(FORMATS)}.")
     data = diagram_data(tree)

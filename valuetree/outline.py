@@ -74,9 +74,13 @@ def format_number(value: Any) -> str:
 
 
 def format_amount(value: Any, unit: str | None = "") -> str:
-    """An amount with its unit ("60,000 EUR", "12 person-weeks"); None → "—"."""
+    """An amount with its unit ("60,000 EUR", "12 person-weeks"); None → "—". A stored
+    amount (a Decimal of two places) is shown exactly, trailing zeros dropped
+    ("12.5 person-weeks"): never "1,234,567.9 EUR" for 1,234,567.89."""
     if value is None:
         return "—"
+    if isinstance(value, Decimal) and value.is_finite() and value != value.to_integral_value():
+        return f"{value.normalize():,f} {unit}".strip()
     return f"{format_number(value)} {unit}".strip()
 
 

@@ -775,7 +775,9 @@ def notification_email_send(*, notification_id: int, final_attempt: bool) -> str
         )
     n = Notification.objects.select_related("recipient").get(pk=notification_id)
     message = EmailMessage(
-        subject=f"[Valuetree] {n.subject}",
+        # One line, as the report e-mails' subjects: a name with a line break (the
+        # API takes one) made EmailMessage raise BadHeaderError on every attempt.
+        subject=" ".join(f"[Valuetree] {n.subject}".split()),
         body=f"{n.body}\n\n{settings.SITE_URL}{n.url}".strip(),
         to=[n.recipient.email],
     )

@@ -105,6 +105,14 @@ def query_bool(value: str | None, *, name: str) -> bool | None:
     return TRUE_FALSE[value]
 
 
+def is_id(value: Any) -> bool:
+    """Whether ``value`` (text from a query string, a form or a JSON body) reads as a
+    row id: ASCII digits only. Not ``str.isdigit()`` alone: "²" and "٣" are digits
+    that ``int()`` or the ORM refuse, a 500 where a 404 belongs."""
+    text = str(value).strip()
+    return not isinstance(value, bool) and text.isascii() and text.isdigit()
+
+
 class TrueFalseField(forms.Field):
     def to_python(self, value: Any) -> bool | None:
         if value in (None, ""):

@@ -48,6 +48,9 @@ def _subtree_document(tree: ValueTree, node: Node) -> dict[str, Any]:
 
     def export(doc: dict[str, Any]) -> dict[str, Any]:
         out = {name: _plain(doc.get(name)) for name in ("kind", *_RESTORED_FIELDS)}
+        # The old id: a child trashed before this node finds its parent again in
+        # the restored copy (``_reparent_waiting``).
+        out["was"] = doc["id"]
         for key in keys:
             out[key] = [
                 {k: _plain(v) for k, v in item.items() if k not in _ITEM_DROP}
@@ -78,6 +81,9 @@ def node_trash(*, node: Node, user: Any = None, cascade: bool = True) -> Trashed
     tree = ValueTree.objects.get(pk=node.tree_id)
     document = _subtree_document(tree, node)
     position = Node.objects.values_list("position", flat=True).get(pk=node.pk)
+    # The parent's id outlives the parent's row (``parent`` is set to NULL when it is
+    # deleted), so a restored parent can take this item back.
+    document["parent_was"] = node.parent_id
     item = TrashedSubtree.objects.create(
         tree=tree,
         parent_id=node.parent_id,
@@ -113,8 +119,13 @@ def trash_purge(*, now: Any = None) -> int:
 @transaction.atomic
 def trash_restore(*, item: TrashedSubtree, now: Any = None) -> Node:
     """Recreate the trashed subtree under its old parent at its old position (or the
-    end). Raises ValidationError when it can no longer go back: too old, or its parent
-    is gone (restore the parent first)."""
+    end). Raises ValidationError when it can no longer go back: too old, already
+    restored (two clicks, two tabs), or its parent is gone (restore the parent first:
+    the items waiting for it then go back under the restored copy)."""
+    # Deleted first: of two restores of one item, the second deletes nothing (on
+    # PostgreSQL it waits for the first to commit) and restores nothing.
+    if not TrashedSubtree.objects.filter(pk=item.pk).delete()[0]:
+        raise ValidationError("This was restored already.")
     if item.deleted_at < (now or timezone.now()) - timedelta(days=TRASH_DAYS):
         raise ValidationError(f"Deleted more than {TRASH_DAYS} days ago: it cannot come back.")
     if item.kind != "goal" and item.parent_id is None:
@@ -124,11 +135,12 @@ def trash_restore(*, item: TrashedSubtree, now: Any = None) -> Node:
     tree = ValueTree.objects.get(pk=item.tree_id)
     parent = Node.objects.filter(pk=item.parent_id, tree=tree).first() if item.parent_id else None
     created: list[int] = []
-    root = _recreate(tree, parent, item.document, created)
+    renamed: dict[int, int] = {}
+    root = _recreate(tree, parent, item.document, created, renamed)
     siblings = Node.objects.filter(tree=tree, parent=parent).count()
     if item.position < siblings - 1:
         services.node_move(node=root, parent=parent, position=item.position)
-    item.delete()
+    _reparent_waiting(tree, renamed)
     # The recreated items are new rows: what was derived from the old ones (verdicts)
     # is made again by the sections that own it.
     for section in sections.registered():
@@ -137,11 +149,27 @@ def trash_restore(*, item: TrashedSubtree, now: Any = None) -> Node:
     return root
 
 
+def _reparent_waiting(tree: ValueTree, renamed: dict[int, int]) -> None:
+    """Point the trash items whose parent was deleted with a subtree just restored
+    at that parent's new copy (``renamed``: old node id → new one)."""
+    waiting = TrashedSubtree.objects.filter(tree=tree, parent__isnull=True).exclude(kind="goal")
+    for other in waiting:
+        new_parent = renamed.get(other.document.get("parent_was"))
+        if new_parent is not None:
+            other.parent_id = new_parent
+            other.document["parent_was"] = new_parent
+            other.save(update_fields=["parent", "document"])
+
+
 def _recreate(
-    tree: ValueTree, parent: Node | None, doc: dict[str, Any], created: list[int]
+    tree: ValueTree,
+    parent: Node | None,
+    doc: dict[str, Any],
+    created: list[int],
+    renamed: dict[int, int],
 ) -> Node:
     """Recreate ``doc`` and its children under ``parent``; append each new node's id
-    to ``created``."""
+    to ``created`` and map its old id to it in ``renamed``."""
     users = get_user_model().objects
     fields = {name: doc.get(name) for name in _RESTORED_FIELDS if name in doc}
     for name in ("owner", "accountable"):
@@ -149,6 +177,8 @@ def _recreate(
         fields[name] = users.filter(username=username).first() if username else None
     node = services.node_create(tree=tree, parent=parent, kind=doc["kind"], **fields)
     created.append(node.pk)
+    if doc.get("was") is not None:
+        renamed[doc["was"]] = node.pk
     by_key = {section.key: section for section in sections.registered()}
     for key, section in by_key.items():
         for position, item in enumerate(doc.get(key, [])):
@@ -164,7 +194,7 @@ def _recreate(
                 node=node, data_product=product, defaults={"role": link["role"]}
             )
     for child in doc.get("children", []):
-        _recreate(tree, node, child, created)
+        _recreate(tree, node, child, created, renamed)
     return node
 
 

@@ -104,3 +104,34 @@ def test_dashboard_draws_verdicts_with_the_shared_badge(client, users, tree, por
     html = client.get("/dashboard/").content.decode()
     assert 'class="verdict" data-verdict="no_data"' in html
     assert "status-swatch" not in html
+
+
+@pytest.mark.parametrize(
+    ("amount", "shown"),
+    [
+        ("60000.00", "60,000 EUR"),
+        ("60000.50", "60,000.5 EUR"),
+        ("1234567.89", "1,234,567.89 EUR"),
+        ("0.05", "0.05 EUR"),
+        ("-12.34", "-12.34 EUR"),
+    ],
+)
+def test_an_amount_is_shown_exactly(amount, shown):
+    from decimal import Decimal
+
+    from valuetree.outline import format_amount
+
+    assert format_amount(Decimal(amount), "EUR") == shown
+
+
+def test_the_node_page_shows_the_investment_to_the_cent(client, users, tree):
+    bet_goal = services.node_create(tree=tree, parent=None, title="Goal")
+    bet = services.node_create(
+        tree=tree,
+        parent=bet_goal,
+        title="Bet",
+        investment_amount="1234567.89",
+        investment_unit="EUR",
+    )
+    client.force_login(users["viewer"])
+    assert "1,234,567.89 EUR" in client.get(f"/nodes/{bet.pk}/").content.decode()

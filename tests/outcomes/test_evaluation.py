@@ -421,3 +421,31 @@ def test_a_measure_deleted_during_its_evaluation_gets_no_verdict(tree, bet, monk
     monkeypatch.setattr(verdicts, "evaluate", evaluate_then_delete)
     assert measures_evaluate(measure_ids=[kept.pk, gone.pk], at=AT) == 1
     assert list(Verdict.objects.values_list("measure_id", flat=True)) == [kept.pk]
+
+
+def test_the_measure_page_names_the_plan_status_in_words(tree, bet, users, client):
+    metric = pushed(tree, "Reorders")
+    measure = add_measure(bet, metric=metric, values=AHEAD, unit="orders")
+    measures_evaluate(measure_ids=[measure.pk], at=AT)
+    client.force_login(users["viewer"])
+    html = client.get(f"/dashboard/measures/{measure.pk}/").content.decode()
+    assert "against the straight-line plan: on track)" in html
+    assert "ontrack" not in html
+
+
+def test_review_changes_name_fields_and_statuses_in_words():
+    from django.template.loader import render_to_string
+
+    html = render_to_string(
+        "outcomes/reviews/_changes.html",
+        {
+            "changes": {
+                "measure_moves": [
+                    {"name": "M", "node_title": "N", "from": "on_track", "to": "at_risk"}
+                ],
+                "edits": [{"name": "M", "field": "target_value", "from": 1, "to": 2}],
+            }
+        },
+    )
+    assert "target value 1 → 2" in html
+    assert '>on track</span> → <span data-verdict="at_risk">at risk</span>' in html

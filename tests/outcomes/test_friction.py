@@ -125,6 +125,19 @@ class TestMeasureDialog:
         assert 'id="dialog-title"' in response.content.decode()
         assert not Measure.objects.exists() and not Metric.objects.exists()
 
+    def test_a_refused_new_metric_name_is_shown_on_its_own_field(self, client, users, tree, goal):
+        from outcomes.models import Measure, Metric
+
+        client.force_login(users["editor"])
+        response = client.post(
+            f"/nodes/{goal.pk}/measures/new/", {**MEASURE, "new_metric": "Reports\x07 opened"}
+        )
+        assert response.status_code == 400
+        form = response.context["form"]
+        assert "control characters" in form.errors["new_metric"][0]
+        assert "name" not in form.errors  # the measure's own name is fine
+        assert not Measure.objects.exists() and not Metric.objects.exists()
+
     def test_a_first_value_needs_a_push_metric(self, client, users, tree, goal):
         pulled = make_metric(
             tree,

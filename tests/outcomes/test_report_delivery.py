@@ -434,3 +434,21 @@ def test_a_notification_email_survives_an_smtp_outage(users, smtp, monkeypatch):
     [(rcpt, raw)] = smtp.messages
     assert rcpt == ["editor@example.com"]
     assert b"[Valuetree] Hello" in raw
+
+
+def test_a_notification_about_a_name_with_a_line_break_is_sent(users, monkeypatch):
+    from django.core import mail
+
+    from valuetree import services as catalogue
+    from valuetree import tasks
+
+    users["editor"].email = "editor@example.com"
+    users["editor"].save(update_fields=["email"])
+    monkeypatch.setattr(tasks.email_notification, "delay", lambda pk: None)
+    [notice] = catalogue.notify(
+        recipients=[users["editor"].pk], kind="interest", subject="“Lab\nevents” is now live"
+    )
+    assert catalogue.notification_email_send(notification_id=notice.pk, final_attempt=False) == (
+        "sent"
+    )
+    assert mail.outbox[-1].subject == "[Valuetree] “Lab events” is now live"

@@ -91,6 +91,60 @@ class TestExports:
         assert f"n{shape['killed'].pk}[" in text and ":::killed" in text
         assert "classDef on_track" in text
 
+    def test_a_control_character_stored_before_is_dropped_not_a_500(self, client, users, shape):
+        # A vertical tab is how a word processor writes a line break; rows from before
+        # titles refused control characters (and old imports) may hold one.
+        Node.objects.filter(pk=shape["bet"].pk).update(title="Track\x0bsamples\x1b now")
+        client.force_login(users["viewer"])
+        svg = client.get("/trees/tree/diagram.svg").content
+        titles = [t.text for t in ET.fromstring(svg).iter(f"{SVG}title")]
+        assert "Bet: Track samples now" in titles
+        response = client.get("/trees/tree/diagram.png")
+        assert response.status_code == 200 and response.content[:4] == b"\x89PNG"
+        text = client.get("/trees/tree/diagram.mermaid").content.decode()
+        assert f'  n{shape["bet"].pk}["Bet: Track samples now<br/>' in text
+
+    def test_mermaid_labels_cannot_carry_directives_or_entities(self, client, users, shape):
+        title = "%%{init: {'theme':'dark'}}%% #quot; end --> click n1 \"]"
+        Node.objects.filter(pk=shape["bet"].pk).update(title=title)
+        client.force_login(users["viewer"])
+        text = client.get("/trees/tree/diagram.mermaid").content.decode()
+        assert "%" not in text  # Mermaid reads %%{init}%% anywhere, labels included
+        line = next(line for line in text.splitlines() if line.startswith(f"  n{shape['bet'].pk}["))
+        assert line == (
+            f"  n{shape['bet'].pk}[\"Bet: #37;#37;{{init: {{'theme':'dark'}}}}#37;#37; "
+            '#35;quot; end --&gt; click n1 #quot;#93;<br/>No data"]:::no_data'
+        )
+
+    def test_titles_with_control_characters_are_refused(self, client, users, shape):
+        client.force_login(users["editor"])
+        response = client.post(
+            "/api/trees/tree/nodes/",
+            {"parent": shape["goal"].pk, "title": "Bell\x07 bet"},
+            content_type="application/json",
+        )
+        assert response.status_code == 400
+        assert "control characters (U+0007)" in response.json()["title"][0]
+        assert not Node.objects.filter(title__startswith="Bell").exists()
+
+    def test_a_tall_tree_is_drawn_smaller_and_a_huge_one_refused(self, client, users):
+        # cairo refuses surfaces over 32,767 px: 300 initiatives at twice the size (and
+        # 1,000) were a 500.
+        tall = make_tree(users, slug="tall")
+        bulk_tree(tall, goals=3, bets=10, initiatives=10, measures=1)
+        huge = make_tree(users, slug="huge")
+        bulk_tree(huge, goals=10, bets=10, initiatives=10, measures=1)
+        client.force_login(users["viewer"])
+        response = client.get("/trees/tall/diagram.png")
+        assert response.status_code == 200 and response.content[:4] == b"\x89PNG"
+        response = client.get("/trees/huge/diagram.png")
+        assert response.status_code == 422
+        assert "too large for a readable PNG" in response.content.decode()
+        response = client.get("/api/trees/huge/diagram/?format=png")
+        assert response.status_code == 400
+        assert "download the SVG" in response.json()["format"][0]
+        assert client.get("/trees/huge/diagram.svg").status_code == 200
+
     def test_unknown_format_is_refused(self, client, users, shape):
         client.force_login(users["viewer"])
         assert client.get("/trees/tree/diagram.gif").status_code == 404

@@ -123,6 +123,32 @@ class TestRules:
             trash.trash_restore(item=child)
         trash.trash_restore(item=parent)
         assert Node.objects.filter(title="Bet").exists()
+        # ...and then it can come back, under the restored copy of its parent.
+        child.refresh_from_db()
+        restored = trash.trash_restore(item=child)
+        assert restored.parent == Node.objects.get(title="Bet")
+        assert not TrashedSubtree.objects.exists()
+
+    def test_a_child_waits_for_a_grandparent_restored_with_its_parent(self, users, tree, shape):
+        child = trash.node_trash(node=shape["initiative"], user=users["editor"])
+        goal = trash.node_trash(node=shape["goal"], user=users["editor"])
+        trash.trash_restore(item=goal)
+        child.refresh_from_db()
+        assert trash.trash_restore(item=child).parent == Node.objects.get(title="Bet")
+
+    def test_a_child_goes_back_under_its_parent_wherever_it_moved(self, users, tree, shape):
+        child = trash.node_trash(node=shape["initiative"], user=users["editor"])
+        other = services.node_create(tree=tree, parent=None, title="Other goal")
+        services.node_move(node=shape["bet"], parent=other)
+        assert trash.trash_restore(item=child).parent.parent == other
+
+    def test_restoring_twice_restores_once(self, users, tree, shape):
+        item = trash.node_trash(node=shape["bet"], user=users["editor"])
+        stale = TrashedSubtree.objects.get(pk=item.pk)  # a second tab's copy
+        trash.trash_restore(item=item)
+        with pytest.raises(Exception, match="restored already"):
+            trash.trash_restore(item=stale)
+        assert Node.objects.filter(title="Bet").count() == 1
 
 
 @pytest.mark.django_db

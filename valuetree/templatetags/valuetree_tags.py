@@ -71,3 +71,10 @@ def plural(count: int, words: str) -> str:
     """``{{ n|plural:"initiative,initiatives" }}`` → "1 initiative"."""
     singular, _, many = words.partition(",")
     return outline.plural(count, singular, many or None)
+
+
+@register.filter
+def words(value: Any) -> str:
+    """A code as words: ``{{ "on_track"|words }}`` is "on track", ``"target_value"``
+    "target value" (``cut:"_"`` made them "ontrack" and "targetvalue")."""
+    return str(value).replace("_", " ") if value is not None else ""

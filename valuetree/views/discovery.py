@@ -17,7 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from valuetree import selectors, services
+from valuetree import selectors, services, strict
 from valuetree.forms import (
     BoardFilterForm,
     ConsumerInterestForm,
@@ -66,17 +66,12 @@ def similar_check(request: HttpRequest) -> HttpResponse:
         usage=request.POST.get("description", "")[:5000],
     )
     exclude = request.POST.get("product")
-    product_pk = int(exclude) if exclude and _is_id(exclude) else None
+    product_pk = int(exclude) if exclude and strict.is_id(exclude) else None
     return render(
         request,
         "valuetree/catalogue/_similar.html",
         {"similar": similar_products(probe, exclude_pk=product_pk), "checked": True},
     )
-
-
-def _is_id(value: str) -> bool:
-    # Not str.isdigit() alone: "²" is a digit that int() refuses.
-    return value.isascii() and value.isdigit()
 
 
 def _errors_as_messages(request: HttpRequest, form: forms.Form) -> None:
@@ -199,7 +194,7 @@ def notification_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def notifications_read(request: HttpRequest) -> HttpResponse:
-    ids = [int(value) for value in request.POST.getlist("id") if _is_id(value)]
+    ids = [int(value) for value in request.POST.getlist("id") if strict.is_id(value)]
     services.notifications_mark_read(user=request.user, ids=ids or None)
     return redirect("valuetree:notifications")
 

@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_htmx.http import trigger_client_event
 
-from valuetree import diagram, outline, sections, selectors, services, trash
+from valuetree import diagram, outline, sections, selectors, services, strict, trash
 from valuetree.forms import (
     MembershipForm,
     MembershipRoleForm,
@@ -235,9 +235,12 @@ def tree_diagram_export(request: HttpRequest, slug: str, fmt: str) -> HttpRespon
     tree = _tree(request, slug=slug)
     if fmt not in diagram.FORMATS:
         raise Http404("Unknown diagram format.")
-    body, content_type, filename = diagram.diagram_export(
-        tree, fmt=fmt, measures=request.GET.get("measures") != "0"
-    )
+    try:
+        body, content_type, filename = diagram.diagram_export(
+            tree, fmt=fmt, measures=request.GET.get("measures") != "0"
+        )
+    except diagram.TooLargeForPng as error:
+        return HttpResponse(str(error), status=422, content_type="text/plain; charset=utf-8")
     response = HttpResponse(body, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
@@ -331,7 +334,7 @@ def node_create(request: HttpRequest, slug: str) -> HttpResponse:
     tree = _tree(request, slug=slug)
     _require(tree, selectors.EDIT_ROLES)
     parent_id = request.GET.get("parent") or request.POST.get("parent") or ""
-    if parent_id and not parent_id.isdigit():
+    if parent_id and not strict.is_id(parent_id):
         raise Http404("No such parent.")
     parent = get_object_or_404(Node, tree=tree, pk=parent_id) if parent_id else None
     kind = CHILD_KIND[parent.kind if parent else None]
@@ -515,7 +518,7 @@ def tree_trash(request: HttpRequest, slug: str) -> HttpResponse:
         _require(tree, selectors.EDIT_ROLES)
         item_id = request.POST.get("item", "")
         item = TrashedSubtree.objects.filter(
-            tree=tree, pk=int(item_id) if item_id.isdigit() else 0
+            tree=tree, pk=int(item_id) if strict.is_id(item_id) else 0
         ).first()
         if item is None:
             raise Http404("Nothing with that id in this tree's trash.")
