@@ -35,6 +35,8 @@ from django.utils import timezone
 
 from outcomes import connectors
 from outcomes.connectors import FetchRequest, PullError, RawPoint, TransientPullError
+from outcomes.connectors.base import NON_FINITE_WORDS as _NON_FINITE_WORDS
+from outcomes.connectors.base import describe_raw
 from outcomes.credentials import CredentialsUnreadable, credentials_decrypt, redact
 from outcomes.models import (
     LONGEST_INTERVAL,
@@ -91,27 +93,8 @@ class PointError(PullError):
         self.shown = shown
 
 
-_NON_FINITE_WORDS = frozenset({"nan", "inf", "infinity"})
 # A decimal number in ASCII: sign, digits with an optional fraction, optional exponent.
 _DECIMAL_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-
-
-def describe_raw(raw: Any) -> str:
-    """What a raw value from a source is, without quoting it: a response may echo the
-    request's credentials, and what a reader sees must not hold them."""
-    if raw is None or isinstance(raw, bool):
-        return {None: "null", True: "true", False: "false"}[raw]
-    if isinstance(raw, int | float | Decimal):
-        return "a number"
-    if isinstance(raw, str):
-        if raw.strip().lower().lstrip("+-") in _NON_FINITE_WORDS:
-            return repr(raw.strip())  # words everyone knows, not content
-        return f"a text of {len(raw)} character{'s' if len(raw) != 1 else ''}"
-    if isinstance(raw, list | tuple):
-        return f"a list of {len(raw)} item{'s' if len(raw) != 1 else ''}"
-    if isinstance(raw, dict):
-        return "an object"
-    return f"a {type(raw).__name__}"
 
 
 # --- Periods and values ---------------------------------------------------------------
