@@ -178,8 +178,14 @@ class SqlConnector:
             raise ValidationError(errors)
 
     def origin(self, config: dict[str, Any]) -> tuple[str, str, int | str | None] | None:
-        """(dialect+driver, host, port) as SQLAlchemy reads the URL when connecting, with
-        the dialect's default port; for SQLite ("sqlite+pysqlite", "", the file's path)."""
+        """(dialect+driver and TLS options, host, port) as SQLAlchemy reads the URL when
+        connecting, with the dialect's default port; for SQLite ("sqlite+pysqlite", "",
+        the file's path).
+
+        The TLS options (sslmode, sslrootcert, as written) belong to the "scheme", as
+        https does: with a weaker one a server in between may ask the driver for the
+        password in clear (libpq sends it when asked), so the password stays with them.
+        """
         try:
             url, dialect = _parse_url(config.get("url"))
         except _UrlProblem:
@@ -187,6 +193,9 @@ class SqlConnector:
         scheme = f"{dialect.name}+{dialect.driver}"
         if dialect.name == "sqlite":
             return scheme, "", os.path.realpath(url.database or "")
+        tls = ";".join(f"{key}={url.query[key]!r}" for key in TLS_QUERY_KEYS if key in url.query)
+        if tls:
+            scheme = f"{scheme};{tls}"
         return scheme, (url.host or "").lower(), _port(url, dialect)
 
     def fetch(self, request: FetchRequest) -> list[RawPoint]:
@@ -329,6 +338,8 @@ def _port(url: URL, dialect: type[Dialect]) -> int:
 
 # Dialects whose URL "host" names an account or project, not an address to check.
 ACCOUNT_DIALECTS = {"snowflake", "bigquery", "databricks"}
+# The options that decide how the connection is protected: part of a source's origin.
+TLS_QUERY_KEYS = ("sslmode", "sslrootcert")
 # The only options a SQL URL may carry (TLS, names, where to look).
 URL_QUERY_KEYS = {
     "sslmode",
