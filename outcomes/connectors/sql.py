@@ -30,9 +30,10 @@ never committed, and closes the connection. How far the database itself enforces
 
 Everywhere, an account that may only read is the real guard; the rest is a safety net.
 Accounts the read-only transaction cannot hold back are refused on connect: on
-PostgreSQL a superuser, a member of a superuser role, or a member of
-pg_read_server_files, pg_write_server_files or pg_execute_server_program; on MySQL / MariaDB one with FILE, SUPER or ALL PRIVILEGES on
-*.*.
+PostgreSQL a superuser, a member of a superuser role, a member of
+pg_read_server_files, pg_write_server_files or pg_execute_server_program, or one
+granted EXECUTE on a server file function (pg_read_file, pg_ls_dir, ...); on MySQL /
+MariaDB one with FILE, SUPER or ALL PRIVILEGES on *.*.
 
 Where a source may point: a SQLite file only inside METRICS_SQLITE_DIRS (never the
 app's own database), and a network database only at a public address, unless the host
@@ -494,13 +495,31 @@ POSTGRESQL_PRIVILEGED_ROLES = (
     "pg_write_server_files",
     "pg_execute_server_program",
 )
+# Functions of the server's files that PostgreSQL 11+ lets be granted one by one (GRANT
+# EXECUTE ON FUNCTION): without pg_read_server_files they still read the data directory,
+# the catalogs' own files included (global/1260 holds every role's password hash);
+# adminpack's write, rename and delete files.
+POSTGRESQL_FILE_FUNCTIONS = (
+    "pg_read_file",
+    "pg_read_binary_file",
+    "pg_ls_dir",
+    "pg_stat_file",
+    "lo_import",
+    "lo_export",
+    "pg_file_write",
+    "pg_file_rename",
+    "pg_file_unlink",
+    "pg_logdir_ls",
+)
 MYSQL_PRIVILEGED = ("ALL PRIVILEGES", "FILE", "SUPER")
 _MYSQL_GLOBAL_GRANT = re.compile(r"^GRANT (?P<privileges>.+?) ON \*\.\* TO ", re.IGNORECASE)
 
 
 def _postgresql_privileges(connection: Connection) -> list[str]:
-    """What the connected account has of: superuser, the predefined roles above, and
-    membership in a superuser role (a query could take it on with set_config('role'))."""
+    """What the connected account has of: superuser, the predefined roles above,
+    membership in a superuser role (a query could take it on with set_config('role')),
+    and EXECUTE on a file function of POSTGRESQL_FILE_FUNCTIONS (granted to it or to a
+    role it belongs to; function rights are the database's own)."""
     row = connection.exec_driver_sql(
         "SELECT r.rolsuper, ARRAY("
         "  SELECT p.rolname FROM pg_roles p"
@@ -511,11 +530,23 @@ def _postgresql_privileges(connection: Connection) -> list[str]:
         "  WHERE s.rolsuper AND s.rolname <> current_user"
         "  AND pg_has_role(current_user, s.oid, 'MEMBER')"
         "  ORDER BY s.rolname"
+        "), ARRAY("
+        "  SELECT DISTINCT f.proname FROM pg_proc f"
+        "  WHERE f.proname = ANY(%(functions)s)"
+        "  AND f.pronamespace = 'pg_catalog'::regnamespace"
+        "  AND has_function_privilege(current_user, f.oid, 'EXECUTE')"
+        "  ORDER BY f.proname"
         ") FROM pg_roles r WHERE r.rolname = current_user",
-        {"roles": list(POSTGRESQL_PRIVILEGED_ROLES)},
+        {
+            "roles": list(POSTGRESQL_PRIVILEGED_ROLES),
+            "functions": list(POSTGRESQL_FILE_FUNCTIONS),
+        },
     ).one()
+    if row[0]:
+        return ["superuser"]  # which holds everything below
     superuser_roles = [f"membership in the superuser role {name}" for name in row[2]]
-    return (["superuser"] if row[0] else []) + list(row[1]) + superuser_roles
+    functions = [f"EXECUTE on {name}()" for name in row[3]]
+    return list(row[1]) + superuser_roles + functions
 
 
 def mysql_privileges(grants: list[str]) -> list[str]:
