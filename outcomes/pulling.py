@@ -184,12 +184,11 @@ def parse_period(raw: Any, zone: ZoneInfo, *, unit: str = "s") -> datetime:
         return datetime.fromtimestamp(seconds, tz=UTC)
     if isinstance(raw, str):
         text = raw.strip()
-        try:
+        # Only ASCII decimal text is a number here, as for values (parse_value):
+        # float() also reads "1_767_225_600" and digits of any script.
+        if _DECIMAL_NUMBER.fullmatch(text) and not _looks_like_a_year_or_date(text):
             number = float(text)
-        except ValueError:
-            pass
-        else:
-            if math.isfinite(number) and not _looks_like_a_year_or_date(text):
+            if math.isfinite(number):
                 return parse_period(number, zone, unit=unit)
         try:
             parsed = isoparse(text)
@@ -203,7 +202,7 @@ def parse_period(raw: Any, zone: ZoneInfo, *, unit: str = "s") -> datetime:
 
 def _looks_like_a_year_or_date(text: str) -> bool:
     # "2026" is the year and "20260901" the day in ISO 8601, not seconds after 1970.
-    return text.isdigit() and len(text) in (4, 8)
+    return text.isascii() and text.isdigit() and len(text) in (4, 8)
 
 
 def is_non_finite(raw: Any) -> bool:

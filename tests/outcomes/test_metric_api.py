@@ -461,6 +461,12 @@ def test_a_period_pushed_again_replaces_its_value(push_metric, editor):
         ({"period": "2026-03-01", "value": True}, "True is not a number."),
         ({"period": "2026-03-01", "value": None}, "may not be null"),
         ({"period": "yesterday", "value": 1}, "Period 'yesterday' is not a date"),
+        # float() reads these as Unix times; a period is ASCII digits like a value.
+        ({"period": "1_767_225_600", "value": 1}, "Period '1_767_225_600' is not a date"),
+        (
+            {"period": "\uff11\uff17\uff16\uff17\uff12\uff12\uff15\uff16\uff10\uff10", "value": 1},
+            "is not a date",
+        ),
         (
             {"period": "2999-01-01", "value": 1},
             "Period 2999-01-01 00:00 UTC is in the future",
