@@ -831,3 +831,21 @@ def test_a_viewer_cannot_push_with_a_token(users, push_metric):
     )
     assert response.status_code == 403
     assert stored(push_metric) == []
+
+
+@pytest.mark.parametrize("as_float", [False, True])
+def test_a_hidden_source_answers_a_new_metric_like_a_missing_one(editor, hidden_tree, as_float):
+    """No probing: a source of a tree the caller cannot see gets the answer an id that
+    does not exist gets, whether the id is sent as 7 or as 7.0."""
+    from tests.factories import make_metric
+
+    hidden = make_metric(hidden_tree, kind="push", name="Secret").source
+    body = {"name": "Mine", "granularity": "day"}
+
+    def ident(pk):
+        return float(pk) if as_float else pk
+
+    there = editor.post("/api/metrics/", {**body, "source": ident(hidden.pk)})
+    missing = editor.post("/api/metrics/", {**body, "source": ident(hidden.pk + 1000)})
+    assert (there.status_code, there.json()) == (missing.status_code, missing.json())
+    assert not Metric.objects.filter(name="Mine").exists()
