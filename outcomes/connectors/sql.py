@@ -237,6 +237,14 @@ def _parse_url(raw: object) -> tuple[URL, type[Dialect]]:
             f"Not a SQLAlchemy URL: write dialect[+driver]://user@host:port/database, "
             f"e.g. {URL_EXAMPLE}."
         ) from None
+    values = [url.username, url.host, url.database, *url.query]
+    for value in url.query.values():
+        values += value if isinstance(value, tuple) else [value]
+    if any("\x00" in value for value in values if isinstance(value, str)):
+        # %00 unquoted: no path, name or address holds one (os.path and drivers raise).
+        raise _UrlProblem("The URL holds a NUL character (%00); remove it.")
+    if url.port is not None and not 1 <= url.port <= 65535:
+        raise _UrlProblem("The port must be a number from 1 to 65535.")
     if url.password or PASSWORD_QUERY_KEYS & {key.lower() for key in url.query}:
         raise _UrlProblem(
             "Remove the password from the URL and put it in the credentials: "

@@ -849,3 +849,26 @@ def test_a_hidden_source_answers_a_new_metric_like_a_missing_one(editor, hidden_
     missing = editor.post("/api/metrics/", {**body, "source": ident(hidden.pk + 1000)})
     assert (there.status_code, there.json()) == (missing.status_code, missing.json())
     assert not Metric.objects.filter(name="Mine").exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///%00",  # the database's path holds a NUL once unquoted
+        "sqlite:////srv/a%00b.sqlite3",
+        "postgresql://reader@db.example.com:0/w",
+        "postgresql://reader@db.example.com:-1/w",
+        "postgresql://reader@db.example.com:65536/w",
+        "postgresql://reader@db.example.com:99999999999999999999/w",
+        "postgresql://reader@db.example.com/w%00x",
+    ],
+)
+def test_a_sql_url_no_driver_can_use_is_a_400(editor, tree, settings, url):
+    settings.METRICS_SQLITE_DIRS = ["/srv"]
+    client = editor
+    client.raise_request_exception = False
+    body = {"tree": tree.slug, "kind": "sql", "name": "Warehouse", "config": {"url": url}}
+    response = client.post("/api/metric-sources/", body)
+    assert response.status_code == 400, response.content
+    assert "config" in json.dumps(response.json())
+    assert not MetricSource.objects.exists()
