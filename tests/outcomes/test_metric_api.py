@@ -872,3 +872,33 @@ def test_a_sql_url_no_driver_can_use_is_a_400(editor, tree, settings, url):
     assert response.status_code == 400, response.content
     assert "config" in json.dumps(response.json())
     assert not MetricSource.objects.exists()
+
+
+@pytest.mark.parametrize("kind", ["http_json", "prometheus"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://[::1",  # urlsplit: "Invalid IPv6 URL"
+        "https://api.example.com\uff0f@x/",  # urlsplit: invalid under NFKC normalization
+    ],
+)
+def test_an_http_url_python_cannot_split_is_a_400(editor, tree, kind, url):
+    editor.raise_request_exception = False
+    body = {"tree": "tree", "kind": kind, "name": "API", "config": {"url": url}}
+    response = editor.post("/api/metric-sources/", body)
+    assert response.status_code == 400, response.content
+    assert not MetricSource.objects.exists()
+
+
+def test_a_redirect_to_an_address_python_cannot_split_fails_the_pull_plainly(settings):
+    """A source's Location header is the source's to write: a bad one is a PullError
+    naming the redirect, not a crash of the pull ("Unexpected error")."""
+    from outcomes.connectors import http
+    from outcomes.connectors.base import PullError
+    from tests.stub_http import StubServer
+
+    with StubServer() as server:
+        settings.METRICS_ALLOWED_HOSTS = [server.host_port]
+        server.route("/start", (302, {"Location": "https://[::1"}, b""))
+        with pytest.raises(PullError, match="redirected"):
+            http.http_get(f"{server.url}/start")
