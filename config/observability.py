@@ -15,6 +15,9 @@ from typing import Any
 FILTERED = "[Filtered]"
 # The request headers an error report may keep; every other one is dropped.
 SAFE_HEADERS = {"accept", "accept-language", "content-length", "content-type", "host", "user-agent"}
+# Addresses whose last part is their credential (a signed token): a calendar feed and a
+# report's one-click unsubscribe link (outcomes/urls.py).
+CAPABILITY_PATHS = re.compile(r"(/reports/(?:calendar|unsubscribe)/)[^/?#]+")
 
 
 JSON_FORMATTER = {
@@ -84,8 +87,8 @@ def _blank(value: Any, pattern: re.Pattern[str]) -> Any:
 
 
 def scrub_event(event: dict[str, Any], secrets: Iterable[str]) -> dict[str, Any]:
-    """An event fit to leave the service: request bodies, cookies, query values and
-    all but a few harmless headers removed; the user reduced to an id; any of
+    """An event fit to leave the service: request bodies, cookies, query values, the
+    tokens of capability addresses and all but a few harmless headers removed; the user reduced to an id; any of
     `secrets` blanked wherever it appears (messages, breadcrumbs, exception values)."""
     request = event.get("request")
     if isinstance(request, dict):
@@ -96,6 +99,8 @@ def scrub_event(event: dict[str, Any], secrets: Iterable[str]) -> dict[str, Any]
         request["headers"] = {
             name: value for name, value in headers.items() if name.lower() in SAFE_HEADERS
         }
+        if isinstance(request.get("url"), str):
+            request["url"] = CAPABILITY_PATHS.sub(rf"\g<1>{FILTERED}", request["url"])
         if request.get("query_string"):
             request["query_string"] = re.sub(
                 r"=([^&]*)", f"={FILTERED}", str(request["query_string"])

@@ -10,6 +10,9 @@ from config.throttling import throttle
 from valuetree.schema_view import SchemaView
 
 urlpatterns = [
+    # Every form that checks a password or sends mail shares the per-address login
+    # rate: the admin's own login form, and the password reset (e-mail) form.
+    path("admin/login/", throttle("logins")(admin.site.login)),
     path("admin/", admin.site.urls),
     path("api/schema/", SchemaView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up script as a file: no inline script (CSP).
@@ -19,6 +22,11 @@ urlpatterns = [
     # Login POSTs per address are throttled; django-axes locks an account out after
     # LOGIN_FAILURE_LIMIT failures (config/throttling.py).
     path("accounts/login/", throttle("logins")(auth_views.LoginView.as_view()), name="login"),
+    path(
+        "accounts/password_reset/",
+        throttle("logins")(auth_views.PasswordResetView.as_view()),
+        name="password_reset",
+    ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("outcomes.urls")),
     path("", include("valuetree.urls")),

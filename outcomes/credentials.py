@@ -90,18 +90,20 @@ def _secret_strings(secrets: Iterable[Any]) -> Iterator[str]:
 
 
 def _encodings(secret: str) -> set[str]:
-    """The secret as it may appear in a message: as is, URL-encoded, JSON- or
-    repr-escaped, hex, and base64 (standard and URL-safe) from every byte alignment, so
-    the encoding of any part of it shares runs with one of these."""
+    """The secret as it may appear in a message: as is, reversed, URL-encoded, JSON-
+    (also with "\\/", as PHP writes it) or repr-escaped, hex, and base64 (standard and
+    URL-safe) from every byte alignment, so the encoding of any part of it shares runs
+    with one of these. Matching ignores case (redact)."""
     raw = secret.encode()
     forms = {
         secret,
+        secret[::-1],
         quote(secret, safe=""),
         quote_plus(secret),
         json.dumps(secret)[1:-1],
+        json.dumps(secret)[1:-1].replace("/", "\\/"),
         repr(secret)[1:-1],
         raw.hex(),
-        raw.hex().upper(),
     }
     for offset in range(3):
         for encode in (base64.b64encode, base64.urlsafe_b64encode):
@@ -111,26 +113,32 @@ def _encodings(secret: str) -> set[str]:
     return {form for form in forms if form}
 
 
+def _fold(text: str) -> str:
+    """`text` in lower case, one character for one (so positions still match)."""
+    return "".join(low if len(low := char.lower()) == 1 else char for char in text)
+
+
 def redact(text: str, secrets: Iterable[Any]) -> str:
-    """`text` with every run of REDACT_MIN_RUN or more characters that also occurs in a
-    secret (or in its URL, JSON, hex or base64 encoding) replaced by "***"; a secret
-    shorter than that is hidden where it occurs whole.
+    """`text` with every run of REDACT_MIN_RUN or more characters that also occurs, in
+    any case, in a secret (or in its reversal or its URL, JSON, hex or base64 encoding)
+    replaced by "***"; a secret shorter than that is hidden where it occurs whole.
 
     `secrets` may nest dicts and lists (credentials as stored); strings under 4
     characters are not treated as secrets. Cost: O(len(text) + total secret length).
     """
     hidden = [False] * len(text)
+    folded = _fold(text)
     for secret in _secret_strings(secrets):
-        for form in _encodings(secret):
+        for form in {_fold(form) for form in _encodings(secret)}:
             if len(form) < REDACT_MIN_RUN:
-                start = text.find(form)
+                start = folded.find(form)
                 while start != -1:
                     hidden[start : start + len(form)] = [True] * len(form)
-                    start = text.find(form, start + 1)
+                    start = folded.find(form, start + 1)
                 continue
             grams = {form[i : i + REDACT_MIN_RUN] for i in range(len(form) - REDACT_MIN_RUN + 1)}
-            for i in range(len(text) - REDACT_MIN_RUN + 1):
-                if text[i : i + REDACT_MIN_RUN] in grams:
+            for i in range(len(folded) - REDACT_MIN_RUN + 1):
+                if folded[i : i + REDACT_MIN_RUN] in grams:
                     hidden[i : i + REDACT_MIN_RUN] = [True] * REDACT_MIN_RUN
     if not any(hidden):
         return text

@@ -14,11 +14,27 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from outcomes.models import Granularity, Measure, Metric, MetricSource, SourceKind
+from outcomes.pulling import parse_value
 from outcomes.services import MEASURE_FIELDS
 from valuetree.forms import ServiceModelForm
 
 # The largest CSV a browser upload takes; the API takes bigger batches.
 CSV_MAX_BYTES = 2 * 1024 * 1024
+
+
+class PushedValueField(forms.FloatField):
+    """A value checked in by hand, read as every pushed value is (pulling.parse_value):
+    Django's FloatField takes what float() takes, "1_000" and digits of any script
+    ("١٢", "１２") among them, which the API refuses."""
+
+    def to_python(self, value: Any) -> float | None:
+        if value in self.empty_values:
+            return None
+        try:
+            return parse_value(str(value).strip())
+        except ValueError as error:
+            message = str(error)
+            raise ValidationError(message[:1].upper() + message[1:], code="invalid") from None
 
 
 def add_mapped_errors(
@@ -61,7 +77,7 @@ class MeasureForm(ServiceModelForm):
         max_length=200,
         help_text="For values you check in by hand or send to the API.",
     )
-    first_value = forms.FloatField(
+    first_value = PushedValueField(
         label="First value (checked in now)",
         required=False,
         help_text="Optional: today's value of a push metric, so the verdict starts now.",
@@ -535,7 +551,7 @@ class CsvUploadForm(forms.Form):
 
 
 class CheckInForm(forms.Form):
-    value = forms.FloatField(label="Value")
+    value = PushedValueField(label="Value")
     period = forms.CharField(
         label="Period",
         required=False,

@@ -35,6 +35,8 @@ from django.utils import timezone
 
 from outcomes import connectors
 from outcomes.connectors import FetchRequest, PullError, RawPoint, TransientPullError
+from outcomes.connectors.base import NON_FINITE_WORDS as _NON_FINITE_WORDS
+from outcomes.connectors.base import describe_raw
 from outcomes.credentials import CredentialsUnreadable, credentials_decrypt, redact
 from outcomes.models import (
     LONGEST_INTERVAL,
@@ -91,27 +93,8 @@ class PointError(PullError):
         self.shown = shown
 
 
-_NON_FINITE_WORDS = frozenset({"nan", "inf", "infinity"})
 # A decimal number in ASCII: sign, digits with an optional fraction, optional exponent.
 _DECIMAL_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-
-
-def describe_raw(raw: Any) -> str:
-    """What a raw value from a source is, without quoting it: a response may echo the
-    request's credentials, and what a reader sees must not hold them."""
-    if raw is None or isinstance(raw, bool):
-        return {None: "null", True: "true", False: "false"}[raw]
-    if isinstance(raw, int | float | Decimal):
-        return "a number"
-    if isinstance(raw, str):
-        if raw.strip().lower().lstrip("+-") in _NON_FINITE_WORDS:
-            return repr(raw.strip())  # words everyone knows, not content
-        return f"a text of {len(raw)} character{'s' if len(raw) != 1 else ''}"
-    if isinstance(raw, list | tuple):
-        return f"a list of {len(raw)} item{'s' if len(raw) != 1 else ''}"
-    if isinstance(raw, dict):
-        return "an object"
-    return f"a {type(raw).__name__}"
 
 
 # --- Periods and values ---------------------------------------------------------------
@@ -201,12 +184,11 @@ def parse_period(raw: Any, zone: ZoneInfo, *, unit: str = "s") -> datetime:
         return datetime.fromtimestamp(seconds, tz=UTC)
     if isinstance(raw, str):
         text = raw.strip()
-        try:
+        # Only ASCII decimal text is a number here, as for values (parse_value):
+        # float() also reads "1_767_225_600" and digits of any script.
+        if _DECIMAL_NUMBER.fullmatch(text) and not _looks_like_a_year_or_date(text):
             number = float(text)
-        except ValueError:
-            pass
-        else:
-            if math.isfinite(number) and not _looks_like_a_year_or_date(text):
+            if math.isfinite(number):
                 return parse_period(number, zone, unit=unit)
         try:
             parsed = isoparse(text)
@@ -232,7 +214,7 @@ _ISO_WEEK = re.compile(r"([0-9]{4})-?W([0-9]{2})")
 
 def _looks_like_a_year_or_date(text: str) -> bool:
     # "2026" is the year and "20260901" the day in ISO 8601, not seconds after 1970.
-    return text.isdigit() and len(text) in (4, 8)
+    return text.isascii() and text.isdigit() and len(text) in (4, 8)
 
 
 def is_non_finite(raw: Any) -> bool:

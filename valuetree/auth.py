@@ -37,10 +37,11 @@ class TokenAuthentication(KnoxTokenAuthentication):
 
     def authenticate_credentials(self, token: bytes) -> tuple[Any, Any]:
         message = _("Invalid token.")
-        text = token.decode("utf-8")
         try:
+            # The header arrives as Latin-1 bytes: a byte that is not UTF-8 is no token.
+            text = token.decode("utf-8")
             digest = hash_token(text)
-        except (TypeError, binascii.Error):
+        except (TypeError, binascii.Error, UnicodeDecodeError):
             raise exceptions.AuthenticationFailed(message) from None
         working = (
             get_token_model()

@@ -1039,10 +1039,15 @@ def api_token_revoke(*, user: AbstractBaseUser, token_key: str) -> int:
     return deleted
 
 
-def api_tokens_revoke_named(*, user: AbstractBaseUser, name: str) -> int:
-    """Revoke every token of `user` with this name (issue_token --rotate)."""
-    deleted, _ = ApiToken.objects.filter(user=user, name=name.strip()).delete()
-    return deleted
+@transaction.atomic
+def api_token_rotate(
+    *, user: AbstractBaseUser, name: str, days: int | None = None
+) -> tuple[ApiToken, str]:
+    """A new token as `api_token_create` makes it, and every other token of `user` with
+    that name revoked (issue_token --rotate); ValidationError revokes nothing."""
+    token, key = api_token_create(user=user, name=name, days=days)
+    ApiToken.objects.filter(user=user, name=token.name).exclude(pk=token.pk).delete()
+    return token, key
 
 
 # --- Embeddings for similarity -----------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 # What a connector returns: (period or None, value) with both still raw. A period of
@@ -96,3 +97,24 @@ def period_unit_problem(options: Mapping[str, Any]) -> str | None:
     if PERIOD_UNIT_OPTION in options and options[PERIOD_UNIT_OPTION] not in PERIOD_UNITS:
         return 'The period unit of numbers is "s" (Unix seconds) or "ms" (milliseconds).'
     return None
+
+
+NON_FINITE_WORDS = frozenset({"nan", "inf", "infinity"})
+
+
+def describe_raw(raw: Any) -> str:
+    """What a raw value from a source is, without quoting it: a response may echo the
+    request's credentials, and what a reader sees must not hold them."""
+    if raw is None or isinstance(raw, bool):
+        return {None: "null", True: "true", False: "false"}[raw]
+    if isinstance(raw, int | float | Decimal):
+        return "a number"
+    if isinstance(raw, str):
+        if raw.strip().lower().lstrip("+-") in NON_FINITE_WORDS:
+            return repr(raw.strip())  # words everyone knows, not content
+        return f"a text of {len(raw)} character{'s' if len(raw) != 1 else ''}"
+    if isinstance(raw, list | tuple):
+        return f"a list of {len(raw)} item{'s' if len(raw) != 1 else ''}"
+    if isinstance(raw, dict):
+        return "an object"
+    return f"a {type(raw).__name__}"

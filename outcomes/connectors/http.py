@@ -397,7 +397,10 @@ def validate_url(url: object) -> None:
         raise ValidationError("Enter the address of the source, starting with https:// or http://.")
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
         raise ValidationError("The address may not contain spaces or control characters.")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as e:  # "Invalid IPv6 URL", a host invalid under NFKC
+        raise ValidationError("The address cannot be read; write it as https://host/path.") from e
     if parts.scheme.lower() not in ("http", "https"):
         raise ValidationError("The address must start with https:// or http://.")
     if not parts.hostname:
@@ -545,8 +548,14 @@ def http_get(
                 response = _get_once(manager, url, request_headers, deadline, max_bytes, accept)
                 if isinstance(response, Response):
                     return response
-                location = urljoin(url, response)
-                if urlsplit(location).scheme.lower() not in ("http", "https"):
+                try:
+                    location = urljoin(url, response)
+                    scheme = urlsplit(location).scheme.lower()
+                except ValueError:
+                    raise PullError(
+                        f"{_display(url)} redirected to an address that cannot be read."
+                    ) from None
+                if scheme not in ("http", "https"):
                     raise PullError(
                         f"{_display(url)} redirected to {_display(location)}, which is not an "
                         "http(s) address."

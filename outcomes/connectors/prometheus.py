@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 from django.core.exceptions import ValidationError
 
 from outcomes.connectors import http
-from outcomes.connectors.base import FetchRequest, PullError, RawPoint
+from outcomes.connectors.base import FetchRequest, PullError, RawPoint, describe_raw
 
 _OPTIONS = ("mode", "step")
 _MODES = ("instant", "range")
@@ -84,7 +84,8 @@ def _single_value(sample: Any) -> Any:
         try:
             when = datetime.fromtimestamp(float(moment), tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         except (TypeError, ValueError, OverflowError, OSError):
-            when = repr(moment)[:40]
+            # Not a time: described, not quoted (readers see this message).
+            when = f"a time that is {describe_raw(moment)}"
         raise PullError(
             f"Prometheus answered {value.strip()} for the sample at {when} (a stale series "
             "or a division by zero): there is no number to store. Guard the query, e.g. "

@@ -30,9 +30,10 @@ never committed, and closes the connection. How far the database itself enforces
 
 Everywhere, an account that may only read is the real guard; the rest is a safety net.
 Accounts the read-only transaction cannot hold back are refused on connect: on
-PostgreSQL a superuser, a member of a superuser role, or a member of
-pg_read_server_files, pg_write_server_files or pg_execute_server_program; on MySQL / MariaDB one with FILE, SUPER or ALL PRIVILEGES on
-*.*.
+PostgreSQL a superuser, a member of a superuser role, a member of
+pg_read_server_files, pg_write_server_files or pg_execute_server_program, or one
+granted EXECUTE on a server file function (pg_read_file, pg_ls_dir, ...); on MySQL /
+MariaDB one with FILE, SUPER or ALL PRIVILEGES on *.*.
 
 Where a source may point: a SQLite file only inside METRICS_SQLITE_DIRS (never the
 app's own database), and a network database only at a public address, unless the host
@@ -178,8 +179,14 @@ class SqlConnector:
             raise ValidationError(errors)
 
     def origin(self, config: dict[str, Any]) -> tuple[str, str, int | str | None] | None:
-        """(dialect+driver, host, port) as SQLAlchemy reads the URL when connecting, with
-        the dialect's default port; for SQLite ("sqlite+pysqlite", "", the file's path)."""
+        """(dialect+driver and TLS options, host, port) as SQLAlchemy reads the URL when
+        connecting, with the dialect's default port; for SQLite ("sqlite+pysqlite", "",
+        the file's path).
+
+        The TLS options (sslmode, sslrootcert, as written) belong to the "scheme", as
+        https does: with a weaker one a server in between may ask the driver for the
+        password in clear (libpq sends it when asked), so the password stays with them.
+        """
         try:
             url, dialect = _parse_url(config.get("url"))
         except _UrlProblem:
@@ -187,6 +194,9 @@ class SqlConnector:
         scheme = f"{dialect.name}+{dialect.driver}"
         if dialect.name == "sqlite":
             return scheme, "", os.path.realpath(url.database or "")
+        tls = ";".join(f"{key}={url.query[key]!r}" for key in TLS_QUERY_KEYS if key in url.query)
+        if tls:
+            scheme = f"{scheme};{tls}"
         return scheme, (url.host or "").lower(), _port(url, dialect)
 
     def fetch(self, request: FetchRequest) -> list[RawPoint]:
@@ -227,6 +237,14 @@ def _parse_url(raw: object) -> tuple[URL, type[Dialect]]:
             f"Not a SQLAlchemy URL: write dialect[+driver]://user@host:port/database, "
             f"e.g. {URL_EXAMPLE}."
         ) from None
+    values = [url.username, url.host, url.database, *url.query]
+    for value in url.query.values():
+        values += value if isinstance(value, tuple) else [value]
+    if any("\x00" in value for value in values if isinstance(value, str)):
+        # %00 unquoted: no path, name or address holds one (os.path and drivers raise).
+        raise _UrlProblem("The URL holds a NUL character (%00); remove it.")
+    if url.port is not None and not 1 <= url.port <= 65535:
+        raise _UrlProblem("The port must be a number from 1 to 65535.")
     if url.password or PASSWORD_QUERY_KEYS & {key.lower() for key in url.query}:
         raise _UrlProblem(
             "Remove the password from the URL and put it in the credentials: "
@@ -329,6 +347,8 @@ def _port(url: URL, dialect: type[Dialect]) -> int:
 
 # Dialects whose URL "host" names an account or project, not an address to check.
 ACCOUNT_DIALECTS = {"snowflake", "bigquery", "databricks"}
+# The options that decide how the connection is protected: part of a source's origin.
+TLS_QUERY_KEYS = ("sslmode", "sslrootcert")
 # The only options a SQL URL may carry (TLS, names, where to look).
 URL_QUERY_KEYS = {
     "sslmode",
@@ -483,13 +503,31 @@ POSTGRESQL_PRIVILEGED_ROLES = (
     "pg_write_server_files",
     "pg_execute_server_program",
 )
+# Functions of the server's files that PostgreSQL 11+ lets be granted one by one (GRANT
+# EXECUTE ON FUNCTION): without pg_read_server_files they still read the data directory,
+# the catalogs' own files included (global/1260 holds every role's password hash);
+# adminpack's write, rename and delete files.
+POSTGRESQL_FILE_FUNCTIONS = (
+    "pg_read_file",
+    "pg_read_binary_file",
+    "pg_ls_dir",
+    "pg_stat_file",
+    "lo_import",
+    "lo_export",
+    "pg_file_write",
+    "pg_file_rename",
+    "pg_file_unlink",
+    "pg_logdir_ls",
+)
 MYSQL_PRIVILEGED = ("ALL PRIVILEGES", "FILE", "SUPER")
 _MYSQL_GLOBAL_GRANT = re.compile(r"^GRANT (?P<privileges>.+?) ON \*\.\* TO ", re.IGNORECASE)
 
 
 def _postgresql_privileges(connection: Connection) -> list[str]:
-    """What the connected account has of: superuser, the predefined roles above, and
-    membership in a superuser role (a query could take it on with set_config('role'))."""
+    """What the connected account has of: superuser, the predefined roles above,
+    membership in a superuser role (a query could take it on with set_config('role')),
+    and EXECUTE on a file function of POSTGRESQL_FILE_FUNCTIONS (granted to it or to a
+    role it belongs to; function rights are the database's own)."""
     row = connection.exec_driver_sql(
         "SELECT r.rolsuper, ARRAY("
         "  SELECT p.rolname FROM pg_roles p"
@@ -500,11 +538,23 @@ def _postgresql_privileges(connection: Connection) -> list[str]:
         "  WHERE s.rolsuper AND s.rolname <> current_user"
         "  AND pg_has_role(current_user, s.oid, 'MEMBER')"
         "  ORDER BY s.rolname"
+        "), ARRAY("
+        "  SELECT DISTINCT f.proname FROM pg_proc f"
+        "  WHERE f.proname = ANY(%(functions)s)"
+        "  AND f.pronamespace = 'pg_catalog'::regnamespace"
+        "  AND has_function_privilege(current_user, f.oid, 'EXECUTE')"
+        "  ORDER BY f.proname"
         ") FROM pg_roles r WHERE r.rolname = current_user",
-        {"roles": list(POSTGRESQL_PRIVILEGED_ROLES)},
+        {
+            "roles": list(POSTGRESQL_PRIVILEGED_ROLES),
+            "functions": list(POSTGRESQL_FILE_FUNCTIONS),
+        },
     ).one()
+    if row[0]:
+        return ["superuser"]  # which holds everything below
     superuser_roles = [f"membership in the superuser role {name}" for name in row[2]]
-    return (["superuser"] if row[0] else []) + list(row[1]) + superuser_roles
+    functions = [f"EXECUTE on {name}()" for name in row[3]]
+    return list(row[1]) + superuser_roles + functions
 
 
 def mysql_privileges(grants: list[str]) -> list[str]:

@@ -90,6 +90,7 @@ from outcomes.reviews import services as review_services
 from outcomes.reviews.models import OPEN_REVIEW_STATUSES, ReviewStatus, ValueReview
 from outcomes.reviews.selectors import review_data
 from valuetree.models import Membership, ValueTree
+from valuetree.selectors import readable_tree_ids
 
 logger = logging.getLogger(__name__)
 
@@ -744,6 +745,10 @@ def reminders_send(*, now: datetime | None = None) -> list[int]:
                 "user_id", flat=True
             )
         )
+        # A node's owner who may not read the tree (left it, or never a member) is not
+        # told its titles: the tree's owners answer for those items.
+        readable = readable_tree_ids(user_ids=set(ids.values()), tree_ids=[schedule.tree_id])
+        ids = {name: pk for name, pk in ids.items() if schedule.tree_id in readable[pk]}
         by_owner: dict[int, list[str]] = {}
         for item in items:
             owner = ids.get(item["node"]["owner"])

@@ -51,11 +51,12 @@ def _post(url: str, payload: dict[str, Any], *, service: str) -> Response:
         raise TransportError(f"{service}: {redact(str(e), [url])}", permanent=True) from None
 
 
-def _judge(response: Response, *, service: str, ok: tuple[int, ...]) -> None:
+def _judge(response: Response, *, url: str, service: str, ok: tuple[int, ...]) -> None:
     status = response.status
     if status in ok:
         return
-    snippet = response.body[:200].decode(errors="replace")
+    # The answer may name the address it was sent to ("no such hook: <url>"): its secret.
+    snippet = redact(response.body[:200].decode(errors="replace"), [url])
     if status == 429 or status >= 500:
         raise TransportError(
             f"{service} answered HTTP {status}: {snippet}",
@@ -70,7 +71,7 @@ class SlackTransport:
     """An incoming webhook: 200 "ok" is sent (https://api.slack.com/messaging/webhooks)."""
 
     def send(self, url: str, payload: dict[str, Any]) -> None:
-        _judge(_post(url, payload, service="Slack"), service="Slack", ok=(200,))
+        _judge(_post(url, payload, service="Slack"), url=url, service="Slack", ok=(200,))
 
 
 class TeamsTransport:
@@ -84,4 +85,4 @@ class TeamsTransport:
                 f"The Teams card is {size} bytes, over the {TEAMS_MAX_BYTES} Teams accepts.",
                 permanent=True,
             )
-        _judge(_post(url, payload, service="Teams"), service="Teams", ok=(200, 202))
+        _judge(_post(url, payload, service="Teams"), url=url, service="Teams", ok=(200, 202))

@@ -207,3 +207,28 @@ def test_the_images_collectstatic_step_works_with_its_placeholder_settings(tmp_p
     manifest = json.loads((tmp_path / "static" / "staticfiles.json").read_text())
     assert manifest["paths"]  # hashed names, as whitenoise serves them
     assert list((tmp_path / "static").rglob("*.gz"))
+
+
+def test_the_settings_an_operator_at_work_must_set_reach_the_containers():
+    """compose passes only the variables it lists: NUM_PROXIES set in .env beside the TLS
+    proxy that compose asks for never reached the web server, so every client counted as
+    the proxy (one login throttle, one anonymous rate and one lockout per user name for
+    everyone); the SMTP server's settings and METRICS_ALLOWED_HOSTS did not either."""
+    passed = (
+        "NUM_PROXIES",
+        "EMAIL_HOST",
+        "EMAIL_PORT",
+        "EMAIL_HOST_USER",
+        "EMAIL_HOST_PASSWORD",
+        "EMAIL_USE_TLS",
+        "DEFAULT_FROM_EMAIL",
+        "METRICS_ALLOWED_HOSTS",
+    )
+    services = compose()["services"]
+    for name in APP_SERVICES:
+        environment = services[name]["environment"]
+        for variable in passed:
+            assert str(environment.get(variable, "")).startswith(f"${{{variable}:-"), (
+                name,
+                variable,
+            )

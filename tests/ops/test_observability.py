@@ -160,3 +160,19 @@ def test_log_format_text_and_debug_keep_plain_lines(tmp_path):
         assert "WARNING valuetree.probe: pull of 7 failed" in lines[0], env
         with pytest.raises(json.JSONDecodeError):
             json.loads(lines[0])
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/reports/calendar/eyJ1Ijo0fQ:1vX3kq:s1gNaTuRe.ics",
+        "/reports/unsubscribe/eyJ1Ijo0fQ:s1gNaTuRe/",
+    ],
+)
+def test_scrub_event_blanks_the_signed_token_of_a_capability_url(path):
+    """A calendar feed's or an unsubscribe link's address is its credential: an error
+    (or a traced request) there must not carry it to Sentry."""
+    event = {"request": {"url": f"https://vt.example{path}", "method": "GET"}}
+    url = scrub_event(event, [])["request"]["url"]
+    assert "s1gNaTuRe" not in url and "eyJ1Ijo0fQ" not in url
+    assert url.startswith("https://vt.example/reports/")

@@ -228,3 +228,26 @@ def test_review_pdfs_rendered_on_demand_have_their_own_rate(rates, users, tree):
         assert browser.get(url + "?landscape=1").status_code == 200
     assert_throttled(browser.get(url + "?landscape=1"))
     assert browser.get(url).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "fields"),
+    [
+        ("/admin/login/", {"username": "nobody", "password": "x"}),
+        ("/accounts/password_reset/", {"email": "someone@example.com"}),
+    ],
+)
+def test_every_login_form_shares_the_login_throttle(rates, users, path, fields):
+    """The admin's own login form checks passwords too (0.6 s of CPU each), and the
+    password reset form sends e-mail: both count against the same per-address rate as
+    /accounts/login/, or a client guesses passwords (or sends mail) without limit."""
+    from django.core import mail
+
+    rates(logins="3/min")
+    client = Client()
+    for _ in range(3):
+        assert client.post(path, fields, REMOTE_ADDR="203.0.113.7").status_code in (200, 302)
+    sent = len(mail.outbox)
+    assert_throttled(client.post(path, fields, REMOTE_ADDR="203.0.113.7"))
+    assert len(mail.outbox) == sent
+    assert login(client, "owner", "pw-owner").status_code == 429  # one counter per address

@@ -196,3 +196,17 @@ def test_the_gunicorn_master_imports_every_view_before_the_workers_fork(django_d
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_the_production_worker_consumes_every_queue_a_task_is_routed_to(settings):
+    """`scripts/serve worker` (compose's worker) listened on pulls, verdicts and celery:
+    scheduled reviews, report deliveries and notification e-mails, routed to `reports`,
+    waited in Redis forever. `scripts/run` (make run) must consume them all too."""
+    routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
+    routed.add(settings.CELERY_TASK_DEFAULT_QUEUE)
+    serve = (ROOT / "scripts/serve").read_text()
+    [default] = re.findall(r"WORKER_QUEUES:-([\w,]+)", serve)
+    assert set(default.split(",")) >= routed
+    run = (ROOT / "scripts/run").read_text()
+    [listed] = re.findall(r"worker --queues ([\w,]+)", run)
+    assert set(listed.split(",")) >= routed

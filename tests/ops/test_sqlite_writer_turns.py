@@ -243,3 +243,98 @@ def test_the_turn_is_held_from_begin_to_commit(database, connect):
     assert not queue.threads.locked()
     assert not flocked_elsewhere()
     assert rows(database) == [1]
+
+
+def flocked_elsewhere(database: Path) -> bool:
+    """Whether another open file description holds the flock beside the database."""
+    import fcntl
+
+    fd = os.open(f"{os.path.realpath(database)}-writers.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def test_a_connection_dropped_in_a_transaction_gives_its_turn_back(database, connect):
+    """A thread that ends in a transaction without closing its connection (its
+    thread-local connection is garbage) gave SQLite's lock back when the connection was
+    collected; the turn must go with it, or every writer of every process waits forever."""
+    import gc
+
+    def abandon() -> None:
+        dropped = open_database(database)
+        dropped.set_autocommit(False, force_begin_transaction_with_broken_autocommit=True)
+        dropped.cursor().execute("INSERT INTO t (n) VALUES (1)")
+
+    thread = threading.Thread(target=abandon)
+    thread.start()
+    thread.join(10)
+    gc.collect()
+    insert(connect(timeout=2), 2)
+    assert rows(database) == [2]
+    assert not flocked_elsewhere(database)
+
+
+def test_the_lock_file_gets_the_database_files_permissions(database, connect):
+    """Like SQLite's -wal and -shm files: the web server and the worker may run as two
+    users of one group, and a lock file only its creator may open fails every write of
+    the other ("permission denied") where SQLite itself would have let it write."""
+    os.chmod(database, 0o660)
+    insert(connect(), 1)
+    lock_file = Path(f"{os.path.realpath(database)}-writers.lock")
+    assert oct(lock_file.stat().st_mode & 0o777) == oct(0o660)
+
+
+def test_a_failed_commit_keeps_the_turn_until_the_rollback(database, connect):
+    """A COMMIT refused by a deferred foreign key leaves the transaction open, holding
+    SQLite's write lock: the turn is given back by the rollback that follows, not
+    before, or the next writer would meet SQLite's busy handler again."""
+    from django.db.utils import IntegrityError
+
+    from config.sqlite.base import _queue_for
+
+    writer = connect()
+    with writer.cursor() as cursor:
+        cursor.execute("CREATE TABLE parent (id integer PRIMARY KEY)")
+        cursor.execute(
+            "CREATE TABLE child (parent_id integer REFERENCES parent (id) "
+            "DEFERRABLE INITIALLY DEFERRED)"
+        )
+    queue = _queue_for(str(database))
+    writer.set_autocommit(False, force_begin_transaction_with_broken_autocommit=True)
+    writer.cursor().execute("INSERT INTO child (parent_id) VALUES (7)")
+    with pytest.raises(IntegrityError):
+        writer.commit()
+    assert writer.connection.in_transaction
+    assert queue.threads.locked()
+    assert flocked_elsewhere(database)
+    writer.rollback()
+    writer.set_autocommit(True)
+    assert not queue.threads.locked()
+    assert not flocked_elsewhere(database)
+
+
+def test_a_forked_child_does_not_touch_its_parents_turn(database, connect):
+    """A child forked while its parent holds a turn inherits the connection that holds
+    it: ending that turn in the child (closing the connection, or collecting it) must
+    neither fail on the lock file the child closed nor unlock a file it opened since."""
+    holder = connect()
+    with transaction(holder), holder.cursor() as cursor:
+        cursor.execute("INSERT INTO t (n) VALUES (1)")
+        pid = os.fork()
+        if pid == 0:  # the child: report by exit status, never return into pytest
+            code = 1
+            try:
+                holder._end_turn()
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        # The parent's turn is untouched.
+        assert flocked_elsewhere(database)
+    assert rows(database) == [1]

@@ -438,6 +438,35 @@ def test_members_of_the_file_roles_are_refused(warehouse, role):
         CONNECTOR.fetch(fetch_request(url, "SELECT pg_read_file('/etc/hostname')"))
 
 
+@pytest.mark.parametrize(
+    ("function", "query"),
+    [
+        ("pg_read_file(text)", "SELECT length(pg_read_file('postgresql.auto.conf'))"),
+        # pg_authid's file: every role's password hash, whatever the table's rights.
+        ("pg_read_binary_file(text)", "SELECT length(pg_read_binary_file('global/1260'))"),
+        ("pg_ls_dir(text)", "SELECT count(*) FROM pg_ls_dir('.')"),
+    ],
+)
+def test_a_role_granted_a_server_file_function_is_refused(warehouse, function, query):
+    """Since PostgreSQL 11 the file functions can be granted one by one (GRANT EXECUTE
+    ON FUNCTION pg_read_file(text)): such a role reads the files of the data directory
+    (the catalogs' own files among them), read-only transaction or not, without being
+    in any predefined role."""
+    name = f"valuetree_test_exec_{function.split('(')[0]}"
+    with psycopg.connect(**PG_ADMIN, dbname="postgres", autocommit=True) as admin:
+        create_role(admin, name)
+    # Function rights belong to each database.
+    with psycopg.connect(**PG_ADMIN, dbname=WAREHOUSE, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(
+                sql.SQL(function), sql.Identifier(name)
+            )
+        )
+    url = f"postgresql://{name}@127.0.0.1:5432/{WAREHOUSE}"
+    with pytest.raises(PullError, match=f"has EXECUTE on {function.split('(')[0]}"):
+        CONNECTOR.fetch(fetch_request(url, query))
+
+
 def test_a_member_of_a_superuser_role_is_refused(warehouse):
     # It could become that role inside its query: SELECT set_config('role', ..., true).
     admin_role = "valuetree_test_admin"

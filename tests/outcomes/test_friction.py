@@ -138,6 +138,20 @@ class TestMeasureDialog:
         assert "name" not in form.errors  # the measure's own name is fine
         assert not Measure.objects.exists() and not Metric.objects.exists()
 
+    @pytest.mark.parametrize("first_value", ["1_000", "\uff14", "NaN"])
+    def test_a_first_value_is_read_as_a_pushed_value(self, client, users, tree, goal, first_value):
+        """The API refuses "1_000" and digits of other scripts; so does this form."""
+        from outcomes.models import Measure, Metric
+
+        client.force_login(users["editor"])
+        response = client.post(
+            f"/nodes/{goal.pk}/measures/new/",
+            {**MEASURE, "new_metric": "Reports opened", "first_value": first_value},
+        )
+        assert response.status_code == 400
+        assert "number" in response.content.decode()
+        assert not Measure.objects.exists() and not Metric.objects.exists()
+
     def test_a_first_value_needs_a_push_metric(self, client, users, tree, goal):
         pulled = make_metric(
             tree,

@@ -461,6 +461,12 @@ def test_a_period_pushed_again_replaces_its_value(push_metric, editor):
         ({"period": "2026-03-01", "value": True}, "True is not a number."),
         ({"period": "2026-03-01", "value": None}, "may not be null"),
         ({"period": "yesterday", "value": 1}, "Period 'yesterday' is not a date"),
+        # float() reads these as Unix times; a period is ASCII digits like a value.
+        ({"period": "1_767_225_600", "value": 1}, "Period '1_767_225_600' is not a date"),
+        (
+            {"period": "\uff11\uff17\uff16\uff17\uff12\uff12\uff15\uff16\uff10\uff10", "value": 1},
+            "is not a date",
+        ),
         (
             {"period": "2999-01-01", "value": 1},
             "Period 2999-01-01 00:00 UTC is in the future",
@@ -825,3 +831,74 @@ def test_a_viewer_cannot_push_with_a_token(users, push_metric):
     )
     assert response.status_code == 403
     assert stored(push_metric) == []
+
+
+@pytest.mark.parametrize("as_float", [False, True])
+def test_a_hidden_source_answers_a_new_metric_like_a_missing_one(editor, hidden_tree, as_float):
+    """No probing: a source of a tree the caller cannot see gets the answer an id that
+    does not exist gets, whether the id is sent as 7 or as 7.0."""
+    from tests.factories import make_metric
+
+    hidden = make_metric(hidden_tree, kind="push", name="Secret").source
+    body = {"name": "Mine", "granularity": "day"}
+
+    def ident(pk):
+        return float(pk) if as_float else pk
+
+    there = editor.post("/api/metrics/", {**body, "source": ident(hidden.pk)})
+    missing = editor.post("/api/metrics/", {**body, "source": ident(hidden.pk + 1000)})
+    assert (there.status_code, there.json()) == (missing.status_code, missing.json())
+    assert not Metric.objects.filter(name="Mine").exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///%00",  # the database's path holds a NUL once unquoted
+        "sqlite:////srv/a%00b.sqlite3",
+        "postgresql://reader@db.example.com:0/w",
+        "postgresql://reader@db.example.com:-1/w",
+        "postgresql://reader@db.example.com:65536/w",
+        "postgresql://reader@db.example.com:99999999999999999999/w",
+        "postgresql://reader@db.example.com/w%00x",
+    ],
+)
+def test_a_sql_url_no_driver_can_use_is_a_400(editor, tree, settings, url):
+    settings.METRICS_SQLITE_DIRS = ["/srv"]
+    client = editor
+    client.raise_request_exception = False
+    body = {"tree": tree.slug, "kind": "sql", "name": "Warehouse", "config": {"url": url}}
+    response = client.post("/api/metric-sources/", body)
+    assert response.status_code == 400, response.content
+    assert "config" in json.dumps(response.json())
+    assert not MetricSource.objects.exists()
+
+
+@pytest.mark.parametrize("kind", ["http_json", "prometheus"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://[::1",  # urlsplit: "Invalid IPv6 URL"
+        "https://api.example.com\uff0f@x/",  # urlsplit: invalid under NFKC normalization
+    ],
+)
+def test_an_http_url_python_cannot_split_is_a_400(editor, tree, kind, url):
+    editor.raise_request_exception = False
+    body = {"tree": "tree", "kind": kind, "name": "API", "config": {"url": url}}
+    response = editor.post("/api/metric-sources/", body)
+    assert response.status_code == 400, response.content
+    assert not MetricSource.objects.exists()
+
+
+def test_a_redirect_to_an_address_python_cannot_split_fails_the_pull_plainly(settings):
+    """A source's Location header is the source's to write: a bad one is a PullError
+    naming the redirect, not a crash of the pull ("Unexpected error")."""
+    from outcomes.connectors import http
+    from outcomes.connectors.base import PullError
+    from tests.stub_http import StubServer
+
+    with StubServer() as server:
+        settings.METRICS_ALLOWED_HOSTS = [server.host_port]
+        server.route("/start", (302, {"Location": "https://[::1"}, b""))
+        with pytest.raises(PullError, match="redirected"):
+            http.http_get(f"{server.url}/start")

@@ -533,7 +533,13 @@ class TestSendingValues:
     @pytest.mark.parametrize(
         ("data", "message"),
         [
-            ({"value": "lots"}, "Enter a number."),
+            ({"value": "lots"}, "&#x27;lots&#x27; is not a number."),
+            # float() takes these; a pushed value may not be one (pulling.parse_value).
+            ({"value": "1_000"}, "&#x27;1_000&#x27; is not a number."),
+            ({"value": "\u0661\u0662"}, "is not a number."),  # Arabic-Indic 12
+            ({"value": "\uff11\uff12"}, "is not a number."),  # full-width 12
+            ({"value": "1e999"}, "not a finite number"),
+            ({"value": "NaN"}, "not a finite number"),
             ({"value": "5", "period": "2999-01-01"}, "in the future"),
             ({"value": "5", "period": "soon"}, "is not a date"),
         ],

@@ -361,6 +361,25 @@ def test_webhook_answers_are_judged(
     assert "secret-part" not in delivery.error and str(status) in delivery.error
 
 
+@pytest.mark.parametrize("status", [404, 503])
+def test_a_webhook_answer_that_echoes_its_address_is_redacted(
+    tree, users, decided, stub, queued, status
+):
+    """The webhook's address is its secret: a server (or a proxy before it) that names
+    the address it was asked for in its error body must not put it in the delivery's
+    error, which the schedule page and the API show."""
+    path = "/hook/T9/B9/s3cr3tW3bh00kT0k3n"
+    stub.route(path, (status, {}, f"no such hook: {stub.url}{path}".encode()))
+    delivery_id, _ = _webhook_delivery(tree, users, decided, stub, "slack", path)
+    try:
+        services.delivery_send(delivery_id=delivery_id, final_attempt=False)
+    except TransportError as e:
+        assert "s3cr3tW3bh00kT0k3n" not in e.message
+    error = Delivery.objects.get().error
+    assert str(status) in error
+    assert "s3cr3tW3bh00kT0k3n" not in error and "W3bh00k" not in error
+
+
 def test_webhook_to_a_private_address_is_refused_at_connect(tree, users, decided, queued, settings):
     settings.METRICS_ALLOWED_HOSTS = []
     with StubServer() as server:

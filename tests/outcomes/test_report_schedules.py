@@ -766,6 +766,29 @@ def test_owners_of_items_needing_a_decision_are_reminded_once(tree, addressed, m
     assert "need a decision" in notices["editor"].subject
 
 
+def test_a_reminder_names_nodes_only_to_an_owner_who_may_read_the_tree(
+    tree, addressed, monkeypatch
+):
+    """A node's owner who has left the tree (or never belonged to it) is not told its
+    titles or the tree's name: the tree's owners are reminded of those items instead."""
+    from valuetree.models import Membership, Node, Notification
+
+    goal = node_services.node_create(tree=tree, parent=None, title="Grow revenue")
+    node_services.node_create(tree=tree, parent=goal, title="Secret bet", owner=addressed["editor"])
+    node_services.node_create(
+        tree=tree, parent=goal, title="Stranger bet", owner=addressed["outsider"]
+    )
+    Node.objects.filter(tree=tree).update(created_at=utc(2025, 1, 1))
+    schedule = schedule_for(tree, addressed, reminder_days=3)
+    node_services.membership_remove(
+        membership=Membership.objects.get(tree=tree, user=addressed["editor"])
+    )
+    assert services.reminders_send(now=utc(2026, 3, 20, 9)) == [schedule.pk]
+    notices = {n.recipient.username: n for n in Notification.objects.select_related("recipient")}
+    assert set(notices) == {"owner"}
+    assert "Secret bet" in notices["owner"].body and "Stranger bet" in notices["owner"].body
+
+
 def test_the_sweeper_requeues_rows_a_dead_worker_left(
     delivery, queued, django_capture_on_commit_callbacks
 ):

@@ -35,6 +35,21 @@ SQL_CASES = [
     ("postgresql+psycopg2://reader@db.example.com:5432/w", False),  # another driver
     ("mysql+pymysql://reader@db.example.com:5432/w", False),  # another dialect
 ]
+# The stored URL asks for a verified TLS connection: like https -> http, a weaker or
+# other TLS setting is another way of talking to the server, where a server in between
+# may ask the driver for the password in clear.
+SQL_TLS_HOME = "postgresql://reader@db.example.com:5432/warehouse?sslmode=verify-full"
+SQL_TLS_CASES = [
+    ("postgresql://other@db.example.com/elsewhere?sslmode=verify-full", True),
+    ("postgresql://reader@db.example.com:5432/warehouse", False),  # libpq's "prefer"
+    ("postgresql://reader@db.example.com:5432/warehouse?sslmode=disable", False),
+    ("postgresql://reader@db.example.com:5432/warehouse?sslmode=require", False),
+    (
+        "postgresql://reader@db.example.com/warehouse?sslmode=verify-full"
+        "&sslrootcert=/tmp/mine.pem",
+        False,
+    ),
+]
 HTTP_CASES = [
     ("https://api.example.com/v2", True),  # default port left out
     ("https://API.example.com:443/", True),
@@ -67,6 +82,19 @@ def test_sql_credentials_stay_with_the_origin_sqlalchemy_connects_to(tree, url, 
         with pytest.raises(ValidationError, match="enter the credentials again"):
             services.metric_source_update(source=source, config={"url": url})
         assert MetricSource.objects.get().config == {"url": SQL_HOME}
+
+
+@pytest.mark.parametrize(("url", "same"), SQL_TLS_CASES)
+def test_sql_credentials_stay_with_the_tls_settings_they_were_entered_for(tree, url, same):
+    source = make_source(tree, "sql", SQL_TLS_HOME, {"password": "pw-secret"})
+    source.config = {"url": url}
+    if same:
+        services.metric_source_update(source=source, config={"url": url})
+        assert MetricSource.objects.get().config == {"url": url}
+    else:
+        with pytest.raises(ValidationError, match="enter the credentials again"):
+            services.metric_source_update(source=source, config={"url": url})
+        assert MetricSource.objects.get().config == {"url": SQL_TLS_HOME}
 
 
 @pytest.mark.parametrize("kind", ["http_json", "prometheus"])

@@ -192,3 +192,25 @@ def test_a_wrong_token_with_a_known_prefix_is_refused(users):
     forged = key[:15] + ("0" if key[15] != "0" else "1") + key[16:]
     assert api_status(forged) == 401
     assert api_status(key) == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("raw", ["vt_\xff\xfe", "\xe9t\xe9"])
+def test_a_token_that_is_not_utf8_is_a_401_not_a_500(raw):
+    """The header reaches DRF as Latin-1 bytes; knox decodes the token as UTF-8."""
+    client = APIClient(raise_request_exception=False)
+    response = client.get("/api/trees/", HTTP_AUTHORIZATION=f"Token {raw}")
+    assert response.status_code == 401
+
+
+@pytest.mark.django_db
+def test_issue_token_rotate_with_a_bad_lifetime_keeps_the_old_token(users):
+    """--rotate revoked the tokens of that name, then refused the new one (--days out
+    of range): the pipeline using the old token lost its access for a typo."""
+    from django.core.management import CommandError, call_command
+
+    _, old = services.api_token_create(user=users["editor"], name="ci", days=30)
+    with pytest.raises(CommandError, match="1 to"):
+        call_command("issue_token", users["editor"].username, name="ci", days=9999, rotate=True)
+    assert api_status(old) == 200
+    assert ApiToken.objects.filter(user=users["editor"], name="ci").count() == 1

@@ -41,10 +41,9 @@ class Command(BaseCommand):
             raise CommandError(f"No user named {username!r}.") from None
         if not user.is_active:
             raise CommandError(f"User {username!r} is inactive; activate them first.")
-        if rotate:
-            services.api_tokens_revoke_named(user=user, name=name)
+        issue = services.api_token_rotate if rotate else services.api_token_create
         try:
-            token, key = services.api_token_create(user=user, name=name, days=days)
+            token, key = issue(user=user, name=name, days=days)
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from None
         self.stderr.write(f"Token {token.name!r} for {username}, expires {token.expiry:%Y-%m-%d}.")
