@@ -98,6 +98,9 @@ def diagram_data(tree: ValueTree) -> dict[str, Any]:
 
 
 def _measure_lines(node: dict[str, Any], states: dict[int, dict[str, Any]]) -> list[tuple]:
+    """(status, text) per measure; a killed node's measures are "no_data" (grey), as
+    the page's diagram draws them."""
+    killed = node.get("status") == "killed"
     rows = []
     for m in node.get("measures") or []:
         state = states.get(m["id"]) or {}
@@ -106,7 +109,7 @@ def _measure_lines(node: dict[str, Any], states: dict[int, dict[str, Any]]) -> l
         text = f"{m['name']}: {shown}"
         if len(text) > TITLE_CHARS + 2:
             text = text[: TITLE_CHARS + 1] + "…"
-        rows.append((state.get("status") or "no_data", text))
+        rows.append(("no_data" if killed else state.get("status") or "no_data", text))
     return rows
 
 

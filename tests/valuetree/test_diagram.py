@@ -182,3 +182,50 @@ def test_diagram_page_offers_the_tools(client, users, shape):
         'class="box__measures"',
     ):
         assert text in html
+
+
+@pytest.mark.django_db
+def test_a_killed_nodes_measures_carry_no_verdict_colour(client, users, tree, shape):
+    """Issue 15 defect 3, for measures: a killed initiative's measure kept its green
+    "achieved" dot in the diagram and the SVG, as if the work were alive."""
+    import re
+
+    from django.utils import timezone
+
+    from outcomes import pulling
+    from outcomes.evaluation import measures_evaluate
+    from tests.factories import make_metric
+    from valuetree.diagram import VERDICT_COLOURS
+
+    metric = make_metric(tree, name="Routes")
+    measures = []
+    for node in (shape["kept"], shape["killed"]):
+        measures.append(
+            Measure.objects.create(
+                node=node,
+                name=f"Routes of {node.pk}",
+                direction="increase",
+                baseline_value=0,
+                baseline_date=dt.date(2025, 1, 1),
+                target_value=3,
+                target_date=dt.date(2025, 12, 31),
+                metric=metric,
+            )
+        )
+    now = timezone.now()
+    pulling.observations_write(
+        metric=metric, points=[pulling.Point(now, 5.0)], run=None, pulled_at=now
+    )
+    measures_evaluate(measure_ids=[m.pk for m in measures])
+    client.force_login(users["viewer"])
+    html = client.get("/trees/tree/?view=diagram").content.decode()
+    found = re.findall(r'data-verdict="([a-z_]*)" aria-hidden="true"></span>(Routes of \d+)', html)
+    dots = {name: status for status, name in found}
+    assert dots[f"Routes of {shape['kept'].pk}"] == "achieved"
+    assert dots[f"Routes of {shape['killed'].pk}"] == ""
+    root = ET.fromstring(client.get("/trees/tree/diagram.svg").content)
+    boxes = {g.find(f"{SVG}title").text: g for g in root.iter(f"{SVG}g")}
+    killed = boxes["Initiative: Courier re-routing pilot"]
+    assert {c.get("fill") for c in killed.iter(f"{SVG}circle")} == {VERDICT_COLOURS["no_data"]}
+    kept = boxes["Initiative: Publish sample events"]
+    assert VERDICT_COLOURS["achieved"] in {c.get("fill") for c in kept.iter(f"{SVG}circle")}
