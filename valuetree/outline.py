@@ -396,11 +396,13 @@ def render_outline(
 # static/css/valuetree.css, the same as outcomes/dashboard.py STATUS_COLOURS).
 LEGEND = (
     ("achieved", "Achieved"),
+    ("reached", "Reached, must hold"),
     ("on_track", "On track"),
     ("at_risk", "At risk"),
     ("off_track", "Off track"),
     ("missed", "Missed"),
     ("stale", "Stale"),
+    ("too_early", "Too early to tell"),
     ("no_data", "No data"),
 )
 

@@ -229,3 +229,45 @@ def test_a_killed_nodes_measures_carry_no_verdict_colour(client, users, tree, sh
     assert {c.get("fill") for c in killed.iter(f"{SVG}circle")} == {VERDICT_COLOURS["no_data"]}
     kept = boxes["Initiative: Publish sample events"]
     assert VERDICT_COLOURS["achieved"] in {c.get("fill") for c in kept.iter(f"{SVG}circle")}
+
+
+@pytest.mark.django_db
+def test_reached_and_too_early_have_their_colours_and_a_legend_that_fits(client, users, tree):
+    """The SVG drew "Reached, must hold" (the demo's best bet) grey like "No data", the
+    Mermaid export gave it a class with no style, and neither legend named it."""
+    from valuetree.diagram import VERDICT_COLOURS
+
+    goal = services.node_create(tree=tree, parent=None, title="Goal")
+    data = {
+        "document": {
+            "name": "T",
+            "vision": "V",
+            "goals": [
+                {
+                    "id": goal.pk,
+                    "kind": "goal",
+                    "title": "Goal",
+                    "status": "active",
+                    "children": [],
+                    "measures": [],
+                }
+            ],
+        },
+        "verdicts": {goal.pk: ("reached", "Reached, must hold (score 0.94)")},
+        "states": {},
+    }
+    from valuetree.diagram import render_mermaid, render_svg
+
+    root = ET.fromstring(render_svg(data))
+    fills = [c.get("fill") for c in root.iter(f"{SVG}circle")]
+    assert VERDICT_COLOURS["reached"] == "#3a9348" and fills[0] == "#3a9348"
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert "Reached, must hold" in texts and "Too early to tell" in texts
+    last = list(root.iter(f"{SVG}text"))[-1]  # the legend's last entry fits
+    assert float(last.get("x")) + 7 * len(last.text) <= float(root.get("width"))
+    mermaid = render_mermaid(data)
+    assert ":::reached" in mermaid and "classDef reached fill:#3a9348" in mermaid
+    client.force_login(users["viewer"])
+    html = client.get(f"/trees/{tree.slug}/?view=diagram").content.decode()
+    legend = html.split('class="legend"')[1].split("</ul>")[0]
+    assert "Reached, must hold" in legend and "Too early to tell" in legend
