@@ -167,9 +167,14 @@ def api_tokens_expired_prune(*, now: datetime | None = None) -> int:
 
 def history_prune(*, now: datetime | None = None) -> dict[str, int]:
     """Every prune with the configured history:
-    {"verdicts": n, "pull_runs": n, "api_tokens": n}."""
+    {"verdicts": n, "pull_runs": n, "api_tokens": n, "trash": n}. ``trash``: deleted
+    subtrees past the trash's 30 days (valuetree.trash), which were hidden but kept
+    for ever."""
+    from valuetree.trash import trash_purge
+
     return {
         "verdicts": verdicts_prune(now=now),
         "pull_runs": pull_runs_prune(now=now),
         "api_tokens": api_tokens_expired_prune(now=now),
+        "trash": trash_purge(now=now),
     }

@@ -82,8 +82,8 @@ def prune_history() -> dict[str, int]:
     """Beat, daily: old verdicts and pull runs go, evidence stays (outcomes/retention.py)."""
     pruned = retention.history_prune()
     logger.info(
-        "Pruned %(verdicts)d verdicts, %(pull_runs)d pull runs and %(api_tokens)d expired "
-        "API tokens",
+        "Pruned %(verdicts)d verdicts, %(pull_runs)d pull runs, %(api_tokens)d expired "
+        "API tokens and %(trash)d trashed subtrees past 30 days",
         pruned,
     )
     return pruned

@@ -34,11 +34,13 @@ EXTENSIONS = {"svg": "svg", "png": "png", "mermaid": "mmd"}
 # The verdict colours of static/css/valuetree.css (and outcomes/dashboard.py).
 VERDICT_COLOURS = {
     "achieved": "#1b7837",
+    "reached": "#3a9348",
     "on_track": "#5aae61",
     "at_risk": "#f1a340",
     "off_track": "#d6604d",
     "missed": "#8e0152",
     "stale": "#8073ac",
+    "too_early": "#d9d9d9",
     "no_data": "#bababa",
 }
 KIND_COLOURS = {"vision": "#1d2433", "goal": "#6941c6", "bet": "#1570ef", "initiative": "#0e9384"}
@@ -98,6 +100,9 @@ def diagram_data(tree: ValueTree) -> dict[str, Any]:
 
 
 def _measure_lines(node: dict[str, Any], states: dict[int, dict[str, Any]]) -> list[tuple]:
+    """(status, text) per measure; a killed node's measures are "no_data" (grey), as
+    the page's diagram draws them."""
+    killed = node.get("status") == "killed"
     rows = []
     for m in node.get("measures") or []:
         state = states.get(m["id"]) or {}
@@ -106,7 +111,7 @@ def _measure_lines(node: dict[str, Any], states: dict[int, dict[str, Any]]) -> l
         text = f"{m['name']}: {shown}"
         if len(text) > TITLE_CHARS + 2:
             text = text[: TITLE_CHARS + 1] + "…"
-        rows.append((state.get("status") or "no_data", text))
+        rows.append(("no_data" if killed else state.get("status") or "no_data", text))
     return rows
 
 
@@ -156,7 +161,11 @@ def render_svg(data: dict[str, Any], *, measures: bool = True) -> str:
         boxes.append(box)
         stack.extend(reversed(box.children))
     depth = max(box.depth for box in boxes)
-    width = MARGIN * 2 + (depth + 1) * BOX_W + depth * COL_GAP
+    legend = (*LEGEND, ("killed", "Killed"))
+    # As wide as the legend too: a tree of a vision and a goal is narrower than it.
+    width = MARGIN * 2 + max(
+        (depth + 1) * BOX_W + depth * COL_GAP, sum(_legend_step(label) for _, label in legend)
+    )
     legend_y = bottom + 28
     height = int(legend_y + 24)
     parts = [
@@ -180,16 +189,22 @@ def render_svg(data: dict[str, Any], *, measures: bool = True) -> str:
     for box in boxes:
         parts.append(_svg_box(box, verdicts, states, measures))
     x = MARGIN
-    for status, label in (*LEGEND, ("killed", "Killed")):
+    for status, label in legend:
         colour = VERDICT_COLOURS.get(status, "#ffffff")
         stroke = ' stroke="#98a2b3"' if status == "killed" else ""
         parts.append(
             f'<circle cx="{x + 6}" cy="{legend_y}" r="6" fill="{colour}"{stroke}/>'
             f'<text x="{x + 16}" y="{legend_y + 4}" fill="#1d2433">{label}</text>'
         )
-        x += 24 + 7 * len(label)
+        x += _legend_step(label)
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _legend_step(label: str) -> int:
+    """The width one legend entry takes: its dot, its words (about 7 px a character at
+    12 px) and the gap after."""
+    return 24 + 7 * len(label)
 
 
 def _svg_box(
@@ -323,7 +338,11 @@ def render_mermaid(data: dict[str, Any], *, measures: bool = True) -> str:
         stack.extend((ident, child) for child in reversed(node["children"]))
     lines.extend(edges)
     for status, colour in VERDICT_COLOURS.items():
-        ink = "#fff" if status in {"achieved", "missed", "off_track", "stale"} else "#1d2433"
+        ink = (
+            "#fff"
+            if status in {"achieved", "reached", "missed", "off_track", "stale"}
+            else "#1d2433"
+        )
         lines.append(f"  classDef {status} fill:{colour},color:{ink},stroke:#667085")
     lines.append("  classDef killed fill:#eef0f4,color:#667085,stroke:#bababa,stroke-dasharray:4")
     return "\n".join(lines) + "\n"

@@ -160,7 +160,7 @@ class TreeForm(forms.ModelForm):
         widgets = {
             "vision": forms.Textarea(attrs={"rows": 2}),
             "description": forms.Textarea(attrs={"rows": 3}),
-            "slug": forms.TextInput(attrs={"data-slug-from": "name"}),
+            "slug": forms.TextInput(attrs={"data-slug-from": "name", "data-slug-prefix": "tree"}),
         }
         help_texts = {
             "slug": "Letters, digits and hyphens; used in the tree's address. "
@@ -274,7 +274,9 @@ class DataProductForm(ServiceModelForm):
         widgets = {
             "description": forms.Textarea(attrs={"rows": 3}),
             "purpose": forms.Textarea(attrs={"rows": 2}),
-            "slug": forms.TextInput(attrs={"data-slug-from": "name"}),
+            "slug": forms.TextInput(
+                attrs={"data-slug-from": "name", "data-slug-prefix": "product"}
+            ),
         }
         labels = {"product_type": "Product type", "stage": "Lifecycle stage"}
         help_texts = {

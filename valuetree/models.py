@@ -43,6 +43,11 @@ def _is_control(char: str) -> bool:
     return (char < " " and char not in "\t\n\r") or "\x7f" <= char <= "\x9f"
 
 
+# Addresses beside the trees' own: /trees/new/ (the create page) and /api/trees/import/.
+# A tree with such a slug could never be opened.
+RESERVED_TREE_SLUGS = frozenset({"new", "import"})
+
+
 class ValueTree(models.Model):
     name = models.CharField(max_length=200, validators=[no_control_characters])
     slug = models.SlugField(max_length=100, unique=True)
@@ -64,6 +69,14 @@ class ValueTree(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if self.slug in RESERVED_TREE_SLUGS:
+            raise ValidationError(
+                {"slug": f"“{self.slug}” is taken by an address of the site: choose another."}
+            )
 
 
 class Role(models.TextChoices):

@@ -396,11 +396,13 @@ def render_outline(
 # static/css/valuetree.css, the same as outcomes/dashboard.py STATUS_COLOURS).
 LEGEND = (
     ("achieved", "Achieved"),
+    ("reached", "Reached, must hold"),
     ("on_track", "On track"),
     ("at_risk", "At risk"),
     ("off_track", "Off track"),
     ("missed", "Missed"),
     ("stale", "Stale"),
+    ("too_early", "Too early to tell"),
     ("no_data", "No data"),
 )
 
@@ -408,13 +410,17 @@ LEGEND = (
 def _box_measures(node: dict[str, Any], states: dict[int, dict[str, Any]]) -> str:
     if not node.get("measures"):
         return ""
+    # A killed node's measures no longer count: their dots are grey like the node
+    # (a green "achieved" dot made killed work look alive), their values still shown.
+    killed = node.get("status") == "killed"
     items = []
     for m in node["measures"]:
         state = states.get(m["id"]) or {}
         value = state.get("latest_value")
         shown = format_amount(value, m.get("unit")) if value is not None else "no value yet"
+        status = "" if killed else state.get("status", "")
         items.append(
-            f'<li><span class="verdict__dot" data-verdict="{_e(state.get("status", ""))}" '
+            f'<li><span class="verdict__dot" data-verdict="{_e(status)}" '
             f'aria-hidden="true"></span>{_e(m["name"])}: {_e(shown)}</li>'
         )
     return f'<ul class="box__measures">{"".join(items)}</ul>'

@@ -13,17 +13,26 @@
 })();
 
 // A slug input with data-slug-from="name" follows its form's name field (lower case,
-// hyphens) until the person edits the slug themselves.
+// hyphens) until the person edits the slug themselves. A name with no Latin letter or
+// digit ("עץ הערך", "顧客") gets data-slug-prefix and a short hash of the name, where
+// it got an empty, required field.
 (function () {
   "use strict";
-  const slugify = (text) =>
-    text
+  const hash = (text) => {
+    let h = 0x811c9dc5; // FNV-1a, 32 bits
+    for (const ch of text) h = Math.imul(h ^ ch.codePointAt(0), 0x01000193) >>> 0;
+    return h.toString(16).padStart(8, "0");
+  };
+  const slugify = (text, prefix) => {
+    const ascii = text
       .normalize("NFKD")
       .replace(/[\u0300-\u036f]/g, "")
       .toLowerCase()
       .replace(/[^a-z0-9]+/g, "-")
       .replace(/^-+|-+$/g, "")
       .slice(0, 50);
+    return ascii || (text.trim() ? `${prefix || "item"}-${hash(text.trim())}` : "");
+  };
   function bind(slug) {
     if (slug.dataset.slugBound) return;
     slug.dataset.slugBound = "1";
@@ -34,7 +43,7 @@
       touched = slug.value !== "";
     });
     source.addEventListener("input", () => {
-      if (!touched) slug.value = slugify(source.value);
+      if (!touched) slug.value = slugify(source.value, slug.dataset.slugPrefix);
     });
   }
   const scan = () => document.querySelectorAll("input[data-slug-from]").forEach(bind);

@@ -19,7 +19,7 @@ from outcomes.evaluation import measures_evaluate
 from outcomes.models import Measure
 from tests.factories import make_metric, make_role_users, make_tree
 from valuetree import services
-from valuetree.models import Node
+from valuetree.models import Node, ValueTree
 
 
 @pytest.fixture
@@ -157,3 +157,19 @@ def test_a_deleted_subtree_is_restored(page: Page, login: Callable, week):
     restored = Node.objects.get(title="Track samples in real time")
     expect(page.locator(f"#card-{restored.pk}")).to_be_visible()
     expect(page.locator(".node__card", has_text="Publish sample events")).to_be_visible()
+
+
+def test_the_slug_is_suggested_from_any_name(page: Page, login: Callable, week):
+    """A name with no Latin letter left the suggested slug empty, and the field is
+    required: a Hebrew or Japanese tree could not be created without inventing one."""
+    login(page, "viewer", "pw-viewer")
+    page.goto("/trees/new/")
+    slug = page.get_by_label("Slug")
+    page.get_by_label("Name").fill("Helix Café")
+    expect(slug).to_have_value("helix-cafe")
+    page.get_by_label("Name").fill("עץ הערך של המעבדה")
+    expect(slug).to_have_value(re.compile(r"^tree-[0-9a-f]{8}$"))
+    page.get_by_label("Vision").fill("Results sooner")
+    page.get_by_role("button", name=re.compile("Create", re.I)).click()
+    expect(page.get_by_role("heading", name="עץ הערך של המעבדה")).to_be_visible()
+    assert ValueTree.objects.get(name="עץ הערך של המעבדה").slug.startswith("tree-")

@@ -207,7 +207,7 @@ def test_the_task_prunes_everything_and_is_scheduled(measure, metric, settings):
     verdict(measure, 2 + (datetime.now(UTC) - NOW).days)
     run(metric, 2 + (datetime.now(UTC) - NOW).days)
 
-    assert tasks.prune_history() == {"verdicts": 1, "pull_runs": 1, "api_tokens": 0}
+    assert tasks.prune_history() == {"verdicts": 1, "pull_runs": 1, "api_tokens": 0, "trash": 0}
     assert settings.CELERY_BEAT_SCHEDULE["prune-history"]["task"] == "outcomes.tasks.prune_history"
 
 
@@ -236,6 +236,23 @@ def test_the_command_prunes_and_says_how_much(metric, settings, capsys):
     call_command("prune_history")
 
     assert capsys.readouterr().out.strip() == (
-        "Deleted 0 verdict(s), 1 pull run(s) and 0 expired API token(s)."
+        "Deleted 0 verdict(s), 1 pull run(s), 0 expired API token(s) and 0 trashed subtree(s) "
+        "older than 30 days."
     )
     assert not PullRun.objects.exists()
+
+
+def test_the_daily_prune_empties_the_trash_after_30_days(tree, users):
+    """The trash keeps a deleted subtree 30 days; the daily task forgot to purge it."""
+    from valuetree import services as tree_services
+    from valuetree import trash
+    from valuetree.models import TrashedSubtree
+
+    goal = tree_services.node_create(tree=tree, parent=None, title="Goal")
+    old = trash.node_trash(node=tree_services.node_create(tree=tree, parent=goal, title="Old"))
+    recent = trash.node_trash(node=tree_services.node_create(tree=tree, parent=goal, title="New"))
+    TrashedSubtree.objects.filter(pk=old.pk).update(
+        deleted_at=datetime.now(UTC) - timedelta(days=31)
+    )
+    assert tasks.prune_history()["trash"] == 1
+    assert list(TrashedSubtree.objects.values_list("pk", flat=True)) == [recent.pk]

@@ -182,3 +182,92 @@ def test_diagram_page_offers_the_tools(client, users, shape):
         'class="box__measures"',
     ):
         assert text in html
+
+
+@pytest.mark.django_db
+def test_a_killed_nodes_measures_carry_no_verdict_colour(client, users, tree, shape):
+    """Issue 15 defect 3, for measures: a killed initiative's measure kept its green
+    "achieved" dot in the diagram and the SVG, as if the work were alive."""
+    import re
+
+    from django.utils import timezone
+
+    from outcomes import pulling
+    from outcomes.evaluation import measures_evaluate
+    from tests.factories import make_metric
+    from valuetree.diagram import VERDICT_COLOURS
+
+    metric = make_metric(tree, name="Routes")
+    measures = []
+    for node in (shape["kept"], shape["killed"]):
+        measures.append(
+            Measure.objects.create(
+                node=node,
+                name=f"Routes of {node.pk}",
+                direction="increase",
+                baseline_value=0,
+                baseline_date=dt.date(2025, 1, 1),
+                target_value=3,
+                target_date=dt.date(2025, 12, 31),
+                metric=metric,
+            )
+        )
+    now = timezone.now()
+    pulling.observations_write(
+        metric=metric, points=[pulling.Point(now, 5.0)], run=None, pulled_at=now
+    )
+    measures_evaluate(measure_ids=[m.pk for m in measures])
+    client.force_login(users["viewer"])
+    html = client.get("/trees/tree/?view=diagram").content.decode()
+    found = re.findall(r'data-verdict="([a-z_]*)" aria-hidden="true"></span>(Routes of \d+)', html)
+    dots = {name: status for status, name in found}
+    assert dots[f"Routes of {shape['kept'].pk}"] == "achieved"
+    assert dots[f"Routes of {shape['killed'].pk}"] == ""
+    root = ET.fromstring(client.get("/trees/tree/diagram.svg").content)
+    boxes = {g.find(f"{SVG}title").text: g for g in root.iter(f"{SVG}g")}
+    killed = boxes["Initiative: Courier re-routing pilot"]
+    assert {c.get("fill") for c in killed.iter(f"{SVG}circle")} == {VERDICT_COLOURS["no_data"]}
+    kept = boxes["Initiative: Publish sample events"]
+    assert VERDICT_COLOURS["achieved"] in {c.get("fill") for c in kept.iter(f"{SVG}circle")}
+
+
+@pytest.mark.django_db
+def test_reached_and_too_early_have_their_colours_and_a_legend_that_fits(client, users, tree):
+    """The SVG drew "Reached, must hold" (the demo's best bet) grey like "No data", the
+    Mermaid export gave it a class with no style, and neither legend named it."""
+    from valuetree.diagram import VERDICT_COLOURS
+
+    goal = services.node_create(tree=tree, parent=None, title="Goal")
+    data = {
+        "document": {
+            "name": "T",
+            "vision": "V",
+            "goals": [
+                {
+                    "id": goal.pk,
+                    "kind": "goal",
+                    "title": "Goal",
+                    "status": "active",
+                    "children": [],
+                    "measures": [],
+                }
+            ],
+        },
+        "verdicts": {goal.pk: ("reached", "Reached, must hold (score 0.94)")},
+        "states": {},
+    }
+    from valuetree.diagram import render_mermaid, render_svg
+
+    root = ET.fromstring(render_svg(data))
+    fills = [c.get("fill") for c in root.iter(f"{SVG}circle")]
+    assert VERDICT_COLOURS["reached"] == "#3a9348" and fills[0] == "#3a9348"
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert "Reached, must hold" in texts and "Too early to tell" in texts
+    last = list(root.iter(f"{SVG}text"))[-1]  # the legend's last entry fits
+    assert float(last.get("x")) + 7 * len(last.text) <= float(root.get("width"))
+    mermaid = render_mermaid(data)
+    assert ":::reached" in mermaid and "classDef reached fill:#3a9348" in mermaid
+    client.force_login(users["viewer"])
+    html = client.get(f"/trees/{tree.slug}/?view=diagram").content.decode()
+    legend = html.split('class="legend"')[1].split("</ul>")[0]
+    assert "Reached, must hold" in legend and "Too early to tell" in legend

@@ -115,12 +115,17 @@ class TestRules:
             trash.trash_restore(item=item, now=later)
         assert trash.trash_purge(now=later) == 1
 
-    def test_a_child_whose_parent_was_deleted_waits_for_the_parent(self, users, tree, shape):
+    def test_a_child_whose_parent_was_deleted_waits_for_the_parent(
+        self, client, users, tree, shape
+    ):
         child = trash.node_trash(node=shape["initiative"], user=users["editor"])
         parent = trash.node_trash(node=shape["bet"], user=users["editor"])
         child.refresh_from_db()
         with pytest.raises(Exception, match="restore the parent first"):
             trash.trash_restore(item=child)
+        client.force_login(users["editor"])
+        html = client.get(f"/trees/{tree.slug}/trash/").content.decode()
+        assert "is in the trash too: restore that first" in html
         trash.trash_restore(item=parent)
         assert Node.objects.filter(title="Bet").exists()
         # ...and then it can come back, under the restored copy of its parent.

@@ -402,6 +402,21 @@ class TestPanelAndSettings:
         assert response["Location"] == f"/trees/{tree.slug}/"
         assert Membership.objects.get(pk=me.pk).role == "viewer"
 
+    @pytest.mark.parametrize("slug", ["new", "import"])
+    def test_a_slug_taken_by_an_address_is_refused(self, as_role, users, client_for, slug):
+        """/trees/new/ is the create page and /api/trees/import/ the import: a tree
+        with that slug was created and could never be opened."""
+        from valuetree.models import ValueTree
+
+        refused = as_role("viewer").post("/trees/new/", {"name": "N", "slug": slug, "vision": "v"})
+        assert refused.status_code == 400
+        assert "taken by an address of the site" in refused.content.decode()
+        response = client_for(users["viewer"]).post(
+            "/api/trees/", {"name": "N", "slug": slug, "vision": "v"}, format="json"
+        )
+        assert response.status_code == 400 and "slug" in response.json()
+        assert not ValueTree.objects.filter(slug=slug).exists()
+
     def test_home_lists_trees_and_creates_one(self, tree, as_role):
         client = as_role("viewer")
         html = client.get("/").content.decode()
