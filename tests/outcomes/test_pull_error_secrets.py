@@ -217,3 +217,26 @@ def test_a_prometheus_nan_sample_names_no_time_the_source_wrote(tree, settings):
     assert run.status == "failed" and "NaN" in run.error
     reversed_token = TOKEN[::-1].swapcase()
     assert runs_of(run.error.lower(), reversed_token.lower()) == [], run.error
+
+
+def test_a_numeric_secret_echoed_as_the_value_is_not_stored(tree, echo):
+    """A secret made of digits (an API key, a PIN) that an echo endpoint returns is a
+    valid number: stored as an observation, every reader of the tree saw it on the
+    chart. A value that holds one of the source's credentials is refused instead."""
+    from outcomes.models import Observation
+
+    metric = make_metric(
+        tree,
+        kind="http_json",
+        config={"url": echo.url},
+        credentials={"headers": {"X-Api-Key": "7351904622"}},
+        query="$.headers.x-api-key",
+        options={"path": "/headers"},
+        schedule_interval=timedelta(hours=1),
+    )
+    assert pulling.metric_claim(metric=metric)
+    run = pulling.metric_pull(metric_id=metric.pk, trigger="manual")
+    assert run.status == "failed"
+    assert not Observation.objects.filter(metric=metric).exists()
+    assert "7351904622" not in run.error + run.error_detail
+    assert "credential" in run.error
