@@ -152,10 +152,11 @@ def redact(text: str, secrets: Iterable[Any]) -> str:
 
 
 def holds_secret(texts: Iterable[str], secrets: Iterable[Any]) -> bool:
-    """Whether any of `texts` holds what `redact` would hide: a run of REDACT_MIN_RUN
-    characters of a secret (or of its reversal or an encoding), in any case, or a whole
-    shorter secret. For values that are stored as they are, not shown redacted."""
-    forms = {_fold(form) for secret in _secret_strings(secrets) for form in _encodings(secret)}
+    """Whether any of `texts` holds a run of REDACT_MIN_RUN characters of a secret as
+    it is or reversed, in any case, or a whole shorter secret. For numbers that would be
+    stored as they are: unlike `redact`, not the secret's encodings, whose hex is
+    mostly digits (hex of "Bearer " is 42656172657220) and would refuse real values."""
+    forms = {_fold(form) for secret in _secret_strings(secrets) for form in (secret, secret[::-1])}
     short = [form for form in forms if len(form) < REDACT_MIN_RUN]
     grams = {
         form[i : i + REDACT_MIN_RUN]

@@ -240,3 +240,13 @@ def test_a_numeric_secret_echoed_as_the_value_is_not_stored(tree, echo):
     assert not Observation.objects.filter(metric=metric).exists()
     assert "7351904622" not in run.error + run.error_detail
     assert "credential" in run.error
+
+
+def test_numbers_that_share_digits_with_an_encoding_of_a_secret_are_stored():
+    """Hex of "Bearer " is 42656172657220: a value is refused only for holding the
+    secret itself, not its encodings, or ordinary numbers would fail pulls."""
+    from outcomes.credentials import holds_secret
+
+    secret = [{"headers": {"Authorization": SECRET_HEADER}}]
+    assert not holds_secret(["4265617265", "1767225600", "0.396632"], secret)
+    assert holds_secret(["9f2c7ad1"], [{"headers": {"X-Key": "key-9f2c7ad1e0"}}])
