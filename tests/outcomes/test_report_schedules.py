@@ -789,6 +789,19 @@ def test_a_reminder_names_nodes_only_to_an_owner_who_may_read_the_tree(
     assert "Secret bet" in notices["owner"].body and "Stranger bet" in notices["owner"].body
 
 
+def test_a_deactivated_tree_owner_is_not_reminded(tree, addressed):
+    from valuetree.models import Node, Notification
+
+    goal = node_services.node_create(tree=tree, parent=None, title="Grow revenue")
+    node_services.node_create(tree=tree, parent=goal, title="Orphan bet")
+    Node.objects.filter(tree=tree).update(created_at=utc(2025, 1, 1))
+    schedule = schedule_for(tree, addressed, reminder_days=3)
+    addressed["owner"].is_active = False
+    addressed["owner"].save(update_fields=["is_active"])
+    assert services.reminders_send(now=utc(2026, 3, 20, 9)) == [schedule.pk]
+    assert not Notification.objects.filter(body__contains="Orphan bet").exists()
+
+
 def test_the_sweeper_requeues_rows_a_dead_worker_left(
     delivery, queued, django_capture_on_commit_callbacks
 ):
