@@ -366,9 +366,10 @@ def _tell_owners_a_draft_waits(tree: ValueTree, review: ValueReview) -> None:
     from valuetree.services import notify
 
     notify(
-        recipients=Membership.objects.filter(tree=tree, role="owner").values_list(
-            "user_id", flat=True
-        ),
+        # A deactivated owner (someone who left) is told nothing.
+        recipients=Membership.objects.filter(
+            tree=tree, role="owner", user__is_active=True
+        ).values_list("user_id", flat=True),
         kind="review_reminder",
         subject=f"The scheduled review of {tree.name} waits for you: “{review.title}”",
         body="Complete and publish it; its report goes to the recipients once it is published.",

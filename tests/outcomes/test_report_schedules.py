@@ -494,6 +494,18 @@ def test_skip_if_empty(tree, addressed, queued):
     assert run.status == RunStatus.SKIPPED
 
 
+def test_a_deactivated_owner_is_not_told_a_draft_waits(tree, addressed, queued):
+    from valuetree.models import Notification
+
+    node_services.node_create(tree=tree, parent=None, title="Grow revenue")
+    schedule = schedule_for(tree, addressed, publish_mode="draft")
+    node_services.membership_set(tree=tree, user=addressed["editor"], role="owner")
+    addressed["owner"].is_active = False
+    addressed["owner"].save(update_fields=["is_active"])
+    services.schedule_run(schedule_id=schedule.pk, run_at=utc(2026, 3, 23, 8))
+    assert [n.recipient for n in Notification.objects.all()] == [addressed["editor"]]
+
+
 def test_draft_mode_waits_for_the_owners_then_delivers(
     tree, addressed, queued, django_capture_on_commit_callbacks
 ):
