@@ -149,3 +149,27 @@ def redact(text: str, secrets: Iterable[Any]) -> str:
         elif not out or out[-1] is not REDACTED:
             out.append(REDACTED)
     return "".join(out)
+
+
+def holds_secret(texts: Iterable[str], secrets: Iterable[Any]) -> bool:
+    """Whether any of `texts` holds a run of REDACT_MIN_RUN characters of a secret as
+    it is or reversed, in any case, or a whole shorter secret. For numbers that would be
+    stored as they are: unlike `redact`, not the secret's encodings, whose hex is
+    mostly digits (hex of "Bearer " is 42656172657220) and would refuse real values."""
+    forms = {_fold(form) for secret in _secret_strings(secrets) for form in (secret, secret[::-1])}
+    short = [form for form in forms if len(form) < REDACT_MIN_RUN]
+    grams = {
+        form[i : i + REDACT_MIN_RUN]
+        for form in forms
+        if len(form) >= REDACT_MIN_RUN
+        for i in range(len(form) - REDACT_MIN_RUN + 1)
+    }
+    if not forms:
+        return False
+    for text in texts:
+        folded = _fold(text)
+        if any(form in folded for form in short) or any(
+            folded[i : i + REDACT_MIN_RUN] in grams for i in range(len(folded) - REDACT_MIN_RUN + 1)
+        ):
+            return True
+    return False

@@ -17,7 +17,7 @@ import io
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
@@ -37,7 +37,7 @@ from outcomes import connectors
 from outcomes.connectors import FetchRequest, PullError, RawPoint, TransientPullError
 from outcomes.connectors.base import NON_FINITE_WORDS as _NON_FINITE_WORDS
 from outcomes.connectors.base import describe_raw
-from outcomes.credentials import CredentialsUnreadable, credentials_decrypt, redact
+from outcomes.credentials import CredentialsUnreadable, credentials_decrypt, holds_secret, redact
 from outcomes.models import (
     LONGEST_INTERVAL,
     MAX_ABS_VALUE,
@@ -500,6 +500,16 @@ def metric_pull(
         connector = connectors.get(metric.source.kind)
         request = fetch_request(metric, credentials, now, window=connector.uses_window)
         raw_points = connector.fetch(request)
+        echoable = credentials.get("headers")  # what an HTTP endpoint can send back
+        if echoable and holds_secret(_raw_texts(raw_points), [echoable]):
+            # An endpoint that echoes the request: a credential made of digits is a
+            # valid number, which would be stored and charted for every reader. (A SQL
+            # password is not readable by a query: not checked, so no false alarms.)
+            raise PullError(
+                "A value or period the source answered holds one of the source's "
+                "credentials (does the address echo the request?); nothing was stored. "
+                "Point the query at the metric's value."
+            )
         skipped = 0
         if connector.samples_periods:
             points, skipped = series_points_validate(raw_points, metric=metric, now=now)
@@ -537,6 +547,19 @@ def metric_pull(
         if metric.has_measures:
             _queue_evaluation(metric.pk)
     return run
+
+
+def _raw_texts(raw_points: Sequence[RawPoint]) -> Iterator[str]:
+    """The text of each raw period and value that would be stored as a number (a value,
+    or a Unix time): other text is refused by validation, whose messages are redacted."""
+    for point in raw_points:
+        for raw in point:
+            if isinstance(raw, bool):
+                continue
+            if isinstance(raw, int | float | Decimal):
+                yield str(raw)
+            elif isinstance(raw, str) and _DECIMAL_NUMBER.fullmatch(raw.strip()):
+                yield raw.strip()
 
 
 def _run_finish(run: PullRun, status: str, started: float, **fields: Any) -> None:

@@ -154,3 +154,19 @@ def test_bad_port_is_refused():
 
     with pytest.raises(ImproperlyConfigured):
         default_site_url("eighty")
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"API_TOKEN_DAYS": "400"}, "API_TOKEN_DAYS"),  # over the default maximum, 365
+        ({"API_TOKEN_DAYS": "0"}, "API_TOKEN_DAYS"),
+        ({"API_TOKEN_MAX_DAYS": "30"}, "API_TOKEN_DAYS"),  # the default 90 is over it
+    ],
+)
+def test_a_token_lifetime_no_token_can_have_refuses_to_start(tmp_path, env, named):
+    """Otherwise every token the page or issue_token makes by default is refused
+    ("A token lives from 1 to 365 days") and knox's TTL disagrees with the form."""
+    result = manage("check", **PRODUCTION_ENV, DATA_DIR=str(tmp_path), **env)
+    assert result.returncode != 0
+    assert named in result.stderr and "ImproperlyConfigured" in result.stderr

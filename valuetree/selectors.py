@@ -395,7 +395,9 @@ def readable_tree_ids(
     readable: dict[int, set[int]] = {user_id: set() for user_id in user_ids}
     if not tree_ids:
         return readable
-    for user in get_user_model().objects.filter(pk__in=list(user_ids)):
+    # A deactivated account opens nothing (it cannot log in): its mailbox, perhaps
+    # forwarded since its owner left, is told nothing either.
+    for user in get_user_model().objects.filter(pk__in=list(user_ids), is_active=True):
         readable[user.pk] = set(
             trees_for_user(user).filter(pk__in=list(tree_ids)).values_list("pk", flat=True)
         )

@@ -1029,6 +1029,15 @@ def api_token_create(
         raise ValidationError(errors)
     if not user.is_active:
         raise ValidationError("An inactive user cannot have tokens.")
+    limit = settings.API_TOKEN_LIMIT_PER_USER
+    working = ApiToken.objects.filter(user=user).filter(
+        Q(expiry__isnull=True) | Q(expiry__gt=timezone.now())
+    )
+    if working.count() >= limit:
+        raise ValidationError(
+            f"You have {limit} working tokens, the most one may hold "
+            "(API_TOKEN_LIMIT_PER_USER): revoke one you no longer use first."
+        )
     return ApiToken.objects.create(user=user, expiry=timedelta(days=days), name=name)
 
 
@@ -1045,9 +1054,10 @@ def api_token_rotate(
 ) -> tuple[ApiToken, str]:
     """A new token as `api_token_create` makes it, and every other token of `user` with
     that name revoked (issue_token --rotate); ValidationError revokes nothing."""
-    token, key = api_token_create(user=user, name=name, days=days)
-    ApiToken.objects.filter(user=user, name=token.name).exclude(pk=token.pk).delete()
-    return token, key
+    # Revoked first, so that the new token is not refused at the per-user limit; a
+    # refusal rolls the revocation back.
+    ApiToken.objects.filter(user=user, name=(name or "").strip()).delete()
+    return api_token_create(user=user, name=name, days=days)
 
 
 # --- Embeddings for similarity -----------------------------------------------------------

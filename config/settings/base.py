@@ -311,6 +311,13 @@ KNOX_TOKEN_MODEL = "valuetree.ApiToken"
 MIGRATION_MODULES = {"knox": None}
 API_TOKEN_DAYS = env_int("API_TOKEN_DAYS", 90)  # the default lifetime of a new token
 API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 365)
+# Working (unexpired) tokens a user may hold at once: each is a row, made by a form.
+API_TOKEN_LIMIT_PER_USER = env_int("API_TOKEN_LIMIT_PER_USER", 50)
+if not 1 <= API_TOKEN_DAYS <= API_TOKEN_MAX_DAYS:
+    raise ImproperlyConfigured(
+        f"API_TOKEN_DAYS must be from 1 to API_TOKEN_MAX_DAYS ({API_TOKEN_MAX_DAYS}), "
+        f"got {API_TOKEN_DAYS}: no token could have the default lifetime."
+    )
 REST_KNOX = {
     "TOKEN_TTL": timedelta(days=API_TOKEN_DAYS),
     "TOKEN_PREFIX": "vt_",  # lets secret scanners recognise a leaked token

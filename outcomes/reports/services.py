@@ -366,9 +366,10 @@ def _tell_owners_a_draft_waits(tree: ValueTree, review: ValueReview) -> None:
     from valuetree.services import notify
 
     notify(
-        recipients=Membership.objects.filter(tree=tree, role="owner").values_list(
-            "user_id", flat=True
-        ),
+        # A deactivated owner (someone who left) is told nothing.
+        recipients=Membership.objects.filter(
+            tree=tree, role="owner", user__is_active=True
+        ).values_list("user_id", flat=True),
         kind="review_reminder",
         subject=f"The scheduled review of {tree.name} waits for you: “{review.title}”",
         body="Complete and publish it; its report goes to the recipients once it is published.",
@@ -746,9 +747,13 @@ def reminders_send(*, now: datetime | None = None) -> list[int]:
             )
         )
         # A node's owner who may not read the tree (left it, or never a member) is not
-        # told its titles: the tree's owners answer for those items.
-        readable = readable_tree_ids(user_ids=set(ids.values()), tree_ids=[schedule.tree_id])
+        # told its titles: the tree's owners answer for those items. A deactivated
+        # owner reads nothing (readable_tree_ids).
+        readable = readable_tree_ids(
+            user_ids={*ids.values(), *tree_owners}, tree_ids=[schedule.tree_id]
+        )
         ids = {name: pk for name, pk in ids.items() if schedule.tree_id in readable[pk]}
+        tree_owners = [pk for pk in tree_owners if schedule.tree_id in readable[pk]]
         by_owner: dict[int, list[str]] = {}
         for item in items:
             owner = ids.get(item["node"]["owner"])

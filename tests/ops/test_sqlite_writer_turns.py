@@ -338,3 +338,46 @@ def test_a_forked_child_does_not_touch_its_parents_turn(database, connect):
         # The parent's turn is untouched.
         assert flocked_elsewhere(database)
     assert rows(database) == [1]
+
+
+def test_a_failed_begin_gives_the_turn_back(database, connect):
+    """A writer outside the queue (the sqlite3 shell) holds SQLite's lock: BEGIN fails
+    with "database is locked" after the busy timeout, and the turn is not kept."""
+    import sqlite3
+
+    from config.sqlite.base import _queue_for
+
+    outsider = sqlite3.connect(database, isolation_level=None)
+    outsider.execute("BEGIN IMMEDIATE")
+    impatient = connect(timeout=0.2)
+    with pytest.raises(OperationalError, match="database is locked"):
+        insert(impatient, 1)
+    assert not _queue_for(str(database)).threads.locked()
+    assert not flocked_elsewhere(database)
+    outsider.execute("ROLLBACK")
+    outsider.close()
+    insert(impatient, 2)
+    assert rows(database) == [2]
+
+
+def test_nested_atomic_blocks_take_one_turn(database, connect):
+    """Savepoints inside the outermost transaction neither take the turn again (the
+    process lock is not re-entrant: that would wait for itself) nor give it back."""
+    from config.sqlite.base import _queue_for
+
+    writer = connect(timeout=1)
+    queue = _queue_for(str(database))
+    with transaction(writer), writer.cursor() as cursor:
+        cursor.execute("INSERT INTO t (n) VALUES (1)")
+        writer.in_atomic_block = True  # as atomic() has it: savepoints are allowed
+        for n in (2, 3):
+            sid = writer.savepoint()
+            cursor.execute("INSERT INTO t (n) VALUES (%s)", [n])
+            if n == 2:
+                writer.savepoint_commit(sid)
+            else:
+                writer.savepoint_rollback(sid)
+            assert queue.threads.locked()
+        writer.in_atomic_block = False
+    assert not queue.threads.locked()
+    assert rows(database) == [1, 2]

@@ -217,3 +217,36 @@ def test_a_prometheus_nan_sample_names_no_time_the_source_wrote(tree, settings):
     assert run.status == "failed" and "NaN" in run.error
     reversed_token = TOKEN[::-1].swapcase()
     assert runs_of(run.error.lower(), reversed_token.lower()) == [], run.error
+
+
+def test_a_numeric_secret_echoed_as_the_value_is_not_stored(tree, echo):
+    """A secret made of digits (an API key, a PIN) that an echo endpoint returns is a
+    valid number: stored as an observation, every reader of the tree saw it on the
+    chart. A value that holds one of the source's credentials is refused instead."""
+    from outcomes.models import Observation
+
+    metric = make_metric(
+        tree,
+        kind="http_json",
+        config={"url": echo.url},
+        credentials={"headers": {"X-Api-Key": "7351904622"}},
+        query="$.headers.x-api-key",
+        options={"path": "/headers"},
+        schedule_interval=timedelta(hours=1),
+    )
+    assert pulling.metric_claim(metric=metric)
+    run = pulling.metric_pull(metric_id=metric.pk, trigger="manual")
+    assert run.status == "failed"
+    assert not Observation.objects.filter(metric=metric).exists()
+    assert "7351904622" not in run.error + run.error_detail
+    assert "credential" in run.error
+
+
+def test_numbers_that_share_digits_with_an_encoding_of_a_secret_are_stored():
+    """Hex of "Bearer " is 42656172657220: a value is refused only for holding the
+    secret itself, not its encodings, or ordinary numbers would fail pulls."""
+    from outcomes.credentials import holds_secret
+
+    secret = [{"headers": {"Authorization": SECRET_HEADER}}]
+    assert not holds_secret(["4265617265", "1767225600", "0.396632"], secret)
+    assert holds_secret(["9f2c7ad1"], [{"headers": {"X-Key": "key-9f2c7ad1e0"}}])

@@ -494,6 +494,18 @@ def test_skip_if_empty(tree, addressed, queued):
     assert run.status == RunStatus.SKIPPED
 
 
+def test_a_deactivated_owner_is_not_told_a_draft_waits(tree, addressed, queued):
+    from valuetree.models import Notification
+
+    node_services.node_create(tree=tree, parent=None, title="Grow revenue")
+    schedule = schedule_for(tree, addressed, publish_mode="draft")
+    node_services.membership_set(tree=tree, user=addressed["editor"], role="owner")
+    addressed["owner"].is_active = False
+    addressed["owner"].save(update_fields=["is_active"])
+    services.schedule_run(schedule_id=schedule.pk, run_at=utc(2026, 3, 23, 8))
+    assert [n.recipient for n in Notification.objects.all()] == [addressed["editor"]]
+
+
 def test_draft_mode_waits_for_the_owners_then_delivers(
     tree, addressed, queued, django_capture_on_commit_callbacks
 ):
@@ -787,6 +799,19 @@ def test_a_reminder_names_nodes_only_to_an_owner_who_may_read_the_tree(
     notices = {n.recipient.username: n for n in Notification.objects.select_related("recipient")}
     assert set(notices) == {"owner"}
     assert "Secret bet" in notices["owner"].body and "Stranger bet" in notices["owner"].body
+
+
+def test_a_deactivated_tree_owner_is_not_reminded(tree, addressed):
+    from valuetree.models import Node, Notification
+
+    goal = node_services.node_create(tree=tree, parent=None, title="Grow revenue")
+    node_services.node_create(tree=tree, parent=goal, title="Orphan bet")
+    Node.objects.filter(tree=tree).update(created_at=utc(2025, 1, 1))
+    schedule = schedule_for(tree, addressed, reminder_days=3)
+    addressed["owner"].is_active = False
+    addressed["owner"].save(update_fields=["is_active"])
+    assert services.reminders_send(now=utc(2026, 3, 20, 9)) == [schedule.pk]
+    assert not Notification.objects.filter(body__contains="Orphan bet").exists()
 
 
 def test_the_sweeper_requeues_rows_a_dead_worker_left(

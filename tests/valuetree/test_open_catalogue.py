@@ -642,6 +642,24 @@ class TestDeprecationWarnings:
         assert inbox(users["outsider"]) == []
         assert all("Secret" not in m.body for m in mailoutbox)
 
+    def test_a_deactivated_node_owner_is_not_told_about_it(
+        self, with_email, tree, bet, lab, mailoutbox, django_capture_on_commit_callbacks
+    ):
+        """A deactivated account (someone who left) can open nothing: its mailbox, which
+        may now be forwarded elsewhere, is not sent the private tree's titles."""
+        users = with_email
+        made = product(lab, "qc")
+        node = services.node_create(tree=tree, parent=bet, title="Secret", owner=users["editor"])
+        services.data_product_link(product=made, node=node, role="uses")
+        users["editor"].is_active = False
+        users["editor"].save(update_fields=["is_active"])
+
+        self.deprecate(made, django_capture_on_commit_callbacks)
+
+        assert inbox(users["editor"]) == []
+        assert all("Secret" not in n.body for n in Notification.objects.all())
+        assert all("Secret" not in m.body for m in mailoutbox)
+
     def test_no_mail_for_a_recipient_without_an_address(
         self, users, tree, bet, lab, mailoutbox, django_capture_on_commit_callbacks
     ):

@@ -214,3 +214,35 @@ def test_issue_token_rotate_with_a_bad_lifetime_keeps_the_old_token(users):
         call_command("issue_token", users["editor"].username, name="ci", days=9999, rotate=True)
     assert api_status(old) == 200
     assert ApiToken.objects.filter(user=users["editor"], name="ci").count() == 1
+
+
+@pytest.mark.django_db
+def test_the_token_page_refuses_posts_without_the_csrf_token(users):
+    """A page of another site cannot make or revoke a logged-in user's tokens."""
+    from django.test import Client
+
+    _, key = services.api_token_create(user=users["editor"], name="CI")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(users["editor"])
+    made = client.post("/account/tokens/", {"name": "Forged", "days": 30})
+    revoked = client.post(f"/account/tokens/{key[:15]}/revoke/")
+    assert (made.status_code, revoked.status_code) == (403, 403)
+    assert list(ApiToken.objects.values_list("name", flat=True)) == ["CI"]
+    assert api_status(key) == 200
+
+
+@pytest.mark.django_db
+def test_a_user_holds_at_most_the_limit_of_working_tokens(users, client, settings):
+    """The page made tokens without limit (a row each, for ever until they expire):
+    past API_TOKEN_LIMIT_PER_USER working tokens it asks to revoke one first."""
+    settings.API_TOKEN_LIMIT_PER_USER = 3
+    for n in range(3):
+        services.api_token_create(user=users["editor"], name=f"t{n}")
+    client.force_login(users["editor"])
+    refused = client.post("/account/tokens/", {"name": "one more", "days": 30})
+    assert refused.status_code == 400
+    assert "revoke one" in refused.content.decode()
+    assert ApiToken.objects.filter(user=users["editor"]).count() == 3
+    # An expired token does not count.
+    ApiToken.objects.filter(name="t0").update(expiry=timezone.now() - timedelta(days=1))
+    assert client.post("/account/tokens/", {"name": "one more", "days": 30}).status_code == 200
