@@ -40,3 +40,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F
     # lose the last commits of a test run, never corrupt it (PostgreSQL manual, 28.4
     # "Asynchronous Commit").
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c synchronous_commit=off"  # noqa: F405
+elif DATABASES["default"]["ENGINE"] == "config.sqlite":  # noqa: F405
+    # The test database is SQLite in memory, as Django makes it by default. Said
+    # explicitly because pytest-django knows SQLite only by Django's own engine name:
+    # for another (config.sqlite) it names each xdist worker's database
+    # "test_<path>_gw0", a file that cannot be opened.
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = ":memory:"  # noqa: F405
