@@ -1480,8 +1480,14 @@ def glossary_rows_from_text(raw: bytes | str, *, fmt: str) -> list[dict[str, Any
     if fmt == "csv":
         if "\x00" in text:
             raise ValidationError({"terms": documents.NUL_MESSAGE})
-        reader = csv.DictReader(io.StringIO(text))
-        if not reader.fieldnames or "name" not in reader.fieldnames:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        try:
+            fieldnames, rows = reader.fieldnames, list(reader)
+        except csv.Error as error:  # a cell over the csv module's limit (128 KiB)
+            raise ValidationError(
+                {"terms": f"Line {reader.line_num}: not readable as CSV ({error})."}
+            ) from None
+        if not fieldnames or "name" not in fieldnames:
             raise ValidationError({"terms": "The CSV needs a header row with a `name` column."})
         return [
             {
@@ -1499,7 +1505,7 @@ def glossary_rows_from_text(raw: bytes | str, *, fmt: str) -> list[dict[str, Any
                 ],
                 "domain": row.get("domain") or "",
             }
-            for row in reader
+            for row in rows
         ]
     if isinstance(data, dict):
         data = data.get("terms")
