@@ -116,10 +116,21 @@ def leadership_group() -> Group:
     return group
 
 
+# Addresses beside a tree's own (/trees/<slug>/, /api/trees/<slug>/): a tree of one
+# of these slugs could be made, and then never reached.
+RESERVED_TREE_SLUGS = frozenset({"new", "import"})
+
+
+def _check_tree_slug(slug: str) -> None:
+    if slug in RESERVED_TREE_SLUGS:
+        raise ValidationError({"slug": f"“{slug}” is reserved; choose another slug."})
+
+
 @transaction.atomic
 def tree_create(
     *, owner: AbstractBaseUser, name: str, slug: str, vision: str, description: str = ""
 ) -> ValueTree:
+    _check_tree_slug(slug)
     tree = ValueTree(name=name, slug=slug, vision=vision, description=description)
     tree.full_clean()
     tree.save()
@@ -128,6 +139,8 @@ def tree_create(
 
 
 def tree_update(*, tree: ValueTree, **fields: Any) -> ValueTree:
+    if fields.get("slug", tree.slug) != tree.slug:
+        _check_tree_slug(fields["slug"])
     apply_fields(tree, fields, TREE_FIELDS)
     tree.full_clean()
     tree.save()
