@@ -51,7 +51,7 @@ from outcomes.serializers import (
     VerdictPolicySerializer,
     VerdictSerializer,
 )
-from valuetree import strict
+from valuetree import documents, strict
 from valuetree.apis import RoleCheckedWrites, json_response, require_role, tree_for_request
 from valuetree.models import DataProduct
 from valuetree.openapi import PaginatedActions
@@ -234,6 +234,10 @@ class CSVParser(BaseParser):
 def raw_points_from_request(request: Request) -> tuple[list[Any], Any, str]:
     """The pushed values, how to name one in an error, and the trigger to record."""
     data = request.data
+    if request.stream is None:
+        # No body at all: DRF gives an empty dict without asking a parser, which then
+        # read as a JSON object without its "value" whatever the Content-Type said.
+        raise ValidationError(documents.EMPTY_MESSAGE)
     if isinstance(data, str):
         points, lines = pulling.csv_points(data)
         return points, lambda index: f"Line {lines[index]}", PullTrigger.UPLOAD

@@ -16,7 +16,7 @@ from outcomes import services as outcome_services
 from outcomes.models import MAX_ABS_VALUE, Measure, Metric, Observation
 from tests.factories import make_metric
 from valuetree import services
-from valuetree.models import Membership, Node
+from valuetree.models import RESERVED_TREE_SLUGS, Membership, Node
 
 HUGE = 1.7e308
 
@@ -238,3 +238,38 @@ def test_a_non_ascii_digit_as_an_id_is_a_404_not_a_500(tree, users, client, digi
     )
     assert response.status_code == 400
     assert not Metric.objects.filter(name="Wait").exists()
+
+
+@pytest.mark.django_db
+class TestReservedTreeSlugs:
+    """A tree named "new" had its page under the create form (/trees/new/); one named
+    "import" had its API address under the import action (GET: 405). Both could be
+    made through the API, the form and an import, and then never be reached."""
+
+    @pytest.mark.parametrize("slug", sorted(RESERVED_TREE_SLUGS))
+    def test_every_entry_point_refuses_a_reserved_slug(self, slug, users, client_for, client):
+        api = client_for(users["owner"])
+        created = api.post("/api/trees/", {"slug": slug, "name": "N", "vision": "V"})
+        assert created.status_code == 400
+        assert "reserved" in str(created.json()["slug"])
+        document = f"version: 1\nslug: {slug}\nname: N\nvision: V\n".encode()
+        imported = api.post("/api/trees/import/", document, content_type="application/yaml")
+        assert imported.status_code == 400
+        assert "reserved" in str(imported.json()["errors"])
+        renamed = api.post(
+            "/api/trees/import/?slug=" + slug,
+            document.replace(slug.encode(), b"t"),
+            content_type="application/yaml",
+        )
+        assert renamed.status_code == 400
+        client.force_login(users["owner"])
+        page = client.post("/trees/new/", {"name": "N", "slug": slug, "vision": "V"})
+        assert page.status_code == 400
+        assert "reserved" in page.content.decode()
+        assert not services.ValueTree.objects.filter(slug=slug).exists()
+
+    def test_a_tree_is_not_renamed_to_a_reserved_slug(self, tree, users, client_for):
+        response = client_for(users["owner"]).patch(f"/api/trees/{tree.slug}/", {"slug": "new"})
+        assert response.status_code == 400
+        tree.refresh_from_db()
+        assert tree.slug == "tree"

@@ -40,6 +40,7 @@ from typing import Any
 
 import orjson
 import yaml
+from yaml.events import DocumentStartEvent, NodeEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
@@ -137,7 +138,7 @@ def document_text(raw: bytes | str) -> str:
         except UnicodeDecodeError:
             raise _refuse("The document is not UTF-8 text.") from None
     raw = raw.removeprefix("\ufeff")
-    if not raw.strip():
+    if not raw or raw.isspace():  # no copy of the text, as strip() would make
         raise _refuse(EMPTY_MESSAGE)
     return raw
 
@@ -298,11 +299,7 @@ def _check_nodes(root: Node) -> None:
                 else:
                     children.append((item, depth + 1, place, index, None))
         if values > MAX_VALUES:
-            raise _refuse(
-                f"The document holds more than {MAX_VALUES:,} values, the most one import takes.",
-                _path_of(place),
-                node.start_mark.line + 1,
-            )
+            raise _too_many_values(node.start_mark.line + 1, _path_of(place))
         # Reversed onto the stack, so the walk goes in document order and an alias is
         # reported where it is used, not where its anchor is.
         stack.extend(reversed(children))
@@ -360,7 +357,45 @@ def yaml_failure(error: yaml.YAMLError) -> ImportFailed:
     )
 
 
+def _too_many_values(line: int | None = None, path: str = "") -> DocumentRefused:
+    return _refuse(
+        f"The document holds more than {MAX_VALUES:,} values, the most one import takes.",
+        path,
+        line,
+    )
+
+
+def _refuse_too_many_values_early(text: str) -> None:
+    """Refuse a YAML text with a document of more than MAX_VALUES values by counting
+    libyaml's events, before any node is composed.
+
+    Composing holds every node at once: a flat list filling the 10 MiB a document may
+    have (five million values) took ~2 GB and most of a minute to compose before the
+    walk refused it. Events are read one at a time and dropped, so this costs constant
+    memory and stops at the first value past the cap. Anything malformed is left for
+    the loader to report.
+    """
+    parser = _BaseLoader(text)
+    values = 0
+    try:
+        while (event := parser.get_event()) is not None:
+            if isinstance(event, NodeEvent):  # a scalar, an alias, a mapping or a list
+                values += 1
+                if values > MAX_VALUES:
+                    raise _too_many_values(event.start_mark.line + 1)
+            elif isinstance(event, DocumentStartEvent):
+                values = 0  # the cap is per document of a stream
+    except yaml.YAMLError:
+        return
+    finally:
+        parser.dispose()
+
+
 def _yaml_documents(text: str) -> Iterator[tuple[Any, Mapping[str, int]]]:
+    if len(text) > MAX_VALUES // 2:
+        # A value takes at least one character and a separator ("a," in a flow
+        # mapping is a key and its null): a shorter text cannot break the cap.
+        _refuse_too_many_values_early(text)
     loader = _Loader(text)
     try:
         while loader.check_node():
@@ -395,31 +430,44 @@ def load_yaml(raw: bytes | str, *, stream: bool = False) -> list[tuple[Any, Mapp
 
 def check_limits(data: Any) -> None:
     """Hold decoded JSON to the YAML limits: depth, number of values, NUL in any text
-    or key (reported at its path). Iterative, so any depth is safe to check."""
-    values = 0
-    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    or key (reported at its path). Iterative, so any depth is safe to check; a
+    container's values are counted before they are walked, and paths are spelled out
+    only for a refusal."""
+    values = 1
+    # A place in the walk: (value, depth, parent place, key or index).
+    stack: list[tuple[Any, int, Any, Any]] = [(data, 0, None, None)]
     while stack:
-        value, path, depth = stack.pop()
-        values += 1
-        if values > MAX_VALUES:
-            raise _refuse(
-                f"The document holds more than {MAX_VALUES:,} values, the most one import takes."
-            )
+        place = stack.pop()
+        value, depth = place[0], place[1]
         if isinstance(value, str):
             if "\x00" in value:
-                raise _refuse(NUL_MESSAGE, path)
+                raise _refuse(NUL_MESSAGE, _json_path(place))
         elif isinstance(value, dict | list):
             if depth >= MAX_DEPTH:
-                raise _refuse(f"The document is nested more than {MAX_DEPTH} levels deep.", path)
+                raise _refuse(
+                    f"The document is nested more than {MAX_DEPTH} levels deep.", _json_path(place)
+                )
+            values += len(value)
+            if values > MAX_VALUES:
+                raise _too_many_values(path=_json_path(place))
             if isinstance(value, dict):
                 for key, item in value.items():
                     if isinstance(key, str) and "\x00" in key:
-                        raise _refuse(NUL_MESSAGE, path)
-                    stack.append((item, join_path(path, str(key)), depth + 1))
+                        raise _refuse(NUL_MESSAGE, _json_path(place))
+                    stack.append((item, depth + 1, place, str(key)))
             else:
-                stack.extend(
-                    (item, join_path(path, index), depth + 1) for index, item in enumerate(value)
-                )
+                stack.extend((item, depth + 1, place, index) for index, item in enumerate(value))
+
+
+def _json_path(place: tuple[Any, int, Any, Any]) -> str:
+    keys = []
+    while place[2] is not None:
+        keys.append(place[3])
+        place = place[2]
+    path = ""
+    for key in reversed(keys):
+        path = join_path(path, key)
+    return path
 
 
 def load_json(raw: bytes | str) -> Any:

@@ -48,6 +48,20 @@ def _is_control(char: str) -> bool:
 RESERVED_TREE_SLUGS = frozenset({"new", "import"})
 
 
+def check_tree_slug(slug: str) -> None:
+    """Refuse a tree slug the site's own addresses take.
+
+    Raises django.core.exceptions.ValidationError {"slug": [...]} for "new" or "import"."""
+    from django.core.exceptions import ValidationError
+
+    if slug in RESERVED_TREE_SLUGS:
+        raise ValidationError(
+            {
+                "slug": f"“{slug}” is reserved: it is taken by an address of the site; choose another."
+            }
+        )
+
+
 class ValueTree(models.Model):
     name = models.CharField(max_length=200, validators=[no_control_characters])
     slug = models.SlugField(max_length=100, unique=True)
@@ -71,12 +85,7 @@ class ValueTree(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
-        if self.slug in RESERVED_TREE_SLUGS:
-            raise ValidationError(
-                {"slug": f"“{self.slug}” is taken by an address of the site: choose another."}
-            )
+        check_tree_slug(self.slug)
 
 
 class Role(models.TextChoices):

@@ -52,6 +52,7 @@ from valuetree.models import (
     OutputPort,
     Role,
     ValueTree,
+    check_tree_slug,
 )
 from valuetree.selectors import node_descendant_count, readable_tree_ids
 from valuetree.similarity import (
@@ -120,6 +121,7 @@ def leadership_group() -> Group:
 def tree_create(
     *, owner: AbstractBaseUser, name: str, slug: str, vision: str, description: str = ""
 ) -> ValueTree:
+    check_tree_slug(slug)
     tree = ValueTree(name=name, slug=slug, vision=vision, description=description)
     tree.full_clean()
     tree.save()
@@ -128,6 +130,8 @@ def tree_create(
 
 
 def tree_update(*, tree: ValueTree, **fields: Any) -> ValueTree:
+    if fields.get("slug", tree.slug) != tree.slug:
+        check_tree_slug(fields["slug"])
     apply_fields(tree, fields, TREE_FIELDS)
     tree.full_clean()
     tree.save()
@@ -1497,8 +1501,14 @@ def glossary_rows_from_text(raw: bytes | str, *, fmt: str) -> list[dict[str, Any
     if fmt == "csv":
         if "\x00" in text:
             raise ValidationError({"terms": documents.NUL_MESSAGE})
-        reader = csv.DictReader(io.StringIO(text))
-        if not reader.fieldnames or "name" not in reader.fieldnames:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        try:
+            fieldnames, rows = reader.fieldnames, list(reader)
+        except csv.Error as error:  # a cell over the csv module's limit (128 KiB)
+            raise ValidationError(
+                {"terms": f"Line {reader.line_num}: not readable as CSV ({error})."}
+            ) from None
+        if not fieldnames or "name" not in fieldnames:
             raise ValidationError({"terms": "The CSV needs a header row with a `name` column."})
         return [
             {
@@ -1516,7 +1526,7 @@ def glossary_rows_from_text(raw: bytes | str, *, fmt: str) -> list[dict[str, Any
                 ],
                 "domain": row.get("domain") or "",
             }
-            for row in reader
+            for row in rows
         ]
     if isinstance(data, dict):
         data = data.get("terms")

@@ -487,6 +487,16 @@ def test_a_bad_json_push_stores_nothing_and_names_the_item(push_metric, editor, 
     assert not PullRun.objects.exists()
 
 
+@pytest.mark.parametrize("content_type", ["text/csv", "application/json"])
+def test_an_empty_push_body_is_an_empty_document(push_metric, editor, content_type):
+    """With no body DRF gives an empty dict whatever the Content-Type: an empty CSV
+    answered `value: This field is required.`"""
+    response = editor.generic("POST", observations_url(push_metric), b"", content_type)
+    assert response.status_code == 400
+    assert response.json() == {"non_field_errors": ["The document is empty."]}
+    assert not PullRun.objects.exists()
+
+
 @pytest.mark.parametrize(
     ("raw", "message"),
     [

@@ -22,11 +22,11 @@ def goal(tree):
 class TestTrees:
     def test_create_makes_the_caller_owner(self, users, client_for):
         response = client_for(users["outsider"]).post(
-            "/api/trees/", {"name": "New", "slug": "new", "vision": "Better care"}
+            "/api/trees/", {"name": "New", "slug": "fresh", "vision": "Better care"}
         )
         assert response.status_code == 201
         assert response.json()["caller_role"] == "owner"
-        assert Membership.objects.get(tree__slug="new").user == users["outsider"]
+        assert Membership.objects.get(tree__slug="fresh").user == users["outsider"]
 
     def test_invalid_tree_gets_field_messages(self, users, client_for, tree):
         response = client_for(users["editor"]).post("/api/trees/", {"name": "", "slug": tree.slug})

@@ -378,7 +378,7 @@ def contract_url(w: World) -> str:
     return f"/api/data-products/{w.product.slug}/ports/orders-table/contract/"
 
 
-def odcs_body(status: str = "active") -> Builder:
+def odcs_body(status: object = "active") -> Builder:
     return lambda w: {
         "apiVersion": "v3.0.2",
         "kind": "DataContract",
@@ -1232,7 +1232,7 @@ CASES = [
         "PUT",
         contract_url,
         statuses(owner=400, editor=403, viewer=403, leadership=403, outsider=403),
-        body=odcs_body(status="bogus"),
+        body=odcs_body(status=5),  # text in ODCS (any text: "bogus" is a valid status)
         field="status",
     ),
     # Value reviews: readers read; owners and editors hold, publish and amend

@@ -200,6 +200,21 @@ def test_refusing_hostile_yaml_costs_next_to_no_memory(raw):
     assert peak_memory_of_refusing(raw, "yaml") < 256 * 1024
 
 
+@pytest.mark.parametrize(
+    "raw",
+    ["a: [" + "1," * 100_000 + "1]\n", "a:\n" + "- 1\n" * 100_000, "{" + "k, " * 100_000 + "}"],
+    ids=["flow-list", "block-list", "flow-mapping"],
+)
+def test_a_document_over_the_value_cap_is_refused_before_it_is_composed(raw, monkeypatch):
+    """Composing holds every node at once: a flat list filling the 10 MiB a document
+    may have took ~2 GB and most of a minute before the walk counted its values. The
+    cap is now held while libyaml's events are read: memory stays near the text's
+    size, however far past the cap the document goes."""
+    monkeypatch.setattr(documents, "MAX_VALUES", 10_000)
+    assert "more than 10,000 values" in refusal(raw, "yaml")
+    assert peak_memory_of_refusing(raw, "yaml") < 2 * len(raw)
+
+
 def test_refusing_deep_json_costs_memory_in_proportion_to_its_size():
     raw = HOSTILE_JSON["deep"][0]  # 200 kB
     assert peak_memory_of_refusing(raw, "json") < 20 * len(raw)

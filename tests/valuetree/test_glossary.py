@@ -239,13 +239,15 @@ class TestImportExport:
             ("a: &a [x, x]\nterms: [{name: t, synonyms: *a}]\n", "application/yaml", "Aliases"),
             ('terms:\n - name: "a\\0b"\n', "application/yaml", "NUL"),
             ("name,synonyms\nok,x\x00y\n", "text/csv", "NUL"),
+            # A cell over the csv module's 128 KiB limit was a 500 (csv.Error).
+            ('name,definition\nok,"' + "x" * 200_000 + '"\n', "text/csv", "not readable as CSV"),
             (
                 "terms:\n - name: fine\n - name: ok\n   synonyms: [the]\n",
                 "application/yaml",
                 "Term 2",
             ),
         ],
-        ids=["deep", "alias", "nul-yaml", "nul-csv", "second-row-bad"],
+        ids=["deep", "alias", "nul-yaml", "nul-csv", "huge-csv-cell", "second-row-bad"],
     )
     def test_api_refuses_hostile_documents_whole(self, staff, body, content_type, message):
         client = APIClient()
