@@ -16,7 +16,7 @@ from django.db import models
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
-from valuetree.models import MAX_WEIGHT, no_control_characters
+from valuetree.models import MAX_WEIGHT
 
 # The largest magnitude of a measured value (baselines, targets, observations): far
 # beyond any count, amount or ratio a measure tracks, and far enough from the float
@@ -52,12 +52,11 @@ class MeasureKind(models.TextChoices):
 
 class Measure(models.Model):
     node = models.ForeignKey("valuetree.Node", on_delete=models.CASCADE, related_name="measures")
-    name = models.CharField(max_length=200, validators=[no_control_characters])
+    name = models.CharField(max_length=200)
     unit = models.CharField(
         max_length=50,
         blank=True,
         help_text="%, EUR, days, count…",
-        validators=[no_control_characters],
     )
     direction = models.CharField(max_length=10, choices=Direction.choices)
     baseline_value = models.FloatField(validators=value_validators())
@@ -201,12 +200,12 @@ RECENT_VALUES = 12
 
 class Metric(models.Model):
     source = models.ForeignKey(MetricSource, on_delete=models.CASCADE, related_name="metrics")
-    name = models.CharField(max_length=200, validators=[no_control_characters])
+    name = models.CharField(max_length=200)
     # SQL text, a PromQL expression or the JSONPath of the value, by source kind;
     # `options` holds the rest (HTTP path, period JSONPath, Prometheus mode and step).
     query = models.TextField(blank=True, default="")
     options = models.JSONField(default=dict, blank=True)
-    unit = models.CharField(max_length=50, blank=True, validators=[no_control_characters])
+    unit = models.CharField(max_length=50, blank=True)
     granularity = models.CharField(
         max_length=10, choices=Granularity.choices, default=Granularity.DAY
     )

@@ -53,8 +53,8 @@ TITLE_CHARS = 34  # per line, at 12 px in a 240 px box
 
 # Characters XML 1.0 cannot hold at all (C0 controls but tab and line breaks, lone
 # surrogates, U+FFFE/U+FFFF): one in a title made the SVG unreadable and the PNG a 500.
-# Names refuse them now (valuetree.models.no_control_characters); rows written before,
-# and imports of old documents, are drawn without them.
+# A name may hold them (an export and import give back every text exactly, issue 14):
+# the drawings leave them out.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 

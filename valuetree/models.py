@@ -24,25 +24,6 @@ MAX_POSITION = 100_000
 """A sibling position (0-based); no parent holds this many children."""
 
 
-def no_control_characters(value: str) -> None:
-    """Refuse control characters other than tab and line breaks in a name or title
-    (ValidationError). They are invisible where people read the name, cannot be
-    written in XML at all (the tree's SVG and PNG diagram), and a vertical tab pasted
-    from a word processor ends a line of a Mermaid export."""
-    from django.core.exceptions import ValidationError
-
-    bad = sorted({f"U+{ord(c):04X}" for c in value if _is_control(c)})
-    if bad:
-        raise ValidationError(
-            f"Remove the control characters ({', '.join(bad[:5])}): they cannot be shown.",
-            code="control_characters",
-        )
-
-
-def _is_control(char: str) -> bool:
-    return (char < " " and char not in "\t\n\r") or "\x7f" <= char <= "\x9f"
-
-
 # Addresses beside the trees' own: /trees/new/ (the create page) and /api/trees/import/.
 # A tree with such a slug could never be opened.
 RESERVED_TREE_SLUGS = frozenset({"new", "import"})
@@ -63,11 +44,10 @@ def check_tree_slug(slug: str) -> None:
 
 
 class ValueTree(models.Model):
-    name = models.CharField(max_length=200, validators=[no_control_characters])
+    name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
     vision = models.TextField(
         help_text="The vision statement at the root of the tree.",
-        validators=[no_control_characters],
     )
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -149,7 +129,7 @@ class Node(models.Model):
     )
     position = models.PositiveIntegerField(default=0)
     kind = models.CharField(max_length=12, choices=NodeKind.choices)
-    title = models.CharField(max_length=300, validators=[no_control_characters])
+    title = models.CharField(max_length=300)
     description = models.TextField(blank=True, help_text="The outcome this node stands for.")
     hypothesis = models.TextField(
         blank=True,

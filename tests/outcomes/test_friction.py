@@ -130,11 +130,11 @@ class TestMeasureDialog:
 
         client.force_login(users["editor"])
         response = client.post(
-            f"/nodes/{goal.pk}/measures/new/", {**MEASURE, "new_metric": "Reports\x07 opened"}
+            f"/nodes/{goal.pk}/measures/new/", {**MEASURE, "new_metric": "R" * 201}
         )
         assert response.status_code == 400
         form = response.context["form"]
-        assert "control characters" in form.errors["new_metric"][0]
+        assert "at most 200 characters" in form.errors["new_metric"][0]
         assert "name" not in form.errors  # the measure's own name is fine
         assert not Measure.objects.exists() and not Metric.objects.exists()
 

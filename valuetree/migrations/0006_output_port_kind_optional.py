@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("valuetree", "0006_i15_control_characters"),
+        ("valuetree", "0005_i13_notification_email"),
     ]
 
     operations = [
