@@ -182,7 +182,9 @@ class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
 _Place = tuple[Node, int, Any, Any, int | None]
 
 
-def _path_of(place: _Place | None) -> str:
+def _path_of(place: tuple[Any, ...] | None) -> str:
+    """The path of a place in a YAML (_Place) or JSON walk: each place holds its parent
+    at index 2 and its key or index at 3."""
     keys = []
     while place is not None and place[2] is not None:
         keys.append(place[3])
@@ -441,33 +443,22 @@ def check_limits(data: Any) -> None:
         value, depth = place[0], place[1]
         if isinstance(value, str):
             if "\x00" in value:
-                raise _refuse(NUL_MESSAGE, _json_path(place))
+                raise _refuse(NUL_MESSAGE, _path_of(place))
         elif isinstance(value, dict | list):
             if depth >= MAX_DEPTH:
                 raise _refuse(
-                    f"The document is nested more than {MAX_DEPTH} levels deep.", _json_path(place)
+                    f"The document is nested more than {MAX_DEPTH} levels deep.", _path_of(place)
                 )
             values += len(value)
             if values > MAX_VALUES:
-                raise _too_many_values(path=_json_path(place))
+                raise _too_many_values(path=_path_of(place))
             if isinstance(value, dict):
                 for key, item in value.items():
                     if isinstance(key, str) and "\x00" in key:
-                        raise _refuse(NUL_MESSAGE, _json_path(place))
+                        raise _refuse(NUL_MESSAGE, _path_of(place))
                     stack.append((item, depth + 1, place, str(key)))
             else:
                 stack.extend((item, depth + 1, place, index) for index, item in enumerate(value))
-
-
-def _json_path(place: tuple[Any, int, Any, Any]) -> str:
-    keys = []
-    while place[2] is not None:
-        keys.append(place[3])
-        place = place[2]
-    path = ""
-    for key in reversed(keys):
-        path = join_path(path, key)
-    return path
 
 
 def load_json(raw: bytes | str) -> Any:
