@@ -42,7 +42,41 @@ def notification_emails_run_at_once(monkeypatch):
     )
 
 
-def pytest_collection_modifyitems(items):
+# Fixtures through which a test reaches the database (pytest-django's, and the
+# session's test database itself for tests that hand it to a subprocess).
+DATABASE_FIXTURES = frozenset(
+    {
+        "db",
+        "transactional_db",
+        "django_db_reset_sequences",
+        "django_db_serialized_rollback",
+        "django_db_setup",
+        "live_server",
+        "_django_db_helper",
+    }
+)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        default=False,
+        help="Run only the tests that reach the database (a django_db mark or a database "
+        "fixture): the second database's pass of scripts/test, where a test that cannot "
+        "touch the database would repeat the first pass's result exactly.",
+    )
+
+
+def reaches_the_database(item) -> bool:
+    """Whether a collected test can reach the database: a ``django_db`` mark or one of
+    :data:`DATABASE_FIXTURES` among its fixtures (pytest-django refuses any other test a
+    connection, so everything else runs the same on every database)."""
+    names = set(getattr(item, "fixturenames", ()) or ())
+    return item.get_closest_marker("django_db") is not None or bool(names & DATABASE_FIXTURES)
+
+
+def pytest_collection_modifyitems(config, items):
     """Every transactional test (``transaction=True``, ``transactional_db``, a live
     server) restores the migrated rows it flushes (serialized rollback).
 
@@ -60,3 +94,9 @@ def pytest_collection_modifyitems(items):
         )
         if transaction or "transactional_db" in names or "live_server" in names:
             names.append("django_db_serialized_rollback")
+    if config.getoption("database_tests_only"):
+        kept = [item for item in items if reaches_the_database(item)]
+        deselected = [item for item in items if not reaches_the_database(item)]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = kept

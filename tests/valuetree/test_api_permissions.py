@@ -14,7 +14,8 @@ owner) only. A new ``/api/`` route without a case below fails
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -22,13 +23,14 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, resolve, reverse
 from rest_framework.test import APIClient
 
 from outcomes.models import Measure, Metric, MetricSource
 from outcomes.services import measure_create
 from tests.factories import ROLES as USER_ROLES
-from tests.factories import make_metric
+from tests.factories import make_metric, make_role_users, make_tree
 from valuetree import services
 from valuetree.models import (
     DataContract,
@@ -72,8 +74,25 @@ class World:
         return self.push_metric.source
 
 
+@pytest.fixture(scope="module")
+def built_world(django_db_setup, django_db_blocker) -> Iterator[World]:
+    """The world, built once for this module inside a transaction rolled back at the
+    module's end. Each test runs in a savepoint within it (its ``db`` fixture) and gets
+    a deep copy of the objects, so what one case writes or deletes is undone before the
+    next, as with Django's ``TestCase.setUpTestData`` (about 1,000 cases: building the
+    world for each was a tenth of the suite's time)."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        users = make_role_users()
+        yield build_world(users, make_tree(users))
+        transaction.set_rollback(True)
+
+
 @pytest.fixture
-def world(users, tree) -> World:
+def world(built_world, db) -> World:
+    return copy.deepcopy(built_world)
+
+
+def build_world(users, tree) -> World:
     goal = services.node_create(tree=tree, parent=None, title="Grow revenue")
     bet = services.node_create(tree=tree, parent=goal, title="Self-service checkout")
     initiative = services.node_create(tree=tree, parent=bet, title="One-click reorder")
@@ -1531,13 +1550,13 @@ def test_outsider_cannot_tell_a_hidden_object_from_a_missing_one(world, real, mi
     [("valid", 200), ("Token vt_0000000000000000000000000000000000000000", 401)],
     ids=["right-token", "wrong-token"],
 )
-def test_token_authentication(users, tree, header, expected):
-    _, key = services.api_token_create(user=users["viewer"], name="test")
+def test_token_authentication(world, header, expected):
+    _, key = services.api_token_create(user=world.users["viewer"], name="test")
     if header == "valid":
         header = f"Token {key}"
     response = APIClient().get("/api/trees/", HTTP_AUTHORIZATION=header)
     assert response.status_code == expected
     if expected == 200:
-        assert [t["slug"] for t in response.json()["results"]] == [tree.slug]
+        assert [t["slug"] for t in response.json()["results"]] == [world.tree.slug]
     else:
         assert response.headers["WWW-Authenticate"] == "Token"
