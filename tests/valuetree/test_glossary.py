@@ -10,6 +10,8 @@ import yaml
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from valuetree import services, standards
@@ -96,6 +98,51 @@ class TestServices:
         assert (slugs["New"], slugs["Import"]) == ("new-2", "import-2")
         assert slugs["顧客"].startswith("term-") and slugs["!!!"].startswith("term-")
         assert len(set(slugs.values())) == 6
+
+    def test_an_import_reads_the_glossarys_forms_once_whatever_its_size(self, db):
+        # Each term was checked against every other by reading the whole table again
+        # (twice): 1,500 terms took 17 s, and a 10 MB document would have held a worker
+        # for hours. Now one read serves the whole import.
+        services.glossary_import(
+            rows=[{"name": f"old {i}", "synonyms": [f"o{i}"]} for i in range(40)], by=None
+        )
+        rows = [{"name": f"term {i}", "synonyms": [f"synonym {i}"]} for i in range(30)]
+        with CaptureQueriesContext(connection) as captured:
+            services.glossary_import(rows=rows, by=None)
+        reads = [
+            q["sql"]
+            for q in captured.captured_queries
+            if q["sql"].startswith("SELECT")
+            and "glossaryterm" in q["sql"]
+            and '"synonyms"' in q["sql"].split(" FROM ")[0]
+        ]
+        assert len(reads) <= 2, reads[:5]
+        assert GlossaryTerm.objects.count() == 70
+
+    def test_terms_of_one_import_are_checked_against_each_other(self, db):
+        rows = [
+            {"name": "client", "synonyms": ["buyer"]},
+            {"name": "shopper", "synonyms": ["Buyer"]},
+        ]
+        with pytest.raises(ValidationError, match="Term 2 .*“buyer” is already a synonym"):
+            services.glossary_import(rows=rows, by=None)
+        rows = [{"name": "client"}, {"name": "customer", "synonyms": ["CLIENT"]}]
+        with pytest.raises(ValidationError, match="“client” is a term of its own"):
+            services.glossary_import(rows=rows, by=None)
+        assert not GlossaryTerm.objects.exists()
+
+    def test_a_glossary_larger_than_an_import_holds_is_refused_whole(self, staff, terms):
+        client = APIClient()
+        client.force_authenticate(staff)
+        rows = [{"name": f"term {i}"} for i in range(services.GLOSSARY_IMPORT_MAX_TERMS + 1)]
+        response = client.post(
+            "/api/glossary/import/",
+            yaml.safe_dump({"terms": rows}),
+            content_type="application/yaml",
+        )
+        assert response.status_code == 400
+        assert "split it" in str(response.json())
+        assert GlossaryTerm.objects.count() == 2
 
     def test_a_bad_row_imports_nothing(self, db):
         rows = [{"name": "fine"}, {"name": "bad", "domain": "nowhere"}]
