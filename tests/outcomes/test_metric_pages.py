@@ -668,7 +668,7 @@ class TestMetricsPage:
         assert "HTTP JSON" in html
         assert "Every hour" in html
         assert "Pushed: values are sent to it" in html
-        assert "31.0 points" in html
+        assert "31 points" in html
         assert "health--healthy" in html
         assert "health--waiting" in html
         assert "Pushed</td>" in html  # the run's trigger
