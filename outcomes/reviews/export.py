@@ -7,6 +7,7 @@ import html
 from typing import Any
 
 from outcomes.reviews.models import Decision, Learning
+from outcomes.reviews.snapshot import headline_words
 
 STATUS_WORDS = {
     "achieved": "achieved",
@@ -110,10 +111,6 @@ def _words(status: str | None) -> str:
     return STATUS_WORDS.get(status or "", status or "—")
 
 
-def _money(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.0f}"
-
-
 def _md(value: Any) -> str:
     """User text for Markdown: HTML escaped, so a renderer that passes raw HTML through
     (CommonMark does) never runs a title's or a rationale's ``<script>``."""
@@ -154,8 +151,9 @@ def review_markdown(data: dict[str, Any]) -> str:
         lines.append(row)
     lines += [
         "",
-        f"Expected value {_money(head['expected_value'])}, realised "
-        f"{_money(head['realised_value'])}, investment {_money(head['investment'])}.",
+        "Expected value {expected}, realised {realised}, investment {investment}.".format(
+            **{name: _md(words) for name, words in headline_words(head).items()}
+        ),
         "",
         "## What changed",
         "",

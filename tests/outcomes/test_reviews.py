@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -18,8 +19,11 @@ from outcomes.models import (
     ValueReview,
     Verdict,
 )
+from outcomes.reports.content import report_content
+from outcomes.reports.render import email_parts
 from outcomes.reviews import selectors, services
-from outcomes.reviews.snapshot import snapshot_build, snapshot_hash
+from outcomes.reviews.export import review_markdown
+from outcomes.reviews.snapshot import headline_words, snapshot_build, snapshot_hash
 from outcomes.services import measure_create, measure_update
 from tests.factories import bulk_tree, make_metric
 from valuetree import services as node_services
@@ -108,6 +112,47 @@ class TestSnapshot:
         assert reorder["target_date"] == "2027-01-01"
         assert snapshot["headline"]["measures_by_status"] == {"off_track": 1, "on_track": 1}
         assert snapshot["metrics"][0]["health"] == "waiting"
+
+    def test_the_headline_never_adds_amounts_in_different_units(self, tree, users):
+        """Two goals valued in EUR and one in person-weeks: the headline once read
+        "Expected value 100,050" (EUR and person-weeks added, no unit); a killed goal
+        counted too, though killed work leaves the roll-up."""
+        amounts = {
+            "Grow revenue": (Decimal("60000"), "EUR", Decimal("20"), "person-weeks"),
+            "Keep customers": (Decimal("40000"), "EUR", Decimal("30"), "person-weeks"),
+            "Less toil": (Decimal("50"), "person-weeks", Decimal("10"), "person-weeks"),
+            "Dropped": (Decimal("999"), "EUR", Decimal("999"), "EUR"),
+        }
+        for title, (value, value_unit, cost, cost_unit) in amounts.items():
+            goal = node_services.node_create(tree=tree, parent=None, title=title)
+            node_services.node_update(
+                node=goal,
+                expected_value_amount=value,
+                expected_value_unit=value_unit,
+                investment_amount=cost,
+                investment_unit=cost_unit,
+            )
+        node_services.node_update(node=Node.objects.get(title="Dropped"), status="killed")
+
+        head = snapshot_build(tree=tree, as_of=AT)["headline"]
+
+        assert head["expected_by_unit"] == {"EUR": 100000.0, "person-weeks": 50.0}
+        assert head["investment_by_unit"] == {"person-weeks": 60.0}
+        assert head["expected_value"] is None  # no one figure for two units
+        assert head["investment"] == 60.0
+        assert headline_words(head) == {
+            "expected": "100,000 EUR; 50 person-weeks",
+            "realised": "—",
+            "investment": "60 person-weeks",
+        }
+        review = services.review_start(tree=tree, by=users["owner"])
+        services.review_publish(review=review, by=users["owner"], at=AT)
+        data = selectors.review_data(ValueReview.objects.select_related("tree").get(pk=review.pk))
+        _, plain, html = email_parts(report_content(data))
+        for text in (review_markdown(data), plain, html):
+            assert "100,000 EUR; 50 person-weeks" in text
+            assert "100050" not in text and "100,050" not in text
+            assert "60 person-weeks" in text
 
 
 class TestReviewLifecycle:
