@@ -70,9 +70,11 @@ def measure_create(*, node: Node, **fields: Any) -> Measure:
     return measure
 
 
-# Editing these changes the question a verdict answers: the measure is re-evaluated
-# once the edit commits (the other fields only rename or describe it).
+# Editing these changes the question a verdict answers, or the words of its stored
+# reason ("Flat at 30.5% since …" carries the unit): the measure is re-evaluated once
+# the edit commits (the other fields only rename or describe it).
 QUESTION_FIELDS = (
+    "unit",
     "direction",
     "baseline_value",
     "baseline_date",

@@ -197,6 +197,8 @@ def test_an_evaluation_that_began_within_the_margin_of_a_change_does_not_cover_i
         pytest.param({"target_date": "2027-06-30"}, True, id="dates"),
         pytest.param({"direction": "at_least"}, True, id="direction"),
         pytest.param({"weight": 3}, True, id="weight"),
+        # The stored reason reads "Flat at 30.5% since …": a new unit must reach it.
+        pytest.param({"unit": "orders"}, True, id="unit"),
         pytest.param({"name": "Repeat orders"}, False, id="name-only"),
     ],
 )
