@@ -515,13 +515,24 @@ def metric_create(*, source: MetricSource, **fields: Any) -> Metric:
     return metric
 
 
+# A verdict is stale when the newest value is older than these allow
+# (evaluation._staleness): editing one re-evaluates the measures the metric feeds.
+STALENESS_FIELDS = ("expected_frequency", "schedule_interval", "schedule_cron", "granularity")
+
+
 @transaction.atomic
 def metric_update(*, metric: Metric, **fields: Any) -> Metric:
+    """Change a metric's fields; a new schedule sets the next pull, and a change to what
+    makes its measures stale (``STALENESS_FIELDS``) queues their re-evaluation after the
+    transaction commits. Raises ValidationError."""
+    from outcomes import tasks
+
     _check_fields(fields)
     schedule_changed = any(
         name in fields and fields[name] != getattr(metric, name)
         for name in ("schedule_interval", "schedule_cron", "timezone", "is_active")
     )
+    staleness_before = [getattr(metric, name) for name in STALENESS_FIELDS]
     for name, value in fields.items():
         setattr(metric, name, value)
     _metric_validate(metric)
@@ -533,6 +544,11 @@ def metric_update(*, metric: Metric, **fields: Any) -> Metric:
         metric.next_pull_at = next_pull_after(metric, timezone.now()) if pulled else None
         changed.append("next_pull_at")
     metric.save(update_fields=changed)
+    # full_clean() gave every field its Python type, so equal values compare equal.
+    if [getattr(metric, name) for name in STALENESS_FIELDS] != staleness_before:
+        measure_ids = list(metric.measures.values_list("pk", flat=True))
+        if measure_ids:
+            transaction.on_commit(lambda: tasks.evaluate_measures.delay(measure_ids))
     return metric
 
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
 
 from outcomes import evaluation, pulling, tasks
 from outcomes.evaluation import measures_evaluate
-from outcomes.models import Measure, Verdict, VerdictPolicy
+from outcomes.models import Measure, Metric, Verdict, VerdictPolicy
 from outcomes.selectors import tree_outcomes
-from outcomes.services import measure_create, measure_update
+from outcomes.services import measure_create, measure_update, metric_update
 from tests.factories import make_metric
 from valuetree import services as tree_services
 from valuetree.models import MAX_WEIGHT
@@ -225,6 +225,33 @@ def test_editing_the_question_re_evaluates_after_commit(
         measure_update(measure=measure, **change)
     assert queued == ([[measure.pk]] if reevaluated else [])
     assert len(callbacks) == (1 if reevaluated else 0)
+
+
+@pytest.mark.parametrize(
+    ("change", "reevaluated"),
+    [
+        # A stale measure's editor allows more time between values: it stayed "stale"
+        # on every page until the nightly re-evaluation.
+        pytest.param({"expected_frequency": timedelta(days=90)}, True, id="expected"),
+        pytest.param({"granularity": "week"}, True, id="granularity"),
+        pytest.param({"name": "Repeat orders"}, False, id="name-only"),
+        pytest.param({"expected_frequency": timedelta(days=3)}, False, id="same-value"),
+    ],
+)
+def test_editing_a_metric_s_staleness_re_evaluates_its_measures(
+    tree, bet, change, reevaluated, django_capture_on_commit_callbacks, monkeypatch
+):
+    metric = pushed(tree, "Reorders")
+    metric_update(metric=metric, expected_frequency=timedelta(days=3))
+    measure = add_measure(bet, metric=metric, values=AHEAD)
+    add_measure(bet, name="Not fed by it")
+    queued = []
+    monkeypatch.setattr(tasks.evaluate_measures, "delay", queued.append)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        metric_update(metric=Metric.objects.get(pk=metric.pk), **change)
+
+    assert queued == ([[measure.pk]] if reevaluated else [])
 
 
 def test_a_new_target_changes_the_current_verdict(tree, bet):
