@@ -251,7 +251,20 @@ def _same_origin(source: MetricSource, stored_config: Any) -> bool:
     return new is not None and new == connector.origin(stored_config)
 
 
+def _reevaluate_after_commit(measures: Any) -> None:
+    """Queue the re-evaluation of these measures once the transaction commits."""
+    from outcomes import tasks
+
+    measure_ids = list(measures.values_list("pk", flat=True))
+    if measure_ids:
+        transaction.on_commit(lambda: tasks.evaluate_measures.delay(measure_ids))
+
+
+@transaction.atomic
 def metric_source_delete(*, source: MetricSource) -> None:
+    """Delete a source and its metrics; the measures they fed are left without a metric
+    and re-evaluated (no data), so no verdict from deleted values stays current."""
+    _reevaluate_after_commit(Measure.objects.filter(metric__source=source))
     source.delete()
 
 
@@ -525,8 +538,6 @@ def metric_update(*, metric: Metric, **fields: Any) -> Metric:
     """Change a metric's fields; a new schedule sets the next pull, and a change to what
     makes its measures stale (``STALENESS_FIELDS``) queues their re-evaluation after the
     transaction commits. Raises ValidationError."""
-    from outcomes import tasks
-
     _check_fields(fields)
     schedule_changed = any(
         name in fields and fields[name] != getattr(metric, name)
@@ -546,13 +557,15 @@ def metric_update(*, metric: Metric, **fields: Any) -> Metric:
     metric.save(update_fields=changed)
     # full_clean() gave every field its Python type, so equal values compare equal.
     if [getattr(metric, name) for name in STALENESS_FIELDS] != staleness_before:
-        measure_ids = list(metric.measures.values_list("pk", flat=True))
-        if measure_ids:
-            transaction.on_commit(lambda: tasks.evaluate_measures.delay(measure_ids))
+        _reevaluate_after_commit(metric.measures.all())
     return metric
 
 
+@transaction.atomic
 def metric_delete(*, metric: Metric) -> None:
+    """Delete a metric; the measures it fed are left without one and re-evaluated (no
+    data), so no verdict from its deleted values stays current."""
+    _reevaluate_after_commit(metric.measures.all())
     metric.delete()
 
 

@@ -11,7 +11,13 @@ from outcomes import evaluation, pulling, tasks
 from outcomes.evaluation import measures_evaluate
 from outcomes.models import Measure, Metric, Verdict, VerdictPolicy
 from outcomes.selectors import tree_outcomes
-from outcomes.services import measure_create, measure_update, metric_update
+from outcomes.services import (
+    measure_create,
+    measure_update,
+    metric_delete,
+    metric_source_delete,
+    metric_update,
+)
 from tests.factories import make_metric
 from valuetree import services as tree_services
 from valuetree.models import MAX_WEIGHT
@@ -478,3 +484,28 @@ def test_review_changes_name_fields_and_statuses_in_words():
     )
     assert "target value 1 → 2" in html
     assert '>on track</span> → <span data-verdict="at_risk">at risk</span>' in html
+
+
+@pytest.mark.parametrize("delete", ["metric", "source"])
+def test_a_measure_whose_metric_is_deleted_has_no_data_again(
+    tree, bet, delete, django_capture_on_commit_callbacks, monkeypatch
+):
+    """Its last verdict ("on track", "rising about 15 a month…") stayed current on every
+    page though nothing fed the measure any more."""
+    metric = pushed(tree, "Reorders")
+    measure = add_measure(bet, metric=metric, values=AHEAD)
+    measures_evaluate(measure_ids=[measure.pk], at=AT)
+    assert Verdict.objects.get(measure=measure, is_current=True).status == "on_track"
+    monkeypatch.setattr(
+        tasks.evaluate_measures, "delay", lambda ids: measures_evaluate(measure_ids=ids, at=AT)
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        if delete == "metric":
+            metric_delete(metric=metric)
+        else:
+            metric_source_delete(source=metric.source)
+
+    current = Verdict.objects.get(measure=measure, is_current=True)
+    assert (current.status, current.reason) == ("no_data", "No observations yet.")
+    assert Verdict.objects.filter(measure=measure).count() == 2  # the history stays
