@@ -685,6 +685,25 @@ def schema_with_glossary(schema: list[Any], *, product_id: int, port: str) -> li
 # --- Search ------------------------------------------------------------------------------
 
 SEARCH_MAX_RESULTS = 50
+# The characters of a search box a query takes: every search is a LIKE on each text
+# column, and SQLite refuses a pattern over 50,000 bytes (a 500, not an answer).
+SEARCH_QUERY_MAX = 200
+
+
+def search_query(raw: str | None) -> str:
+    """A search box's text as the searches take it: trimmed, at most SEARCH_QUERY_MAX
+    characters."""
+    return (raw or "").strip()[:SEARCH_QUERY_MAX].strip()
+
+
+def data_products_matching(*, query: str, limit: int = 20) -> QuerySet[DataProduct]:
+    """The catalogue's products whose name or purpose holds ``query`` (any, when it is
+    blank), by name, with their domain: the node's "link a data product" picker."""
+    query = search_query(query)
+    products = DataProduct.objects.select_related("domain").order_by("name")
+    if query:
+        products = products.filter(Q(name__icontains=query) | Q(purpose__icontains=query))
+    return products[:limit]
 
 
 def search(*, user: User, query: str, tree: ValueTree | None = None) -> dict[str, Any]:
@@ -694,7 +713,7 @@ def search(*, user: User, query: str, tree: ValueTree | None = None) -> dict[str
     Nodes match on title, description, hypothesis and their measures' names (the
     measure that matched is in ``measure``). With ``tree``, only that tree's nodes, and
     no trees or data products. Three queries at most."""
-    query = query.strip()
+    query = search_query(query)
     empty: dict[str, Any] = {"trees": [], "nodes": [], "data_products": []}
     if len(query) < 2:
         return empty
