@@ -49,6 +49,25 @@ def test_owner_sets_the_schedule_and_reads_it_in_words(client, tree, users, page
     assert html.count("<li><time") == 5
 
 
+@pytest.mark.parametrize(
+    ("zone", "first"),
+    [
+        # Read in UTC and labelled with the schedule's zone: "Mon 2027-01-04 08:00
+        # Europe/Oslo" for a 09:00 review; in Auckland the day before, "Sun … 20:00".
+        ("Europe/Oslo", "Mon 2027-01-04 09:00 Europe/Oslo"),
+        ("Pacific/Auckland", "Mon 2027-01-04 09:00 Pacific/Auckland"),
+    ],
+)
+def test_the_next_dates_are_the_schedule_s_own_wall_time(client, tree, users, page, zone, first):
+    client.force_login(users["owner"])
+    assert client.post(page, {**FORM, "timezone": zone}).status_code == 302
+
+    html = client.get(page).content.decode()
+
+    assert f">{first}</time>" in html
+    assert html.count(" 09:00 " + zone + "</time>") == 5
+
+
 def test_a_bad_rule_answers_422_and_changes_nothing(client, tree, users, page):
     client.force_login(users["owner"])
     response = client.post(page, {**FORM, "rrule": "FREQ=HOURLY"})
