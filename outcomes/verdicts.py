@@ -89,7 +89,9 @@ so past verdicts can be recomputed; values that are not finite are skipped):
 4. Otherwise the forecast decides: P(reach) ≥ ``on_track_probability`` (default 0.6) →
    ``on_track``; ≥ ``at_risk_probability`` (default 0.4) → ``at_risk``; else
    ``off_track``. No forecast (too few periods) → ``too_early``.
-5. Staleness: when the newest observation's period started more than
+5. Once a value observed after the target date is in, there is no forecast (the
+   status is final; a fit "forecasting" a past date would look backwards).
+6. Staleness: when the newest observation's period started more than
    ``expected_frequency`` before *t* (exactly equal is still fresh), the status is
    ``stale``; the status the numbers give (``judged_status``) is still reported.
    Exception: after the target date, a verdict built on an observation whose period
@@ -214,6 +216,8 @@ _NORMAL = statistics.NormalDist()
 _Z = _NORMAL.inv_cdf(0.5 + FORECAST_LEVEL / 2)  # the interval's half-width in sds
 
 ObservationPoint = tuple[datetime, float]
+# Why a verdict has no forecast once values after its target date are in.
+PAST_TARGET = "the target date has passed: its value is observed, not forecast"
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,14 +492,21 @@ def evaluate(
     values = [value for _, _, value in window]
     if fit is None:
         fit = fit_history(periods, values)
-    fitted = forecast_from_fit(
-        spec,
-        fit,
-        at=spec.target_date,
-        unit=unit,
-        count=len(window),
-        latest_value=window[-1][2] if window else None,
-    )
+    if window and periods[-1].date() > spec.target_date:
+        # Values observed after the target date: the verdict is final, and a "forecast"
+        # of that date would look backwards ("10.96 days, 0 % chance of reaching it").
+        fitted = Forecast(
+            at=spec.target_date, observation_count=len(window), unit=unit, reason=PAST_TARGET
+        )
+    else:
+        fitted = forecast_from_fit(
+            spec,
+            fit,
+            at=spec.target_date,
+            unit=unit,
+            count=len(window),
+            latest_value=window[-1][2] if window else None,
+        )
     if not window:
         return Verdict(
             status=NO_DATA,

@@ -1046,3 +1046,30 @@ def test_a_guardrail_never_raises_a_node(children, measures, guardrail_status, w
     with_guardrail = roll_up(children, [*own, measure(guardrail_status, weight, guardrail=True)])
     assert with_guardrail.score <= without.score
     assert STATUS_RANK[with_guardrail.status] <= STATUS_RANK[without.status]
+
+
+@pytest.mark.parametrize(
+    ("values", "status"),
+    [
+        ([110.0, 40.0, 30.0, 20.0, 10.0, 5.0], MISSED),
+        ([90.0, 95.0, 100.0, 101.0, 102.0, 104.0], ACHIEVED),
+    ],
+)
+def test_a_target_date_in_the_past_is_observed_not_forecast(values, status):
+    """Values observed after the target date: the measure page showed a forecast of that
+    past date ("Forecast at target date 10.96 days, 0 % chance of reaching the target")
+    and the chart drew its band backwards in time."""
+    observed = [(at(101 + day), value) for day, value in enumerate(values)]
+    verdict = evaluate(spec(), observed, at(120))
+    assert verdict.status == status
+    assert verdict.forecast.probability is None
+    assert (verdict.forecast.value, verdict.forecast.low, verdict.forecast.high) == (None,) * 3
+    assert (
+        verdict.forecast.reason == "the target date has passed: its value is observed, not forecast"
+    )
+    assert "chance" not in verdict.reason
+
+
+def test_data_that_ends_before_the_target_date_is_still_forecast_there():
+    verdict = evaluate(spec(), line(1.0, 0.0, range(0, 60)), at(120))
+    assert verdict.forecast.value is not None
