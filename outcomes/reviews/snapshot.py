@@ -102,6 +102,23 @@ def snapshot_hash(document: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_bytes(document)).hexdigest()
 
 
+def below(nodes: list[dict[str, Any]], statuses: tuple[str, ...]) -> set[int]:
+    """Ids of the nodes with an ancestor in one of ``statuses`` ("killed", "done"): work
+    under a killed bet left the tree with it. ``nodes`` are rows with ``id``, ``status``
+    and a parent id under ``parent`` or ``parent_id``. Pure."""
+    parent = {n["id"]: n.get("parent", n.get("parent_id")) for n in nodes}
+    status = {n["id"]: n["status"] for n in nodes}
+    found: set[int] = set()
+    for node_id in parent:
+        up = parent[node_id]
+        while up is not None:
+            if status.get(up) in statuses:
+                found.add(node_id)
+                break
+            up = parent.get(up)
+    return found
+
+
 def _depth_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     children: dict[int | None, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:  # node_rows orders by position within a parent
@@ -134,6 +151,9 @@ def snapshot_build(*, tree: ValueTree, as_of: datetime) -> dict[str, Any]:
         .order_by("position", "id")
         .values(*NODE_COLUMNS, owner_name=F("owner__username"))
     )
+    # Killed work leaves the outcome counts, the work under it too (its own outcome
+    # and the lifecycle counts keep it).
+    gone = below(rows, ("killed",)) | {row["id"] for row in rows if row["status"] == "killed"}
     for row in _depth_first(rows):
         outcome = outcomes.get(row["id"])
         out = {
@@ -164,7 +184,7 @@ def snapshot_build(*, tree: ValueTree, as_of: datetime) -> dict[str, Any]:
             }
         )
         lifecycle[row["status"]] += 1
-        if row["kind"] != "goal":
+        if row["kind"] != "goal" and row["id"] not in gone:
             rolled[out["status"]] += 1
         elif outcome is not None and row["status"] != NodeStatus.KILLED:
             goals_expected.append(outcome.expected_by_unit)

@@ -433,6 +433,30 @@ class TestDraft:
         fax = next(item for item in data["needed"] if item["node"]["title"] == "Fax")
         assert [m["name"] for m in fax["measures"]] == ["Fax orders"]
 
+    @pytest.mark.parametrize("kind", ["kill", "done"])
+    def test_work_under_a_killed_or_finished_bet_needs_no_decision(self, tree, shape, users, kind):
+        """Killing "Self-service" asked, at every review and reminder after, for a
+        decision on its off-track initiative "Fax", though the bet it tests is gone."""
+        services.decision_create(
+            node=shape["bet"], kind=kind, rationale="Nobody self-serves", by=users["owner"]
+        )
+        review = services.review_start(tree=tree, by=users["owner"])
+        needed = [item["node"]["title"] for item in selectors.review_data(review)["needed"]]
+        assert "Fax" not in needed and "Self-service" not in needed
+        assert "Fax" not in [i["node"]["title"] for i in selectors.items_needing_decision(tree)]
+
+    def test_killed_work_leaves_the_headline_s_outcome_counts(self, tree, shape, users):
+        """The headline counted the killed bet and its initiatives ("Bets and
+        initiatives off track: 1") though killed work leaves the roll-up."""
+        before = snapshot_build(tree=tree, as_of=AT)["headline"]["outcomes_by_status"]
+        assert before == {"at_risk": 1, "no_data": 1, "off_track": 1, "on_track": 1}
+        services.decision_create(
+            node=shape["bet"], kind="kill", rationale="Nobody self-serves", by=users["owner"]
+        )
+        head = snapshot_build(tree=tree, as_of=AT)["headline"]
+        assert head["outcomes_by_status"] == {"no_data": 1}  # "Partners" alone is live
+        assert head["nodes_by_status"]["killed"] == 1  # the lifecycle count still has it
+
     def test_items_needing_decision_is_the_draft_rule_without_a_review(
         self, tree, shape, users, django_assert_num_queries
     ):
