@@ -107,6 +107,23 @@ def tree_list(*, user: User) -> QuerySet[ValueTree]:
     )
 
 
+def nodes_below(nodes: list[dict[str, Any]], statuses: tuple[str, ...]) -> set[int]:
+    """Ids of the nodes with an ancestor in one of ``statuses`` ("killed", "done"): work
+    under a killed bet left the tree with it. ``nodes`` are rows with ``id``, ``status``
+    and a parent id under ``parent`` or ``parent_id``. Pure."""
+    parent = {n["id"]: n.get("parent", n.get("parent_id")) for n in nodes}
+    status = {n["id"]: n["status"] for n in nodes}
+    found: set[int] = set()
+    for node_id in parent:
+        up = parent[node_id]
+        while up is not None:
+            if status.get(up) in statuses:
+                found.add(node_id)
+                break
+            up = parent.get(up)
+    return found
+
+
 def nodes_for_user(user: User) -> QuerySet[Node]:
     return Node.objects.filter(tree__in=trees_for_user(user).values("pk"))
 

@@ -27,7 +27,6 @@ from outcomes.reviews.models import (
 )
 from outcomes.reviews.snapshot import (
     TROUBLE,
-    below,
     changes_count,
     measure_ids_of,
     snapshot_build,
@@ -35,7 +34,7 @@ from outcomes.reviews.snapshot import (
 )
 from outcomes.selectors import measure_history
 from valuetree.models import ValueTree
-from valuetree.selectors import trees_for_user
+from valuetree.selectors import nodes_below, trees_for_user
 
 DEFAULT_DECISION_DUE_DAYS = 90
 CHART_MAX_OBSERVATIONS = 200
@@ -239,7 +238,7 @@ def needing_decision(
     due = timedelta(days=due_days)
     order = {status: index for index, status in enumerate(("missed", "off_track", "at_risk"))}
     # The decision that killed or finished a bet covers the initiatives that test it.
-    settled = below(snapshot["nodes"], ("killed", "done"))
+    settled = nodes_below(snapshot["nodes"], ("killed", "done"))
     items = []
     for node in snapshot["nodes"]:
         if node["kind"] == "goal" or node["status"] in ("killed", "done") or node["id"] in settled:

@@ -44,6 +44,7 @@ from outcomes.selectors import metric_health, tree_outcomes, unit_totals
 from outcomes.verdicts import STATUS_SCORE
 from valuetree.models import Node, NodeStatus, ValueTree
 from valuetree.outline import format_amount
+from valuetree.selectors import nodes_below
 
 SNAPSHOT_SCHEMA = "valuetree.review-snapshot"
 SNAPSHOT_VERSION = 1
@@ -102,23 +103,6 @@ def snapshot_hash(document: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_bytes(document)).hexdigest()
 
 
-def below(nodes: list[dict[str, Any]], statuses: tuple[str, ...]) -> set[int]:
-    """Ids of the nodes with an ancestor in one of ``statuses`` ("killed", "done"): work
-    under a killed bet left the tree with it. ``nodes`` are rows with ``id``, ``status``
-    and a parent id under ``parent`` or ``parent_id``. Pure."""
-    parent = {n["id"]: n.get("parent", n.get("parent_id")) for n in nodes}
-    status = {n["id"]: n["status"] for n in nodes}
-    found: set[int] = set()
-    for node_id in parent:
-        up = parent[node_id]
-        while up is not None:
-            if status.get(up) in statuses:
-                found.add(node_id)
-                break
-            up = parent.get(up)
-    return found
-
-
 def _depth_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     children: dict[int | None, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:  # node_rows orders by position within a parent
@@ -153,7 +137,7 @@ def snapshot_build(*, tree: ValueTree, as_of: datetime) -> dict[str, Any]:
     )
     # Killed work leaves the outcome counts, the work under it too (its own outcome
     # and the lifecycle counts keep it).
-    gone = below(rows, ("killed",)) | {row["id"] for row in rows if row["status"] == "killed"}
+    gone = nodes_below(rows, ("killed",)) | {row["id"] for row in rows if row["status"] == "killed"}
     for row in _depth_first(rows):
         outcome = outcomes.get(row["id"])
         out = {

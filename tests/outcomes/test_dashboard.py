@@ -523,3 +523,38 @@ def test_the_measure_and_metric_pages_show_figures_as_people_read_them(
         assert text in page
     forecast = page.split("Forecast at target date", 1)[1][:200]
     assert re.search(r"\d", forecast.split("(", 1)[0].replace("0.00 ", ""))
+
+
+def test_killed_work_leaves_the_dashboard(client, users, tree):
+    """A bet killed months ago still led "Needs attention" with its initiative's
+    off-track measure, was counted by status and drawn in the charts."""
+    from outcomes.reviews.services import decision_create
+    from valuetree.services import node_create
+
+    root = goal(tree, "Grow")
+    killed = node_create(tree=tree, parent=root, title="Fax ordering")
+    under = node_create(tree=tree, parent=killed, title="Fax machines in shops")
+    live = node_create(tree=tree, parent=root, title="Self-service")
+    measures = [
+        Measure.objects.create(
+            node=node,
+            name=name,
+            direction="increase",
+            baseline_value=0,
+            baseline_date=dt.date(2026, 1, 1),
+            target_value=10,
+            target_date=dt.date(2026, 12, 31),
+        )
+        for node, name in ((under, "Fax orders"), (killed, "Fax share"), (live, "Reorders"))
+    ]
+    give_verdicts([m.pk for m in measures], ["off_track", "missed", "at_risk"])
+    decision_create(node=killed, kind="kill", rationale="Nobody faxes", by=users["owner"])
+    client.force_login(users["viewer"])
+
+    response = client.get(URL)
+
+    page = response.content.decode()
+    assert "Fax" not in page
+    assert "Reorders" in page
+    assert {label: n for label, n in status_counts(response).items() if n} == {"At risk": 1}
+    assert not any("Fax" in label for label in sunburst_labels(response))
