@@ -6,18 +6,13 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from outcomes.models import VerdictStatus
 from outcomes.reviews.models import Decision, Learning
 from outcomes.reviews.snapshot import headline_words
 
-STATUS_WORDS = {
-    "achieved": "achieved",
-    "on_track": "on track",
-    "at_risk": "at risk",
-    "off_track": "off track",
-    "missed": "missed",
-    "no_data": "no data",
-    "stale": "stale",
-}
+# Every verdict status in words, in the order the pages list them (VerdictStatus): a
+# hand-kept list here had left out "reached" and "too early" from the headline.
+STATUS_WORDS = {status.value: status.label.lower() for status in VerdictStatus}
 
 
 def evidence_json(rows: Any) -> list[dict[str, Any]]:

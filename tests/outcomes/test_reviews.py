@@ -155,6 +155,35 @@ class TestSnapshot:
             assert "60 person-weeks" in text
 
 
+@pytest.mark.parametrize("status", ["reached", "too_early"])
+def test_every_outcome_status_has_a_row_in_the_report_and_the_export(tree, users, status):
+    """The e-mail, PDF and Markdown headline listed seven statuses and left out
+    "reached" and "too early": a tree whose bets had reached their targets read
+    "no data: 0 … stale: 0", its bets counted nowhere."""
+    goal = node_services.node_create(tree=tree, parent=None, title="Grow")
+    bet = node_services.node_create(tree=tree, parent=goal, title="Self-service")
+    made = measure_create(
+        node=bet,
+        name="Reorders",
+        direction="increase",
+        baseline_value=10,
+        baseline_date="2026-01-01",
+        target_value=20,
+        target_date="2027-01-01",
+    )
+    verdict(made, status)
+    review = services.review_start(tree=tree, by=users["owner"])
+    services.review_publish(review=review, by=users["owner"], at=AT)
+    data = selectors.review_data(ValueReview.objects.select_related("tree").get(pk=review.pk))
+    label = {"reached": "reached, must hold", "too_early": "too early to tell"}[status]
+
+    content = report_content(data)
+    assert {row["status"]: row["now"] for row in content["headline"]}[status] == 1
+    _, plain, _ = email_parts(content)
+    assert f"- {label}: 1" in plain
+    assert f"| Bets and initiatives {label} | 1 |" in review_markdown(data)
+
+
 class TestReviewLifecycle:
     def test_start_covers_the_period_since_the_last_review(self, tree, shape, users):
         first = services.review_start(tree=tree, by=users["owner"])
