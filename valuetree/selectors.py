@@ -489,12 +489,25 @@ def product_transitions(*, product: DataProduct) -> QuerySet[LifecycleTransition
     return LifecycleTransition.objects.filter(data_product=product).select_related("by")
 
 
+def under(statuses: Collection[str], prefix: str = "") -> Q:
+    """Rows whose node (``prefix`` leads to it: "node__") is an initiative or a bet
+    under a goal or a bet in one of ``statuses``: the two levels a tree has above an
+    initiative (the kind rules fix the depth). The killed bet's initiatives were killed
+    with it."""
+    listed = list(statuses)
+    return Q(**{f"{prefix}parent__status__in": listed}) | Q(
+        **{f"{prefix}parent__parent__status__in": listed}
+    )
+
+
 def orphan_products() -> QuerySet[DataProduct]:
     """Products, not retired, that serve no initiative that is still alive (proposed,
-    active or done): nobody would miss them."""
-    serving = DataProductLink.objects.filter(
-        data_product=OuterRef("pk"), node__kind=NodeKind.INITIATIVE
-    ).exclude(node__status=NodeStatus.KILLED)
+    active or done, and not under killed work): nobody would miss them."""
+    serving = (
+        DataProductLink.objects.filter(data_product=OuterRef("pk"), node__kind=NodeKind.INITIATIVE)
+        .exclude(node__status=NodeStatus.KILLED)
+        .exclude(under([NodeStatus.KILLED], "node__"))
+    )
     return (
         data_product_list()
         .exclude(stage=LifecycleStage.RETIRED)
@@ -504,8 +517,9 @@ def orphan_products() -> QuerySet[DataProduct]:
 
 
 def initiatives_on_ending_products(user: User) -> QuerySet[DataProductLink]:
-    """Links of live work (proposed or active initiatives the user may read) to
-    products that are deprecated or retired, with the product's successor."""
+    """Links of live work (proposed or active initiatives the user may read, not under a
+    killed or finished bet or goal) to products that are deprecated or retired, with the
+    product's successor."""
     return (
         DataProductLink.objects.filter(
             node__in=nodes_for_user(user),
@@ -513,6 +527,7 @@ def initiatives_on_ending_products(user: User) -> QuerySet[DataProductLink]:
             node__status__in=[NodeStatus.PROPOSED, NodeStatus.ACTIVE],
             data_product__stage__in=ENDING_STAGES,
         )
+        .exclude(under([NodeStatus.KILLED, NodeStatus.DONE], "node__"))
         .select_related("node__tree", "data_product__domain", "data_product__duplicate_of")
         .order_by("node__tree__name", "node__title", "data_product__name", "id")
     )
