@@ -80,6 +80,16 @@ def format_number(value: Any) -> str:
     return text
 
 
+def format_figure(value: Any) -> str:
+    """A changed field's value for people: a number as ``format_number`` writes it
+    (20.0 → "20"), anything else (a date, a word) as it is; None → "—"."""
+    if value is None:
+        return "—"
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return format_number(value)
+    return str(value)
+
+
 def format_amount(value: Any, unit: str | None = "") -> str:
     """An amount with its unit ("60,000 EUR", "12 person-weeks"); None → "—". A stored
     amount (a Decimal of two places) is shown exactly, trailing zeros dropped

@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from outcomes.reviews.export import STATUS_WORDS
 from outcomes.reviews.snapshot import headline_words
+from valuetree.outline import format_figure
 
 
 def _words(status: str | None) -> str:
@@ -40,7 +41,8 @@ def change_lines(changes: dict[str, Any]) -> list[str]:
         for n in changes.get("moved", [])
     ]
     lines += [
-        f"{e['name']}: {e['field'].replace('_', ' ')} {e['from']} → {e['to']}"
+        f"{e['name']}: {e['field'].replace('_', ' ')} {format_figure(e['from'])} → "
+        f"{format_figure(e['to'])}"
         for e in changes.get("edits", [])
     ]
     lines += [f"Metric {m['name']} {m['change']}" for m in changes.get("metrics", [])]
@@ -82,7 +84,8 @@ def change_groups(changes: dict[str, Any]) -> list[dict[str, Any]]:
         add(
             ("edits",),
             "Baseline and target edits",
-            f"{e['name']}: {e['field'].replace('_', ' ')} {e['from']} → {e['to']}",
+            f"{e['name']}: {e['field'].replace('_', ' ')} {format_figure(e['from'])} → "
+            f"{format_figure(e['to'])}",
         )
     for m in changes.get("metrics", []):
         add(("metrics", m["change"]), f"Metrics {m['change']}", m["name"])

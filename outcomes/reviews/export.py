@@ -9,6 +9,7 @@ from typing import Any
 from outcomes.models import VerdictStatus
 from outcomes.reviews.models import Decision, Learning
 from outcomes.reviews.snapshot import headline_words
+from valuetree.outline import format_figure
 
 # Every verdict status in words, in the order the pages list them (VerdictStatus): a
 # hand-kept list here had left out "reached" and "too early" from the headline.
@@ -176,8 +177,9 @@ def review_markdown(data: dict[str, Any]) -> str:
         )
     for edit in changes["edits"]:
         entries.append(
-            f"- **{_md(edit['name'])}**: {edit['field'].replace('_', ' ')} {_md(edit['from'])} → "
-            f"{_md(edit['to'])}" + (f" (by {_md(edit['by'])})" if edit.get("by") else "")
+            f"- **{_md(edit['name'])}**: {edit['field'].replace('_', ' ')} "
+            f"{_md(format_figure(edit['from']))} → {_md(format_figure(edit['to']))}"
+            + (f" (by {_md(edit['by'])})" if edit.get("by") else "")
         )
     for metric in changes["metrics"]:
         entries.append(f"- Metric **{_md(metric['name'])}** {metric['change']}")

@@ -293,6 +293,26 @@ class TestChanges:
         assert ("Reorder", "on_track", "achieved") in moves
         assert ("Partners", "no_data", "achieved") in moves
 
+    def test_edited_figures_read_as_people_write_them(self, tree, shape, users, client):
+        """A target edit read "target value 20.0 → 1234567.5" on the page, in the
+        e-mail, the PDF and the Markdown export."""
+        first = services.review_start(tree=tree, by=users["owner"])
+        services.review_publish(review=first, by=users["owner"], at=AT)
+        measure_update(measure=shape["Fax orders"], target_value=1234567.5)
+        measure_update(measure=shape["Reorder rate"], target_date="2027-03-31")
+        second = services.review_start(tree=tree, by=users["owner"])
+        services.review_publish(review=second, by=users["owner"], at=AT.replace(month=9))
+        data = selectors.review_data(ValueReview.objects.select_related("tree").get(pk=second.pk))
+        client.force_login(users["viewer"])
+        page = client.get(f"/reviews/{second.pk}/").content.decode()
+        content = report_content(data)
+        _, plain, html = email_parts(content)
+
+        for text in (page, plain, html, review_markdown(data), "\n".join(content["changes"])):
+            assert "target value 20 → 1,234,567.5" in text
+            assert "20.0" not in text and "1234567.5" not in text
+            assert "target date 2027-01-01 → 2027-03-31" in text
+
     def test_compare_orders_the_two_reviews(self, tree, shape, users):
         first = services.review_publish(
             review=services.review_start(tree=tree, by=users["owner"]), by=None, at=AT
