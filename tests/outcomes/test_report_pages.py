@@ -249,3 +249,39 @@ def test_a_stored_rule_that_no_longer_reads_is_shown_not_a_500(client, tree, use
     assert claimed == [(schedule.pk, "2026-01-01T00:00:00+00:00")]
     schedule.refresh_from_db()
     assert schedule.next_run_at is None
+
+
+def test_an_address_that_unsubscribed_gets_no_report_resent_or_retried(
+    client, tree, users, page, django_capture_on_commit_callbacks, monkeypatch
+):
+    """Unsubscribing stopped new runs only: an owner's "Resend" (or a retry still
+    queued) mailed the report to the address that had opted out."""
+    from outcomes import tasks
+
+    monkeypatch.setattr(
+        tasks.send_delivery, "delay", lambda pk: tasks.send_delivery.apply(args=[pk])
+    )
+    review = _published(tree, users)
+    sent = Delivery.objects.create(
+        review=review, channel="email", recipient="board@example.com", status="sent"
+    )
+    # A report still waiting to retry when its address unsubscribed.
+    queued = Delivery.objects.create(
+        review=review, channel="email", recipient="board2@example.com", status="retrying"
+    )
+    for address in ("board@example.com", "board2@example.com"):
+        services.unsubscribe(token=services.unsubscribe_token(tree.pk, address))
+    client.force_login(users["owner"])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("outcomes:delivery-resend", kwargs={"delivery_id": sent.pk}))
+        services.delivery_send(delivery_id=queued.pk, final_attempt=False)
+
+    assert response.status_code == 302
+    assert mail.outbox == []
+    assert Delivery.objects.get(pk=sent.pk).status == "sent"  # not queued again
+    queued.refresh_from_db()
+    assert (queued.status, queued.error) == (
+        "failed",
+        "board2@example.com unsubscribed from this tree's reports.",
+    )
