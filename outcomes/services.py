@@ -13,7 +13,16 @@ from simple_history.utils import bulk_create_with_history
 
 from outcomes import connectors
 from outcomes.credentials import credentials_decrypt, credentials_encrypt, credentials_rotate
-from outcomes.models import Direction, Measure, Metric, MetricSource, SourceKind, VerdictPolicy
+from outcomes.models import (
+    Direction,
+    Measure,
+    Metric,
+    MetricSource,
+    SourceKind,
+    Verdict,
+    VerdictPolicy,
+    VerdictStatus,
+)
 from outcomes.pulling import next_pull_after, schedule_validate
 from valuetree.models import DataContract, Node, OutputPort, ValueTree
 from valuetree.services import ItemsInvalid
@@ -119,6 +128,20 @@ def measure_reevaluate(*, measure: Measure) -> int:
     from outcomes.evaluation import measures_evaluate
 
     return measures_evaluate(measure_ids=[measure.pk])
+
+
+def measure_evaluate_after_save(*, measure: Measure) -> int:
+    """Evaluate a measure just saved in this request, so the page it returns to shows
+    its verdict: one with a metric (its values may go back years), or one whose metric
+    was taken away while a verdict from it is current (it has no data now). Verdicts
+    written (0 when there is nothing to evaluate)."""
+    if measure.metric_id or (
+        Verdict.objects.filter(measure=measure, is_current=True)
+        .exclude(status=VerdictStatus.NO_DATA)
+        .exists()
+    ):
+        return measure_reevaluate(measure=measure)
+    return 0
 
 
 def measure_delete(*, measure: Measure) -> None:
