@@ -43,8 +43,8 @@ from django.utils import timezone
 
 from outcomes.models import Measure, Observation, Verdict, VerdictStatus
 from outcomes.selectors import NodeOutcome, tree_outcomes
-from valuetree.models import DataProductLink, Domain, Node
-from valuetree.selectors import trees_for_user
+from valuetree.models import DataProductLink, Domain, Node, NodeStatus
+from valuetree.selectors import nodes_below, trees_for_user
 
 # One colour per verdict status, used by every figure here and by the tree editor's
 # verdict slot (a node's rolled-up status). Colour-blind-safe enough: the two greens
@@ -173,7 +173,7 @@ def dashboard_portfolio(*, user: Any, params: Any, today: date | None = None) ->
     shown = [filters.tree_id] if filters.tree_id else [t["id"] for t in trees]
 
     node_rows = Node.objects.filter(tree_id__in=shown).order_by("tree_id", "position", "id")
-    columns = ["id", "tree_id", "parent_id", "kind", "title"]
+    columns = ["id", "tree_id", "parent_id", "kind", "title", "status"]
     if filters.domain_id:
         node_rows = node_rows.annotate(
             linked=Exists(
@@ -184,6 +184,13 @@ def dashboard_portfolio(*, user: Any, params: Any, today: date | None = None) ->
         )
         columns.append("linked")
     nodes = {row["id"]: row for row in node_rows.values(*columns)}
+    # Killed work left the tree's outcomes (the roll-up leaves it out): it is not asked
+    # about, counted or drawn here either, nor the work under it.
+    rows = list(nodes.values())
+    gone = nodes_below(rows, (NodeStatus.KILLED,)) | {
+        row["id"] for row in rows if row["status"] == NodeStatus.KILLED
+    }
+    nodes = {node_id: row for node_id, row in nodes.items() if node_id not in gone}
 
     current = Verdict.objects.filter(measure=OuterRef("pk"), is_current=True)
     measure_rows = Measure.objects.filter(node__tree_id__in=shown).order_by(

@@ -359,14 +359,14 @@ def tree_outcomes(
             expected_by = {unit: expected}
             realised_by = {} if fraction is None else {unit: expected * fraction}
         elif kids:
-            expected_by = _totals(kid.expected_by_unit for kid in kids)
-            realised_by = _totals(kid.realised_by_unit for kid in kids)
+            expected_by = unit_totals(kid.expected_by_unit for kid in kids)
+            realised_by = unit_totals(kid.realised_by_unit for kid in kids)
         else:
             expected_by, realised_by = {}, {}
         if investment is not None:
             investment_by = {investment_unit or "": float(investment)}
         elif kids:
-            investment_by = _totals(kid.investment_by_unit for kid in kids)
+            investment_by = unit_totals(kid.investment_by_unit for kid in kids)
         else:
             investment_by = {}
         outcomes[node_id] = NodeOutcome(
@@ -382,7 +382,7 @@ def tree_outcomes(
     return outcomes
 
 
-def _totals(parts: Iterable[dict[str, float]]) -> dict[str, float]:
+def unit_totals(parts: Iterable[dict[str, float]]) -> dict[str, float]:
     """Per-unit sums of per-unit amounts: {"EUR": 10} + {"EUR": 5, "h": 2} → {"EUR": 15, "h": 2}."""
     totals: dict[str, float] = {}
     for part in parts:

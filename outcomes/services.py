@@ -13,7 +13,16 @@ from simple_history.utils import bulk_create_with_history
 
 from outcomes import connectors
 from outcomes.credentials import credentials_decrypt, credentials_encrypt, credentials_rotate
-from outcomes.models import Direction, Measure, Metric, MetricSource, SourceKind, VerdictPolicy
+from outcomes.models import (
+    Direction,
+    Measure,
+    Metric,
+    MetricSource,
+    SourceKind,
+    Verdict,
+    VerdictPolicy,
+    VerdictStatus,
+)
 from outcomes.pulling import next_pull_after, schedule_validate
 from valuetree.models import DataContract, Node, OutputPort, ValueTree
 from valuetree.services import ItemsInvalid
@@ -70,9 +79,11 @@ def measure_create(*, node: Node, **fields: Any) -> Measure:
     return measure
 
 
-# Editing these changes the question a verdict answers: the measure is re-evaluated
-# once the edit commits (the other fields only rename or describe it).
+# Editing these changes the question a verdict answers, or the words of its stored
+# reason ("Flat at 30.5% since …" carries the unit): the measure is re-evaluated once
+# the edit commits (the other fields only rename or describe it).
 QUESTION_FIELDS = (
+    "unit",
     "direction",
     "baseline_value",
     "baseline_date",
@@ -117,6 +128,20 @@ def measure_reevaluate(*, measure: Measure) -> int:
     from outcomes.evaluation import measures_evaluate
 
     return measures_evaluate(measure_ids=[measure.pk])
+
+
+def measure_evaluate_after_save(*, measure: Measure) -> int:
+    """Evaluate a measure just saved in this request, so the page it returns to shows
+    its verdict: one with a metric (its values may go back years), or one whose metric
+    was taken away while a verdict from it is current (it has no data now). Verdicts
+    written (0 when there is nothing to evaluate)."""
+    if measure.metric_id or (
+        Verdict.objects.filter(measure=measure, is_current=True)
+        .exclude(status=VerdictStatus.NO_DATA)
+        .exists()
+    ):
+        return measure_reevaluate(measure=measure)
+    return 0
 
 
 def measure_delete(*, measure: Measure) -> None:
@@ -249,7 +274,20 @@ def _same_origin(source: MetricSource, stored_config: Any) -> bool:
     return new is not None and new == connector.origin(stored_config)
 
 
+def _reevaluate_after_commit(measures: Any) -> None:
+    """Queue the re-evaluation of these measures once the transaction commits."""
+    from outcomes import tasks
+
+    measure_ids = list(measures.values_list("pk", flat=True))
+    if measure_ids:
+        transaction.on_commit(lambda: tasks.evaluate_measures.delay(measure_ids))
+
+
+@transaction.atomic
 def metric_source_delete(*, source: MetricSource) -> None:
+    """Delete a source and its metrics; the measures they fed are left without a metric
+    and re-evaluated (no data), so no verdict from deleted values stays current."""
+    _reevaluate_after_commit(Measure.objects.filter(metric__source=source))
     source.delete()
 
 
@@ -513,13 +551,22 @@ def metric_create(*, source: MetricSource, **fields: Any) -> Metric:
     return metric
 
 
+# A verdict is stale when the newest value is older than these allow
+# (evaluation._staleness): editing one re-evaluates the measures the metric feeds.
+STALENESS_FIELDS = ("expected_frequency", "schedule_interval", "schedule_cron", "granularity")
+
+
 @transaction.atomic
 def metric_update(*, metric: Metric, **fields: Any) -> Metric:
+    """Change a metric's fields; a new schedule sets the next pull, and a change to what
+    makes its measures stale (``STALENESS_FIELDS``) queues their re-evaluation after the
+    transaction commits. Raises ValidationError."""
     _check_fields(fields)
     schedule_changed = any(
         name in fields and fields[name] != getattr(metric, name)
         for name in ("schedule_interval", "schedule_cron", "timezone", "is_active")
     )
+    staleness_before = [getattr(metric, name) for name in STALENESS_FIELDS]
     for name, value in fields.items():
         setattr(metric, name, value)
     _metric_validate(metric)
@@ -531,10 +578,17 @@ def metric_update(*, metric: Metric, **fields: Any) -> Metric:
         metric.next_pull_at = next_pull_after(metric, timezone.now()) if pulled else None
         changed.append("next_pull_at")
     metric.save(update_fields=changed)
+    # full_clean() gave every field its Python type, so equal values compare equal.
+    if [getattr(metric, name) for name in STALENESS_FIELDS] != staleness_before:
+        _reevaluate_after_commit(metric.measures.all())
     return metric
 
 
+@transaction.atomic
 def metric_delete(*, metric: Metric) -> None:
+    """Delete a metric; the measures it fed are left without one and re-evaluated (no
+    data), so no verdict from its deleted values stays current."""
+    _reevaluate_after_commit(metric.measures.all())
     metric.delete()
 
 

@@ -15,6 +15,8 @@ products no longer add up, each a reason to look again (issue 5, Roll-up).
   at, so the page shows nothing a reader of this tree may not see.
 - Bets with no data product: no link on the bet itself nor on any of its initiatives.
 
+Killed bets and initiatives, and the work under them, are left out: they were decided.
+
 Everything is read in seven queries whatever the size of the tree; each list is in the
 tree's outline order (metrics and products by name).
 """
@@ -28,7 +30,8 @@ from django.utils import timezone
 
 from outcomes.models import Measure, Metric, VerdictStatus
 from outcomes.selectors import metric_health, tree_outcomes
-from valuetree.models import DataProductLink, Node, NodeKind, ValueTree
+from valuetree.models import DataProductLink, Node, NodeKind, NodeStatus, ValueTree
+from valuetree.selectors import nodes_below
 
 FLAGGED_HEALTH = ("unhealthy", "stale")
 
@@ -38,9 +41,14 @@ def think_again(tree: ValueTree) -> dict[str, list[dict[str, Any]]]:
     nodes = _outline(
         Node.objects.filter(tree=tree)
         .order_by()
-        .values("id", "parent_id", "kind", "title", "position")
+        .values("id", "parent_id", "kind", "title", "position", "status")
     )
     by_id = {node["id"]: node for node in nodes}
+    # Killed work, and the work under it, is not asked about again: it was decided.
+    gone = nodes_below(nodes, (NodeStatus.KILLED,)) | {
+        node["id"] for node in nodes if node["status"] == NodeStatus.KILLED
+    }
+    live = [node for node in nodes if node["id"] not in gone]
     outcomes = tree_outcomes([tree.pk])
     measures = list(
         Measure.objects.filter(node__tree=tree)
@@ -59,10 +67,10 @@ def think_again(tree: ValueTree) -> dict[str, list[dict[str, Any]]]:
     )
 
     initiatives: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for node in nodes:
+    for node in live:
         if node["kind"] == NodeKind.INITIATIVE:
             initiatives[node["parent_id"]].append(node)
-    bets = [node for node in nodes if node["kind"] == NodeKind.BET]
+    bets = [node for node in live if node["kind"] == NodeKind.BET]
 
     def parent_title(node: dict[str, Any]) -> str:
         parent = by_id.get(node["parent_id"])
@@ -88,7 +96,7 @@ def think_again(tree: ValueTree) -> dict[str, list[dict[str, Any]]]:
     measured = {measure["node_id"] for measure in measures}
     unmeasured = [
         node_item(node)
-        for node in nodes
+        for node in live
         if node["kind"] == NodeKind.INITIATIVE and node["id"] not in measured
     ]
 
@@ -102,7 +110,7 @@ def think_again(tree: ValueTree) -> dict[str, list[dict[str, Any]]]:
             "node_title": by_id[measure["node_id"]]["title"],
         }
         for measure in measures
-        if measure["metric_id"] is None
+        if measure["metric_id"] is None and measure["node_id"] not in gone
     ]
 
     now = timezone.now()

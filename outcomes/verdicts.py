@@ -89,7 +89,9 @@ so past verdicts can be recomputed; values that are not finite are skipped):
 4. Otherwise the forecast decides: P(reach) ≥ ``on_track_probability`` (default 0.6) →
    ``on_track``; ≥ ``at_risk_probability`` (default 0.4) → ``at_risk``; else
    ``off_track``. No forecast (too few periods) → ``too_early``.
-5. Staleness: when the newest observation's period started more than
+5. Once a value observed after the target date is in, there is no forecast (the
+   status is final; a fit "forecasting" a past date would look backwards).
+6. Staleness: when the newest observation's period started more than
    ``expected_frequency`` before *t* (exactly equal is still fresh), the status is
    ``stale``; the status the numbers give (``judged_status``) is still reported.
    Exception: after the target date, a verdict built on an observation whose period
@@ -214,6 +216,8 @@ _NORMAL = statistics.NormalDist()
 _Z = _NORMAL.inv_cdf(0.5 + FORECAST_LEVEL / 2)  # the interval's half-width in sds
 
 ObservationPoint = tuple[datetime, float]
+# Why a verdict has no forecast once values after its target date are in.
+PAST_TARGET = "the target date has passed: its value is observed, not forecast"
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,14 +492,21 @@ def evaluate(
     values = [value for _, _, value in window]
     if fit is None:
         fit = fit_history(periods, values)
-    fitted = forecast_from_fit(
-        spec,
-        fit,
-        at=spec.target_date,
-        unit=unit,
-        count=len(window),
-        latest_value=window[-1][2] if window else None,
-    )
+    if window and periods[-1].date() > spec.target_date:
+        # Values observed after the target date: the verdict is final, and a "forecast"
+        # of that date would look backwards ("10.96 days, 0 % chance of reaching it").
+        fitted = Forecast(
+            at=spec.target_date, observation_count=len(window), unit=unit, reason=PAST_TARGET
+        )
+    else:
+        fitted = forecast_from_fit(
+            spec,
+            fit,
+            at=spec.target_date,
+            unit=unit,
+            count=len(window),
+            latest_value=window[-1][2] if window else None,
+        )
     if not window:
         return Verdict(
             status=NO_DATA,
@@ -1078,17 +1089,29 @@ def _rescale(model: str, params: tuple[float, ...], scale: float) -> tuple[float
 # --- Reason in words --------------------------------------------------------------------
 
 
+# Below this a figure keeps the exponent: no unit reads in more decimals.
+_SMALLEST_FIXED = 1e-12
+
+
 def _number(value: float, unit: str = "") -> str:
-    """A figure as people read it: three significant digits, thousands separated."""
+    """A figure as people read it: three significant digits (whole numbers from 100
+    on), thousands separated, in decimals rather than an exponent, never "-0"
+    (99.96 → "100", 999.6 → "1,000", 1e-7 → "0.0000001")."""
+    if abs(value) < 1000:
+        # Rounded first, so the digits shown are the rounded figure's.
+        value = float(f"{value:.3g}")
     size = abs(value)
-    if size >= 1000:
+    if size == 0:
+        text = "0"
+    elif size >= 100:
         text = f"{value:,.0f}"
-    elif size >= 100 or value == round(value):
-        text = f"{value:.0f}"
-    elif size >= 10:
-        text = f"{value:.1f}"
-    else:
+    elif size < _SMALLEST_FIXED:
         text = f"{value:.3g}"
+    else:
+        decimals = max(0, 2 - math.floor(math.log10(size)))
+        text = f"{value:.{decimals}f}"
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
     if not unit:
         return text
     return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
@@ -1142,13 +1165,14 @@ def reason_text(
     target = _number(spec.target_value, unit)
     by = _day(spec.target_date)
     latest = _number(latest_value, unit)
-    chance = ""
+    chance = odds = ""
     if forecast.probability is not None and forecast.value is not None:
+        odds = f"{forecast.probability:.0%}".replace("%", " %")
         chance = (
-            f"{forecast.probability:.0%} chance of reaching {target} by {by} "
+            f"{odds} chance of reaching {target} by {by} "
             f"(forecast {_number(forecast.value, unit)}, 80 % range "
             f"{_number(forecast.low)} to {_number(forecast.high, unit)})"
-        ).replace("%", " %", 1)
+        )
     shape = shape_text(fit, unit) if fit is not None else ""
     if judged == ACHIEVED:
         text = (
@@ -1158,7 +1182,7 @@ def reason_text(
         text = f"The target date {by} has passed at {latest}, short of {target}."
     elif judged == REACHED:
         text = f"Reached {target} ({latest} now); it must hold until {by}"
-        text += f": {chance.split(' (')[0].replace('reaching', 'holding')}." if chance else "."
+        text += f": {odds} chance of holding {target} by {by}." if odds else "."
     elif judged == TOO_EARLY:
         text = f"Too early to tell: {forecast.reason or 'no forecast'}; latest {latest}."
     else:

@@ -142,12 +142,9 @@ def _measure_save(
 
 
 def _evaluate_now(measure: Measure) -> None:
-    """A measure connected to a metric (new, changed or re-targeted) gets its verdict in
-    this request, so the page it returns to shows it: the metric may have values for
-    years already, and the next value or the nightly run may be far away. One measure
-    (or a metric's few): milliseconds."""
-    if measure.metric_id:
-        evaluation.measures_evaluate(measure_ids=[measure.pk])
+    """A saved measure gets its verdict in this request, so the page it returns to shows
+    it (services.measure_evaluate_after_save). One measure: milliseconds."""
+    services.measure_evaluate_after_save(measure=measure)
 
 
 @login_required

@@ -16,6 +16,7 @@ them as characters and 188 ms as references, measured under load (bench/editor.p
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from html import escape
 from typing import Any
@@ -70,7 +71,23 @@ def format_number(value: Any) -> str:
         return f"{int(number):,}"
     if abs(number) >= 100:
         return f"{number:,.1f}".rstrip("0").rstrip(".")
-    return f"{number:.3g}"
+    text = f"{number:.3g}"
+    if "e" in text and abs(number) >= 1e-12:
+        # A small rate in decimals (0.0000034), as the verdict's reason writes it: an
+        # exponent ("3.4e-06") reads as a typo to most people.
+        rounded = float(text)
+        text = f"{rounded:.{2 - math.floor(math.log10(abs(rounded)))}f}".rstrip("0")
+    return text
+
+
+def format_figure(value: Any) -> str:
+    """A changed field's value for people: a number as ``format_number`` writes it
+    (20.0 → "20"), anything else (a date, a word) as it is; None → "—"."""
+    if value is None:
+        return "—"
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return format_number(value)
+    return str(value)
 
 
 def format_amount(value: Any, unit: str | None = "") -> str:

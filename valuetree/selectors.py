@@ -107,6 +107,23 @@ def tree_list(*, user: User) -> QuerySet[ValueTree]:
     )
 
 
+def nodes_below(nodes: list[dict[str, Any]], statuses: tuple[str, ...]) -> set[int]:
+    """Ids of the nodes with an ancestor in one of ``statuses`` ("killed", "done"): work
+    under a killed bet left the tree with it. ``nodes`` are rows with ``id``, ``status``
+    and a parent id under ``parent`` or ``parent_id``. Pure."""
+    parent = {n["id"]: n.get("parent", n.get("parent_id")) for n in nodes}
+    status = {n["id"]: n["status"] for n in nodes}
+    found: set[int] = set()
+    for node_id in parent:
+        up = parent[node_id]
+        while up is not None:
+            if status.get(up) in statuses:
+                found.add(node_id)
+                break
+            up = parent.get(up)
+    return found
+
+
 def nodes_for_user(user: User) -> QuerySet[Node]:
     return Node.objects.filter(tree__in=trees_for_user(user).values("pk"))
 
@@ -472,12 +489,25 @@ def product_transitions(*, product: DataProduct) -> QuerySet[LifecycleTransition
     return LifecycleTransition.objects.filter(data_product=product).select_related("by")
 
 
+def under(statuses: Collection[str], prefix: str = "") -> Q:
+    """Rows whose node (``prefix`` leads to it: "node__") is an initiative or a bet
+    under a goal or a bet in one of ``statuses``: the two levels a tree has above an
+    initiative (the kind rules fix the depth). The killed bet's initiatives were killed
+    with it."""
+    listed = list(statuses)
+    return Q(**{f"{prefix}parent__status__in": listed}) | Q(
+        **{f"{prefix}parent__parent__status__in": listed}
+    )
+
+
 def orphan_products() -> QuerySet[DataProduct]:
     """Products, not retired, that serve no initiative that is still alive (proposed,
-    active or done): nobody would miss them."""
-    serving = DataProductLink.objects.filter(
-        data_product=OuterRef("pk"), node__kind=NodeKind.INITIATIVE
-    ).exclude(node__status=NodeStatus.KILLED)
+    active or done, and not under killed work): nobody would miss them."""
+    serving = (
+        DataProductLink.objects.filter(data_product=OuterRef("pk"), node__kind=NodeKind.INITIATIVE)
+        .exclude(node__status=NodeStatus.KILLED)
+        .exclude(under([NodeStatus.KILLED], "node__"))
+    )
     return (
         data_product_list()
         .exclude(stage=LifecycleStage.RETIRED)
@@ -487,8 +517,9 @@ def orphan_products() -> QuerySet[DataProduct]:
 
 
 def initiatives_on_ending_products(user: User) -> QuerySet[DataProductLink]:
-    """Links of live work (proposed or active initiatives the user may read) to
-    products that are deprecated or retired, with the product's successor."""
+    """Links of live work (proposed or active initiatives the user may read, not under a
+    killed or finished bet or goal) to products that are deprecated or retired, with the
+    product's successor."""
     return (
         DataProductLink.objects.filter(
             node__in=nodes_for_user(user),
@@ -496,6 +527,7 @@ def initiatives_on_ending_products(user: User) -> QuerySet[DataProductLink]:
             node__status__in=[NodeStatus.PROPOSED, NodeStatus.ACTIVE],
             data_product__stage__in=ENDING_STAGES,
         )
+        .exclude(under([NodeStatus.KILLED, NodeStatus.DONE], "node__"))
         .select_related("node__tree", "data_product__domain", "data_product__duplicate_of")
         .order_by("node__tree__name", "node__title", "data_product__name", "id")
     )
@@ -685,6 +717,25 @@ def schema_with_glossary(schema: list[Any], *, product_id: int, port: str) -> li
 # --- Search ------------------------------------------------------------------------------
 
 SEARCH_MAX_RESULTS = 50
+# The characters of a search box a query takes: every search is a LIKE on each text
+# column, and SQLite refuses a pattern over 50,000 bytes (a 500, not an answer).
+SEARCH_QUERY_MAX = 200
+
+
+def search_query(raw: str | None) -> str:
+    """A search box's text as the searches take it: trimmed, at most SEARCH_QUERY_MAX
+    characters."""
+    return (raw or "").strip()[:SEARCH_QUERY_MAX].strip()
+
+
+def data_products_matching(*, query: str, limit: int = 20) -> QuerySet[DataProduct]:
+    """The catalogue's products whose name or purpose holds ``query`` (any, when it is
+    blank), by name, with their domain: the node's "link a data product" picker."""
+    query = search_query(query)
+    products = DataProduct.objects.select_related("domain").order_by("name")
+    if query:
+        products = products.filter(Q(name__icontains=query) | Q(purpose__icontains=query))
+    return products[:limit]
 
 
 def search(*, user: User, query: str, tree: ValueTree | None = None) -> dict[str, Any]:
@@ -694,7 +745,7 @@ def search(*, user: User, query: str, tree: ValueTree | None = None) -> dict[str
     Nodes match on title, description, hypothesis and their measures' names (the
     measure that matched is in ``measure``). With ``tree``, only that tree's nodes, and
     no trees or data products. Three queries at most."""
-    query = query.strip()
+    query = search_query(query)
     empty: dict[str, Any] = {"trees": [], "nodes": [], "data_products": []}
     if len(query) < 2:
         return empty

@@ -54,7 +54,7 @@ from valuetree.models import (
     ValueTree,
     check_tree_slug,
 )
-from valuetree.selectors import node_descendant_count, readable_tree_ids
+from valuetree.selectors import node_descendant_count, nodes_below, readable_tree_ids
 from valuetree.similarity import (
     MODEL_NAME,
     NOTIFY_SCORE,
@@ -657,6 +657,16 @@ def _warn_relying_initiatives(*, product: DataProduct, note: str) -> None:
         .select_related("tree")
         .distinct()
     )
+    # Nor the work under a killed or finished bet: it stopped with the bet.
+    settled = nodes_below(
+        list(
+            Node.objects.filter(tree__in={node.tree_id for node in nodes}).values(
+                "id", "parent_id", "status"
+            )
+        ),
+        (NodeStatus.KILLED, NodeStatus.DONE),
+    )
+    nodes = [node for node in nodes if node.pk not in settled]
     tree_owners: dict[int, list[int]] = {}
     for tree_id, user_id in Membership.objects.filter(
         tree__in={node.tree_id for node in nodes}, role=Role.OWNER

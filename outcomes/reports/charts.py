@@ -20,10 +20,12 @@ from matplotlib.figure import Figure  # noqa: E402
 # The verdict colours of the pages (static/valuetree/app.css).
 COLOURS = {
     "achieved": "#1a7f37",
+    "reached": "#3a9348",
     "on_track": "#2da44e",
     "at_risk": "#bf8700",
     "off_track": "#cf222e",
     "missed": "#82071e",
+    "too_early": "#d0d7de",
     "no_data": "#8c959f",
     "stale": "#57606a",
 }

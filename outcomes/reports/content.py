@@ -13,6 +13,8 @@ from django.conf import settings
 from django.urls import reverse
 
 from outcomes.reviews.export import STATUS_WORDS
+from outcomes.reviews.snapshot import headline_words
+from valuetree.outline import format_figure
 
 
 def _words(status: str | None) -> str:
@@ -39,7 +41,8 @@ def change_lines(changes: dict[str, Any]) -> list[str]:
         for n in changes.get("moved", [])
     ]
     lines += [
-        f"{e['name']}: {e['field'].replace('_', ' ')} {e['from']} → {e['to']}"
+        f"{e['name']}: {e['field'].replace('_', ' ')} {format_figure(e['from'])} → "
+        f"{format_figure(e['to'])}"
         for e in changes.get("edits", [])
     ]
     lines += [f"Metric {m['name']} {m['change']}" for m in changes.get("metrics", [])]
@@ -81,7 +84,8 @@ def change_groups(changes: dict[str, Any]) -> list[dict[str, Any]]:
         add(
             ("edits",),
             "Baseline and target edits",
-            f"{e['name']}: {e['field'].replace('_', ' ')} {e['from']} → {e['to']}",
+            f"{e['name']}: {e['field'].replace('_', ' ')} {format_figure(e['from'])} → "
+            f"{format_figure(e['to'])}",
         )
     for m in changes.get("metrics", []):
         add(("metrics", m["change"]), f"Metrics {m['change']}", m["name"])
@@ -98,7 +102,9 @@ def report_content(data: dict[str, Any]) -> dict[str, Any]:
 
     Keys: ``title``, ``tree`` (name), ``tree_slug``, ``as_of`` (aware datetime),
     ``url``, ``headline`` (rows ``{"status", "label", "now", "before"}``; ``before`` is
-    None without a previous review), ``value`` (expected/realised/investment),
+    None without a previous review), ``value`` (expected/realised/investment: one figure each, None when the goals'
+    amounts are in several units), ``value_words`` (the same in words, per unit:
+    ``snapshot.headline_words``),
     ``changes`` (sentences), ``change_groups`` (the same, grouped:
     ``change_groups``), ``changes_count``, ``decisions`` (``{"kind", "node",
     "rationale", "by"}``), ``needed`` (titles, for a draft), ``learnings`` (``{"kind",
@@ -128,6 +134,7 @@ def report_content(data: dict[str, Any]) -> dict[str, Any]:
         "as_of": data["as_of"],
         "url": review_url(review.pk),
         "headline": rows,
+        "value_words": headline_words(head),
         "value": {
             "expected": head.get("expected_value"),
             "realised": head.get("realised_value"),

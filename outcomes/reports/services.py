@@ -503,9 +503,27 @@ def send_test(*, tree: ValueTree, user: AbstractBaseUser) -> Delivery:
     return delivery
 
 
+def _unsubscribed(delivery: Delivery) -> str | None:
+    """Why a report e-mail must not go to its address: it unsubscribed from the tree's
+    reports (after the delivery was made); None when it may. A test goes to whoever
+    asked for it."""
+    if (
+        delivery.channel == Channel.EMAIL
+        and delivery.purpose == DeliveryPurpose.REPORT
+        and ReportUnsubscribe.objects.filter(
+            tree_id=delivery.review.tree_id, address=delivery.recipient.lower()
+        ).exists()
+    ):
+        return f"{delivery.recipient} unsubscribed from this tree's reports."
+    return None
+
+
 def delivery_resend(*, delivery: Delivery, by: AbstractBaseUser) -> Delivery:
     """Send a failed (or sent) delivery again: it is queued afresh. Refused while it
-    is still on its way (a conditional UPDATE: two clicks queue it once)."""
+    is still on its way (a conditional UPDATE: two clicks queue it once), and to an
+    address that unsubscribed."""
+    if refused := _unsubscribed(delivery):
+        raise ValidationError({"recipient": refused})
     changed = Delivery.objects.filter(
         pk=delivery.pk, status__in=(DeliveryStatus.SENT, DeliveryStatus.FAILED)
     ).update(status=DeliveryStatus.QUEUED, error="", requested_by=by, updated_at=timezone.now())
@@ -624,6 +642,8 @@ def _webhook_url(schedule: ReviewSchedule | None, channel: str) -> str:
 def _send(delivery: Delivery) -> None:
     review = delivery.review
     schedule = ReviewSchedule.objects.filter(tree_id=review.tree_id).first()
+    if refused := _unsubscribed(delivery):
+        raise TransportError(refused, permanent=True)
     if delivery.channel == Channel.EMAIL:
         render = review_render(review, landscape=bool(schedule and schedule.pdf_landscape))
         attach = delivery.purpose == DeliveryPurpose.TEST or not schedule or schedule.attach_pdf

@@ -6,17 +6,14 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from outcomes.models import VerdictStatus
 from outcomes.reviews.models import Decision, Learning
+from outcomes.reviews.snapshot import headline_words
+from valuetree.outline import format_figure
 
-STATUS_WORDS = {
-    "achieved": "achieved",
-    "on_track": "on track",
-    "at_risk": "at risk",
-    "off_track": "off track",
-    "missed": "missed",
-    "no_data": "no data",
-    "stale": "stale",
-}
+# Every verdict status in words, in the order the pages list them (VerdictStatus): a
+# hand-kept list here had left out "reached" and "too early" from the headline.
+STATUS_WORDS = {status.value: status.label.lower() for status in VerdictStatus}
 
 
 def evidence_json(rows: Any) -> list[dict[str, Any]]:
@@ -110,10 +107,6 @@ def _words(status: str | None) -> str:
     return STATUS_WORDS.get(status or "", status or "—")
 
 
-def _money(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.0f}"
-
-
 def _md(value: Any) -> str:
     """User text for Markdown: HTML escaped, so a renderer that passes raw HTML through
     (CommonMark does) never runs a title's or a rationale's ``<script>``."""
@@ -154,8 +147,9 @@ def review_markdown(data: dict[str, Any]) -> str:
         lines.append(row)
     lines += [
         "",
-        f"Expected value {_money(head['expected_value'])}, realised "
-        f"{_money(head['realised_value'])}, investment {_money(head['investment'])}.",
+        "Expected value {expected}, realised {realised}, investment {investment}.".format(
+            **{name: _md(words) for name, words in headline_words(head).items()}
+        ),
         "",
         "## What changed",
         "",
@@ -183,8 +177,9 @@ def review_markdown(data: dict[str, Any]) -> str:
         )
     for edit in changes["edits"]:
         entries.append(
-            f"- **{_md(edit['name'])}**: {edit['field'].replace('_', ' ')} {_md(edit['from'])} → "
-            f"{_md(edit['to'])}" + (f" (by {_md(edit['by'])})" if edit.get("by") else "")
+            f"- **{_md(edit['name'])}**: {edit['field'].replace('_', ' ')} "
+            f"{_md(format_figure(edit['from']))} → {_md(format_figure(edit['to']))}"
+            + (f" (by {_md(edit['by'])})" if edit.get("by") else "")
         )
     for metric in changes["metrics"]:
         entries.append(f"- Metric **{_md(metric['name'])}** {metric['change']}")

@@ -34,7 +34,7 @@ from outcomes.reviews.snapshot import (
 )
 from outcomes.selectors import measure_history
 from valuetree.models import ValueTree
-from valuetree.selectors import trees_for_user
+from valuetree.selectors import nodes_below, trees_for_user
 
 DEFAULT_DECISION_DUE_DAYS = 90
 CHART_MAX_OBSERVATIONS = 200
@@ -224,7 +224,8 @@ def needing_decision(
     ``node`` is the snapshot's node row; ``reasons`` are short phrases ("off track",
     "metric stale", "no decision for 120 days"); ``last_decided`` is the node's newest
     decision time from ``last_decided`` ({node id: aware datetime}) or None. The rule
-    (issue 12): a live bet or initiative whose outcome is in trouble, whose measures'
+    (issue 12): a live bet or initiative (not killed or done, nor under one that is)
+    whose outcome is in trouble, whose measures'
     metrics are stale or unhealthy, or that has gone ``due_days`` without a decision.
     Pure: no queries."""
     stale_nodes = {
@@ -236,9 +237,11 @@ def needing_decision(
     stale_nodes |= {m["node"] for m in snapshot["measures"] if m["metric"] in unhealthy_metrics}
     due = timedelta(days=due_days)
     order = {status: index for index, status in enumerate(("missed", "off_track", "at_risk"))}
+    # The decision that killed or finished a bet covers the initiatives that test it.
+    settled = nodes_below(snapshot["nodes"], ("killed", "done"))
     items = []
     for node in snapshot["nodes"]:
-        if node["kind"] == "goal" or node["status"] in ("killed", "done"):
+        if node["kind"] == "goal" or node["status"] in ("killed", "done") or node["id"] in settled:
             continue
         reasons = []
         status = node["outcome"]["status"]

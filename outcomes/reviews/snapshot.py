@@ -14,7 +14,14 @@ A snapshot is a plain JSON document (``SNAPSHOT_SCHEMA``, version ``SNAPSHOT_VER
                    "weight", "metric", "verdict": {…} | null}, …],
      "metrics": [{"id", "name", "health", "last_success_at"}, …],
      "headline": {"nodes_by_status", "outcomes_by_status", "measures_by_status",
-                  "expected_value", "realised_value", "investment"}}
+                  "expected_value", "realised_value", "investment",
+                  "expected_by_unit", "realised_by_unit", "investment_by_unit"}}
+
+The headline's amounts are the goals' totals per unit (``*_by_unit``, {unit: amount},
+"" for none; killed goals left out, as killed work leaves the roll-up); the plain
+figure is that total when there is one unit only, else None: amounts in EUR and
+person-weeks are never added. Snapshots published before the ``*_by_unit`` keys have
+the plain figures only (``headline_words`` reads both).
 
 Its hash is the sha256 of its canonical JSON (keys sorted, no spaces, UTF-8): the same
 rows give the same bytes and so the same hash. Building it costs a constant number of
@@ -33,9 +40,11 @@ import orjson
 from django.db.models import F
 
 from outcomes.models import Measure, Metric, Verdict
-from outcomes.selectors import metric_health, tree_outcomes
+from outcomes.selectors import metric_health, tree_outcomes, unit_totals
 from outcomes.verdicts import STATUS_SCORE
-from valuetree.models import Node, ValueTree
+from valuetree.models import Node, NodeStatus, ValueTree
+from valuetree.outline import format_amount
+from valuetree.selectors import nodes_below
 
 SNAPSHOT_SCHEMA = "valuetree.review-snapshot"
 SNAPSHOT_VERSION = 1
@@ -118,14 +127,17 @@ def snapshot_build(*, tree: ValueTree, as_of: datetime) -> dict[str, Any]:
     nodes = []
     lifecycle: Counter[str] = Counter()
     rolled: Counter[str] = Counter()
-    goals_expected: list[float] = []
-    goals_realised: list[float] = []
-    goals_investment: list[float] = []
+    goals_expected: list[dict[str, float]] = []
+    goals_realised: list[dict[str, float]] = []
+    goals_investment: list[dict[str, float]] = []
     rows = list(
         Node.objects.filter(tree_id=tree.pk)
         .order_by("position", "id")
         .values(*NODE_COLUMNS, owner_name=F("owner__username"))
     )
+    # Killed work leaves the outcome counts, the work under it too (its own outcome
+    # and the lifecycle counts keep it).
+    gone = nodes_below(rows, ("killed",)) | {row["id"] for row in rows if row["status"] == "killed"}
     for row in _depth_first(rows):
         outcome = outcomes.get(row["id"])
         out = {
@@ -156,16 +168,12 @@ def snapshot_build(*, tree: ValueTree, as_of: datetime) -> dict[str, Any]:
             }
         )
         lifecycle[row["status"]] += 1
-        if row["kind"] != "goal":
+        if row["kind"] != "goal" and row["id"] not in gone:
             rolled[out["status"]] += 1
-        else:
-            for total, key in (
-                (goals_expected, "expected_value"),
-                (goals_realised, "realised_value"),
-                (goals_investment, "investment"),
-            ):
-                if out[key] is not None:
-                    total.append(out[key])
+        elif outcome is not None and row["status"] != NodeStatus.KILLED:
+            goals_expected.append(outcome.expected_by_unit)
+            goals_realised.append(outcome.realised_by_unit)
+            goals_investment.append(outcome.investment_by_unit)
     verdicts = {
         row["measure_id"]: row
         for row in Verdict.objects.filter(is_current=True, measure__node__tree_id=tree.pk)
@@ -238,11 +246,68 @@ def snapshot_build(*, tree: ValueTree, as_of: datetime) -> dict[str, Any]:
             "nodes_by_status": dict(sorted(lifecycle.items())),
             "outcomes_by_status": dict(sorted(rolled.items())),
             "measures_by_status": dict(sorted(by_status.items())),
-            "expected_value": sum(goals_expected) if goals_expected else None,
-            "realised_value": sum(goals_realised) if goals_realised else None,
-            "investment": sum(goals_investment) if goals_investment else None,
+            **_amounts("expected_value", "expected_by_unit", goals_expected),
+            **_amounts("realised_value", "realised_by_unit", goals_realised),
+            **_amounts("investment", "investment_by_unit", goals_investment),
         },
     }
+
+
+def _amounts(key: str, by_unit_key: str, parts: list[dict[str, float]]) -> dict[str, Any]:
+    """The headline's total per unit and, when there is one unit only, the plain figure."""
+    totals = dict(sorted(unit_totals(parts).items()))
+    return {key: next(iter(totals.values())) if len(totals) == 1 else None, by_unit_key: totals}
+
+
+HEADLINE_AMOUNTS = {
+    "expected": ("expected_value", "expected_by_unit"),
+    "realised": ("realised_value", "realised_by_unit"),
+    "investment": ("investment", "investment_by_unit"),
+}
+
+
+def _by_unit(head: dict[str, Any], key: str, by_unit_key: str) -> dict[str, float] | None:
+    """A headline amount per unit; an older snapshot's plain figure has no unit (None
+    when there is no figure at all)."""
+    if by_unit_key in head:
+        return head[by_unit_key]
+    return None if head.get(key) is None else {"": head[key]}
+
+
+def headline_words(head: dict[str, Any]) -> dict[str, str]:
+    """The headline's amounts in words, per unit: {"expected": "100,000 EUR; 50
+    person-weeks", "realised": "—", "investment": "60 person-weeks"}."""
+    words = {}
+    for name, (key, by_unit_key) in HEADLINE_AMOUNTS.items():
+        by_unit = _by_unit(head, key, by_unit_key) or {}
+        words[name] = "; ".join(format_amount(v, u) for u, v in sorted(by_unit.items())) or "—"
+    return words
+
+
+def _same_unit(old_head: dict[str, Any], new_head: dict[str, Any]) -> bool:
+    """Whether both headlines' realised values are one figure in the same unit (or the
+    old one has none yet)."""
+    new = _by_unit(new_head, "realised_value", "realised_by_unit")
+    old = _by_unit(old_head, "realised_value", "realised_by_unit")
+    if not new or len(new) != 1:
+        return False
+    return not old or (len(old) == 1 and set(old) == set(new))
+
+
+def realised_since_words(old_head: dict[str, Any] | None, new_head: dict[str, Any]) -> str | None:
+    """The value realised between two headlines, per unit ("+4,000 EUR; -2
+    person-weeks"); None without an earlier headline or a realised value now."""
+    if old_head is None:
+        return None
+    new = _by_unit(new_head, "realised_value", "realised_by_unit")
+    if not new:
+        return None
+    old = _by_unit(old_head, "realised_value", "realised_by_unit") or {}
+    parts = []
+    for unit in sorted(set(new) | set(old)):
+        since = round(new.get(unit, 0.0) - old.get(unit, 0.0), 6)
+        parts.append(("+" if since >= 0 else "") + format_amount(since, unit))
+    return "; ".join(parts)
 
 
 # --- Changes ---------------------------------------------------------------------------
@@ -401,11 +466,17 @@ def snapshot_changes(
         "value": {
             "realised_before": old_head.get("realised_value"),
             "realised_now": new_head["realised_value"],
+            # A plain difference only of figures in one and the same unit.
             "realised_since": _difference(
                 old_head.get("realised_value") or 0.0, new_head["realised_value"] or 0.0
-            ),
+            )
+            if _same_unit(old_head, new_head)
+            else None,
             "expected_before": old_head.get("expected_value"),
             "expected_now": new_head["expected_value"],
+            "realised_since_words": realised_since_words(old_head, new_head),
+            "realised_now_words": headline_words(new_head)["realised"],
+            "expected_now_words": headline_words(new_head)["expected"],
         },
     }
 

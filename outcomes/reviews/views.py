@@ -32,6 +32,7 @@ from outcomes.reviews.forms import (
     review_item_form,
 )
 from outcomes.reviews.models import Decision, Learning, ReviewStatus, ValueReview
+from outcomes.reviews.snapshot import headline_words
 from valuetree import outline
 from valuetree.forms import add_service_errors
 from valuetree.models import Node, ValueTree
@@ -155,6 +156,7 @@ def _review_context(request: HttpRequest, review: ValueReview) -> dict[str, Any]
         else None,
         "amend_form": AmendmentForm(),
         "headline_rows": _headline_rows(data),
+        "amounts": headline_words(data["snapshot"]["headline"]),
     }
 
 

@@ -454,3 +454,107 @@ def test_re_evaluating_with_htmx_refreshes_the_page(client, users, evaluated):
     assert response.status_code == 200
     assert response["HX-Refresh"] == "true"
     assert client.get(f"/measures/{evaluated.pk}/re-evaluate/").status_code == 405
+
+
+def _strip_tags(html: str) -> str:
+    """The page's text as read (the figures' JSON left out)."""
+    html = re.sub(r"<script.*?</script>", " ", html, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+@pytest.mark.parametrize(
+    ("values", "baseline", "target", "unit", "shown", "hidden"),
+    [
+        # An error rate: floatformat:2 printed forecast and range as "0.00".
+        (
+            [0.0012, 0.0011, 0.001, 0.0009, 0.0008, 0.0007],
+            0.0012,
+            0.0004,
+            "ratio",
+            ["0.0007 ratio", "0.0012 ratio"],
+            ["0.00 ratio", "0.00 –", "– 0.00)"],
+        ),
+        # Revenue: the values table printed "6000000000000.0 EUR".
+        (
+            [1e12, 2e12, 3e12, 4e12, 5e12, 6e12],
+            1e12,
+            5e14,
+            "EUR",
+            ["6,000,000,000,000 EUR"],
+            ["6000000000000.0", ".00 EUR"],
+        ),
+    ],
+)
+def test_the_measure_and_metric_pages_show_figures_as_people_read_them(
+    client, users, tree, values, baseline, target, unit, shown, hidden
+):
+    node = goal(tree, "Goal")
+    metric = make_metric(tree, kind="push", source_name="Check-ins", name="Figure", unit=unit)
+    pulling.observations_push(
+        metric=metric,
+        raw_points=[(f"2026-06-0{day}", value) for day, value in enumerate(values, start=1)],
+    )
+    measure = Measure.objects.create(
+        node=node,
+        name="Figure",
+        unit=unit,
+        direction="increase" if target > baseline else "decrease",
+        baseline_value=baseline,
+        baseline_date=dt.date(2026, 5, 1),
+        target_value=target,
+        target_date=dt.date(2026, 12, 31),
+        metric=metric,
+    )
+    measures_evaluate(measure_ids=[measure.pk], at=dt.datetime(2026, 6, 7, tzinfo=dt.UTC))
+    verdict = Verdict.objects.get(measure=measure, is_current=True)
+    assert verdict.forecast_value is not None
+    client.force_login(users["viewer"])
+
+    for url in (
+        f"/dashboard/measures/{measure.pk}/",
+        f"/metrics/{metric.pk}/",
+        f"/trees/{tree.slug}/metrics/",
+    ):
+        page = _strip_tags(client.get(url).content.decode())
+        for text in hidden:
+            assert text not in page, (url, text)
+    page = _strip_tags(client.get(f"/dashboard/measures/{measure.pk}/").content.decode())
+    for text in shown:
+        assert text in page
+    forecast = page.split("Forecast at target date", 1)[1][:200]
+    assert re.search(r"\d", forecast.split("(", 1)[0].replace("0.00 ", ""))
+
+
+def test_killed_work_leaves_the_dashboard(client, users, tree):
+    """A bet killed months ago still led "Needs attention" with its initiative's
+    off-track measure, was counted by status and drawn in the charts."""
+    from outcomes.reviews.services import decision_create
+    from valuetree.services import node_create
+
+    root = goal(tree, "Grow")
+    killed = node_create(tree=tree, parent=root, title="Fax ordering")
+    under = node_create(tree=tree, parent=killed, title="Fax machines in shops")
+    live = node_create(tree=tree, parent=root, title="Self-service")
+    measures = [
+        Measure.objects.create(
+            node=node,
+            name=name,
+            direction="increase",
+            baseline_value=0,
+            baseline_date=dt.date(2026, 1, 1),
+            target_value=10,
+            target_date=dt.date(2026, 12, 31),
+        )
+        for node, name in ((under, "Fax orders"), (killed, "Fax share"), (live, "Reorders"))
+    ]
+    give_verdicts([m.pk for m in measures], ["off_track", "missed", "at_risk"])
+    decision_create(node=killed, kind="kill", rationale="Nobody faxes", by=users["owner"])
+    client.force_login(users["viewer"])
+
+    response = client.get(URL)
+
+    page = response.content.decode()
+    assert "Fax" not in page
+    assert "Reorders" in page
+    assert {label: n for label, n in status_counts(response).items() if n} == {"At risk": 1}
+    assert not any("Fax" in label for label in sunburst_labels(response))

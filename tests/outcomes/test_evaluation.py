@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
 
 from outcomes import evaluation, pulling, tasks
 from outcomes.evaluation import measures_evaluate
-from outcomes.models import Measure, Verdict, VerdictPolicy
+from outcomes.models import Measure, Metric, Verdict, VerdictPolicy
 from outcomes.selectors import tree_outcomes
-from outcomes.services import measure_create, measure_update
+from outcomes.services import (
+    measure_create,
+    measure_update,
+    metric_delete,
+    metric_source_delete,
+    metric_update,
+)
 from tests.factories import make_metric
 from valuetree import services as tree_services
 from valuetree.models import MAX_WEIGHT
@@ -197,6 +203,8 @@ def test_an_evaluation_that_began_within_the_margin_of_a_change_does_not_cover_i
         pytest.param({"target_date": "2027-06-30"}, True, id="dates"),
         pytest.param({"direction": "at_least"}, True, id="direction"),
         pytest.param({"weight": 3}, True, id="weight"),
+        # The stored reason reads "Flat at 30.5% since …": a new unit must reach it.
+        pytest.param({"unit": "orders"}, True, id="unit"),
         pytest.param({"name": "Repeat orders"}, False, id="name-only"),
     ],
 )
@@ -223,6 +231,33 @@ def test_editing_the_question_re_evaluates_after_commit(
         measure_update(measure=measure, **change)
     assert queued == ([[measure.pk]] if reevaluated else [])
     assert len(callbacks) == (1 if reevaluated else 0)
+
+
+@pytest.mark.parametrize(
+    ("change", "reevaluated"),
+    [
+        # A stale measure's editor allows more time between values: it stayed "stale"
+        # on every page until the nightly re-evaluation.
+        pytest.param({"expected_frequency": timedelta(days=90)}, True, id="expected"),
+        pytest.param({"granularity": "week"}, True, id="granularity"),
+        pytest.param({"name": "Repeat orders"}, False, id="name-only"),
+        pytest.param({"expected_frequency": timedelta(days=3)}, False, id="same-value"),
+    ],
+)
+def test_editing_a_metric_s_staleness_re_evaluates_its_measures(
+    tree, bet, change, reevaluated, django_capture_on_commit_callbacks, monkeypatch
+):
+    metric = pushed(tree, "Reorders")
+    metric_update(metric=metric, expected_frequency=timedelta(days=3))
+    measure = add_measure(bet, metric=metric, values=AHEAD)
+    add_measure(bet, name="Not fed by it")
+    queued = []
+    monkeypatch.setattr(tasks.evaluate_measures, "delay", queued.append)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        metric_update(metric=Metric.objects.get(pk=metric.pk), **change)
+
+    assert queued == ([[measure.pk]] if reevaluated else [])
 
 
 def test_a_new_target_changes_the_current_verdict(tree, bet):
@@ -449,3 +484,28 @@ def test_review_changes_name_fields_and_statuses_in_words():
     )
     assert "target value 1 → 2" in html
     assert '>on track</span> → <span data-verdict="at_risk">at risk</span>' in html
+
+
+@pytest.mark.parametrize("delete", ["metric", "source"])
+def test_a_measure_whose_metric_is_deleted_has_no_data_again(
+    tree, bet, delete, django_capture_on_commit_callbacks, monkeypatch
+):
+    """Its last verdict ("on track", "rising about 15 a month…") stayed current on every
+    page though nothing fed the measure any more."""
+    metric = pushed(tree, "Reorders")
+    measure = add_measure(bet, metric=metric, values=AHEAD)
+    measures_evaluate(measure_ids=[measure.pk], at=AT)
+    assert Verdict.objects.get(measure=measure, is_current=True).status == "on_track"
+    monkeypatch.setattr(
+        tasks.evaluate_measures, "delay", lambda ids: measures_evaluate(measure_ids=ids, at=AT)
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        if delete == "metric":
+            metric_delete(metric=metric)
+        else:
+            metric_source_delete(source=metric.source)
+
+    current = Verdict.objects.get(measure=measure, is_current=True)
+    assert (current.status, current.reason) == ("no_data", "No observations yet.")
+    assert Verdict.objects.filter(measure=measure).count() == 2  # the history stays

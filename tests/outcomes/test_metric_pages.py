@@ -668,7 +668,7 @@ class TestMetricsPage:
         assert "HTTP JSON" in html
         assert "Every hour" in html
         assert "Pushed: values are sent to it" in html
-        assert "31.0 points" in html
+        assert "31 points" in html
         assert "health--healthy" in html
         assert "health--waiting" in html
         assert "Pushed</td>" in html  # the run's trigger
@@ -736,6 +736,34 @@ class TestMeasureForm:
         assert Measure.objects.get(pk=measure.pk).metric_id == pushed.pk
         client.post(f"/measures/{measure.pk}/edit/", {**form, "metric": ""})
         assert Measure.objects.get(pk=measure.pk).metric_id is None
+
+    def test_taking_the_metric_away_clears_the_verdict_at_once(self, as_role, pushed, measure):
+        """The page the editor returned to still said "Reached" with its forecast (the
+        measure was re-evaluated only when it had a metric) until a worker ran."""
+        from outcomes.evaluation import measures_evaluate
+        from outcomes.models import Verdict
+        from outcomes.pulling import observations_push
+
+        observations_push(metric=pushed, raw_points=[("2026-03-01", 45.0)])
+        measures_evaluate(measure_ids=[measure.pk])
+        assert Verdict.objects.get(measure=measure, is_current=True).status != "no_data"
+        form = {
+            "name": "Happier customers",
+            "direction": "increase",
+            "baseline_value": 10,
+            "baseline_date": "2026-01-01",
+            "target_value": 40,
+            "target_date": "2027-01-01",
+            "kind": "lagging",
+            "weight": 1,
+            "metric": "",
+        }
+
+        response = as_role("editor").post(f"/measures/{measure.pk}/edit/", form)
+
+        assert response.status_code == 302
+        current = Verdict.objects.get(measure=measure, is_current=True)
+        assert (current.status, current.reason) == ("no_data", "No observations yet.")
 
 
 HTMX = {"HTTP_HX_REQUEST": "true"}

@@ -49,6 +49,25 @@ def test_owner_sets_the_schedule_and_reads_it_in_words(client, tree, users, page
     assert html.count("<li><time") == 5
 
 
+@pytest.mark.parametrize(
+    ("zone", "first"),
+    [
+        # Read in UTC and labelled with the schedule's zone: "Mon 2027-01-04 08:00
+        # Europe/Oslo" for a 09:00 review; in Auckland the day before, "Sun … 20:00".
+        ("Europe/Oslo", "Mon 2027-01-04 09:00 Europe/Oslo"),
+        ("Pacific/Auckland", "Mon 2027-01-04 09:00 Pacific/Auckland"),
+    ],
+)
+def test_the_next_dates_are_the_schedule_s_own_wall_time(client, tree, users, page, zone, first):
+    client.force_login(users["owner"])
+    assert client.post(page, {**FORM, "timezone": zone}).status_code == 302
+
+    html = client.get(page).content.decode()
+
+    assert f">{first}</time>" in html
+    assert html.count(" 09:00 " + zone + "</time>") == 5
+
+
 def test_a_bad_rule_answers_422_and_changes_nothing(client, tree, users, page):
     client.force_login(users["owner"])
     response = client.post(page, {**FORM, "rrule": "FREQ=HOURLY"})
@@ -230,3 +249,39 @@ def test_a_stored_rule_that_no_longer_reads_is_shown_not_a_500(client, tree, use
     assert claimed == [(schedule.pk, "2026-01-01T00:00:00+00:00")]
     schedule.refresh_from_db()
     assert schedule.next_run_at is None
+
+
+def test_an_address_that_unsubscribed_gets_no_report_resent_or_retried(
+    client, tree, users, page, django_capture_on_commit_callbacks, monkeypatch
+):
+    """Unsubscribing stopped new runs only: an owner's "Resend" (or a retry still
+    queued) mailed the report to the address that had opted out."""
+    from outcomes import tasks
+
+    monkeypatch.setattr(
+        tasks.send_delivery, "delay", lambda pk: tasks.send_delivery.apply(args=[pk])
+    )
+    review = _published(tree, users)
+    sent = Delivery.objects.create(
+        review=review, channel="email", recipient="board@example.com", status="sent"
+    )
+    # A report still waiting to retry when its address unsubscribed.
+    queued = Delivery.objects.create(
+        review=review, channel="email", recipient="board2@example.com", status="retrying"
+    )
+    for address in ("board@example.com", "board2@example.com"):
+        services.unsubscribe(token=services.unsubscribe_token(tree.pk, address))
+    client.force_login(users["owner"])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("outcomes:delivery-resend", kwargs={"delivery_id": sent.pk}))
+        services.delivery_send(delivery_id=queued.pk, final_attempt=False)
+
+    assert response.status_code == 302
+    assert mail.outbox == []
+    assert Delivery.objects.get(pk=sent.pk).status == "sent"  # not queued again
+    queued.refresh_from_db()
+    assert (queued.status, queued.error) == (
+        "failed",
+        "board2@example.com unsubscribed from this tree's reports.",
+    )

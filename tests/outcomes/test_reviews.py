@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -18,8 +19,11 @@ from outcomes.models import (
     ValueReview,
     Verdict,
 )
+from outcomes.reports.content import report_content
+from outcomes.reports.render import email_parts
 from outcomes.reviews import selectors, services
-from outcomes.reviews.snapshot import snapshot_build, snapshot_hash
+from outcomes.reviews.export import review_markdown
+from outcomes.reviews.snapshot import headline_words, snapshot_build, snapshot_hash
 from outcomes.services import measure_create, measure_update
 from tests.factories import bulk_tree, make_metric
 from valuetree import services as node_services
@@ -108,6 +112,76 @@ class TestSnapshot:
         assert reorder["target_date"] == "2027-01-01"
         assert snapshot["headline"]["measures_by_status"] == {"off_track": 1, "on_track": 1}
         assert snapshot["metrics"][0]["health"] == "waiting"
+
+    def test_the_headline_never_adds_amounts_in_different_units(self, tree, users):
+        """Two goals valued in EUR and one in person-weeks: the headline once read
+        "Expected value 100,050" (EUR and person-weeks added, no unit); a killed goal
+        counted too, though killed work leaves the roll-up."""
+        amounts = {
+            "Grow revenue": (Decimal("60000"), "EUR", Decimal("20"), "person-weeks"),
+            "Keep customers": (Decimal("40000"), "EUR", Decimal("30"), "person-weeks"),
+            "Less toil": (Decimal("50"), "person-weeks", Decimal("10"), "person-weeks"),
+            "Dropped": (Decimal("999"), "EUR", Decimal("999"), "EUR"),
+        }
+        for title, (value, value_unit, cost, cost_unit) in amounts.items():
+            goal = node_services.node_create(tree=tree, parent=None, title=title)
+            node_services.node_update(
+                node=goal,
+                expected_value_amount=value,
+                expected_value_unit=value_unit,
+                investment_amount=cost,
+                investment_unit=cost_unit,
+            )
+        node_services.node_update(node=Node.objects.get(title="Dropped"), status="killed")
+
+        head = snapshot_build(tree=tree, as_of=AT)["headline"]
+
+        assert head["expected_by_unit"] == {"EUR": 100000.0, "person-weeks": 50.0}
+        assert head["investment_by_unit"] == {"person-weeks": 60.0}
+        assert head["expected_value"] is None  # no one figure for two units
+        assert head["investment"] == 60.0
+        assert headline_words(head) == {
+            "expected": "100,000 EUR; 50 person-weeks",
+            "realised": "—",
+            "investment": "60 person-weeks",
+        }
+        review = services.review_start(tree=tree, by=users["owner"])
+        services.review_publish(review=review, by=users["owner"], at=AT)
+        data = selectors.review_data(ValueReview.objects.select_related("tree").get(pk=review.pk))
+        _, plain, html = email_parts(report_content(data))
+        for text in (review_markdown(data), plain, html):
+            assert "100,000 EUR; 50 person-weeks" in text
+            assert "100050" not in text and "100,050" not in text
+            assert "60 person-weeks" in text
+
+
+@pytest.mark.parametrize("status", ["reached", "too_early"])
+def test_every_outcome_status_has_a_row_in_the_report_and_the_export(tree, users, status):
+    """The e-mail, PDF and Markdown headline listed seven statuses and left out
+    "reached" and "too early": a tree whose bets had reached their targets read
+    "no data: 0 … stale: 0", its bets counted nowhere."""
+    goal = node_services.node_create(tree=tree, parent=None, title="Grow")
+    bet = node_services.node_create(tree=tree, parent=goal, title="Self-service")
+    made = measure_create(
+        node=bet,
+        name="Reorders",
+        direction="increase",
+        baseline_value=10,
+        baseline_date="2026-01-01",
+        target_value=20,
+        target_date="2027-01-01",
+    )
+    verdict(made, status)
+    review = services.review_start(tree=tree, by=users["owner"])
+    services.review_publish(review=review, by=users["owner"], at=AT)
+    data = selectors.review_data(ValueReview.objects.select_related("tree").get(pk=review.pk))
+    label = {"reached": "reached, must hold", "too_early": "too early to tell"}[status]
+
+    content = report_content(data)
+    assert {row["status"]: row["now"] for row in content["headline"]}[status] == 1
+    _, plain, _ = email_parts(content)
+    assert f"- {label}: 1" in plain
+    assert f"| Bets and initiatives {label} | 1 |" in review_markdown(data)
 
 
 class TestReviewLifecycle:
@@ -218,6 +292,26 @@ class TestChanges:
         moves = {(m["title"], m["from"], m["to"]) for m in changes["node_moves"]}
         assert ("Reorder", "on_track", "achieved") in moves
         assert ("Partners", "no_data", "achieved") in moves
+
+    def test_edited_figures_read_as_people_write_them(self, tree, shape, users, client):
+        """A target edit read "target value 20.0 → 1234567.5" on the page, in the
+        e-mail, the PDF and the Markdown export."""
+        first = services.review_start(tree=tree, by=users["owner"])
+        services.review_publish(review=first, by=users["owner"], at=AT)
+        measure_update(measure=shape["Fax orders"], target_value=1234567.5)
+        measure_update(measure=shape["Reorder rate"], target_date="2027-03-31")
+        second = services.review_start(tree=tree, by=users["owner"])
+        services.review_publish(review=second, by=users["owner"], at=AT.replace(month=9))
+        data = selectors.review_data(ValueReview.objects.select_related("tree").get(pk=second.pk))
+        client.force_login(users["viewer"])
+        page = client.get(f"/reviews/{second.pk}/").content.decode()
+        content = report_content(data)
+        _, plain, html = email_parts(content)
+
+        for text in (page, plain, html, review_markdown(data), "\n".join(content["changes"])):
+            assert "target value 20 → 1,234,567.5" in text
+            assert "20.0" not in text and "1234567.5" not in text
+            assert "target date 2027-01-01 → 2027-03-31" in text
 
     def test_compare_orders_the_two_reviews(self, tree, shape, users):
         first = services.review_publish(
@@ -387,6 +481,30 @@ class TestDraft:
         assert "Reorder" not in needed
         fax = next(item for item in data["needed"] if item["node"]["title"] == "Fax")
         assert [m["name"] for m in fax["measures"]] == ["Fax orders"]
+
+    @pytest.mark.parametrize("kind", ["kill", "done"])
+    def test_work_under_a_killed_or_finished_bet_needs_no_decision(self, tree, shape, users, kind):
+        """Killing "Self-service" asked, at every review and reminder after, for a
+        decision on its off-track initiative "Fax", though the bet it tests is gone."""
+        services.decision_create(
+            node=shape["bet"], kind=kind, rationale="Nobody self-serves", by=users["owner"]
+        )
+        review = services.review_start(tree=tree, by=users["owner"])
+        needed = [item["node"]["title"] for item in selectors.review_data(review)["needed"]]
+        assert "Fax" not in needed and "Self-service" not in needed
+        assert "Fax" not in [i["node"]["title"] for i in selectors.items_needing_decision(tree)]
+
+    def test_killed_work_leaves_the_headline_s_outcome_counts(self, tree, shape, users):
+        """The headline counted the killed bet and its initiatives ("Bets and
+        initiatives off track: 1") though killed work leaves the roll-up."""
+        before = snapshot_build(tree=tree, as_of=AT)["headline"]["outcomes_by_status"]
+        assert before == {"at_risk": 1, "no_data": 1, "off_track": 1, "on_track": 1}
+        services.decision_create(
+            node=shape["bet"], kind="kill", rationale="Nobody self-serves", by=users["owner"]
+        )
+        head = snapshot_build(tree=tree, as_of=AT)["headline"]
+        assert head["outcomes_by_status"] == {"no_data": 1}  # "Partners" alone is live
+        assert head["nodes_by_status"]["killed"] == 1  # the lifecycle count still has it
 
     def test_items_needing_decision_is_the_draft_rule_without_a_review(
         self, tree, shape, users, django_assert_num_queries

@@ -317,3 +317,24 @@ def test_query_count_does_not_grow_with_the_tree(
     # The session, the user and the tree, then the list's seven.
     with django_assert_max_num_queries(10):
         assert client.get(page_url(tree)).status_code == 200
+
+
+def test_killed_work_is_not_asked_about_again(tree, goal, users):
+    """A bet killed because its initiatives missed stayed on the list ("Bets whose
+    initiatives all missed", "Bets with no data product"), with its initiative
+    "without measures" and its measure "without a metric"."""
+    from outcomes.reviews.services import decision_create
+
+    killed = node(tree, goal, "Fax ordering")
+    judged(tree, node(tree, killed, "Fax machines"), 10, "Fax orders")
+    node(tree, killed, "Fax paper")  # no measures
+    measure(killed, name="Fax share")  # no metric
+    decision_create(node=killed, kind="kill", rationale="Nobody faxes", by=users["owner"])
+    live = node(tree, goal, "Self-service")
+
+    found = think_again(tree)
+
+    assert found["missed_bets"] == []
+    assert found["initiatives_without_measures"] == []
+    assert found["measures_without_metric"] == []
+    assert titles(found["bets_without_data_product"]) == [live.title]

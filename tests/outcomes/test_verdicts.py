@@ -47,6 +47,7 @@ from outcomes.verdicts import (
     NodeScore,
     Tolerance,
     Verdict,
+    _number,
     akaike_weights,
     calibrated_probability,
     calibration_features,
@@ -357,6 +358,36 @@ def test_reached_early_must_hold_and_says_so():
     assert verdict.status == REACHED
     assert verdict.reason.startswith("Reached 100 (")
     assert "must hold until 11 Apr 2026" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (30.5, "30.5"),
+        (0.0007, "0.0007"),
+        (12.345, "12.3"),
+        (1234.5, "1,234"),
+        (-0.0, "0"),  # was "-0"
+        (-0.00001, "-0.00001"),
+        (99.96, "100"),  # was "100.0"
+        (999.6, "1,000"),  # was "1000"
+        (1e-7, "0.0000001"),  # was "1e-07"
+        (3.456e-6, "0.00000346"),  # was "3.46e-06"
+        (1e-300, "1e-300"),  # beyond any unit's decimals
+    ],
+)
+def test_figures_in_reasons_read_as_people_write_them(value, words):
+    assert _number(value) == words
+
+
+def test_a_reached_reason_keeps_a_unit_with_brackets():
+    """The odds were cut from the sentence at the first " (", which a unit may hold:
+    "…: 70 % chance of holding 100 k." for the unit "k (thousands)"."""
+    observed = [(at(d), 100.0 + (d % 3)) for d in range(30)]
+    verdict = evaluate(spec(), observed, at(30), unit="k (thousands)")
+    assert verdict.status == REACHED
+    assert verdict.reason.startswith("Reached 100 k (thousands) (")
+    assert verdict.reason.endswith("chance of holding 100 k (thousands) by 11 Apr 2026.")
 
 
 def test_too_early_below_the_minimum_data():
@@ -1015,3 +1046,30 @@ def test_a_guardrail_never_raises_a_node(children, measures, guardrail_status, w
     with_guardrail = roll_up(children, [*own, measure(guardrail_status, weight, guardrail=True)])
     assert with_guardrail.score <= without.score
     assert STATUS_RANK[with_guardrail.status] <= STATUS_RANK[without.status]
+
+
+@pytest.mark.parametrize(
+    ("values", "status"),
+    [
+        ([110.0, 40.0, 30.0, 20.0, 10.0, 5.0], MISSED),
+        ([90.0, 95.0, 100.0, 101.0, 102.0, 104.0], ACHIEVED),
+    ],
+)
+def test_a_target_date_in_the_past_is_observed_not_forecast(values, status):
+    """Values observed after the target date: the measure page showed a forecast of that
+    past date ("Forecast at target date 10.96 days, 0 % chance of reaching the target")
+    and the chart drew its band backwards in time."""
+    observed = [(at(101 + day), value) for day, value in enumerate(values)]
+    verdict = evaluate(spec(), observed, at(120))
+    assert verdict.status == status
+    assert verdict.forecast.probability is None
+    assert (verdict.forecast.value, verdict.forecast.low, verdict.forecast.high) == (None,) * 3
+    assert (
+        verdict.forecast.reason == "the target date has passed: its value is observed, not forecast"
+    )
+    assert "chance" not in verdict.reason
+
+
+def test_data_that_ends_before_the_target_date_is_still_forecast_there():
+    verdict = evaluate(spec(), line(1.0, 0.0, range(0, 60)), at(120))
+    assert verdict.forecast.value is not None

@@ -298,6 +298,26 @@ def test_board_htmx_gets_only_the_cards(login, products):
 
 
 @pytest.mark.django_db
+def test_work_under_a_killed_bet_neither_relies_on_nor_keeps_a_product(
+    login, users, tree, shape, domains
+):
+    """The bet was killed: its initiative still stood on the board as live work on a
+    deprecated product, and kept the product it used off the orphans."""
+    old = services.data_product_create(
+        name="Old feed", slug="old-feed", domain=domains["lab"], stage="deprecated"
+    )
+    kept = services.data_product_create(name="Kept alive", slug="kept", domain=domains["lab"])
+    services.data_product_link(product=old, node=shape["initiative"], role="uses")
+    services.data_product_link(product=kept, node=shape["initiative"], role="uses")
+    services.node_update(node=shape["bet"], status="killed")
+
+    html = login("viewer").get(BOARD).content.decode()
+
+    assert "No initiative you can see relies on a deprecated or retired product." in html
+    assert "/data-products/kept/" in section(html, "orphans")
+
+
+@pytest.mark.django_db
 def test_board_lists_orphans_and_initiatives_on_ending_products(
     login, users, tree, shape, domains, products
 ):

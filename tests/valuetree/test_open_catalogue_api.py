@@ -436,6 +436,22 @@ class TestTransitions:
         ]
         assert [m.to for m in mailoutbox] == [["editor@example.com"]]
 
+    def test_work_under_a_killed_bet_is_not_told(
+        self, users, client_for, turnaround, bet, initiative, django_capture_on_commit_callbacks
+    ):
+        """The bet was killed, its initiatives with it: their owner was still told
+        "Your work relying on it: Ward alerts"."""
+        initiative.owner = users["editor"]
+        initiative.save()
+        services.data_product_link(product=turnaround, node=initiative, role="uses")
+        services.node_update(node=bet, status="killed")
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client_for(users["owner"]).post(
+                self.url(turnaround), {"stage": "deprecated"}, format="json"
+            )
+        assert response.status_code == 201
+        assert not Notification.objects.filter(kind="deprecation").exists()
+
 
 # --- Early consumers -----------------------------------------------------------------------
 

@@ -55,6 +55,12 @@ def number(value: Any) -> str:
     return outline.format_number(value)
 
 
+@register.filter
+def figure(value: Any) -> str:
+    """``{{ edit.from|figure }}``: a number for people, a date or word as it is."""
+    return outline.format_figure(value)
+
+
 @register.simple_tag
 def measure_state(measure: Any, state: dict[str, Any] | None) -> SafeString:
     """How a measure is doing (value, progress, sparkline, verdict), as on the outline."""

@@ -19,7 +19,7 @@ from valuetree.models import DataProduct, GlossaryColumnLink, GlossaryTerm
 
 @login_required
 def glossary_list(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "").strip()[:200]
+    query = selectors.search_query(request.GET.get("q"))
     terms = selectors.glossary_terms()
     if query:
         # JSON lists are searched as text: a synonym is found inside the list.

@@ -14,7 +14,6 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -211,7 +210,7 @@ def search(request: HttpRequest) -> HttpResponse:
     """Search the trees, nodes (titles, hypotheses, measures) and data products the
     caller may read; ``?tree=<slug>`` searches one tree's nodes. With htmx, only the
     results (the header's and the tree page's search boxes ask as you type)."""
-    query = request.GET.get("q", "")[:200]
+    query = selectors.search_query(request.GET.get("q"))
     tree = None
     if request.GET.get("tree"):
         tree = _tree(request, slug=request.GET["tree"])
@@ -591,17 +590,14 @@ def node_data_products(request: HttpRequest, node_id: int) -> HttpResponse:
         else:
             messages.success(request, f"Linked “{product.name}”.")
         return redirect("valuetree:node", node_id=node.pk)
-    query = request.GET.get("q", "").strip()
-    products = DataProduct.objects.select_related("domain").order_by("name")
-    if query:
-        products = products.filter(Q(name__icontains=query) | Q(purpose__icontains=query))
+    query = selectors.search_query(request.GET.get("q"))
     return render(
         request,
         "valuetree/node_data_products.html",
         {
             "node": node,
             "tree": tree,
-            "products": products[:20],
+            "products": selectors.data_products_matching(query=query),
             "query": query,
             "link_roles": LinkRole.choices,
         },
