@@ -726,8 +726,16 @@ def observations_push(
     return run
 
 
+CSV_EMPTY_MESSAGE = "The file is empty; it needs a header line 'period,value'."
+
+
 def csv_points(text: str) -> tuple[list[RawPoint], list[int]]:
-    """Raw points from CSV text with a `period,value` header, and each point's line."""
+    """Raw points from CSV text with a `period,value` header, and each point's line.
+    ValidationError for text that is blank, a header without `period` and `value` (or
+    naming one twice) or a line that does not fit it."""
+    if not text or text.isspace():
+        # Spaces and line breaks alone were read as a header naming neither column.
+        raise ValidationError(CSV_EMPTY_MESSAGE)
     rows = csv.reader(io.StringIO(text, newline=""))
     try:
         return _csv_points(rows)
@@ -738,12 +746,16 @@ def csv_points(text: str) -> tuple[list[RawPoint], list[int]]:
 def _csv_points(rows: Any) -> tuple[list[RawPoint], list[int]]:
     header = next(rows, None)
     if header is None:
-        raise ValidationError("The file is empty; it needs a header line 'period,value'.")
+        raise ValidationError(CSV_EMPTY_MESSAGE)
     names = [name.strip().lower() for name in header]
     if "period" not in names or "value" not in names:
         raise ValidationError(
             f"Line 1: the header must name the columns 'period' and 'value', got {', '.join(header)!r}."
         )
+    for name in ("period", "value"):
+        if names.count(name) > 1:
+            # Of two `period` columns one would be taken without a word.
+            raise ValidationError(f"Line 1: the header names the column {name!r} twice.")
     period_at, value_at = names.index("period"), names.index("value")
     points: list[RawPoint] = []
     lines: list[int] = []

@@ -494,6 +494,9 @@ class TestSendingValues:
             ("day,amount\n2026-01-01,10\n", "Line 1: the header"),
             ("period,value\n", "no values"),
             ("period,value\n2026-01-01,nan\n", "Line 2"),
+            # Both were taken: the first `period` column won; blank text read as a header.
+            ("period,value,period\n2026-01-01,10,2026-02-01\n", "names the column"),
+            (" \n\n", "The file is empty"),
         ],
     )
     def test_a_bad_line_stores_nothing_and_is_named(self, as_role, pushed, text, message):
