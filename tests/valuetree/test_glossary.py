@@ -369,6 +369,22 @@ class TestImportExport:
             ["client", "shopper"],
         )
 
+    def test_csv_round_trip_keeps_text_that_starts_with_an_apostrophe(self, staff):
+        """ "'=1" was exported as it is and read back as "=1" (the import takes a
+        leading apostrophe before a formula for the export's own quote)."""
+        texts = {"name": "'=1 apostrophe", "definition": "''+2", "synonyms": ["'-3 minus"]}
+        services.glossary_term_create(**texts)
+        client = APIClient()
+        client.force_authenticate(staff)
+        exported = client.get("/api/glossary/export/?as=csv").content.decode()
+        GlossaryTerm.objects.all().delete()
+        response = client.post("/api/glossary/import/", exported, content_type="text/csv")
+        assert response.status_code == 200, response.content
+        term = GlossaryTerm.objects.get()
+        assert {"name": term.name, "definition": term.definition, "synonyms": term.synonyms} == (
+            texts
+        )
+
     def test_api_export_refuses_an_unknown_format(self, staff):
         client = APIClient()
         client.force_authenticate(staff)
