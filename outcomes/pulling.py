@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, available_timezones
 
 from cronsim import CronSim, CronSimError
 from dateutil.parser import isoparse
@@ -307,9 +307,10 @@ def schedule_validate(
     *, interval: timedelta | None, cron: str, zone_name: str, pulled: bool
 ) -> None:
     errors: dict[str, str] = {}
-    try:
-        ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
+    # The IANA names, as the review schedule takes them: ZoneInfo also loads any file
+    # under the host's zoneinfo folder ("posixrules", "right/UTC" with leap seconds),
+    # which another host may lack or hold otherwise.
+    if zone_name not in available_timezones():
         errors["timezone"] = f"Unknown time zone {zone_name!r}; use an IANA name like Europe/Paris."
     if not pulled:
         if interval or cron:

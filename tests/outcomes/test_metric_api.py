@@ -242,6 +242,9 @@ def test_a_pulled_metric_is_created_and_due_at_once(tree, editor):
         ("http_json", {}, {"schedule_interval"}),
         ("http_json", {"schedule_cron": "every day"}, {"schedule_cron"}),
         ("http_json", {"schedule_cron": "0 6 * * *", "timezone": "Mars/Olympus"}, {"timezone"}),
+        # Files of the host's zoneinfo folder that are no IANA name: ZoneInfo loaded them.
+        ("http_json", {"schedule_cron": "0 6 * * *", "timezone": "posixrules"}, {"timezone"}),
+        ("http_json", {"schedule_cron": "0 6 * * *", "timezone": "right/UTC"}, {"timezone"}),
         ("http_json", {"schedule_interval": "01:00:00", "query": "$[["}, {"query"}),
         (
             "http_json",
