@@ -142,8 +142,9 @@ def parse_value(raw: Any) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{raw!r} is not a finite number (NaN and infinity are refused).")
     if abs(value) > MAX_ABS_VALUE:
+        # Every digit it has: as "%g" 1000000100000000 read "1e+15 is beyond ±1e+15".
         raise ValueError(
-            f"{value:g} is beyond ±{MAX_ABS_VALUE:g}, the largest value a metric holds."
+            f"{value!r} is beyond ±{MAX_ABS_VALUE:g}, the largest value a metric holds."
         )
     return value
 
