@@ -467,8 +467,18 @@ class MetricForm(forms.Form):
             self.fields["query"].label = label
             self.fields["query"].help_text = help_text
             self.fields["query"].required = True
+        self.metric = metric
         if metric is not None:
             self.initial.update(_metric_initial(metric))
+
+    def _sent_as_shown(self, name: str) -> bool:
+        """Whether the field came back as the edit page showed it (its text)."""
+        shown = self.initial.get(name)
+        return (
+            name in self.fields
+            and shown is not None
+            and str(self.data.get(name, "")).strip() == str(shown).strip()
+        )
 
     def clean_timezone(self) -> str:
         return self.cleaned_data["timezone"].strip()
@@ -485,16 +495,26 @@ class MetricForm(forms.Form):
                 options["step"] = data["step"]
         minutes = data.get("interval_minutes")
         hours = data["expected_hours"]
+        interval = timedelta(minutes=minutes) if minutes else None
+        expected = timedelta(hours=hours) if hours else None
+        if self.metric is not None:
+            # A field shown rounded and sent back as it was shown keeps the metric's own
+            # value: 90 seconds (set through the API) showed as 2 minutes, and saving the
+            # page for another change made the schedule 2 minutes.
+            if self._sent_as_shown("interval_minutes"):
+                interval = self.metric.schedule_interval
+            if self._sent_as_shown("expected_hours"):
+                expected = self.metric.expected_frequency
         return {
             "name": data["name"],
             "query": data.get("query", ""),
             "options": options,
             "unit": data["unit"],
             "granularity": data["granularity"],
-            "schedule_interval": timedelta(minutes=minutes) if minutes else None,
+            "schedule_interval": interval,
             "schedule_cron": data.get("schedule_cron", "").strip(),
             "timezone": data["timezone"],
-            "expected_frequency": timedelta(hours=hours) if hours else None,
+            "expected_frequency": expected,
             "is_active": data["is_active"],
         }
 

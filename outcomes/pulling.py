@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, available_timezones
 
 from cronsim import CronSim, CronSimError
 from dateutil.parser import isoparse
@@ -142,8 +142,9 @@ def parse_value(raw: Any) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{raw!r} is not a finite number (NaN and infinity are refused).")
     if abs(value) > MAX_ABS_VALUE:
+        # Every digit it has: as "%g" 1000000100000000 read "1e+15 is beyond ±1e+15".
         raise ValueError(
-            f"{value:g} is beyond ±{MAX_ABS_VALUE:g}, the largest value a metric holds."
+            f"{value!r} is beyond ±{MAX_ABS_VALUE:g}, the largest value a metric holds."
         )
     return value
 
@@ -307,9 +308,10 @@ def schedule_validate(
     *, interval: timedelta | None, cron: str, zone_name: str, pulled: bool
 ) -> None:
     errors: dict[str, str] = {}
-    try:
-        ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
+    # The IANA names, as the review schedule takes them: ZoneInfo also loads any file
+    # under the host's zoneinfo folder ("posixrules", "right/UTC" with leap seconds),
+    # which another host may lack or hold otherwise.
+    if zone_name not in available_timezones():
         errors["timezone"] = f"Unknown time zone {zone_name!r}; use an IANA name like Europe/Paris."
     if not pulled:
         if interval or cron:
@@ -726,8 +728,16 @@ def observations_push(
     return run
 
 
+CSV_EMPTY_MESSAGE = "The file is empty; it needs a header line 'period,value'."
+
+
 def csv_points(text: str) -> tuple[list[RawPoint], list[int]]:
-    """Raw points from CSV text with a `period,value` header, and each point's line."""
+    """Raw points from CSV text with a `period,value` header, and each point's line.
+    ValidationError for text that is blank, a header without `period` and `value` (or
+    naming one twice) or a line that does not fit it."""
+    if not text or text.isspace():
+        # Spaces and line breaks alone were read as a header naming neither column.
+        raise ValidationError(CSV_EMPTY_MESSAGE)
     rows = csv.reader(io.StringIO(text, newline=""))
     try:
         return _csv_points(rows)
@@ -738,12 +748,16 @@ def csv_points(text: str) -> tuple[list[RawPoint], list[int]]:
 def _csv_points(rows: Any) -> tuple[list[RawPoint], list[int]]:
     header = next(rows, None)
     if header is None:
-        raise ValidationError("The file is empty; it needs a header line 'period,value'.")
+        raise ValidationError(CSV_EMPTY_MESSAGE)
     names = [name.strip().lower() for name in header]
     if "period" not in names or "value" not in names:
         raise ValidationError(
             f"Line 1: the header must name the columns 'period' and 'value', got {', '.join(header)!r}."
         )
+    for name in ("period", "value"):
+        if names.count(name) > 1:
+            # Of two `period` columns one would be taken without a word.
+            raise ValidationError(f"Line 1: the header names the column {name!r} twice.")
     period_at, value_at = names.index("period"), names.index("value")
     points: list[RawPoint] = []
     lines: list[int] = []

@@ -4,9 +4,14 @@ and entry point."""
 
 from __future__ import annotations
 
+import io
+import json
+
 import pytest
+from django.core.management import call_command
 
 from outcomes.models import MetricSource, PullRun
+from outcomes.reviews.models import Decision, Learning
 from tests.factories import make_metric, make_user
 from valuetree import services
 from valuetree.models import (
@@ -15,6 +20,7 @@ from valuetree.models import (
     LifecycleTransition,
     Membership,
     Notification,
+    ValueTree,
 )
 
 
@@ -151,3 +157,77 @@ class TestRecordedPeople:
         )
         assert response.status_code == 201
         assert Membership.objects.get(tree__slug="mine").user == users["viewer"]
+
+
+def tree_document(by: str | None) -> dict:
+    """A tree whose initiative carries a decision and a learning "by" someone."""
+    said = {} if by is None else {"by": by}
+    return {
+        "version": 1,
+        "slug": "forged",
+        "name": "Forged",
+        "vision": "v",
+        "learnings": [
+            {"kind": "process", "text": "Review monthly", "at": "2026-01-02T00:00:00Z", **said}
+        ],
+        "goals": [
+            {
+                "title": "Goal",
+                "children": [
+                    {
+                        "title": "Bet",
+                        "children": [
+                            {
+                                "title": "Initiative",
+                                "decisions": [
+                                    {
+                                        "kind": "kill",
+                                        "rationale": "The CEO said so",
+                                        "at": "2026-01-01T00:00:00Z",
+                                        **said,
+                                    }
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+
+
+@pytest.mark.django_db
+class TestWhoDecidedInATreeImport:
+    """A tree document's decisions and learnings said who made them, and the API import
+    attributed them to any user named: a decision "by" someone who never made it."""
+
+    def test_the_api_refuses_decisions_by_someone_else(self, users, client_for):
+        response = client_for(users["editor"]).post(
+            "/api/trees/import/", tree_document("owner"), format="json"
+        )
+        assert response.status_code == 400, response.content
+        paths = {error["path"] for error in response.json()["errors"]}
+        assert paths == {"learnings[0].by", "goals[0].children[0].children[0].decisions[0].by"}
+        assert not ValueTree.objects.filter(slug="forged").exists()
+        assert not Decision.objects.exists() and not Learning.objects.exists()
+
+    @pytest.mark.parametrize("by", ["editor", None])
+    def test_the_api_takes_the_caller_s_own_or_nobody_s(self, users, client_for, by):
+        response = client_for(users["editor"]).post(
+            "/api/trees/import/", tree_document(by), format="json"
+        )
+        assert response.status_code == 201, response.content
+        expected = users["editor"] if by else None
+        assert Decision.objects.get().by == expected
+        assert Learning.objects.get().by == expected
+
+    def test_staff_and_the_operator_restore_history_as_it_was(self, users, client_for, tmp_path):
+        staff = make_user("admin", is_staff=True)
+        response = client_for(staff).post(
+            "/api/trees/import/", tree_document("owner"), format="json"
+        )
+        assert response.status_code == 201, response.content
+        path = tmp_path / "tree.json"
+        path.write_text(json.dumps({**tree_document("owner"), "slug": "restored"}))
+        call_command("import_tree", str(path), "--owner", "editor", stdout=io.StringIO())
+        assert [d.by for d in Decision.objects.order_by("pk")] == [users["owner"]] * 2

@@ -177,6 +177,36 @@ class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
                 node.start_mark,
             ) from None
 
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """A mapping whose keys are unique as values, not only as text: ``1`` and ``01``,
+        ``null`` and ``~``, ``true`` and ``yes``, or a key and the same key merged in
+        with ``<<``, were one key and the last (or the unmerged) value was kept without
+        a word. The text check in ``_check_nodes`` names the path of a plain repeat."""
+        if isinstance(node, MappingNode):
+            self.flatten_mapping(node)  # merged keys first, then the mapping's own
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                repeated = key in mapping
+            except TypeError:  # a list or mapping as a key
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    "found unhashable key",
+                    key_node.start_mark,
+                ) from None
+            if repeated:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"the key {key_node.value!r} is given twice in the same mapping (as the "
+                    "same value, or merged in with <<): keep one",
+                    key_node.start_mark,
+                )
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
+
 
 # A place in the walk: (node, depth, parent place, key or index, line of the key).
 _Place = tuple[Node, int, Any, Any, int | None]
@@ -474,7 +504,39 @@ def load_json(raw: bytes | str) -> Any:
             message = f"nested more than {MAX_DEPTH} levels deep"
         raise DocumentRefused([Problem("", f"Not valid JSON: {message}.", error.lineno)]) from None
     check_limits(data)
+    _refuse_repeated_json_keys(text, data)
     return data
+
+
+class _RepeatedKey(Exception):
+    pass
+
+
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> None:
+    seen: set[str] = set()
+    for key, _value in pairs:
+        if key in seen:
+            raise _RepeatedKey(key)
+        seen.add(key)
+
+
+def _refuse_repeated_json_keys(text: str, data: Any) -> None:
+    """Refuse an object that gives a key twice, as YAML's are: orjson keeps the last
+    value without a word (``{"title": "A", "title": "B"}`` is B). A second read by the
+    standard library, which shows each object's pairs and builds nothing; safe as the
+    limits above already hold (at most MAX_DEPTH levels, so no deep recursion)."""
+    if not isinstance(data, dict | list):
+        return
+    try:
+        json.loads(text, object_pairs_hook=_no_repeated_keys)
+    except _RepeatedKey as repeated:
+        key = str(repeated.args[0])
+        shown = key if len(key) <= 40 else key[:40] + "…"
+        raise _refuse(
+            f"Not valid JSON: the key {shown!r} is given twice in one object: keep one."
+        ) from None
+    except (ValueError, RecursionError):  # orjson read it: nothing more to say
+        return
 
 
 def load(

@@ -289,6 +289,8 @@ class DocumentValidator:
         self.product_slugs: dict[str, str] = {}
         self.node_paths: set[str] = set()
         self.path_refs: list[tuple[str, str]] = []  # (node path named, where)
+        # (username, where) of every part's field saying who did it (a decision's `by`).
+        self.authors: list[tuple[str, str]] = []
         self._serializers: dict[type, serializers.Serializer] = {}
         self._node_serializer: NodeDocumentSerializer | None = None
 
@@ -313,6 +315,7 @@ class DocumentValidator:
                 for name in part.user_fields:
                     if checked.get(name):
                         self.usernames.setdefault(checked[name], join_path(item_path, name))
+                        self.authors.append((checked[name], join_path(item_path, name)))
                 for name in part.path_fields:
                     if checked.get(name):
                         self.path_refs.append((checked[name], join_path(item_path, name)))
@@ -440,10 +443,13 @@ class DocumentValidator:
 
 
 def validate(
-    data: Any, lines: dict[str, int]
+    data: Any, lines: dict[str, int], *, author: AbstractBaseUser | None = None
 ) -> tuple[dict[str, Any], list[_PlannedNode], dict, dict]:
     """Check the whole document; return the tree fields, the planned goals and the
-    users and data products it names, or raise ImportFailed with every problem."""
+    users and data products it names, or raise ImportFailed with every problem.
+
+    ``author``: the only user the document's decisions and learnings may say made them
+    (``by``); None lets them name anyone (the operator, staff)."""
     validator = DocumentValidator(lines)
     count = count_nodes(data)
     if count > MAX_TREE_NODES:
@@ -474,6 +480,17 @@ def validate(
     for username, path in validator.usernames.items():
         if username not in users:
             validator.add(path, f"No user named {username!r}.")
+    if author is not None:
+        for username, path in validator.authors:
+            if username != author.get_username() and username in users:
+                # A decision "by" the CEO that the CEO never made: who decided or
+                # learned something is the importer, unless staff or the operator
+                # restores another installation's history.
+                validator.add(
+                    path,
+                    f"Only staff (or manage.py import_tree) may import what {username!r} "
+                    "decided or learned: leave `by` out, or give your own username.",
+                )
     products = {
         product.slug: product
         for product in DataProduct.objects.filter(slug__in=list(validator.product_slugs))
@@ -495,11 +512,17 @@ def tree_import(
     owner: AbstractBaseUser,
     lines: dict[str, int] | None = None,
     slug: str | None = None,
+    operator: bool = False,
 ) -> ValueTree:
-    """Create a tree from a decoded document, all or nothing."""
+    """Create a tree from a decoded document, all or nothing. Its decisions and
+    learnings are by ``owner`` (or nobody) unless ``operator`` (manage.py) or the
+    owner is staff: then by whom the document says."""
     if slug:
         data = {**data, "slug": slug} if isinstance(data, dict) else data
-    header, goals, users, products = validate(data, lines if lines is not None else {})
+    author = None if operator or owner.is_staff else owner
+    header, goals, users, products = validate(
+        data, lines if lines is not None else {}, author=author
+    )
     header.pop("version")
     header.pop("goals")
     tree_parts = header.pop("_parts")
@@ -610,10 +633,15 @@ def _create_section_items(
 
 
 def tree_import_text(
-    raw: bytes | str, *, fmt: str, owner: AbstractBaseUser, slug: str | None = None
+    raw: bytes | str,
+    *,
+    fmt: str,
+    owner: AbstractBaseUser,
+    slug: str | None = None,
+    operator: bool = False,
 ) -> ValueTree:
     data, lines = parse(raw, fmt=fmt)
-    return tree_import(data, owner=owner, lines=lines, slug=slug)
+    return tree_import(data, owner=owner, lines=lines, slug=slug, operator=operator)
 
 
 _NODE_EXPORT_DROP = {"id", "parent_id", "position", "created_at", "updated_at", "children"}

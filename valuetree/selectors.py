@@ -663,13 +663,20 @@ def glossary_export(*, fmt: str) -> str:
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
+def _quoted_formula(text: str) -> bool:
+    """Whether ``text`` is a formula behind apostrophes (none or more): "=1", "'=1"."""
+    return text.lstrip("'").startswith(FORMULA_PREFIXES)
+
+
 def csv_cell(value: Any) -> Any:
     """A value as a spreadsheet may safely open it: text that would start a formula is
-    quoted with a leading apostrophe; numbers stay numbers; None is empty."""
+    quoted with a leading apostrophe; numbers stay numbers; None is empty. Text that
+    already starts with apostrophes before a formula ("'=1") gets one more, so that
+    :func:`csv_cell_value` gives it back as it was, not as "=1"."""
     if value is None:
         return ""
     if isinstance(value, str):
-        return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+        return "'" + value if _quoted_formula(value) else value
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
@@ -677,7 +684,7 @@ def csv_cell(value: Any) -> Any:
 
 def csv_cell_value(cell: str) -> str:
     """The text :func:`csv_cell` wrote (its apostrophe before a formula removed)."""
-    if cell.startswith("'") and cell[1:].startswith(FORMULA_PREFIXES):
+    if cell.startswith("'") and _quoted_formula(cell[1:]):
         return cell[1:]
     return cell
 

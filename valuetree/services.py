@@ -1507,11 +1507,22 @@ def glossary_import(*, rows: list[dict[str, Any]], by: AbstractBaseUser | None) 
                     raise ValidationError({"terms": f"Term {number}: {key}: {message}"})
             if not isinstance(row, dict) or not str(row.get("name") or "").strip():
                 raise ValidationError({"terms": f"Term {number}: give it a name."})
-            fields: dict[str, Any] = {
-                "definition": str(row.get("definition") or ""),
-                "synonyms": row.get("synonyms") or [],
-                "abbreviations": row.get("abbreviations") or [],
-            }
+            unknown = [str(key) for key in row if key not in GLOSSARY_CSV_COLUMNS]
+            if unknown:
+                raise ValidationError(
+                    {
+                        "terms": f"Term {number}: unknown field {', '.join(unknown)}; a term "
+                        f"has {', '.join(GLOSSARY_CSV_COLUMNS)}."
+                    }
+                )
+            # A field left out (a key, a CSV column) leaves an existing term's value as
+            # it is: importing names and domains alone must not empty every definition.
+            fields: dict[str, Any] = {}
+            if "definition" in row:
+                fields["definition"] = str(row["definition"] or "")
+            for key in ("synonyms", "abbreviations"):
+                if key in row:
+                    fields[key] = row[key] or []
             domain_slug = str(row.get("domain") or "").strip()
             if domain_slug:
                 if domain_slug not in domains:
@@ -1561,33 +1572,55 @@ def glossary_rows_from_text(raw: bytes | str, *, fmt: str) -> list[dict[str, Any
     if fmt == "csv":
         if "\x00" in text:
             raise ValidationError({"terms": documents.NUL_MESSAGE})
-        reader = csv.DictReader(io.StringIO(text, newline=""))
+        reader = csv.reader(io.StringIO(text, newline=""))
         try:
-            fieldnames, rows = reader.fieldnames, list(reader)
+            header, rows = next(reader, None), list(reader)
         except csv.Error as error:  # a cell over the csv module's limit (128 KiB)
             raise ValidationError(
                 {"terms": f"Line {reader.line_num}: not readable as CSV ({error})."}
             ) from None
-        if not fieldnames or "name" not in fieldnames:
+        # Column names as the push CSV reads them (case and spaces aside). A column we
+        # do not know, or one named twice, is refused: "Definiton" would otherwise be
+        # dropped without a word, and of two "definition" columns one would win.
+        columns = [name.strip().lower() for name in header or []]
+        if "name" not in columns:
             raise ValidationError({"terms": "The CSV needs a header row with a `name` column."})
-        return [
-            {
-                "name": csv_cell_value(row.get("name") or ""),
-                "definition": csv_cell_value(row.get("definition") or ""),
-                "synonyms": [
-                    csv_cell_value(s.strip())
-                    for s in (row.get("synonyms") or "").split(";")
-                    if s.strip()
-                ],
-                "abbreviations": [
-                    csv_cell_value(s.strip())
-                    for s in (row.get("abbreviations") or "").split(";")
-                    if s.strip()
-                ],
-                "domain": row.get("domain") or "",
-            }
-            for row in rows
-        ]
+        unknown = [name for name in columns if name not in GLOSSARY_CSV_COLUMNS]
+        twice = sorted({name for name in columns if columns.count(name) > 1})
+        if unknown or twice:
+            raise ValidationError(
+                {
+                    "terms": "Line 1: "
+                    + (f"unknown column {', '.join(map(repr, unknown))}" if unknown else "")
+                    + ("; " if unknown and twice else "")
+                    + (f"column {', '.join(map(repr, twice))} named twice" if twice else "")
+                    + f"; the columns are {', '.join(GLOSSARY_CSV_COLUMNS)}."
+                }
+            )
+
+        def cell(row: list[str], name: str) -> str:
+            index = columns.index(name)
+            return row[index] if index < len(row) else ""
+
+        def forms(text: str) -> list[str]:
+            return [csv_cell_value(s.strip()) for s in text.split(";") if s.strip()]
+
+        terms = []
+        for row in rows:
+            if not any(value.strip() for value in row):
+                continue  # a blank line
+            # Only the columns the file has: one it leaves out keeps each term's value.
+            term: dict[str, Any] = {}
+            for name in columns:
+                value = cell(row, name)
+                if name in ("synonyms", "abbreviations"):
+                    term[name] = forms(value)
+                elif name == "domain":
+                    term[name] = value
+                else:
+                    term[name] = csv_cell_value(value)
+            terms.append(term)
+        return terms
     if isinstance(data, dict):
         data = data.get("terms")
     if not isinstance(data, list):

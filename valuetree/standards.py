@@ -10,7 +10,7 @@
     version: 1.2.0              # ↔ version
     status: active              # ↔ stage: proposed=discovery, draft=design (and build),
                                 #   active=live, deprecated, retired
-    domain: sales               # ↔ Domain.slug; it must exist (required here)
+    domain: sales               # ↔ Domain.slug (or its name); it must exist (required here)
     description:
       purpose: …                # ↔ purpose
       usage: …                  # ↔ description
@@ -48,7 +48,7 @@ ODCS requires, the types of the keys it defines; other keys are kept as they are
 v3.1.0 adds the ``team`` object (``name``, ``members``…; the list is still read) and
 the logical types ``timestamp`` and ``time``, and more server types. After our own
 checks a document is held to Bitol's Pydantic model (``open-data-contract-standard``).
-``dataProduct`` is the product's name or its slug, ``domain`` its domain, and the custom property
+``dataProduct`` is the product's name or its slug, ``domain`` its domain's (name or slug), and the custom property
 ``outputPort`` names the port. Which port a contract attaches to:
 
 1. a contract with the document's ``id`` exists → its port (naming another port is
@@ -381,7 +381,8 @@ class OdpsSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     version = serializers.CharField(max_length=50, allow_blank=True, required=False)
     status = serializers.ChoiceField(choices=STATUSES)
-    domain = serializers.SlugField(max_length=100)
+    # "Business domain" in ODPS, free text: the slug we export, or the domain's name.
+    domain = serializers.CharField(max_length=200)
     tenant = serializers.CharField(allow_blank=True, required=False)
     description = Item(required=False)
     customProperties = item_list()
@@ -405,7 +406,8 @@ class OdcsSerializer(serializers.Serializer):
     # its examples (v3.0.0's were production/test/development), not a list to pick from.
     status = serializers.CharField(max_length=20)
     dataProduct = serializers.CharField(max_length=200, required=False)  # its name or slug
-    domain = serializers.SlugField(max_length=100, required=False)
+    # "Name of the logical data domain" in ODCS: the domain's name or its slug.
+    domain = serializers.CharField(max_length=200, required=False)
     tenant = serializers.CharField(allow_blank=True, required=False)
     description = Item(required=False)
     schema = item_list()
@@ -632,11 +634,15 @@ def odps_import(
     for username, path in v.usernames.items():
         if username not in users:
             v.add(path, f"No user named {username!r}.")
-    domains = {d.slug: d for d in Domain.objects.filter(slug__in=list(v.domains))}
+    domains: dict[str, Domain] = {}
+    for found in Domain.objects.filter(Q(slug__in=list(v.domains)) | Q(name__in=list(v.domains))):
+        domains.setdefault(found.name, found)
+    for found in Domain.objects.filter(slug__in=list(v.domains)):
+        domains[found.slug] = found  # a slug wins over another domain's name
     for slug, paths in v.domains.items():
         if slug not in domains:
             for path in paths:
-                v.add(path, f"No domain with slug {slug!r}.")
+                v.add(path, f"No domain with slug or name {slug!r}.")
     existing = {
         p.slug: p
         for p in DataProduct.objects.filter(slug__in=list(slugs))
@@ -889,8 +895,15 @@ def odcs_import(
                     f"{product.slug!r} has no output port named {wanted_port!r}.",
                 )
     if product is not None:
-        if header.get("domain") and header["domain"] != product.domain.slug:
-            v.add("domain", f"{product.slug!r} is in domain {product.domain.slug!r}.")
+        if header.get("domain") and header["domain"] not in (
+            product.domain.slug,
+            product.domain.name,
+        ):
+            v.add(
+                "domain",
+                f"{product.slug!r} is in domain {product.domain.name!r} "
+                f"(slug {product.domain.slug!r}).",
+            )
         if not _may_edit(user, product):
             v.forbid("id", f"Only the owner of {product.slug!r} (or staff) may change it.")
     if v.problems:

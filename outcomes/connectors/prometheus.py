@@ -34,6 +34,12 @@ _ERROR_TYPES = frozenset(
 )
 
 
+_HISTOGRAM_MESSAGE = (
+    "The series holds no plain value (a native histogram?); reduce it to a number, e.g. "
+    "with histogram_quantile(0.9, ...)."
+)
+
+
 def _unix(moment: datetime) -> str:
     return f"{moment.timestamp():.3f}".rstrip("0").rstrip(".")
 
@@ -136,7 +142,12 @@ class PrometheusConnector:
                     "a range query returned another resultType than matrix",
                     repr(data.get("resultType"))[:100],
                 )
-            values = _one_series(data.get("result"), request.query).get("values")
+            series = _one_series(data.get("result"), request.query)
+            if "values" not in series and "histograms" in series:
+                # Native histograms come as "histograms" instead of "values": the address
+                # is right, the query is what to change.
+                raise PullError(_HISTOGRAM_MESSAGE)
+            values = series.get("values")
             if not isinstance(values, list):
                 raise _unexpected("the series has no values")
             return [_sample(sample) for sample in values]
@@ -150,10 +161,7 @@ class PrometheusConnector:
             series = _one_series(data.get("result"), request.query)
             if "value" not in series:
                 # Native histograms come as "histogram" instead of "value".
-                raise PullError(
-                    "The series holds no plain value (a native histogram?); reduce it to a "
-                    "number, e.g. with histogram_quantile(0.9, ...)."
-                )
+                raise PullError(_HISTOGRAM_MESSAGE)
             return [(None, _single_value(series["value"]))]
         if result_type == "matrix":
             raise PullError(

@@ -194,6 +194,13 @@ class TestErrors:
         with pytest.raises(PullError, match="native histogram"):
             fetch(stub)
 
+    def test_native_histogram_in_a_range_answer(self, stub):
+        """It was "an answer of an unexpected shape; check the address", which is right."""
+        series = {"metric": {}, "histograms": [[1772454600, {"count": "3", "sum": "4"}]]}
+        stub.route("/api/v1/query_range", success("matrix", [series]))
+        with pytest.raises(PullError, match="native histogram"):
+            fetch(stub, options={"mode": "range"})
+
 
 class TestValidation:
     def test_valid_source(self):

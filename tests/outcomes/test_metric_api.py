@@ -242,6 +242,9 @@ def test_a_pulled_metric_is_created_and_due_at_once(tree, editor):
         ("http_json", {}, {"schedule_interval"}),
         ("http_json", {"schedule_cron": "every day"}, {"schedule_cron"}),
         ("http_json", {"schedule_cron": "0 6 * * *", "timezone": "Mars/Olympus"}, {"timezone"}),
+        # Files of the host's zoneinfo folder that are no IANA name: ZoneInfo loaded them.
+        ("http_json", {"schedule_cron": "0 6 * * *", "timezone": "posixrules"}, {"timezone"}),
+        ("http_json", {"schedule_cron": "0 6 * * *", "timezone": "right/UTC"}, {"timezone"}),
         ("http_json", {"schedule_interval": "01:00:00", "query": "$[["}, {"query"}),
         (
             "http_json",
@@ -484,6 +487,30 @@ def test_a_bad_json_push_stores_nothing_and_names_the_item(push_metric, editor, 
     assert response.status_code == 400
     assert message in json.dumps(response.json()), response.json()
     assert not Observation.objects.exists()
+    assert not PullRun.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        # The first `period` column was taken, the second dropped without a word.
+        ("period,value,period\n2026-01-01,1,2026-02-01\n", "names the column 'period' twice"),
+        ("Value,period,VALUE\n1,2026-01-01,2\n", "names the column 'value' twice"),
+        # Spaces and line breaks were read as a header naming neither column.
+        (" \n\t\n", "The file is empty"),
+    ],
+)
+@pytest.mark.parametrize("as_file", [False, True], ids=["body", "multipart"])
+def test_a_csv_push_with_an_ambiguous_or_blank_header_is_refused(
+    push_metric, editor, body, message, as_file
+):
+    if as_file:
+        upload = SimpleUploadedFile("values.csv", body.encode(), content_type="text/csv")
+        response = editor.post(observations_url(push_metric), {"file": upload}, format="multipart")
+    else:
+        response = editor.generic("POST", observations_url(push_metric), body, "text/csv")
+    assert response.status_code == 400
+    assert message in json.dumps(response.json()), response.json()
     assert not PullRun.objects.exists()
 
 

@@ -321,6 +321,35 @@ class TestMetricForms:
         assert metric.expected_frequency == dt.timedelta(hours=36)
         assert metric.next_pull_at is not None
 
+    def test_saving_the_edit_page_keeps_what_it_shows_rounded(self, as_role, pulled):
+        """An interval of 90 s (the API takes seconds) showed as 2 minutes and an
+        expected frequency of 7 minutes as 0.116667 hours: saving the page for a new
+        name made them 120 s and 420.0012 s."""
+        from outcomes.forms import _metric_initial
+
+        outcome_services.metric_update(
+            metric=pulled,
+            schedule_interval=dt.timedelta(seconds=90),
+            expected_frequency=dt.timedelta(minutes=7),
+        )
+        pulled.refresh_from_db()
+        shown = {k: v for k, v in _metric_initial(pulled).items() if v is not None}
+        shown["is_active"] = "on" if shown.pop("is_active") else ""
+        response = as_role("editor").post(
+            f"/metrics/{pulled.pk}/edit/", {**shown, "name": "Renamed"}
+        )
+        assert response.status_code == 302, response.content.decode()[:2000]
+        pulled.refresh_from_db()
+        assert pulled.name == "Renamed"
+        assert pulled.schedule_interval == dt.timedelta(seconds=90)
+        assert pulled.expected_frequency == dt.timedelta(minutes=7)
+        # A value typed in is taken.
+        response = as_role("editor").post(
+            f"/metrics/{pulled.pk}/edit/", {**shown, "interval_minutes": "5"}
+        )
+        pulled.refresh_from_db()
+        assert pulled.schedule_interval == dt.timedelta(minutes=5)
+
     def test_push_metric_form_has_no_query_or_schedule(self, as_role, pushed):
         html = as_role("editor").get(f"/sources/{pushed.source_id}/metrics/new/").content.decode()
         assert 'name="query"' not in html
@@ -494,6 +523,9 @@ class TestSendingValues:
             ("day,amount\n2026-01-01,10\n", "Line 1: the header"),
             ("period,value\n", "no values"),
             ("period,value\n2026-01-01,nan\n", "Line 2"),
+            # Both were taken: the first `period` column won; blank text read as a header.
+            ("period,value,period\n2026-01-01,10,2026-02-01\n", "names the column"),
+            (" \n\n", "The file is empty"),
         ],
     )
     def test_a_bad_line_stores_nothing_and_is_named(self, as_role, pushed, text, message):

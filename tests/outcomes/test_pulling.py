@@ -132,6 +132,9 @@ def test_parse_value_accepts_numbers(raw, value):
         ("１２", "'１２' is not a number"),  # fullwidth digits
         ("1,5", "'1,5' is not a number"),
         ("0x10", "'0x10' is not a number"),
+        # Just past the bound: it said "1e+15 is beyond ±1e+15".
+        (1_000_000_100_000_000, r"^1000000100000000\.0 is beyond ±1e\+15"),
+        ("-1e308", r"^-1e\+308 is beyond ±1e\+15"),
     ],
 )
 def test_parse_value_refuses_what_is_not_a_finite_number(raw, message):

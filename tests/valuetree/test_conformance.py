@@ -94,6 +94,41 @@ def test_every_export_is_valid_by_the_official_schema(orders, users):
         assert official_errors(standards.contract_to_odcs(contract)) == []
 
 
+@pytest.mark.parametrize("domain", ["Customer Billing", "customer-billing"])
+def test_a_domain_is_named_by_its_name_or_its_slug(domain, orders, users, client_for):
+    """ODPS says "Business domain" and ODCS "Name of the logical data domain", both free
+    text: a document naming the domain as people call it ("Customer Billing") was refused
+    as not a slug, or as another domain than the product's."""
+    billing = services.domain_create(name="Customer Billing", slug="customer-billing")
+    client = client_for(users["owner"])
+    product = yaml.safe_load((STANDARDS / "valid" / "odps-v1.0.0.yaml").read_text())
+    product |= {"id": "invoices", "domain": domain}
+    product["outputPorts"][0]["contractId"] = "invoices-table-v1"
+    assert official_errors(product) == []
+    response = client.post("/api/data-products/import/", yaml.safe_dump(product), content_type=YAML)
+    assert response.status_code == 201, response.content
+    assert DataProduct.objects.get(slug="invoices").domain == billing
+
+    contract = yaml.safe_load((STANDARDS / "valid" / "odcs-v3.1.0.yaml").read_text())
+    contract["domain"] = {"Customer Billing": "Sales", "customer-billing": "sales"}[domain]
+    assert official_errors(contract) == []
+    response = client.put(
+        "/api/data-products/orders/ports/orders-table/contract/",
+        yaml.safe_dump(contract),
+        content_type=YAML,
+    )
+    assert response.status_code == 200, response.content
+    # Another domain's name is still refused, saying which domain the product is in.
+    contract["domain"] = "Customer Billing"
+    response = client.put(
+        "/api/data-products/orders/ports/orders-table/contract/",
+        yaml.safe_dump(contract),
+        content_type=YAML,
+    )
+    assert response.status_code == 400
+    assert "'orders' is in domain 'Sales' (slug 'sales')" in str(response.json())
+
+
 # --- ODPS v1.0.0 -------------------------------------------------------------------------
 
 

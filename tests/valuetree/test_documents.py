@@ -62,6 +62,13 @@ HOSTILE_YAML = {
     "binary-key": (HEAD + "? !!binary aGk=\n: x\n", "tag !!binary is not allowed"),
     # PyYAML kept the last of two equal keys without a word.
     "duplicate-key": (HEAD + "goals:\n  - title: A\n    title: B\n", "given twice"),
+    # The same key as a value, not as text, or merged in: one value was dropped silently.
+    "merged-duplicate-key": (HEAD + "goals:\n  - title: A\n    <<: {title: B}\n", "given twice"),
+    "same-value-keys": (
+        HEAD + "goals:\n  - title: A\n    ? 1\n    : x\n    ? 01\n    : y\n",
+        "given twice",
+    ),
+    "null-keys": (HEAD + "null: a\n~: b\n", "given twice"),
 }
 HOSTILE_JSON = {
     "deep": ("[" * 100_000 + "]" * 100_000, "nested more than 100 levels"),
@@ -69,6 +76,9 @@ HOSTILE_JSON = {
     "empty": ("", "The document is empty."),
     "nul": ('{"version": 1, "name": "a\\u0000b"}', "NUL"),
     "nul-key": ('{"a\\u0000": 1}', "NUL"),
+    # orjson kept the last of two equal keys without a word, as PyYAML did.
+    "duplicate-key": ('{"version": 1, "slug": "s", "name": "A", "name": "B"}', "given twice"),
+    "nested-duplicate-key": ('{"goals": [{"title": "A", "title": "B"}]}', "given twice"),
 }
 
 
@@ -247,6 +257,8 @@ ENTRY_CASES = [
     "binary-tag",
     "set-tag",
     "duplicate-key",
+    "merged-duplicate-key",
+    "same-value-keys",
 ]
 
 
@@ -269,7 +281,7 @@ def test_tree_import_api_with_no_body_at_all_is_empty(users, client_for):
         assert response.json()["errors"][0]["message"] == "The document is empty."
 
 
-@pytest.mark.parametrize("name", ["deep", "empty", "nul"])
+@pytest.mark.parametrize("name", ["deep", "empty", "nul", "duplicate-key"])
 def test_tree_import_api_refuses_json(name, users, client_for):
     raw, message = HOSTILE_JSON[name]
     response = client_for(users["owner"]).post(
@@ -422,3 +434,20 @@ def test_a_tree_document_at_the_cap_is_read(monkeypatch):
     assert len(data["goals"]) == 50
     with pytest.raises(interchange.ImportFailed, match="51 nodes or more"):
         interchange.parse(many_goals(51), fmt="yaml")
+
+
+@pytest.mark.parametrize(
+    ("url", "body"),
+    [
+        ("/api/trees/", '{"slug": "t", "name": "Mine", "vision": "v", "slug": "u"}'),
+        ("/api/domains/", '{"name": "Lab", "slug": "lab", "name": "Finance"}'),
+    ],
+)
+def test_a_json_body_giving_a_key_twice_is_a_400(url, body, users, client_for):
+    """Every JSON body goes through the same parser: the last value was taken silently."""
+    users["owner"].is_staff = True
+    users["owner"].save()
+    response = client_for(users["owner"]).generic("POST", url, body, "application/json")
+    assert response.status_code == 400, response.content
+    assert "given twice" in str(response.json())
+    assert not ValueTree.objects.filter(slug__in=["t", "u"]).exists()

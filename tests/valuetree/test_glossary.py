@@ -349,6 +349,89 @@ class TestImportExport:
             ["@SUM(1)", "plain"],
         )
 
+    @pytest.mark.parametrize(
+        ("body", "content_type"),
+        [
+            ("name,domain\ncustomer,\n", "text/csv"),
+            ("Name , Definition\ncustomer,Who buys from us\n", "text/csv"),
+            ("terms:\n - name: customer\n", "application/yaml"),
+        ],
+        ids=["csv-without-the-columns", "csv-without-synonyms", "yaml-without-the-keys"],
+    )
+    def test_a_field_left_out_keeps_the_terms_value(self, staff, terms, body, content_type):
+        """Importing names (and domains) alone emptied every definition, synonym and
+        abbreviation of the terms it named: a column or key left out is not an empty one."""
+        client = APIClient()
+        client.force_authenticate(staff)
+        response = client.post("/api/glossary/import/", body, content_type=content_type)
+        assert response.status_code == 200, response.content
+        assert response.json() == {"created": 0, "updated": 1}
+        customer = GlossaryTerm.objects.get(name="customer")
+        assert (customer.definition, customer.synonyms) == (
+            "Who buys from us",
+            ["client", "shopper"],
+        )
+
+    def test_a_column_given_empty_still_empties_it(self, staff, terms):
+        client = APIClient()
+        client.force_authenticate(staff)
+        body = "name,definition,synonyms\ncustomer,,\n"
+        assert (
+            client.post("/api/glossary/import/", body, content_type="text/csv").status_code == 200
+        )
+        customer = GlossaryTerm.objects.get(name="customer")
+        assert (customer.definition, customer.synonyms) == ("", [])
+
+    @pytest.mark.parametrize(
+        ("body", "content_type", "message"),
+        [
+            ("name,definiton\ncustomer,typo\n", "text/csv", "unknown column 'definiton'"),
+            (
+                "name,definition,definition\ncustomer,one,two\n",
+                "text/csv",
+                "column 'definition' named twice",
+            ),
+            ("terms:\n - name: customer\n   definiton: typo\n", "application/yaml", "definiton"),
+        ],
+        ids=["csv-unknown-column", "csv-column-twice", "yaml-unknown-key"],
+    )
+    def test_an_unknown_or_repeated_field_is_refused(
+        self, staff, terms, body, content_type, message
+    ):
+        """Each was taken without a word: the typo dropped, the last of two columns kept."""
+        client = APIClient()
+        client.force_authenticate(staff)
+        response = client.post("/api/glossary/import/", body, content_type=content_type)
+        assert response.status_code == 400
+        assert message in response.json()["terms"][0]
+        assert GlossaryTerm.objects.get(name="customer").definition == "Who buys from us"
+
+    def test_the_command_keeps_what_the_file_leaves_out(self, terms, tmp_path):
+        path = tmp_path / "names.csv"
+        path.write_text("name\ncustomer\n")
+        call_command("import_glossary", str(path), stdout=io.StringIO())
+        customer = GlossaryTerm.objects.get(name="customer")
+        assert (customer.definition, customer.synonyms) == (
+            "Who buys from us",
+            ["client", "shopper"],
+        )
+
+    def test_csv_round_trip_keeps_text_that_starts_with_an_apostrophe(self, staff):
+        """ "'=1" was exported as it is and read back as "=1" (the import takes a
+        leading apostrophe before a formula for the export's own quote)."""
+        texts = {"name": "'=1 apostrophe", "definition": "''+2", "synonyms": ["'-3 minus"]}
+        services.glossary_term_create(**texts)
+        client = APIClient()
+        client.force_authenticate(staff)
+        exported = client.get("/api/glossary/export/?as=csv").content.decode()
+        GlossaryTerm.objects.all().delete()
+        response = client.post("/api/glossary/import/", exported, content_type="text/csv")
+        assert response.status_code == 200, response.content
+        term = GlossaryTerm.objects.get()
+        assert {"name": term.name, "definition": term.definition, "synonyms": term.synonyms} == (
+            texts
+        )
+
     def test_api_export_refuses_an_unknown_format(self, staff):
         client = APIClient()
         client.force_authenticate(staff)

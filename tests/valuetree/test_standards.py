@@ -112,7 +112,7 @@ def test_every_problem_is_named_by_path_and_line(domain, users):
     assert found["status"][0] == '"shipped" is not a valid choice.'
     assert found["colour"][0] == "Unknown field."
     assert found["team[0].username"][0] == "No user named 'nobody'."
-    assert found["domain"][0] == "No domain with slug 'nowhere'."
+    assert found["domain"][0] == "No domain with slug or name 'nowhere'."
     assert found["outputPorts[1].type"][0].startswith("Expected text, got 5: quote it")
     assert "repeated" in found["outputPorts[1].name"][0]
     assert DataProduct.objects.count() == 0

@@ -33,7 +33,7 @@ class Command(BaseCommand):
         fmt = interchange.guess_format(filename=file.name)
         try:
             tree = interchange.tree_import_text(
-                file.read_bytes(), fmt=fmt, owner=owner_user, slug=slug
+                file.read_bytes(), fmt=fmt, owner=owner_user, slug=slug, operator=True
             )
         except interchange.ImportFailed as failed:
             lines = "\n".join(f"  {problem}" for problem in failed.problems)

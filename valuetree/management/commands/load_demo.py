@@ -335,7 +335,7 @@ def load_demo(*, password: str | None = None) -> LoadResult:
     if tree is None:
         try:
             tree = interchange.tree_import(
-                document, owner=users[organisation["login"]], lines=lines
+                document, owner=users[organisation["login"]], lines=lines, operator=True
             )
         except interchange.ImportFailed as failed:
             raise CommandError(f"{TREE_FILE}: {failed}") from None
