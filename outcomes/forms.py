@@ -471,15 +471,6 @@ class MetricForm(forms.Form):
         if metric is not None:
             self.initial.update(_metric_initial(metric))
 
-    def _sent_as_shown(self, name: str) -> bool:
-        """Whether the field came back as the edit page showed it (its text)."""
-        shown = self.initial.get(name)
-        return (
-            name in self.fields
-            and shown is not None
-            and str(self.data.get(name, "")).strip() == str(shown).strip()
-        )
-
     def clean_timezone(self) -> str:
         return self.cleaned_data["timezone"].strip()
 
@@ -501,9 +492,9 @@ class MetricForm(forms.Form):
             # A field shown rounded and sent back as it was shown keeps the metric's own
             # value: 90 seconds (set through the API) showed as 2 minutes, and saving the
             # page for another change made the schedule 2 minutes.
-            if self._sent_as_shown("interval_minutes"):
+            if sent_as_shown(self, "interval_minutes"):
                 interval = self.metric.schedule_interval
-            if self._sent_as_shown("expected_hours"):
+            if sent_as_shown(self, "expected_hours"):
                 expected = self.metric.expected_frequency
         return {
             "name": data["name"],
@@ -581,8 +572,24 @@ class CheckInForm(forms.Form):
     )
 
 
+def sent_as_shown(form: forms.Form, name: str) -> bool:
+    """Whether field ``name`` came back as the edit page showed it (the text of its
+    initial value, blanks aside). A page shows some stored values rounded (90 s as
+    2 minutes, a band of 0.123456 as 12.35 %); such a field sent back unchanged must
+    keep the stored value, not the rounded one, when the page is saved for another
+    change."""
+    shown = form.initial.get(name)
+    return (
+        name in form.fields
+        and shown is not None
+        and str(form.data.get(name, "")).strip() == str(shown).strip()
+    )
+
+
 class VerdictPolicyForm(forms.Form):
-    """A tree's tolerance bands, as percentages of the baseline→target distance."""
+    """A tree's tolerance bands, as percentages of the baseline→target distance, shown
+    to 2 decimals. ``current`` is the tree's policy: a band sent back as shown keeps
+    its stored value (one set through the API may be finer than the page shows)."""
 
     on_track_percent = forms.FloatField(
         label="On track while trailing the plan by at most (%)",
@@ -598,5 +605,20 @@ class VerdictPolicyForm(forms.Form):
     )
     FIELDS = {"on_track_within": "on_track_percent", "at_risk_within": "at_risk_percent"}
 
+    def __init__(self, data: Any = None, *, current: Any = None) -> None:
+        initial = {}
+        if current is not None:
+            initial = {
+                field: round(getattr(current, band) * 100, 2) for band, field in self.FIELDS.items()
+            }
+        super().__init__(data, initial=initial)
+        self.current = current
+
     def bands(self) -> dict[str, float]:
-        return {band: self.cleaned_data[field] / 100 for band, field in self.FIELDS.items()}
+        """{"on_track_within": fraction, "at_risk_within": fraction} (0–1)."""
+        return {
+            band: getattr(self.current, band)
+            if self.current is not None and sent_as_shown(self, field)
+            else self.cleaned_data[field] / 100
+            for band, field in self.FIELDS.items()
+        }

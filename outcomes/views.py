@@ -764,13 +764,7 @@ def tree_verdict_policy(request: HttpRequest, slug: str) -> HttpResponse:
     tree = _tree(request, slug=slug)
     _require_edit(tree)
     current = selectors.verdict_policy_get(tree)
-    form = VerdictPolicyForm(
-        request.POST or None,
-        initial={
-            "on_track_percent": round(current.on_track_within * 100, 2),
-            "at_risk_percent": round(current.at_risk_within * 100, 2),
-        },
-    )
+    form = VerdictPolicyForm(request.POST or None, current=current)
     if request.method == "POST" and form.is_valid():
         try:
             services.verdict_policy_set(tree_id=tree.pk, **form.bands())

@@ -75,3 +75,22 @@ def test_bad_bands_are_refused_and_change_nothing(users, tree, data, message):
     assert response.status_code == 400
     assert message in response.content.decode()
     assert not VerdictPolicy.objects.exists()
+
+
+def test_bands_finer_than_the_page_shows_survive_a_save_that_leaves_them(users, tree):
+    # The page shows bands to 2 decimals (12.35 for 0.123456): saving it unchanged
+    # wrote the rounded figure over a band set more finely through the API.
+    from outcomes.services import verdict_policy_set
+
+    verdict_policy_set(tree_id=tree.pk, on_track_within=0.123456, at_risk_within=0.3)
+    page = client_as(users, "owner").get(URL).content.decode()
+    assert 'value="12.35"' in page
+    response = client_as(users, "owner").post(
+        URL, {"on_track_percent": "12.35", "at_risk_percent": "40"}
+    )
+    assert response.status_code == 302
+    policy = VerdictPolicy.objects.get(tree=tree)
+    assert (policy.on_track_within, policy.at_risk_within) == (0.123456, 0.4)
+    # A band typed anew is taken as typed.
+    client_as(users, "owner").post(URL, {"on_track_percent": "12.3", "at_risk_percent": "40"})
+    assert VerdictPolicy.objects.get(tree=tree).on_track_within == pytest.approx(0.123)
