@@ -339,6 +339,18 @@ def _node_measure_ids(node: Node) -> list[int]:
 
 
 @transaction.atomic
+def _ancestors(node: Node) -> list[Node]:
+    """The nodes above ``node``, nearest first (a Lean Value Tree is at most four
+    levels deep: one query per level)."""
+    ancestors: list[Node] = []
+    while node.parent_id is not None and len(ancestors) < 10:
+        node = Node.objects.only("pk", "parent_id", "kind", "status", "title").get(
+            pk=node.parent_id
+        )
+        ancestors.append(node)
+    return ancestors
+
+
 def decision_create(
     *,
     node: Node,
@@ -362,7 +374,8 @@ def decision_create(
     ``evidence``: see ``_evidence_rows``; none given means the current verdicts of the
     node's (and its children's) measures. ``review`` must be an open review of the tree.
     Raises ``ValidationError`` (nothing written) on a blank rationale, a goal, a node
-    already killed or done, foreign evidence.
+    already killed or done, persevere or pivot under a killed or finished bet or goal,
+    foreign evidence.
     """
     # Fresh and locked: two people deciding on one node at once are served in turn.
     node = Node.objects.select_for_update().get(pk=node.pk)
@@ -378,6 +391,18 @@ def decision_create(
         # Persevering with a killed or finished node would leave the log saying
         # "persevere" beside a node that no longer runs.
         errors["kind"] = f"This {node.kind} is {node.status} already."
+    elif kind in (DecisionKind.PERSEVERE, DecisionKind.PIVOT):
+        # Work under a killed or finished bet (or goal) no longer runs: persevering
+        # with it, or pivoting it, would log a plan nobody carries out.
+        settled = next(
+            (a for a in _ancestors(node) if a.status in (NodeStatus.KILLED, NodeStatus.DONE)),
+            None,
+        )
+        if settled is not None:
+            errors["kind"] = (
+                f"Its {settled.kind} “{settled.title}” is {settled.status}: "
+                f"kill this {node.kind} or mark it done instead."
+            )
     if review is not None and (
         review.tree_id != node.tree_id or review.status == ReviewStatus.PUBLISHED
     ):

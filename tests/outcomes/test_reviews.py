@@ -383,6 +383,30 @@ class TestDecisions:
                 node=shape["goal"], kind="done", rationale="Reached", by=users["owner"]
             )
 
+    @pytest.mark.parametrize("settled", ["kill", "done"])
+    @pytest.mark.parametrize("kind", ["persevere", "pivot"])
+    def test_no_persevere_or_pivot_under_a_killed_or_finished_bet(
+        self, tree, shape, users, settled, kind
+    ):
+        services.decision_create(
+            node=shape["bet"], kind=settled, rationale="Nobody self-serves", by=users["owner"]
+        )
+        count = Decision.objects.count()
+        with pytest.raises(ValidationError, match="Self-service"):
+            services.decision_create(
+                node=shape["drop"],
+                kind=kind,
+                rationale="Keep faxing",
+                by=users["owner"],
+                pivot_title="E-mail orders" if kind == "pivot" else "",
+            )
+        assert Decision.objects.count() == count
+        assert Node.objects.get(pk=shape["drop"].pk).status == "active"
+        # Closing the work under it is still recorded.
+        services.decision_create(
+            node=shape["drop"], kind="kill", rationale="Its bet is gone", by=users["owner"]
+        )
+
     def test_pivot_kills_the_old_node_and_creates_the_new(self, tree, shape, users):
         decision = services.decision_create(
             node=shape["drop"],
