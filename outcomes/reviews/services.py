@@ -338,7 +338,6 @@ def _node_measure_ids(node: Node) -> list[int]:
 # --- Decisions -------------------------------------------------------------------------
 
 
-@transaction.atomic
 def _ancestors(node: Node) -> list[Node]:
     """The nodes above ``node``, nearest first (a Lean Value Tree is at most four
     levels deep: one query per level)."""
@@ -351,6 +350,7 @@ def _ancestors(node: Node) -> list[Node]:
     return ancestors
 
 
+@transaction.atomic
 def decision_create(
     *,
     node: Node,

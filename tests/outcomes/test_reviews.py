@@ -383,6 +383,15 @@ class TestDecisions:
                 node=shape["goal"], kind="done", rationale="Reached", by=users["owner"]
             )
 
+    @pytest.mark.django_db(transaction=True)
+    def test_a_decision_is_taken_in_a_transaction_of_its_own(self, tree, shape, users):
+        # Called outside any transaction (as an API view with autocommit calls it), it
+        # answered 500: "select_for_update cannot be used outside of a transaction".
+        decision = services.decision_create(
+            node=shape["drop"], kind="persevere", rationale="Still worth it", by=users["owner"]
+        )
+        assert decision.pk is not None
+
     @pytest.mark.parametrize("settled", ["kill", "done"])
     @pytest.mark.parametrize("kind", ["persevere", "pivot"])
     def test_no_persevere_or_pivot_under_a_killed_or_finished_bet(
