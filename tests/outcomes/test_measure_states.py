@@ -8,8 +8,10 @@ import datetime as dt
 import re
 
 import pytest
+from django.db import connection
 from django.template import Context, Template
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from outcomes import pulling
@@ -135,7 +137,7 @@ class TestOutlineAndNodePage:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("shape", [(1, 3, 2), (10, 9, 10)], ids=["10-nodes", "1000-nodes"])
-def test_tree_page_queries_with_values_and_sparklines(users, shape, django_assert_num_queries):
+def test_tree_page_queries_with_values_and_sparklines(users, shape):
     tree = make_tree(users, slug=f"spark{shape[0]}")
     bulk_tree(tree, goals=shape[0], bets=shape[1], initiatives=shape[2], measures=1)
     metric = make_metric(tree, name="Shared")
@@ -146,8 +148,11 @@ def test_tree_page_queries_with_values_and_sparklines(users, shape, django_asser
     client.force_login(users["editor"])
     # session, user, tree, nodes, measures; verdicts and states: measures with their
     # verdict and their metric's newest values, nodes (for the roll-up)
-    with django_assert_num_queries(7):
+    with CaptureQueriesContext(connection) as page:
         html = client.get(f"/trees/{tree.slug}/").content.decode()
+    # The SQL in the message: once, on PostgreSQL in a full run, 9 were counted (not
+    # reproduced alone); the list says which two next time.
+    assert len(page.captured_queries) == 7, [q["sql"][:150] for q in page.captured_queries]
     measures = shape[0] * shape[1] * shape[2]
     assert html.count('<svg class="sparkline"') == measures
     # the newest 12 values only
