@@ -41,6 +41,9 @@ def card(page: Page, title: str) -> Locator:
 
 
 def add_child(page: Page, button: Locator, title: str) -> None:
+    # Until the page's scripts have run, the link opens the form as a page of its own
+    # (the fallback without JavaScript): a click right after a navigation hit it.
+    page.wait_for_load_state("load")
     button.click()
     dialog = page.locator("dialog[open]")
     expect(dialog.get_by_label("Title")).to_be_focused()
