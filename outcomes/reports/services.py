@@ -503,26 +503,31 @@ def send_test(*, tree: ValueTree, user: AbstractBaseUser) -> Delivery:
     return delivery
 
 
-def _unsubscribed(delivery: Delivery) -> str | None:
-    """Why a report e-mail must not go to its address: it unsubscribed from the tree's
-    reports (after the delivery was made); None when it may. A test goes to whoever
-    asked for it."""
-    if (
-        delivery.channel == Channel.EMAIL
-        and delivery.purpose == DeliveryPurpose.REPORT
-        and ReportUnsubscribe.objects.filter(
-            tree_id=delivery.review.tree_id, address=delivery.recipient.lower()
-        ).exists()
-    ):
+def _refused(delivery: Delivery) -> str | None:
+    """Why a report e-mail must not go to its address now, or None when it may.
+
+    Checked at every send (and at "Resend"), since a retry or a resend comes after the
+    delivery was made: the address unsubscribed from the tree's reports, or it is no
+    longer one of the schedule's ``recipients`` (its member left the tree or the chosen
+    roles, a leader lost read-all, the address was taken off the list, the schedule is
+    gone). A test goes to whoever asked for it; webhooks have no address to check."""
+    if delivery.channel != Channel.EMAIL or delivery.purpose != DeliveryPurpose.REPORT:
+        return None
+    tree_id = delivery.review.tree_id
+    address = delivery.recipient.lower()
+    if ReportUnsubscribe.objects.filter(tree_id=tree_id, address=address).exists():
         return f"{delivery.recipient} unsubscribed from this tree's reports."
+    schedule = ReviewSchedule.objects.filter(tree_id=tree_id).first()
+    if schedule is None or address not in recipients(schedule):
+        return f"{delivery.recipient} no longer receives this tree's reports."
     return None
 
 
 def delivery_resend(*, delivery: Delivery, by: AbstractBaseUser) -> Delivery:
     """Send a failed (or sent) delivery again: it is queued afresh. Refused while it
     is still on its way (a conditional UPDATE: two clicks queue it once), and to an
-    address that unsubscribed."""
-    if refused := _unsubscribed(delivery):
+    address that may no longer have the report (``_refused``)."""
+    if refused := _refused(delivery):
         raise ValidationError({"recipient": refused})
     changed = Delivery.objects.filter(
         pk=delivery.pk, status__in=(DeliveryStatus.SENT, DeliveryStatus.FAILED)
@@ -642,7 +647,7 @@ def _webhook_url(schedule: ReviewSchedule | None, channel: str) -> str:
 def _send(delivery: Delivery) -> None:
     review = delivery.review
     schedule = ReviewSchedule.objects.filter(tree_id=review.tree_id).first()
-    if refused := _unsubscribed(delivery):
+    if refused := _refused(delivery):
         raise TransportError(refused, permanent=True)
     if delivery.channel == Channel.EMAIL:
         render = review_render(review, landscape=bool(schedule and schedule.pdf_landscape))

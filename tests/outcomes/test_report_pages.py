@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from django.core import mail
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from icalendar import Calendar
 
@@ -285,3 +286,81 @@ def test_an_address_that_unsubscribed_gets_no_report_resent_or_retried(
         "failed",
         "board2@example.com unsubscribed from this tree's reports.",
     )
+
+
+def test_a_recipient_who_left_the_tree_gets_no_report_resent_or_retried(
+    client, tree, users, page, django_capture_on_commit_callbacks, monkeypatch
+):
+    """A member taken off the tree (or a leader who lost read-all) was still sent the
+    report by an owner's "Resend" or a retry still queued: the send checked only the
+    unsubscribe list. The board's extra address still gets it, and a test still goes to
+    whoever asks."""
+    from outcomes import tasks
+    from valuetree import services as tree_services
+
+    monkeypatch.setattr(
+        tasks.send_delivery, "delay", lambda pk: tasks.send_delivery.apply(args=[pk])
+    )
+    for role in ("owner", "editor", "viewer", "leadership"):
+        users[role].email = f"{role}@example.com"
+        users[role].save(update_fields=["email"])
+    client.force_login(users["owner"])
+    assert (
+        client.post(
+            page, {**FORM, "recipient_roles": ["owner", "editor", "viewer", "leadership"]}
+        ).status_code
+        == 302
+    )
+    review = _published(tree, users)
+    sent = {
+        address: Delivery.objects.create(
+            review=review, channel="email", recipient=address, status="sent"
+        )
+        for address in ("viewer@example.com", "leadership@example.com", "board@example.com")
+    }
+    retrying = Delivery.objects.create(
+        review=review, channel="email", recipient="editor@example.com", status="retrying"
+    )
+    test = Delivery.objects.create(
+        review=review,
+        channel="email",
+        recipient="viewer@example.com",
+        purpose="test",
+        status="sent",
+    )
+    # The viewer and the editor leave the tree; the leader loses read-all.
+    for role in ("viewer", "editor"):
+        tree_services.membership_remove(membership=tree.memberships.get(user=users[role]))
+    users["leadership"].groups.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        refused = [
+            client.post(reverse("outcomes:delivery-resend", kwargs={"delivery_id": d.pk}))
+            for d in (sent["viewer@example.com"], sent["leadership@example.com"])
+        ]
+        kept = client.post(
+            reverse(
+                "outcomes:delivery-resend", kwargs={"delivery_id": sent["board@example.com"].pk}
+            )
+        )
+        services.delivery_send(delivery_id=retrying.pk, final_attempt=False)
+        services.delivery_resend(delivery=test, by=users["owner"])
+
+    assert [r.status_code for r in refused] == [302, 302]
+    assert kept.status_code == 302
+    assert sorted(m.to[0] for m in mail.outbox) == ["board@example.com", "viewer@example.com"]
+    assert [
+        m.subject.startswith("[Test] ") for m in mail.outbox if m.to == ["viewer@example.com"]
+    ] == [True]
+    for address in ("viewer@example.com", "leadership@example.com"):
+        assert Delivery.objects.get(pk=sent[address].pk).status == "sent"  # not queued again
+    retrying.refresh_from_db()
+    assert (retrying.status, retrying.error) == (
+        "failed",
+        "editor@example.com no longer receives this tree's reports.",
+    )
+    with pytest.raises(ValidationError) as refusal:
+        services.delivery_resend(delivery=sent["viewer@example.com"], by=users["owner"])
+    assert refusal.value.message_dict == {
+        "recipient": ["viewer@example.com no longer receives this tree's reports."]
+    }

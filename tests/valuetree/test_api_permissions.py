@@ -293,7 +293,7 @@ Builder = Callable[[World], Any]
 # --- Review schedules and deliveries (issue 13) ------------------------------------------
 
 
-def _schedule(w: World) -> Any:
+def _schedule(w: World, extra_addresses: tuple[str, ...] = ()) -> Any:
     import datetime as dt
 
     from outcomes.reports import services as report_services
@@ -306,6 +306,7 @@ def _schedule(w: World) -> Any:
         time_of_day=dt.time(9),
         timezone="Europe/Oslo",
         recipient_roles=["owner"],
+        extra_addresses=list(extra_addresses),
         channels=["email"],
     )
 
@@ -341,6 +342,8 @@ def send_test_url(w: World) -> str:
 def resend_url(w: World) -> str:
     from outcomes.reports.models import Delivery
 
+    # A resend goes only to an address the schedule still sends to.
+    _schedule(w, extra_addresses=("a@example.com",))
     delivery = Delivery.objects.create(
         review=published_review(w), channel="email", recipient="a@example.com", status="sent"
     )
