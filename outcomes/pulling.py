@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 from cronsim import CronSim, CronSimError
 from dateutil.parser import isoparse
@@ -51,6 +51,7 @@ from outcomes.models import (
     PullTrigger,
     SourceKind,
 )
+from outcomes.reports.recurrence import is_iana_zone
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 UNIX_TIME_RANGE = (946_684_800, 4_102_444_800)  # 2000-01-01 to 2100-01-01
@@ -309,9 +310,9 @@ def schedule_validate(
 ) -> None:
     errors: dict[str, str] = {}
     # The IANA names, as the review schedule takes them: ZoneInfo also loads any file
-    # under the host's zoneinfo folder ("posixrules", "right/UTC" with leap seconds),
-    # which another host may lack or hold otherwise.
-    if zone_name not in available_timezones():
+    # under the host's zoneinfo folder ("posixrules", "right/UTC" with leap seconds,
+    # "localtime"), which another host may lack or hold otherwise.
+    if not is_iana_zone(zone_name):
         errors["timezone"] = f"Unknown time zone {zone_name!r}; use an IANA name like Europe/Paris."
     if not pulled:
         if interval or cron:

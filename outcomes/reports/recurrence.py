@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time
+from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from dateutil.relativedelta import relativedelta
@@ -53,9 +54,30 @@ _BYDAY = re.compile(r"([+-]?)(\d{1,2})?(MO|TU|WE|TH|FR|SA|SU)\Z", re.ASCII)
 _UNTIL = re.compile(r"\d{8}(T\d{6}Z?)?\Z", re.ASCII)
 
 
+# Files of a host's zoneinfo folder that available_timezones() lists although IANA
+# publishes no such zone: Debian's and Ubuntu's "localtime", a link to /etc/localtime,
+# i.e. whatever zone that host runs in. (It already leaves out "posixrules", right/ and
+# posix/.)
+_HOST_ALIASES = frozenset({"localtime"})
+
+
+@cache
+def _iana_zone_names() -> frozenset[str]:
+    # Cached: available_timezones() opens every file of the host's zoneinfo folder.
+    return frozenset(available_timezones()) - _HOST_ALIASES
+
+
+def is_iana_zone(name: str) -> bool:
+    """Whether ``name`` is an IANA time zone name ("Europe/Oslo", "UTC") available on
+    this host: the one rule for every stored time zone (review schedules, metrics).
+    Not a host's alias ("localtime") nor any other file ZoneInfo would load
+    ("posixrules", "right/UTC")."""
+    return bool(name) and name in _iana_zone_names()
+
+
 def zone(name: str) -> ZoneInfo:
     """The IANA time zone ``name``; ValidationError when there is none."""
-    if not name or name not in available_timezones():
+    if not is_iana_zone(name):
         raise ValidationError({"timezone": f"{name!r} is not an IANA time zone name."})
     try:
         return ZoneInfo(name)

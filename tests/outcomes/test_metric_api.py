@@ -245,6 +245,8 @@ def test_a_pulled_metric_is_created_and_due_at_once(tree, editor):
         # Files of the host's zoneinfo folder that are no IANA name: ZoneInfo loaded them.
         ("http_json", {"schedule_cron": "0 6 * * *", "timezone": "posixrules"}, {"timezone"}),
         ("http_json", {"schedule_cron": "0 6 * * *", "timezone": "right/UTC"}, {"timezone"}),
+        # The host's alias of /etc/localtime (Debian, Ubuntu): whatever zone that host runs in.
+        ("http_json", {"schedule_cron": "0 6 * * *", "timezone": "localtime"}, {"timezone"}),
         ("http_json", {"schedule_interval": "01:00:00", "query": "$[["}, {"query"}),
         (
             "http_json",

@@ -396,6 +396,18 @@ def test_schedule_save_computes_next_run_and_refuses_bad_input(tree, users):
     assert "slack_webhook" in e.value.message_dict
 
 
+@pytest.mark.parametrize("name", ["localtime", "posixrules", "right/UTC", "Mars/Olympus", ""])
+def test_a_schedule_zone_is_an_iana_name(tree, users, name):
+    # "localtime" is the host's alias of /etc/localtime where the host has one (Debian,
+    # Ubuntu): the zone the host runs in, which another host holds otherwise.
+    with pytest.raises(ValidationError) as e:
+        schedule_for(tree, users, timezone=name)
+    assert set(e.value.message_dict) == {"timezone"}
+    assert recurrence.is_iana_zone(name) is False
+    assert recurrence.is_iana_zone(OSLO) is True
+    assert not ReviewSchedule.objects.exists()
+
+
 def test_webhook_urls_are_encrypted_at_rest(tree, users):
     url = "https://hooks.slack.com/services/T000/B000/secretsecretsecret"
     schedule = schedule_for(tree, users, channels=["slack"], slack_webhook=url)
