@@ -622,7 +622,7 @@ def tree_history(*, tree: ValueTree, limit: int = 200) -> list[HistoryEntry]:
 
 def glossary_export(*, fmt: str) -> str:
     """The whole glossary as YAML (``terms: [...]``, what ``glossary_import`` reads)
-    or CSV (synonyms and abbreviations joined with ``;``)."""
+    or CSV (synonyms and abbreviations in one cell each: :func:`csv_list_cell`)."""
     import csv
     import io
 
@@ -649,8 +649,8 @@ def glossary_export(*, fmt: str) -> str:
                 {
                     "name": csv_cell(row["name"]),
                     "definition": csv_cell(row["definition"]),
-                    "synonyms": ";".join(csv_cell(s) for s in row["synonyms"]),
-                    "abbreviations": ";".join(csv_cell(a) for a in row["abbreviations"]),
+                    "synonyms": csv_list_cell(row["synonyms"]),
+                    "abbreviations": csv_list_cell(row["abbreviations"]),
                     "domain": row["domain"],
                 }
             )
@@ -687,6 +687,31 @@ def csv_cell_value(cell: str) -> str:
     if cell.startswith("'") and _quoted_formula(cell[1:]):
         return cell[1:]
     return cell
+
+
+def csv_list_cell(values: list[str]) -> str:
+    """Several texts in one CSV cell, as :func:`csv_list_values` reads them back: ";"
+    between them, each made safe by :func:`csv_cell`, and one holding ";" or a double
+    quote put in double quotes (its quotes doubled), as a CSV row of its own would
+    have it: ``client;"gross; net";'=SUM``."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    csv.writer(out, delimiter=";", lineterminator="\n").writerow(csv_cell(v) for v in values)
+    return out.getvalue().removesuffix("\n")
+
+
+def csv_list_values(cell: str) -> list[str]:
+    """The texts :func:`csv_list_cell` wrote, or a cell written by hand: split on ";"
+    outside double quotes, each stripped, empty ones dropped. A cell without double
+    quotes reads as before quoting existed (split on every ";"); a double quote inside
+    an entry is kept, one opening it starts a quoted entry. Line breaks read as spaces
+    (a glossary form is one line)."""
+    import csv
+
+    [row] = csv.reader([" ".join(cell.split())], delimiter=";", skipinitialspace=True)
+    return [csv_cell_value(value.strip()) for value in row if value.strip()]
 
 
 def schema_with_glossary(schema: list[Any], *, product_id: int, port: str) -> list[Any]:

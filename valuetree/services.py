@@ -1551,8 +1551,9 @@ GLOSSARY_CSV_COLUMNS = ("name", "definition", "synonyms", "abbreviations", "doma
 
 def glossary_rows_from_text(raw: bytes | str, *, fmt: str) -> list[dict[str, Any]]:
     """Terms from a YAML document (``terms: [...]`` or a bare list) or a CSV file with
-    the columns of :data:`GLOSSARY_CSV_COLUMNS` (synonyms and abbreviations split on
-    ``;``; a cell our export quoted against formulas is read back unquoted). Read
+    the columns of :data:`GLOSSARY_CSV_COLUMNS` (synonyms and abbreviations read by
+    ``selectors.csv_list_values``; a cell our export quoted against formulas is read
+    back unquoted). Read
     through :mod:`valuetree.documents`, like every document from outside: its size,
     depth, alias and NUL limits hold here too. Raises ValidationError for a document
     that cannot be read."""
@@ -1560,7 +1561,7 @@ def glossary_rows_from_text(raw: bytes | str, *, fmt: str) -> list[dict[str, Any
     import io
 
     from valuetree import documents
-    from valuetree.selectors import csv_cell_value
+    from valuetree.selectors import csv_cell_value, csv_list_values
 
     try:
         if fmt == "csv":
@@ -1602,9 +1603,6 @@ def glossary_rows_from_text(raw: bytes | str, *, fmt: str) -> list[dict[str, Any
             index = columns.index(name)
             return row[index] if index < len(row) else ""
 
-        def forms(text: str) -> list[str]:
-            return [csv_cell_value(s.strip()) for s in text.split(";") if s.strip()]
-
         terms = []
         for row in rows:
             if not any(value.strip() for value in row):
@@ -1614,7 +1612,7 @@ def glossary_rows_from_text(raw: bytes | str, *, fmt: str) -> list[dict[str, Any
             for name in columns:
                 value = cell(row, name)
                 if name in ("synonyms", "abbreviations"):
-                    term[name] = forms(value)
+                    term[name] = csv_list_values(value)
                 elif name == "domain":
                     term[name] = value
                 else:

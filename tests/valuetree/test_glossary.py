@@ -432,6 +432,44 @@ class TestImportExport:
             texts
         )
 
+    def test_csv_round_trip_keeps_a_synonym_that_holds_a_semicolon(self, staff):
+        """The export joined a term's synonyms with ";" and the import split on it:
+        "gross; before returns" came back as two synonyms. An entry holding ";" or a
+        double quote is now written in double quotes inside its cell (a CSV row of its
+        own, ";" between entries)."""
+        forms = {
+            "synonyms": ["gross; before returns", 'the "top" line', "=sales;returns", "plain"],
+            "abbreviations": ["G;R", "GR"],
+        }
+        services.glossary_term_create(name="revenue", **forms)
+        client = APIClient()
+        client.force_authenticate(staff)
+        exported = client.get("/api/glossary/export/?as=csv").content.decode()
+        GlossaryTerm.objects.all().delete()
+        response = client.post("/api/glossary/import/", exported, content_type="text/csv")
+        assert response.status_code == 200, response.content
+        term = GlossaryTerm.objects.get()
+        assert {"synonyms": term.synonyms, "abbreviations": term.abbreviations} == forms
+
+    @pytest.mark.parametrize(
+        ("cell", "forms"),
+        [
+            ("client; shopper ;buyer", ["client", "shopper", "buyer"]),
+            ("client;;shopper;", ["client", "shopper"]),
+            ("'@SUM(1);plain", ["@SUM(1)", "plain"]),
+            ('a "quoted" word;buyer', ['a "quoted" word', "buyer"]),
+            ("", []),
+        ],
+        ids=["spaces", "empty-entries", "formula", "inner-quotes", "empty"],
+    )
+    def test_a_csv_written_before_keeps_its_reading(self, staff, cell, forms):
+        client = APIClient()
+        client.force_authenticate(staff)
+        body = f'name,synonyms\ncustomer,"{cell.replace(chr(34), chr(34) * 2)}"\n'
+        response = client.post("/api/glossary/import/", body, content_type="text/csv")
+        assert response.status_code == 200, response.content
+        assert GlossaryTerm.objects.get().synonyms == forms
+
     def test_api_export_refuses_an_unknown_format(self, staff):
         client = APIClient()
         client.force_authenticate(staff)
