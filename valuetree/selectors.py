@@ -621,12 +621,13 @@ def tree_history(*, tree: ValueTree, limit: int = 200) -> list[HistoryEntry]:
 
 
 def glossary_export(*, fmt: str) -> str:
-    """The whole glossary as YAML (``terms: [...]``, what ``glossary_import`` reads)
-    or CSV (synonyms and abbreviations in one cell each: :func:`csv_list_cell`)."""
+    """The whole glossary as YAML (``terms: [...]``, what ``glossary_import`` reads;
+    written by ``documents.dump_yaml`` as every YAML export) or CSV (synonyms and
+    abbreviations in one cell each: :func:`csv_list_cell`)."""
     import csv
     import io
 
-    import yaml
+    from valuetree.documents import dump_yaml
 
     rows = [
         {
@@ -655,7 +656,7 @@ def glossary_export(*, fmt: str) -> str:
                 }
             )
         return out.getvalue()
-    return yaml.safe_dump({"terms": rows}, sort_keys=False, allow_unicode=True)
+    return dump_yaml([{"terms": rows}])
 
 
 # A spreadsheet runs a cell that starts with one of these as a formula (OWASP, "CSV

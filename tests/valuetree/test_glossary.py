@@ -40,6 +40,9 @@ schema:
 """
 
 
+ROUND_TRIP_FIELDS = ("name", "definition", "synonyms", "abbreviations", "domain__slug")
+
+
 @pytest.fixture
 def staff(db):
     return get_user_model().objects.create_user("staffer", is_staff=True)
@@ -469,6 +472,34 @@ class TestImportExport:
         response = client.post("/api/glossary/import/", body, content_type="text/csv")
         assert response.status_code == 200, response.content
         assert GlossaryTerm.objects.get().synonyms == forms
+
+    def test_yaml_export_is_written_as_every_yaml_export(self, staff, terms):
+        """The glossary wrote YAML with its own yaml.safe_dump call (lines folded at 80
+        characters); every other export goes through documents.dump_yaml."""
+        definition = "Who buys from us, " + "again and again " * 3 + "(eighty chars)"
+        assert len(definition) == 80  # with its key, a line of 94 characters
+        services.glossary_term_update(
+            term=GlossaryTerm.objects.get(name="customer"),
+            definition=definition,
+            synonyms=[
+                "client",
+                "shopper: retail",
+                "- dash buyer",
+                "#hash buyer",
+                "1.10",
+                "2026-01-01",
+            ],
+        )
+        client = APIClient()
+        client.force_authenticate(staff)
+        exported = client.get("/api/glossary/export/").content.decode()
+        assert f"  definition: {definition}\n" in exported
+        before = list(GlossaryTerm.objects.order_by("name").values_list(*ROUND_TRIP_FIELDS))
+        GlossaryTerm.objects.all().delete()
+        response = client.post("/api/glossary/import/", exported, content_type="application/yaml")
+        assert response.status_code == 200, response.content
+        after = list(GlossaryTerm.objects.order_by("name").values_list(*ROUND_TRIP_FIELDS))
+        assert after == before
 
     def test_api_export_refuses_an_unknown_format(self, staff):
         client = APIClient()
