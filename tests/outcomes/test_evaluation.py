@@ -237,27 +237,80 @@ def test_editing_the_question_re_evaluates_after_commit(
     ("change", "reevaluated"),
     [
         # A stale measure's editor allows more time between values: it stayed "stale"
-        # on every page until the nightly re-evaluation.
-        pytest.param({"expected_frequency": timedelta(days=90)}, True, id="expected"),
+        # on every page until the nightly re-evaluation, then until a worker ran.
+        pytest.param({"expected_frequency": timedelta(days=3650)}, True, id="expected"),
         pytest.param({"granularity": "week"}, True, id="granularity"),
         pytest.param({"name": "Repeat orders"}, False, id="name-only"),
         pytest.param({"expected_frequency": timedelta(days=3)}, False, id="same-value"),
     ],
 )
-def test_editing_a_metric_s_staleness_re_evaluates_its_measures(
+def test_editing_a_metric_s_staleness_re_evaluates_its_measures_at_once(
     tree, bet, change, reevaluated, django_capture_on_commit_callbacks, monkeypatch
 ):
     metric = pushed(tree, "Reorders")
     metric_update(metric=metric, expected_frequency=timedelta(days=3))
     measure = add_measure(bet, metric=metric, values=AHEAD)
-    add_measure(bet, name="Not fed by it")
+    other = add_measure(bet, name="Not fed by it")
+    measures_evaluate(measure_ids=[measure.pk, other.pk])
+    before = dict(Verdict.objects.filter(is_current=True).values_list("measure_id", "pk"))
+    assert Verdict.objects.get(pk=before[measure.pk]).status == "stale"  # June's value
     queued = []
     monkeypatch.setattr(tasks.evaluate_measures, "delay", queued.append)
 
     with django_capture_on_commit_callbacks(execute=True):
         metric_update(metric=Metric.objects.get(pk=metric.pk), **change)
 
-    assert queued == ([[measure.pk]] if reevaluated else [])
+    after = dict(Verdict.objects.filter(is_current=True).values_list("measure_id", "pk"))
+    assert queued == []  # no worker needed: the next page already reads the new verdict
+    assert after[other.pk] == before[other.pk]
+    assert (after[measure.pk] != before[measure.pk]) is reevaluated
+    if "expected_frequency" in change and reevaluated:
+        assert Verdict.objects.get(pk=after[measure.pk]).status != "stale"
+
+
+@pytest.mark.parametrize("count", [1, 30])
+def test_a_metric_edit_re_evaluates_its_measures_in_a_constant_number_of_queries(
+    tree,
+    bet,
+    count,
+    django_capture_on_commit_callbacks,
+    django_assert_max_num_queries,
+    monkeypatch,
+):
+    metric = pushed(tree, "Reorders")
+    measures = [add_measure(bet, metric=metric, name=f"Reorders {i}") for i in range(count)]
+    pulling.observations_push(metric=metric, raw_points=AHEAD)
+    monkeypatch.setattr(tasks.evaluate_measures, "delay", pytest.fail)
+    metric = Metric.objects.get(pk=metric.pk)
+    # The edit: full_clean (source, unique name, one check per constraint, each in a
+    # savepoint), UPDATE, history row, the ids of its measures: 23. The evaluation after
+    # the commit (the callbacks run as the capture closes, inside the count): measures,
+    # policies, the fit's probe and history, UPDATE and INSERT of verdicts: 10.
+    with (
+        django_assert_max_num_queries(33),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        metric_update(metric=metric, expected_frequency=timedelta(days=90))
+    current = Verdict.objects.filter(measure__in=measures, is_current=True)
+    assert current.count() == count
+
+
+def test_a_metric_feeding_many_measures_leaves_them_to_the_queue(
+    tree, bet, django_capture_on_commit_callbacks, monkeypatch
+):
+    from outcomes import services
+
+    monkeypatch.setattr(services, "REEVALUATE_IN_PROCESS_UP_TO", 2)
+    metric = pushed(tree, "Reorders")
+    measures = [add_measure(bet, metric=metric, name=f"Reorders {i}") for i in range(3)]
+    queued = []
+    monkeypatch.setattr(tasks.evaluate_measures, "delay", queued.append)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        metric_update(metric=metric, expected_frequency=timedelta(days=90))
+
+    assert queued == [sorted(m.pk for m in measures)]
+    assert not Verdict.objects.exists()
 
 
 def test_a_new_target_changes_the_current_verdict(tree, bet):

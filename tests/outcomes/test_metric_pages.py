@@ -420,6 +420,34 @@ class TestMetricForms:
         assert 'name="interval_minutes" value="60"' in html
         assert "$.signups</textarea>" in html
 
+    def test_a_new_expected_frequency_shows_on_the_measure_at_once(
+        self, as_role, pushed, measure, django_capture_on_commit_callbacks, monkeypatch
+    ):
+        """An editor who allowed the metric more time between values still read "Stale"
+        on the measure after saving, until a worker ran the queued re-evaluation."""
+        from outcomes import tasks
+        from outcomes.evaluation import measures_evaluate
+        from outcomes.models import Verdict
+        from outcomes.pulling import observations_push
+
+        outcome_services.metric_update(metric=pushed, expected_frequency=dt.timedelta(days=1))
+        observations_push(metric=pushed, raw_points=[("2026-03-01", 20.0)])
+        measures_evaluate(measure_ids=[measure.pk])
+        assert Verdict.objects.get(measure=measure, is_current=True).status == "stale"
+        monkeypatch.setattr(tasks.evaluate_measures, "delay", pytest.fail)
+        form = {"name": "NPS", "unit": "points", "granularity": "day", "timezone": "UTC"}
+
+        with django_capture_on_commit_callbacks(execute=True):
+            response = as_role("editor").post(
+                f"/metrics/{pushed.pk}/edit/",
+                {**form, "expected_hours": "87600", "is_active": "on"},
+            )
+
+        assert response.status_code == 302
+        assert Verdict.objects.get(measure=measure, is_current=True).status != "stale"
+        page = as_role("viewer").get(f"/dashboard/measures/{measure.pk}/").content.decode()
+        assert 'data-verdict="stale"' not in page
+
     def test_delete_asks_first(self, as_role, pushed, measure):
         client = as_role("editor")
         page = client.get(f"/metrics/{pushed.pk}/delete/").content.decode()
