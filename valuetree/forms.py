@@ -24,6 +24,7 @@ from valuetree.models import (
     Role,
     ValueTree,
 )
+from valuetree.selectors import search_query
 from valuetree.services import (
     DATA_PRODUCT_FIELDS,
     DUPLICATE_OUTCOMES,
@@ -246,6 +247,18 @@ class MembershipRoleForm(ServiceModelForm):
 # --- Data products ---------------------------------------------------------------------
 
 
+class SearchField(forms.CharField):
+    """A filter's search box: text of any length, taken as every search box takes it
+    (``selectors.search_query``: trimmed, its first SEARCH_QUERY_MAX characters). Never
+    an error: a long text refused here dropped the search and listed everything."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(label="Search", required=False, **kwargs)
+
+    def to_python(self, value: Any) -> str:
+        return search_query(super().to_python(value))
+
+
 class DataProductFilterForm(forms.Form):
     """The catalogue's filters. Read from the query string, so a filtered list is a
     link that can be shared and works without JavaScript."""
@@ -261,7 +274,7 @@ class DataProductFilterForm(forms.Form):
         choices=[("", "All stages"), *LifecycleStage.choices],
         required=False,
     )
-    q = forms.CharField(label="Search", required=False, max_length=200, strip=True)
+    q = SearchField()
 
 
 class DataProductForm(ServiceModelForm):
@@ -359,7 +372,7 @@ class BoardFilterForm(forms.Form):
         choices=[("", "Discovery and design"), *[(s.value, s.label) for s in PLANNED_STAGES]],
         required=False,
     )
-    q = forms.CharField(label="Search", required=False, max_length=200, strip=True)
+    q = SearchField()
 
 
 class InitiativeChoiceField(forms.ModelChoiceField):

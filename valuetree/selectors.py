@@ -362,8 +362,9 @@ def data_product_search(products: QuerySet[DataProduct], query: str) -> QuerySet
     best matches first); a word also matches as a part of a word, everywhere. A word
     or phrase that is a business glossary term, synonym or abbreviation matches any
     form of that term ("client" finds "customer", "SKU" finds "stock keeping unit").
+    ``query`` is taken as every search box takes it (``search_query``).
     """
-    groups = search_term_groups(query)
+    groups = search_term_groups(search_query(query))
     if not groups:
         return products
     matches = Q()

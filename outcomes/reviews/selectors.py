@@ -34,7 +34,7 @@ from outcomes.reviews.snapshot import (
 )
 from outcomes.selectors import measure_history
 from valuetree.models import ValueTree
-from valuetree.selectors import nodes_below, trees_for_user
+from valuetree.selectors import nodes_below, search_query, trees_for_user
 
 DEFAULT_DECISION_DUE_DAYS = 90
 CHART_MAX_OBSERVATIONS = 200
@@ -161,9 +161,10 @@ def learnings(
     review_id: int | None = None,
 ) -> QuerySet[Learning]:
     """Learnings of some trees, newest first, filtered by words of ``query`` (every
-    word, anywhere in the text or the node's title), kind, node or review."""
+    word, anywhere in the text or the node's title; the query taken as every search box
+    takes it: ``valuetree.selectors.search_query``), kind, node or review."""
     rows = Learning.objects.filter(tree_id__in=tree_ids)
-    for word in query.split():
+    for word in search_query(query).split():
         rows = rows.filter(Q(text__icontains=word) | Q(node__title__icontains=word))
     if kind:
         rows = rows.filter(kind=kind)

@@ -36,7 +36,7 @@ from outcomes.reviews.snapshot import headline_words
 from valuetree import outline
 from valuetree.forms import add_service_errors
 from valuetree.models import Node, ValueTree
-from valuetree.selectors import EDIT_ROLES, nodes_for_user, trees_for_user
+from valuetree.selectors import EDIT_ROLES, nodes_for_user, search_query, trees_for_user
 from valuetree.views.trees import _done, _form_page
 
 # --- Access ----------------------------------------------------------------------------
@@ -492,7 +492,7 @@ def learning_log(request: HttpRequest, slug: str) -> HttpResponse:
                 if review is not None:
                     return redirect("outcomes:review", review_id=review.pk)
                 return redirect("outcomes:learnings", slug=tree.slug)
-    query = request.GET.get("q", "").strip()
+    query = search_query(request.GET.get("q"))
     kind = request.GET.get("kind", "")
     rows = selectors.learnings(tree_ids=[tree.pk], query=query, kind=kind)[:200]
     return render(
@@ -528,7 +528,7 @@ def learning_delete(request: HttpRequest, learning_id: int) -> HttpResponse:
 @login_required
 def learning_search(request: HttpRequest) -> HttpResponse:
     """Learnings across every tree the visitor may read (newest 200), searchable."""
-    query = request.GET.get("q", "").strip()
+    query = search_query(request.GET.get("q"))
     rows = selectors.learnings(tree_ids=trees_for_user(request.user).values("pk"), query=query)[
         :200
     ]

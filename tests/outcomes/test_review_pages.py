@@ -284,6 +284,25 @@ def test_a_goal_is_marked_done_in_one_click(tree, shape, as_role, client_for, us
     assert api.status_code == 200
 
 
+@pytest.mark.parametrize(
+    "url", ["/trees/{tree}/learnings/", "/learnings/", "/api/trees/{tree}/learnings/"]
+)
+def test_a_learning_search_is_taken_as_every_search_box_takes_it(tree, shape, as_role, url):
+    """The learnings took the whole text, uncapped: 70,000 characters answered 500 on
+    SQLite ("LIKE or GLOB pattern too complex") once there was a learning to compare,
+    and text past the first 200 characters still had to match. One rule
+    (valuetree.selectors.search_query) for every search box."""
+    services.learning_create(tree=tree, by=None, kind="surprise", text="Mobile reorders")
+    client = as_role("viewer")
+    address = url.format(tree=tree.slug)
+
+    assert client.get(address, {"q": "mobile" + "x" * 70_000}).status_code == 200
+    assert client.get(address, {"q": "a " * 5_000}).status_code == 200
+    found = client.get(address, {"q": "mobile" + " " * 300 + "not searched"})
+    assert found.status_code == 200
+    assert "Mobile reorders" in found.content.decode()
+
+
 def test_learnings_across_trees_show_only_readable_ones(tree, shape, as_role, users):
     from valuetree.services import tree_create
 

@@ -259,6 +259,14 @@ def test_board_filters(login, products, query, expected):
 
 
 @pytest.mark.django_db
+def test_a_long_board_search_is_taken_as_every_search_box_takes_it(login, products):
+    """Over 200 characters the board's own cap dropped the search: every card showed."""
+    response = login("outsider").get(BOARD, {"q": "VALIDATED" + " " * 300 + "not searched"})
+    assert response.status_code == 200
+    assert cards(response.content.decode()) == ["sample-turnaround"]
+
+
+@pytest.mark.django_db
 def test_board_says_when_no_card_matches(login, products):
     html = login("outsider").get(f"{BOARD}?q=nothing+like+this").content.decode()
     assert "0 planned data products match the filters" in html
