@@ -23,6 +23,7 @@ from valuetree.similarity import (
     DEFINITION_WEIGHT,
     MAX_FIELD_CHARS,
     NOTIFY_SCORE,
+    SAME_DOMAIN_FACTOR,
     SHOW_SCORE,
     Embedder,
     Glossary,
@@ -302,6 +303,25 @@ class TestScore:
         assert "customer" in found[0].shared_terms
         assert any(r.startswith("shared glossary terms: ") for r in found[0].reasons)
         assert "customer" in found[0].reasons[0]
+
+    def test_a_candidate_of_the_drafts_own_domain_weighs_less(self, catalogue):
+        retail = catalogue["customer-360"].domain_id
+        anywhere = similar_products(self.draft(), min_score=0)
+        at_home = similar_products(Probe(**self.draft().fields(), domain_id=retail), min_score=0)
+        score = {m.product.slug: m for m in anywhere}
+        home = {m.product.slug: m for m in at_home}
+        assert home["customer-360"].score == pytest.approx(
+            score["customer-360"].score * SAME_DOMAIN_FACTOR, abs=1e-3
+        )
+        assert home["customer-360"].signals["same_domain"] == 1.0
+        # Products of other domains are scored as before.
+        assert home["supplier-invoices"].score == score["supplier-invoices"].score
+        assert home["supplier-invoices"].signals["same_domain"] == 0.0
+
+    def test_a_saved_products_probe_carries_its_domain(self, catalogue):
+        product = products_with_text().get(slug="customer-360")
+        assert probe_of(product).domain_id == product.domain_id
+        assert Probe.of(product).domain_id == product.domain_id
 
     def test_unrelated_products_stay_below_notify(self, catalogue):
         found = similar_products(self.draft(), min_score=0)
