@@ -648,7 +648,12 @@ class DataProductViewSet(PaginatedActions, RoleCheckedWrites, viewsets.ModelView
         probe.is_valid(raise_exception=True)
         data = probe.validated_data
         similar = similar_products(
-            Probe(name=data["name"], purpose=data["purpose"], ports=" ".join(data["output_ports"]))
+            Probe(
+                name=data["name"],
+                purpose=data["purpose"],
+                ports=" ".join(data["output_ports"]),
+                domain_id=data["domain"].pk if data["domain"] else None,
+            )
         )
         return self.paginated(similar, SimilarProductSerializer)
 

@@ -242,6 +242,14 @@ class SimilarityProbeSerializer(strict.Serializer):
     output_ports = serializers.ListField(
         child=serializers.CharField(max_length=200), required=False, default=list
     )
+    domain = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=Domain.objects.all(),
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The domain it will be in: products of the same domain weigh less.",
+    )
 
 
 class TransitionSerializer(strict.ModelSerializer):

@@ -64,6 +64,7 @@ from valuetree.similarity import (
     embedder,
     embedding_text,
     fold_case,
+    pooled_text,
     products_with_text,
     similar_products,
     text_hash,
@@ -1110,7 +1111,7 @@ def data_product_embeddings_refresh(*, product_ids: Iterable[int] | None = None)
     model = embedder()
     for start in range(0, len(changed), 500):
         batch = changed[start : start + 500]
-        vectors = model.embed([row.text for row in batch])
+        vectors = model.embed([pooled_text(row.text) for row in batch])
         for row, vector in zip(batch, vectors, strict=True):
             row.vector = vector.astype("float32").tobytes()
             row.updated_at = now

@@ -46,6 +46,8 @@ def test_a_twin_in_other_words_is_shown_while_typing(
 
     login(page, "editor", "pw-editor")
     page.goto("/data-products/new/")
+    # Proposed in another domain than Customer 360's (the check is sent the domain).
+    page.locator("#id_domain").select_option(label="Marketing")
     page.locator("#id_name").fill("Unified client profile")
     page.locator("#id_purpose").fill(
         "A single view of every client: how to reach them, what they bought, their "

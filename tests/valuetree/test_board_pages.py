@@ -470,6 +470,32 @@ def test_similar_check_ignores_a_product_id_that_is_not_a_number(login, products
 
 
 @pytest.mark.django_db
+def test_similar_check_weighs_the_chosen_domains_own_products_less(login, products, domains):
+    typed = {
+        "name": "Sample turnaround",
+        "purpose": "Time from sample draw to validated result",
+        "ports-0-name": "turnaround_daily",
+    }
+    # Typed in the finance domain: the lab's identical product scores 0.7 of 1.00,
+    # and the finance look-alike 0.7 of its 0.72.
+    in_finance = login("outsider").post(SIMILAR, {**typed, "domain": str(domains["finance"].pk)})
+    assert scores(in_finance.content.decode()) == [
+        ("1.00", "sample-turnaround"),
+        ("0.50", "turnaround-times"),
+    ]
+    in_lab = login("outsider").post(SIMILAR, {**typed, "domain": str(domains["lab"].pk)})
+    assert scores(in_lab.content.decode()) == [
+        ("0.72", "turnaround-times"),
+        ("0.70", "sample-turnaround"),
+    ]
+    # A domain that is not an id is no domain.
+    assert scores(login("outsider").post(SIMILAR, {**typed, "domain": "x"}).content.decode()) == [
+        ("1.00", "sample-turnaround"),
+        ("0.72", "turnaround-times"),
+    ]
+
+
+@pytest.mark.django_db
 def test_similar_check_answers_only_post(login):
     assert login("outsider").get(SIMILAR).status_code == 405
 

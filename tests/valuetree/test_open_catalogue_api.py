@@ -14,6 +14,7 @@ from valuetree.models import (
     LifecycleTransition,
     Notification,
 )
+from valuetree.similarity import SAME_DOMAIN_FACTOR
 
 TURNAROUND = {
     "name": "Patient sample turnaround",
@@ -287,12 +288,28 @@ class TestSimilar:
         assert response.status_code == 200
         assert [(p["slug"], p["score"]) for p in response.json()["results"]] == [("budget", 1.0)]
 
+    def test_a_probe_in_the_products_own_domain_weighs_it_less(
+        self, users, client_for, turnaround, budget
+    ):
+        def score(body):
+            response = client_for(users["viewer"]).post(
+                "/api/data-products/similar/", body, format="json"
+            )
+            assert response.status_code == 200
+            return {p["slug"]: p["score"] for p in response.json()["results"]}
+
+        alone = score({"name": "Cost centre budget"})
+        same = score({"name": "Cost centre budget", "domain": budget.domain.slug})
+        assert same["budget"] == pytest.approx(alone["budget"] * SAME_DOMAIN_FACTOR, abs=1e-3)
+        assert score({"name": "Cost centre budget", "domain": None}) == alone
+
     @pytest.mark.parametrize(
         ("body", "field"),
         [
             ({}, "name"),
             ({"name": ""}, "name"),
             ({"name": "X", "output_ports": "a"}, "output_ports"),
+            ({"name": "X", "domain": "no-such-domain"}, "domain"),
         ],
     )
     def test_bad_probe_is_a_field_error(self, users, client_for, turnaround, body, field):

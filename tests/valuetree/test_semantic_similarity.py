@@ -20,18 +20,26 @@ from valuetree.models import (
 )
 from valuetree.similarity import (
     CONTRAST_CAP,
+    DEFINITION_WEIGHT,
     MAX_FIELD_CHARS,
     NOTIFY_SCORE,
+    SAME_DOMAIN_FACTOR,
     SHOW_SCORE,
     Embedder,
     Glossary,
     Probe,
+    _definition_only,
+    _field_weights,
     _usage_only,
+    compare,
     contrasting_terms,
     embedder,
+    pooled_text,
+    prepare,
     probe_of,
     products_with_text,
     similar_products,
+    split_definitions,
 )
 
 GLOSSARY = settings.BASE_DIR / "valuetree" / "demo" / "glossary.yaml"
@@ -296,6 +304,25 @@ class TestScore:
         assert any(r.startswith("shared glossary terms: ") for r in found[0].reasons)
         assert "customer" in found[0].reasons[0]
 
+    def test_a_candidate_of_the_drafts_own_domain_weighs_less(self, catalogue):
+        retail = catalogue["customer-360"].domain_id
+        anywhere = similar_products(self.draft(), min_score=0)
+        at_home = similar_products(Probe(**self.draft().fields(), domain_id=retail), min_score=0)
+        score = {m.product.slug: m for m in anywhere}
+        home = {m.product.slug: m for m in at_home}
+        assert home["customer-360"].score == pytest.approx(
+            score["customer-360"].score * SAME_DOMAIN_FACTOR, abs=1e-3
+        )
+        assert home["customer-360"].signals["same_domain"] == 1.0
+        # Products of other domains are scored as before.
+        assert home["supplier-invoices"].score == score["supplier-invoices"].score
+        assert home["supplier-invoices"].signals["same_domain"] == 0.0
+
+    def test_a_saved_products_probe_carries_its_domain(self, catalogue):
+        product = products_with_text().get(slug="customer-360")
+        assert probe_of(product).domain_id == product.domain_id
+        assert Probe.of(product).domain_id == product.domain_id
+
     def test_unrelated_products_stay_below_notify(self, catalogue):
         found = similar_products(self.draft(), min_score=0)
         others = [m for m in found if m.product.slug != "customer-360"]
@@ -330,6 +357,56 @@ class TestScore:
 
 
 @pytest.mark.django_db
+class TestDefinitionsBridgeJargon:
+    """A product's stored text ends with its glossary terms' definitions, so jargon on
+    one side meets plain words on the other; they weigh DEFINITION_WEIGHT in the
+    meaning signal and stay out of the pooled vector of the first pass."""
+
+    GLOSSARY = Glossary(
+        [(1, "overall equipment effectiveness", ["OEE"]), (2, "customer", ["client"])],
+        definitions={
+            1: "The share of planned machine time that makes good parts at full speed.",
+            2: "A client who buys from us.",
+        },
+    )
+
+    def test_the_text_ends_with_the_definitions_in_the_glossarys_terms(self):
+        text = self.GLOSSARY.with_definitions("OEE by line", {1, 2})
+        own, definitions = split_definitions(text)
+        assert own == self.GLOSSARY.expand("OEE by line", {1, 2})
+        # The customer definition's "client" is written as the term's name.
+        assert definitions == (
+            "The share of planned machine time that makes good parts at full speed. "
+            "A customer who buys from us."
+        )
+        assert pooled_text(text) == own
+        # No term, or terms without a definition: nothing is added.
+        assert self.GLOSSARY.with_definitions("Sales", set()) == "Sales"
+        assert Glossary([(3, "sku", [])]).with_definitions("SKU list", {3}) == "sku list\nsku"
+
+    def test_words_only_the_definitions_hold_weigh_less(self):
+        prepared = prepare(Probe(name="OEE by line", purpose="Per shift"), self.GLOSSARY)
+        assert {"planned", "machine", "parts"} <= prepared.definition_only
+        assert "line" not in prepared.definition_only
+        weights = dict(zip(prepared.words[0], _field_weights(prepared), strict=True))
+        assert weights["machine"] == pytest.approx(DEFINITION_WEIGHT)
+        assert weights["line"] == 1.0
+        assert _definition_only("no definitions here") == frozenset()
+
+    def test_jargon_finds_its_plain_worded_twin_through_the_definition(self):
+        jargon = prepare(Probe(name="OEE by line", purpose="Per shift"), self.GLOSSARY)
+        plain = Probe(name="Good output share of planned machine time", purpose="Per crew rotation")
+        unrelated = Probe(name="Good customer share of planned visits", purpose="Per rotation")
+        without = Glossary([(1, "overall equipment effectiveness", ["OEE"])])
+
+        def meaning(draft, other, glossary):
+            return compare(draft, prepare(other, glossary), glossary=glossary)[1]["meaning"]
+
+        bare = prepare(Probe(name="OEE by line", purpose="Per shift"), without)
+        assert meaning(jargon, plain, self.GLOSSARY) > meaning(bare, plain, without)
+        assert meaning(jargon, plain, self.GLOSSARY) > meaning(jargon, unrelated, self.GLOSSARY)
+
+
 class TestUsageWeighsLess:
     """Who uses a product differs across domains even for twins: the words only its
     usage holds count at USAGE_WEIGHT in the meaning signal."""

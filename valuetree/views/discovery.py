@@ -64,6 +64,9 @@ def similar_check(request: HttpRequest) -> HttpResponse:
         purpose=request.POST.get("purpose", "")[:5000],
         ports=ports[:5000],
         usage=request.POST.get("description", "")[:5000],
+        domain_id=int(domain)
+        if (domain := request.POST.get("domain")) and strict.is_id(domain)
+        else None,
     )
     exclude = request.POST.get("product")
     product_pk = int(exclude) if exclude and strict.is_id(exclude) else None
