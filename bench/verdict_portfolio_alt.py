@@ -71,6 +71,21 @@ achieved share (``delivery_median``, ``flop_share``: naive and linear together),
 down). The oracle is calibrated (seed 7, bins of 0.2: predicted 0.06 / 0.30 / 0.50 / 0.70 / 0.95,
 achieved 0.07 / 0.30 / 0.57 / 0.67 / 0.97 at 50 %; Brier 0.11).
 
+What it showed (session 15, the method as it stood, seeds 1-3, 1,000 measures each;
+accuracy at 25 / 50 / 75 %): the method 0.56-0.59 / 0.66-0.67 / 0.76-0.78, the linear
+rule 0.62-0.63 / 0.64-0.66 / 0.69-0.72, the naive rule 0.57-0.60 / 0.63-0.65 /
+0.70-0.74, the oracle 0.81-0.84 / 0.82-0.84 / 0.82-0.85; Brier 0.23-0.24 / 0.21 /
+0.15-0.17; 80 % coverage 0.80 / 0.82 / 0.83. So on a portfolio written apart from the
+forecaster the method generalises as it does on ``verdict_backtest.py``'s (0.68 at 50 %,
+Brier 0.21, coverage in range) but falls 1-6 points short of the linear rule at 25 %,
+and the oracle shows there is more to find than it finds: steps still to come (0.57-0.63
+at 50 %, Brier worse than a coin) and fades (0.60-0.63, below the naive rule) are where
+it loses. Refitting ``verdicts.CALIBRATION`` on both portfolios, or moving the
+forecaster's constants (``DAMPING_SPAN`` 3 → 6 or 12, ``PLAN_DOUBT`` 0.6 → 0.3 or 1,
+``TREND_DOUBT`` 0.3 → 0.15 or 0.5, ``OPEN_ODDS`` 0.3 → 0, each with the calibration
+refitted on seeds 21 + 101 and scored on 13 + 1) moved accuracy at 50 % by under one
+point on either portfolio.
+
 Output: one JSON object, per checkpoint (25/50/75 %) the scores of
 ``verdict_backtest.checkpoint`` (method, linear rule, naive rule, oracle), plus per-shape
 and per-frequency accuracies, the linear rule's at-risk achieve rate, the shape mix and
