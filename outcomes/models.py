@@ -407,9 +407,10 @@ class VerdictPolicy(models.Model):
         help_text="Trailing by more than this is off track.",
     )
     on_track_probability = models.FloatField(
-        default=0.6,
+        default=0.55,
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
-        help_text="A forecast chance of reaching the target at least this high is on track.",
+        help_text="A forecast chance of reaching the target at least this high is on track "
+        "(a toss-up, within 5 points of 50 %, goes by the plan).",
     )
     at_risk_probability = models.FloatField(
         default=0.4,

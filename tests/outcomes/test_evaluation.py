@@ -134,10 +134,12 @@ def test_the_tree_policy_decides_the_band(tree, bet):
     measures_evaluate(measure_ids=[measure.pk], at=AT)
     current = Verdict.objects.get(is_current=True)
     assert current.status == "on_track"
+    # Above the forecast's chance, and out of the toss-up band (0.45-0.55) the plan
+    # would decide: the tree's own cut makes it at risk.
     VerdictPolicy.objects.create(
         tree=tree,
         on_track_probability=min(1.0, current.forecast_probability + 0.01),
-        at_risk_probability=0.0,
+        at_risk_probability=min(current.forecast_probability, 0.56),
     )
     measures_evaluate(measure_ids=[measure.pk], at=AT)
     assert Verdict.objects.get(is_current=True).status == "at_risk"

@@ -315,7 +315,7 @@ def test_a_tree_without_a_policy_shows_the_defaults(users, tree, client_for):
     assert response.json() == {
         "on_track_within": 0.05,
         "at_risk_within": 0.15,
-        "on_track_probability": 0.6,
+        "on_track_probability": 0.55,
         "at_risk_probability": 0.4,
     }
     assert not VerdictPolicy.objects.filter(tree=tree).exists()
@@ -329,7 +329,7 @@ def test_an_editor_sets_the_bands(users, tree, client_for):
     response = client_for(users["editor"]).put(url, body, format="json")
 
     assert response.status_code == 200
-    whole = body | {"on_track_probability": 0.6, "at_risk_probability": 0.4}
+    whole = body | {"on_track_probability": 0.55, "at_risk_probability": 0.4}
     assert response.json() == whole
     policy = VerdictPolicy.objects.get(tree=tree)
     assert (policy.on_track_within, policy.at_risk_within) == (0.1, 0.25)

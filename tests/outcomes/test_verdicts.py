@@ -61,6 +61,7 @@ from outcomes.verdicts import (
     realised_value,
     roll_up,
     status_for_score,
+    toss_up,
 )
 
 BASE = date(2026, 1, 1)
@@ -258,9 +259,12 @@ KEEP_AT_MOST = {"direction": AT_MOST, "baseline_value": 1, "target_value": 2}
 @pytest.mark.parametrize(
     ("changes", "value", "day", "probability", "status"),
     [
-        pytest.param({}, 50, 50, 0.6, ON_TRACK, id="p-exactly-on-track"),
+        pytest.param({}, 50, 50, 0.55, ON_TRACK, id="p-exactly-on-track"),
         pytest.param({}, 50, 50, 0.95, ON_TRACK, id="p-high"),
-        pytest.param({}, 50, 50, 0.5999, AT_RISK, id="p-just-below-on-track"),
+        # A toss-up (0.45 ≤ P < 0.55) goes by the plan: on plan here, behind it below.
+        pytest.param({}, 50, 50, 0.5499, ON_TRACK, id="p-just-below-on-track-on-plan"),
+        pytest.param({}, 40, 50, 0.5499, AT_RISK, id="p-just-below-on-track-behind"),
+        pytest.param({}, 50, 50, 0.4499, AT_RISK, id="p-below-the-toss-up"),
         pytest.param({}, 50, 50, 0.4, AT_RISK, id="p-exactly-at-risk"),
         pytest.param({}, 50, 50, 0.3999, OFF_TRACK, id="p-just-below-at-risk"),
         pytest.param({}, 90, 50, 0.1, OFF_TRACK, id="ahead-of-plan-but-forecast-falls-short"),
@@ -311,8 +315,40 @@ def test_the_policy_decides_the_probability_bands():
     strict = Tolerance(on_track_probability=0.9, at_risk_probability=0.7)
     day = BASE + timedelta(days=50)
     assert judge(spec(), 50, day, Tolerance(), 0.8) == ON_TRACK
+    # 0.8 is no toss-up: on plan or not, the strict policy's band decides.
     assert judge(spec(), 50, day, strict, 0.8) == AT_RISK
     assert judge(spec(), 50, day, strict, 0.6) == OFF_TRACK
+
+
+@pytest.mark.parametrize(
+    ("value", "probability", "tolerance", "status"),
+    [
+        # Default cuts 0.55 / 0.4: 0.45 ≤ P < 0.55 is a toss-up the plan decides.
+        pytest.param(50, 0.5, Tolerance(), ON_TRACK, id="toss-up-on-plan"),
+        pytest.param(40, 0.5, Tolerance(), AT_RISK, id="toss-up-behind-plan"),
+        pytest.param(50, 0.45, Tolerance(), ON_TRACK, id="toss-up-lower-edge"),
+        pytest.param(50, 0.449, Tolerance(), AT_RISK, id="below-the-toss-up"),
+        pytest.param(50, 0.3, Tolerance(), OFF_TRACK, id="off-track-on-plan-anyway"),
+        pytest.param(40, 0.55, Tolerance(), ON_TRACK, id="on-track-behind-plan-anyway"),
+        # The band never reaches past a tree's own cuts.
+        pytest.param(40, 0.5, Tolerance(on_track_probability=0.5), ON_TRACK, id="cut-at-one-half"),
+        pytest.param(
+            50,
+            0.46,
+            Tolerance(on_track_probability=0.7, at_risk_probability=0.47),
+            OFF_TRACK,
+            id="at-risk-cut-above-the-band",
+        ),
+    ],
+)
+def test_a_toss_up_goes_by_the_plan(value, probability, tolerance, status):
+    day = BASE + timedelta(days=50)  # the plan expects 50 by now
+    assert judge(spec(), value, day, tolerance, probability) == status
+    assert toss_up(probability, tolerance) == (
+        max(0.45, tolerance.at_risk_probability)
+        <= probability
+        < min(0.55, tolerance.on_track_probability)
+    )
 
 
 def test_probability_bands_must_nest():
