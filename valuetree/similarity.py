@@ -31,8 +31,8 @@ logistics, healthcare, insurance, finance, payments, marketing, people,
 manufacturing, telecom and energy, and the kinds of data product: master data,
 forecasts, scores, event logs) is where most of the gain on unseen catalogues came
 from while it grew to 253 terms; from 253 to 671 (session 15, written by two people
-who saw no bench catalogue) ranks moved both ways — twins first on the five bench
-sets 66 → 63, in the top 3 75 → 77, the highest non-twin lower on each — as new
+who saw no bench catalogue) ranks moved both ways — twins first on the four harder bench
+sets 66 → 63, in the top 3 75 → 76, the highest non-twin lower on most — as new
 sibling terms set some twins apart (see "Evidence against") while new synonyms
 joined others. Each
 product's mean-pooled embedding is stored (:class:`DataProductEmbedding`) with the
