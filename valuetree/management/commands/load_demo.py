@@ -366,18 +366,25 @@ def _add_glossary(*, changes: Counter[tuple[str, str]]) -> None:
     terms are left as they are, so edits made in the browser survive a reload."""
     rows, _ = read_yaml(GLOSSARY_FILE)
     existing = {name.lower() for name in GlossaryTerm.objects.values_list("name", flat=True)}
+    missing: list[dict[str, Any]] = []
     for row in rows["terms"]:
         name = " ".join(str(row["name"]).split())
         if name.lower() in existing:
             continue
-        services.glossary_term_create(
-            name=name,
-            definition=str(row.get("definition") or ""),
-            synonyms=row.get("synonyms") or [],
-            abbreviations=row.get("abbreviations") or [],
+        missing.append(
+            {
+                "name": name,
+                "definition": str(row.get("definition") or ""),
+                "synonyms": row.get("synonyms") or [],
+                "abbreviations": row.get("abbreviations") or [],
+            }
         )
         existing.add(name.lower())
-        changes["glossary term", "created"] += 1
+    # One import checks every term against one index of the others' forms: creating
+    # them one by one read every term's forms again for each (542 terms: 10 s).
+    if missing:
+        created = services.glossary_import(rows=missing, by=None)["created"]
+        changes["glossary term", "created"] += created
 
 
 def _add_early_consumers(
