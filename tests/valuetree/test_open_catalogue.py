@@ -21,6 +21,7 @@ from valuetree.models import (
 )
 from valuetree.similarity import (
     NOTIFY_SCORE,
+    SAME_DOMAIN_FACTOR,
     Probe,
     similar_products,
     trigram_similarity,
@@ -314,8 +315,13 @@ class TestSimilarInTheCatalogue:
 
     def test_without_exclude_a_product_is_most_like_itself(self, catalogue):
         me = catalogue["hr-sick-leave"]
-        [found] = similar_products(Probe.of(me))
+        # Without a domain the same text scores 1; in its own domain it weighs
+        # SAME_DOMAIN_FACTOR, and still reads "very likely the same product".
+        [found] = similar_products(Probe(**Probe.of(me).fields()))
         assert (found.product, found.score) == (me, 1.0)
+        mine = {m.product: m for m in similar_products(Probe.of(me))}
+        assert mine[me].score == SAME_DOMAIN_FACTOR
+        assert mine[me].label == "very likely the same product"
 
     def test_a_name_being_typed_finds_both_turnaround_products(self, catalogue):
         found = similar_products(Probe("Sample turnaround"))
