@@ -331,7 +331,7 @@ def schedule_run(*, schedule_id: int, run_at: datetime) -> ScheduledRun:
             if run.status == RunStatus.DELIVERING and run.review_id:
                 _queue(deliveries_create(run=run))
             return run
-    local = run_at.astimezone(recurrence.zone(schedule.timezone))
+    local = run_at.astimezone(recurrence.shown_zone(schedule.timezone))
     title = f"Scheduled review {local:%Y-%m-%d}"
     with transaction.atomic():
         # Locked and read again: a task redelivered after its review was made (the
@@ -786,7 +786,7 @@ def reminders_send(*, now: datetime | None = None) -> list[int]:
                 by_owner.setdefault(user_id, []).append(
                     f"- {item['node']['title']}: {', '.join(item['reasons'])}"
                 )
-        when = schedule.next_run_at.astimezone(recurrence.zone(schedule.timezone))
+        when = schedule.next_run_at.astimezone(recurrence.shown_zone(schedule.timezone))
         for user_id, lines in by_owner.items():
             notify(
                 recipients=[user_id],
