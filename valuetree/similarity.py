@@ -610,9 +610,18 @@ class Glossary:
 
     def with_definitions(self, text: str, term_ids: set[int]) -> str:
         """:meth:`expand`, then :data:`DEFINITIONS_MARK` and the definitions of the
-        terms ``term_ids`` in the glossary's own terms (sorted by term; nothing is
-        added when none has a definition). The stored text of a product."""
+        terms ``term_ids`` in the glossary's own terms (sorted by term, their first
+        MAX_FIELD_CHARS characters; nothing is added when none has a definition). The
+        stored text of a product; a line of ``text`` that reads as the mark is dropped,
+        so only this method's mark starts the definitions (:func:`split_definitions`)."""
         expanded = self.expand(text, term_ids)
+        # A line of the product's own text that reads as the mark ("§ glossary
+        # definitions" typed into a purpose) would make the rest of its text count as
+        # definitions: weighed at DEFINITION_WEIGHT and left out of the pooled vector
+        # that finds candidates. It says nothing about the product; it is dropped.
+        mark_line = DEFINITIONS_MARK.strip("\n")
+        if mark_line in expanded:
+            expanded = "\n".join(line for line in expanded.split("\n") if line != mark_line)
         definitions = [
             self.definitions[t].strip()
             for t in sorted(term_ids)
@@ -620,7 +629,11 @@ class Glossary:
         ]
         if not definitions:
             return expanded
-        return expanded + DEFINITIONS_MARK + self.canonical_lines(" ".join(definitions))
+        # Their first MAX_FIELD_CHARS characters, as a field's (Probe): a definition has
+        # no length limit, and one of 1 MB made every check of a product mentioning its
+        # term take 2-3 s. The default glossary's definitions are 14,477 in all.
+        joined = " ".join(definitions)[:MAX_FIELD_CHARS]
+        return expanded + DEFINITIONS_MARK + self.canonical_lines(joined)
 
     def with_parts(self, term_ids: set[int]) -> set[int]:
         """``term_ids`` with the terms their names are made of ("supplier master

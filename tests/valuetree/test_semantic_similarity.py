@@ -384,6 +384,29 @@ class TestDefinitionsBridgeJargon:
         assert self.GLOSSARY.with_definitions("Sales", set()) == "Sales"
         assert Glossary([(3, "sku", [])]).with_definitions("SKU list", {3}) == "sku list\nsku"
 
+    def test_a_line_of_the_products_own_reading_as_the_mark_starts_no_definitions(self):
+        # Typed into a purpose, the mark's line made the rest of the product's own text
+        # (here "refunds ledger", and the term names) count as definitions: at
+        # DEFINITION_WEIGHT and out of the pooled vector that finds candidates.
+        typed = "OEE by line\n  §  glossary   definitions \nrefunds ledger"
+        own, definitions = split_definitions(self.GLOSSARY.with_definitions(typed, {1}))
+        assert own == "overall equipment effectiveness by line\nrefunds ledger\n" + (
+            "overall equipment effectiveness"
+        )
+        assert definitions == self.GLOSSARY.definitions[1]
+        bare = Glossary([(3, "sku", [])]).with_definitions(typed, {3})
+        assert split_definitions(bare) == (bare, "")
+        assert "refunds ledger" in pooled_text(bare)
+
+    def test_definitions_are_read_to_the_length_of_a_field(self):
+        # A definition has no length limit: 1 MB of it made every similarity check of
+        # a product mentioning the term take 2-3 s.
+        huge = Glossary([(1, "customer", [])], definitions={1: "buys goods " * 100_000})
+        own, definitions = split_definitions(huge.with_definitions("Customer list", {1}))
+        assert own == "customer list\ncustomer"
+        assert len(definitions) == MAX_FIELD_CHARS
+        assert definitions.startswith("buys goods buys goods")
+
     def test_words_only_the_definitions_hold_weigh_less(self):
         prepared = prepare(Probe(name="OEE by line", purpose="Per shift"), self.GLOSSARY)
         assert {"planned", "machine", "parts"} <= prepared.definition_only
