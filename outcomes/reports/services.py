@@ -510,7 +510,7 @@ def _refused(delivery: Delivery) -> str | None:
     delivery was made: the address unsubscribed from the tree's reports, or it is no
     longer one of the schedule's ``recipients`` (its member left the tree or the chosen
     roles, a leader lost read-all, the address was taken off the list, the schedule is
-    gone). A test goes to whoever asked for it; webhooks have no address to check."""
+    gone), or the schedule no longer sends e-mail (an owner moved it to Slack). A test goes to whoever asked for it; webhooks have no address to check."""
     if delivery.channel != Channel.EMAIL or delivery.purpose != DeliveryPurpose.REPORT:
         return None
     tree_id = delivery.review.tree_id
@@ -518,6 +518,8 @@ def _refused(delivery: Delivery) -> str | None:
     if ReportUnsubscribe.objects.filter(tree_id=tree_id, address=address).exists():
         return f"{delivery.recipient} unsubscribed from this tree's reports."
     schedule = ReviewSchedule.objects.filter(tree_id=tree_id).first()
+    if schedule is not None and Channel.EMAIL not in schedule.channels:
+        return "This tree's reports are no longer sent by e-mail."
     if schedule is None or address not in recipients(schedule):
         return f"{delivery.recipient} no longer receives this tree's reports."
     return None

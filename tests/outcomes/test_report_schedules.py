@@ -936,3 +936,30 @@ def test_a_schedule_stored_in_localtime_still_runs_and_reminds(
     schedule.refresh_from_db()
     assert schedule.next_run_at is None
     assert schedule_summary(schedule)["words"].startswith("This schedule cannot be read")
+
+
+def test_no_report_is_resent_or_retried_by_e_mail_once_the_schedule_stops_e_mailing(
+    tree, addressed, delivery
+):
+    """An owner who moves the tree's reports from e-mail to Slack expects no more
+    e-mail: a retry still queued, or a "Resend" of an older review, went to the same
+    addresses as long as they stayed recipients of the schedule's roles."""
+    url = "https://hooks.slack.com/services/T000/B000/secretsecretsecret"
+    schedule_for(
+        tree,
+        addressed,
+        extra_addresses=[],
+        recipient_roles=["owner"],
+        channels=["slack"],
+        slack_webhook=url,
+    )
+    Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.RETRYING)
+    assert services.delivery_send(delivery_id=delivery.pk, final_attempt=False) == "failed"
+    delivery.refresh_from_db()
+    assert delivery.error == "This tree's reports are no longer sent by e-mail."
+    with pytest.raises(ValidationError) as refusal:
+        services.delivery_resend(delivery=delivery, by=addressed["owner"])
+    assert refusal.value.message_dict == {
+        "recipient": ["This tree's reports are no longer sent by e-mail."]
+    }
+    assert mail.outbox == []
