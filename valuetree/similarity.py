@@ -629,11 +629,13 @@ class Glossary:
         ]
         if not definitions:
             return expanded
-        # Their first MAX_FIELD_CHARS characters, as a field's (Probe): a definition has
-        # no length limit, and one of 1 MB made every check of a product mentioning its
-        # term take 2-3 s. The default glossary's definitions are 14,477 in all.
+        # Their first MAX_FIELD_CHARS characters, as a field's (Probe), before and after
+        # they are written in the glossary's terms: a definition has no length limit,
+        # and one of 1 MB made every check of a product mentioning its term take 2-3 s;
+        # 6,000 times a 3-letter synonym of a 200-character name wrote 1 MB too. The
+        # default glossary's definitions are 14,477 characters in all.
         joined = " ".join(definitions)[:MAX_FIELD_CHARS]
-        return expanded + DEFINITIONS_MARK + self.canonical_lines(joined)
+        return expanded + DEFINITIONS_MARK + self.canonical_lines(joined)[:MAX_FIELD_CHARS]
 
     def with_parts(self, term_ids: set[int]) -> set[int]:
         """``term_ids`` with the terms their names are made of ("supplier master

@@ -406,6 +406,15 @@ class TestDefinitionsBridgeJargon:
         assert own == "customer list\ncustomer"
         assert len(definitions) == MAX_FIELD_CHARS
         assert definitions.startswith("buys goods buys goods")
+        # Nor grow past it when written in the glossary's terms: 6,000 times a synonym
+        # of a 199-character name was 1 MB of definitions, 2 s a check.
+        long_name = " ".join(f"word{i}" for i in range(30))[:199]
+        growing = Glossary(
+            [(1, "customer", []), (2, long_name, ["abx"])], definitions={1: "abx " * 6000}
+        )
+        _, definitions = split_definitions(growing.with_definitions("Customer list", {1}))
+        assert len(definitions) == MAX_FIELD_CHARS
+        assert definitions.startswith(long_name + " " + long_name)
 
     def test_words_only_the_definitions_hold_weigh_less(self):
         prepared = prepare(Probe(name="OEE by line", purpose="Per shift"), self.GLOSSARY)
