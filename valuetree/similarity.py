@@ -602,9 +602,16 @@ class Glossary:
         return "\n".join(self.canonical(line) for line in text.splitlines())
 
     def expand(self, text: str, term_ids: set[int]) -> str:
-        """``text`` as it is embedded: :meth:`canonical` (line by line), followed by
-        the names of the terms ``term_ids`` (those it mentions and those linked)."""
-        text = self.canonical_lines(text)
+        """``text`` as it is embedded: :meth:`canonical` (line by line), at most as
+        long as a probe's fields may be (``len(TEXT_FIELDS) * MAX_FIELD_CHARS``),
+        followed by the names of the terms ``term_ids`` (those it mentions and those
+        linked)."""
+        # Bounded after the rewrite too: a form is rewritten as its term's name, and
+        # 5,000 times a 3-letter synonym of a 199-character name wrote 1 MB from a
+        # 20,000-character purpose; embedding it took 3.5 s of one request (the API's
+        # similar check, with no product to compare against). Text within the fields'
+        # bounds never reaches it.
+        text = self.canonical_lines(text)[: len(TEXT_FIELDS) * MAX_FIELD_CHARS]
         names = sorted(self.names[t] for t in term_ids if t in self.names)
         return f"{text}\n{' '.join(names)}" if names else text
 

@@ -25,6 +25,7 @@ from valuetree.similarity import (
     NOTIFY_SCORE,
     SAME_DOMAIN_FACTOR,
     SHOW_SCORE,
+    TEXT_FIELDS,
     Embedder,
     Glossary,
     Probe,
@@ -415,6 +416,17 @@ class TestDefinitionsBridgeJargon:
         _, definitions = split_definitions(growing.with_definitions("Customer list", {1}))
         assert len(definitions) == MAX_FIELD_CHARS
         assert definitions.startswith(long_name + " " + long_name)
+
+    def test_a_text_written_in_the_glossarys_terms_is_no_longer_than_fields_may_be(self):
+        # A 3-letter synonym of a 199-character name, 5,000 times in a purpose, was
+        # 1 MB to embed: 3.5 s for one similarity check, with nothing to compare to.
+        long_name = " ".join(f"word{i}" for i in range(30))[:199]
+        growing = Glossary([(1, long_name, ["abx"])])
+        bound = len(TEXT_FIELDS) * MAX_FIELD_CHARS
+        probe = Probe(name="abx", purpose="abx " * 5000)
+        assert len(growing.expand(probe.text(), {1})) == bound + 1 + len(long_name)
+        assert len(pooled_text(growing.with_definitions(probe.text(), {1}))) <= bound + 200
+        assert growing.expand("abx list", {1}) == f"{long_name} list\n{long_name}"
 
     def test_words_only_the_definitions_hold_weigh_less(self):
         prepared = prepare(Probe(name="OEE by line", purpose="Per shift"), self.GLOSSARY)
