@@ -482,15 +482,70 @@ class ApiTokenForm(forms.Form):
         self.fields["days"].validators.append(MaxValueValidator(settings.API_TOKEN_MAX_DAYS))
 
 
+def term_forms_text(values: list[str]) -> str:
+    """A term's synonyms (or abbreviations) as its form's box shows them, what
+    :func:`term_forms_values` reads back: ", " between them, one holding a comma, a
+    ";" or a double quote put in double quotes (its quotes doubled), as a CSV row
+    would have it: ``client, "gross; before returns", 6" pipe``."""
+
+    def shown(value: str) -> str:
+        if any(char in value for char in ',;"'):
+            return '"' + value.replace('"', '""') + '"'
+        return value
+
+    return ", ".join(shown(value) for value in values)
+
+
+def term_forms_values(text: str) -> list[str]:
+    """The entries of a synonyms or abbreviations box: split on "," and ";" outside
+    double quotes, each stripped, empty ones dropped. A double quote opening an entry
+    starts a quoted one (``""`` inside is one quote; unclosed, it runs to the end), one
+    anywhere else is kept; text without double quotes splits on every "," and ";", as
+    it always did. Saving a term's form keeps "gross; before returns" one synonym."""
+    entries: list[str] = []
+    current: list[str] = []
+    quoted = False
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if quoted:
+            if char == '"' and text[index + 1 : index + 2] == '"':
+                current.append('"')
+                index += 1
+            elif char == '"':
+                quoted = False
+            else:
+                current.append(char)
+        elif char in ",;":
+            entries.append("".join(current))
+            current = []
+        elif char == '"' and not "".join(current).strip():
+            quoted, current = True, []
+        else:
+            current.append(char)
+        index += 1
+    entries.append("".join(current))
+    return [entry.strip() for entry in entries if entry.strip()]
+
+
+class TermFormsField(forms.CharField):
+    """A box of a term's synonyms or abbreviations: a list (:func:`term_forms_values`)."""
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        return term_forms_values(super().to_python(value))
+
+
 class GlossaryTermForm(forms.Form):
-    """A glossary term; synonyms and abbreviations separated by commas."""
+    """A glossary term; synonyms and abbreviations separated by commas (one holding a
+    comma or ";" in double quotes)."""
 
     name = forms.CharField(max_length=200)
     definition = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
-    synonyms = forms.CharField(
-        required=False, help_text="Other words for it, separated by commas: client, shopper."
+    synonyms = TermFormsField(
+        required=False,
+        help_text='Other words for it, separated by commas: client, shopper, "gross; net".',
     )
-    abbreviations = forms.CharField(required=False, help_text="Separated by commas: SKU, ETA.")
+    abbreviations = TermFormsField(required=False, help_text="Separated by commas: SKU, ETA.")
     domain = forms.ModelChoiceField(
         queryset=Domain.objects.all(),
         required=False,
@@ -509,8 +564,8 @@ class GlossaryTermForm(forms.Form):
         return {
             "name": term.name,
             "definition": term.definition,
-            "synonyms": ", ".join(term.synonyms),
-            "abbreviations": ", ".join(term.abbreviations),
+            "synonyms": term_forms_text(term.synonyms),
+            "abbreviations": term_forms_text(term.abbreviations),
             "domain": term.domain,
             "data_products": list(term.data_products.all()),
         }

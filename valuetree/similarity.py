@@ -617,17 +617,33 @@ class Glossary:
         return "\n".join(self.canonical(line) for line in text.splitlines())
 
     def expand(self, text: str, term_ids: set[int]) -> str:
-        """``text`` as it is embedded: :meth:`canonical` (line by line), followed by
-        the names of the terms ``term_ids`` (those it mentions and those linked)."""
-        text = self.canonical_lines(text)
+        """``text`` as it is embedded: :meth:`canonical` (line by line), at most as
+        long as a probe's fields may be (``len(TEXT_FIELDS) * MAX_FIELD_CHARS``),
+        followed by the names of the terms ``term_ids`` (those it mentions and those
+        linked)."""
+        # Bounded after the rewrite too: a form is rewritten as its term's name, and
+        # 5,000 times a 3-letter synonym of a 199-character name wrote 1 MB from a
+        # 20,000-character purpose; embedding it took 3.5 s of one request (the API's
+        # similar check, with no product to compare against). Text within the fields'
+        # bounds never reaches it.
+        text = self.canonical_lines(text)[: len(TEXT_FIELDS) * MAX_FIELD_CHARS]
         names = sorted(self.names[t] for t in term_ids if t in self.names)
         return f"{text}\n{' '.join(names)}" if names else text
 
     def with_definitions(self, text: str, term_ids: set[int]) -> str:
         """:meth:`expand`, then :data:`DEFINITIONS_MARK` and the definitions of the
-        terms ``term_ids`` in the glossary's own terms (sorted by term; nothing is
-        added when none has a definition). The stored text of a product."""
+        terms ``term_ids`` in the glossary's own terms (sorted by term, their first
+        MAX_FIELD_CHARS characters; nothing is added when none has a definition). The
+        stored text of a product; a line of ``text`` that reads as the mark is dropped,
+        so only this method's mark starts the definitions (:func:`split_definitions`)."""
         expanded = self.expand(text, term_ids)
+        # A line of the product's own text that reads as the mark ("§ glossary
+        # definitions" typed into a purpose) would make the rest of its text count as
+        # definitions: weighed at DEFINITION_WEIGHT and left out of the pooled vector
+        # that finds candidates. It says nothing about the product; it is dropped.
+        mark_line = DEFINITIONS_MARK.strip("\n")
+        if mark_line in expanded:
+            expanded = "\n".join(line for line in expanded.split("\n") if line != mark_line)
         definitions = [
             self.definitions[t].strip()
             for t in sorted(term_ids)
@@ -635,7 +651,13 @@ class Glossary:
         ]
         if not definitions:
             return expanded
-        return expanded + DEFINITIONS_MARK + self.canonical_lines(" ".join(definitions))
+        # Their first MAX_FIELD_CHARS characters, as a field's (Probe), before and after
+        # they are written in the glossary's terms: a definition has no length limit,
+        # and one of 1 MB made every check of a product mentioning its term take 2-3 s;
+        # 6,000 times a 3-letter synonym of a 200-character name wrote 1 MB too. The
+        # default glossary's definitions are 14,477 characters in all.
+        joined = " ".join(definitions)[:MAX_FIELD_CHARS]
+        return expanded + DEFINITIONS_MARK + self.canonical_lines(joined)[:MAX_FIELD_CHARS]
 
     def with_parts(self, term_ids: set[int]) -> set[int]:
         """``term_ids`` with the terms their names are made of ("supplier master

@@ -85,6 +85,18 @@ def zone(name: str) -> ZoneInfo:
         raise ValidationError({"timezone": f"{name!r} is not an IANA time zone name."}) from e
 
 
+def shown_zone(name: str) -> ZoneInfo:
+    """The zone to show a stored schedule's times in: :func:`zone`, or UTC for a name
+    stored before a check refused it ("localtime", valid until is_iana_zone) or one
+    tzdata dropped. For what is only shown (a run's title, a reminder's subject): a
+    run goes ahead and its owners are told to correct the schedule
+    (``selectors.schedule_summary``); never for computing a date."""
+    try:
+        return zone(name)
+    except ValidationError:
+        return ZoneInfo("UTC")
+
+
 def _normalise(text: str) -> str:
     text = (text or "").strip()
     return text[len("RRULE:") :] if text.upper().startswith("RRULE:") else text

@@ -331,7 +331,7 @@ def schedule_run(*, schedule_id: int, run_at: datetime) -> ScheduledRun:
             if run.status == RunStatus.DELIVERING and run.review_id:
                 _queue(deliveries_create(run=run))
             return run
-    local = run_at.astimezone(recurrence.zone(schedule.timezone))
+    local = run_at.astimezone(recurrence.shown_zone(schedule.timezone))
     title = f"Scheduled review {local:%Y-%m-%d}"
     with transaction.atomic():
         # Locked and read again: a task redelivered after its review was made (the
@@ -510,7 +510,7 @@ def _refused(delivery: Delivery) -> str | None:
     delivery was made: the address unsubscribed from the tree's reports, or it is no
     longer one of the schedule's ``recipients`` (its member left the tree or the chosen
     roles, a leader lost read-all, the address was taken off the list, the schedule is
-    gone). A test goes to whoever asked for it; webhooks have no address to check."""
+    gone), or the schedule no longer sends e-mail (an owner moved it to Slack). A test goes to whoever asked for it; webhooks have no address to check."""
     if delivery.channel != Channel.EMAIL or delivery.purpose != DeliveryPurpose.REPORT:
         return None
     tree_id = delivery.review.tree_id
@@ -518,6 +518,8 @@ def _refused(delivery: Delivery) -> str | None:
     if ReportUnsubscribe.objects.filter(tree_id=tree_id, address=address).exists():
         return f"{delivery.recipient} unsubscribed from this tree's reports."
     schedule = ReviewSchedule.objects.filter(tree_id=tree_id).first()
+    if schedule is not None and Channel.EMAIL not in schedule.channels:
+        return "This tree's reports are no longer sent by e-mail."
     if schedule is None or address not in recipients(schedule):
         return f"{delivery.recipient} no longer receives this tree's reports."
     return None
@@ -786,7 +788,7 @@ def reminders_send(*, now: datetime | None = None) -> list[int]:
                 by_owner.setdefault(user_id, []).append(
                     f"- {item['node']['title']}: {', '.join(item['reasons'])}"
                 )
-        when = schedule.next_run_at.astimezone(recurrence.zone(schedule.timezone))
+        when = schedule.next_run_at.astimezone(recurrence.shown_zone(schedule.timezone))
         for user_id, lines in by_owner.items():
             notify(
                 recipients=[user_id],

@@ -905,3 +905,61 @@ def test_rules_with_no_date_are_refused_without_walking_to_the_year_9999(
 def test_rare_rules_keep_their_first_date(rule, starts_on, first):
     parsed = recurrence.parse(rule, starts_on=starts_on, time_of_day=NINE)
     assert parsed.after(dt.datetime.combine(starts_on, NINE), inc=True).date() == first
+
+
+def test_a_schedule_stored_in_localtime_still_runs_and_reminds(
+    tree, addressed, queued, django_capture_on_commit_callbacks
+):
+    """A schedule saved in "localtime" while it was taken (before is_iana_zone refused
+    it): its due run goes ahead, as the claim promises, and the reminders of every
+    schedule still go out; its times are shown in UTC until an owner corrects it, and
+    its page says it cannot be read."""
+    from outcomes.reports.selectors import schedule_summary
+    from valuetree.models import Node, Notification
+
+    goal = node_services.node_create(tree=tree, parent=None, title="Grow revenue")
+    node_services.node_create(tree=tree, parent=goal, title="Old bet", owner=addressed["editor"])
+    Node.objects.filter(tree=tree).update(created_at=utc(2025, 1, 1))
+    schedule = schedule_for(tree, addressed, reminder_days=3)
+    ReviewSchedule.objects.filter(pk=schedule.pk).update(timezone="localtime")
+    assert services.reminders_send(now=utc(2026, 3, 20, 9)) == [schedule.pk]
+    notice = Notification.objects.get(recipient=addressed["editor"])
+    assert "on 2026-03-23 08:00" in notice.subject
+    assert services.schedules_claim_due(now=utc(2026, 3, 23, 8, 1)) == [
+        (schedule.pk, utc(2026, 3, 23, 8).isoformat())
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.schedule_run(schedule_id=schedule.pk, run_at=utc(2026, 3, 23, 8))
+    assert run.status == RunStatus.DELIVERING
+    assert run.review.title == "Scheduled review 2026-03-23"
+    assert len(queued) == 3
+    schedule.refresh_from_db()
+    assert schedule.next_run_at is None
+    assert schedule_summary(schedule)["words"].startswith("This schedule cannot be read")
+
+
+def test_no_report_is_resent_or_retried_by_e_mail_once_the_schedule_stops_e_mailing(
+    tree, addressed, delivery
+):
+    """An owner who moves the tree's reports from e-mail to Slack expects no more
+    e-mail: a retry still queued, or a "Resend" of an older review, went to the same
+    addresses as long as they stayed recipients of the schedule's roles."""
+    url = "https://hooks.slack.com/services/T000/B000/secretsecretsecret"
+    schedule_for(
+        tree,
+        addressed,
+        extra_addresses=[],
+        recipient_roles=["owner"],
+        channels=["slack"],
+        slack_webhook=url,
+    )
+    Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.RETRYING)
+    assert services.delivery_send(delivery_id=delivery.pk, final_attempt=False) == "failed"
+    delivery.refresh_from_db()
+    assert delivery.error == "This tree's reports are no longer sent by e-mail."
+    with pytest.raises(ValidationError) as refusal:
+        services.delivery_resend(delivery=delivery, by=addressed["owner"])
+    assert refusal.value.message_dict == {
+        "recipient": ["This tree's reports are no longer sent by e-mail."]
+    }
+    assert mail.outbox == []

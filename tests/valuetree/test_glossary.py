@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils.html import escape
 from rest_framework.test import APIClient
 
 from valuetree import services, standards
@@ -588,6 +589,46 @@ class TestPages:
         assert GlossaryTerm.objects.get().synonyms == ["instrument"]
         assert login("owner").post(f"/glossary/{term.slug}/delete/").status_code == 302
         assert not GlossaryTerm.objects.exists()
+
+    def test_saving_a_terms_form_keeps_a_synonym_holding_a_comma_or_semicolon(
+        self, login, lab_product, domains
+    ):
+        # The CSV keeps "gross; before returns" whole; the edit form showed it as
+        # "gross; before returns, net" and saving split it on the ";" (and on ",").
+        synonyms = ["gross; before returns", "sales, net", '6" pipe', "turnover"]
+        term = services.glossary_term_create(
+            name="revenue", synonyms=synonyms, domain=domains["lab"]
+        )
+        owner = login("owner")
+        page = owner.get(f"/glossary/{term.slug}/edit/").content.decode()
+        shown = '"gross; before returns", "sales, net", "6"" pipe", turnover'
+        assert f'value="{escape(shown)}"' in page
+        response = owner.post(
+            f"/glossary/{term.slug}/edit/",
+            {"name": "revenue", "definition": "Money in.", "synonyms": shown, "domain": "lab"},
+        )
+        assert response.status_code == 302
+        assert GlossaryTerm.objects.get().synonyms == synonyms
+
+    @pytest.mark.parametrize(
+        ("typed", "read"),
+        [
+            ("client; shopper, buyer", ["client", "shopper", "buyer"]),
+            ('"gross; net", client', ["gross; net", "client"]),
+            ('  "a, b"  ;c', ["a, b", "c"]),
+            ('"unclosed, to the end', ["unclosed, to the end"]),
+            ('""', []),
+            ('"', []),
+            (";,;", []),
+            ('6" pipe, tube', ['6" pipe', "tube"]),
+            ('"say ""hi""", x', ['say "hi"', "x"]),
+        ],
+    )
+    def test_a_forms_box_reads_as_its_form_writes_it(self, typed, read):
+        from valuetree.forms import term_forms_text, term_forms_values
+
+        assert term_forms_values(typed) == read
+        assert term_forms_values(term_forms_text(read)) == read
 
     def test_export_downloads_csv(self, login, terms):
         response = login("viewer").get("/glossary/export/?as=csv")

@@ -26,6 +26,7 @@ from valuetree.similarity import (
     NOTIFY_SCORE,
     SAME_DOMAIN_FACTOR,
     SHOW_SCORE,
+    TEXT_FIELDS,
     Embedder,
     Glossary,
     Probe,
@@ -391,6 +392,49 @@ class TestDefinitionsBridgeJargon:
         # No term, or terms without a definition: nothing is added.
         assert self.GLOSSARY.with_definitions("Sales", set()) == "Sales"
         assert Glossary([(3, "sku", [])]).with_definitions("SKU list", {3}) == "sku list\nsku"
+
+    def test_a_line_of_the_products_own_reading_as_the_mark_starts_no_definitions(self):
+        # Typed into a purpose, the mark's line made the rest of the product's own text
+        # (here "refunds ledger", and the term names) count as definitions: at
+        # DEFINITION_WEIGHT and out of the pooled vector that finds candidates.
+        typed = "OEE by line\n  §  glossary   definitions \nrefunds ledger"
+        own, definitions = split_definitions(self.GLOSSARY.with_definitions(typed, {1}))
+        assert own == "overall equipment effectiveness by line\nrefunds ledger\n" + (
+            "overall equipment effectiveness"
+        )
+        assert definitions == self.GLOSSARY.definitions[1]
+        bare = Glossary([(3, "sku", [])]).with_definitions(typed, {3})
+        assert split_definitions(bare) == (bare, "")
+        assert "refunds ledger" in pooled_text(bare)
+
+    def test_definitions_are_read_to_the_length_of_a_field(self):
+        # A definition has no length limit: 1 MB of it made every similarity check of
+        # a product mentioning the term take 2-3 s.
+        huge = Glossary([(1, "customer", [])], definitions={1: "buys goods " * 100_000})
+        own, definitions = split_definitions(huge.with_definitions("Customer list", {1}))
+        assert own == "customer list\ncustomer"
+        assert len(definitions) == MAX_FIELD_CHARS
+        assert definitions.startswith("buys goods buys goods")
+        # Nor grow past it when written in the glossary's terms: 6,000 times a synonym
+        # of a 199-character name was 1 MB of definitions, 2 s a check.
+        long_name = " ".join(f"word{i}" for i in range(30))[:199]
+        growing = Glossary(
+            [(1, "customer", []), (2, long_name, ["abx"])], definitions={1: "abx " * 6000}
+        )
+        _, definitions = split_definitions(growing.with_definitions("Customer list", {1}))
+        assert len(definitions) == MAX_FIELD_CHARS
+        assert definitions.startswith(long_name + " " + long_name)
+
+    def test_a_text_written_in_the_glossarys_terms_is_no_longer_than_fields_may_be(self):
+        # A 3-letter synonym of a 199-character name, 5,000 times in a purpose, was
+        # 1 MB to embed: 3.5 s for one similarity check, with nothing to compare to.
+        long_name = " ".join(f"word{i}" for i in range(30))[:199]
+        growing = Glossary([(1, long_name, ["abx"])])
+        bound = len(TEXT_FIELDS) * MAX_FIELD_CHARS
+        probe = Probe(name="abx", purpose="abx " * 5000)
+        assert len(growing.expand(probe.text(), {1})) == bound + 1 + len(long_name)
+        assert len(pooled_text(growing.with_definitions(probe.text(), {1}))) <= bound + 200
+        assert growing.expand("abx list", {1}) == f"{long_name} list\n{long_name}"
 
     def test_words_only_the_definitions_hold_weigh_less(self):
         prepared = prepare(Probe(name="OEE by line", purpose="Per shift"), self.GLOSSARY)
