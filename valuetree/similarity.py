@@ -78,14 +78,19 @@ does not, and the two terms are siblings — they share a word or their embeddin
 are close (:func:`contrasting_terms`: "Days payable outstanding" against "Days sales
 outstanding", "30-day readmissions" against "Hospital admissions") — the names say
 they are different things in the company's vocabulary, however close their word
-vectors: the score is halved (``CONTRAST_FACTOR``) and capped at ``CONTRAST_CAP``
-(0.39), "related" and never "very likely", and the reason names both terms. On the
+vectors: the score is capped at ``CONTRAST_CAP`` (0.39), "related" and never "very
+likely", and the reason names both terms. On the
 hard catalogue the cap took the highest non-twin from 0.686 to 0.39 with every
 twin's rank unchanged. With the 253-term glossary almost any two names mention
 different terms, so unrelated ones ("nurse" / "sickness absence") no longer count
-(they capped twins), and halving lets a twin scored under the cap still rank above
-its sibling distractor (days sales outstanding's twin now beats days payable
-outstanding). Two terms one of which is defined with the other are an entity and
+(they capped twins). Until session 15 the score was also halved, so a twin under
+the cap ranked above its sibling distractor; with the same-domain factor (below),
+which lowers most sibling distractors, and a 671-term glossary, in which new
+sibling terms set some twins apart ("POD events" / "Doorstep handover confirmations
+for web orders": shipment / sales order), halving cost more than it gave: without it
+the twins ranked first went from 20 to 21 of 22 on main + hard and those in the top
+3 from 18 to 19 of 22 (main + b17) and 16 to 18 of 18 (c19), every other figure and
+every highest non-twin unchanged. Two terms one of which is defined with the other are an entity and
 its event, not alternatives, and do not contrast (:meth:`Glossary.related`:
 "hospital admission" is defined as a patient's, so "Patient admissions" against
 "Inpatient stays" went from 0.20 to 0.70; the four bench catalogues' rankings were
@@ -195,10 +200,8 @@ RAW_CEILING = 0.9
 SHOW_SCORE = 0.1
 NOTIFY_SCORE = 0.4
 # The most a product whose name names other glossary terms than the draft's may
-# score (see contrasting_terms): still shown as related, never "very likely the same";
-# its score is first multiplied by CONTRAST_FACTOR (evidence against lowers it).
+# score (see contrasting_terms): still shown as related, never "very likely the same".
 CONTRAST_CAP = 0.39
-CONTRAST_FACTOR = 0.5
 # A candidate of the draft's own domain has its score multiplied by this (see "Same
 # domain" in the module docstring): the check exists to find what another domain's
 # team builds, and a domain's products share its vocabulary.
@@ -1038,7 +1041,7 @@ def compare(
     score = combine(meaning=meaning, words=words, glossary=term_share)
     contrast = contrasting_terms(draft.fields["name"], other.fields["name"], glossary)
     if contrast:
-        score = min(score * CONTRAST_FACTOR, CONTRAST_CAP)
+        score = min(score, CONTRAST_CAP)
     if same_domain:
         score *= SAME_DOMAIN_FACTOR
     signals = {

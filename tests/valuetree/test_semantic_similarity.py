@@ -33,6 +33,7 @@ from valuetree.similarity import (
     _definition_only,
     _field_weights,
     _usage_only,
+    combine,
     compare,
     contrasting_terms,
     embedder,
@@ -505,6 +506,16 @@ class TestNamesThatContrast:
             "names different glossary terms: days sales outstanding / days payable outstanding"
             in match.reasons
         )
+
+    def test_a_contrast_under_the_cap_keeps_its_score_so_ranks_hold(self, payables):
+        # Evidence against caps the score; below the cap it changes nothing (it used
+        # to halve it, which pushed twins set apart by a new sibling term down).
+        draft = Probe(name="Days sales outstanding", purpose="Parcels scanned at each depot gate.")
+        [match] = similar_products(draft, limit=1, min_score=0)
+        assert match.signals["contrast"] == 1.0
+        unopposed = combine(**{k: match.signals[k] for k in ("meaning", "words", "glossary")})
+        assert 0.5 * CONTRAST_CAP < unopposed < CONTRAST_CAP
+        assert match.score == pytest.approx(unopposed, abs=2e-3)
 
     def test_the_same_term_in_other_words_is_not_capped(self, payables):
         draft = Probe(
